@@ -1,0 +1,34 @@
+# make demo: the main job on the bundled models and real sample data.
+# make test: lint, format check and the whole test suite.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export QT_QPA_PLATFORM ?= offscreen
+
+.PHONY: setup data test lint format build demo clean
+
+setup:
+	@bash scripts/setup.sh
+
+data: setup
+	@$(VENV)/bin/msgfm data fetch
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: setup
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+test: lint data
+	$(PY) -m pytest
+
+build: setup
+	$(PY) build.py
+
+demo: data build
+	@bash scripts/demo.sh
+
+clean:
+	rm -rf dist build demo_output .pytest_cache .ruff_cache .qgis-settings

@@ -1,0 +1,120 @@
+"""msgfm:modelinfo — report what an msGFM ONNX model expects and produces."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from qgis.core import (
+    QgsProcessingException,
+    QgsProcessingOutputString,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterFileDestination,
+)
+
+from ..backend_loader import backend_module
+from ..dependencies import require_onnxruntime
+from .base import GROUP_ANALYSIS, MsgfmAlgorithm
+
+
+class ModelInfoAlgorithm(MsgfmAlgorithm):
+    NAME = "modelinfo"
+    DISPLAY_NAME = "Model information"
+    GROUP = GROUP_ANALYSIS
+    HELP = (
+        "Shows what an msGFM model (.onnx) was trained for and what it needs: its task, the sensors "
+        "and bands of each input (in order), the tile size, the output classes or bands, the data "
+        "it was trained on and its evaluation metrics.\n\n"
+        "Use it before running a model you received, to see which layers and bands to give it. "
+        "Optionally writes the full metadata to a JSON file."
+    )
+
+    MODEL = "MODEL"
+    OUTPUT = "OUTPUT"
+    METADATA = "METADATA"
+    TASK = "TASK"
+    MODEL_NAME = "MODEL_NAME"
+
+    def initAlgorithm(self, config=None):
+        self.addParameter(
+            QgsProcessingParameterFile(
+                self.MODEL,
+                "msGFM model (.onnx)",
+                behavior=QgsProcessingParameterFile.File,
+                extension="onnx",
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterFileDestination(
+                self.OUTPUT,
+                "Model metadata (JSON)",
+                fileFilter="JSON files (*.json)",
+                optional=True,
+                createByDefault=False,
+            )
+        )
+        self.addOutput(QgsProcessingOutputString(self.METADATA, "Model metadata (JSON text)"))
+        self.addOutput(QgsProcessingOutputString(self.TASK, "Task"))
+        self.addOutput(QgsProcessingOutputString(self.MODEL_NAME, "Model name"))
+
+    def processAlgorithm(self, parameters, context, feedback):
+        model_path = self.parameterAsFile(parameters, self.MODEL, context)
+        if not model_path:
+            raise QgsProcessingException("Choose an msGFM model file (.onnx) for 'msGFM model'.")
+        require_onnxruntime()
+        schema = backend_module("export.schema")
+        try:
+            metadata = schema.read_model_metadata(model_path)
+        except (schema.ModelFileError, schema.ModelMetadataError) as exc:
+            raise QgsProcessingException(f"Cannot use '{model_path}': {exc}") from None
+
+        for line in describe(metadata):
+            feedback.pushInfo(line)
+        text = json.dumps(metadata.to_dict(), indent=2)
+        results = {
+            self.METADATA: text,
+            self.TASK: metadata.task,
+            self.MODEL_NAME: metadata.model_name,
+        }
+        destination = self.parameterAsFileOutput(parameters, self.OUTPUT, context)
+        if destination:
+            write_text_atomically(Path(destination), text + "\n")
+            results[self.OUTPUT] = destination
+        return results
+
+
+def describe(metadata) -> list:
+    """Human-readable lines about a model, for the Processing log."""
+    lines = [
+        f"Model: {metadata.model_name} {metadata.model_version} (task: {metadata.task})",
+        f"Tile size: {metadata.tile_size} px, default overlap {metadata.default_overlap:.0%}",
+    ]
+    for spec in metadata.inputs:
+        resolution = f" at {spec.resolution_m:g} m" if spec.resolution_m else ""
+        lines.append(
+            f"Input '{spec.name}': sensor {spec.sensor}, {len(spec.bands)} bands "
+            f"({', '.join(spec.bands)}){resolution}"
+        )
+    for spec in metadata.outputs:
+        detail = ", ".join(c.name for c in spec.classes) if spec.classes else ", ".join(spec.bands)
+        lines.append(f"Output '{spec.name}': {spec.kind} ({detail})")
+    if metadata.trained_on:
+        lines.append(f"Trained on: {metadata.trained_on}")
+    for name, value in sorted(metadata.metrics.items()):
+        lines.append(f"Metric {name}: {value}")
+    return lines
+
+
+def write_text_atomically(path: Path, text: str) -> None:
+    """Write ``text`` to a temporary file beside ``path`` and rename it into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", dir=str(path.parent))
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(text)
+        os.replace(temp_name, path)
+    except BaseException:
+        Path(temp_name).unlink(missing_ok=True)
+        raise

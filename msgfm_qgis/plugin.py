@@ -1,0 +1,28 @@
+"""The QGIS plugin object: registers the msGFM Processing provider."""
+
+from __future__ import annotations
+
+from qgis.core import QgsApplication
+
+from .provider import MsgfmProvider
+
+
+class MsgfmPlugin:
+    """Registers the provider at start-up (desktop and qgis_process alike) and removes it on unload."""
+
+    def __init__(self, iface):
+        self.iface = iface  # None under qgis_process
+        self.provider = None
+
+    def initProcessing(self):
+        if self.provider is None:
+            self.provider = MsgfmProvider()
+            QgsApplication.processingRegistry().addProvider(self.provider)
+
+    def initGui(self):
+        self.initProcessing()
+
+    def unload(self):
+        if self.provider is not None:
+            QgsApplication.processingRegistry().removeProvider(self.provider)
+            self.provider = None

