@@ -321,7 +321,7 @@ def _apt_download(package: SamplePackage, scratch_dir: Path) -> None:
     if shutil.which("apt-get") is None:
         raise DownloadError(
             f"{package.requirement} is a Debian package and apt-get is not available here. "
-            f"Download {package.archive} from https://packages.debian.org/ (any mirror) into "
+            f"Fetch {package.archive} on a Debian 12 machine (`apt-get download`) into "
             f"the cache's {DOWNLOADS_DIRNAME}/ folder and run `msgfm data fetch` again. "
             + _offline_advice()
         )
