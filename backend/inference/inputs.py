@@ -1,0 +1,273 @@
+"""Input rasters: which sensor each one is, checking them against the model, reading them on one grid.
+
+The first input is the reference grid: the output has its CRS, transform and size. Every other input
+is read through a ``WarpedVRT`` onto that grid when its grid differs (bilinear for continuous values,
+nearest for categorical rasters), so a SAR scene in another projection, or a coarse DEM, lines up
+pixel for pixel with the reference. Areas an input does not cover read as nodata.
+"""
+
+from __future__ import annotations
+
+import re
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from ..export.schema import InputSpec, ModelMetadata
+from .errors import InputMismatchError, NoOverlapError
+
+_BAND_LIST = re.compile(r"^\d+(,\d+)*$")
+
+
+@dataclass
+class RasterInput:
+    """One input raster of a run.
+
+    Attributes:
+        sensor: the model input it feeds (``s2``, ``sar``, ``rgb``, ``dsm``...).
+        path: the raster file (anything GDAL opens).
+        bands: 1-based band indexes to use, in the model's band order; all bands when None.
+        categorical: resample with nearest neighbour instead of bilinear when the raster is warped;
+            when None, rasters with a colour table count as categorical.
+    """
+
+    sensor: str
+    path: Union[str, Path]
+    bands: Optional[List[int]] = None
+    categorical: Optional[bool] = None
+
+    def describe(self) -> str:
+        return f"input '{self.sensor}' ({Path(self.path).name})"
+
+
+def parse_input(text: str) -> RasterInput:
+    """Parse ``SENSOR=PATH[:b1,b2,...]`` (bands 1-based), as given to ``msgfm predict --input``.
+
+    A colon followed by anything but a band list stays part of the path (``C:\\data\\s2.tif``).
+    """
+    sensor, sep, rest = text.partition("=")
+    if not sep or not sensor.strip() or not rest:
+        raise InputMismatchError(
+            f"cannot read input {text!r}: write it as SENSOR=PATH or SENSOR=PATH:1,2,3 "
+            "(e.g. s2=scene.tif:2,3,4)"
+        )
+    path, bands = rest, None
+    head, colon, tail = rest.rpartition(":")
+    if colon and head and _BAND_LIST.match(tail):
+        path, bands = head, [int(b) for b in tail.split(",")]
+    return RasterInput(sensor=sensor.strip(), path=path, bands=bands)
+
+
+@dataclass(frozen=True)
+class ReferenceGrid:
+    """The grid every input is read on and every output is written on."""
+
+    crs: Any  # rasterio.crs.CRS or None
+    transform: Any  # affine.Affine
+    width: int
+    height: int
+    nodata: Optional[float]
+    dtype: str
+
+
+class OpenedInput:
+    """An input raster opened for reading strips of the reference grid."""
+
+    def __init__(
+        self,
+        raster: RasterInput,
+        spec: InputSpec,
+        dataset: Any,
+        reader: Any,
+        alpha_band: Optional[int] = None,
+    ):
+        self.raster = raster
+        self.spec = spec
+        self.dataset = dataset  # kept alive while the reader (a WarpedVRT) uses it
+        self.reader = reader
+        self.alpha_band = alpha_band
+        self.indexes = list(raster.bands) if raster.bands else list(range(1, dataset.count + 1))
+
+    def read_rows(self, row_off: int, height: int, width: int) -> Tuple[np.ndarray, np.ndarray]:
+        """Read rows ``[row_off, row_off + height)`` of the reference grid.
+
+        Returns:
+            values (bands, height, width) float32 and valid (height, width) bool: a pixel is valid
+            where every band is unmasked and finite.
+        """
+        from rasterio.windows import Window
+
+        window = Window(0, row_off, width, height)
+        values = self.reader.read(self.indexes, window=window, out_dtype="float32")
+        if self.alpha_band is not None:
+            valid = self.reader.read(self.alpha_band, window=window) > 0
+        else:
+            valid = np.all(self.reader.read_masks(self.indexes, window=window) > 0, axis=0)
+        return values, valid & np.all(np.isfinite(values), axis=0)
+
+
+def open_inputs(
+    rasters: Sequence[RasterInput], metadata: ModelMetadata, stack: ExitStack
+) -> Tuple[ReferenceGrid, List[OpenedInput]]:
+    """Open, check and align ``rasters`` for ``metadata``'s model; files close with ``stack``.
+
+    Returns:
+        The reference grid (first raster) and one opened input per model input, in the model's
+        input order.
+
+    Raises:
+        InputMismatchError: a sensor is missing, unknown or given twice; a raster cannot be opened,
+            has the wrong number of bands or no georeferencing.
+        NoOverlapError: a raster does not overlap the reference raster.
+    """
+    import rasterio
+
+    if not rasters:
+        raise InputMismatchError(
+            f"no input raster given: the model takes {', '.join(metadata.sensors)}"
+        )
+    _check_sensors(rasters, metadata)
+    opened = {}
+    grid = None
+    for raster in rasters:
+        try:
+            dataset = stack.enter_context(rasterio.open(raster.path))
+        except Exception as exc:  # rasterio raises RasterioIOError and friends
+            raise InputMismatchError(
+                f"{raster.describe()}: cannot open {raster.path} ({exc}); choose a raster file "
+                "GDAL can read"
+            ) from None
+        spec = metadata.input(raster.sensor)
+        _check_bands(raster, spec, dataset)
+        if grid is None:
+            grid = ReferenceGrid(
+                crs=dataset.crs,
+                transform=dataset.transform,
+                width=dataset.width,
+                height=dataset.height,
+                nodata=dataset.nodata,
+                dtype=dataset.dtypes[0],
+            )
+            reader, alpha_band = dataset, None
+        else:
+            reader, alpha_band = _aligned_reader(raster, dataset, grid, stack)
+        opened[raster.sensor] = OpenedInput(raster, spec, dataset, reader, alpha_band)
+    assert grid is not None
+    return grid, [opened[spec.sensor] for spec in metadata.inputs]
+
+
+def _check_sensors(rasters: Sequence[RasterInput], metadata: ModelMetadata) -> None:
+    expected = metadata.sensors
+    given = [r.sensor for r in rasters]
+    for raster in rasters:
+        if raster.sensor not in expected:
+            raise InputMismatchError(
+                f"{raster.describe()}: the model '{metadata.model_name}' has no '{raster.sensor}' "
+                f"input; it takes {', '.join(expected)}"
+            )
+        if given.count(raster.sensor) > 1:
+            raise InputMismatchError(f"sensor '{raster.sensor}' is given more than once")
+    missing = [s for s in expected if s not in given]
+    if missing:
+        raise InputMismatchError(
+            f"the model '{metadata.model_name}' also needs {', '.join(missing)} input(s): give "
+            f"one raster per sensor ({', '.join(expected)})"
+        )
+
+
+def _check_bands(raster: RasterInput, spec: InputSpec, dataset: Any) -> None:
+    expected = len(spec.bands)
+    names = ", ".join(spec.bands)
+    if raster.bands is not None:
+        bad = [b for b in raster.bands if not 1 <= b <= dataset.count]
+        if bad:
+            raise InputMismatchError(
+                f"{raster.describe()}: band(s) {bad} do not exist; the raster has bands 1 to "
+                f"{dataset.count}"
+            )
+        if len(raster.bands) != expected:
+            raise InputMismatchError(
+                f"{raster.describe()}: {len(raster.bands)} band(s) chosen but the model expects "
+                f"{expected} ({names}); choose {expected} bands in that order"
+            )
+    elif dataset.count != expected:
+        raise InputMismatchError(
+            f"{raster.describe()}: the raster has {dataset.count} band(s) but the model expects "
+            f"{expected} ({names}); choose the bands in that order (SENSOR=PATH:1,2,...)"
+        )
+
+
+def _same_grid(dataset: Any, grid: ReferenceGrid) -> bool:
+    return (
+        dataset.crs == grid.crs
+        and dataset.width == grid.width
+        and dataset.height == grid.height
+        and dataset.transform.almost_equals(grid.transform)
+    )
+
+
+def _aligned_reader(
+    raster: RasterInput, dataset: Any, grid: ReferenceGrid, stack: ExitStack
+) -> Any:
+    from rasterio.enums import Resampling
+    from rasterio.vrt import WarpedVRT
+
+    if _same_grid(dataset, grid):
+        return dataset
+    if dataset.crs is None or grid.crs is None:
+        raise InputMismatchError(
+            f"{raster.describe()}: it is on another grid than the first input and "
+            f"{'it' if dataset.crs is None else 'the first input'} has no coordinate reference "
+            "system; assign one (e.g. in QGIS or with gdal_edit.py -a_srs) or resample it onto "
+            "the first input's grid"
+        )
+    _check_overlap(raster, dataset, grid)
+    categorical = raster.categorical
+    if categorical is None:
+        categorical = _has_colormap(dataset)
+    resampling = Resampling.nearest if categorical else Resampling.bilinear
+    warp = {
+        "crs": grid.crs,
+        "transform": grid.transform,
+        "width": grid.width,
+        "height": grid.height,
+        "resampling": resampling,
+    }
+    if dataset.nodata is not None:
+        # Outside the source and at its nodata pixels the warped raster holds the nodata value.
+        vrt = WarpedVRT(dataset, src_nodata=dataset.nodata, nodata=dataset.nodata, **warp)
+        return stack.enter_context(vrt), None
+    # Without nodata, an alpha band marks where the source covers the grid. rasterio reports such
+    # a VRT's band masks as all valid, so the alpha band itself is read.
+    vrt = stack.enter_context(WarpedVRT(dataset, add_alpha=True, **warp))
+    return vrt, vrt.count
+
+
+def _has_colormap(dataset: Any) -> bool:
+    try:
+        dataset.colormap(1)
+    except ValueError:  # rasterio: "NULL color table"
+        return False
+    return True
+
+
+def _check_overlap(raster: RasterInput, dataset: Any, grid: ReferenceGrid) -> None:
+    from rasterio.transform import array_bounds
+    from rasterio.warp import transform_bounds
+
+    try:
+        left, bottom, right, top = transform_bounds(dataset.crs, grid.crs, *dataset.bounds)
+    except Exception as exc:  # the raster's extent cannot be expressed in the reference CRS
+        raise NoOverlapError(
+            f"{raster.describe()}: its extent cannot be transformed to the first input's CRS "
+            f"({exc}); it does not cover the same area"
+        ) from None
+    ref_left, ref_bottom, ref_right, ref_top = array_bounds(grid.height, grid.width, grid.transform)
+    if left >= ref_right or right <= ref_left or bottom >= ref_top or top <= ref_bottom:
+        raise NoOverlapError(
+            f"{raster.describe()}: it does not overlap the first input (the reference grid); "
+            "choose rasters that cover the same area"
+        )

