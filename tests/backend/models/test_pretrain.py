@@ -1,0 +1,180 @@
+"""Cross-sensor masked image modelling: masks, cross/self routing, loss, heterogeneous steps."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from backend.models.config import ModelConfig, get_config
+from backend.models.masking import BlockMaskGenerator
+from backend.models.pretrain import MsGFMPretrainModel, SubBatch, masked_l1_per_sample
+
+
+def _config(**changes) -> ModelConfig:
+    return ModelConfig(**{**get_config("small").to_dict(), **changes})
+
+
+def _tiny_config(**changes) -> ModelConfig:
+    # Routing statistics do not depend on the model's size: a tiny encoder keeps many draws fast.
+    tiny = dict(embed_dim=16, depths=[1, 1, 1, 1], num_heads=[1, 1, 2, 4], num_experts=2)
+    tiny["moe_layers"] = None  # the default placement for these depths
+    return _config(**{**tiny, **changes})
+
+
+@pytest.fixture(scope="module")
+def pairs(bigearthnet_pairs):
+    return {k: torch.from_numpy(v) for k, v in bigearthnet_pairs.items()}
+
+
+def _decoder_calls(model: MsGFMPretrainModel):
+    calls = []
+    for name, decoder in model.decoders.items():
+        decoder.register_forward_hook(lambda m, i, o, name=name: calls.append((name, o)))
+    return calls
+
+
+def test_block_masks_have_the_ratio_and_32px_aligned_layout():
+    torch.manual_seed(0)
+    generator = BlockMaskGenerator(mask_patch_size=32, patch_size=4, mask_ratio=0.6)
+    masks = generator(500, 192, 192)
+    assert masks.shape == (500, 6, 6) and masks.dtype == torch.bool
+    assert (masks.sum(dim=(1, 2)) == round(0.6 * 36)).all()  # 22 of 36 blocks in every image
+    # Uniform over positions: each block is masked in ~60 % of images (binomial, 500 draws).
+    frequency = masks.float().mean(0)
+    assert (frequency - 22 / 36).abs().max() < 0.1
+    assert len({tuple(m.flatten().tolist()) for m in masks}) > 490  # masks differ per image
+
+    pixels = generator.to_pixels(masks[:4])
+    tokens = generator.to_tokens(masks[:4])
+    assert pixels.shape == (4, 192, 192) and tokens.shape == (4, 48, 48)
+    blocks = pixels.reshape(4, 6, 32, 6, 32)
+    assert (blocks.all(dim=(2, 4)) == masks[:4]).all()  # every 32x32 block entirely masked or not
+    assert (blocks.any(dim=(2, 4)) == masks[:4]).all()
+    assert (tokens.reshape(4, 6, 8, 6, 8).all(dim=(2, 4)) == masks[:4]).all()
+    with pytest.raises(ValueError, match="multiple of the mask patch size 32"):
+        generator(1, 100, 96)
+
+
+def test_paired_samples_go_cross_sensor_about_p_cross_of_the_time(pairs):
+    # The six real pairs, cut into 64 px crops and repeated: 24 paired samples per step.
+    s2 = pairs["s2"][:, :, :64, :64].repeat(4, 1, 1, 1)
+    sar = pairs["sar"][:, :, :64, :64].repeat(4, 1, 1, 1)
+    for p_cross in (0.5, 0.2):
+        torch.manual_seed(0)
+        model = MsGFMPretrainModel(_tiny_config(p_cross=p_cross))
+        calls = _decoder_calls(model)
+        cross = total = 0
+        with torch.no_grad():
+            for _ in range(10):
+                output = model([SubBatch("s2", s2, "sar", sar)])
+                sar_rows = sum(o.shape[0] for name, o in calls if name == "sar")
+                s2_rows = sum(o.shape[0] for name, o in calls if name == "s2")
+                assert sar_rows + s2_rows == 24
+                assert sar_rows == round(output.cross_fraction * 24)
+                cross += sar_rows
+                total += 24
+                calls.clear()
+        # 240 Bernoulli(p) draws: 4 standard deviations is 0.13 at p = 0.5.
+        bound = 4 * (p_cross * (1 - p_cross) / total) ** 0.5
+        assert abs(cross / total - p_cross) < bound, (p_cross, cross / total)
+
+
+def test_unpaired_samples_always_reconstruct_themselves(pairs, rgb_crops):
+    torch.manual_seed(0)
+    model = MsGFMPretrainModel(_tiny_config(p_cross=1.0))
+    calls = _decoder_calls(model)
+    with torch.no_grad():
+        for _ in range(5):
+            output = model(
+                [SubBatch("s2", pairs["s2"]), SubBatch("rgb", torch.from_numpy(rgb_crops))]
+            )
+            assert output.cross_fraction == 0.0 and output.num_paired == 0
+    assert {name for name, _ in calls} == {"s2", "rgb"}
+    assert all(o.shape[1] == {"s2": 12, "rgb": 3}[name] for name, o in calls)
+
+
+def test_cross_reconstruction_is_scored_against_the_partner_image(pairs):
+    torch.manual_seed(0)
+    model = MsGFMPretrainModel(_config(p_cross=1.0))
+    calls = _decoder_calls(model)
+    torch.manual_seed(5)
+    output = model([SubBatch("s2", pairs["s2"], "sar", pairs["sar"])])
+    assert output.cross_fraction == 1.0 and [name for name, _ in calls] == ["sar"]
+    # Replay the same RNG draws to get the masks, then score the SAR prediction by hand.
+    torch.manual_seed(5)
+    block_mask = model.mask_generator(6, 96, 96)
+    pixel_mask = model.mask_generator.to_pixels(block_mask)
+    prediction = calls[0][1]
+    expected = masked_l1_per_sample(prediction, pairs["sar"], pixel_mask).mean()
+    torch.testing.assert_close(output.l1, expected)
+    # Only masked pixels count: changing the target where unmasked changes nothing.
+    changed = pairs["sar"].clone()
+    changed[~pixel_mask.unsqueeze(1).expand_as(changed)] += 100.0
+    torch.testing.assert_close(
+        masked_l1_per_sample(prediction, changed, pixel_mask).mean(), expected
+    )
+
+
+def test_heterogeneous_step_on_real_data_learns(pairs, rgb_crops, dsm_crops):
+    torch.manual_seed(0)
+    model = MsGFMPretrainModel(get_config("small"))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3)
+    batch = [
+        SubBatch("s2", pairs["s2"], "sar", pairs["sar"]),
+        SubBatch("rgb", torch.from_numpy(rgb_crops)),
+        SubBatch("dsm", torch.from_numpy(dsm_crops)),
+    ]
+
+    def fixed_mask_l1() -> float:
+        # The same masks and cross/self draws before and after training.
+        state = torch.get_rng_state()
+        torch.manual_seed(123)
+        with torch.no_grad():
+            l1 = float(model(batch).l1)
+        torch.set_rng_state(state)
+        return l1
+
+    before = fixed_mask_l1()
+    for _ in range(8):
+        output = model(batch)
+        optimizer.zero_grad()
+        output.loss.backward()
+        optimizer.step()
+        assert torch.isfinite(output.loss)
+    assert set(output.per_sensor_loss) == {"s2", "rgb", "dsm"}
+    assert len(output.expert_load) == 2 and len(output.expert_load[0]) == 4
+    after = fixed_mask_l1()
+    # Same masks, same data: without learning the ratio would be exactly 1 (seen: 0.88-0.92).
+    assert after < 0.95 * before, (before, after)
+
+
+def test_same_seed_same_step_and_unknown_sensors_are_refused(pairs):
+    torch.manual_seed(0)
+    model = MsGFMPretrainModel(get_config("small"))
+    batch = [SubBatch("sar", pairs["sar"], "s2", pairs["s2"])]
+    torch.manual_seed(3)
+    first = model(batch)
+    torch.manual_seed(3)
+    second = model(batch)
+    assert first.cross_fraction == second.cross_fraction
+    torch.testing.assert_close(first.loss, second.loss)
+
+    with pytest.raises(KeyError, match="'pan' is not a sensor of this model"):
+        model([SubBatch("pan", torch.zeros(1, 1, 96, 96))])
+    with pytest.raises(ValueError, match="co-registered on the same grid"):
+        model([SubBatch("s2", pairs["s2"], "sar", pairs["sar"][:, :, :64, :64])])
+    with pytest.raises(ValueError, match="at least one sub-batch"):
+        model([])
+
+
+def test_bf16_autocast_step_runs(pairs):
+    # The trainer uses bf16 autocast on CUDA; CPU autocast exercises the same mixed-dtype paths
+    # (bf16 experts scattered into the fp32 residual stream, fp32 router and loss).
+    torch.manual_seed(0)
+    model = MsGFMPretrainModel(_tiny_config())
+    s2, sar = pairs["s2"][:, :, :64, :64], pairs["sar"][:, :, :64, :64]
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        output = model([SubBatch("s2", s2, "sar", sar)])
+    output.loss.backward()
+    assert output.loss.dtype == torch.float32 and torch.isfinite(output.loss)
+    assert model.encoder.embeddings["s2"].proj.weight.grad.abs().sum() > 0
