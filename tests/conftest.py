@@ -132,3 +132,25 @@ def export_probability_model(path: Path, n_classes: int = 3) -> Path:
 def probability_model(tmp_path_factory) -> Path:
     """A real exported ONNX model with valid msGFM metadata (see :func:`export_probability_model`)."""
     return export_probability_model(tmp_path_factory.mktemp("models") / "pixel_classifier.onnx")
+
+
+_EXIT_STATUS = {}
+
+
+def pytest_sessionfinish(session, exitstatus):
+    _EXIT_STATUS["status"] = int(exitstatus)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config):
+    """Leave without running Python's shutdown destructors once pytest has reported.
+
+    PyQGIS keeps the tracebacks of exceptions raised inside Processing algorithms (and with them the
+    layers in those frames) alive until interpreter exit. Destroying a QgsMapLayer after QGIS has
+    shut down segfaults, which would turn a passing run into exit code 139. The results are final
+    at this point, so the process ends with pytest's own exit status.
+    """
+    if "status" in _EXIT_STATUS:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(_EXIT_STATUS["status"])

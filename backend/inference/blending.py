@@ -1,69 +1,136 @@
-"""Weighted accumulation of overlapping tile predictions, one row band of tiles at a time.
+"""Weighted accumulation of overlapping tile predictions, one chunk of tile columns at a time.
 
-The buffer holds one tile's height of output rows across the whole (padded) width. Tiles arrive in
-row order; before a tile of the next tile row is added, the rows above it are final and are handed
-out (and the buffer shifts), so memory is O(width x tile_size) whatever the raster height.
+Tiles arrive row by row and, within a tile row, chunk by chunk (see ``TileLayout.column_chunks``).
+The buffer holds the blend sums of the current chunk only, plus what later tiles still add to:
+
+- the *seam*: the ``overlap`` columns the chunk shares with the next chunk of the same tile row;
+- the *frontier*: the ``overlap`` rows each chunk shares with the tile row below, across the width.
+
+When the scan moves past a chunk, its cells that no later tile touches are final and handed out;
+the seam and frontier carry the rest. Memory is O(chunk width x tile + raster width x overlap): the
+part that grows with the raster is the overlap band only (a few MiB for a Sentinel-2 tile).
 """
 
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from typing import Callable, List, Sequence, Tuple
 
 import numpy as np
 
+# Called with (first output row, first output column, sums (bands, h, w), weights (h, w)); the
+# arrays are views into the buffer, valid only during the call.
+ReleaseCallback = Callable[[int, int, np.ndarray, np.ndarray], None]
 
-class BlendBuffer:
-    """Sums of ``weight * prediction`` and of ``weight`` for a band of output rows.
 
-    Coordinates are output cells; columns may start before 0 (the reflected margin).
+class ChunkedBlendBuffer:
+    """Sums of ``weight * prediction`` and of ``weight``, visited in (tile row, chunk) order.
+
+    Coordinates are output cells; origins may be negative (the reflected margin).
 
     Args:
         bands: prediction bands.
-        tile_cells: tile side in output cells (the buffer's height).
-        col_start: output column of the buffer's first column (negative: padding).
-        width: buffer width in cells (covers every tile column).
-        row_start: output row of the first tile row.
+        tile_cells: tile side in output cells.
+        overlap_cells: overlap of neighbouring tiles in output cells.
+        row_origins, col_origins: tile origins in output cells (evenly spaced).
+        chunks: ``(first, stop)`` tile-column ranges, left to right, covering every column.
+        release: receives each finished block of cells, in scan order.
     """
 
-    def __init__(self, bands: int, tile_cells: int, col_start: int, width: int, row_start: int):
-        self.tile_cells = tile_cells
-        self.col_start = col_start
-        self.top = row_start
-        self.sums = np.zeros((bands, tile_cells, width), dtype=np.float32)
-        self.weights = np.zeros((tile_cells, width), dtype=np.float32)
+    def __init__(
+        self,
+        bands: int,
+        tile_cells: int,
+        overlap_cells: int,
+        row_origins: Sequence[int],
+        col_origins: Sequence[int],
+        chunks: List[Tuple[int, int]],
+        release: ReleaseCallback,
+    ):
+        self.tile = tile_cells
+        self.overlap = overlap_cells
+        self.step = tile_cells - overlap_cells
+        self.rows = list(row_origins)
+        self.cols = list(col_origins)
+        self.chunks = chunks
+        self.release = release
+        self.chunk_of_col = np.empty(len(self.cols), dtype=np.int64)
+        for index, (first, stop) in enumerate(chunks):
+            self.chunk_of_col[first:stop] = index
+        widest = max(stop - first for first, stop in chunks) * self.step + overlap_cells
+        total_width = (len(self.cols) - 1) * self.step + tile_cells
+        self.sums = np.zeros((bands, tile_cells, widest), dtype=np.float32)
+        self.weights = np.zeros((tile_cells, widest), dtype=np.float32)
+        self.seam_sums = np.zeros((bands, tile_cells, overlap_cells), dtype=np.float32)
+        self.seam_weights = np.zeros((tile_cells, overlap_cells), dtype=np.float32)
+        self.frontier_sums = np.zeros((bands, overlap_cells, total_width), dtype=np.float32)
+        self.frontier_weights = np.zeros((overlap_cells, total_width), dtype=np.float32)
+        self.position = (0, 0)  # (tile row index, chunk index) being accumulated
+        self.done = False
 
-    def add(self, prediction: np.ndarray, weight: np.ndarray, row: int, col: int) -> None:
-        """Add one tile's ``(bands, t, t)`` prediction with its ``(t, t)`` weight at (row, col)."""
-        r = row - self.top
-        c = col - self.col_start
-        t = self.tile_cells
-        if r < 0 or r + t > self.tile_cells:
-            raise RuntimeError("tiles must be added in row order after release_until(row)")
-        self.sums[:, r : r + t, c : c + t] += prediction * weight
-        self.weights[r : r + t, c : c + t] += weight
+    def add(self, prediction: np.ndarray, weight: np.ndarray, row_index: int, col_index: int):
+        """Add one tile's ``(bands, t, t)`` prediction with its ``(t, t)`` weight.
 
-    def release_until(self, row: int) -> Optional[Tuple[int, np.ndarray, np.ndarray]]:
-        """Hand out the finished rows above output row ``row`` and shift the buffer down to it.
-
-        Returns:
-            (first row, sums (bands, h, width), weights (h, width)) or None when no row is finished.
+        ``row_index``, ``col_index`` index the tile in ``row_origins``, ``col_origins``. Tiles
+        must come in scan order (tile row, then chunk); chunks passed over are released first.
         """
-        if row <= self.top:
-            return None
-        count = min(row - self.top, self.tile_cells)
-        released = (self.top, self.sums[:, :count].copy(), self.weights[:count].copy())
-        self.sums[:, : self.tile_cells - count] = self.sums[:, count:]
-        self.sums[:, self.tile_cells - count :] = 0.0
-        self.weights[: self.tile_cells - count] = self.weights[count:]
-        self.weights[self.tile_cells - count :] = 0.0
-        self.top = row
-        return released
+        target = (row_index, int(self.chunk_of_col[col_index]))
+        if self.done or target < self.position:
+            raise RuntimeError("tiles must be added in (tile row, column chunk) order")
+        while self.position < target:
+            self._finish_chunk()
+        c = (col_index - self.chunks[target[1]][0]) * self.step
+        t = self.tile
+        self.sums[:, :, c : c + t] += prediction * weight
+        self.weights[:, c : c + t] += weight
 
-    def release_all(self) -> Tuple[int, np.ndarray, np.ndarray]:
-        """Hand out every row still held (at the end of the run)."""
-        released = self.release_until(self.top + self.tile_cells)
-        assert released is not None
-        return released
+    def release_all(self) -> None:
+        """Release every chunk still pending, through the end of the raster."""
+        while not self.done:
+            self._finish_chunk()
+
+    def _finish_chunk(self) -> None:
+        row_index, chunk_index = self.position
+        first, stop = self.chunks[chunk_index]
+        o, t = self.overlap, self.tile
+        width = (stop - first) * self.step + o
+        last_chunk = chunk_index == len(self.chunks) - 1
+        last_row = row_index == len(self.rows) - 1
+        final_width = width if last_chunk else width - o
+        x = first * self.step  # offset in the frontier (from the first tile column)
+        if o and not last_chunk:
+            # The seam still gets the next chunk's first tiles: carried before the frontier is
+            # added, so the next chunk adds the frontier for those columns exactly once.
+            self.seam_sums[...] = self.sums[:, :, final_width:width]
+            self.seam_weights[...] = self.weights[:, final_width:width]
+        if o:
+            self.sums[:, :o, :final_width] += self.frontier_sums[:, :, x : x + final_width]
+            self.weights[:o, :final_width] += self.frontier_weights[:, x : x + final_width]
+        final_height = t if last_row else self.step
+        self.release(
+            self.rows[row_index],
+            self.cols[first],
+            self.sums[:, :final_height, :final_width],
+            self.weights[:final_height, :final_width],
+        )
+        if o and not last_row:
+            self.frontier_sums[:, :, x : x + final_width] = self.sums[
+                :, self.step : t, :final_width
+            ]
+            self.frontier_weights[:, x : x + final_width] = self.weights[
+                self.step : t, :final_width
+            ]
+        self.sums[...] = 0.0
+        self.weights[...] = 0.0
+        if last_chunk:
+            if last_row:
+                self.done = True
+                return
+            self.position = (row_index + 1, 0)
+        else:
+            self.position = (row_index, chunk_index + 1)
+            if o:
+                self.sums[:, :, :o] = self.seam_sums
+                self.weights[:, :o] = self.seam_weights
 
 
 def weighted_mean(sums: np.ndarray, weights: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:

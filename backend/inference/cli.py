@@ -39,7 +39,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     predict.add_argument("--batch", type=int, default=4, help="tiles per model call (default 4)")
     predict.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    predict.add_argument("--threads", type=int, help="ONNX Runtime intra-op threads")
+    predict.add_argument(
+        "--threads", type=int, help="ONNX Runtime intra-op threads (default: all usable cores)"
+    )
     predict.add_argument(
         "--reflectance-dtype",
         choices=("float32", "input"),

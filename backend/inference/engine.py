@@ -1,9 +1,11 @@
 """Tiled, blended, nodata-aware inference of an msGFM ONNX model over georeferenced rasters.
 
 One call, :func:`run_inference`, serves ``msgfm predict``, the subprocess worker and the QGIS plugin.
-The run streams: it reads one row band of tiles from every input (warped onto the reference grid),
-cuts it into overlapping tiles, runs them through ONNX Runtime in batches, blends the predictions with
-a cosine weight and writes each finished row band out. Memory stays O(raster width x tile size).
+The run streams: tile row by tile row and, within a row, one chunk of tile columns at a time, it
+reads the chunk's window from every input (warped onto the reference grid), cuts it into
+overlapping tiles, runs them through ONNX Runtime in batches, blends the predictions with a cosine
+weight and writes each finished block out. Memory is set by the chunk width and the tile size; only
+a band of ``overlap`` rows spans the raster width (see :mod:`.blending`).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import time
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -25,7 +27,7 @@ from .outputs import OutputPlan, effective_stride, output_paths
 from .preprocessing import normalize_mean_std, normalize_per_tile
 from .scene_grid import write_scene_grid
 from .session import create_session
-from .tiling import TileLayout, overlap_pixels, plan_tiles
+from .tiling import DEFAULT_CHUNK_WIDTH, TileLayout, overlap_pixels, plan_tiles
 
 ProgressCallback = Callable[[float, str], None]
 
@@ -59,9 +61,9 @@ class InferenceResult:
 
 @dataclass
 class _Tile:
-    row: int
-    col: int
-    arrays: List[np.ndarray]  # one normalised (bands, T, T) array per model input
+    row_index: int  # index into TileLayout.row_origins
+    col_index: int  # index into TileLayout.col_origins
+    arrays: List[np.ndarray]  # one normalised (bands, T, T) array (often a view) per model input
     valid: np.ndarray  # (T, T) bool
 
 
@@ -79,6 +81,7 @@ def run_inference(
     cancel: Optional[CancelToken] = None,
     reflectance_dtype: str = "float32",
     scene_grid: Optional[Union[str, Path]] = None,
+    chunk_width: int = DEFAULT_CHUNK_WIDTH,
 ) -> InferenceResult:
     """Run the ONNX model at ``model_path`` over ``inputs`` and write its outputs as GeoTIFF.
 
@@ -91,7 +94,7 @@ def run_inference(
         overlap: overlap between windows as a fraction of the tile (default: the model's).
         batch_size: tiles per ONNX Runtime call.
         device: ``auto`` (CUDA when available), ``cpu`` or ``cuda``.
-        threads: ONNX Runtime intra-op threads (None: its default, all cores).
+        threads: ONNX Runtime intra-op threads (None: one per CPU core this process may use).
         progress: called as ``progress(fraction, message)`` after every batch.
         cancel: token to stop the run from another thread; a cancelled run raises
             :class:`InferenceCancelledError` and leaves no output file.
@@ -100,6 +103,8 @@ def run_inference(
         scene_grid: a GeoPackage to write for a scene-classification model: one polygon per
             window with its most probable classes as fields (needs a per-window probability
             output).
+        chunk_width: about how many pixels of width are read, run and blended at once; bounds
+            the working memory whatever the raster size (the output does not depend on it).
 
     Raises:
         InferenceError: (or a subclass) with a message naming the input or model at fault.
@@ -132,7 +137,10 @@ def run_inference(
 
     with ExitStack() as stack:
         grid, opened = open_inputs(inputs, metadata, stack)
-        layout = plan_tiles(grid.width, grid.height, tile_size, overlap_px, align)
+        try:
+            layout = plan_tiles(grid.width, grid.height, tile_size, overlap_px, align, chunk_width)
+        except ValueError as exc:
+            raise InferenceError(str(exc)) from None
         plans: List[OutputPlan] = []
         try:
             for spec, path, stride in zip(
@@ -173,6 +181,13 @@ def _run_tiles(
     cancel: CancelToken,
 ) -> Tuple[int, int]:
     output_names = [spec.name for spec in metadata.outputs]
+    # One contiguous array per model input, filled in place for every batch: ONNX Runtime reads
+    # it without another copy, and no per-batch np.stack allocation is made.
+    t = layout.tile_size
+    feeds = {
+        spec.name: np.empty((batch_size, len(spec.bands), t, t), dtype=spec.dtype)
+        for spec in metadata.inputs
+    }
     total = layout.n_tiles
     done = run = 0
     checked = False
@@ -188,14 +203,14 @@ def _run_tiles(
                 continue
         if batch:
             cancel.raise_if_cancelled()
-            results = _run_batch(session, metadata, output_names, batch, cancel)
+            results = _run_batch(session, metadata, output_names, feeds, batch, cancel)
             if not checked:
                 for plan, result in zip(plans, results):
                     plan.check_shape(result.shape)
                 checked = True
             for j, item in enumerate(batch):
                 for plan, result in zip(plans, results):
-                    plan.add(result[j], item.valid, item.row, item.col)
+                    plan.add(result[j], item.valid, item.row_index, item.col_index)
             run += len(batch)
             batch = []
         if progress is not None:
@@ -209,25 +224,29 @@ def _run_batch(
     session: Any,
     metadata: ModelMetadata,
     output_names: List[str],
+    feeds: Dict[str, np.ndarray],
     batch: List[_Tile],
     cancel: CancelToken,
 ) -> List[np.ndarray]:
     import onnxruntime
 
-    feeds = {
-        spec.name: np.stack([tile.arrays[i] for tile in batch]).astype(spec.dtype, copy=False)
-        for i, spec in enumerate(metadata.inputs)
-    }
+    n = len(batch)
+    for i, spec in enumerate(metadata.inputs):
+        feed = feeds[spec.name]
+        for k, tile in enumerate(batch):
+            feed[k] = tile.arrays[i]
+    # A leading-axis slice of a C-contiguous array is contiguous: a short last batch costs nothing.
+    batch_feeds = {name: feed[:n] for name, feed in feeds.items()}
     run_options = onnxruntime.RunOptions()
     cancel.attach(run_options)
     try:
-        return session.run(output_names, feeds, run_options)
+        return session.run(output_names, batch_feeds, run_options)
     except Exception as exc:  # onnxruntime raises private exception types
         if cancel.cancelled:
             raise InferenceCancelledError("inference cancelled") from None
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise InferenceError(
-            f"the model '{metadata.model_name}' failed on a batch of {len(batch)} tiles: {message}"
+            f"the model '{metadata.model_name}' failed on a batch of {n} tiles: {message}"
         ) from None
     finally:
         cancel.detach(run_options)
@@ -236,44 +255,86 @@ def _run_batch(
 def _tiles(
     layout: TileLayout, opened: List[OpenedInput], cancel: CancelToken
 ) -> Iterator[Optional[_Tile]]:
-    """Yield every window in row order: a :class:`_Tile`, or None for an all-nodata window."""
+    """Yield every window in scan order (tile row, then column chunk).
+
+    Each is a :class:`_Tile`, or None for an all-nodata window.
+    """
     t = layout.tile_size
-    left = layout.col_origins[0]
-    for row in layout.row_origins:
-        cancel.raise_if_cancelled()  # long runs of skipped (nodata) rows never reach a batch
-        strips = []
-        valid = None
-        for item in opened:
-            values, item_valid = _read_strip(item, layout, row)
-            strips.append(values)
-            valid = item_valid if valid is None else valid & item_valid
-        assert valid is not None
-        for col in layout.col_origins:
-            c = col - left
-            tile_valid = valid[:, c : c + t]
-            if not tile_valid.any():
-                yield None
+    for row_index, row in enumerate(layout.row_origins):
+        for first, stop in layout.column_chunks:
+            cancel.raise_if_cancelled()  # long runs of skipped (nodata) chunks never reach a batch
+            left = layout.col_origins[first]
+            width = layout.col_origins[stop - 1] + t - left
+            windows = []
+            valid = None
+            for item in opened:
+                values, item_valid = _read_window(item, layout, row, left, t, width)
+                windows.append(values)
+                valid = item_valid if valid is None else valid & item_valid
+            assert valid is not None
+            if not valid.any():
+                for _ in range(first, stop):
+                    yield None
                 continue
-            arrays = []
-            for item, values in zip(opened, strips):
-                tile_values = values[:, :, c : c + t]
-                if item.spec.normalization == "per_tile":
-                    arrays.append(normalize_per_tile(tile_values, tile_valid))
-                else:
-                    arrays.append(normalize_mean_std(tile_values, tile_valid, item.spec))
-            yield _Tile(row=row, col=col, arrays=arrays, valid=tile_valid)
+            # Mean/std normalisation is per pixel: done once for the chunk; tiles are views of it.
+            normalized = [
+                None
+                if item.spec.normalization == "per_tile"
+                else normalize_mean_std(values, valid, item.spec)
+                for item, values in zip(opened, windows)
+            ]
+            for col_index in range(first, stop):
+                c = layout.col_origins[col_index] - left
+                tile_valid = valid[:, c : c + t]
+                if not tile_valid.any():
+                    yield None
+                    continue
+                arrays = []
+                for values, chunk_normalized in zip(windows, normalized):
+                    if chunk_normalized is None:
+                        arrays.append(normalize_per_tile(values[:, :, c : c + t], tile_valid))
+                    else:
+                        arrays.append(chunk_normalized[:, :, c : c + t])
+                yield _Tile(row_index, col_index, arrays, tile_valid)
 
 
-def _read_strip(item: OpenedInput, layout: TileLayout, row: int) -> Tuple[np.ndarray, np.ndarray]:
-    """Rows ``[row, row + tile)`` of one input across the padded width, reflected at the borders."""
-    first, last = max(row, 0), min(row + layout.tile_size, layout.height)
-    values, valid = item.read_rows(first, last - first, layout.width)
-    pad_rows = (first - row, row + layout.tile_size - last)
-    pad_cols = (-layout.col_origins[0], layout.col_origins[-1] + layout.tile_size - layout.width)
-    return (
-        _reflect(values, ((0, 0), pad_rows, pad_cols)),
-        _reflect(valid, (pad_rows, pad_cols)),
-    )
+def _read_window(
+    item: OpenedInput, layout: TileLayout, row: int, col: int, height: int, width: int
+) -> Tuple[np.ndarray, np.ndarray]:
+    """A ``height`` x ``width`` window of one input at (row, col), reflected beyond the raster."""
+    rows = _axis_read(row, height, layout.height)
+    cols = _axis_read(col, width, layout.width)
+    values, valid = item.read_window(rows.start, cols.start, rows.count, cols.count)
+    pad = (rows.pad, cols.pad)
+    values = _reflect(values, ((0, 0), rows.pad, cols.pad))
+    valid = _reflect(valid, pad)
+    r, c = rows.offset, cols.offset
+    return values[:, r : r + height, c : c + width], valid[r : r + height, c : c + width]
+
+
+@dataclass
+class _AxisRead:
+    start: int  # first pixel read from the raster
+    count: int  # pixels read
+    pad: Tuple[int, int]  # mirrored pixels added before and after the read
+    offset: int  # where the wanted range starts in the padded read
+
+
+def _axis_read(start: int, length: int, size: int) -> _AxisRead:
+    """What to read along one axis of ``size`` pixels for pixels ``[start, start + length)``.
+
+    Beyond the raster, pixels are mirrored (reflect, without repeating the edge). The read is
+    widened to hold every pixel a mirrored one copies, so a window is padded exactly as the whole
+    raster would be, whichever chunk it falls in.
+    """
+    stop = start + length
+    first, last = max(start, 0), min(stop, size)
+    if stop > size:
+        first = min(first, max(0, 2 * size - 1 - stop))
+    if start < 0:
+        last = max(last, min(size, 1 - start))
+    pad = (max(0, -start), max(0, stop - size))
+    return _AxisRead(first, last - first, pad, start - (first - pad[0]))
 
 
 def _reflect(array: np.ndarray, pad: Any) -> np.ndarray:

@@ -91,8 +91,10 @@ class OpenedInput:
         self.alpha_band = alpha_band
         self.indexes = list(raster.bands) if raster.bands else list(range(1, dataset.count + 1))
 
-    def read_rows(self, row_off: int, height: int, width: int) -> Tuple[np.ndarray, np.ndarray]:
-        """Read rows ``[row_off, row_off + height)`` of the reference grid.
+    def read_window(
+        self, row_off: int, col_off: int, height: int, width: int
+    ) -> Tuple[np.ndarray, np.ndarray]:
+        """Read a ``height`` x ``width`` window of the reference grid at (row_off, col_off).
 
         Returns:
             values (bands, height, width) float32 and valid (height, width) bool: a pixel is valid
@@ -100,7 +102,7 @@ class OpenedInput:
         """
         from rasterio.windows import Window
 
-        window = Window(0, row_off, width, height)
+        window = Window(col_off, row_off, width, height)
         values = self.reader.read(self.indexes, window=window, out_dtype="float32")
         if self.alpha_band is not None:
             valid = self.reader.read(self.alpha_band, window=window) > 0
@@ -216,7 +218,7 @@ def _aligned_reader(
     from rasterio.vrt import WarpedVRT
 
     if _same_grid(dataset, grid):
-        return dataset
+        return dataset, None
     if dataset.crs is None or grid.crs is None:
         raise InputMismatchError(
             f"{raster.describe()}: it is on another grid than the first input and "

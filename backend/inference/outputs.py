@@ -24,7 +24,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from ..export.schema import ModelMetadata, OutputSpec
-from .blending import BlendBuffer, cell_fraction, weighted_mean
+from .blending import ChunkedBlendBuffer, cell_fraction, weighted_mean
 from .errors import InferenceError, ModelOutputError
 from .inputs import ReferenceGrid
 from .tiling import TileLayout, blend_weight
@@ -64,10 +64,14 @@ class OutputPlan:
         self.channels = len(spec.classes) if spec.kind == "class" else len(spec.bands)
         self.weight = blend_weight(self.cells, layout.overlap // stride)
         self.dtype, self.nodata = _dtype_and_nodata(spec, grid, reflectance_dtype)
-        col_start = layout.col_origins[0] // stride
-        width = (layout.col_origins[-1] + layout.tile_size) // stride - col_start
-        self.buffer = BlendBuffer(
-            self.channels, self.cells, col_start, width, layout.row_origins[0] // stride
+        self.buffer = ChunkedBlendBuffer(
+            self.channels,
+            self.cells,
+            layout.overlap // stride,
+            [row // stride for row in layout.row_origins],
+            [col // stride for col in layout.col_origins],
+            layout.column_chunks,
+            self._write,
         )
         self.writer = GeoTiffWriter(
             path,
@@ -93,29 +97,32 @@ class OutputPlan:
             "tiles; re-export the model or use its tile size"
         )
 
-    def add(self, prediction: np.ndarray, valid: np.ndarray, row: int, col: int) -> None:
-        """Blend one tile's prediction; ``valid`` is the tile's pixel mask, (row, col) its origin."""
+    def add(
+        self, prediction: np.ndarray, valid: np.ndarray, row_index: int, col_index: int
+    ) -> None:
+        """Blend one tile's prediction; ``valid`` is its pixel mask, the indexes its place."""
         prediction = prediction.reshape(self.channels, self.cells, self.cells)
         weight = self.weight * cell_fraction(valid, self.stride)
-        self._write(self.buffer.release_until(row // self.stride))
-        self.buffer.add(prediction, weight, row // self.stride, col // self.stride)
+        self.buffer.add(prediction, weight, row_index, col_index)
 
     def finish(self) -> Path:
-        self._write(self.buffer.release_all())
+        self.buffer.release_all()
         return self.writer.finish()
 
     def abort(self) -> None:
         self.writer.abort()
 
-    def _write(self, released: Optional[Tuple[int, np.ndarray, np.ndarray]]) -> None:
-        if released is None:
+    def _write(self, first_row: int, first_col: int, sums: np.ndarray, weights: np.ndarray) -> None:
+        # Released blocks may reach into the reflected margin: keep the cells on the raster.
+        top, left = max(first_row, 0), max(first_col, 0)
+        bottom = min(first_row + weights.shape[0], self.writer.height)
+        right = min(first_col + weights.shape[1], self.writer.width)
+        if bottom <= top or right <= left:
             return
-        first_row, sums, weights = released
-        left = -self.buffer.col_start
-        sums = sums[:, :, left : left + self.writer.width]
-        weights = weights[:, left : left + self.writer.width]
-        mean, covered = weighted_mean(sums, weights)
-        self.writer.write_rows(first_row, self._finalize(mean, covered))
+        rows = slice(top - first_row, bottom - first_row)
+        cols = slice(left - first_col, right - first_col)
+        mean, covered = weighted_mean(sums[:, rows, cols], weights[rows, cols])
+        self.writer.write_window(top, left, self._finalize(mean, covered))
 
     def _finalize(self, mean: np.ndarray, covered: np.ndarray) -> np.ndarray:
         spec = self.spec

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, List, Optional, Tuple, Union
 
@@ -37,10 +38,21 @@ def choose_providers(device: str) -> List[str]:
     return [CPU]
 
 
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity mask, e.g. a container's CPU set)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
 def create_session(
     model_path: Union[str, Path], device: str = "auto", threads: Optional[int] = None
 ) -> Tuple[Any, str]:
-    """Open ``model_path`` for ``device`` with ``threads`` intra-op threads (None: ORT's default).
+    """Open ``model_path`` for ``device`` with ``threads`` intra-op threads (None: all usable cores).
+
+    Graph optimisations are all on (operator fusion, constant folding, layout changes) and nodes
+    run one after another, each using every thread: tiled inference feeds one batch at a time, so
+    parallelism inside operators is what keeps the cores busy.
 
     Returns:
         The session and the provider it really runs on: onnxruntime-gpu falls back to CPU silently
@@ -49,10 +61,14 @@ def create_session(
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
-    if threads is not None:
-        if threads < 1:
-            raise InferenceError(f"threads must be >= 1, not {threads}")
-        options.intra_op_num_threads = threads
+    if threads is None:
+        threads = usable_cores()
+    if threads < 1:
+        raise InferenceError(f"threads must be >= 1, not {threads}")
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
     session = open_session(model_path, providers=choose_providers(device), options=options)
     provider = session.get_providers()[0]
     if device == "cuda" and provider != CUDA:

@@ -8,15 +8,23 @@ model with a receptive field sees padding, only ever contribute inside an overla
 The blend weight rises over the overlap as ``sin²`` and falls as ``cos²``: where two tiles overlap,
 the falling edge of one and the rising edge of the next sum to exactly 1, and the weight is never
 exactly zero inside a tile, so dividing by the accumulated weight is always defined.
+
+Tiles are visited row by row and, within a row, in chunks of neighbouring tile columns
+(:attr:`TileLayout.column_chunks`): the engine reads, blends and writes one chunk at a time, so its
+working memory is set by the chunk width, not by the raster width.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import List
+from typing import List, Tuple
 
 import numpy as np
+
+# Pixels of raster width handled at once. Wide enough that a chunk feeds several batches of tiles,
+# narrow enough that a chunk's input and blend canvas stay a few MiB even with many bands.
+DEFAULT_CHUNK_WIDTH = 1024
 
 
 @dataclass(frozen=True)
@@ -30,6 +38,7 @@ class TileLayout:
         align: every window origin is a multiple of this (the coarsest output stride), so output
             cells of strided outputs fall on one grid.
         col_origins, row_origins: window origins; the first is ``-overlap`` (outside the raster).
+        chunk_tiles: tile columns per column chunk (0: the whole row is one chunk).
     """
 
     width: int
@@ -39,6 +48,14 @@ class TileLayout:
     align: int
     col_origins: List[int]
     row_origins: List[int]
+    chunk_tiles: int = 0
+
+    @property
+    def column_chunks(self) -> List[Tuple[int, int]]:
+        """``(first, stop)`` tile-column index ranges of the chunks, left to right."""
+        n = len(self.col_origins)
+        size = self.chunk_tiles if self.chunk_tiles > 0 else n
+        return [(first, min(first + size, n)) for first in range(0, n, size)]
 
     @property
     def step(self) -> int:
@@ -62,8 +79,26 @@ def overlap_pixels(tile_size: int, overlap: float, align: int = 1) -> int:
     return min(pixels, tile_size - align)
 
 
-def plan_tiles(width: int, height: int, tile_size: int, overlap: int, align: int = 1) -> TileLayout:
-    """Lay out windows of ``tile_size`` with ``overlap`` pixels over a ``width`` x ``height`` raster."""
+def plan_tiles(
+    width: int,
+    height: int,
+    tile_size: int,
+    overlap: int,
+    align: int = 1,
+    chunk_width: int = DEFAULT_CHUNK_WIDTH,
+) -> TileLayout:
+    """Lay out windows of ``tile_size`` with ``overlap`` pixels over a ``width`` x ``height`` raster.
+
+    Args:
+        width, height: raster size in pixels.
+        tile_size: window side in pixels.
+        overlap: overlap of neighbouring windows in pixels (a multiple of ``align``).
+        align: window origins are multiples of this (the coarsest output stride).
+        chunk_width: about how many pixels of width are processed at once; chunks hold whole
+            tile columns, at least one.
+    """
+    if chunk_width < 1:
+        raise ValueError(f"chunk width must be at least 1 pixel, not {chunk_width}")
     if tile_size % align:
         raise ValueError(f"tile size {tile_size} is not a multiple of the output stride {align}")
     if overlap % align or not 0 <= overlap < tile_size:
@@ -76,6 +111,7 @@ def plan_tiles(width: int, height: int, tile_size: int, overlap: int, align: int
         align=align,
         col_origins=_axis_origins(width, tile_size, overlap),
         row_origins=_axis_origins(height, tile_size, overlap),
+        chunk_tiles=max(1, chunk_width // (tile_size - overlap)),
     )
 
 

@@ -1,8 +1,9 @@
-"""Writing an output GeoTIFF atomically, row band by row band.
+"""Writing an output GeoTIFF atomically, block by block.
 
 The raster is written to a hidden temporary file in the destination folder and renamed over the
 destination only when the run succeeds: a failed or cancelled run leaves nothing behind, and a
-reader never sees a half-written file. Rows arrive in order; rows nobody wrote are nodata.
+reader never sees a half-written file. Blocks of cells arrive as windows in any order; the
+inference engine writes every cell once.
 """
 
 from __future__ import annotations
@@ -17,9 +18,6 @@ import numpy as np
 
 from .errors import InferenceError
 from .inputs import ReferenceGrid
-
-# Rows of nodata written at once when filling a gap (bounded memory on wide rasters).
-_FILL_ROWS = 256
 
 
 class GeoTiffWriter:
@@ -55,7 +53,6 @@ class GeoTiffWriter:
         self.height = math.ceil(grid.height / stride)
         self.count, self.dtype, self.nodata = count, dtype, nodata
         self.category_names = category_names
-        self.next_row = 0
         if not self.path.parent.is_dir():
             raise InferenceError(
                 f"output folder {self.path.parent} does not exist; create it or choose another path"
@@ -93,35 +90,20 @@ class GeoTiffWriter:
             self.abort()
             raise
 
-    def write_rows(self, first_row: int, rows: np.ndarray) -> None:
-        """Write ``(count, h, width)`` rows starting at output row ``first_row`` (may be < 0)."""
+    def write_window(self, row: int, col: int, block: np.ndarray) -> None:
+        """Write ``(count, h, w)`` cells with their top-left cell at (``row``, ``col``)."""
         from rasterio.windows import Window
 
-        if first_row < 0:
-            rows = rows[:, -first_row:]
-            first_row = 0
-        rows = rows[:, : max(0, self.height - first_row)]
-        if rows.shape[1] == 0:
-            return
-        if first_row < self.next_row:
-            raise RuntimeError("output rows must be written in order")
-        self._fill_until(first_row)
-        window = Window(0, first_row, self.width, rows.shape[1])
-        self.dataset.write(rows.astype(self.dtype, copy=False), window=window)
-        self.next_row = first_row + rows.shape[1]
-
-    def _fill_until(self, row: int) -> None:
-        from rasterio.windows import Window
-
-        while self.next_row < row:
-            h = min(_FILL_ROWS, row - self.next_row)
-            fill = np.full((self.count, h, self.width), self.nodata, dtype=self.dtype)
-            self.dataset.write(fill, window=Window(0, self.next_row, self.width, h))
-            self.next_row += h
+        _, h, w = block.shape
+        if row < 0 or col < 0 or row + h > self.height or col + w > self.width:
+            raise ValueError(
+                f"window of {h} x {w} cells at ({row}, {col}) is outside the "
+                f"{self.height} x {self.width} output"
+            )
+        self.dataset.write(block.astype(self.dtype, copy=False), window=Window(col, row, w, h))
 
     def finish(self) -> Path:
-        """Fill the rows never written with nodata, close, and move the file into place."""
-        self._fill_until(self.height)
+        """Close the file and move it into place."""
         self.dataset.close()
         if self.category_names:
             _write_category_names(self.tmp_path, self.category_names)

@@ -1,5 +1,17 @@
 """The provider's algorithms, one module each."""
 
+from .classify_scenes import ClassifyScenesAlgorithm
+from .extract_embeddings import ExtractEmbeddingsAlgorithm
 from .model_info import ModelInfoAlgorithm
+from .pansharpen import PansharpenAlgorithm
+from .remove_clouds import RemoveCloudsAlgorithm
+from .segment_landcover import SegmentLandCoverAlgorithm
 
-ALGORITHMS = (ModelInfoAlgorithm,)
+ALGORITHMS = (
+    ClassifyScenesAlgorithm,
+    SegmentLandCoverAlgorithm,
+    RemoveCloudsAlgorithm,
+    PansharpenAlgorithm,
+    ExtractEmbeddingsAlgorithm,
+    ModelInfoAlgorithm,
+)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 import rasterio
@@ -188,3 +190,83 @@ def test_memory_does_not_grow_with_raster_height(model_factory, sample_data, tmp
     whole_raster = 400 * 3200 * 4  # bytes of the tall raster as float32
     assert peaks[8] < 1.2 * peaks[2]
     assert peaks[8] < whole_raster
+
+
+def _peak_traced_bytes(run) -> int:
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        run()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_memory_does_not_grow_with_raster_width(model_factory, sample_data, tmp_path):
+    # The lidar DEM side by side 4 and 16 times (1600 and 6400 px wide, 160 rows); 64 px tiles,
+    # 16 px overlap. The engine reads and blends one 1024 px chunk of tile columns at a time; only
+    # the 16 overlap rows shared with the next tile row (sums + weights, float32) span the width.
+    source = sample_data / "dem/dem.tif"
+    dem = read_raster(source, 1)[:160]
+    model = model_factory("boxmean", bands=1, tile=64, mean=400.0, std=10.0)
+    peaks = {}
+    for copies in (4, 16):
+        wide = tmp_path / f"dem_x{copies}.tif"
+        with rasterio.open(source) as src:
+            profile = src.profile | {"height": 160, "width": 400 * copies}
+        with rasterio.open(wide, "w", **profile) as dst:
+            dst.write(np.tile(dem, (1, copies))[None])
+        out = tmp_path / f"out_{copies}.tif"
+        run_inference(model, [RasterInput("s2", wide)], out)  # first-use allocations not counted
+        peaks[copies] = _peak_traced_bytes(
+            functools.partial(run_inference, model, [RasterInput("s2", wide)], out)
+        )
+    added_width = 400 * (16 - 4)
+    overlap_rows = 2 * 16 * added_width * 4  # what the wider raster may add: the overlap band
+    # Holding full-width rows of tiles (input, its padded copy, sums, weights) would add 4x a
+    # float32 tile row: 64 * 4800 * 4 * 4 bytes = 4.9 MB.
+    assert peaks[16] - peaks[4] < 2 * overlap_rows
+
+
+@pytest.mark.parametrize(
+    ("name", "bands", "tile", "overlap"),
+    [("boxmean", 1, 64, 0.25), ("boxmean", 1, 48, 0.5), ("embedding", 1, 64, 0.25)],
+)
+def test_column_chunks_do_not_change_the_output(
+    model_factory, sample_data, tmp_path, name, bands, tile, overlap
+):
+    # Landsat band with a nodata border, 489 px wide: one chunk, chunks of ~100 px and one tile
+    # column per chunk must blend to the same raster (seams and overlap rows carried exactly).
+    source = sample_data / "landcover/lsat7_2000_10.tif"
+    model = model_factory(name, bands=bands, tile=tile)
+    outputs = {}
+    for chunk_width in (10_000, 100, 1):
+        out = tmp_path / f"out_{chunk_width}.tif"
+        run_inference(
+            model, [RasterInput("s2", source)], out, overlap=overlap, chunk_width=chunk_width
+        )
+        outputs[chunk_width] = read_raster(out)
+    whole = outputs[10_000]
+    valid = np.isfinite(whole) & (whole != -99999)
+    assert valid.mean() > 0.5
+    for chunk_width in (100, 1):
+        got = outputs[chunk_width]
+        np.testing.assert_array_equal(got[~valid], whole[~valid])
+        np.testing.assert_allclose(got[valid], whole[valid], rtol=1e-5, atol=1e-5)
+
+
+def test_chunked_edges_are_reflected_like_the_whole_raster():
+    from backend.inference.engine import _axis_read
+
+    # 10 pixels wanted at [-3, 7) of a 5 px axis: read all 5, mirror 3 before and 2 after.
+    read = _axis_read(-3, 10, 5)
+    assert (read.start, read.count, read.pad, read.offset) == (0, 5, (3, 2), 0)
+    # A window at the right edge reads further left than it starts, so the mirrored pixels are
+    # the raster's own (as when the whole width is padded at once).
+    read = _axis_read(98, 16, 100)
+    assert (read.start, read.count, read.pad, read.offset) == (85, 15, (0, 14), 13)
+    axis = np.arange(100)
+    padded = np.pad(axis[read.start : read.start + read.count], read.pad, mode="reflect")
+    window = padded[read.offset : read.offset + 16]
+    np.testing.assert_array_equal(window, np.pad(axis, (0, 14), mode="reflect")[98:114])

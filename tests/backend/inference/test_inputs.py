@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import rasterio
@@ -178,3 +180,22 @@ def test_unreadable_input_is_refused(model_factory, tmp_path):
     bogus.write_text("not a raster")
     with pytest.raises(InputMismatchError, match="cannot open"):
         run_inference(model_factory("identity"), [RasterInput("s2", bogus)], tmp_path / "o.tif")
+
+
+def test_second_input_on_the_same_grid_is_read_directly(model_factory, sample_data, tmp_path):
+    # BigEarthNet S2 B04 and its S1 partner's VV share one 120 x 120 grid: no warping is needed and
+    # the model's sum equals the sum of the two files pixel by pixel.
+    s2_band = next((sample_data / "bigearthnet/S2").glob("*/*_B04.tif"))
+    patch = s2_band.parent.name
+    partners = {
+        json.loads(p.read_text())["corresponding_s2_patch"]: p.parent
+        for p in (sample_data / "bigearthnet/S1").glob("*/*_labels_metadata.json")
+    }
+    assert patch in partners
+    vv = next(partners[patch].glob("*_VV.tif"))
+    model = model_factory("two_sensors", bands=1, tile=64, mean=0.0, std=1.0)
+    out = tmp_path / "sum.tif"
+    run_inference(model, [RasterInput("s2", s2_band), RasterInput("dsm", vv)], out)
+    expected = read_raster(s2_band, 1).astype(np.float64) + read_raster(vv, 1)
+    with rasterio.open(out) as dst:
+        assert np.allclose(dst.read(1), expected, rtol=1e-5, atol=1e-3)

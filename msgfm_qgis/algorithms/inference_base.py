@@ -1,0 +1,352 @@
+"""Shared shape of the analysis algorithms: layers and bands in, a model, tiled inference, outputs.
+
+A subclass names its task, the layers it takes (:class:`LayerRole`, the reference grid first) and its
+outputs; this base class adds the model and advanced parameters, checks everything against the model
+metadata before any work, runs the engine in-process or in a worker subprocess, and hands the results
+to the subclass to move into place and style.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+from qgis.core import (
+    QgsProcessingException,
+    QgsProcessingParameterBand,
+    QgsProcessingParameterDefinition,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterRasterLayer,
+)
+
+from ..dependencies import require_onnxruntime
+from ..layers import raster_file
+from ..model_checks import (
+    bundled_model,
+    check_overlap,
+    check_task,
+    choose_bands,
+    read_metadata,
+    resolve_model_path,
+)
+from ..runner import BACKENDS, InferenceJob, run_job
+from .base import GROUP_ANALYSIS, MsgfmAlgorithm
+
+DEVICES = ("auto", "cpu", "cuda")
+DEVICE_LABELS = ("Automatic (CUDA when available, else CPU)", "CPU", "CUDA (NVIDIA GPU)")
+BACKEND_LABELS = (
+    "In QGIS (in-process)",
+    "Local subprocess (Python from the msGFM setting msgfm/worker_python)",
+)
+GEOTIFF_SUFFIXES = (".tif", ".tiff")
+
+
+@dataclass(frozen=True)
+class LayerRole:
+    """One raster layer parameter and the model input it feeds.
+
+    Attributes:
+        layer_param, layer_label: the layer parameter's name and label.
+        bands_param, bands_label: its band-selection parameter.
+        sensor: the model input (by sensor) this layer feeds; None: the next input in model order.
+        optional: the layer may be left empty (for models with fewer inputs).
+    """
+
+    layer_param: str
+    layer_label: str
+    bands_param: str
+    bands_label: str
+    sensor: Optional[str] = None
+    optional: bool = False
+
+
+@dataclass
+class RunPlan:
+    """What was resolved before the run: the model, the layers per input, the job."""
+
+    metadata: Any
+    inputs: List[Tuple[LayerRole, Any, Any]]  # (role, layer, model input spec)
+    job: InferenceJob
+
+
+def advanced(parameter: QgsProcessingParameterDefinition) -> QgsProcessingParameterDefinition:
+    parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+    return parameter
+
+
+class ModelInferenceAlgorithm(MsgfmAlgorithm):
+    """Base class of the analysis algorithms. Subclasses set ``TASK``, ``ROLES`` and the outputs."""
+
+    GROUP = GROUP_ANALYSIS
+    TASK = ""
+    ROLES: Tuple[LayerRole, ...] = ()
+
+    MODEL = "MODEL"
+    TILE_SIZE = "TILE_SIZE"
+    OVERLAP = "OVERLAP"
+    BATCH_SIZE = "BATCH_SIZE"
+    DEVICE = "DEVICE"
+    BACKEND = "BACKEND"
+    OUTPUT = "OUTPUT"
+
+    def initAlgorithm(self, config=None):
+        for role in self.ROLES:
+            self.addParameter(
+                QgsProcessingParameterRasterLayer(
+                    role.layer_param, role.layer_label, optional=role.optional
+                )
+            )
+            self.addParameter(
+                QgsProcessingParameterBand(
+                    role.bands_param,
+                    f"{role.bands_label} (empty: all bands, or found by name)",
+                    parentLayerParameterName=role.layer_param,
+                    optional=True,
+                    allowMultiple=True,
+                )
+            )
+        default = bundled_model(self.TASK)
+        self.addParameter(
+            QgsProcessingParameterFile(
+                self.MODEL,
+                "msGFM model (.onnx; empty: the bundled model)",
+                behavior=QgsProcessingParameterFile.File,
+                extension="onnx",
+                defaultValue=str(default) if default.is_file() else None,
+                optional=True,
+            )
+        )
+        self.initOutputs()
+        self.addParameter(
+            advanced(
+                QgsProcessingParameterNumber(
+                    self.TILE_SIZE,
+                    "Tile size in pixels (0: the model's)",
+                    type=QgsProcessingParameterNumber.Integer,
+                    defaultValue=0,
+                    minValue=0,
+                )
+            )
+        )
+        self.addParameter(
+            advanced(
+                QgsProcessingParameterNumber(
+                    self.OVERLAP,
+                    "Overlap between tiles, fraction of a tile (-1: the model's)",
+                    type=QgsProcessingParameterNumber.Double,
+                    defaultValue=-1.0,
+                    minValue=-1.0,
+                    maxValue=0.9,
+                )
+            )
+        )
+        self.addParameter(
+            advanced(
+                QgsProcessingParameterNumber(
+                    self.BATCH_SIZE,
+                    "Tiles per model call (batch size)",
+                    type=QgsProcessingParameterNumber.Integer,
+                    defaultValue=4,
+                    minValue=1,
+                )
+            )
+        )
+        self.addParameter(
+            advanced(
+                QgsProcessingParameterEnum(
+                    self.DEVICE, "Device", options=list(DEVICE_LABELS), defaultValue=0
+                )
+            )
+        )
+        self.addParameter(
+            advanced(
+                QgsProcessingParameterEnum(
+                    self.BACKEND, "Run the model", options=list(BACKEND_LABELS), defaultValue=0
+                )
+            )
+        )
+
+    # Subclass hooks ---------------------------------------------------------------------------
+
+    def initOutputs(self) -> None:
+        """Add the output parameters."""
+        raise NotImplementedError
+
+    def check_outputs(self, metadata: Any) -> None:
+        """Refuse a model without the output this algorithm writes (before any work)."""
+
+    def prepare_job(self, plan: RunPlan, staging: Path, parameters, context) -> None:
+        """Adjust the job before it runs (e.g. ask for a scene grid)."""
+
+    def deliver(self, plan: RunPlan, written: List[str], parameters, context, feedback) -> Dict:
+        """Move the engine's outputs (``written``, in model output order) to their destinations
+        and set their styles; returns the algorithm's results."""
+        raise NotImplementedError
+
+    # The run ----------------------------------------------------------------------------------
+
+    def processAlgorithm(self, parameters, context, feedback):
+        chosen = self.parameterAsFile(parameters, self.MODEL, context)
+        model_path = resolve_model_path(chosen, self.TASK)
+        require_onnxruntime()
+        metadata = read_metadata(model_path)
+        check_task(metadata, self.TASK)
+        self.check_outputs(metadata)
+        inputs = self.assign_inputs(metadata, parameters, context, feedback)
+        bands = [
+            choose_bands(
+                layer,
+                self.parameterAsInts(parameters, role.bands_param, context),
+                spec,
+                role.bands_label,
+            )
+            for role, layer, spec in inputs
+        ]
+        reference_role, reference_layer, _ = inputs[0]
+        for role, layer, _ in inputs[1:]:
+            check_overlap(
+                reference_layer, reference_role.layer_label, layer, role.layer_label, context
+            )
+        destination = self.destination(parameters, self.OUTPUT, context)
+        staging = Path(tempfile.mkdtemp(prefix=".msgfm-", dir=str(destination.parent)))
+        copies = Path(tempfile.mkdtemp(prefix="msgfm-layers-"))
+        try:
+            rasters = []
+            for (role, layer, spec), chosen_bands in zip(inputs, bands):
+                path = raster_file(layer, copies, context, role.layer_label)
+                rasters.append({"sensor": spec.sensor, "path": path, "bands": chosen_bands})
+                feedback.pushInfo(
+                    f"{role.layer_label}: '{layer.name()}' bands {chosen_bands} -> model input "
+                    f"'{spec.name}' ({spec.sensor}: {', '.join(spec.bands)})"
+                )
+            plan = RunPlan(
+                metadata, inputs, self.job(model_path, rasters, staging, parameters, context)
+            )
+            self.prepare_job(plan, staging, parameters, context)
+            feedback.pushInfo(
+                f"Model: {metadata.model_name} {metadata.model_version} ({model_path})"
+            )
+            summary = run_job(
+                plan.job, BACKENDS[self.enum(parameters, self.BACKEND, context)], feedback
+            )
+            self.report(summary, reference_layer, feedback)
+            results = self.deliver(plan, summary["outputs"], parameters, context, feedback)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+            shutil.rmtree(copies, ignore_errors=True)
+        feedback.setProgress(100)
+        return results
+
+    def assign_inputs(self, metadata, parameters, context, feedback) -> List[Tuple]:
+        """Pair each model input with a layer: sensor-named roles first, the others in order."""
+        layers = {
+            role.layer_param: self.parameterAsRasterLayer(parameters, role.layer_param, context)
+            for role in self.ROLES
+        }
+        specs = list(metadata.inputs)
+        assigned: Dict[str, Any] = {}
+        for role in self.ROLES:
+            if role.sensor and role.sensor in [s.sensor for s in specs]:
+                spec = next(s for s in specs if s.sensor == role.sensor)
+                assigned[role.layer_param] = spec
+                specs.remove(spec)
+        for role in self.ROLES:
+            if role.layer_param not in assigned and specs:
+                if layers[role.layer_param] is None and role.optional:
+                    continue
+                assigned[role.layer_param] = specs.pop(0)
+        if specs:
+            missing = specs[0]
+            free = [r for r in self.ROLES if r.layer_param not in assigned]
+            where = f" in '{free[0].layer_label}'" if free else ""
+            raise QgsProcessingException(
+                f"The model '{metadata.model_name}' also needs a {missing.sensor} layer "
+                f"({len(missing.bands)} bands: {', '.join(missing.bands)}): choose it{where}"
+            )
+        inputs = []
+        for role in self.ROLES:
+            layer = layers[role.layer_param]
+            if role.layer_param not in assigned:
+                if layer is not None:
+                    feedback.pushWarning(
+                        f"The model '{metadata.model_name}' takes no further input: layer "
+                        f"'{layer.name()}' ({role.layer_label}) is not used"
+                    )
+                continue
+            if layer is None:
+                raise QgsProcessingException(
+                    f"Choose a layer in '{role.layer_label}': the model's "
+                    f"{assigned[role.layer_param].sensor} input needs one"
+                )
+            inputs.append((role, layer, assigned[role.layer_param]))
+        return inputs
+
+    def job(self, model_path, rasters, staging: Path, parameters, context) -> InferenceJob:
+        tile_size = self.parameterAsInt(parameters, self.TILE_SIZE, context)
+        overlap = self.parameterAsDouble(parameters, self.OVERLAP, context)
+        return InferenceJob(
+            model=model_path,
+            inputs=rasters,
+            out=str(staging / "output.tif"),
+            tile_size=tile_size or None,
+            overlap=overlap if overlap >= 0 else None,
+            batch_size=self.parameterAsInt(parameters, self.BATCH_SIZE, context),
+            device=DEVICES[self.enum(parameters, self.DEVICE, context)],
+        )
+
+    def report(self, summary: Dict, reference_layer, feedback) -> None:
+        feedback.pushInfo(
+            f"Ran on {summary['provider']}: {summary['tiles_run']} tiles run, "
+            f"{summary['tiles_skipped']} skipped as nodata, in {summary['seconds']:.1f} s "
+            f"(tile {summary['tile_size']} px, overlap {summary['overlap']} px, batch "
+            f"{summary['batch_size']})"
+        )
+        if summary["tiles_run"] == 0:
+            feedback.pushWarning(
+                f"Every tile of layer '{reference_layer.name()}' is nodata where the inputs "
+                "overlap: the model was not run and the output is all nodata"
+            )
+
+    # Helpers ------------------------------------------------------------------------------------
+
+    def enum(self, parameters, name: str, context) -> int:
+        return self.parameterAsEnum(parameters, name, context)
+
+    def destination(self, parameters, name: str, context) -> Path:
+        """The GeoTIFF path of raster output ``name`` (msGFM writes GeoTIFF only)."""
+        path = Path(self.parameterAsOutputLayer(parameters, name, context))
+        if path.suffix.lower() not in GEOTIFF_SUFFIXES:
+            raise QgsProcessingException(
+                f"msGFM writes GeoTIFF: choose a .tif file for '{self.parameterDefinition(name).description()}' "
+                f"instead of {path.name}"
+            )
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
+
+
+def move_raster(source: str, destination: Path) -> str:
+    """Move an engine output (and its .aux.xml legend) to ``destination``, replacing it."""
+    source_path = Path(source)
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(str(source_path), str(destination))
+    aux = source_path.with_name(source_path.name + ".aux.xml")
+    final_aux = destination.with_name(destination.name + ".aux.xml")
+    if aux.exists():
+        shutil.move(str(aux), str(final_aux))
+    elif final_aux.exists():
+        final_aux.unlink()  # a stale legend of an earlier output would describe other classes
+    return str(destination)
+
+
+def first_output(metadata: Any, kinds: Sequence[str]) -> Optional[int]:
+    """Index of the model's first output of one of ``kinds`` (in ``kinds`` order), or None."""
+    for kind in kinds:
+        for index, spec in enumerate(metadata.outputs):
+            if spec.kind == kind:
+                return index
+    return None

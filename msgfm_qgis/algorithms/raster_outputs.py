@@ -1,0 +1,38 @@
+"""Outputs of the algorithms whose result is one multiband raster (reflectance, embeddings)."""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List
+
+from qgis.core import QgsProcessingException, QgsProcessingParameterRasterDestination
+
+from ..model_checks import TASK_NAMES
+from ..styling import apply_on_load, multiband_style
+from .inference_base import ModelInferenceAlgorithm, RunPlan, first_output, move_raster
+
+
+class RasterOutputAlgorithm(ModelInferenceAlgorithm):
+    """Writes the model's first output of kind ``OUTPUT_KIND`` to ``OUTPUT``, styled in colour."""
+
+    OUTPUT_KIND = "reflectance"
+    OUTPUT_LABEL = "Output"
+
+    def initOutputs(self) -> None:
+        self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, self.OUTPUT_LABEL))
+
+    def check_outputs(self, metadata: Any) -> None:
+        if first_output(metadata, (self.OUTPUT_KIND,)) is None:
+            raise QgsProcessingException(
+                f"The model '{metadata.model_name}' has no {self.OUTPUT_KIND} output; choose a "
+                f"{TASK_NAMES[self.TASK]} model"
+            )
+
+    def deliver(self, plan: RunPlan, written: List[str], parameters, context, feedback) -> Dict:
+        index = first_output(plan.metadata, (self.OUTPUT_KIND,))
+        spec = plan.metadata.outputs[index]
+        path = move_raster(written[index], self.destination(parameters, self.OUTPUT, context))
+        feedback.pushInfo(f"Output bands: {', '.join(spec.bands)}")
+        style = multiband_style(spec.bands)
+        if style is not None:
+            apply_on_load(context, path, style)
+        return {self.OUTPUT: path}

@@ -1,0 +1,100 @@
+"""Raster layers as files the inference engine can read, and their band names.
+
+The engine (and the subprocess worker) read rasters with GDAL from a path. A layer backed by a plain
+file is used as it is; any other layer (in-memory ``/vsimem/`` rasters, virtual rasters, web
+services with a native grid, GeoPackage raster tables) is first written to a GeoTIFF through QGIS's
+own raster pipe, so what the model sees is what QGIS reads.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import List, Optional
+
+from qgis.core import (
+    QgsProcessingContext,
+    QgsProcessingException,
+    QgsProviderRegistry,
+    QgsRasterDataProvider,
+    QgsRasterFileWriter,
+    QgsRasterLayer,
+    QgsRasterPipe,
+)
+
+# QGIS names bands "Band 1" or, when the raster describes them, "Band 01: B04".
+_BAND_NAME = re.compile(r"^Band\s+\d+\s*:\s*(.+)$")
+
+
+def source_file(layer: QgsRasterLayer) -> Optional[str]:
+    """The file on disk behind ``layer`` when GDAL reads it as a whole, else None."""
+    if layer.providerType() != "gdal":
+        return None
+    parts = QgsProviderRegistry.instance().decodeUri("gdal", layer.source())
+    path = parts.get("path")
+    if not path or parts.get("layerName") or parts.get("openOptions"):
+        return None  # a sub-dataset or a raster opened with options: not the plain file
+    return str(path) if os.path.isfile(path) else None
+
+
+def raster_file(
+    layer: QgsRasterLayer, folder: Path, context: QgsProcessingContext, label: str
+) -> str:
+    """A GeoTIFF (or other GDAL file) path with the pixels of ``layer``.
+
+    Args:
+        layer: the raster layer.
+        folder: where to write a copy when the layer is not a plain file.
+        context: the Processing context (its coordinate transform context is used).
+        label: the parameter's name, for messages.
+    """
+    path = source_file(layer)
+    if path is not None:
+        return path
+    return export_geotiff(layer, folder, context, label)
+
+
+def export_geotiff(
+    layer: QgsRasterLayer, folder: Path, context: QgsProcessingContext, label: str
+) -> str:
+    """Write ``layer`` at its native grid to a GeoTIFF in ``folder``; returns its path."""
+    provider = layer.dataProvider()
+    if provider is None or not layer.isValid():
+        raise QgsProcessingException(f"Layer '{layer.name()}' ({label}) cannot be read")
+    if not provider.capabilities() & QgsRasterDataProvider.Size or provider.xSize() <= 0:
+        raise QgsProcessingException(
+            f"Layer '{layer.name()}' ({label}) has no native pixel grid (e.g. a web map "
+            "service): save it as a GeoTIFF with a resolution first (right-click > Export > Save "
+            "As...) and use that file"
+        )
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", layer.name()) or "layer"
+    target = folder / f"{safe}_{len(list(folder.iterdir()))}.tif"
+    pipe = QgsRasterPipe()
+    if not pipe.set(provider.clone()):
+        raise QgsProcessingException(f"Layer '{layer.name()}' ({label}) cannot be copied")
+    writer = QgsRasterFileWriter(str(target))
+    writer.setOutputFormat("GTiff")
+    error = writer.writeRaster(
+        pipe,
+        provider.xSize(),
+        provider.ySize(),
+        provider.extent(),
+        provider.crs(),
+        context.transformContext(),
+    )
+    if error != QgsRasterFileWriter.NoError or not target.is_file():
+        raise QgsProcessingException(
+            f"Layer '{layer.name()}' ({label}) could not be written to a temporary GeoTIFF "
+            f"(QGIS raster writer error {int(error)}); save it as a GeoTIFF and use that file"
+        )
+    return str(target)
+
+
+def band_names(layer: QgsRasterLayer) -> List[str]:
+    """The bands' descriptions (e.g. ``B04``), or ``""`` for a band without one."""
+    names = []
+    for band in range(1, layer.bandCount() + 1):
+        match = _BAND_NAME.match(layer.bandName(band))
+        names.append(match.group(1).strip() if match else "")
+    return names

@@ -1,0 +1,137 @@
+"""Running an inference job in QGIS's own Python or in a local worker subprocess.
+
+Both paths run the same engine (:func:`backend.inference.run_inference`) with the same parameters,
+stream its progress into the Processing feedback and stop it when the user cancels. A cancelled or
+failed run raises :class:`QgsProcessingException` and leaves no output file (the engine writes to a
+temporary file and renames it only on success).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Dict, List, Optional
+
+from qgis.core import QgsProcessingException, QgsProcessingFeedback
+
+from .backend_loader import backend_module
+
+IN_PROCESS = "in-process"
+SUBPROCESS = "subprocess"
+BACKENDS = (IN_PROCESS, SUBPROCESS)
+CANCELLED = "cancelled"
+
+
+@dataclass
+class InferenceJob:
+    """The parameters of one run, as the engine and the worker's ``predict`` job take them.
+
+    Attributes:
+        model: the .onnx file.
+        inputs: ``{"sensor", "path", "bands"}`` per raster, the reference grid first.
+        out: the GeoTIFF for the model's first output (others are written beside it).
+        tile_size, overlap: None for the model's defaults.
+        scene_grid: a GeoPackage of per-window classes (scene classification only).
+    """
+
+    model: str
+    inputs: List[Dict[str, Any]]
+    out: str
+    tile_size: Optional[int] = None
+    overlap: Optional[float] = None
+    batch_size: int = 4
+    device: str = "auto"
+    scene_grid: Optional[str] = None
+    extra: Dict[str, Any] = field(default_factory=dict)
+
+    def params(self) -> Dict[str, Any]:
+        """The job as JSON-ready parameters of the worker's ``predict`` job."""
+        params = asdict(self)
+        params.update(params.pop("extra"))
+        return {key: value for key, value in params.items() if value is not None}
+
+
+def run_job(job: InferenceJob, backend: str, feedback: QgsProcessingFeedback) -> Dict[str, Any]:
+    """Run ``job`` with ``backend`` (``in-process`` or ``subprocess``); returns the run's summary.
+
+    The summary is :class:`backend.inference.InferenceResult` as a dict (outputs, provider,
+    tiles_run, tiles_skipped, seconds, tile_size, overlap, batch_size).
+    """
+    if feedback.isCanceled():
+        raise QgsProcessingException(CANCELLED)
+    if backend == SUBPROCESS:
+        return _run_in_worker(job, feedback)
+    if backend != IN_PROCESS:
+        raise QgsProcessingException(f"unknown backend {backend!r}; use one of {BACKENDS}")
+    return _run_in_process(job, feedback)
+
+
+def _progress(feedback: QgsProcessingFeedback):
+    def report(fraction: float, message: str) -> None:
+        feedback.setProgress(100.0 * fraction)
+        if message:
+            feedback.setProgressText(message)
+
+    return report
+
+
+def _run_in_process(job: InferenceJob, feedback: QgsProcessingFeedback) -> Dict[str, Any]:
+    inference = backend_module("inference")
+    token = inference.CancelToken(poll=feedback.isCanceled)
+    # The signal stops a batch already inside ONNX Runtime at once; polling covers the rest.
+    feedback.canceled.connect(token.cancel)
+    try:
+        result = inference.run_inference(
+            job.model,
+            [
+                inference.RasterInput(sensor=item["sensor"], path=item["path"], bands=item["bands"])
+                for item in job.inputs
+            ],
+            job.out,
+            tile_size=job.tile_size,
+            overlap=job.overlap,
+            batch_size=job.batch_size,
+            device=job.device,
+            progress=_progress(feedback),
+            cancel=token,
+            scene_grid=job.scene_grid,
+            **job.extra,
+        )
+    except inference.InferenceCancelledError:
+        raise QgsProcessingException(CANCELLED) from None
+    except inference.InferenceError as exc:
+        if feedback.isCanceled():
+            raise QgsProcessingException(CANCELLED) from None
+        raise QgsProcessingException(str(exc)) from None
+    finally:
+        feedback.canceled.disconnect(token.cancel)
+    return result.to_dict()
+
+
+def _run_in_worker(job: InferenceJob, feedback: QgsProcessingFeedback) -> Dict[str, Any]:
+    from .settings import worker_python
+
+    client_module = backend_module("inference.worker_client")
+    python = worker_python()
+    feedback.pushInfo(
+        f"Backend: local subprocess ({' '.join(client_module.worker_command(python))})"
+    )
+    try:
+        with client_module.WorkerClient(python) as client:
+            return client.run(
+                "predict",
+                job.params(),
+                progress=_progress(feedback),
+                is_cancelled=feedback.isCanceled,
+            )
+    except client_module.WorkerCancelledError:
+        raise QgsProcessingException(CANCELLED) from None
+    except client_module.WorkerError as exc:
+        if exc.kind == "InferenceCancelledError" or feedback.isCanceled():
+            raise QgsProcessingException(CANCELLED) from None
+        if exc.kind in ("ModuleNotFoundError", "ImportError"):
+            raise QgsProcessingException(
+                f"The worker Python {python} cannot run msGFM ({exc}): set the QGIS setting "
+                "msgfm/worker_python to a Python with numpy<2, onnxruntime and rasterio, or choose "
+                "the in-process backend"
+            ) from None
+        raise QgsProcessingException(f"{exc} (worker Python: {python})") from None
