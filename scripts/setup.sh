@@ -22,6 +22,8 @@ install_debian_packages() {
     done
     if [ "${#missing[@]}" -eq 0 ]; then
         log "Debian packages present"
+        # `msgfm data fetch` downloads one sample-data .deb (r-cran-stars): it needs package lists.
+        apt-cache show r-cran-stars >/dev/null 2>&1 || as_root apt-get update -qq
         return
     fi
     log "installing Debian packages: ${missing[*]}"
