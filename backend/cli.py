@@ -17,9 +17,9 @@ from . import __version__
 # Modules (relative to this package) that provide ``register(subparsers)``.
 COMMAND_MODULES = (
     ".data.cli",  # data fetch
-    ".export.cli",  # info
+    ".export.cli",  # info, export
     ".models.cli",  # model-summary
-    ".train.cli",  # pretrain (later: finetune, export, evaluate)
+    ".train.cli",  # pretrain, finetune, evaluate
     ".inference.cli",  # predict, worker
 )
 

@@ -354,3 +354,21 @@ register_sensor(
         description="Landsat-7 ETM+ reflective bands 1-5 and 7",
     )
 )
+
+register_sensor(
+    Sensor(
+        name="ms",
+        bands=("B", "G", "R", "NIR"),
+        units="DN",
+        # WorldView-2 multispectral blue, green, red and NIR1 central wavelengths (nm).
+        wavelengths_nm=(480.0, 545.0, 660.0, 835.0),
+        # The samples' ms*.tif are stored at 1 m but repeat every pixel 2 x 2: the true MS is 2 m.
+        resolution_m=2.0,
+        # The samples' SpaceNet-6 ms1-3.tif, one pixel per 2 x 2 block, 0 (outside the
+        # footprint) excluded: 51 403 pixels.
+        mean=(142.5, 187.0, 197.1, 371.3),
+        std=(186.1, 199.1, 230.0, 338.6),
+        aliases={"BLUE": "B", "GREEN": "G", "RED": "R", "NIR1": "NIR"},
+        description="4-band multispectral (WorldView-2 blue, green, red, NIR1; SpaceNet-6 MS)",
+    )
+)

@@ -1,19 +1,63 @@
-"""`msgfm info`: print an ONNX model's msGFM metadata as JSON."""
+"""`msgfm info` (print an ONNX model's msGFM metadata) and `msgfm export` (checkpoint -> ONNX)."""
 
 from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
+from typing import Any, Dict, List, Optional
 
 from .schema import ModelFileError, ModelMetadataError, read_model_metadata
+
+PARITY_TILES = 4
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "info", help="print the msGFM metadata of an ONNX model as JSON", description=__doc__
+        "info",
+        help="print the msGFM metadata of an ONNX model as JSON",
+        description="Print an ONNX model's msGFM metadata as JSON.",
     )
     parser.add_argument("model", help="path to an .onnx model exported by `msgfm export`")
     parser.set_defaults(func=_info)
+
+    export = subparsers.add_parser(
+        "export",
+        help="export a checkpoint to one self-describing ONNX file, checked against torch",
+        description=(
+            "Export a finetuning checkpoint (task model) or a pretraining checkpoint (encoder "
+            "embeddings) to a single .onnx file with msGFM metadata. ONNX Runtime is run against "
+            "torch on tiles at another batch size; the export fails when they differ by more "
+            "than the tolerance, and the max abs difference is printed."
+        ),
+    )
+    export.add_argument("--checkpoint", required=True, help="checkpoint folder or run folder")
+    export.add_argument("--out", required=True, help="the .onnx file to write")
+    export.add_argument(
+        "--sensor",
+        action="append",
+        default=None,
+        help="embedding export: encoder input sensor (repeat to fuse several, e.g. s2 and sar)",
+    )
+    export.add_argument(
+        "--tile-size", type=int, default=None, help="embedding export: tile size in pixels"
+    )
+    export.add_argument("--tolerance", type=float, default=1e-4, help="max abs difference allowed")
+    export.add_argument("--batch-size", type=int, default=2, help="batch size traced at export")
+    export.add_argument("--model-name", default=None, help="metadata model_name")
+    export.add_argument("--model-version", default=None, help="metadata model_version")
+    export.add_argument(
+        "--parity-raster",
+        action="append",
+        default=None,
+        metavar="SENSOR=PATH",
+        help=(
+            "real tiles for the parity check: a raster per model input with the sensor's bands "
+            "in order (co-registered, same size); default: random normal tiles"
+        ),
+    )
+    export.add_argument("--json", action="store_true", help="print the export report as JSON")
+    export.set_defaults(func=_export)
 
 
 def _info(args: argparse.Namespace) -> int:
@@ -23,3 +67,106 @@ def _info(args: argparse.Namespace) -> int:
         raise SystemExit(f"msgfm info: {exc}") from None
     print(json.dumps(metadata.to_dict(), indent=2))
     return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from .onnx_export import ExportParityError, export_checkpoint
+
+    try:
+        samples = None
+        if args.parity_raster:
+            samples = read_parity_tiles(args.checkpoint, args.parity_raster, args.tile_size)
+        report = export_checkpoint(
+            args.checkpoint,
+            args.out,
+            batch_size=args.batch_size,
+            tolerance=args.tolerance,
+            sample_inputs=samples,
+            sensors=args.sensor,
+            tile_size=args.tile_size,
+            model_name=args.model_name,
+            model_version=args.model_version,
+        )
+    except ExportParityError as exc:
+        print(f"msgfm export: {exc}")
+        return 1
+    except (FileNotFoundError, ValueError, KeyError) as exc:
+        raise SystemExit(f"msgfm export: {exc}") from None
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "path": str(report.path),
+                    "task": report.metadata.task,
+                    "max_abs_diff": report.max_abs_diff,
+                    "per_output": report.per_output,
+                    "parity_batch_size": report.parity_batch_size,
+                    "parity_inputs": report.parity_inputs,
+                    "experts_unused": report.experts_unused,
+                },
+                indent=2,
+            )
+        )
+    else:
+        print(
+            f"wrote {report.path} ({report.metadata.task}, {report.path.stat().st_size} bytes)\n"
+            f"ONNX Runtime vs torch: max abs diff {report.max_abs_diff:.3g} on "
+            f"{report.parity_batch_size} {report.parity_inputs} tiles "
+            f"(tolerance {args.tolerance:g})"
+        )
+        if report.experts_unused:
+            print(
+                f"note: {report.experts_unused} MoE experts received no parity token; "
+                "give more or larger --parity-raster tiles to compare them too"
+            )
+    return 0
+
+
+def read_parity_tiles(
+    checkpoint: str, rasters: List[str], tile_size: Optional[int] = None
+) -> Dict[str, Any]:
+    """Normalised tiles ``{sensor: (N, C, tile, tile)}`` along the diagonal of real rasters.
+
+    Each ``SENSOR=PATH`` raster holds the sensor's bands in canonical order; the rasters must be
+    co-registered (same size). Statistics are the checkpoint's, else the sensor registry's.
+    """
+    import numpy as np
+    import rasterio
+
+    from ..data.tasks.normalization import sensor_with_stats
+    from ..sensors import normalize
+    from ..train.checkpoint import META_FILE, resolve_checkpoint
+
+    folder = resolve_checkpoint(checkpoint)
+    if folder is None:
+        raise FileNotFoundError(f"no checkpoint in {checkpoint}")
+    meta = json.loads((folder / META_FILE).read_text(encoding="utf-8"))
+    if "task_spec" in meta:
+        tile = int(meta["task_spec"]["image_size"])
+    else:
+        tile = int(tile_size or meta["model_config"]["image_size"])
+    tiles = {}
+    shape = None
+    for item in rasters:
+        sensor, sep, path = item.partition("=")
+        if not sep or not path:
+            raise ValueError(f"--parity-raster {item!r}: write it as SENSOR=PATH")
+        sensor = sensor.strip().lower()
+        entry = sensor_with_stats(sensor, meta.get("normalization"))
+        with rasterio.open(Path(path)) as dataset:
+            if dataset.count != entry.num_bands:
+                raise ValueError(
+                    f"--parity-raster {sensor}={path} has {dataset.count} bands; the {sensor} "
+                    f"input takes {entry.num_bands} ({', '.join(entry.bands)}) in that order"
+                )
+            if shape is not None and (dataset.height, dataset.width) != shape:
+                raise ValueError("--parity-raster rasters must be co-registered (same size)")
+            shape = (dataset.height, dataset.width)
+            if min(shape) < tile:
+                raise ValueError(f"--parity-raster {path} is smaller than the {tile} px tile")
+            image = dataset.read(masked=True).astype(np.float32).filled(np.nan)
+        rows = np.linspace(0, shape[0] - tile, PARITY_TILES).astype(int)
+        cols = np.linspace(0, shape[1] - tile, PARITY_TILES).astype(int)
+        crops = np.stack([image[:, r : r + tile, c : c + tile] for r, c in zip(rows, cols)])
+        tiles[sensor] = np.nan_to_num(normalize(entry, crops), nan=0.0)
+    return tiles

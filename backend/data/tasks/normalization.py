@@ -50,7 +50,7 @@ def normalize_inputs(
     for name, values in inputs.items():
         sensor_name = (sensors or {}).get(name, name)
         if stats and sensor_name in stats and sensor_name not in SENSORS:
-            # An input without a registry entry (e.g. pan-sharpening "ms") needs its statistics.
+            # An input without a registry entry needs its statistics given.
             mean = np.asarray(stats[sensor_name]["mean"], dtype=np.float32).reshape(-1, 1, 1)
             std = np.asarray(stats[sensor_name]["std"], dtype=np.float32).reshape(-1, 1, 1)
             values = (np.asarray(values, dtype=np.float32) - mean) / std

@@ -142,5 +142,11 @@ def test_ms_input_normalises_with_given_statistics(pan_ms_folder):
         normalized["ms"][3], (sample["inputs"]["ms"][3] - 300.0) / 150.0, rtol=1e-5
     )
     np.testing.assert_allclose(normalized["pan"][0], (sample["inputs"]["pan"][0] - 200.0) / 117.0)
-    with pytest.raises(KeyError, match="unknown sensor 'ms'"):
-        normalize_sample(sample)
+    # Without statistics the registry's defaults for the `ms` sensor apply.
+    from backend.sensors import get_sensor
+
+    ms = get_sensor("ms")
+    defaults = normalize_sample(sample)["inputs"]["ms"]
+    np.testing.assert_allclose(
+        defaults[3], (sample["inputs"]["ms"][3] - ms.mean[3]) / ms.std[3], rtol=1e-5, atol=1e-6
+    )
