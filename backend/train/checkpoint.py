@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Dict, Optional, Union
 
 LAST = "checkpoint-last"
+BEST = "checkpoint-best"
 WEIGHTS_FILE = "model.safetensors"
 STATE_FILE = "trainer_state.pt"
 META_FILE = "meta.json"

@@ -8,14 +8,15 @@ from pathlib import Path
 from typing import Any, Dict, List, Union
 
 
-def _plain(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
+    """``value`` with every NaN or infinity (nested in dicts and lists) replaced by None."""
     # JSON has no NaN/inf; write them as null so every reader can parse the log.
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
+        return {k: json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+        return [json_safe(v) for v in value]
     return value
 
 
@@ -40,7 +41,7 @@ class MetricsLog:
     def write(self, record: Dict[str, Any]) -> None:
         """Append one record (flushed at once, so a killed run keeps what it logged)."""
         with self.path.open("a") as stream:
-            stream.write(json.dumps(_plain(record)) + "\n")
+            stream.write(json.dumps(json_safe(record)) + "\n")
 
 
 def read_metrics(path: Union[str, Path]) -> List[Dict[str, Any]]:

@@ -4,8 +4,13 @@
 seeding, gradient accumulation and clipping, bf16 autocast on CUDA, the learning-rate schedule,
 progress, ``metrics.jsonl`` and atomic, exactly resumable checkpoints. A task subclasses it and
 fills in the hooks: :meth:`build_model`, :meth:`build_dataset`, :meth:`training_step` (and, when it
-needs them, :meth:`configure_optimizer`, :meth:`collate`, :meth:`validation_step`,
-:meth:`checkpoint_meta`).
+needs them, :meth:`configure_optimizer`, :meth:`collate`, :meth:`checkpoint_meta`).
+
+Validation (finetuning): a task that returns a dataset from :meth:`build_val_dataset` and implements
+:meth:`validation_step` (and, for scores that are not averages over batches, :meth:`validation_end`)
+is validated every ``val_every`` steps and at the end. The ``val_*`` scores go into
+``metrics.jsonl``; each improvement of the monitored score is kept as ``OUT/checkpoint-best``, and
+with ``patience`` the run stops after that many validations without improvement.
 
 Exact resume rests on three things: the data order is a function of the step alone
 (:class:`~backend.data.pretrain_dataset.StepBatchSampler`), torch's RNG is re-seeded from
@@ -21,9 +26,9 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional
+from typing import Any, Callable, Dict, Iterable, List, Optional
 
-from .checkpoint import LAST, copy_checkpoint, load_checkpoint, periodic_name, save_checkpoint
+from .checkpoint import BEST, LAST, copy_checkpoint, load_checkpoint, periodic_name, save_checkpoint
 from .distributed import DistributedContext
 from .metrics import MetricsLog
 from .schedule import cosine_with_warmup
@@ -53,6 +58,14 @@ class TrainerConfig:
         checkpoint_every: Steps between updates of ``checkpoint-last``.
         keep_every: Steps between kept ``checkpoint-<step>`` copies (0 = none).
         progress: Show a progress bar (rank 0, only when stderr is a terminal).
+        val_every: Steps between validations (0 = only at the end); used only by tasks with a
+            validation dataset.
+        val_batch_size: Samples per validation batch.
+        monitor: Validation score that decides ``checkpoint-best`` and early stopping
+            (``val_loss`` or a ``val_<metric>`` the task reports).
+        monitor_mode: ``min`` (lower is better) or ``max``.
+        patience: Validations without improvement of ``monitor`` before the run stops early
+            (0 = never stop early).
     """
 
     out_dir: str = "runs/pretrain"
@@ -73,6 +86,11 @@ class TrainerConfig:
     checkpoint_every: int = 100
     keep_every: int = 0
     progress: bool = True
+    val_every: int = 0
+    val_batch_size: int = 8
+    monitor: str = "val_loss"
+    monitor_mode: str = "min"
+    patience: int = 0
 
 
 @dataclass
@@ -84,10 +102,13 @@ class StepOutput:
         metrics: Extra JSON-friendly values for ``metrics.jsonl``: numbers are averaged over
             micro-batches and ranks; dicts of numbers (per-sensor losses) likewise, per key; lists
             (expert load) are averaged element-wise.
+        predictions: Validation only: whatever :meth:`Trainer.validation_end` needs to score the
+            whole validation set (predictions and references as numpy arrays, say).
     """
 
     loss: Any
     metrics: Dict[str, Any] = field(default_factory=dict)
+    predictions: Any = None
 
 
 def step_seed(seed: int, step: int, rank: int) -> int:
@@ -110,6 +131,17 @@ class Trainer:
         self.optimizer = None
         self.scheduler = None
         self.step = 0
+        # Validation state: latest and best scores, validations since the last improvement.
+        self.val_metrics: Dict[str, Any] = {}
+        self.best_metrics: Dict[str, Any] = {}
+        self.best_value: Optional[float] = None
+        self.best_step = 0
+        self.bad_validations = 0
+        self.stopped_early = False
+        # Set by callers that drive a run from outside (the subprocess worker): called after
+        # every optimiser step with (step, max_steps, record); ``should_stop()`` True ends the run.
+        self.on_step: Optional[Callable[[int, int, Dict[str, Any]], None]] = None
+        self.should_stop: Optional[Callable[[], bool]] = None
 
     # --- hooks ----------------------------------------------------------------------------------
 
@@ -131,9 +163,21 @@ class Trainer:
         """Forward one micro-batch; return the loss and metrics."""
         raise NotImplementedError
 
+    def build_val_dataset(self):
+        """Return the held-back dataset to validate on, or None (no validation; the default)."""
+        return None
+
     def validation_step(self, model, batch: Any) -> StepOutput:
         """Evaluate one batch without gradients (tasks with validation data override it)."""
         raise NotImplementedError(f"{type(self).__name__} has no validation step")
+
+    def validation_end(self, outputs: List[StepOutput]) -> Dict[str, Any]:
+        """Scores of the whole validation set from every batch's output (keys without ``val_``).
+
+        The default averages the loss and the numeric metrics over batches, weighted equally.
+        """
+        records = [{"loss": float(o.loss), **_plain_metrics(o)} for o in outputs]
+        return _average_records(records)
 
     def configure_optimizer(self, model):
         """AdamW without weight decay on 1-d parameters (norms, biases) and learned tokens."""
@@ -238,6 +282,10 @@ class Trainer:
             self.optimizer.load_state_dict(state["optimizer"])
             self.scheduler.load_state_dict(state["scheduler"])
             self.step = int(state["step"])
+            self._restore_validation_state(state.get("validation"))
+        if config.monitor_mode not in ("min", "max"):
+            raise ValueError(f"monitor_mode must be 'min' or 'max', got {config.monitor_mode!r}")
+        val_dataset = self.build_val_dataset()
 
         train_model = model
         if context.distributed:
@@ -263,7 +311,9 @@ class Trainer:
         batches = iter(loader)
         last_loss = float("nan")
         started = time.time()
-        while self.step < config.max_steps:
+        while self.step < config.max_steps and not self.stopped_early:
+            if self.should_stop is not None and self.should_stop():
+                raise TrainingCancelledError(f"training stopped on request at step {self.step}")
             step = self.step
             torch.manual_seed(step_seed(config.seed, step, context.rank))
             train_model.train()
@@ -287,7 +337,7 @@ class Trainer:
                 grad_norm = float(
                     torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
                 )
-            lr = self.optimizer.param_groups[0]["lr"]
+            lr = max(group["lr"] for group in self.optimizer.param_groups)
             self.optimizer.step()
             self.scheduler.step()
             self.step = step + 1
@@ -311,7 +361,18 @@ class Trainer:
                 progress.set_postfix(loss=f"{last_loss:.4f}", lr=f"{lr:.2e}")
             elif context.is_main and self.step % max(1, config.max_steps // 20) == 0:
                 context.say(f"step {self.step}/{config.max_steps} loss {last_loss:.4f} lr {lr:.2e}")
-            if self.step % config.checkpoint_every == 0 or self.step == config.max_steps:
+            if self.on_step is not None:
+                self.on_step(self.step, config.max_steps, record)
+            if val_dataset is not None and (
+                self.step == config.max_steps
+                or (config.val_every and self.step % config.val_every == 0)
+            ):
+                self._validate_and_track(context, val_dataset, metrics_log, started)
+            if (
+                self.step % config.checkpoint_every == 0
+                or self.step == config.max_steps
+                or self.stopped_early
+            ):
                 self._checkpoint(context)
         if progress is not None:
             progress.close()
@@ -319,7 +380,7 @@ class Trainer:
         checksums = context.gather(parameter_checksum(model))
         if len(set(checksums)) > 1:
             raise RuntimeError(f"model replicas diverged across ranks: {checksums}")
-        return {
+        result = {
             "step": self.step,
             "loss": last_loss,
             "out_dir": str(self.out_dir),
@@ -327,6 +388,111 @@ class Trainer:
             "world_size": context.world_size,
             "parameter_checksums": checksums,
         }
+        if val_dataset is not None:
+            result.update(
+                {
+                    "val_metrics": self.val_metrics,
+                    "best_metrics": self.best_metrics,
+                    "best_step": self.best_step,
+                    "stopped_early": self.stopped_early,
+                    "best_checkpoint": str(self.out_dir / BEST),
+                }
+            )
+        return result
+
+    # --- validation -----------------------------------------------------------------------------
+
+    def validate(self, dataset=None) -> Dict[str, Any]:
+        """Score the model on the validation dataset (every rank does the whole set).
+
+        Returns:
+            ``{"val_<name>": value}`` from :meth:`validation_end` (``val_loss`` included).
+        """
+        import torch
+        from torch.utils.data import DataLoader
+
+        dataset = dataset if dataset is not None else self.build_val_dataset()
+        if dataset is None or len(dataset) == 0:
+            raise ValueError(f"{type(self).__name__} has no validation samples to validate on")
+        loader = DataLoader(
+            dataset,
+            batch_size=self.config.val_batch_size,
+            shuffle=False,
+            collate_fn=self.collate,
+            num_workers=self.config.num_workers,
+        )
+        model = self.model
+        was_training = model.training
+        model.eval()
+        outputs: List[StepOutput] = []
+        try:
+            with torch.no_grad():
+                for batch in loader:
+                    outputs.append(self.validation_step(model, self.to_device(batch)))
+        finally:
+            model.train(was_training)
+        scores = self.validation_end(outputs)
+        return {f"val_{name}": value for name, value in scores.items()}
+
+    def _validate_and_track(self, context, dataset, metrics_log, started: float) -> None:
+        # Replicas are identical, so every rank computes the same scores and takes the same
+        # early-stopping decision without any messaging.
+        config = self.config
+        self.val_metrics = self.validate(dataset)
+        if config.monitor not in self.val_metrics:
+            raise KeyError(
+                f"--monitor {config.monitor!r} is not among the validation scores "
+                f"{sorted(self.val_metrics)}"
+            )
+        value = float(self.val_metrics[config.monitor])
+        improved = self.best_value is None or (
+            value < self.best_value if config.monitor_mode == "min" else value > self.best_value
+        )
+        if improved:
+            self.best_value, self.best_step = value, self.step
+            self.best_metrics = dict(self.val_metrics)
+            self.bad_validations = 0
+        else:
+            self.bad_validations += 1
+            if config.patience and self.bad_validations >= config.patience:
+                self.stopped_early = True
+        if metrics_log is not None:
+            metrics_log.write(
+                {
+                    "step": self.step,
+                    **self.val_metrics,
+                    "best_step": self.best_step,
+                    "elapsed_s": round(time.time() - started, 3),
+                }
+            )
+        if context.is_main:
+            context.say(
+                f"step {self.step}: {config.monitor} {value:.4f}"
+                + (" (best)" if improved else f" (best {self.best_value:.4f} at {self.best_step})")
+                + (", stopping early" if self.stopped_early else "")
+            )
+        if improved:
+            self._checkpoint(context, BEST)
+
+    def _validation_state(self) -> Dict[str, Any]:
+        return {
+            "val_metrics": dict(self.val_metrics),
+            "best_metrics": dict(self.best_metrics),
+            "best_value": self.best_value,
+            "best_step": self.best_step,
+            "bad_validations": self.bad_validations,
+            "stopped_early": self.stopped_early,
+        }
+
+    def _restore_validation_state(self, state: Optional[Dict[str, Any]]) -> None:
+        if not state:
+            return
+        self.val_metrics = dict(state.get("val_metrics") or {})
+        self.best_metrics = dict(state.get("best_metrics") or {})
+        self.best_value = state.get("best_value")
+        self.best_step = int(state.get("best_step", 0))
+        self.bad_validations = int(state.get("bad_validations", 0))
+        self.stopped_early = bool(state.get("stopped_early", False))
 
     def _loader(self):
         from torch.utils.data import DataLoader
@@ -358,7 +524,7 @@ class Trainer:
 
         return tqdm(total=self.config.max_steps, initial=self.step, unit="step", dynamic_ncols=True)
 
-    def _checkpoint(self, context: DistributedContext) -> None:
+    def _checkpoint(self, context: DistributedContext, name: str = LAST) -> None:
         import torch
 
         if context.is_main:
@@ -368,6 +534,7 @@ class Trainer:
                 "scheduler": self.scheduler.state_dict(),
                 "torch_rng": torch.get_rng_state(),
                 "python_rng": list(random.getstate()[1]),
+                "validation": self._validation_state(),
             }
             meta = {
                 "step": self.step,
@@ -375,10 +542,14 @@ class Trainer:
                 "world_size": context.world_size,
                 **self.checkpoint_meta(),
             }
-            last = save_checkpoint(self.out_dir / LAST, self.model, state, meta)
-            if self.config.keep_every and self.step % self.config.keep_every == 0:
-                copy_checkpoint(last, self.out_dir / periodic_name(self.step))
+            saved = save_checkpoint(self.out_dir / name, self.model, state, meta)
+            if name == LAST and self.config.keep_every and self.step % self.config.keep_every == 0:
+                copy_checkpoint(saved, self.out_dir / periodic_name(self.step))
         context.barrier()
+
+
+class TrainingCancelledError(RuntimeError):
+    """A run ended on request (``Trainer.should_stop``) before ``max_steps``."""
 
 
 def parameter_checksum(model) -> str:

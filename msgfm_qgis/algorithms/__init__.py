@@ -4,6 +4,7 @@ from .classify_scenes import ClassifyScenesAlgorithm
 from .extract_embeddings import ExtractEmbeddingsAlgorithm
 from .model_info import ModelInfoAlgorithm
 from .pansharpen import PansharpenAlgorithm
+from .pretrain import PretrainAlgorithm
 from .remove_clouds import RemoveCloudsAlgorithm
 from .segment_landcover import SegmentLandCoverAlgorithm
 
@@ -14,4 +15,5 @@ ALGORITHMS = (
     PansharpenAlgorithm,
     ExtractEmbeddingsAlgorithm,
     ModelInfoAlgorithm,
+    PretrainAlgorithm,
 )

@@ -91,8 +91,8 @@ def test_errors_come_back_as_messages_and_the_worker_lives_on(
                 {"model": str(probability_model), "inputs": [f"rgb={landsat}"], "out": "x.tif"},
             )
         assert caught.value.kind == "InputMismatchError"
-        with pytest.raises(WorkerError, match="unknown job 'pretrain'"):
-            client.run("pretrain", {})
+        with pytest.raises(WorkerError, match="unknown job 'no-such-job'"):
+            client.run("no-such-job", {})
         with pytest.raises(WorkerError, match="lacks parameter"):
             client.run("predict", {"model": str(probability_model)})
         # Still serving after three failures.

@@ -74,3 +74,14 @@ def run(command: List[str], timeout: float = 120) -> subprocess.CompletedProcess
     )
     assert result.returncode == 0, f"{command} failed:\n{result.stdout}\n{result.stderr}"
     return result
+
+
+@pytest.fixture(scope="session")
+def pretrained_tiny(tmp_path_factory, sample_data, tiny_config, band_stats) -> Path:
+    """A tiny pretraining run (10 steps of ``msgfm pretrain``): the encoder finetuning starts from."""
+    from backend.cli import main
+
+    out = tmp_path_factory.mktemp("pretrained") / "run"
+    args = pretrain_args(out, tiny_config, band_stats, sample_data)
+    assert main(["pretrain", *args, "--max-steps", "10", "--checkpoint-every", "10"]) == 0
+    return out

@@ -1,0 +1,386 @@
+"""Finetuning data specs: which dataset a ``--data`` argument means, read into a task dataset.
+
+A data spec is a small JSON object naming a dataset layout and its files, paths relative to a data
+root (``--data-root``, else the sample-data folder of ``msgfm data fetch``)::
+
+    {"layout": "segmentation",
+     "images": {"landsat": ["landcover/lsat7_2000_10.tif", "...", "landcover/lsat7_2000_70.tif"]},
+     "labels": "landcover/strata.tif", "tile_size": 64}
+
+``--data`` takes a spec name (``finetune_segmentation``, shipped in ``backend/data/manifests``; the
+task name alone also works), a JSON file, inline JSON, or the short form
+``LAYOUT:PATH[,key=value...]`` where PATH is the layout's main folder or file
+(``bigearthnet:/data/BigEarthNet-S2,s1=/data/BigEarthNet-S1``).
+
+Layouts (tasks they serve):
+
+* ``bigearthnet`` (classification; cloud-removal base): ``s2`` (or PATH), ``s1``, ``label_mode``
+  ``multi``/``single``.
+* ``majority-tiles`` (classification): tiles of image rasters labelled by the majority class of a
+  class raster (``images``, ``labels``, ``tile_size``, ``stride``, ``min_labelled``: the fraction
+  of a tile that must be labelled).
+* ``segmentation`` (segmentation): ``images``, ``labels`` or ``polygons`` + ``class_field``,
+  ``class_values``, ``tile_size``, ``stride``.
+* ``simulated-clouds`` (cloud removal): ``base`` (a spec with clear ``s2`` and ``sar``),
+  ``seed``, ``coverage`` [low, high].
+* ``sen12mscr`` (cloud removal): ``root`` (or PATH).
+* ``pansharpening`` (pan-sharpening, Wald's reduced-resolution protocol): ``folder`` (or PATH)
+  of ``pan*.tif`` + ``ms*.tif`` pairs, ``tile_size``, ``stride``.
+
+Every spec may also give ``class_names`` and ``description``. Samples are finally cut or padded to
+the model's tile size by :class:`TileSizedDataset` (centre crop; padding is no data).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
+
+import numpy as np
+
+MANIFEST_DIR = Path(__file__).resolve().parents[1] / "data" / "manifests"
+LAYOUT_TASKS = {
+    "bigearthnet": ("classification",),
+    "majority-tiles": ("classification",),
+    "segmentation": ("segmentation",),
+    "simulated-clouds": ("cloud-removal",),
+    "sen12mscr": ("cloud-removal",),
+    "pansharpening": ("pansharpening",),
+}
+# The key that the PATH of the short form ``LAYOUT:PATH`` fills in.
+_MAIN_PATH_KEY = {
+    "bigearthnet": "s2",
+    "sen12mscr": "root",
+    "pansharpening": "folder",
+    "segmentation": "labels",
+    "majority-tiles": "labels",
+}
+IGNORE_INDEX = 255
+
+
+def load_data_spec(text: str) -> Dict[str, Any]:
+    """The data spec meant by a ``--data`` argument (see the module docstring).
+
+    Raises:
+        ValueError: The argument is none of the accepted forms, or the JSON is not an object with
+            a known ``layout``.
+    """
+    text = str(text).strip()
+    candidates = [MANIFEST_DIR / f"{text}.json", MANIFEST_DIR / f"finetune_{text}.json"]
+    if text.startswith("{"):
+        spec = _parse_json(text, "--data")
+    elif Path(text).is_file():
+        spec = _parse_json(Path(text).read_text(encoding="utf-8"), text)
+    elif any(c.is_file() for c in candidates):
+        path = next(c for c in candidates if c.is_file())
+        spec = _parse_json(path.read_text(encoding="utf-8"), str(path))
+    elif ":" in text and text.split(":", 1)[0] in LAYOUT_TASKS:
+        layout, rest = text.split(":", 1)
+        parts = rest.split(",")
+        spec = {"layout": layout, _MAIN_PATH_KEY.get(layout, "path"): parts[0]}
+        for part in parts[1:]:
+            key, sep, value = part.partition("=")
+            if not sep:
+                raise ValueError(f"--data {text!r}: {part!r} is not key=value")
+            spec[key.strip()] = _parse_value(value.strip())
+    else:
+        shipped = sorted(p.stem for p in MANIFEST_DIR.glob("finetune_*.json"))
+        raise ValueError(
+            f"--data {text!r} is not a data spec: give a spec name ({', '.join(shipped)}), a JSON "
+            f"file, inline JSON or LAYOUT:PATH[,key=value...] with LAYOUT one of "
+            f"{', '.join(LAYOUT_TASKS)}"
+        )
+    if spec.get("layout") not in LAYOUT_TASKS:
+        raise ValueError(
+            f"data spec {text!r}: 'layout' must be one of {', '.join(LAYOUT_TASKS)}, "
+            f"not {spec.get('layout')!r}"
+        )
+    return spec
+
+
+def _parse_json(text: str, where: str) -> Dict[str, Any]:
+    try:
+        spec = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"data spec {where}: not valid JSON ({exc})") from None
+    if not isinstance(spec, dict):
+        raise ValueError(f"data spec {where}: must be a JSON object with a 'layout'")
+    return spec
+
+
+def _parse_value(value: str) -> Any:
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError:
+        return value
+
+
+def default_data_root() -> Path:
+    """The sample-data folder of ``msgfm data fetch`` (``$MSGFM_DATA_DIR/samples`` or the cache)."""
+    from ..data.fetch import ensure_sample_data
+
+    return Path(ensure_sample_data())
+
+
+def build_dataset(spec: Mapping[str, Any], task: str, data_root: Optional[Union[str, Path]] = None):
+    """Read a data spec into a task dataset (samples as in :mod:`backend.data.tasks`).
+
+    Args:
+        spec: The data spec.
+        task: The task the data is for; a layout that cannot serve it is an error.
+        data_root: Root of relative paths (default: the sample-data folder).
+
+    Returns:
+        The dataset; it has ``holdout_units()`` and the attributes :func:`describe_dataset` reads.
+    """
+    layout = spec.get("layout")
+    if layout not in LAYOUT_TASKS:
+        raise ValueError(f"data spec layout must be one of {', '.join(LAYOUT_TASKS)}: {layout!r}")
+    if task not in LAYOUT_TASKS[layout]:
+        raise ValueError(
+            f"data layout {layout!r} gives {' or '.join(LAYOUT_TASKS[layout])} samples, not "
+            f"{task}; pick a data spec for {task} (e.g. --data finetune_{task})"
+        )
+    roots: List[Path] = [Path(data_root)] if data_root is not None else []
+
+    def resolve(value: Any) -> Path:
+        # Relative paths need the root; the sample data is only looked up when one is used.
+        candidate = Path(str(value)).expanduser()
+        if candidate.is_absolute():
+            return candidate
+        if not roots:
+            roots.append(default_data_root())
+        return roots[0] / candidate
+
+    def path(key: str, required: bool = True) -> Optional[Path]:
+        value = spec.get(key)
+        if value is None:
+            if required:
+                raise ValueError(f"data spec ({layout}) needs {key!r}")
+            return None
+        return resolve(value)
+
+    from ..data import tasks
+
+    if layout == "bigearthnet":
+        return tasks.BigEarthNetDataset(
+            path("s2"), path("s1", required=False), label_mode=spec.get("label_mode", "multi")
+        )
+    if layout in ("segmentation", "majority-tiles"):
+        images = _image_sources(spec, layout, resolve)
+        dataset = tasks.RasterSegmentationDataset(
+            images,
+            label_raster=path("labels", required="polygons" not in spec),
+            polygons=path("polygons", required=False),
+            class_field=spec.get("class_field"),
+            class_values=spec.get("class_values"),
+            tile_size=int(spec.get("tile_size", 64)),
+            stride=spec.get("stride"),
+        )
+        if layout == "majority-tiles":
+            return MajorityClassTiles(dataset, float(spec.get("min_labelled", 0.5)))
+        return dataset
+    if layout == "simulated-clouds":
+        base_spec = spec.get("base")
+        if not isinstance(base_spec, dict):
+            raise ValueError("data spec (simulated-clouds) needs 'base', a spec of clear S2 + S1")
+        base_task = LAYOUT_TASKS.get(base_spec.get("layout"), ("classification",))[0]
+        base = build_dataset(base_spec, base_task, roots[0] if roots else None)
+        low, high = spec.get("coverage", [0.2, 0.7])
+        return tasks.SimulatedCloudRemovalDataset(
+            base, seed=int(spec.get("seed", 0)), coverage_range=(float(low), float(high))
+        )
+    if layout == "sen12mscr":
+        return tasks.SEN12MSCRDataset(path("root"))
+    # pansharpening
+    return tasks.PanSharpeningDataset.from_folder(
+        path("folder"),
+        mode="reduced",
+        tile_size=int(spec.get("tile_size", 64)),
+        stride=spec.get("stride"),
+    )
+
+
+def _image_sources(spec: Mapping[str, Any], layout: str, path_of) -> List[Any]:
+    from ..data.tasks import ImageSource
+
+    images = spec.get("images")
+    if not isinstance(images, dict) or not images:
+        raise ValueError(
+            f"data spec ({layout}) needs 'images': {{sensor: file or [one file per band]}}"
+        )
+    sources = []
+    for sensor, value in images.items():
+        bands = None
+        if isinstance(value, dict):
+            bands = value.get("bands")
+            value = value.get("paths", value.get("path"))
+        paths = [value] if isinstance(value, str) else list(value or [])
+        if not paths:
+            raise ValueError(f"data spec ({layout}): image {sensor!r} lists no file")
+        sources.append(ImageSource(sensor, [path_of(p) for p in paths], bands))
+    return sources
+
+
+class MajorityClassTiles:
+    """Scene-classification samples: tiles of a segmentation dataset, labelled by majority class.
+
+    Tiles whose labelled fraction is below ``min_labelled`` are left out. Samples are
+    ``{"inputs", "target": int64 class index, "row", "col"}``.
+    """
+
+    multilabel = False
+
+    def __init__(self, tiles: Any, min_labelled: float = 0.5):
+        self.tiles = tiles
+        self.num_classes = tiles.num_classes
+        self.class_names = list(tiles.class_names)
+        self.class_values = list(tiles.class_values)
+        self.sensors = [image.sensor for image in tiles.images]
+        self.indices: List[int] = []
+        self.targets: List[int] = []
+        for index, (row, col) in enumerate(tiles.tiles):
+            labels = tiles._label_window(row, col)
+            labelled = labels[labels != tiles.ignore_index]
+            if labelled.size < min_labelled * labels.size:
+                continue
+            counts = np.bincount(labelled, minlength=self.num_classes)
+            self.indices.append(index)
+            self.targets.append(int(np.argmax(counts)))
+        if len(self.indices) < 2:
+            raise ValueError(
+                f"only {len(self.indices)} tile(s) of {tiles.label_source} are at least "
+                f"{min_labelled:.0%} labelled; use smaller tiles or a lower min_labelled"
+            )
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def holdout_units(self) -> List[Any]:
+        units = self.tiles.holdout_units()
+        return [units[i] for i in self.indices]
+
+    def target(self, index: int) -> np.ndarray:
+        return np.array(self.targets[index], dtype=np.int64)
+
+    def __getitem__(self, index: int) -> Dict[str, Any]:
+        sample = dict(self.tiles[self.indices[index]])
+        sample["target"] = self.target(index)
+        return sample
+
+
+# Distinct colours for class rasters (the first ones of a common qualitative palette).
+_PALETTE = (
+    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+    "#bcbd22", "#17becf", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94",
+    "#f7b6d2", "#c7c7c7", "#dbdb8d", "#9edae5",
+)  # fmt: skip
+
+
+def describe_dataset(dataset: Any, task: str, spec: Mapping[str, Any]) -> Dict[str, Any]:
+    """What a task model needs to know about its data: sensors, classes, target sensor.
+
+    Returns:
+        ``{"sensors", "num_classes", "class_names", "class_values", "class_colors",
+        "multilabel", "target_sensor", "out_bands"}``.
+    """
+    from ..sensors import get_sensor
+
+    base = getattr(dataset, "base", dataset)
+    sensors = list(getattr(base, "sensors", []) or [])
+    if not sensors and hasattr(base, "images"):
+        sensors = [image.sensor for image in base.images]
+    info: Dict[str, Any] = {
+        "sensors": sensors,
+        "num_classes": None,
+        "class_names": [],
+        "class_values": [],
+        "class_colors": [],
+        "multilabel": False,
+        "target_sensor": None,
+        "out_bands": [],
+    }
+    if task in ("classification", "segmentation"):
+        k = int(dataset.num_classes)
+        names = spec.get("class_names") or [str(n) for n in dataset.class_names]
+        if len(names) != k:
+            raise ValueError(f"data spec gives {len(names)} class_names for {k} classes")
+        values = getattr(dataset, "class_values", None)
+        raster_values = (
+            [int(v) for v in values]
+            if values is not None and all(float(v).is_integer() and 0 <= v < 255 for v in values)
+            else list(range(k))
+        )
+        info.update(
+            num_classes=k,
+            class_names=list(names),
+            class_values=raster_values,
+            class_colors=[_PALETTE[i % len(_PALETTE)] for i in range(k)],
+            multilabel=bool(getattr(dataset, "label_mode", "single") == "multi"),
+        )
+    elif task == "cloud-removal":
+        if "sar" not in sensors:
+            sensors.append("sar")
+        info.update(sensors=["s2", *[s for s in sensors if s != "s2"]], target_sensor="s2")
+        info["out_bands"] = list(get_sensor("s2").bands)
+    else:
+        info.update(sensors=["pan", "ms"], target_sensor="ms")
+        info["out_bands"] = list(get_sensor("ms").bands)
+    if task == "classification" and not info["sensors"]:
+        info["sensors"] = ["s2"]
+    return info
+
+
+class TileSizedDataset:
+    """A view of a task dataset whose samples are cut (centre) or padded to ``size`` pixels.
+
+    The encoder needs tiles whose side is a multiple of its stride (BigEarthNet's 120-pixel
+    patches are not). Padding is no data: NaN inputs and targets, ``IGNORE_INDEX`` labels, False
+    masks, so padded pixels are neither learned from nor scored.
+    """
+
+    def __init__(self, dataset: Any, size: int):
+        self.dataset = dataset
+        self.size = int(size)
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def holdout_units(self) -> List[Any]:
+        return self.dataset.holdout_units()
+
+    def __getitem__(self, index: int) -> Dict[str, Any]:
+        sample = self.dataset[index]
+        out = dict(sample)
+        out["inputs"] = {k: fit_array(v, self.size, np.nan) for k, v in sample["inputs"].items()}
+        target = sample.get("target")
+        if isinstance(target, np.ndarray) and target.ndim >= 2:
+            fill = IGNORE_INDEX if np.issubdtype(target.dtype, np.integer) else np.nan
+            out["target"] = fit_array(target, self.size, fill)
+        for key in ("cloud_mask", "valid"):
+            if key in sample:
+                out[key] = fit_array(np.asarray(sample[key]), self.size, False)
+        return out
+
+
+def fit_array(array: np.ndarray, size: int, fill: Any) -> np.ndarray:
+    """Centre-crop or pad the last two axes of ``array`` to ``size`` (padding with ``fill``)."""
+    height, width = array.shape[-2:]
+    if (height, width) == (size, size):
+        return array
+    out = np.full((*array.shape[:-2], size, size), fill, dtype=array.dtype)
+    top, left = max(0, (height - size) // 2), max(0, (width - size) // 2)
+    window = array[..., top : top + size, left : left + size]
+    offset_row, offset_col = max(0, (size - height) // 2), max(0, (size - width) // 2)
+    out[
+        ...,
+        offset_row : offset_row + window.shape[-2],
+        offset_col : offset_col + window.shape[-1],
+    ] = window
+    return out
+
+
+def sample_counts(train: Sequence[Any], held: Sequence[Any]) -> Dict[str, int]:
+    """``{"n_train", "n_val"}`` for reports."""
+    return {"n_train": len(train), "n_val": len(held)}

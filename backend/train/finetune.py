@@ -1,0 +1,577 @@
+"""Finetuning msGFM on a downstream task: the pretraining loop's :class:`Trainer` with a task model.
+
+The encoder comes from a pretraining checkpoint (``--init``; sensors it lacks get embeddings
+initialised from the nearest pretrained bands) or starts from scratch (``--init none``). Options:
+layer-wise learning-rate decay (``--layer-decay``), a frozen encoder (``--linear-probe``), a
+spatially separate validation split (``--val-fraction``) scored with the task's metrics every
+``--val-every`` steps, early stopping (``--patience``) and ``OUT/checkpoint-best``.
+
+Run it with ``msgfm finetune`` or, across processes or GPUs,
+``torchrun --nproc_per_node N -m backend.train.finetune --task ... --out ...``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any, Dict, List, Mapping, Optional
+
+import numpy as np
+
+from .trainer import StepOutput, Trainer, TrainerConfig
+
+TASK_NAMES = ("classification", "segmentation", "cloud-removal", "pansharpening")
+
+
+class TrainingSamples:
+    """An endless, seeded stream over a finite training subset (what ``StepBatchSampler`` needs).
+
+    Global sample ``i`` is sample ``perm_e[i mod n]`` of epoch ``e = i // n``, ``perm_e`` a
+    permutation drawn from ``(seed, e)``, with flips drawn from ``(seed, i)``: the data order is a
+    function of the step alone, so a resumed run sees what the uninterrupted one saw.
+
+    Args:
+        subset: Training samples (raw task samples).
+        prepare: Turns a raw sample into model-ready arrays.
+        seed: Seed of order and flips.
+        flips: Random horizontal/vertical flips of every spatial array.
+        cache: Keep prepared samples in memory (small datasets re-read every epoch otherwise).
+    """
+
+    def __init__(self, subset: Any, prepare, seed: int = 0, flips: bool = True, cache: bool = True):
+        if len(subset) == 0:
+            raise ValueError("no training samples: the data spec gave none after the split")
+        self.subset = subset
+        self.prepare = prepare
+        self.seed = seed
+        self.flips = flips
+        self._cache: Optional[Dict[int, Dict[str, Any]]] = {} if cache else None
+
+    def __len__(self) -> int:
+        return 2**31 - 1
+
+    def _prepared(self, index: int) -> Dict[str, Any]:
+        if self._cache is not None and index in self._cache:
+            return self._cache[index]
+        prepared = self.prepare(self.subset[index])
+        if self._cache is not None:
+            self._cache[index] = prepared
+        return prepared
+
+    def __getitem__(self, index: int) -> Dict[str, Any]:
+        n = len(self.subset)
+        epoch, position = divmod(int(index), n)
+        order = np.random.default_rng([self.seed, epoch]).permutation(n)
+        sample = self._prepared(int(order[position]))
+        if not self.flips:
+            return sample
+        rng = np.random.default_rng([self.seed, int(index), 1])
+        axes = [axis for axis in (-1, -2) if rng.random() < 0.5]
+        return _flip(sample, axes) if axes else sample
+
+
+def _flip(value: Any, axes: List[int]) -> Any:
+    if isinstance(value, dict):
+        return {k: _flip(v, axes) for k, v in value.items()}
+    if isinstance(value, np.ndarray) and value.ndim >= 2:
+        return np.ascontiguousarray(np.flip(value, axis=axes))
+    return value
+
+
+class FinetuneTrainer(Trainer):
+    """A downstream task on top of :class:`Trainer`.
+
+    Args:
+        config: Run settings. With ``monitor_default``, ``config.monitor`` becomes the task's
+            score (:func:`~backend.train.evaluate.default_monitor`) unless set to another
+            score than ``val_loss``.
+        task: ``classification``, ``segmentation``, ``cloud-removal`` or ``pansharpening``.
+        data: Data spec (dict) or ``--data`` text (see :mod:`backend.train.data_spec`).
+        init: Pretraining checkpoint (folder or run folder) or None for random weights.
+        model_config: Config name or JSON file; with ``init`` the checkpoint's config is used.
+        data_root: Root of the data spec's relative paths.
+        val_fraction: Fraction of samples held back for validation (spatially separate).
+        split_seed: Seed of the split.
+        linear_probe: Freeze the encoder; train the head only.
+        layer_decay: Layer-wise lr decay factor (1 = none).
+        tile_size: Training tile size (default: the data spec's ``tile_size``, else the config's
+            ``image_size``).
+        monitor_default: Use the task's default score for ``checkpoint-best`` and early stopping.
+    """
+
+    def __init__(
+        self,
+        config: TrainerConfig,
+        task: str,
+        data: Any,
+        init: Optional[str] = None,
+        model_config: str = "small",
+        data_root: Optional[str] = None,
+        val_fraction: float = 0.2,
+        split_seed: int = 0,
+        linear_probe: bool = False,
+        layer_decay: float = 0.75,
+        tile_size: Optional[int] = None,
+        monitor_default: bool = True,
+    ):
+        super().__init__(config)
+        if task not in TASK_NAMES:
+            raise ValueError(f"--task must be one of {', '.join(TASK_NAMES)}, not {task!r}")
+        if not 0.0 < layer_decay <= 1.0:
+            raise ValueError(f"--layer-decay must be in (0, 1], got {layer_decay}")
+        from ..models.config import ModelConfig, get_config
+        from .data_spec import load_data_spec
+
+        self.task = task
+        self.data_spec = load_data_spec(data) if isinstance(data, str) else dict(data)
+        self.data_root = data_root
+        self.init = None if init in (None, "", "none") else str(init)
+        self.val_fraction = val_fraction
+        self.split_seed = split_seed
+        self.linear_probe = linear_probe
+        self.layer_decay = layer_decay
+        self.pretrained_meta: Dict[str, Any] = {}
+        if self.init is not None:
+            from .checkpoint import META_FILE, resolve_checkpoint
+
+            folder = resolve_checkpoint(self.init)
+            if folder is None:
+                raise FileNotFoundError(
+                    f"--init {self.init}: no pretraining checkpoint there (model.safetensors + "
+                    "meta.json, or a run folder with checkpoint-last); use --init none to start "
+                    "from random weights"
+                )
+            self.pretrained_meta = json.loads((folder / META_FILE).read_text())
+            # The encoder's sizes are the checkpoint's, whatever --config says.
+            self.model_config = ModelConfig.from_dict(self.pretrained_meta["model_config"])
+        else:
+            self.model_config = get_config(model_config)
+        size = tile_size or self.data_spec.get("tile_size") or self.model_config.image_size
+        self.tile_size = int(size)
+        self.monitor_default = monitor_default
+        self.task_spec = None
+        self.normalization: Dict[str, Dict[str, List[float]]] = {}
+        self.init_report: Any = "none"
+        self._dataset = None
+        self._split = None
+
+    # --- data -----------------------------------------------------------------------------------
+
+    def prepare_data(self) -> None:
+        """Read the data spec, split it, and derive the task spec and normalisation (once)."""
+        if self._split is not None:
+            return
+        from ..data.tasks import split
+        from ..models.tasks import TaskSpec
+        from .data_spec import TileSizedDataset, build_dataset, describe_dataset
+        from .evaluate import default_monitor
+
+        dataset = build_dataset(self.data_spec, self.task, self.data_root)
+        train, held = split(dataset, self.val_fraction, self.split_seed)
+        self._dataset = dataset
+        self._split = (
+            TileSizedDataset(train, self.tile_size),
+            TileSizedDataset(held, self.tile_size),
+        )
+        self._raw_train = train
+        if self.task_spec is None:
+            info = describe_dataset(dataset, self.task, self.data_spec)
+            fields = {k: v for k, v in info.items() if v not in (None, [])}
+            if self.task not in ("classification", "segmentation"):
+                fields.pop("multilabel", None)
+            self.task_spec = TaskSpec(task=self.task, image_size=self.tile_size, **fields)
+        if not self.normalization:
+            self.normalization = task_normalization(self.task_spec, self.pretrained_meta)
+        if self.monitor_default and self.config.monitor == "val_loss":
+            monitor, mode = default_monitor(self.task, bool(self.task_spec.multilabel))
+            self.config.monitor, self.config.monitor_mode = monitor, mode
+
+    @property
+    def train_samples(self):
+        """The training split (tile-sized raw samples)."""
+        self.prepare_data()
+        return self._split[0]
+
+    @property
+    def val_samples(self):
+        """The held-back split (tile-sized raw samples)."""
+        self.prepare_data()
+        return self._split[1]
+
+    def model_ready(self, sample: Mapping[str, Any]) -> Dict[str, Any]:
+        """Normalised inputs, the target (normalised for image tasks) and a valid mask."""
+        from ..data.tasks import normalize_inputs
+
+        spec = self.task_spec
+        inputs = {s: sample["inputs"][s] for s in spec.sensors}
+        out: Dict[str, Any] = {"inputs": normalize_inputs(inputs, self.normalization)}
+        target = np.asarray(sample["target"])
+        if spec.task in ("cloud-removal", "pansharpening"):
+            stats = self.normalization[spec.target_sensor]
+            mean = np.asarray(stats["mean"], dtype=np.float32).reshape(-1, 1, 1)
+            std = np.asarray(stats["std"], dtype=np.float32).reshape(-1, 1, 1)
+            target = ((target.astype(np.float32) - mean) / std).astype(np.float32)
+            valid = np.asarray(sample.get("valid", np.isfinite(target).all(axis=0)), dtype=bool)
+            out["valid"] = valid
+        elif spec.task == "segmentation":
+            target = target.astype(np.int64)
+        elif spec.multilabel:
+            target = target.astype(np.float32)
+        else:
+            target = np.asarray(target, dtype=np.int64)
+        out["target"] = target
+        return out
+
+    # --- hooks ----------------------------------------------------------------------------------
+
+    def restore_meta(self, meta: Dict[str, Any]) -> None:
+        """Resume with the checkpoint's task, model config and normalisation."""
+        from ..models.config import ModelConfig
+        from ..models.tasks import TaskSpec
+
+        self.model_config = ModelConfig.from_dict(meta["model_config"])
+        self.task_spec = TaskSpec.from_dict(meta["task_spec"])
+        self.normalization = meta["normalization"]
+        self.tile_size = self.task_spec.image_size
+
+    def build_model(self):
+        """The task model, its encoder loaded from ``--init`` (and frozen for a linear probe)."""
+        from ..models.tasks import build_task_model, freeze_encoder, load_pretrained_encoder
+
+        self.prepare_data()
+        model = build_task_model(self.model_config, self.task_spec)
+        if self.init is not None:
+            self.init_report = load_pretrained_encoder(model, self.init)
+            if self.context is not None:
+                self.context.say(f"msgfm: encoder from {self.init}: {self.init_report}")
+        if self.linear_probe:
+            freeze_encoder(model)
+        return model
+
+    def build_dataset(self):
+        """The training split as an endless seeded stream of model-ready samples."""
+        return TrainingSamples(
+            self.train_samples,
+            self.model_ready,
+            seed=self.config.seed,
+            cache=len(self.train_samples) <= 2048,
+        )
+
+    def build_val_dataset(self):
+        """The held-back split (raw samples; scored in the target's units)."""
+        return _ValidationSamples(self.val_samples, self.model_ready)
+
+    def collate(self, samples: List[Any]) -> Any:
+        """Default collation, keeping raw samples of validation batches for scoring."""
+        from torch.utils.data import default_collate
+
+        raw = [s.pop("_raw") for s in samples if "_raw" in s]
+        batch = default_collate(samples)
+        if raw:
+            batch["_raw"] = raw
+        return batch
+
+    def to_device(self, batch: Any) -> Any:
+        if isinstance(batch, dict) and "_raw" in batch:
+            raw = batch.pop("_raw")
+            moved = super().to_device(batch)
+            moved["_raw"] = raw
+            return moved
+        return super().to_device(batch)
+
+    def configure_optimizer(self, model):
+        """AdamW with layer-wise lr decay (head at ``lr``; frozen parameters left out)."""
+        import torch
+
+        from ..models.tasks import param_groups_lrd
+
+        groups = param_groups_lrd(model, self.config.lr, self.config.weight_decay, self.layer_decay)
+        if not groups:
+            raise ValueError("the model has no trainable parameter")
+        return torch.optim.AdamW(groups, lr=self.config.lr, betas=tuple(self.config.betas))
+
+    def _loss(self, model, batch) -> tuple:
+        from ..models.tasks import task_loss
+
+        output = model(batch["inputs"])
+        loss = task_loss(self.task_spec, output, batch["target"], valid=batch.get("valid"))
+        aux = getattr(model, "module", model).aux_loss
+        return output, loss, aux
+
+    def training_step(self, model, batch) -> StepOutput:
+        """Task loss + weighted MoE load-balancing loss."""
+        _, loss, aux = self._loss(model, batch)
+        total = loss + self.model_config.aux_loss_weight * aux
+        return StepOutput(
+            loss=total,
+            metrics={"task_loss": float(loss.detach()), "aux_loss": float(aux.detach())},
+        )
+
+    def validation_step(self, model, batch) -> StepOutput:
+        """Loss, and the predictions in the scorer's space."""
+        from .evaluate import scores_from_output
+
+        output, loss, _ = self._loss(model, batch)
+        spec = self.task_spec
+        stats = self.normalization.get(spec.target_sensor, {}) if spec.target_sensor else {}
+        scores = scores_from_output(spec.task, spec.multilabel, output.float().cpu().numpy(), stats)
+        return StepOutput(loss=loss, predictions=(scores, batch["_raw"]))
+
+    def validation_end(self, outputs: List[StepOutput]) -> Dict[str, Any]:
+        """The task's metrics on the held-back samples, with the mean validation loss."""
+        from .evaluate import TaskScorer
+
+        spec = self.task_spec
+        scorer = TaskScorer(spec.task, spec.num_classes, spec.multilabel, spec.class_names)
+        for output in outputs:
+            scores, raw = output.predictions
+            scorer.add(scores, raw)
+        result = {"loss": float(np.mean([float(o.loss) for o in outputs]))}
+        result.update(scorer.result())
+        return result
+
+    def checkpoint_meta(self) -> Dict[str, Any]:
+        """The finetuning checkpoint contract: task, configs, normalisation, metrics, data."""
+        from .. import __version__
+
+        self.prepare_data()
+        from .metrics import json_safe
+
+        # Undefined scores (a class absent from the held-back tiles) are null in meta.json.
+        metrics = json_safe({k[len("val_") :]: v for k, v in self.val_metrics.items()})
+        if metrics:
+            metrics.setdefault("n_samples", float(len(self.val_samples)))
+        return {
+            "task": self.task,
+            "msgfm_version": __version__,
+            "model_config": self.model_config.to_dict(),
+            "task_spec": self.task_spec.to_dict(),
+            "normalization": self.normalization,
+            "metrics": metrics,
+            "trained_on": self.trained_on(),
+            "init": self.init_report,
+            "linear_probe": self.linear_probe,
+            "layer_decay": self.layer_decay,
+            "data": {
+                "spec": self.data_spec,
+                "data_root": self.data_root,
+                "val_fraction": self.val_fraction,
+                "split_seed": self.split_seed,
+                "n_train": len(self.train_samples),
+                "n_val": len(self.val_samples),
+            },
+        }
+
+    def trained_on(self) -> str:
+        """One line saying what the model was trained on, with sample counts."""
+        description = self.data_spec.get("description") or json.dumps(
+            {k: v for k, v in self.data_spec.items() if k != "note"}
+        )
+        return (
+            f"{description}; {len(self.train_samples)} training and {len(self.val_samples)} "
+            f"held-back {self.tile_size}-pixel samples"
+        )
+
+    def fit(self, resume: bool = False) -> Dict[str, Any]:
+        """Train; writes ``OUT/summary.json`` (rank 0)."""
+        self.prepare_data()
+        result = super().fit(resume)
+        result.update(
+            {
+                "task": self.task,
+                "n_train": len(self.train_samples),
+                "n_val": len(self.val_samples),
+                "monitor": self.config.monitor,
+                "init": self.init_report,
+            }
+        )
+        if self.context is not None and self.context.is_main:
+            (self.out_dir / "summary.json").write_text(json.dumps(result, indent=2) + "\n")
+        return result
+
+
+class _ValidationSamples:
+    """Held-back samples, model-ready, each carrying its raw sample for scoring."""
+
+    def __init__(self, subset: Any, prepare):
+        self.subset = subset
+        self.prepare = prepare
+        self._cache: Dict[int, Dict[str, Any]] = {}
+
+    def __len__(self) -> int:
+        return len(self.subset)
+
+    def __getitem__(self, index: int) -> Dict[str, Any]:
+        if index not in self._cache:
+            raw = self.subset[index]
+            prepared = dict(self.prepare(raw))
+            prepared["_raw"] = raw
+            self._cache[index] = prepared
+        return dict(self._cache[index])
+
+
+def task_normalization(spec: Any, pretrained_meta: Mapping[str, Any]) -> Dict[str, Any]:
+    """``{sensor: {"mean", "std"}}`` for every input and the target sensor.
+
+    A pretraining checkpoint's statistics are used for the sensors it has (the encoder learned
+    on them); other sensors get the registry's defaults.
+    """
+    from ..sensors import get_sensor
+
+    stats = (pretrained_meta.get("normalization") or {}).get("sensors", {})
+    sensors = list(spec.sensors) + (
+        [spec.target_sensor]
+        if spec.target_sensor and spec.target_sensor not in spec.sensors
+        else []
+    )
+    out = {}
+    for sensor in sensors:
+        entry = get_sensor(sensor)
+        source = stats.get(sensor) or {}
+        if len(source.get("mean", [])) != entry.num_bands:
+            source = {"mean": entry.mean, "std": entry.std}
+        out[sensor] = {
+            "mean": [float(v) for v in source["mean"]],
+            "std": [float(v) for v in source["std"]],
+        }
+    return out
+
+
+# --- command line -------------------------------------------------------------------------------
+
+
+def add_finetune_arguments(parser) -> None:
+    """The ``finetune`` flags (shared by ``msgfm finetune`` and ``python -m``)."""
+    parser.add_argument("--task", required=True, choices=TASK_NAMES)
+    parser.add_argument(
+        "--config", default="small", help="model config (ignored with --init: the checkpoint's)"
+    )
+    parser.add_argument(
+        "--init",
+        required=True,
+        help="pretraining checkpoint or run folder whose encoder starts the model, or 'none'",
+    )
+    parser.add_argument(
+        "--data",
+        default=None,
+        help="data spec: finetune_<task> (default), a JSON file, inline JSON or "
+        "LAYOUT:PATH[,key=value...]",
+    )
+    parser.add_argument("--data-root", default=None, help="root of the data spec's relative paths")
+    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--max-steps", type=int, default=300)
+    parser.add_argument("--epochs", type=int, default=None, help="train this many epochs instead")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--accumulation", type=int, default=1)
+    parser.add_argument("--lr", type=float, default=5e-4)
+    parser.add_argument("--weight-decay", type=float, default=0.05)
+    parser.add_argument("--warmup-steps", type=int, default=10)
+    parser.add_argument("--layer-decay", type=float, default=0.75)
+    parser.add_argument("--linear-probe", action="store_true", help="freeze the encoder")
+    parser.add_argument("--val-fraction", type=float, default=0.2)
+    parser.add_argument("--split-seed", type=int, default=0)
+    parser.add_argument("--val-every", type=int, default=50, help="steps between validations")
+    parser.add_argument("--patience", type=int, default=0, help="early stopping (0 = off)")
+    parser.add_argument("--monitor", default=None, help="validation score, e.g. val_mean_iou")
+    parser.add_argument("--monitor-mode", default=None, choices=["min", "max"])
+    parser.add_argument("--tile-size", type=int, default=None)
+    parser.add_argument("--grad-clip", type=float, default=5.0)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--num-workers", type=int, default=0)
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    parser.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"])
+    parser.add_argument("--checkpoint-every", type=int, default=100)
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint-last")
+
+
+def trainer_from_params(params: Mapping[str, Any]) -> FinetuneTrainer:
+    """Build the trainer from ``finetune`` flags as a mapping (CLI namespace or worker params)."""
+
+    def get(name: str, default: Any = None) -> Any:
+        value = params.get(name, default)
+        return default if value is None else value
+
+    for name in ("max_steps", "batch_size", "accumulation", "checkpoint_every"):
+        if int(get(name, 1)) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
+    task = get("task")
+    if not task:
+        raise ValueError("--task is required")
+    config = TrainerConfig(
+        out_dir=str(get("out")),
+        max_steps=int(get("max_steps", 300)),
+        batch_size=int(get("batch_size", 8)),
+        accumulation=int(get("accumulation", 1)),
+        lr=float(get("lr", 5e-4)),
+        weight_decay=float(get("weight_decay", 0.05)),
+        warmup_steps=int(get("warmup_steps", 10)),
+        grad_clip=float(get("grad_clip", 5.0)),
+        seed=int(get("seed", 0)),
+        num_workers=int(get("num_workers", 0)),
+        device=str(get("device", "auto")),
+        precision=str(get("precision", "auto")),
+        checkpoint_every=int(get("checkpoint_every", 100)),
+        progress=not get("no_progress", False),
+        val_every=int(get("val_every", 50)),
+        patience=int(get("patience", 0)),
+        monitor=str(get("monitor", "val_loss")),
+        monitor_mode=str(get("monitor_mode", "min")),
+    )
+    trainer = FinetuneTrainer(
+        config,
+        task,
+        get("data", f"finetune_{task}"),
+        init=get("init"),
+        model_config=str(get("config", "small")),
+        data_root=get("data_root"),
+        val_fraction=float(get("val_fraction", 0.2)),
+        split_seed=int(get("split_seed", 0)),
+        linear_probe=bool(get("linear_probe", False)),
+        layer_decay=float(get("layer_decay", 0.75)),
+        tile_size=get("tile_size"),
+        monitor_default=params.get("monitor") is None,
+    )
+    epochs = get("epochs")
+    if epochs:
+        # An epoch is one pass over the training split at the effective batch size.
+        per_step = config.batch_size * config.accumulation
+        config.max_steps = max(1, -(-int(epochs) * len(trainer.train_samples) // per_step))
+    return trainer
+
+
+def run_finetune(args) -> int:
+    """Handler of ``msgfm finetune``: train and print a JSON summary on stdout (rank 0)."""
+    try:
+        trainer = trainer_from_params(vars(args))
+        if args.resume:
+            from .checkpoint import resolve_checkpoint
+
+            if resolve_checkpoint(args.out) is None:
+                print(
+                    f"msgfm finetune: --resume given but {args.out} holds no checkpoint; "
+                    "run without --resume to start",
+                    file=sys.stderr,
+                )
+                return 2
+        result = trainer.fit(resume=args.resume)
+    except (FileNotFoundError, KeyError, ValueError) as exc:
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"msgfm finetune: {message}", file=sys.stderr)
+        return 2
+    if trainer.context is None or trainer.context.is_main:
+        print(json.dumps(result, default=str))
+    return 0
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Entry point for ``python -m backend.train.finetune`` (and ``torchrun -m``)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="msgfm-finetune", description=__doc__)
+    add_finetune_arguments(parser)
+    return run_finetune(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,322 @@
+"""msgfm:pretrain — cross-sensor masked image modelling on a manifest or on raster layers."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Any, Dict, List
+
+from qgis.core import (
+    QgsProcessing,
+    QgsProcessingException,
+    QgsProcessingOutputFolder,
+    QgsProcessingOutputNumber,
+    QgsProcessingOutputString,
+    QgsProcessingParameterBoolean,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterFolderDestination,
+    QgsProcessingParameterMultipleLayers,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterString,
+)
+
+from ..backend_loader import backend_module
+from ..layers import band_names, raster_file
+from .inference_base import DEVICE_LABELS, DEVICES, advanced
+from .training_base import TrainingAlgorithm
+
+CONFIGS = ("small", "base")
+CONFIG_LABELS = (
+    "small (CPU-sized: trains here in minutes)",
+    "base (the paper's Swin-B; needs a GPU)",
+)
+SHIPPED_MANIFEST = "samples"
+
+
+class PretrainAlgorithm(TrainingAlgorithm):
+    NAME = "pretrain"
+    DISPLAY_NAME = "Pretrain msGFM"
+    JOB = "pretrain"
+
+    MANIFEST = "MANIFEST"
+    LAYERS = "LAYERS"
+    SENSORS = "SENSORS"
+    PAIRED = "PAIRED"
+    CONFIG = "CONFIG"
+    CONFIG_FILE = "CONFIG_FILE"
+    MAX_STEPS = "MAX_STEPS"
+    BATCH_SIZE = "BATCH_SIZE"
+    SEED = "SEED"
+    DEVICE = "DEVICE"
+    OUTPUT = "OUTPUT"
+    CHECKPOINT = "CHECKPOINT"
+    MANIFEST_USED = "MANIFEST_USED"
+    STEPS = "STEPS"
+    LOSS = "LOSS"
+
+    HELP = (
+        "Pretrains the msGFM encoder from scratch with cross-sensor masked image modelling "
+        "(SimMIM-style reconstruction of masked patches; paired sensors also reconstruct each "
+        "other). Runs in a separate Python process that needs torch: set it with the QGIS setting "
+        "msgfm/worker_python.\n\n"
+        "<b>Pretraining manifest</b>: a JSON file listing the data sources (see the user guide). "
+        "Empty, with no layers chosen: the shipped manifest 'samples' over the sample data "
+        "(fetched with `msgfm data fetch`).\n"
+        "<b>Raster layers</b>: instead of a manifest, train on these layers. "
+        "<b>Sensor of each layer</b> names their sensors in layer order (rgb, s2, sar, dsm, pan, "
+        "ms, landsat), or one sensor for all; a layer must hold that sensor's bands (or name them "
+        "in its band descriptions). With <b>co-registered pair</b> ticked, two layers are one "
+        "scene of two sensors (the first is the reference grid) and train cross-sensor "
+        "reconstruction. A manifest for the layers is written into the output folder.\n"
+        "<b>Model size</b>: small (CPU) or base (the paper's); a model-config JSON file replaces "
+        "it.\n"
+        "<b>Max steps</b>, <b>Batch size</b>: optimiser steps and crops per step.\n\n"
+        "<b>Output folder</b>: checkpoints (checkpoint-last, a resumable safetensors checkpoint), "
+        "metrics.jsonl (loss per step) and summary.json. Finetune from checkpoint-last, then "
+        "export to ONNX.\n\n"
+        "Cancelling stops the training process within seconds; the last saved checkpoint stays."
+    )
+
+    def initAlgorithm(self, config=None):
+        self.addParameter(
+            QgsProcessingParameterFile(
+                self.MANIFEST,
+                "Pretraining manifest (.json; empty: the shipped 'samples' or the layers below)",
+                behavior=QgsProcessingParameterFile.File,
+                extension="json",
+                optional=True,
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterMultipleLayers(
+                self.LAYERS,
+                "Raster layers to pretrain on (instead of a manifest)",
+                layerType=QgsProcessing.TypeRaster,
+                optional=True,
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterString(
+                self.SENSORS,
+                "Sensor of each layer, in layer order (e.g. 'rgb, dsm'; one name for all)",
+                optional=True,
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterBoolean(
+                self.PAIRED,
+                "The two layers are a co-registered pair of sensors (cross-sensor training)",
+                defaultValue=False,
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterEnum(
+                self.CONFIG, "Model size", options=list(CONFIG_LABELS), defaultValue=0
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterFile(
+                self.CONFIG_FILE,
+                "Model config JSON file (replaces the model size)",
+                behavior=QgsProcessingParameterFile.File,
+                extension="json",
+                optional=True,
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterNumber(
+                self.MAX_STEPS,
+                "Max steps (optimiser steps)",
+                type=QgsProcessingParameterNumber.Integer,
+                defaultValue=1000,
+                minValue=1,
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterNumber(
+                self.BATCH_SIZE,
+                "Batch size (crops per step)",
+                type=QgsProcessingParameterNumber.Integer,
+                defaultValue=8,
+                minValue=1,
+            )
+        )
+        self.addParameter(
+            advanced(
+                QgsProcessingParameterNumber(
+                    self.SEED,
+                    "Random seed",
+                    type=QgsProcessingParameterNumber.Integer,
+                    defaultValue=0,
+                    minValue=0,
+                )
+            )
+        )
+        self.addParameter(
+            advanced(
+                QgsProcessingParameterEnum(
+                    self.DEVICE, "Device", options=list(DEVICE_LABELS), defaultValue=0
+                )
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterFolderDestination(self.OUTPUT, "Output folder (checkpoints)")
+        )
+        self.addOutput(QgsProcessingOutputFolder(self.CHECKPOINT, "Last checkpoint"))
+        self.addOutput(QgsProcessingOutputString(self.MANIFEST_USED, "Manifest trained on"))
+        self.addOutput(QgsProcessingOutputNumber(self.STEPS, "Steps trained"))
+        self.addOutput(QgsProcessingOutputNumber(self.LOSS, "Final loss"))
+
+    def processAlgorithm(self, parameters, context, feedback):
+        out = Path(self.parameterAsString(parameters, self.OUTPUT, context))
+        out.mkdir(parents=True, exist_ok=True)
+        manifest = self.manifest(parameters, context, out, feedback)
+        config = (
+            self.parameterAsFile(parameters, self.CONFIG_FILE, context)
+            or CONFIGS[self.parameterAsEnum(parameters, self.CONFIG, context)]
+        )
+        params = {
+            "config": config,
+            "manifest": manifest,
+            "data_root": None,
+            "out": str(out),
+            "max_steps": self.parameterAsInt(parameters, self.MAX_STEPS, context),
+            "batch_size": self.parameterAsInt(parameters, self.BATCH_SIZE, context),
+            "seed": self.parameterAsInt(parameters, self.SEED, context),
+            "device": DEVICES[self.parameterAsEnum(parameters, self.DEVICE, context)],
+        }
+        feedback.pushInfo(
+            f"Pretraining model '{config}' on manifest '{manifest}' for {params['max_steps']} "
+            f"steps of {params['batch_size']} crops, into {out}"
+        )
+        result = self.run_training_job({k: v for k, v in params.items() if v is not None}, feedback)
+        checkpoint = out / "checkpoint-last"
+        if not checkpoint.is_dir():
+            raise QgsProcessingException(
+                f"msGFM pretraining ended but wrote no checkpoint in {out}; see the log above"
+            )
+        feedback.pushInfo(
+            f"Trained {result.get('step')} steps on {result.get('device')}; final loss "
+            f"{result.get('loss')}; checkpoint {checkpoint}"
+        )
+        feedback.setProgress(100)
+        return {
+            self.OUTPUT: str(out),
+            self.CHECKPOINT: str(checkpoint),
+            self.MANIFEST_USED: manifest,
+            self.STEPS: result.get("step"),
+            self.LOSS: result.get("loss"),
+        }
+
+    def manifest(self, parameters, context, out: Path, feedback) -> str:
+        """The manifest to train on: the chosen file, one written for the layers, or ``samples``."""
+        chosen = self.parameterAsFile(parameters, self.MANIFEST, context)
+        layers = self.parameterAsLayerList(parameters, self.LAYERS, context)
+        if chosen and layers:
+            raise QgsProcessingException(
+                "Choose either a pretraining manifest or raster layers, not both: clear "
+                "'Pretraining manifest' to train on the layers"
+            )
+        if chosen:
+            if not Path(chosen).is_file():
+                raise QgsProcessingException(
+                    f"The pretraining manifest {chosen} does not exist; choose a manifest JSON file"
+                )
+            return chosen
+        if not layers:
+            return SHIPPED_MANIFEST
+        sensors = self.layer_sensors(parameters, context, layers)
+        paired = self.parameterAsBoolean(parameters, self.PAIRED, context)
+        if paired and len(layers) != 2:
+            raise QgsProcessingException(
+                f"A co-registered pair needs exactly two layers, {len(layers)} are chosen: choose "
+                "two, or untick the pair option"
+            )
+        if paired and sensors[0] == sensors[1]:
+            raise QgsProcessingException(
+                f"Both layers of the pair are '{sensors[0]}': a pair joins two different sensors"
+            )
+        copies = Path(tempfile.mkdtemp(prefix="inputs-", dir=str(out)))
+        entries = []
+        for layer, sensor in zip(layers, sensors):
+            label = f"{self.LAYERS}: {layer.name()}"
+            entries.append((layer, sensor, raster_file(layer, copies, context, label)))
+        if not any(copies.iterdir()):
+            copies.rmdir()
+        document = manifest_document(entries, paired)
+        path = out / "manifest.json"
+        path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+        feedback.pushInfo(f"Wrote the manifest for {len(layers)} layer(s): {path}")
+        return str(path)
+
+    def layer_sensors(self, parameters, context, layers) -> List[str]:
+        """The sensor of each layer, checked against the registry and the layer's bands."""
+        sensors_module = backend_module("sensors")
+        text = self.parameterAsString(parameters, self.SENSORS, context) or ""
+        names = [n.strip().lower() for n in text.replace(";", ",").split(",") if n.strip()]
+        known = sorted(sensors_module.SENSORS)
+        if not names:
+            raise QgsProcessingException(
+                f"Name the sensor of each layer in 'Sensor of each layer' (one of {', '.join(known)})"
+            )
+        if len(names) == 1:
+            names = names * len(layers)
+        if len(names) != len(layers):
+            raise QgsProcessingException(
+                f"{len(layers)} layers are chosen but {len(names)} sensors are named in 'Sensor of "
+                "each layer': name one per layer, in layer order, or one for all"
+            )
+        for layer, name in zip(layers, names):
+            if name not in sensors_module.SENSORS:
+                raise QgsProcessingException(
+                    f"Unknown sensor '{name}' for layer '{layer.name()}': use one of "
+                    f"{', '.join(known)}"
+                )
+            check_layer_bands(layer, sensors_module.get_sensor(name), sensors_module)
+        return names
+
+
+def check_layer_bands(layer, sensor, sensors_module) -> None:
+    """Refuse a layer whose bands cannot be the sensor's (wrong count and no band names)."""
+    count = layer.bandCount()
+    if count == len(sensor.bands):
+        return
+    try:
+        sensors_module.select_bands(sensor, band_names(layer))
+    except (KeyError, ValueError):
+        raise QgsProcessingException(
+            f"Layer '{layer.name()}' has {count} band(s) but sensor '{sensor.name}' needs "
+            f"{len(sensor.bands)} ({', '.join(sensor.bands)}) and its band descriptions do not "
+            "name them: save a copy with exactly these bands (Raster > Conversion > Translate, or "
+            "Build Virtual Raster) and choose that"
+        ) from None
+
+
+def manifest_document(entries, paired: bool) -> Dict[str, Any]:
+    """A pretraining manifest for ``(layer, sensor, file)`` entries: one source per layer, or one
+    paired source (first layer the reference grid). Paths are absolute, so any root works."""
+    if paired:
+        sources = [
+            {
+                "name": "_".join(f"{sensor}_{layer.name()}" for layer, sensor, _ in entries),
+                "layout": "files",
+                "sensors": {sensor: {"path": path} for _, sensor, path in entries},
+            }
+        ]
+    else:
+        sources = [
+            {
+                "name": f"{sensor}_{index}_{layer.name()}",
+                "layout": "files",
+                "sensors": {sensor: {"path": path}},
+            }
+            for index, (layer, sensor, path) in enumerate(entries)
+        ]
+    return {
+        "name": "qgis_layers",
+        "description": "Written by msgfm:pretrain for the chosen QGIS layers.",
+        "root": None,
+        "sources": sources,
+    }

@@ -1,0 +1,102 @@
+"""``msgfm evaluate`` on a finetuned checkpoint and on its exported ONNX model, with baselines."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from backend.train.finetune import FinetuneTrainer
+from backend.train.trainer import TrainerConfig
+
+
+@pytest.fixture(scope="module")
+def segmentation_run(tmp_path_factory, sample_data, pretrained_tiny):
+    out = tmp_path_factory.mktemp("evaluate") / "run"
+    config = TrainerConfig(
+        out_dir=str(out), max_steps=6, batch_size=8, lr=3e-3, warmup_steps=2, device="cpu",
+        progress=False, checkpoint_every=1000,
+    )  # fmt: skip
+    trainer = FinetuneTrainer(
+        config, "segmentation", "finetune_segmentation", init=str(pretrained_tiny),
+        data_root=str(sample_data), tile_size=32,
+    )  # fmt: skip
+    trainer.fit()
+    return out
+
+
+def _evaluate(capfd, *args):
+    from backend.cli import main
+
+    assert main(["evaluate", *args, "--json"]) == 0
+    return json.loads(capfd.readouterr().out.strip().splitlines()[-1])
+
+
+def test_evaluate_checkpoint_matches_validation_and_scores_the_baseline(
+    segmentation_run, sample_data, capfd
+):
+    report = _evaluate(capfd, "--model", str(segmentation_run), "--task", "segmentation")
+    meta = json.loads((segmentation_run / "checkpoint-best" / "meta.json").read_text())
+    # Same held-back tiles as the run's validation (the checkpoint records data and split).
+    assert report["n_samples"] == meta["data"]["n_val"] == meta["metrics"]["n_samples"]
+    for key in ("overall_accuracy", "mean_iou", "iou_5"):
+        assert report["metrics"][key] == pytest.approx(meta["metrics"][key], abs=1e-9)
+
+    # Baseline: the training split's majority class everywhere; its OA is that class's share
+    # of the held-back labelled pixels.
+    from backend.data.tasks import split
+    from backend.train.data_spec import TileSizedDataset, build_dataset, load_data_spec
+
+    dataset = build_dataset(load_data_spec("finetune_segmentation"), "segmentation", sample_data)
+    train, held = split(dataset, 0.2, 0)
+    train_labels = np.concatenate(
+        [dataset._label_window(*dataset.tiles[i]).ravel() for i in train.indices]
+    )
+    majority = np.bincount(train_labels[train_labels != 255]).argmax()
+    held_labels = np.concatenate([s["target"].ravel() for s in TileSizedDataset(held, 32)])
+    held_labels = held_labels[held_labels != 255]
+    baseline = report["baseline"]["metrics"]
+    assert baseline["overall_accuracy"] == pytest.approx(np.mean(held_labels == majority))
+    assert baseline["n_pixels"] == report["metrics"]["n_pixels"] == held_labels.size
+
+
+def test_evaluate_onnx_export_gives_the_checkpoint_metrics(
+    segmentation_run, sample_data, tmp_path, capfd
+):
+    export = pytest.importorskip("backend.export.onnx_export")
+    onnx_path = tmp_path / "segmentation.onnx"
+    export.export_checkpoint(segmentation_run / "checkpoint-best", onnx_path)
+    from_checkpoint = _evaluate(capfd, "--model", str(segmentation_run))
+    from_onnx = _evaluate(
+        capfd, "--model", str(onnx_path), "--data", "finetune_segmentation",
+        "--data-root", str(sample_data),
+    )  # fmt: skip
+    assert (
+        from_onnx["model_kind"] == "onnx" and from_onnx["n_samples"] == from_checkpoint["n_samples"]
+    )
+    for key, value in from_checkpoint["metrics"].items():
+        if value is None:  # undefined (a class absent from the tiles): null in JSON
+            assert from_onnx["metrics"][key] is None, key
+        else:
+            assert from_onnx["metrics"][key] == pytest.approx(value, abs=1e-3), key
+
+
+def test_evaluate_errors_are_clear(tmp_path, segmentation_run, capfd):
+    from backend.cli import main
+
+    assert (
+        main(
+            [
+                "evaluate",
+                "--model",
+                str(tmp_path / "missing.onnx"),
+                "--data",
+                "finetune_segmentation",
+            ]
+        )
+        == 2
+    )
+    assert "does not exist" in capfd.readouterr().err
+    assert main(["evaluate", "--model", str(segmentation_run), "--task", "pansharpening"]) == 2
+    assert "is a segmentation model" in capfd.readouterr().err

@@ -1,0 +1,169 @@
+"""The built plugin in a real QGIS desktop window under Xvfb: install, run, load, look.
+
+The zip is installed into an isolated profile, QGIS starts with ``--code desktop_startup.py``, and
+that script reports what it saw as JSON and saves a screenshot of the main window. With
+``MSGFM_UPDATE_SCREENSHOTS=1`` the screenshot replaces ``docs/img/qgis-desktop-segmentation.png``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import build
+
+ROOT = Path(__file__).resolve().parents[2]
+STARTUP = Path(__file__).with_name("desktop_startup.py")
+DOCS_SCREENSHOT = ROOT / "docs" / "img" / "qgis-desktop-segmentation.png"
+QGIS = Path("/usr/bin/qgis")
+XVFB = shutil.which("Xvfb")
+TIMEOUT_S = 55
+
+pytestmark = pytest.mark.skipif(
+    XVFB is None or not QGIS.exists(), reason="needs Xvfb and the QGIS desktop (make setup)"
+)
+
+
+def free_display() -> int:
+    for number in range(91, 140):
+        if (
+            not Path(f"/tmp/.X{number}-lock").exists()
+            and not Path(f"/tmp/.X11-unix/X{number}").exists()
+        ):
+            return number
+    raise RuntimeError("no free X display number between :91 and :139")
+
+
+def start_xvfb(number: int) -> subprocess.Popen:
+    xvfb = subprocess.Popen(
+        [XVFB, f":{number}", "-screen", "0", "1280x800x24", "-nolisten", "tcp"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 10
+    while not Path(f"/tmp/.X11-unix/X{number}").exists():
+        if xvfb.poll() is not None or time.monotonic() > deadline:
+            stop(xvfb)
+            raise RuntimeError(f"Xvfb :{number} did not start")
+        time.sleep(0.1)
+    return xvfb
+
+
+def stop(process: subprocess.Popen) -> None:
+    """End a process group started here: TERM, then KILL after a few seconds."""
+    if process.poll() is not None:
+        return
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(5)
+    except (subprocess.TimeoutExpired, ProcessLookupError):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(5)
+
+
+def install_plugin(root: Path) -> dict:
+    """The zip unpacked into a plugin folder, enabled in an empty profile; returns the env."""
+    plugins, profile = root / "plugins", root / "profile"
+    plugins.mkdir()
+    with zipfile.ZipFile(build.build(root / "dist")) as archive:
+        archive.extractall(plugins)
+    ini = profile / "profiles" / "default" / "QGIS" / "QGIS3.ini"
+    ini.parent.mkdir(parents=True)
+    ini.write_text("[PythonPlugins]\nmsgfm_qgis=true\nprocessing=true\n", encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("QGIS_", "PYTHON", "QT_"))}
+    site_packages = [
+        p for p in sys.path if p.endswith("site-packages") and p.startswith(sys.prefix)
+    ]
+    env.update(
+        QGIS_CUSTOM_CONFIG_PATH=str(profile),
+        QGIS_PLUGINPATH=str(plugins),
+        # QGIS's embedded Python does not see the venv (onnxruntime): the wrapper's fix.
+        PYTHONPATH=os.pathsep.join(site_packages),
+        HOME=str(root),
+    )
+    return env
+
+
+def test_segmentation_in_the_qgis_desktop(probability_model, sample_data, tmp_path):
+    env = install_plugin(tmp_path)
+    report_path, screenshot = tmp_path / "report.json", tmp_path / "screenshot.png"
+    config = {
+        "report": str(report_path),
+        "screenshot": str(screenshot),
+        "raster": str(sample_data / "sar_rgb" / "rgb_unmasked.tif"),
+        "model": str(probability_model),
+        "output": str(tmp_path / "land_cover.tif"),
+    }
+    (tmp_path / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    env["MSGFM_DESKTOP_CONFIG"] = str(tmp_path / "config.json")
+    number = free_display()
+    env["DISPLAY"] = f":{number}"
+    xvfb = start_xvfb(number)
+    qgis = None
+    try:
+        qgis = subprocess.Popen(
+            [str(QGIS), "--nologo", "--noversioncheck", "--code", str(STARTUP)],
+            env=env,
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            output, _ = qgis.communicate(timeout=TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            stop(qgis)
+            output, _ = qgis.communicate()
+            pytest.fail(f"QGIS did not finish in {TIMEOUT_S} s: {output.decode()[-2000:]}")
+    finally:
+        if qgis is not None:
+            stop(qgis)
+        stop(xvfb)
+    log = output.decode(errors="replace")[-3000:]
+    assert report_path.exists(), f"the startup script wrote no report; QGIS output: {log}"
+    report = json.loads(report_path.read_text())
+    assert "errors" not in report, report["errors"]
+    assert report["provider"] == "msGFM"
+    assert {"msgfm:segmentlandcover", "msgfm:pretrain", "msgfm:modelinfo"} <= set(
+        report["algorithms"]
+    )
+    # The plugin runs from the installed zip, not from this checkout.
+    assert report["backend_file"].startswith(str(tmp_path / "plugins" / "msgfm_qgis" / "backend"))
+    assert report["result"]["OUTPUT"] == config["output"]
+    assert report["layer_valid"] and report["renderer"] == "paletted"
+    assert [c[1] for c in report["classes"]] == ["class 0", "class 1", "class 2"]
+    assert "Land cover" in report["canvas_layers"]
+    assert report["toolbox_found"] and report["toolbox_visible"]
+    # The worker's Python inside QGIS is the interpreter QGIS embeds (in its exec_prefix), not the
+    # Python that the embedded interpreter guessed from PATH (here a pyenv shim).
+    executable, exec_prefix = report["python"][0], report["python"][1]
+    assert Path(report["worker_python"]).parent == Path(exec_prefix) / "bin", executable
+
+    assert report["screenshot_saved"], log
+    from qgis.PyQt.QtGui import QImage
+
+    image = QImage(str(screenshot))
+    assert (image.width(), image.height()) == tuple(report["screenshot_size"])
+    assert image.width() >= 800 and image.height() >= 500
+    pixels = image.convertToFormat(QImage.Format_RGB32)
+    buffer = pixels.constBits()
+    buffer.setsize(pixels.sizeInBytes())
+    rgb = np.frombuffer(buffer, np.uint8).reshape(pixels.height(), pixels.bytesPerLine())
+    assert rgb.std() > 20  # not blank: window chrome, panels and a map
+    assert len(np.unique(rgb[:, : pixels.width() * 4 : 4])) > 50
+    if os.environ.get("MSGFM_UPDATE_SCREENSHOTS") == "1":
+        DOCS_SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(screenshot, DOCS_SCREENSHOT)
