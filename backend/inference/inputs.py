@@ -103,7 +103,12 @@ class OpenedInput:
         from rasterio.windows import Window
 
         window = Window(col_off, row_off, width, height)
-        values = self.reader.read(self.indexes, window=window, out_dtype="float32")
+        if len({self.reader.dtypes[i - 1] for i in self.indexes}) == 1:
+            values = self.reader.read(self.indexes, window=window, out_dtype="float32")
+        else:  # bands of different types (e.g. a VRT stack): rasterio reads them one by one
+            values = np.empty((len(self.indexes), height, width), dtype=np.float32)
+            for k, index in enumerate(self.indexes):
+                values[k] = self.reader.read(index, window=window, out_dtype="float32")
         if self.alpha_band is not None:
             valid = self.reader.read(self.alpha_band, window=window) > 0
         else:

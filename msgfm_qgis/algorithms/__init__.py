@@ -1,7 +1,9 @@
 """The provider's algorithms, one module each."""
 
 from .classify_scenes import ClassifyScenesAlgorithm
+from .export_onnx import ExportOnnxAlgorithm
 from .extract_embeddings import ExtractEmbeddingsAlgorithm
+from .finetune import FinetuneAlgorithm
 from .model_info import ModelInfoAlgorithm
 from .pansharpen import PansharpenAlgorithm
 from .pretrain import PretrainAlgorithm
@@ -16,4 +18,6 @@ ALGORITHMS = (
     ExtractEmbeddingsAlgorithm,
     ModelInfoAlgorithm,
     PretrainAlgorithm,
+    FinetuneAlgorithm,
+    ExportOnnxAlgorithm,
 )

@@ -199,3 +199,27 @@ def test_second_input_on_the_same_grid_is_read_directly(model_factory, sample_da
     expected = read_raster(s2_band, 1).astype(np.float64) + read_raster(vv, 1)
     with rasterio.open(out) as dst:
         assert np.allclose(dst.read(1), expected, rtol=1e-5, atol=1e-3)
+
+
+def test_bands_of_different_types_in_one_raster(model_factory, sample_data, tmp_path):
+    # A VRT stacking the Float32 band 5 and the Int16 band 7 of the Landsat sample.
+    from osgeo import gdal
+
+    bands = [
+        sample_data / "landcover/lsat7_2000_50.tif",
+        sample_data / "landcover/lsat7_2000_70.tif",
+    ]
+    stack = tmp_path / "stack.vrt"
+    gdal.BuildVRT(str(stack), [str(b) for b in bands], separate=True).FlushCache()
+    with rasterio.open(stack) as src:
+        assert len(set(src.dtypes)) == 2
+    model = model_factory("identity", bands=2, tile=64, mean=0.0, std=1.0)
+    out = tmp_path / "out.tif"
+    run_inference(model, [RasterInput("s2", stack)], out)
+    with rasterio.open(out) as dst:
+        written = dst.read(masked=True)
+    valid = ~np.ma.getmaskarray(written).any(axis=0)
+    assert valid.mean() > 0.5
+    for k, band in enumerate(bands):
+        expected = read_raster(band, 1).astype(np.float32)
+        np.testing.assert_allclose(written[k].data[valid], expected[valid], atol=1e-3)
