@@ -20,14 +20,32 @@ qgis_process plugins enable msgfm_qgis >/dev/null
 echo "== msGFM algorithms available to qgis_process (plugin installed from $(basename "$ZIP")) =="
 qgis_process list | sed -n '/^msGFM/,/^$/p' | tee "$OUT/algorithms.txt"
 
-shopt -s nullglob
-models=("$ROOT"/resources/models/*.onnx)
-if [ "${#models[@]}" -eq 0 ]; then
-    echo "No bundled models yet (resources/models/*.onnx): the analysis algorithms arrive with them."
+if ! ls "$ROOT"/resources/models/*.onnx >/dev/null 2>&1; then
+    echo "No bundled models (resources/models/*.onnx): run 'make train-defaults' to train them."
+    exit 0
 fi
-for model in "${models[@]}"; do
-    echo "== msgfm:modelinfo $(basename "$model") =="
-    qgis_process run msgfm:modelinfo -- "MODEL=$model" "OUTPUT=$OUT/$(basename "$model" .onnx).json"
+
+SAMPLES="$("$VENV/bin/msgfm" data path)"
+INPUTS="$OUT/inputs"
+"$VENV/bin/python" "$ROOT/scripts/demo_inputs.py" "$SAMPLES" "$INPUTS"
+
+run() {  # run ALGORITHM PARAM=VALUE...: one analysis algorithm through qgis_process, bundled model
+    local algorithm="$1"
+    shift
+    echo "== $algorithm =="
+    qgis_process run "$algorithm" -- "$@" | grep -v -e "^$" -e "^Results" || return 1
+}
+
+for model in "$ROOT"/resources/models/*.onnx; do
+    qgis_process run msgfm:modelinfo -- "MODEL=$model" "OUTPUT=$OUT/$(basename "$model" .onnx).json" >/dev/null
 done
-echo "Sample data: $("$VENV/bin/msgfm" data path 2>/dev/null || echo 'run msgfm data fetch')"
-echo "Demo outputs in $OUT"
+run msgfm:segmentlandcover "INPUT=$INPUTS/landsat_stack.tif" "OUTPUT=$OUT/landcover.tif"
+run msgfm:classifyscenes "INPUT=$INPUTS/landsat_stack.tif" "OUTPUT=$OUT/scenes.tif" \
+    "GRID=$OUT/scenes.gpkg"
+run msgfm:removeclouds "S2=$INPUTS/s2_cloudy.tif" "SAR=$INPUTS/s1.tif" "OUTPUT=$OUT/cloud_free.tif"
+run msgfm:pansharpen "PAN=$SAMPLES/pan_ms/pan1.tif" "MS=$INPUTS/ms_2m.tif" \
+    "OUTPUT=$OUT/pansharpened.tif"
+run msgfm:extractembeddings "INPUT=$INPUTS/s2_clear.tif" "OUTPUT=$OUT/embeddings.tif"
+
+"$VENV/bin/python" "$ROOT/scripts/contact_sheet.py" "$SAMPLES" "$OUT"
+echo "Demo outputs and contact sheet (contact_sheet.png) in $OUT"
