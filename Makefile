@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export QT_QPA_PLATFORM ?= offscreen
 
-.PHONY: setup data test lint format build demo clean
+.PHONY: setup data test lint format build demo clean train-defaults
 
 setup:
 	@bash scripts/setup.sh
@@ -29,6 +29,10 @@ build: setup
 
 demo: data build
 	@bash scripts/demo.sh
+
+# The bundled default models (resources/models), from the sample data; not part of test or demo.
+train-defaults: data
+	$(VENV)/bin/msgfm train-defaults --out resources/models
 
 clean:
 	rm -rf dist build demo_output .pytest_cache .ruff_cache .qgis-settings

@@ -63,6 +63,7 @@ def register(subparsers) -> None:
     evaluate.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"])
     evaluate.add_argument("--json", action="store_true", help="print the report as JSON")
     evaluate.set_defaults(func=run_evaluate)
+    register_defaults(subparsers)
 
 
 def run_evaluate(args) -> int:
@@ -93,3 +94,20 @@ def run_evaluate(args) -> int:
     else:
         print(format_report(report))
     return 0
+
+
+def register_defaults(subparsers) -> None:
+    """Add ``train-defaults`` (the recipe of the bundled default models)."""
+    from .defaults import add_defaults_arguments, run_defaults
+
+    parser = subparsers.add_parser(
+        "train-defaults",
+        help="train, export and score the bundled default models (resources/models)",
+        description=(
+            "Pretrain msGFM on every sensor of the sample data, finetune one model per task, "
+            "export each to ONNX with the encoder for embeddings, score them on held-back tiles "
+            "and write OUT/MANIFEST.json. Seeded; --budget sets the step counts."
+        ),
+    )
+    add_defaults_arguments(parser)
+    parser.set_defaults(func=run_defaults)

@@ -53,7 +53,7 @@ SENSOR_BY_BAND_COUNT = {1: "dsm", 2: "sar", 3: "rgb", 4: "ms", 6: "landsat", 12:
 S2_L1C_BANDS = (
     "B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10", "B11", "B12",
 )  # fmt: skip
-BUNDLED_ENCODER = "msgfm_small_encoder"
+BUNDLED_ENCODER = "msgfm_lite_encoder"
 # Pixels per side of the overview read to count a class raster's classes (a full read follows
 # only when it finds fewer than two).
 CLASS_COUNT_READ_SIDE = 2048

@@ -1,0 +1,153 @@
+"""The recipe of the bundled default models, end to end on the real sample data (tiny steps)."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+
+from backend.train.defaults import (
+    BUDGETS,
+    ENCODER_FOLDER,
+    MANIFEST_FILE,
+    TASK_RECIPES,
+    DefaultsRecipe,
+    file_sha256,
+    run_defaults,
+)
+
+# A narrower encoder than the bundled one keeps the test's exports quick; the recipe is the same.
+TEST_CONFIG = {
+    "name": "recipe-test",
+    "embed_dim": 8,
+    "depths": [1, 1, 2, 1],
+    "num_heads": [1, 2, 4, 8],
+    "num_experts": 2,
+}
+
+
+@pytest.fixture(scope="module")
+def recipe_run(sample_data, tmp_path_factory):
+    """One tiny-budget run of the recipe (pretraining, encoder, embedding, pan-sharpening)."""
+    root = tmp_path_factory.mktemp("defaults")
+    config = root / "config.json"
+    config.write_text(json.dumps(TEST_CONFIG))
+    log = io.StringIO()
+    recipe = DefaultsRecipe(
+        str(root / "models"),
+        str(root / "work"),
+        budget="tiny",
+        config=str(config),
+        seed=0,
+        data_root=str(sample_data),
+        device="cpu",
+        tasks=["pansharpening"],
+        command="test",
+        log=log,
+    )
+    manifest = recipe.run()
+    return root / "models", manifest, log.getvalue()
+
+
+def test_recipe_writes_every_file_with_its_checksum(recipe_run):
+    out, manifest, _ = recipe_run
+    on_disk = json.loads((out / MANIFEST_FILE).read_text())
+    assert on_disk == json.loads(json.dumps(manifest))
+    names = {entry["file"] for entry in manifest["files"]}
+    assert names == {
+        "embedding.onnx",
+        "pansharpening.onnx",
+        f"{ENCODER_FOLDER}/model.safetensors",
+        f"{ENCODER_FOLDER}/meta.json",
+    }
+    for entry in manifest["files"]:
+        path = out / entry["file"]
+        assert path.stat().st_size == entry["bytes"]
+        assert file_sha256(path) == entry["sha256"]
+    # Atomic writes leave no temporary file or folder behind.
+    assert not [p for p in out.rglob(".*")]
+    assert manifest["steps"] == json.loads(json.dumps(BUDGETS["tiny"].__dict__))
+    assert manifest["pretrain"]["steps"] == BUDGETS["tiny"].pretrain_steps
+    assert set(manifest["timings_s"]) >= {"pretrain", "finetune pansharpening", "total"}
+
+
+def test_exported_models_describe_their_task(recipe_run):
+    from backend.export.schema import read_model_metadata
+
+    out, manifest, _ = recipe_run
+    embedding = read_model_metadata(out / "embedding.onnx")
+    assert embedding.task == "embedding"
+    assert [i.sensor for i in embedding.inputs] == ["s2"]
+    sharpening = read_model_metadata(out / "pansharpening.onnx")
+    assert sharpening.task == "pansharpening"
+    assert sorted(i.sensor for i in sharpening.inputs) == ["ms", "pan"]
+    for entry in manifest["files"]:
+        if entry["file"].endswith(".onnx"):
+            assert entry["parity_max_abs_diff"] <= 1e-4
+
+
+def test_pansharpening_is_scored_beside_its_baseline(recipe_run):
+    _, manifest, _ = recipe_run
+    (entry,) = [e for e in manifest["files"] if e["task"] == "pansharpening"]
+    assert entry["n_train"] > 0 and entry["n_val"] > 0
+    evaluation = entry["evaluation"]
+    assert evaluation["n_samples"] == entry["n_val"]
+    # Two steps teach the model nothing, but both it and the bicubic-style baseline are scored.
+    assert evaluation["metrics"]["psnr"] > 0
+    assert evaluation["baseline"]["metrics"]["psnr"] > 0
+
+
+def test_bundled_encoder_finetunes_without_decoders(recipe_run, tmp_path):
+    from safetensors.torch import load_file
+
+    from backend.models.config import ModelConfig
+    from backend.models.tasks import TaskSpec, build_task_model, load_pretrained_encoder
+
+    out, _, _ = recipe_run
+    folder = out / ENCODER_FOLDER
+    weights = load_file(str(folder / "model.safetensors"))
+    assert weights and all(key.startswith("encoder.") for key in weights)
+    meta = json.loads((folder / "meta.json").read_text())
+    assert meta["task"] == "pretrain"
+    # Pretrained on all four sensors of msGFM, paired and unpaired sources alike.
+    sources = meta["manifest"]["sources"]
+    assert sorted({s for source in sources for s in source["sensors"]}) == [
+        "dsm",
+        "rgb",
+        "s2",
+        "sar",
+    ]
+    assert {source["paired"] for source in sources} == {True, False}
+    assert sorted(meta["model_config"]["sensors"]) == ["dsm", "rgb", "s2", "sar"]
+    config = ModelConfig.from_dict(meta["model_config"])
+    model = build_task_model(config, TaskSpec(task="cloud-removal", sensors=["s2", "sar"]))
+    report = load_pretrained_encoder(model, folder)
+    assert report["loaded"] == ["s2", "sar"]
+    key = "encoder.embeddings.s2.proj.weight"
+    if key in weights:
+        assert (model.state_dict()[key] == weights[key]).all()
+
+
+def test_task_files_are_the_ones_the_plugin_looks_for():
+    from msgfm_qgis.model_checks import TASK_NAMES
+
+    assert {r.task for r in TASK_RECIPES} | {"embedding"} == set(TASK_NAMES)
+    from backend.train.data_spec import load_data_spec
+
+    for recipe in TASK_RECIPES:
+        assert recipe.file_name == f"{recipe.task}.onnx"
+        assert load_data_spec(recipe.data)["layout"]
+
+
+def test_cli_refuses_an_unknown_task(capsys, tmp_path):
+    import argparse
+
+    from backend.train.defaults import add_defaults_arguments
+
+    parser = argparse.ArgumentParser()
+    add_defaults_arguments(parser)
+    args = parser.parse_args(["--out", str(tmp_path / "m"), "--task", "detection"])
+    assert run_defaults(args) == 2
+    assert "--task ['detection']" in capsys.readouterr().err
+    assert not (tmp_path / "m").exists()
