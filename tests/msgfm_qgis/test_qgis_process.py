@@ -75,3 +75,59 @@ def test_run_modelinfo_reports_a_corrupt_model(installed_plugin, tmp_path):
     result = qgis_process(["run", "msgfm:modelinfo", "--", f"MODEL={corrupt}"], *installed_plugin)
     assert result.returncode != 0
     assert "corrupt.onnx is not a valid ONNX model" in result.stdout + result.stderr
+
+
+@pytest.fixture(scope="module")
+def demo_inputs(sample_data, tmp_path_factory):
+    """The demo's input rasters, prepared by the same script `make demo` runs."""
+    out = tmp_path_factory.mktemp("demo_inputs")
+    script = Path(build.ROOT) / "scripts" / "demo_inputs.py"
+    subprocess.run([sys.executable, str(script), str(sample_data), str(out)], check=True)
+    return out
+
+
+ANALYSIS_RUNS = {
+    # algorithm: (parameters with {inputs}/{samples} placeholders, reference raster)
+    "msgfm:segmentlandcover": (
+        {"INPUT": "{inputs}/landsat_stack.tif"},
+        "{inputs}/landsat_stack.tif",
+    ),
+    "msgfm:classifyscenes": ({"INPUT": "{inputs}/landsat_stack.tif"}, None),
+    "msgfm:removeclouds": (
+        {"S2": "{inputs}/s2_cloudy.tif", "SAR": "{inputs}/s1.tif"},
+        "{inputs}/s2_cloudy.tif",
+    ),
+    "msgfm:pansharpen": (
+        {"PAN": "{samples}/pan_ms/pan1.tif", "MS": "{inputs}/ms_2m.tif"},
+        "{samples}/pan_ms/pan1.tif",
+    ),
+    "msgfm:extractembeddings": ({"INPUT": "{inputs}/s2_clear.tif"}, None),
+}
+
+
+@pytest.mark.parametrize("algorithm", sorted(ANALYSIS_RUNS))
+def test_every_analysis_algorithm_runs_from_the_zip_with_its_bundled_model(
+    installed_plugin, demo_inputs, sample_data, tmp_path, algorithm
+):
+    import rasterio
+
+    parameters, reference = ANALYSIS_RUNS[algorithm]
+    paths = {"inputs": demo_inputs, "samples": sample_data}
+    out = tmp_path / "out.tif"
+    args = [f"{key}={value.format(**paths)}" for key, value in parameters.items()]
+    result = qgis_process(
+        ["run", algorithm, "--json", "--", *args, f"OUTPUT={out}"], *installed_plugin
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    report = json.loads(result.stdout)
+    # No MODEL given: the bundled model inside the installed zip was used.
+    assert any("plugins/msgfm_qgis/resources/models/" in line for line in report["log"]["info"])
+    with rasterio.open(out) as dst:
+        assert dst.crs is not None and dst.count >= 1
+        values = dst.read(masked=True)
+        assert values.count() > 0  # not all nodata
+        if reference is not None:
+            with rasterio.open(reference.format(**paths)) as ref:
+                assert dst.crs == ref.crs
+                assert (dst.width, dst.height) == (ref.width, ref.height)
+                assert dst.transform.almost_equals(ref.transform)
