@@ -284,3 +284,28 @@ def test_output_loads_with_the_model_classes(
     finally:
         for layer in loaded:
             project.removeMapLayer(layer.id())
+
+
+def test_missing_onnxruntime_says_what_to_install(
+    run_algorithm, probability_model, sample_data, tmp_path, monkeypatch
+):
+    """Simulated: onnxruntime is installed here, so the import check is made to fail."""
+    import importlib.util
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *args: None if name == "onnxruntime" else real_find_spec(name, *args),
+    )
+    out = tmp_path / "landcover.tif"
+    with pytest.raises(QgsProcessingException, match="pip install --user onnxruntime"):
+        run_algorithm(
+            ALG,
+            {
+                "INPUT": str(sample_data / "rgb/OSBS_029.tif"),
+                "MODEL": str(probability_model),
+                "OUTPUT": str(out),
+            },
+        )
+    assert not out.exists()
