@@ -8,13 +8,11 @@ indexes as the uninterrupted run did, on any number of workers.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Dict, Iterator, List, Mapping, Optional, Sequence
 
 import numpy as np
 
-from ..sensors import get_sensor, normalize
 from .manifest import Manifest
 
 # A crop is re-drawn (up to this many times) while less than ``min_valid_fraction`` of it has data:
@@ -54,18 +52,16 @@ class BandNormalizer:
 
     def sensor(self, name: str):
         """The registry entry with this normaliser's mean/std for ``name``."""
-        sensor = get_sensor(name)
-        if name in self.stats:
-            entry = self.stats[name]
-            sensor = dataclasses.replace(
-                sensor, mean=tuple(map(float, entry["mean"])), std=tuple(map(float, entry["std"]))
-            )
-        return sensor
+        from .tasks.normalization import sensor_with_stats
+
+        return sensor_with_stats(name, self.stats)
 
     def __call__(self, name: str, raw: np.ndarray) -> np.ndarray:
-        """Normalise raw values (C, H, W) of sensor ``name``; NaN (no data) becomes 0."""
-        values = normalize(self.sensor(name), raw)
-        return np.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0).astype(np.float32)
+        """Normalise raw values (C, H, W) of sensor ``name`` as finetuning and inference do: a
+        pixel with any band missing (NaN) is no data and becomes 0 in every band."""
+        from .tasks.normalization import normalize_inputs
+
+        return normalize_inputs({name: raw}, self.stats)[name]
 
 
 class PretrainCropDataset:

@@ -2,8 +2,11 @@
 
 Task datasets return raw values in each sensor's registry units so that training (torch) and ONNX
 evaluation (numpy) can share them and apply the statistics the model was trained with (the
-registry's defaults, ``msgfm data stats`` output, or a checkpoint's). No-data pixels (NaN) become 0
-after normalisation, i.e. the band mean.
+registry's defaults, ``msgfm data stats`` output, or a checkpoint's). No data is per pixel, as in
+the inference engine (:mod:`backend.inference.preprocessing`): a pixel with any band missing (NaN)
+is no data in every band of its input, is left out of per-tile statistics, and becomes 0 after
+normalisation, i.e. the band mean. Training and evaluation therefore see exactly what a user's
+raster gives the exported model.
 """
 
 from __future__ import annotations
@@ -44,11 +47,14 @@ def normalize_inputs(
             Inputs of no registered sensor (pan-sharpening ``ms``) need an entry in ``stats``.
 
     Returns:
-        ``{input name: float32 (C, H, W)}`` with no-data pixels at 0.
+        ``{input name: float32 (C, H, W)}`` with no-data pixels (any band NaN) at 0 in every band.
     """
     out = {}
     for name, values in inputs.items():
         sensor_name = (sensors or {}).get(name, name)
+        values = np.asarray(values, dtype=np.float32)
+        valid = np.isfinite(values).all(axis=-3, keepdims=True)
+        values = np.where(valid, values, np.float32(np.nan))
         if stats and sensor_name in stats and sensor_name not in SENSORS:
             # An input without a registry entry needs its statistics given.
             mean = np.asarray(stats[sensor_name]["mean"], dtype=np.float32).reshape(-1, 1, 1)
@@ -56,6 +62,7 @@ def normalize_inputs(
             values = (np.asarray(values, dtype=np.float32) - mean) / std
         else:
             values = normalize(sensor_with_stats(sensor_name, stats), values)
+        values = np.where(valid, values, np.float32(0.0))
         out[name] = np.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0).astype(np.float32)
     return out
 

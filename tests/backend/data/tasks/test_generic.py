@@ -141,3 +141,43 @@ def test_missing_class_field_is_a_clear_error(sample_data):
         RasterSegmentationDataset(
             images, polygons=folder / "s2l1c_ref.gpkg", class_field="landcover"
         )
+
+
+@pytest.mark.parametrize("mode", ["mean_std", "per_tile"])
+def test_training_normalisation_is_the_inference_engines_on_partly_missing_pixels(
+    landcover, mode, monkeypatch
+):
+    """B7 of the NC Landsat scene misses pixels the other bands have: such a pixel is no data in
+    every band for the inference engine, so finetuning (and its validation score) must see it so
+    too, or the exported model is scored on inputs it never trained on."""
+    import dataclasses
+
+    from backend.data.tasks import normalize_inputs
+    from backend.export.schema import InputSpec
+    from backend.inference.preprocessing import normalize_mean_std, normalize_per_tile
+    from backend.sensors import SENSORS, get_sensor
+
+    _, dataset = landcover
+    partial = None
+    for index in range(len(dataset)):
+        values = dataset[index]["inputs"]["landsat"]
+        finite = np.isfinite(values)
+        if ((~finite).any(axis=0) & finite.any(axis=0)).sum() > 100:
+            partial = values
+            break
+    assert partial is not None, "no tile with partly missing pixels: the sample changed"
+    valid = np.isfinite(partial).all(axis=0)
+    sensor = get_sensor("landsat")
+    spec = InputSpec(
+        name="landsat", sensor="landsat", bands=list(sensor.bands), mean=list(sensor.mean),
+        std=list(sensor.std), normalization=mode,
+    )  # fmt: skip
+    raw = np.where(np.isfinite(partial), partial, 0.0).astype(np.float32)
+    if mode == "per_tile":
+        expected = normalize_per_tile(raw, valid)
+    else:
+        expected = normalize_mean_std(raw, valid, spec)
+    monkeypatch.setitem(SENSORS, "landsat", dataclasses.replace(sensor, normalization=mode))
+    got = normalize_inputs({"landsat": partial})["landsat"]
+    assert np.all(got[:, ~valid] == 0.0)
+    np.testing.assert_allclose(got, expected, atol=1e-4)
