@@ -9,6 +9,8 @@ from typing import Iterator
 
 import pytest
 
+from .onnx_models import export_with_metadata
+
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -60,16 +62,9 @@ def export_probability_model(path: Path, n_classes: int = 3) -> Path:
     on normalised values. Used wherever a real ONNX model with a valid contract is needed before the
     trained models exist.
     """
-    import onnx
     import torch
 
-    from backend.export.schema import (
-        ClassInfo,
-        InputSpec,
-        ModelMetadata,
-        OutputSpec,
-        embed_metadata,
-    )
+    from backend.export.schema import ClassInfo, InputSpec, OutputSpec
 
     class PixelClassifier(torch.nn.Module):
         def __init__(self):
@@ -85,51 +80,37 @@ def export_probability_model(path: Path, n_classes: int = 3) -> Path:
         def forward(self, rgb):
             return torch.softmax(self.conv(rgb), dim=1)
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.onnx.export(
-        PixelClassifier().eval(),
-        (torch.zeros(1, 3, 32, 32),),
-        str(path),
-        input_names=["rgb"],
-        output_names=["probabilities"],
-        dynamic_axes={"rgb": {0: "batch"}, "probabilities": {0: "batch"}},
-        dynamo=False,
-    )
     names = [f"class {k}" for k in range(n_classes)]
-    metadata = ModelMetadata(
-        task="segmentation",
-        inputs=[
-            InputSpec(
-                name="rgb",
-                sensor="rgb",
-                bands=["R", "G", "B"],
-                mean=[120.0, 120.0, 110.0],
-                std=[50.0, 50.0, 50.0],
-                resolution_m=1.0,
-            )
+    rgb = InputSpec(
+        name="rgb",
+        sensor="rgb",
+        bands=["R", "G", "B"],
+        mean=[120.0, 120.0, 110.0],
+        std=[50.0, 50.0, 50.0],
+        resolution_m=1.0,
+    )
+    probabilities = OutputSpec(
+        name="probabilities",
+        kind="probability",
+        bands=names,
+        classes=[
+            ClassInfo(value=k, name=name, color=f"#{40 * k:02x}80{255 - 40 * k:02x}")
+            for k, name in enumerate(names)
         ],
-        outputs=[
-            OutputSpec(
-                name="probabilities",
-                kind="probability",
-                bands=names,
-                classes=[
-                    ClassInfo(value=k, name=name, color=f"#{40 * k:02x}80{255 - 40 * k:02x}")
-                    for k, name in enumerate(names)
-                ],
-            )
-        ],
+    )
+    # Height and width stay fixed at 32 (only the batch axis is dynamic), as this model always had.
+    return export_with_metadata(
+        PixelClassifier(),
+        path,
+        [rgb],
+        [probabilities],
         tile_size=32,
-        default_overlap=0.25,
+        dynamic_space=False,
         model_name="test-pixel-classifier",
         model_version="0.0.1",
         trained_on="nothing: fixed weights for tests",
         metrics={"note": "untrained"},
     )
-    model = onnx.load(str(path))
-    embed_metadata(model, metadata)
-    onnx.save(model, str(path))
-    return path
 
 
 @pytest.fixture(scope="session")

@@ -12,76 +12,22 @@ from typing import Callable, List, Optional
 import numpy as np
 import pytest
 
-from backend.export.schema import ClassInfo, InputSpec, ModelMetadata, OutputSpec, embed_metadata
+from backend.export.schema import ClassInfo, InputSpec, OutputSpec
+
+from ...onnx_models import export_with_metadata, input_spec, reflectance_output
+
+# Tests import the exporter from here under this name.
+export_model = export_with_metadata
 
 
-def export_model(
-    module,
-    path: Path,
-    inputs: List[InputSpec],
-    outputs: List[OutputSpec],
-    tile_size: int,
-    default_overlap: float = 0.25,
-    task: str = "segmentation",
-    dynamic_space: bool = True,
-) -> Path:
-    """Export ``module`` (taking one tensor per input) to ``path`` with msGFM metadata."""
-    import onnx
-    import torch
-
-    module.eval()
-    examples = tuple(torch.zeros(1, len(spec.bands), tile_size, tile_size) for spec in inputs)
-    axes = {}
-    for spec in inputs:
-        axes[spec.name] = {0: "batch", 2: "height", 3: "width"} if dynamic_space else {0: "batch"}
-    for spec in outputs:
-        axes[spec.name] = {0: "batch"}
-    torch.onnx.export(
-        module,
-        examples,
-        str(path),
-        input_names=[spec.name for spec in inputs],
-        output_names=[spec.name for spec in outputs],
-        dynamic_axes=axes,
-        opset_version=17,
-        dynamo=False,
-    )
-    proto = onnx.load(str(path))
-    metadata = ModelMetadata(
-        task=task,
-        inputs=inputs,
-        outputs=outputs,
-        tile_size=tile_size,
-        default_overlap=default_overlap,
-        model_name=path.stem,
-        model_version="0.0.1-test",
-        trained_on="not trained: fixed weights for tests",
-    )
-    embed_metadata(proto, metadata)
-    onnx.save(proto, str(path))
-    return path
+def numbered_bands(n: int) -> List[str]:
+    """Band names B1 ... Bn, for inputs that stand for no particular sensor's bands."""
+    return [f"B{i + 1}" for i in range(n)]
 
 
 def band_spec(name: str, sensor: str, n: int, mean: float, std: float, **kwargs) -> InputSpec:
-    return InputSpec(
-        name=name,
-        sensor=sensor,
-        bands=[f"B{i + 1}" for i in range(n)],
-        mean=[mean] * n,
-        std=[std] * n,
-        **kwargs,
-    )
-
-
-def reflectance_output(n: int, mean: float, std: float, name: str = "reflectance") -> OutputSpec:
-    """An output that undoes the input normalisation: raw * std + mean."""
-    return OutputSpec(
-        name=name,
-        kind="reflectance",
-        bands=[f"B{i + 1}" for i in range(n)],
-        scale=[std] * n,
-        offset=[mean] * n,
-    )
+    """An input of ``n`` bands named B1 ... Bn, all normalised by ``mean`` and ``std``."""
+    return input_spec(name, sensor, numbered_bands(n), mean, std, **kwargs)
 
 
 @pytest.fixture(scope="session")
@@ -149,6 +95,7 @@ def model_factory(tmp_path_factory) -> Callable[..., Path]:
         if key in cache:
             return cache[key]
         path = root / f"{name}_{bands}b_{tile}px_{len(cache)}.onnx"
+        band_names = numbered_bands(bands)
         spec = band_spec(
             "image",
             kwargs.pop("sensor", "s2"),
@@ -157,10 +104,11 @@ def model_factory(tmp_path_factory) -> Callable[..., Path]:
             std,
             normalization=kwargs.pop("normalization", "mean_std"),
         )
+        inputs = [spec]
         if name == "identity":
-            module, outputs = Identity(), [reflectance_output(bands, mean, std)]
+            module, outputs = Identity(), [reflectance_output(band_names, mean, std)]
         elif name == "boxmean":
-            module, outputs = BoxMean(bands), [reflectance_output(bands, mean, std)]
+            module, outputs = BoxMean(bands), [reflectance_output(band_names, mean, std)]
         elif name == "threshold":
             module = Threshold()
             outputs = [OutputSpec(name="landcover", kind="class", bands=["class"], classes=classes)]
@@ -187,13 +135,11 @@ def model_factory(tmp_path_factory) -> Callable[..., Path]:
             ]
         elif name == "two_sensors":
             second = band_spec("dem", "dsm", bands, mean, std)
-            module, outputs = SumSensors(), [reflectance_output(bands, 2 * mean, std)]
-            path = export_model(module, path, [spec, second], outputs, tile, **kwargs)
-            cache[key] = path
-            return path
+            module, outputs = SumSensors(), [reflectance_output(band_names, 2 * mean, std)]
+            inputs = [spec, second]
         else:
             raise KeyError(name)
-        cache[key] = export_model(module, path, [spec], outputs, tile, **kwargs)
+        cache[key] = export_model(module, path, inputs, outputs, tile, **kwargs)
         return cache[key]
 
     return build

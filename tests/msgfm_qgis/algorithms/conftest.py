@@ -13,6 +13,11 @@ from typing import List
 import numpy as np
 import pytest
 
+# Tests (test_modeler) import the exporter and the input helper from here under these names.
+from ...onnx_models import export_with_metadata as export
+from ...onnx_models import input_spec as spec
+from ...onnx_models import reflectance_output
+
 S2_BANDS = ["B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B11", "B12"]
 S2_MEAN, S2_STD = 1000.0, 1000.0
 SAR_MEAN, SAR_STD = -15.0, 5.0
@@ -21,52 +26,6 @@ MS_MEAN, MS_STD = 400.0, 150.0
 DEM_MEAN, DEM_STD = 300.0, 20.0
 BIGEARTHNET_PATCH = "87_48"  # S2A_MSIL2A_20170613T101031_87_48 and its S1 pair (33UUP)
 OTHER_PATCH = "36_85"  # a patch elsewhere in Europe (29UPU)
-
-
-def export(module, path: Path, inputs, outputs, tile_size: int, task: str) -> Path:
-    """Export ``module`` with msGFM metadata: dynamic batch and spatial axes, opset 17."""
-    import onnx
-    import torch
-
-    from backend.export.schema import ModelMetadata, embed_metadata
-
-    examples = tuple(torch.zeros(1, len(s.bands), tile_size, tile_size) for s in inputs)
-    axes = {s.name: {0: "batch", 2: "height", 3: "width"} for s in inputs}
-    axes.update({s.name: {0: "batch"} for s in outputs})
-    torch.onnx.export(
-        module.eval(),
-        examples,
-        str(path),
-        input_names=[s.name for s in inputs],
-        output_names=[s.name for s in outputs],
-        dynamic_axes=axes,
-        opset_version=17,
-        dynamo=False,
-    )
-    proto = onnx.load(str(path))
-    embed_metadata(
-        proto,
-        ModelMetadata(
-            task=task,
-            inputs=inputs,
-            outputs=outputs,
-            tile_size=tile_size,
-            default_overlap=0.25,
-            model_name=path.stem,
-            model_version="0.0.1-test",
-            trained_on="not trained: fixed weights for tests",
-        ),
-    )
-    onnx.save(proto, str(path))
-    return path
-
-
-def spec(name: str, sensor: str, bands: List[str], mean: float, std: float):
-    from backend.export.schema import InputSpec
-
-    return InputSpec(
-        name=name, sensor=sensor, bands=bands, mean=[mean] * len(bands), std=[std] * len(bands)
-    )
 
 
 @pytest.fixture(scope="session")
@@ -111,8 +70,6 @@ def cloud_removal_model(models_root) -> Path:
     """S2 (12 bands) + SAR (VV, VH) -> S2 reflectance: raw S2 + 100 x mean of the normalised SAR."""
     import torch
 
-    from backend.export.schema import OutputSpec
-
     class SarNudge(torch.nn.Module):
         def forward(self, s2, sar):
             return s2 + 0.1 * sar.mean(dim=1, keepdim=True)
@@ -121,14 +78,7 @@ def cloud_removal_model(models_root) -> Path:
         spec("s2", "s2", S2_BANDS, S2_MEAN, S2_STD),
         spec("sar", "sar", ["VV", "VH"], SAR_MEAN, SAR_STD),
     ]
-    output = OutputSpec(
-        name="reflectance",
-        kind="reflectance",
-        bands=S2_BANDS,
-        scale=[S2_STD] * 12,
-        offset=[S2_MEAN] * 12,
-        sensor="s2",
-    )
+    output = reflectance_output(S2_BANDS, S2_MEAN, S2_STD, sensor="s2")
     return export(SarNudge(), models_root / "clouds.onnx", inputs, [output], 32, "cloud-removal")
 
 
@@ -136,8 +86,6 @@ def cloud_removal_model(models_root) -> Path:
 def pansharpening_model(models_root) -> Path:
     """PAN + 4-band MS -> MS at PAN resolution: normalised MS + normalised PAN, in MS units."""
     import torch
-
-    from backend.export.schema import OutputSpec
 
     class AddPan(torch.nn.Module):
         def forward(self, ms, pan):
@@ -148,13 +96,7 @@ def pansharpening_model(models_root) -> Path:
         spec("ms", "ms", bands, MS_MEAN, MS_STD),
         spec("pan", "pan", ["PAN"], PAN_MEAN, PAN_STD),
     ]
-    output = OutputSpec(
-        name="sharpened",
-        kind="reflectance",
-        bands=bands,
-        scale=[MS_STD] * 4,
-        offset=[MS_MEAN] * 4,
-    )
+    output = reflectance_output(bands, MS_MEAN, MS_STD, name="sharpened")
     return export(AddPan(), models_root / "pansharpen.onnx", inputs, [output], 64, "pansharpening")
 
 
