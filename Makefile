@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export QT_QPA_PLATFORM ?= offscreen
 
-.PHONY: setup data test lint format build demo clean train-defaults
+.PHONY: setup data test lint format build demo clean train-defaults cards ablation evaluation
 
 setup:
 	@bash scripts/setup.sh
@@ -30,9 +30,21 @@ build: setup
 demo: data build
 	@bash scripts/demo.sh
 
-# The bundled default models (resources/models), from the sample data; not part of test or demo.
+# The bundled default models (resources/models), from the sample data, and their model cards.
 train-defaults: data
 	$(VENV)/bin/msgfm train-defaults --out resources/models
+	$(PY) scripts/model_cards.py
+
+# docs/models/*.md from resources/models/MANIFEST.json and the models' metadata.
+cards: setup
+	$(PY) scripts/model_cards.py
+
+# The paper's ablations on the sample data (about 1.5 h on 2 cores), then docs/evaluation.md.
+ablation: data
+	$(VENV)/bin/msgfm ablate run --work-dir runs/ablation --seed 0 --seed 1 --seed 2
+
+evaluation: setup
+	$(PY) scripts/evaluation_doc.py --results runs/ablation/results.json --out docs/evaluation.md
 
 clean:
 	rm -rf dist build demo_output .pytest_cache .ruff_cache .qgis-settings

@@ -181,7 +181,7 @@ def register_config(factory: Callable[[], ModelConfig]) -> Callable[[], ModelCon
 
 @register_config
 def small() -> ModelConfig:
-    """CPU configuration: trains here in minutes; the bundled default models use it."""
+    """CPU configuration: trains here in minutes (the bundled models use the narrower ``lite``)."""
     return ModelConfig(
         name="small",
         embed_dim=32,

@@ -64,6 +64,9 @@ def register(subparsers) -> None:
     evaluate.add_argument("--json", action="store_true", help="print the report as JSON")
     evaluate.set_defaults(func=run_evaluate)
     register_defaults(subparsers)
+    from .ablation import register as register_ablation
+
+    register_ablation(subparsers)
 
 
 def run_evaluate(args) -> int:

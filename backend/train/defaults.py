@@ -165,6 +165,7 @@ class DefaultsRecipe:
         tasks: Subset of the task names to finetune (default: all four).
         command: The command line recorded in the manifest.
         log: Progress lines go here (default: stderr).
+        manifest: Pretraining manifest (name or JSON file; the ablations change it).
     """
 
     def __init__(
@@ -179,6 +180,7 @@ class DefaultsRecipe:
         tasks: Optional[Sequence[str]] = None,
         command: str = "",
         log=None,
+        manifest: str = "samples",
     ):
         if budget not in BUDGETS:
             raise ValueError(f"--budget must be one of {', '.join(BUDGETS)}, not {budget!r}")
@@ -197,6 +199,7 @@ class DefaultsRecipe:
         self.recipes = [r for r in TASK_RECIPES if not tasks or r.task in tasks]
         self.command = command
         self.log = log or sys.stderr
+        self.manifest_name = manifest
         self.timings: Dict[str, float] = {}
         self.files: List[Dict[str, Any]] = []
 
@@ -244,7 +247,7 @@ class DefaultsRecipe:
                 progress=False,
             ),
             model_config=self.config,
-            manifest="samples",
+            manifest=self.manifest_name,
             data_root=self.data_root,
             stats_crops=budget.stats_crops,
         )
@@ -270,22 +273,28 @@ class DefaultsRecipe:
         self._record(report.path, "embedding", extra={"parity_max_abs_diff": report.max_abs_diff})
         self._timed("encoder+embedding export", started)
 
-    def finetune_and_export(self, recipe: TaskRecipe, pretrain_run: Path) -> None:
-        """Finetune one task from the pretrained encoder, export it and score the ONNX file."""
-        from ..export.onnx_export import export_checkpoint
+    def finetune(self, recipe: TaskRecipe, init: Optional[Path]) -> tuple:
+        """Finetune one task from a pretraining run (``init=None``: random initialisation).
+
+        Returns:
+            ``(trainer, checkpoint)``: the checkpoint is ``checkpoint-best`` when validation kept
+            one, else ``checkpoint-last``.
+        """
         from .checkpoint import BEST, LAST
-        from .evaluate import evaluate_model
         from .finetune import trainer_from_params
-        from .metrics import json_safe
 
         started = time.perf_counter()
         budget = self.budget
         out = self.work_dir / f"finetune-{recipe.task}"
-        self.say(f"finetuning {recipe.task} on {recipe.data} for {budget.finetune_steps} steps")
+        source = "from scratch" if init is None else f"from {init}"
+        self.say(
+            f"finetuning {recipe.task} on {recipe.data} for {budget.finetune_steps} steps {source}"
+        )
         trainer = trainer_from_params(
             {
                 "task": recipe.task,
-                "init": str(pretrain_run),
+                "init": None if init is None else str(init),
+                "config": self.config,
                 "data": recipe.data,
                 "data_root": self.data_root,
                 "out": str(out),
@@ -304,6 +313,15 @@ class DefaultsRecipe:
         trainer.fit()
         checkpoint = out / BEST if (out / BEST).is_dir() else out / LAST
         self._timed(f"finetune {recipe.task}", started)
+        return trainer, checkpoint
+
+    def finetune_and_export(self, recipe: TaskRecipe, pretrain_run: Path) -> None:
+        """Finetune one task from the pretrained encoder, export it and score the ONNX file."""
+        from ..export.onnx_export import export_checkpoint
+        from .evaluate import evaluate_model
+        from .metrics import json_safe
+
+        trainer, checkpoint = self.finetune(recipe, pretrain_run)
 
         started = time.perf_counter()
         report = export_checkpoint(
@@ -329,6 +347,8 @@ class DefaultsRecipe:
                 "checkpoint": checkpoint.name,
                 "n_train": len(trainer.train_samples),
                 "n_val": len(trainer.val_samples),
+                "lr": recipe.lr,
+                "layer_decay": trainer.layer_decay,
                 "parity_max_abs_diff": report.max_abs_diff,
                 "evaluation": json_safe(evaluation),
             },
