@@ -17,10 +17,11 @@ Layouts (tasks they serve):
 * ``bigearthnet`` (classification; cloud-removal base): ``s2`` (or PATH), ``s1``, ``label_mode``
   ``multi``/``single``.
 * ``majority-tiles`` (classification): tiles of image rasters labelled by the majority class of a
-  class raster (``images``, ``labels``, ``tile_size``, ``stride``, ``min_labelled``: the fraction
+  class raster or of polygons (the keys of ``segmentation``, plus ``min_labelled``: the fraction
   of a tile that must be labelled).
-* ``segmentation`` (segmentation): ``images``, ``labels`` or ``polygons`` + ``class_field``,
-  ``class_values``, ``tile_size``, ``stride``.
+* ``segmentation`` (segmentation): ``images``, ``labels`` or ``polygons`` + ``class_field``
+  (+ ``polygon_layer`` for a file with several layers; ``polygons`` may also be QGIS's layer
+  source ``path.gpkg|layername=NAME``), ``class_values``, ``tile_size``, ``stride``.
 * ``simulated-clouds`` (cloud removal): ``base`` (a spec with clear ``s2`` and ``sar``),
   ``seed``, ``coverage`` [low, high].
 * ``sen12mscr`` (cloud removal): ``root`` (or PATH).
@@ -35,7 +36,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -169,11 +170,13 @@ def build_dataset(spec: Mapping[str, Any], task: str, data_root: Optional[Union[
         )
     if layout in ("segmentation", "majority-tiles"):
         images = _image_sources(spec, layout, resolve)
+        polygons, polygon_layer = _polygon_source(spec, layout, resolve)
         dataset = tasks.RasterSegmentationDataset(
             images,
-            label_raster=path("labels", required="polygons" not in spec),
-            polygons=path("polygons", required=False),
+            label_raster=path("labels", required=polygons is None),
+            polygons=polygons,
             class_field=spec.get("class_field"),
+            polygon_layer=polygon_layer,
             class_values=spec.get("class_values"),
             tile_size=int(spec.get("tile_size", 64)),
             stride=spec.get("stride"),
@@ -200,6 +203,27 @@ def build_dataset(spec: Mapping[str, Any], task: str, data_root: Optional[Union[
         tile_size=int(spec.get("tile_size", 64)),
         stride=spec.get("stride"),
     )
+
+
+def _polygon_source(spec: Mapping[str, Any], layout: str, path_of) -> Tuple[Optional[Path], Any]:
+    """The polygon file and layer of a spec: ``polygons`` (a file or QGIS's ``path|layername=``
+    source) and ``polygon_layer``; ``(None, None)`` without polygons."""
+    from ..data.tasks.labels import polygon_layer_source
+
+    layer = spec.get("polygon_layer")
+    if spec.get("polygons") is None:
+        if layer is not None:
+            raise ValueError(
+                f"data spec ({layout}) gives 'polygon_layer' {layer!r} but no 'polygons': name "
+                "the polygon file the layer is in"
+            )
+        return None, None
+    if layer is not None and (isinstance(layer, bool) or not isinstance(layer, (str, int))):
+        raise ValueError(
+            f"data spec ({layout}): 'polygon_layer' must be a layer name (or index), not {layer!r}"
+        )
+    path, layer = polygon_layer_source(str(spec["polygons"]), layer)
+    return path_of(path), layer
 
 
 def _image_sources(spec: Mapping[str, Any], layout: str, path_of) -> List[Any]:
@@ -307,9 +331,11 @@ def describe_dataset(dataset: Any, task: str, spec: Mapping[str, Any]) -> Dict[s
         if len(names) != k:
             raise ValueError(f"data spec gives {len(names)} class_names for {k} classes")
         values = getattr(dataset, "class_values", None)
+        # Class values become the output raster's pixel values when they are byte codes; other
+        # classes (names from a text class field, fractions, large codes) are numbered 0..K-1.
         raster_values = (
-            [int(v) for v in values]
-            if values is not None and all(float(v).is_integer() and 0 <= v < 255 for v in values)
+            [int(float(v)) for v in values]
+            if values is not None and all(_is_byte_code(v) for v in values)
             else list(range(k))
         )
         info.update(
@@ -330,6 +356,15 @@ def describe_dataset(dataset: Any, task: str, spec: Mapping[str, Any]) -> Dict[s
     if task == "classification" and not info["sensors"]:
         info["sensors"] = ["s2"]
     return info
+
+
+def _is_byte_code(value: Any) -> bool:
+    """True for a whole number 0..254, or its text ("3"); 255 is class rasters' no data."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return False  # a class name ("wheat")
+    return number.is_integer() and 0 <= number < IGNORE_INDEX
 
 
 class TileSizedDataset:

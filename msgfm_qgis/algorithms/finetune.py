@@ -57,6 +57,8 @@ BUNDLED_ENCODER = "msgfm_lite_encoder"
 # Pixels per side of the overview read to count a class raster's classes (a full read follows
 # only when it finds fewer than two).
 CLASS_COUNT_READ_SIDE = 2048
+# The layer name of the polygon labels' copy, named in the data spec as ``polygon_layer``.
+POLYGON_COPY_LAYER = "labels"
 
 
 def bundled_encoder() -> Optional[Path]:
@@ -489,6 +491,7 @@ class FinetuneAlgorithm(TrainingAlgorithm):
             spec["labels"] = path
         else:
             spec["polygons"] = polygon_file(label, field, copies, context)
+            spec["polygon_layer"] = POLYGON_COPY_LAYER
             spec["class_field"] = field
         if task == "classification":
             spec["min_labelled"] = 0.5
@@ -572,11 +575,16 @@ def raster_classes(path: str) -> List[float]:
 
 
 def polygon_file(layer, field: str, folder: Path, context) -> str:
-    """The polygons as a one-layer GeoPackage (the backend reads the first layer of a file)."""
+    """The layer's polygons as a GeoPackage layer named :data:`POLYGON_COPY_LAYER`.
+
+    A copy rather than the layer's source: the source may be one layer of a multi-layer file
+    (``path|layername=NAME``) or carry a QGIS filter (``|subset=...``) that only QGIS applies;
+    the copy holds exactly the features QGIS shows, and only the class field.
+    """
     target = folder / f"labels_{len(list(folder.iterdir()))}.gpkg"
     options = QgsVectorFileWriter.SaveVectorOptions()
     options.driverName = "GPKG"
-    options.layerName = "labels"
+    options.layerName = POLYGON_COPY_LAYER
     options.attributes = [layer.fields().indexOf(field)]
     result = QgsVectorFileWriter.writeAsVectorFormatV3(
         layer, str(target), context.transformContext(), options

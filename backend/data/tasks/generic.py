@@ -23,7 +23,7 @@ import numpy as np
 from ...sensors import get_sensor, select_bands
 from ..layouts import sensor_raster_from_file
 from ..raster import BandSource, Grid, read_grid, read_window
-from .labels import class_indices, rasterize_polygons, read_class_raster
+from .labels import class_indices, polygon_layer_source, rasterize_polygons, read_class_raster
 from .tiling import HoldoutUnit, tile_origins
 
 IGNORE_INDEX = 255
@@ -73,7 +73,8 @@ class RasterSegmentationDataset:
     Args:
         images: One source per sensor; the first defines the grid.
         label_raster: A class raster (exclusive with ``polygons``).
-        polygons: A polygon layer (GeoPackage, Shapefile...).
+        polygons: A polygon layer (GeoPackage, Shapefile...), or QGIS's layer source
+            ``path|layername=NAME`` for one layer of a file that holds several.
         class_field: The polygons' class attribute.
         polygon_layer: Layer name inside ``polygons`` (default: the first).
         class_values: The classes, in index order (default: every value found, sorted). Pixels
@@ -90,7 +91,7 @@ class RasterSegmentationDataset:
         label_raster: Optional[Union[str, Path]] = None,
         polygons: Optional[Union[str, Path]] = None,
         class_field: Optional[str] = None,
-        polygon_layer: Optional[str] = None,
+        polygon_layer: Optional[Union[str, int]] = None,
         class_values: Optional[Sequence[Any]] = None,
         tile_size: int = 64,
         stride: Optional[int] = None,
@@ -112,6 +113,7 @@ class RasterSegmentationDataset:
         self.tile_size = int(tile_size)
         self.stride = int(stride or tile_size)
         self.ignore_index = ignore_index
+        self.polygon_layer: Optional[Union[str, int]] = None
         if label_raster is not None:
             self.label_source = Path(label_raster)
             values = read_class_raster(self.label_source, self.grid)
@@ -122,9 +124,10 @@ class RasterSegmentationDataset:
         else:
             if not class_field:
                 raise ValueError("polygons need class_field, the attribute holding each class")
-            self.label_source = Path(polygons)  # type: ignore[arg-type]
+            polygon_path, self.polygon_layer = polygon_layer_source(str(polygons), polygon_layer)
+            self.label_source = Path(polygon_path)
             burned, polygon_classes = rasterize_polygons(
-                self.label_source, class_field, self.grid, polygon_layer, all_touched
+                self.label_source, class_field, self.grid, self.polygon_layer, all_touched
             )
             classes = list(class_values) if class_values is not None else polygon_classes
             # Polygon class k -> its position in `classes`; the extra last entry is "no polygon".

