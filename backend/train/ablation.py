@@ -400,3 +400,37 @@ def _report(args) -> int:
         return 2
     print(markdown_tables(json.loads(path.read_text(encoding="utf-8"))["results"]))
     return 0
+
+
+def paired_differences(
+    results: Sequence[Mapping[str, Any]], task: str, key: str, reference: str = "msgfm"
+) -> Dict[str, Dict[str, Any]]:
+    """Per variant, ``reference`` minus that variant on the same seed (same held-back tiles).
+
+    Returns:
+        ``{variant: {"mean", "std", "n", "reference_better"}}`` over the seeds both have;
+        ``std`` is the sample standard deviation (None for one seed), ``reference_better`` counts
+        the seeds where the reference scored higher.
+    """
+    import numpy as np
+
+    values: Dict[str, Dict[int, float]] = {}
+    for row in results:
+        if row["task"] == task and row["metrics"].get(key) is not None:
+            values.setdefault(row["variant"], {})[row["seed"]] = float(row["metrics"][key])
+    mine = values.get(reference, {})
+    out = {}
+    for variant, scores in values.items():
+        if variant == reference:
+            continue
+        seeds = sorted(set(scores) & set(mine))
+        if not seeds:
+            continue
+        diff = np.asarray([mine[s] - scores[s] for s in seeds])
+        out[variant] = {
+            "mean": float(diff.mean()),
+            "std": float(diff.std(ddof=1)) if diff.size > 1 else None,
+            "n": int(diff.size),
+            "reference_better": int((diff > 0).sum()),
+        }
+    return out

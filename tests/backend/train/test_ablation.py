@@ -14,6 +14,7 @@ from backend.train.ablation import (
     VARIANTS,
     AblationStudy,
     markdown_tables,
+    paired_differences,
     summarize,
     variant_config,
 )
@@ -114,3 +115,8 @@ def test_summary_is_mean_and_sample_sd_over_seeds():
     table = markdown_tables(results)
     assert "| msgfm | 0.300 ± 0.100 |" in table
     assert "| random-init | 0.100 |" in table
+    differences = paired_differences(results, "segmentation", "mean_iou")
+    # Only seed 0 has both: 0.2 - 0.1.
+    assert differences == {
+        "random-init": {"mean": pytest.approx(0.1), "std": None, "n": 1, "reference_better": 1}
+    }
