@@ -229,6 +229,7 @@ def test_polygon_labels_with_a_class_field(
     # The 13-band layer is read by its band names (B10 dropped); the polygons keep their field.
     assert spec["images"] == {"s2": {"path": str(s2_l1c_tif), "bands": S2_L1C}}
     assert spec["class_field"] == "cid" and Path(spec["polygons"]).suffix == ".gpkg"
+    assert spec["polygon_layer"] == "labels"
     assert result["STEPS"] == 1
     info = run_algorithm("msgfm:modelinfo", {"MODEL": result["OUTPUT"]})
     metadata = json.loads(info["METADATA"])
