@@ -44,7 +44,8 @@ ablation: data
 	$(VENV)/bin/msgfm ablate run --work-dir runs/ablation --seed 0 --seed 1 --seed 2
 
 evaluation: setup
-	$(PY) scripts/evaluation_doc.py --results runs/ablation/results.json --out docs/evaluation.md
+	cp runs/ablation/results.json docs/evaluation-results.json
+	$(PY) scripts/evaluation_doc.py --results docs/evaluation-results.json --out docs/evaluation.md
 
 clean:
 	rm -rf dist build demo_output .pytest_cache .ruff_cache .qgis-settings

@@ -4,7 +4,11 @@ Every figure in the page comes from ``runs/ablation/results.json`` (the ablation
 ``resources/models/MANIFEST.json`` (the bundled models); the prose around them is fixed here. The
 paper's figures are quoted with their source.
 
-    python scripts/evaluation_doc.py --results runs/ablation/results.json --out docs/evaluation.md
+    python scripts/evaluation_doc.py --results docs/evaluation-results.json --out docs/evaluation.md
+
+``make evaluation`` copies ``runs/ablation/results.json`` to ``docs/evaluation-results.json`` (so
+the page's source figures are in git) and runs this; ``--check`` exits 1 when the page is not what
+the results give, as the tests check.
 """
 
 from __future__ import annotations
@@ -179,8 +183,9 @@ def render(document) -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--results", default="runs/ablation/results.json")
-    parser.add_argument("--out", default="docs/evaluation.md")
+    parser.add_argument("--results", default=str(ROOT / "docs" / "evaluation-results.json"))
+    parser.add_argument("--out", default=str(ROOT / "docs" / "evaluation.md"))
+    parser.add_argument("--check", action="store_true", help="write nothing; exit 1 if out differs")
     args = parser.parse_args(argv)
     path = Path(args.results)
     if not path.is_file():
@@ -188,6 +193,11 @@ def main(argv=None) -> int:
         return 2
     text = render(json.loads(path.read_text(encoding="utf-8")))
     out = Path(args.out)
+    if args.check:
+        if not out.is_file() or out.read_text(encoding="utf-8") != text:
+            print(f"{out} is not what {path} gives: run `make evaluation`", file=sys.stderr)
+            return 1
+        return 0
     partial = out.with_name(f".{out.name}.partial")
     partial.write_text(text, encoding="utf-8")
     partial.replace(out)

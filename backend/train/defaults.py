@@ -59,9 +59,9 @@ class Budget:
 BUDGETS: Dict[str, Budget] = {
     # End-to-end test: every stage runs, nothing is learned.
     "tiny": Budget(2, 2, 2, 2, 0, 8, 1, 1),
-    # The bundled set: 5-10 minutes on an idle 2-core CPU, half an hour when shared. Longer
-    # pretraining (1500 steps) left the 32 px Landsat scene classifier at the class prior
-    # (overall accuracy 0.33 against 0.80 from this encoder); see docs/models/classification.md.
+    # The bundled set: 5-10 minutes on an idle 2-core CPU, a quarter of an hour or more when
+    # shared. Longer pretraining (1500 steps) left the 32 px Landsat scene classifier at the class
+    # prior during recipe development; the cause is open (docs/models/classification.md).
     "quick": Budget(300, 8, 400, 8, 50, 256, 20, 50),
     # Ten times the pretraining and twice the finetuning (about an hour on an idle 2-core CPU,
     # estimated from the quick run's step times; not run yet, and not validated).
