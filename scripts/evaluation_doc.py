@@ -141,6 +141,51 @@ def difference_lines(results) -> str:
     return "\n".join(lines)
 
 
+ARM_WORDS = {
+    "random-init": "pretraining at all (against random initialisation)",
+    "single-sensor": "pretraining on every sensor rather than on Sentinel-2 alone",
+    "no-moe": "MoE blocks rather than dense MLPs",
+    "no-cross-sensor": "cross-sensor reconstruction of paired crops",
+}
+
+
+def verdict(entry) -> str:
+    """Words for one paired difference: consistent only when every seed agrees."""
+    ahead, n = entry["reference_better"], entry["n"]
+    if n < 2:
+        return f"one seed only ({'higher' if ahead else 'not higher'})"
+    if ahead == n:
+        return f"higher on every seed ({n} of {n})"
+    if ahead == 0:
+        return f"lower on every seed (0 of {n})"
+    return f"mixed (higher on {ahead} of {n} seeds)"
+
+
+def findings(results) -> str:
+    """One generated line per task and arm: what the paired differences say."""
+    lines = [
+        "## Findings",
+        "",
+        "Generated from the paired differences above (msGFM with the named part, against the arm "
+        "without it; the mean difference follows):",
+        "",
+    ]
+    for task in HEADLINE:
+        key, label, _ = HEADLINE[task]
+        per_arm = paired_differences(results, task, key)
+        if not per_arm:
+            continue
+        digits = 2 if key == "psnr" else 3
+        parts = []
+        for arm, words in ARM_WORDS.items():
+            entry = per_arm.get(arm)
+            if entry is None:
+                continue
+            parts.append(f"{words}: {verdict(entry)}, {entry['mean']:+.{digits}f} {label}")
+        lines.append(f"* **{task}**: " + "; ".join(parts) + ".")
+    return "\n".join(lines) + "\n"
+
+
 def paper_rows(results) -> str:
     from backend.train.ablation import summarize
 
@@ -171,6 +216,7 @@ def render(document) -> str:
         "",
         difference_lines(results),
         "",
+        findings(results),
         READING,
         PAPER_TEXT.format(rows=paper_rows(results)),
         "## Every score, with the command that prints it",

@@ -301,9 +301,10 @@ def markdown_tables(results: Sequence[Mapping[str, Any]]) -> str:
     """The summary table (mean ± sd over seeds) and one per-seed table per task, in Markdown."""
     tasks = [t for t in HEADLINE if any(r["task"] == t for r in results)]
     order = [v for v in VARIANTS if any(r["variant"] == v for r in results)]
-    lines = ["| variant | " + " | ".join(f"{t}: {HEADLINE[t][1]}" for t in tasks) + " |"]
-    lines.append("|---" * (len(tasks) + 1) + "|")
     summaries = {t: summarize(results, t, HEADLINE[t][0]) for t in tasks}
+    header = [f"{t}: {HEADLINE[t][1]}, {len(summaries[t]['seeds'])} seeds" for t in tasks]
+    lines = ["| variant | " + " | ".join(header) + " |"]
+    lines.append("|---" * (len(tasks) + 1) + "|")
     for name in order:
         cells = []
         for task in tasks:
