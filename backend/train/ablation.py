@@ -302,7 +302,10 @@ def markdown_tables(results: Sequence[Mapping[str, Any]]) -> str:
     tasks = [t for t in HEADLINE if any(r["task"] == t for r in results)]
     order = [v for v in VARIANTS if any(r["variant"] == v for r in results)]
     summaries = {t: summarize(results, t, HEADLINE[t][0]) for t in tasks}
-    header = [f"{t}: {HEADLINE[t][1]}, {len(summaries[t]['seeds'])} seeds" for t in tasks]
+    header = []
+    for task in tasks:
+        count = len(summaries[task]["seeds"])
+        header.append(f"{task}: {HEADLINE[task][1]}, {count} seed{'s' if count > 1 else ''}")
     lines = ["| variant | " + " | ".join(header) + " |"]
     lines.append("|---" * (len(tasks) + 1) + "|")
     for name in order:
