@@ -82,10 +82,11 @@ READING = """## How to read these tables
 * Read the paired differences, not the ranks: with a few hundred pretraining steps on 11 sample
   scenes, an arm is only ahead when it is ahead on every seed, by more than the spread of its
   differences.
-* The classification and segmentation tiles are Landsat-7 ETM+, a sensor pretraining never saw:
-  its patch embedding starts from the Sentinel-2 one (nearest bands by wavelength) and only the
-  Swin body carries over, from a pretraining on 11 scenes that is far too small to be expected to
-  transfer much.
+* Three of the four tasks feed sensors that pretraining never saw: Landsat-7 ETM+
+  (classification, segmentation) and WorldView pan + MS (pan-sharpening). Their patch embeddings
+  start from a pretrained sensor's (nearest bands by wavelength) and only the Swin body carries
+  over, from a pretraining on 11 scenes that is far too small to be expected to transfer much.
+  Only cloud removal (Sentinel-2 + SAR) uses pretrained sensors as they are.
 * Random initialisation tests whether pretraining helps at all; the three other arms are the
   paper's ablations (single sensor, MoE, cross-sensor reconstruction), each at the same budget.
 * The trivial baselines show what a model must beat to have learned anything: the class prior
