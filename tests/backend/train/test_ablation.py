@@ -19,31 +19,20 @@ from backend.train.ablation import (
     variant_config,
 )
 
-# A narrow encoder keeps the test quick; the study is the same at any width.
-TEST_CONFIG = {
-    "name": "ablation-test",
-    "embed_dim": 8,
-    "depths": [1, 1, 2, 1],
-    "num_heads": [1, 2, 4, 8],
-    "num_experts": 2,
-}
-
 
 @pytest.fixture(scope="module")
 def study_dir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("ablation")
-    (root / "config.json").write_text(json.dumps(TEST_CONFIG))
-    return root
+    return tmp_path_factory.mktemp("ablation")
 
 
-def _study(study_dir, sample_data, variants):
+def _study(study_dir, sample_data, config, variants):
     return AblationStudy(
         str(study_dir / "work"),
         budget="tiny",
         seeds=[0],
         variants=variants,
         tasks=["classification"],
-        config=str(study_dir / "config.json"),
+        config=str(config),  # the tiny config of conftest.py: the study is the same at any width
         data_root=str(sample_data),
         device="cpu",
         log=io.StringIO(),
@@ -51,8 +40,8 @@ def _study(study_dir, sample_data, variants):
 
 
 @pytest.fixture(scope="module")
-def first_run(study_dir, sample_data):
-    return _study(study_dir, sample_data, ["random-init", "no-moe"]).run()
+def first_run(study_dir, sample_data, tiny_config):
+    return _study(study_dir, sample_data, tiny_config, ["random-init", "no-moe"]).run()
 
 
 def test_variant_configs_change_only_their_field(tmp_path):
@@ -89,9 +78,9 @@ def test_each_result_is_what_its_msgfm_evaluate_command_prints(first_run, capfd)
 
 
 def test_a_rerun_keeps_finished_results_and_adds_only_new_variants(
-    first_run, study_dir, sample_data
+    first_run, study_dir, sample_data, tiny_config
 ):
-    results = _study(study_dir, sample_data, ["random-init", "no-moe", "msgfm"]).run()
+    results = _study(study_dir, sample_data, tiny_config, ["random-init", "no-moe", "msgfm"]).run()
     assert results[:2] == json.loads(json.dumps(first_run))
     assert [r["variant"] for r in results] == ["random-init", "no-moe", "msgfm"]
     saved = json.loads((study_dir / "work" / "results.json").read_text())
