@@ -25,7 +25,11 @@ class CropSample:
     """One training sample: an image of ``sensor`` and, for a pair, its partner on the same window.
 
     Images are float32 (C, H, W), normalised for the model (or raw values when asked), no-data
-    pixels set to 0 after normalisation (the band mean).
+    pixels set to 0 after normalisation (the band mean). ``valid`` (and ``partner_valid``) are
+    (H, W) bool maps of the pixels with data in every band: the reconstruction loss scores only
+    those. ``view_image`` is a second crop of the same scene overlapping the first (other offset,
+    other flips), drawn when the dataset is asked for views; the alignment loss pulls the two
+    together.
     """
 
     sensor: str
@@ -37,6 +41,10 @@ class CropSample:
     row: int
     col: int
     valid_fraction: float
+    valid: Optional[np.ndarray] = None
+    partner_valid: Optional[np.ndarray] = None
+    view_image: Optional[np.ndarray] = None
+    view_valid: Optional[np.ndarray] = None
 
 
 class BandNormalizer:
@@ -74,6 +82,13 @@ class PretrainCropDataset:
         normalizer: Normalisation per sensor; None = registry defaults.
         min_valid_fraction: Minimum fraction of pixels with data a crop should have.
         flips: Random horizontal/vertical flips (applied identically to both sensors of a pair).
+        views: Also draw a second, overlapping crop of each unpaired sample (``view_image``) for
+            the alignment loss; a paired sample's partner is its second view.
+        jitter: Radiometric augmentation in normalised units: every image (each view and each
+            sensor of a pair separately) gets a per-band gain in ``[1 - jitter, 1 + jitter]`` and
+            offset in ``[-jitter, jitter]``, on its pixels with data. Sentinel-2 L1C and L2A,
+            seasons and sensors' calibrations differ by such shifts: features that ignore them
+            carry over to a user's imagery.
     """
 
     def __init__(
@@ -84,6 +99,8 @@ class PretrainCropDataset:
         normalizer: Optional[BandNormalizer] = None,
         min_valid_fraction: float = 0.5,
         flips: bool = True,
+        views: bool = False,
+        jitter: float = 0.0,
     ):
         if crop_size <= 0:
             raise ValueError(f"crop_size must be positive, got {crop_size}")
@@ -93,6 +110,8 @@ class PretrainCropDataset:
         self.normalizer = normalizer or BandNormalizer()
         self.min_valid_fraction = min_valid_fraction
         self.flips = flips
+        self.views = views
+        self.jitter = float(jitter)
         weights = np.array([s.weight for s in manifest.sources], dtype=np.float64)
         self._source_cdf = np.cumsum(weights / weights.sum())
 
@@ -127,20 +146,33 @@ class PretrainCropDataset:
             if valid >= self.min_valid_fraction:
                 break
         valid, row, col, images = best
-        if self.flips:
-            if rng.random() < 0.5:
-                images = [im[:, :, ::-1] for im in images]
-            if rng.random() < 0.5:
-                images = [im[:, ::-1, :] for im in images]
+        images = self._flip(rng, images)
         sensors = list(scene.sensors)
         # Either sensor of a pair may be the masked one, so both learn to reconstruct the other.
         if scene.paired and rng.random() < 0.5:
             sensors.reverse()
             images.reverse()
+        view = None
+        if self.views and not scene.paired:
+            # A second crop shifted by up to half a crop: it shares ground with the first.
+            shift = size // 2
+            view_row = _shifted(rng, row, shift, grid.height, size)
+            view_col = _shifted(rng, col, shift, grid.width, size)
+            view = self._flip(rng, [scene.read(sensors[0], view_row, view_col, size, size)])[0]
+        masks = [np.isfinite(im).all(axis=0) for im in images]
         if normalized:
-            images = [self.normalizer(s, im) for s, im in zip(sensors, images)]
+            images = [
+                self._jitter(rng, self.normalizer(s, im), m)
+                for s, im, m in zip(sensors, images, masks)
+            ]
+            if view is not None:
+                view_valid = np.isfinite(view).all(axis=0)
+                view = self._jitter(rng, self.normalizer(sensors[0], view), view_valid)
         else:
             images = [np.ascontiguousarray(im, dtype=np.float32) for im in images]
+        if view is not None and not normalized:
+            view_valid = np.isfinite(view).all(axis=0)
+            view = np.ascontiguousarray(view, dtype=np.float32)
         return CropSample(
             sensor=sensors[0],
             image=np.ascontiguousarray(images[0]),
@@ -151,7 +183,28 @@ class PretrainCropDataset:
             row=row,
             col=col,
             valid_fraction=valid,
+            valid=np.ascontiguousarray(masks[0]),
+            partner_valid=np.ascontiguousarray(masks[1]) if scene.paired else None,
+            view_image=None if view is None else np.ascontiguousarray(view),
+            view_valid=None if view is None else np.ascontiguousarray(view_valid),
         )
+
+    def _jitter(self, rng: np.random.Generator, image: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        if self.jitter <= 0:
+            return image
+        bands = image.shape[0]
+        gain = rng.uniform(1 - self.jitter, 1 + self.jitter, (bands, 1, 1)).astype(np.float32)
+        offset = rng.uniform(-self.jitter, self.jitter, (bands, 1, 1)).astype(np.float32)
+        return np.where(valid, image * gain + offset, image).astype(np.float32)
+
+    def _flip(self, rng: np.random.Generator, images: List[np.ndarray]) -> List[np.ndarray]:
+        # The same flips for every image of the list (both sensors of a pair).
+        if self.flips:
+            if rng.random() < 0.5:
+                images = [im[:, :, ::-1] for im in images]
+            if rng.random() < 0.5:
+                images = [im[:, ::-1, :] for im in images]
+        return images
 
 
 def _offset(rng: np.random.Generator, extent: int, size: int) -> int:
@@ -161,28 +214,47 @@ def _offset(rng: np.random.Generator, extent: int, size: int) -> int:
     return -((size - extent) // 2)
 
 
+def _shifted(rng: np.random.Generator, offset: int, shift: int, extent: int, size: int) -> int:
+    moved = offset + int(rng.integers(-shift, shift + 1))
+    if extent >= size:
+        return min(max(moved, 0), extent - size)
+    return offset
+
+
 def group_by_sensor(samples: Sequence[CropSample]) -> List[Dict[str, object]]:
     """Collate samples into per-sensor sub-batches (a heterogeneous batch).
 
     Samples with the same ``(sensor, partner_sensor)`` are stacked together, in order of first
-    appearance, as ``{"sensor", "image", "partner_sensor", "partner_image"}`` with torch tensors.
+    appearance, as ``{"sensor", "image", "valid", "partner_sensor", "partner_image",
+    "partner_valid", "view_image", "view_valid"}`` with torch tensors (None where absent).
     """
     import torch
 
     groups: Dict[tuple, List[CropSample]] = {}
     for sample in samples:
-        groups.setdefault((sample.sensor, sample.partner_sensor), []).append(sample)
+        key = (sample.sensor, sample.partner_sensor, sample.view_image is not None)
+        groups.setdefault(key, []).append(sample)
+
+    def stack(members: List[CropSample], name: str):
+        values = [getattr(m, name) for m in members]
+        if any(v is None for v in values):
+            return None
+        return torch.from_numpy(np.stack(values))
+
     batches: List[Dict[str, object]] = []
-    for (sensor, partner), members in groups.items():
-        batch: Dict[str, object] = {
-            "sensor": sensor,
-            "image": torch.from_numpy(np.stack([m.image for m in members])),
-            "partner_sensor": partner,
-            "partner_image": None,
-        }
-        if partner is not None:
-            batch["partner_image"] = torch.from_numpy(np.stack([m.partner_image for m in members]))
-        batches.append(batch)
+    for (sensor, partner, _), members in groups.items():
+        batches.append(
+            {
+                "sensor": sensor,
+                "image": stack(members, "image"),
+                "valid": stack(members, "valid"),
+                "partner_sensor": partner,
+                "partner_image": stack(members, "partner_image") if partner else None,
+                "partner_valid": stack(members, "partner_valid") if partner else None,
+                "view_image": stack(members, "view_image"),
+                "view_valid": stack(members, "view_valid"),
+            }
+        )
     return batches
 
 

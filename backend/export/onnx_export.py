@@ -35,8 +35,9 @@ import torch
 from torch import Tensor, nn
 
 from ..models.config import ModelConfig
+from ..models.embedding_head import embedding_stages, embedding_width
 from ..models.encoder import MsGFMEncoder
-from ..models.onnx_export import EncoderExportWrapper
+from ..models.onnx_export import EmbeddingExportWrapper
 from ..models.tasks import CLASS_TASKS, TaskModel, TaskSpec, build_task_model
 from ..sensors import get_sensor
 from .schema import (
@@ -292,17 +293,7 @@ def _task_plan(folder: Path, meta: Dict[str, Any]) -> _ExportPlan:
 def _embedding_plan(
     folder: Path, meta: Dict[str, Any], sensors: Optional[Sequence[str]], tile_size: Optional[int]
 ) -> _ExportPlan:
-    config = ModelConfig.from_dict(meta["model_config"])
-    state = _load_state(folder)
-    encoder = MsGFMEncoder(config)
-    prefix = "encoder."
-    for key in state:
-        parts = key.split(".")
-        if key.startswith(prefix + "embeddings.") and parts[2] not in encoder.embeddings:
-            encoder.add_sensor(parts[2])  # a sensor added during pretraining
-    encoder_state = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
-    encoder.load_state_dict(encoder_state, strict=True)
-    encoder.eval()
+    encoder, config = _load_encoder(folder, meta)
     if not sensors:
         if len(encoder.sensors) > 1:
             raise ValueError(
@@ -319,9 +310,8 @@ def _embedding_plan(
     stride = config.encoder_stride
     if tile % stride:
         raise ValueError(f"tile size {tile} must be a multiple of the encoder stride {stride}")
-    last = config.num_stages - 1
-    wrapper = EncoderExportWrapper(encoder, sensors, stages=[last]).eval()
-    features = config.stage_dims[last]
+    wrapper = EmbeddingExportWrapper(encoder, sensors).eval()
+    features = embedding_width(config)
     width = max(3, len(str(features - 1)))
     output = OutputSpec(
         name=EMBEDDING_OUTPUT,
@@ -345,8 +335,54 @@ def _embedding_plan(
     )
 
 
+def _load_encoder(folder: Path, meta: Mapping[str, Any]) -> Tuple[MsGFMEncoder, ModelConfig]:
+    config = ModelConfig.from_dict(meta["model_config"])
+    state = _load_state(folder)
+    encoder = MsGFMEncoder(config)
+    prefix = "encoder."
+    for key in state:
+        parts = key.split(".")
+        if key.startswith(prefix + "embeddings.") and parts[2] not in encoder.embeddings:
+            encoder.add_sensor(parts[2])  # a sensor added during pretraining
+    encoder_state = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+    encoder.load_state_dict(encoder_state, strict=True)
+    return encoder.eval(), config
+
+
+def load_pretrained_encoder(
+    checkpoint_dir: Union[str, Path],
+) -> Tuple[MsGFMEncoder, ModelConfig, Dict[str, Any]]:
+    """The encoder of a pretraining checkpoint (eval mode), its config and its band statistics.
+
+    Returns:
+        ``(encoder, config, {sensor: {"mean", "std"}})``: the statistics it was trained with.
+    """
+    from ..train.checkpoint import META_FILE, resolve_checkpoint
+
+    folder = resolve_checkpoint(checkpoint_dir)
+    if folder is None:
+        raise FileNotFoundError(f"no checkpoint in {checkpoint_dir}")
+    meta = json.loads((folder / META_FILE).read_text(encoding="utf-8"))
+    if meta.get("task") != "pretrain":
+        raise ValueError(f"{folder} is a {meta.get('task')!r} checkpoint, not a pretraining one")
+    encoder, config = _load_encoder(folder, meta)
+    return encoder, config, sensor_normalization(meta.get("normalization") or {})
+
+
+def sensor_normalization(normalization: Mapping[str, Any]) -> Dict[str, Any]:
+    """``{sensor: {"mean", "std"}}`` of a checkpoint's ``normalization``.
+
+    A pretraining checkpoint nests its per-sensor statistics under ``"sensors"`` (the format of
+    ``msgfm data stats``); a finetuning checkpoint keeps them at the top level.
+    """
+    nested = normalization.get("sensors")
+    if isinstance(nested, Mapping):
+        return dict(nested)
+    return dict(normalization)
+
+
 def _sensor_stats(sensor: str, normalization: Mapping[str, Any]) -> Tuple[List[float], List[float]]:
-    entry = normalization.get(sensor)
+    entry = sensor_normalization(normalization).get(sensor)
     registry = get_sensor(sensor)
     if entry and "mean" in entry and "std" in entry:
         return [float(v) for v in entry["mean"]], [float(v) for v in entry["std"]]
@@ -448,9 +484,10 @@ def _metadata(
             trained_on += ": " + ", ".join(
                 f"{s.get('name')} ({s.get('scenes')} scenes)" for s in sources
             )
+        stages = ", ".join(str(s + 1) for s in embedding_stages(plan.config))
         description = (
-            f"msGFM {plan.config.name} encoder, last-stage embeddings of "
-            f"{' + '.join(plan.sensors)} (stride {plan.config.encoder_stride} px)"
+            f"msGFM {plan.config.name} encoder, embeddings of {' + '.join(plan.sensors)}: "
+            f"stage(s) {stages} pooled onto stride {plan.config.encoder_stride} px"
         )
     else:
         trained_on = str(meta.get("trained_on", ""))

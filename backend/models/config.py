@@ -23,9 +23,13 @@ DEFAULT_SENSORS = ("rgb", "s2", "sar", "dsm")
 
 
 def default_moe_layers(depths: Sequence[int]) -> List[Tuple[int, int]]:
-    """The paper's MoE placement: every other block of stage 3 and the first block of stage 4.
+    """The paper's MoE placement, as Swin-MoE configures it: every other block of stage 3 and one
+    block of stage 4.
 
-    "Every other" takes the odd blocks (the shifted-window ones), as Swin-MoE does.
+    "Every other" takes the odd blocks (the shifted-window ones), as Swin-MoE does
+    (``MOE_BLOCKS [[-1], [-1], [1, 3, 5, ...], [1]]``); in stage 4 that is block 1, the second
+    block, or block 0 when the stage has a single block. (Checkpoints store their placement, so
+    models trained with the older stage-4 block 0 keep it.)
 
     Args:
         depths: Blocks per stage.
@@ -37,7 +41,7 @@ def default_moe_layers(depths: Sequence[int]) -> List[Tuple[int, int]]:
     if len(depths) >= 3:
         layers += [(2, block) for block in range(1, depths[2], 2)]
     if len(depths) >= 4 and depths[3] > 0:
-        layers.append((3, 0))
+        layers.append((3, 1 if depths[3] > 1 else 0))
     return layers
 
 
@@ -65,6 +69,15 @@ class ModelConfig:
         drop_path_rate: Stochastic depth rate of the last block (linearly increasing).
         sensors: Sensors with a patch embedding and a decoder.
         use_moe: False replaces every MoE with a dense MLP (ablation and benchmark).
+        embedding_stages: Zero-based stages an exported embedding concatenates, each pooled onto
+            the last stage's grid (see :mod:`.embedding_head`); empty = the last stage only.
+        gate_noise: Router noise in training, as Swin-MoE's ``GATE_NOISE`` (1.0): normal noise
+            of standard deviation ``gate_noise / num_experts`` added to the router logits, which
+            keeps experts explored early on; 0 disables it.
+        align_weight: Weight of the cross-view alignment loss (InfoNCE between the pooled,
+            projected embeddings of two views of one ground window: the two sensors of a paired
+            crop, or two augmented crops of an unpaired one); 0 = reconstruction only.
+        align_temperature: Temperature of that InfoNCE loss.
     """
 
     name: str = "custom"
@@ -86,6 +99,10 @@ class ModelConfig:
     drop_path_rate: float = 0.1
     sensors: List[str] = field(default_factory=lambda: list(DEFAULT_SENSORS))
     use_moe: bool = True
+    embedding_stages: List[int] = field(default_factory=list)
+    gate_noise: float = 1.0
+    align_weight: float = 0.0
+    align_temperature: float = 0.2
 
     def __post_init__(self) -> None:
         self.depths = [int(d) for d in self.depths]
@@ -94,6 +111,7 @@ class ModelConfig:
         if self.moe_layers is None:
             self.moe_layers = default_moe_layers(self.depths)
         self.moe_layers = [(int(s), int(b)) for s, b in self.moe_layers]
+        self.embedding_stages = [int(s) for s in self.embedding_stages]
         self.validate()
 
     @property
@@ -148,6 +166,11 @@ class ModelConfig:
                 fail(f"moe_layers entry {(stage, block)} is not a block of depths {self.depths}")
         if not self.sensors:
             fail("sensors must list at least one sensor")
+        for stage in self.embedding_stages:
+            if not 0 <= stage < self.num_stages:
+                fail(f"embedding_stages entry {stage} is not a stage of depths {self.depths}")
+        if self.gate_noise < 0 or self.align_weight < 0 or self.align_temperature <= 0:
+            fail("gate_noise and align_weight must be >= 0 and align_temperature > 0")
         for sensor in self.sensors:
             try:
                 get_sensor(sensor)

@@ -27,7 +27,8 @@ class EncoderOutput:
 
     Attributes:
         features: One map per stage, ``(B, C_i, H_i, W_i)``, each layer-normed.
-        aux_loss: Mean MoE load-balancing loss over the MoE blocks (0 without MoE).
+        aux_loss: MoE load-balancing loss summed over the MoE blocks, as Swin-MoE sums the
+            ``l_aux`` of its MoE layers (0 without MoE).
         expert_load: ``(n_moe_blocks, num_experts)`` fraction of routing assignments per expert.
     """
 
@@ -78,7 +79,12 @@ class MsGFMEncoder(nn.Module):
                 hidden = int(dim * config.mlp_ratio)
                 if config.is_moe_block(stage, block):
                     mlp: nn.Module = MoEMlp(
-                        dim, hidden, config.num_experts, config.top_k, config.capacity_factor
+                        dim,
+                        hidden,
+                        config.num_experts,
+                        config.top_k,
+                        config.capacity_factor,
+                        gate_noise=config.gate_noise,
                     )
                 else:
                     mlp = Mlp(dim, hidden)
@@ -102,6 +108,16 @@ class MsGFMEncoder(nn.Module):
     def sensors(self) -> List[str]:
         """Sensors this encoder has an embedding for."""
         return list(self.embeddings.keys())
+
+    def drop_fractions(self) -> List[float]:
+        """Per MoE block, the share of routing assignments dropped at capacity in the last
+        training forward pass."""
+        return [
+            float(b.mlp.drop_fraction)
+            for s in self.stages
+            for b in s.blocks
+            if isinstance(b.mlp, MoEMlp)
+        ]
 
     @property
     def num_moe_blocks(self) -> int:
@@ -162,7 +178,7 @@ class MsGFMEncoder(nn.Module):
             if stage.downsample is not None:
                 x = stage.downsample(x)
         if aux_losses:
-            aux_loss = torch.stack(aux_losses).mean()
+            aux_loss = torch.stack(aux_losses).sum()
             expert_load = torch.stack(loads)
         else:
             aux_loss = tokens.new_zeros(())

@@ -30,6 +30,11 @@ class MoEMlp(nn.Module):
         num_experts: Number of experts.
         top_k: Experts per token.
         capacity_factor: Training capacity relative to an even share of the tokens.
+        gate_noise: Training-time router noise: normal noise of standard deviation
+            ``gate_noise / num_experts`` on the logits (Swin-MoE/Tutel's ``gate_noise``).
+
+    After each training forward, :attr:`drop_fraction` holds the share of routing assignments
+    that exceeded an expert's capacity and skipped the MLP (0 in eval mode).
     """
 
     def __init__(
@@ -39,8 +44,11 @@ class MoEMlp(nn.Module):
         num_experts: int,
         top_k: int = 1,
         capacity_factor: float = 1.25,
+        gate_noise: float = 0.0,
     ):
         super().__init__()
+        self.gate_noise = gate_noise
+        self.drop_fraction = 0.0
         self.num_experts = num_experts
         self.top_k = top_k
         self.capacity_factor = capacity_factor
@@ -66,7 +74,10 @@ class MoEMlp(nn.Module):
         """
         shape = x.shape
         tokens = x.reshape(-1, shape[-1])
-        probs = self.router(tokens).float().softmax(dim=-1)
+        logits = self.router(tokens).float()
+        if self.training and self.gate_noise > 0:
+            logits = logits + torch.randn_like(logits) * (self.gate_noise / self.num_experts)
+        probs = logits.softmax(dim=-1)
         gate, expert_index = probs.topk(self.top_k, dim=-1)
         if self.top_k > 1:
             gate = gate / gate.sum(dim=-1, keepdim=True)
@@ -77,6 +88,7 @@ class MoEMlp(nn.Module):
 
         capacity = self.capacity(tokens.shape[0])
         out = torch.zeros_like(tokens)
+        dropped = 0
         for e, expert in enumerate(self.experts):
             token_ids, slot = torch.nonzero(expert_index == e, as_tuple=True)
             weight = gate[token_ids, slot]
@@ -84,9 +96,12 @@ class MoEMlp(nn.Module):
                 if token_ids.numel() == 0:
                     continue
                 if token_ids.numel() > capacity:
+                    dropped += token_ids.numel() - capacity
                     keep = weight.topk(capacity).indices
                     token_ids, weight = token_ids[keep], weight[keep]
             y = expert(tokens[token_ids]) * weight.unsqueeze(-1)
             # Under autocast the expert computes in bf16 while the residual stream stays fp32.
             out = out.index_add(0, token_ids, y.to(out.dtype))
+        if capacity is not None:
+            self.drop_fraction = dropped / max(1, tokens.shape[0] * self.top_k)
         return out.reshape(shape), aux_loss, load

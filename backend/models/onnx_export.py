@@ -15,6 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from ..sensors import get_sensor
+from .embedding_head import embedding_stages, pooled_stage_features
 from .encoder import MsGFMEncoder
 
 
@@ -41,6 +42,19 @@ class EncoderExportWrapper(nn.Module):
     def forward(self, *images: Tensor) -> Tuple[Tensor, ...]:
         output = self.encoder(dict(zip(self.sensors, images)))
         return tuple(output.features[i] for i in self.stages)
+
+
+class EmbeddingExportWrapper(EncoderExportWrapper):
+    """The encoder as an embedding model: the config's embedding stages pooled onto the last
+    stage's grid and concatenated (see :mod:`.embedding_head`), one output."""
+
+    def __init__(self, encoder: MsGFMEncoder, sensors: Sequence[str]):
+        super().__init__(encoder, sensors)
+        self.embedding_stages = embedding_stages(encoder.config)
+
+    def forward(self, *images: Tensor) -> Tuple[Tensor]:
+        output = self.encoder(dict(zip(self.sensors, images)))
+        return (pooled_stage_features(output.features, self.embedding_stages),)
 
 
 def export_encoder(

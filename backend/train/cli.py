@@ -67,6 +67,29 @@ def register(subparsers) -> None:
     from .ablation import register as register_ablation
 
     register_ablation(subparsers)
+    register_probe(subparsers)
+
+
+def register_probe(subparsers) -> None:
+    """Add ``probe`` (representation health of a pretrained encoder)."""
+    from .probe import run_probe_command
+
+    probe = subparsers.add_parser(
+        "probe",
+        help="linear and k-NN probes of an encoder's embeddings vs random init and band statistics",
+        description=(
+            "Embed the labelled patches the project has (BigEarthNet S2, and S1 for a SAR "
+            "encoder), mean-pool each patch and score the vectors with a leave-one-patch-out "
+            "linear probe and k-NN probe (micro/macro mAP) and their effective rank, beside "
+            "randomly initialised encoders of the same config and raw band statistics."
+        ),
+    )
+    probe.add_argument("--encoder", required=True, help="pretraining checkpoint/run or .onnx")
+    probe.add_argument("--data", default=None, help="sample-data root (default: msgfm data path)")
+    probe.add_argument("--random-seeds", type=int, default=3, help="random-init encoders to probe")
+    probe.add_argument("--out", default=None, help="also write the JSON report here")
+    probe.add_argument("--json", action="store_true", help="print the report as JSON")
+    probe.set_defaults(func=run_probe_command)
 
 
 def run_evaluate(args) -> int:

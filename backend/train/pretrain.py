@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence
 
 from .trainer import StepOutput, Trainer, TrainerConfig
 
@@ -35,8 +35,17 @@ class PretrainTrainer(Trainer):
         data_root: Optional[str] = None,
         stats_path: Optional[str] = None,
         stats_crops: int = 256,
+        probe_every: int = 0,
+        probe_data: Optional[str] = None,
+        registry_stats: Sequence[str] = (),
+        jitter: float = 0.0,
     ):
         super().__init__(config)
+        self.registry_stats = [s.lower() for s in registry_stats]
+        self.jitter = jitter
+        self.probe_every = probe_every
+        self.probe_data = probe_data
+        self._probe_sets = None
         from ..models.config import get_config
 
         self.model_config = get_config(model_config)
@@ -81,9 +90,23 @@ class PretrainTrainer(Trainer):
                 self.band_stats = compute_band_stats(
                     self.manifest(), self.model_config.image_size, self.stats_crops, seed=0
                 )
+                self._use_registry_stats(self.band_stats)
                 if self.context is None or self.context.is_main:
                     save_band_stats(self.band_stats, self.out_dir / "band_stats.json")
         return self.band_stats
+
+    def _use_registry_stats(self, stats: Dict[str, Any]) -> None:
+        # A small corpus's statistics can be far from a user's imagery (winter L1C scenes put
+        # Sentinel-2 B01 of summer L2A patches 4 standard deviations below the mean); sensors
+        # with published, dataset-wide statistics in the registry can use those instead.
+        from ..sensors import get_sensor
+
+        for name in self.registry_stats:
+            if name in stats["sensors"]:
+                sensor = get_sensor(name)
+                stats["sensors"][name].update(
+                    mean=list(sensor.mean), std=list(sensor.std), source="registry"
+                )
 
     def build_model(self):
         """The msGFM encoder with per-sensor SimMIM decoders."""
@@ -101,6 +124,8 @@ class PretrainTrainer(Trainer):
             self.model_config.image_size,
             seed=self.config.seed,
             normalizer=BandNormalizer(stats["sensors"]),
+            views=self.model_config.align_weight > 0,
+            jitter=self.jitter,
         )
 
     def collate(self, samples: List[Any]) -> List[Dict[str, Any]]:
@@ -121,9 +146,47 @@ class PretrainTrainer(Trainer):
                 "aux_loss": float(output.aux_loss.detach()),
                 "per_sensor_loss": dict(output.per_sensor_loss),
                 "expert_load": output.expert_load,
+                "moe_drop_fraction": output.drop_fraction,
                 "cross_fraction": output.cross_fraction,
+                "align_loss": output.align_loss,
+                "align_accuracy": output.align_accuracy,
             },
         )
+
+    def periodic_metrics(self, model, step: int) -> Optional[Dict[str, Any]]:
+        """Every ``probe_every`` steps (and at the last): the probe of :mod:`.probe` on the
+        encoder as it is now, beside a random-init encoder of the same config (computed once)."""
+        if not self.probe_every or (
+            step % self.probe_every and step != self.config.max_steps and step != 1
+        ):
+            return None
+        from . import probe
+
+        module = getattr(model, "module", model)
+        if self._probe_sets is None:
+            from ..data.fetch import sample_data_root
+
+            root = Path(self.probe_data) if self.probe_data else sample_data_root()
+            self._probe_sets = [
+                p for p in probe.bigearthnet_probe_sets(root) if p.sensor in module.encoder.sensors
+            ]
+        if not self._probe_sets:
+            return None
+        normalization = self._ensure_stats()["sensors"]
+        was_training = module.training
+        scores: Dict[str, Any] = {}
+        try:
+            for probe_set in self._probe_sets:
+                emb = probe.pooled_embeddings(
+                    probe.torch_encoder(module.encoder, self.model_config, normalization, "now"),
+                    probe_set,
+                )
+                result = probe.score_features(emb["patch"], probe_set.targets, emb["tiles"])
+                for key in ("linear_map_micro", "knn_map_micro", "effective_rank"):
+                    scores[f"probe_{probe_set.name}_{key}"] = result[key]
+        finally:
+            module.train(was_training)
+        return scores
 
     def checkpoint_meta(self) -> Dict[str, Any]:
         """Model config, band statistics and manifest summary for ``meta.json``."""
@@ -177,6 +240,24 @@ def add_pretrain_arguments(parser) -> None:
     parser.add_argument(
         "--keep-every", type=int, default=defaults.keep_every, help="keep checkpoint-<step> copies"
     )
+    parser.add_argument(
+        "--probe-every",
+        type=int,
+        default=0,
+        help="every N steps, log the representation probe (msgfm probe) to metrics.jsonl",
+    )
+    parser.add_argument(
+        "--registry-stats",
+        default="",
+        help="comma-separated sensors normalised with the registry's published statistics "
+        "instead of the corpus's (e.g. s2,sar)",
+    )
+    parser.add_argument(
+        "--jitter",
+        type=float,
+        default=0.0,
+        help="radiometric augmentation: per-band gain 1±J and offset ±J (normalised units)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint-last")
 
@@ -204,7 +285,16 @@ def trainer_from_args(args) -> PretrainTrainer:
         keep_every=args.keep_every,
         progress=not args.no_progress,
     )
-    return PretrainTrainer(config, args.config, args.manifest, args.data_root, args.stats)
+    return PretrainTrainer(
+        config,
+        args.config,
+        args.manifest,
+        args.data_root,
+        args.stats,
+        probe_every=getattr(args, "probe_every", 0),
+        registry_stats=[s for s in getattr(args, "registry_stats", "").split(",") if s.strip()],
+        jitter=getattr(args, "jitter", 0.0),
+    )
 
 
 def run_pretrain(args) -> int:

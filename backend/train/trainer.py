@@ -179,6 +179,13 @@ class Trainer:
         records = [{"loss": float(o.loss), **_plain_metrics(o)} for o in outputs]
         return _average_records(records)
 
+    def periodic_metrics(self, model, step: int) -> Optional[Dict[str, Any]]:
+        """Extra scores to log after optimiser step ``step`` (main rank only), or None.
+
+        Pretraining logs its representation probe here every ``--probe-every`` steps.
+        """
+        return None
+
     def configure_optimizer(self, model):
         """AdamW without weight decay on 1-d parameters (norms, biases) and learned tokens."""
         import torch
@@ -361,6 +368,10 @@ class Trainer:
                 progress.set_postfix(loss=f"{last_loss:.4f}", lr=f"{lr:.2e}")
             elif context.is_main and self.step % max(1, config.max_steps // 20) == 0:
                 context.say(f"step {self.step}/{config.max_steps} loss {last_loss:.4f} lr {lr:.2e}")
+            if context.is_main:
+                extra = self.periodic_metrics(model, self.step)
+                if extra and metrics_log is not None:
+                    metrics_log.write({"step": self.step, **extra})
             if self.on_step is not None:
                 self.on_step(self.step, config.max_steps, record)
             if val_dataset is not None and (

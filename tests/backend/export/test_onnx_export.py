@@ -286,6 +286,47 @@ def test_encoder_exports_as_an_embedding_model(pretrain_checkpoint, real_tiles, 
         export_checkpoint(pretrain_checkpoint, tmp_path / "x.onnx")
 
 
+def test_embedding_export_carries_the_statistics_the_encoder_was_trained_with(real_tiles, tmp_path):
+    # A pretraining checkpoint nests its statistics under "sensors" (msgfm data stats format);
+    # the export once looked them up at the top level and fell back to the registry defaults.
+    torch.manual_seed(4)
+    config = tiny_config()
+    config.embedding_stages = [0, 1, 2, 3]
+    model = MsGFMPretrainModel(config)
+    trained = {
+        "s2": {"mean": [1003.0 + i for i in range(12)], "std": [500.0 + i for i in range(12)]},
+        "sar": {"mean": [-11.18, -18.0], "std": [3.1, 3.3]},
+    }
+    meta = {
+        "task": "pretrain",
+        "model_config": config.to_dict(),
+        "normalization": {"sensors": trained, "crops": 256},
+        "msgfm_version": "9.9.9",
+    }
+    save_checkpoint(tmp_path / "run" / "checkpoint-last", model, {}, meta)
+    samples = {"sar": real_tiles["sar"]}
+    report = export_checkpoint(
+        tmp_path / "run", tmp_path / "sar.onnx", sample_inputs=samples, sensors=["sar"]
+    )
+    (spec,) = read_model_metadata(report.path).inputs
+    assert spec.mean == pytest.approx(trained["sar"]["mean"])
+    assert spec.std == pytest.approx(trained["sar"]["std"])
+    assert spec.mean != pytest.approx(list(get_sensor("sar").mean))
+    # Multi-stage embedding: every stage pooled onto the stride-32 grid, concatenated.
+    (output,) = read_model_metadata(report.path).outputs
+    assert len(output.bands) == sum(config.stage_dims) == 16 + 32 + 64 + 128
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(report.path), providers=["CPUExecutionProvider"])
+    got = session.run(["embedding"], {"sar": samples["sar"][:2]})[0]
+    with torch.no_grad():
+        features = model.encoder.eval()({"sar": torch.from_numpy(samples["sar"][:2])}).features
+    stage1_pooled = torch.nn.functional.avg_pool2d(features[0], 8).numpy()
+    assert got.shape == (2, 240, 3, 3)
+    assert np.abs(got[:, :16] - stage1_pooled).max() < 1e-4
+    assert np.abs(got[:, -128:] - features[-1].numpy()).max() < 1e-4
+
+
 @pytest.mark.parametrize("task", ["segmentation", "classification"])
 def test_exported_class_model_runs_through_the_engine(task, landsat_raster, exported, tmp_path):
     import rasterio

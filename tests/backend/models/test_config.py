@@ -18,8 +18,10 @@ def test_base_is_the_papers_swin_b_with_moe_in_stage_3_and_4():
     )
     assert (config.window_size, config.image_size, config.patch_size) == (6, 192, 4)
     assert (config.num_experts, config.top_k, config.capacity_factor) == (8, 1, 1.25)
-    # Every other block of stage 3 (9 of 18) and the first block of stage 4.
-    assert config.moe_layers == [(2, b) for b in range(1, 18, 2)] + [(3, 0)]
+    # Swin-MoE's MOE_BLOCKS [[-1], [-1], [1, 3, ..., 17], [1]]: every other block of stage 3
+    # (9 of 18) and the second block of stage 4.
+    assert config.moe_layers == [(2, b) for b in range(1, 18, 2)] + [(3, 1)]
+    assert config.gate_noise == 1.0
     assert config.stage_dims[-1] == 8 * config.embed_dim
     assert config.encoder_stride == 32
     assert (config.mask_patch_size, config.mask_ratio, config.p_cross) == (32, 0.6, 0.5)
@@ -29,8 +31,10 @@ def test_base_is_the_papers_swin_b_with_moe_in_stage_3_and_4():
 
 def test_small_config_and_dense_ablation():
     config = get_config("small")
-    assert config.moe_layers == [(2, 1), (3, 0)]
+    assert config.moe_layers == [(2, 1), (3, 1)]
     assert config.is_moe_block(2, 1) and not config.is_moe_block(2, 0)
+    # A one-block last stage has its MoE in that block.
+    assert ModelConfig(depths=[2, 2, 2, 1], num_heads=[1, 2, 4, 8]).moe_layers == [(2, 1), (3, 0)]
     dense = ModelConfig.from_dict({**config.to_dict(), "use_moe": False})
     assert not any(dense.is_moe_block(s, b) for s, b in dense.moe_layers)
     assert set(CONFIGS) >= {"small", "base"}
@@ -43,7 +47,7 @@ def test_json_file_round_trip(tmp_path):
     path.write_text(json.dumps(config.to_dict()))
     loaded = get_config(str(path))
     assert loaded == config
-    assert loaded.moe_layers == [(2, 1), (3, 0)]
+    assert loaded.moe_layers == [(2, 1), (3, 1)]
 
 
 def test_bad_configs_are_clear_errors(tmp_path):

@@ -88,6 +88,8 @@ def test_training_capacity_drops_overflow_and_never_runs_every_expert_on_every_t
     assert sum(processed.values()) < T * 1.25  # gathered dispatch: not every expert on every token
     dropped = (out.abs().sum(-1) == 0).sum()
     assert dropped == counts[0] - capacity  # overflow tokens skip the MLP (residual carries them)
+    # The drop rate that pretraining logs per block is exactly that share.
+    assert moe.drop_fraction == pytest.approx(float(counts[0] - capacity) / T)
 
     # Eval: no capacity, each token processed exactly once by its expert.
     seen.clear()
@@ -130,3 +132,36 @@ def test_aux_loss_balances_and_is_part_of_the_total_loss(bigearthnet_pairs):
     torch.testing.assert_close(
         losses[1.0].loss - losses[0.01].loss, 0.99 * losses[0.01].aux_loss, rtol=1e-4, atol=1e-6
     )
+
+
+def test_gate_noise_perturbs_training_routing_only(real_tokens):
+    torch.manual_seed(0)
+    moe = MoEMlp(32, 64, num_experts=4, top_k=1, capacity_factor=4.0, gate_noise=1.0)
+    quiet = MoEMlp(32, 64, num_experts=4, top_k=1, capacity_factor=4.0, gate_noise=0.0)
+    quiet.load_state_dict(moe.state_dict())
+    # Eval mode ignores the noise: the exported model routes deterministically.
+    torch.testing.assert_close(moe.eval()(real_tokens)[0], quiet.eval()(real_tokens)[0])
+    # Training with noise changes some routing decisions, without noise none.
+    torch.manual_seed(1)
+    _, _, noisy_load = moe.train()(real_tokens)
+    _, _, clean_load = quiet.train()(real_tokens)
+    _, _, eval_load = quiet.eval()(real_tokens)
+    torch.testing.assert_close(clean_load, eval_load)
+    assert not torch.allclose(noisy_load, clean_load)
+
+
+def test_encoder_sums_the_aux_loss_of_its_moe_blocks(bigearthnet_pairs):
+    # Swin-MoE adds the l_aux of every MoE layer; a mean would give the 10 MoE blocks of base a
+    # tenth of the paper's weight.
+    torch.manual_seed(0)
+    encoder = MsGFMEncoder(ModelConfig(**{**get_config("small").to_dict(), "gate_noise": 0.0}))
+    encoder.eval()
+    terms = []
+    for stage in encoder.stages:
+        for block in stage.blocks:
+            if isinstance(block.mlp, MoEMlp):
+                block.mlp.register_forward_hook(lambda m, i, o: terms.append(o[1]))
+    with torch.no_grad():
+        output = encoder({"s2": torch.from_numpy(bigearthnet_pairs["s2"])})
+    assert len(terms) == encoder.num_moe_blocks == 2
+    torch.testing.assert_close(output.aux_loss, torch.stack(terms).sum())

@@ -7,7 +7,13 @@ import torch
 
 from backend.models.config import ModelConfig, get_config
 from backend.models.masking import BlockMaskGenerator
-from backend.models.pretrain import MsGFMPretrainModel, SubBatch, masked_l1_per_sample
+from backend.models.pretrain import (
+    MsGFMPretrainModel,
+    SubBatch,
+    info_nce,
+    masked_l1_per_sample,
+    scored_samples,
+)
 
 
 def _config(**changes) -> ModelConfig:
@@ -178,3 +184,76 @@ def test_bf16_autocast_step_runs(pairs):
     output.loss.backward()
     assert output.loss.dtype == torch.float32 and torch.isfinite(output.loss)
     assert model.encoder.embeddings["s2"].proj.weight.grad.abs().sum() > 0
+
+
+def test_no_data_pixels_are_not_scored(pairs):
+    # Crops may be half no-data collar (zeros after normalisation): the loss must not reward
+    # painting zeros there.
+    torch.manual_seed(0)
+    prediction = torch.randn(6, 2, 96, 96)
+    target = pairs["sar"]
+    pixel_mask = torch.zeros(6, 96, 96, dtype=torch.bool)
+    pixel_mask[:, :64] = True
+    valid = torch.ones(6, 96, 96, dtype=torch.bool)
+    valid[:, :32] = False  # the top third has no data
+    scored = masked_l1_per_sample(prediction, target, pixel_mask, valid)
+    changed = target.clone()
+    changed[:, :, :32] = 0.0  # what no-data becomes after normalisation
+    torch.testing.assert_close(masked_l1_per_sample(prediction, changed, pixel_mask, valid), scored)
+    expected = (prediction - target)[:, :, 32:64].abs().mean(dim=(1, 2, 3))
+    torch.testing.assert_close(scored, expected)
+    # A sample whose masked pixels are all no data is not scored at all.
+    valid[0, :64] = False
+    assert scored_samples(pixel_mask, valid).tolist() == [False] + [True] * 5
+
+
+def test_model_loss_ignores_no_data_and_skips_samples_without_data(pairs):
+    # Cross-sensor targets (p_cross = 1) so the targets can change without changing the input.
+    torch.manual_seed(0)
+    model = MsGFMPretrainModel(_tiny_config(p_cross=1.0))
+    s2, sar = pairs["s2"][:4, :, :64, :64], pairs["sar"][:4, :, :64, :64].clone()
+    partner_valid = torch.ones(4, 64, 64, dtype=torch.bool)
+    partner_valid[0] = False  # no data at all: this sample is not scored
+    partner_valid[1, :, :32] = False
+
+    def l1(target):
+        torch.manual_seed(7)
+        batch = SubBatch("s2", s2, "sar", target, partner_valid=partner_valid)
+        return model.eval()([batch]).l1
+
+    before = l1(sar)
+    sar[0] = 50.0
+    sar[1, :, :, :32] = -50.0
+    torch.testing.assert_close(l1(sar), before)
+    assert torch.isfinite(before) and before > 0
+
+
+def test_alignment_pulls_two_views_of_a_window_together(pairs, rgb_crops):
+    first = torch.randn(8, 16)
+    aligned, accuracy = info_nce(first, first + 0.01 * torch.randn(8, 16), temperature=0.2)
+    shuffled, _ = info_nce(first, first[torch.randperm(8)], temperature=0.2)
+    assert accuracy == 1.0 and aligned < shuffled
+
+    torch.manual_seed(0)
+    model = MsGFMPretrainModel(_tiny_config(align_weight=1.0, embedding_stages=[2, 3]))
+    s2, sar = pairs["s2"][:, :, :64, :64], pairs["sar"][:, :, :64, :64]
+    rgb = torch.from_numpy(rgb_crops[:4, :, :64, :64])
+    view = torch.flip(rgb, dims=[-1])
+    calls = _decoder_calls(model)
+    torch.manual_seed(1)
+    output = model([SubBatch("s2", s2, "sar", sar), SubBatch("rgb", rgb, view_image=view)])
+    # The paired sample's second view is its partner sensor, the unpaired one's a second crop:
+    # both are encoded and reconstructed, and the InfoNCE term is part of the loss.
+    assert output.align_loss > 0 and 0.0 <= output.align_accuracy <= 1.0
+    torch.testing.assert_close(
+        output.loss,
+        output.l1 + 0.01 * output.aux_loss + torch.tensor(output.align_loss),
+        rtol=1e-5,
+        atol=1e-5,
+    )
+    assert {"s2", "sar", "rgb"} <= {name for name, _ in calls}
+    output.loss.backward()
+    assert model.projector.net[0].weight.grad.abs().sum() > 0
+    # Without alignment there is no projector and no second view is encoded.
+    plain = MsGFMPretrainModel(_tiny_config())
+    assert plain.projector is None

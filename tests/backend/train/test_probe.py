@@ -1,0 +1,95 @@
+"""The representation probe (msgfm probe) on the real BigEarthNet patches, and during pretraining."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from backend.train import probe
+from backend.train.pretrain import main as pretrain_main
+
+from .conftest import pretrain_args
+
+
+@pytest.fixture(scope="module")
+def probe_sets(sample_data):
+    return {p.name: p for p in probe.bigearthnet_probe_sets(sample_data)}
+
+
+def test_probe_sets_are_the_labelled_bigearthnet_patches(probe_sets):
+    s2 = probe_sets["bigearthnet-s2"]
+    assert s2.sensor == "s2" and len(s2.images) >= 6
+    assert all(image.shape == (12, 120, 120) for image in s2.images)
+    assert s2.targets.shape == (len(s2.images), 19)
+    assert (s2.targets.sum(axis=1) >= 1).all()  # every patch has at least one 19-class label
+    sar = probe_sets["bigearthnet-s1"]
+    assert sar.sensor == "sar" and all(image.shape == (2, 120, 120) for image in sar.images)
+
+
+def test_tiles_cover_a_patch_flush_with_its_edges():
+    assert probe.tile_offsets(120, 96) == [0, 24]
+    assert probe.tile_offsets(96, 96) == [0]
+    tiles = probe.tiles_of(np.arange(2 * 120 * 120, dtype=np.float32).reshape(2, 120, 120), 96)
+    assert tiles.shape == (4, 2, 96, 96)
+    assert tiles[-1, 0, -1, -1] == 120 * 120 - 1  # the last tile ends at the last pixel
+    # Smaller than a tile: reflect-padded up to one tile (70 px wide still needs two).
+    assert probe.tiles_of(np.zeros((1, 50, 70), np.float32), 64).shape == (2, 1, 64, 64)
+
+
+def test_linear_and_knn_probes_separate_informative_from_uninformative_features(probe_sets):
+    targets = probe_sets["bigearthnet-s2"].targets
+    rng = np.random.default_rng(0)
+    informative = np.hstack([targets, targets]) + 0.1 * rng.standard_normal((len(targets), 38))
+    noise = rng.standard_normal((len(targets), 38))
+    good = probe.score_features(informative, targets)
+    bad = probe.score_features(noise, targets)
+    # Leave-one-out: a held-out patch's classes must appear in another patch to be found, so
+    # even perfect features stay below 1 on these few patches.
+    assert good["linear_map_micro"] > bad["linear_map_micro"] + 0.2
+    assert good["knn_map_micro"] > bad["knn_map_micro"] + 0.2
+
+
+def test_effective_rank_counts_the_directions_embeddings_spread_over():
+    rng = np.random.default_rng(0)
+    spread = rng.standard_normal((200, 8)) @ np.linalg.qr(rng.standard_normal((64, 8)))[0].T
+    collapsed = np.outer(rng.standard_normal(200), rng.standard_normal(64))
+    assert probe.effective_rank(spread) == pytest.approx(8, rel=0.1)
+    assert probe.effective_rank(collapsed) < 1.2
+    assert probe.first_component_share(collapsed) > 0.99
+
+
+def test_pretraining_logs_the_probe_and_msgfm_probe_reports_it(
+    tiny_config, band_stats, sample_data, tmp_path, capsys
+):
+    out = tmp_path / "run"
+    argv = pretrain_args(out, tiny_config, band_stats, sample_data)
+    assert pretrain_main([*argv, "--max-steps", "3", "--probe-every", "2"]) == 0
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    probed = [r for r in records if "probe_bigearthnet-s2_linear_map_micro" in r]
+    assert [r["step"] for r in probed] == [1, 2, 3]
+    assert all(0 < r["probe_bigearthnet-s2_effective_rank"] for r in probed)
+    assert all("moe_drop_fraction" in r for r in records if "loss" in r)
+
+    from backend.cli import main
+
+    capsys.readouterr()
+    code = main(
+        ["probe", "--encoder", str(out), "--data", str(sample_data), "--random-seeds", "1"]
+        + ["--json", "--out", str(tmp_path / "probe.json")]
+    )
+    assert code == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report == json.loads((tmp_path / "probe.json").read_text())
+    s2 = report["sets"]["bigearthnet-s2"]
+    assert s2["n_patches"] >= 6 and len(s2["random_init"]) == 1
+    for scores in (s2["encoder"], s2["random_init"][0], s2["band_statistics"]):
+        assert 0.0 < scores["linear_map_micro"] <= 1.0 and scores["effective_rank"] >= 1.0
+    assert s2["margin_over_random"] == pytest.approx(
+        s2["encoder"]["linear_map_micro"] - s2["random_init_mean"]["linear_map_micro"]
+    )
+    # The probe of a checkpoint equals the probe logged by pretraining at its last step.
+    assert s2["encoder"]["linear_map_micro"] == pytest.approx(
+        probed[-1]["probe_bigearthnet-s2_linear_map_micro"]
+    )
