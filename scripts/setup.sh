@@ -7,7 +7,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${MSGFM_VENV:-$ROOT/.venv}"
 STAMP="$VENV/.msgfm-setup-stamp"
 APT_PACKAGES=(qgis python3-qgis qgis-providers python3-gdal gdal-bin python3-rasterio python3-venv
-              xvfb)
+              xvfb python3-matplotlib)
 
 log() { printf '[setup] %s\n' "$*"; }
 

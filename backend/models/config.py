@@ -229,6 +229,7 @@ def small() -> ModelConfig:
         num_experts=4,
         top_k=1,
         drop_path_rate=0.1,
+        embedding_stages=[0, 1, 2, 3],
     )
 
 
@@ -252,6 +253,7 @@ def lite() -> ModelConfig:
         num_experts=2,
         top_k=1,
         drop_path_rate=0.1,
+        embedding_stages=[0, 1, 2, 3],
     )
 
 

@@ -68,6 +68,9 @@ def register(subparsers) -> None:
 
     register_ablation(subparsers)
     register_probe(subparsers)
+    from .plot import register as register_plot
+
+    register_plot(subparsers)
 
 
 def register_probe(subparsers) -> None:

@@ -93,3 +93,9 @@ def test_pretraining_logs_the_probe_and_msgfm_probe_reports_it(
     assert s2["encoder"]["linear_map_micro"] == pytest.approx(
         probed[-1]["probe_bigearthnet-s2_linear_map_micro"]
     )
+
+    # msgfm plot draws those curves.
+    png = tmp_path / "curves.png"
+    assert main(["plot", str(out), "--out", str(png)]) == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+    assert main(["plot", str(tmp_path / "nothing")]) == 2
