@@ -33,6 +33,9 @@ DATA_RANGE = {"cloud-removal": 10000.0, "pansharpening": 2047.0}
 PANSHARPENING_RATIO = 4
 IGNORE_INDEX = 255
 
+# What ``--split`` may score: test (reported), val (chosen on), train, all.
+SPLIT_PARTS = ("test", "val", "train", "all")
+
 Predictor = Callable[[List[Mapping[str, Any]]], np.ndarray]
 
 
@@ -374,18 +377,22 @@ def evaluate_model(
     task: Optional[str] = None,
     val_fraction: Optional[float] = None,
     split_seed: Optional[int] = None,
-    split_part: str = "val",
+    split_part: str = "test",
     batch_size: int = 8,
     device: str = "cpu",
+    test_fraction: Optional[float] = None,
+    split_fold: Optional[int] = None,
 ) -> Dict[str, Any]:
     """Evaluate a checkpoint or ONNX model on held-back tiles of a data spec.
 
-    For a checkpoint the data spec, validation fraction and split seed default to the ones it was
-    finetuned with (stored in its ``meta.json``), so the same held-back tiles are scored.
+    For a checkpoint the data spec, fractions, split seed and fold default to the ones it was
+    finetuned with (stored in its ``meta.json``), so the same split is made again. Reported scores
+    are on ``test`` (the default), which neither training nor the choice of checkpoint saw;
+    ``val`` is the part early stopping and ``checkpoint-best`` were chosen on.
 
     Returns:
         The :func:`evaluate_predictor` report plus ``model``, ``model_kind``, ``data``,
-        ``split``.
+        ``split``, ``n_train``, ``n_val``, ``n_test`` and the model's input ``sensors``.
     """
     from ..data.tasks import split
     from .data_spec import TileSizedDataset, build_dataset, load_data_spec
@@ -401,6 +408,7 @@ def evaluate_model(
         class_names = [c.name for c in first.classes]
         multilabel = any(o.multilabel for o in metadata.outputs)
         tile_size = metadata.tile_size
+        sensors = [spec.sensor for spec in metadata.inputs]
         kind = "onnx"
     else:
         predictor, meta = checkpoint_predictor(model)
@@ -408,6 +416,7 @@ def evaluate_model(
         model_task, num_classes = spec["task"], spec["num_classes"]
         class_names, multilabel = spec["class_names"], spec["multilabel"]
         tile_size = spec["image_size"]
+        sensors = list(spec["sensors"])
         training = meta.get("data", {})
         kind = "checkpoint"
     if task is not None and task != model_task:
@@ -422,9 +431,21 @@ def evaluate_model(
         data_root = training.get("data_root")
     fraction = val_fraction if val_fraction is not None else training.get("val_fraction", 0.2)
     seed = split_seed if split_seed is not None else training.get("split_seed", 0)
+    if test_fraction is None:
+        test_fraction = float(training.get("test_fraction") or 0.0)
+    if split_fold is None:
+        split_fold = training.get("split_fold")
     dataset = build_dataset(data_spec, model_task, data_root)
-    train, held = split(dataset, fraction, seed)
-    evaluated = {"val": held, "all": dataset, "train": train}[split_part]
+    train, held, test = split(dataset, fraction, seed, test_fraction=test_fraction, fold=split_fold)
+    if split_part not in SPLIT_PARTS:
+        raise ValueError(f"--split must be one of {', '.join(SPLIT_PARTS)}, not {split_part!r}")
+    if split_part == "test" and len(test) == 0:
+        raise ValueError(
+            f"--model {model} was trained without a test set (test fraction 0): give "
+            "--test-fraction (with the data and split it was trained with) or score --split val, "
+            "knowing that its checkpoint was chosen on those tiles"
+        )
+    evaluated = {"val": held, "test": test, "all": dataset, "train": train}[split_part]
     prior = None
     if model_task in ("classification", "segmentation"):
         prior = class_prior(train, model_task, int(num_classes), multilabel)
@@ -443,8 +464,17 @@ def evaluate_model(
             "model": str(model),
             "model_kind": kind,
             "data": data_spec,
-            "split": {"part": split_part, "val_fraction": fraction, "seed": seed},
+            "split": {
+                "part": split_part,
+                "val_fraction": fraction,
+                "test_fraction": test_fraction,
+                "seed": seed,
+                "fold": split_fold,
+            },
             "n_train": len(train),
+            "n_val": len(held),
+            "n_test": len(test),
+            "sensors": sensors,
         }
     )
     return report

@@ -212,13 +212,19 @@ class BigEarthNetDataset:
                 + (f" paired with {s1_root}" if s1_root is not None else "")
             )
         self.sensors = ["s2"] + (["sar"] if s1_root is not None else [])
+        self._units: Optional[List[HoldoutUnit]] = None
 
     def __len__(self) -> int:
         return len(self.patches)
 
     def holdout_units(self) -> List[HoldoutUnit]:
         """Each patch is its own unit of ground (BigEarthNet patches do not overlap)."""
-        return [HoldoutUnit(name) for name, *_ in self.patches]
+        if self._units is None:
+            self._units = []
+            for name, folder, *_ in self.patches:
+                grid = _finest_grid(_band_sources("s2", folder))
+                self._units.append(HoldoutUnit(name, 0, 0, grid.height, grid.width, grid))
+        return list(self._units)
 
     def target(self, index: int) -> np.ndarray:
         """The target of sample ``index`` without reading its imagery."""

@@ -34,6 +34,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from ..raster import Grid, read_grid
 from .resampling import upsample_bicubic, wald_degrade
 from .tiling import HoldoutUnit, tile_origins
 
@@ -189,10 +190,20 @@ class PanSharpeningDataset:
 
     def holdout_units(self) -> List[HoldoutUnit]:
         """Each pair is a group; tiles are windows of its model grid."""
+        grids = {p: self.model_grid(p) for p in {p for p, _, _ in self.tiles}}
         return [
-            HoldoutUnit(self.pairs[p][0].stem, r, c, self.tile_size, self.tile_size)
+            HoldoutUnit(self.pairs[p][0].stem, r, c, self.tile_size, self.tile_size, grids[p])
             for p, r, c in self.tiles
         ]
+
+    def model_grid(self, pair_index: int) -> Grid:
+        """The pair's model grid: the pan grid, coarsened by the ratio in the reduced protocol
+        (both grids start at the same corner, which :func:`_ratio` checks)."""
+        pan = read_grid(str(self.pairs[pair_index][0]))
+        factor = self.ratios[pair_index] if self.mode == "reduced" else 1
+        a, b, c, d, e, f = pan.transform
+        transform = (a * factor, b * factor, c, d * factor, e * factor, f)
+        return Grid(pan.crs_wkt, transform, pan.width // factor, pan.height // factor)
 
     def __getitem__(self, index: int) -> Dict[str, Any]:
         pair_index, row, col = self.tiles[index]
