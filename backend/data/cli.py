@@ -1,4 +1,5 @@
-"""`msgfm data fetch|path|stats`: the real sample data, and per-band statistics of a manifest."""
+"""`msgfm data fetch|path|stats|summary`: the real sample data, per-band statistics of a manifest
+and what a manifest holds."""
 
 from __future__ import annotations
 
@@ -52,6 +53,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     stats.add_argument("--seed", type=int, default=0)
     stats.set_defaults(func=_stats)
 
+    summary = commands.add_parser(
+        "summary",
+        help="scenes, pixels and paired pixels of a manifest, per source and per sensor",
+        description="Print what a pretraining manifest holds: per source and per sensor the "
+        "scenes, the pixels of their reference grids, the pixels seen by two sensors (paired) "
+        "and the ground area.",
+    )
+    summary.add_argument("--manifest", default="samples", help="manifest name or JSON file")
+    summary.add_argument("--data-root", default=None, help="root of the manifest's relative paths")
+    summary.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    summary.set_defaults(func=_summary)
+
 
 def _print_help(parser: argparse.ArgumentParser) -> int:
     parser.print_help()
@@ -99,4 +112,21 @@ def _stats(args: argparse.Namespace) -> int:
     path = save_band_stats(stats, args.out)
     summary = {name: {"mean": s["mean"], "std": s["std"]} for name, s in stats["sensors"].items()}
     print(json.dumps({"out": str(path), "sensors": summary}))
+    return 0
+
+
+def _summary(args: argparse.Namespace) -> int:
+    import json
+
+    from .fetch import SampleDataError
+    from .manifest import load_manifest
+    from .summary import format_summary, summarize_manifest
+
+    try:
+        manifest = load_manifest(args.manifest, args.data_root)
+        summary = summarize_manifest(manifest)
+    except (FileNotFoundError, KeyError, ValueError, SampleDataError) as exc:
+        print(f"msgfm data summary: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(summary, indent=2) if args.json else format_summary(summary))
     return 0

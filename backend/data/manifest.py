@@ -8,7 +8,7 @@ A manifest is JSON::
       "sources": [
         {"name": "bigearthnet_s2_s1", "layout": "bigearthnet",
          "s2_dir": "bigearthnet/S2", "s1_dir": "bigearthnet/S1", "weight": 2},
-        {"name": "dem", "layout": "files", "sensors": {"dsm": {"path": "dem/dem.tif"}}}
+        {"name": "dem", "layout": "files", "sensors": {"dem": {"path": "dem/dem.tif"}}}
       ]
     }
 

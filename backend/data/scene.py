@@ -8,7 +8,7 @@ sensor of the scene is read, so a crop of that grid is the same ground window fo
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -103,16 +103,7 @@ class Scene:
             self._preloaded[sensor] = read_window(
                 raster.sources, grid, 0, 0, grid.height, grid.width, raster.resampling
             )
-        whole = self._preloaded[sensor]
-        out = np.full((whole.shape[0], height, width), np.nan, dtype=np.float32)
-        # Clip the window to the scene; the part outside stays NaN (no data), as a boundless read.
-        top, left = max(row, 0), max(col, 0)
-        bottom, right = min(row + height, grid.height), min(col + width, grid.width)
-        if bottom > top and right > left:
-            out[:, top - row : bottom - row, left - col : right - col] = whole[
-                :, top:bottom, left:right
-            ]
-        return out
+        return crop_array(self._preloaded[sensor], row, col, height, width)
 
     def describe(self) -> Dict[str, object]:
         """A JSON-friendly summary (for logs and ``msgfm data stats``)."""
@@ -124,3 +115,70 @@ class Scene:
             "height": grid.height,
             "resolution_m": round(grid.resolution[0], 4),
         }
+
+
+def crop_array(whole: np.ndarray, row: int, col: int, height: int, width: int) -> np.ndarray:
+    """A window of a (C, H, W) array; the part outside the array is NaN, as a boundless read."""
+    out = np.full((whole.shape[0], height, width), np.nan, dtype=np.float32)
+    top, left = max(row, 0), max(col, 0)
+    bottom, right = min(row + height, whole.shape[1]), min(col + width, whole.shape[2])
+    if bottom > top and right > left:
+        out[:, top - row : bottom - row, left - col : right - col] = whole[
+            :, top:bottom, left:right
+        ]
+    return out
+
+
+@dataclass(eq=False)
+class ArrayScene(Scene):
+    """An unpaired scene whose pixels an in-memory loader provides: data without georeferencing.
+
+    Some real sources carry no coordinate reference system (a numpy archive of a Sentinel-2 scene,
+    LiDAR DEMs without a CRS). One sensor alone needs no CRS to be cropped, so such a scene is
+    read whole once, on first use, and its grid is the array's own pixel grid with an empty CRS
+    (``crs_wkt == ""``). It cannot be paired with another sensor or reprojected.
+
+    Attributes:
+        loader: Returns the scene's values, float32 (C, H, W), bands in the sensor's canonical
+            order, NaN = no data (picklable, e.g. a ``functools.partial`` of a module function,
+            so DataLoader workers can rebuild it).
+        pixel_size: Pixel size in metres, as far as the source states it (for summaries).
+    """
+
+    loader: Optional[Callable[[], np.ndarray]] = None
+    pixel_size: float = 1.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.paired:
+            raise ValueError(
+                f"scene {self.name!r}: data without georeferencing cannot be paired with "
+                "another sensor (no common ground grid)"
+            )
+        if self.loader is None:
+            raise ValueError(f"scene {self.name!r}: an ArrayScene needs a loader")
+
+    def _values(self) -> np.ndarray:
+        raster = self.rasters[0]
+        if raster.sensor not in self._preloaded:
+            values = np.asarray(self.loader(), dtype=np.float32)  # type: ignore[misc]
+            if values.ndim != 3 or values.shape[0] != len(raster.bands):
+                raise ValueError(
+                    f"scene {self.name!r}: the loader gave shape {values.shape}, expected "
+                    f"({len(raster.bands)}, H, W) for sensor {raster.sensor!r}"
+                )
+            self._preloaded[raster.sensor] = values
+        return self._preloaded[raster.sensor]
+
+    def reference_grid(self) -> Grid:
+        """The array's pixel grid (empty CRS, ``pixel_size`` metres per pixel)."""
+        if self.grid is None:
+            _, height, width = self._values().shape
+            size = float(self.pixel_size)
+            self.grid = Grid("", (size, 0.0, 0.0, 0.0, -size, 0.0), width, height)
+        return self.grid
+
+    def read(self, sensor: str, row: int, col: int, height: int, width: int) -> np.ndarray:
+        """Raw values of a window of the array (NaN outside it)."""
+        self.raster(sensor)  # a clear KeyError for a sensor the scene does not have
+        return crop_array(self._values(), row, col, height, width)

@@ -19,7 +19,20 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from ..sensors import get_sensor
 
-DEFAULT_SENSORS = ("rgb", "s2", "sar", "dsm")
+DEFAULT_SENSORS = (
+    "rgb",
+    "s2",
+    "sar",
+    "dsm",
+    # Sources of the `samples` manifest filed under what they are (see backend/sensors.py).
+    "s2_10band",
+    "sar_vv",
+    "sar_xband",
+    "landsat",
+    "landsat8",
+    "landsat8_pan",
+    "dem",
+)
 
 
 def default_moe_layers(depths: Sequence[int]) -> List[Tuple[int, int]]:

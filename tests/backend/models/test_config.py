@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from backend.models.config import CONFIGS, ModelConfig, get_config
+from backend.models.config import CONFIGS, DEFAULT_SENSORS, ModelConfig, get_config
 
 
 def test_base_is_the_papers_swin_b_with_moe_in_stage_3_and_4():
@@ -24,7 +24,9 @@ def test_base_is_the_papers_swin_b_with_moe_in_stage_3_and_4():
     assert config.encoder_stride == 32
     assert (config.mask_patch_size, config.mask_ratio, config.p_cross) == (32, 0.6, 0.5)
     assert config.aux_loss_weight == 0.01
-    assert set(config.sensors) == {"rgb", "s2", "sar", "dsm"}
+    # The paper's four modalities, and the sensors the sample corpus is filed under.
+    assert config.sensors == list(DEFAULT_SENSORS)
+    assert {"rgb", "s2", "sar", "dsm"} <= set(config.sensors)
 
 
 def test_small_config_and_dense_ablation():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -33,7 +35,9 @@ def test_nearest_band_sources_by_wavelength_and_name():
 
 def test_add_sensor_copies_the_nearest_input_channel_weights_and_trains(samples_root):
     torch.manual_seed(0)
-    model = MsGFMPretrainModel(get_config("small"))
+    # The paper's four sensors, without the Landsat one the default config has.
+    config = dataclasses.replace(get_config("small"), sensors=["rgb", "s2", "sar", "dsm"])
+    model = MsGFMPretrainModel(config)
     source = model.encoder.embeddings["s2"]
     model.add_sensor("landsat", init_from="s2")
     added = model.encoder.embeddings["landsat"]

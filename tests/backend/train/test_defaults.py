@@ -7,6 +7,8 @@ import json
 
 import pytest
 
+from backend.data.manifest import load_manifest
+from backend.models.config import DEFAULT_SENSORS
 from backend.train.defaults import (
     BUDGETS,
     ENCODER_FOLDER,
@@ -105,7 +107,7 @@ def test_pansharpening_is_scored_beside_its_baseline(recipe_run):
     assert evaluation["baseline"]["metrics"]["psnr"] > 0
 
 
-def test_bundled_encoder_finetunes_without_decoders(recipe_run, tmp_path):
+def test_bundled_encoder_finetunes_without_decoders(recipe_run, tmp_path, sample_data):
     from safetensors.torch import load_file
 
     from backend.models.config import ModelConfig
@@ -117,16 +119,13 @@ def test_bundled_encoder_finetunes_without_decoders(recipe_run, tmp_path):
     assert weights and all(key.startswith("encoder.") for key in weights)
     meta = json.loads((folder / "meta.json").read_text())
     assert meta["task"] == "pretrain"
-    # Pretrained on all four sensors of msGFM, paired and unpaired sources alike.
+    # Pretrained on every sensor of the sample manifest, paired and unpaired sources alike.
     sources = meta["manifest"]["sources"]
-    assert sorted({s for source in sources for s in source["sensors"]}) == [
-        "dsm",
-        "rgb",
-        "s2",
-        "sar",
-    ]
+    manifest_sensors = {s for source in sources for s in source["sensors"]}
+    assert manifest_sensors == set(load_manifest("samples", sample_data).sensors)
     assert {source["paired"] for source in sources} == {True, False}
-    assert sorted(meta["model_config"]["sensors"]) == ["dsm", "rgb", "s2", "sar"]
+    assert meta["model_config"]["sensors"] == list(DEFAULT_SENSORS)
+    assert manifest_sensors <= set(DEFAULT_SENSORS)
     config = ModelConfig.from_dict(meta["model_config"])
     model = build_task_model(config, TaskSpec(task="cloud-removal", sensors=["s2", "sar"]))
     report = load_pretrained_encoder(model, folder)

@@ -26,15 +26,20 @@ def _held_out_l1(trainer: PretrainTrainer, model) -> float:
         return float(model([SubBatch(**sub_batch) for sub_batch in batch]).l1)
 
 
+# The shipped corpus has 14 sources over 9 sensors; 40 steps of 4 crops were enough for its former
+# 6 sources over 4 sensors (held-out L1 ratio 0.90 at 40 steps on the new corpus, 0.84 at 80).
+STEPS = 80
+
+
 @pytest.mark.slow
 def test_small_config_loss_falls(tmp_path, sample_data, band_stats):
     config = TrainerConfig(
         out_dir=str(tmp_path / "run"),
-        max_steps=40,
+        max_steps=STEPS,
         batch_size=4,
         lr=1e-3,
         warmup_steps=4,
-        checkpoint_every=40,
+        checkpoint_every=STEPS,
         device="cpu",
         progress=False,
     )
@@ -42,7 +47,7 @@ def test_small_config_loss_falls(tmp_path, sample_data, band_stats):
     torch.manual_seed(config.seed)
     untrained = trainer.build_model()
     result = trainer.fit()
-    assert result["step"] == 40 and result["device"] == "cpu"
+    assert result["step"] == STEPS and result["device"] == "cpu"
 
     before = _held_out_l1(trainer, untrained)
     after = _held_out_l1(trainer, trainer.model)
@@ -53,11 +58,11 @@ def test_small_config_loss_falls(tmp_path, sample_data, band_stats):
     assert after < mean_predictor, (after, mean_predictor)
 
     records = read_metrics(tmp_path / "run" / "metrics.jsonl")
-    assert [r["step"] for r in records] == list(range(1, 41))
+    assert [r["step"] for r in records] == list(range(1, STEPS + 1))
     first = records[0]
     for key in ("loss", "l1", "aux_loss", "lr", "per_sensor_loss", "expert_load", "grad_norm"):
         assert key in first
-    assert set().union(*(r["per_sensor_loss"] for r in records)) == {"s2", "sar", "rgb", "dsm"}
+    assert set().union(*(r["per_sensor_loss"] for r in records)) == set(trainer.manifest().sensors)
     load = np.array(records[-1]["expert_load"])
     assert load.shape == (2, 4) and np.allclose(load.sum(axis=1), 1.0, atol=1e-4)
     assert records[4]["lr"] == pytest.approx(1e-3)  # first step after warm-up
@@ -67,7 +72,7 @@ def test_small_config_loss_falls(tmp_path, sample_data, band_stats):
         meta["normalization"]["sensors"]["s2"]["mean"]
         == json.loads(band_stats.read_text())["sensors"]["s2"]["mean"]
     )
-    assert meta["model_config"]["name"] == "small" and meta["step"] == 40
+    assert meta["model_config"]["name"] == "small" and meta["step"] == STEPS
 
 
 def test_cli_runs_on_cpu_and_accumulates(tmp_path, sample_data, tiny_config, band_stats, capfd):
