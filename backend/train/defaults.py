@@ -261,7 +261,12 @@ class DefaultsRecipe:
         written = leak_free_manifest(
             self.manifest_name, held, self.work_dir / "pretrain-manifest.json", self.data_root
         )
-        self.held_back = {**held.to_dict(), "excluded": sorted(written["excluded"])}
+        self.held_back = {
+            **held.to_dict(),
+            "excluded": sorted(written["excluded"]),
+            "not_georeferenced_kept": written["not_georeferenced_kept"],
+            "pretraining_sensors": written["sensors"],
+        }
         if written["excluded"]:
             self.say(
                 f"left out of pretraining (held-back ground): {', '.join(sorted(written['excluded']))}"

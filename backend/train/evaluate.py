@@ -302,7 +302,9 @@ def baseline_predictions(
         scores[:, int(np.argmax(prior))] = 1.0
         return scores
     key = "s2" if task == "cloud-removal" else "ms"
-    return np.stack([np.asarray(s["inputs"][key], dtype=np.float64) for s in samples])
+    return np.stack(
+        [np.asarray(s["inputs"][s.get("target_sensor", key)], dtype=np.float64) for s in samples]
+    )
 
 
 def class_prior(train: Any, task: str, num_classes: int, multilabel: bool) -> np.ndarray:
@@ -337,14 +339,19 @@ def evaluate_predictor(
     prior: Optional[np.ndarray] = None,
     batch_size: int = 8,
     progress: Optional[Callable[[float, str], None]] = None,
+    data_range: Optional[float] = None,
+    ratio: Optional[float] = None,
 ) -> Dict[str, Any]:
     """Score a predictor and the task's baseline on the held-back samples.
+
+    ``data_range`` and ``ratio`` (PSNR/SSIM peak and ERGAS pan:MS ratio) default to
+    :data:`DATA_RANGE` and :data:`PANSHARPENING_RATIO`.
 
     Returns:
         ``{"task", "n_samples", "metrics": {...}, "baseline": {"name", "metrics"}}``.
     """
-    scorer = TaskScorer(task, num_classes, multilabel, class_names)
-    baseline = TaskScorer(task, num_classes, multilabel, class_names)
+    scorer = TaskScorer(task, num_classes, multilabel, class_names, data_range, ratio)
+    baseline = TaskScorer(task, num_classes, multilabel, class_names, data_range, ratio)
     total = len(held_back)
     if total == 0:
         raise ValueError("there are no held-back samples to evaluate on")
@@ -458,6 +465,8 @@ def evaluate_model(
         class_names,
         prior,
         batch_size,
+        data_range=data_spec.get("data_range"),
+        ratio=_pansharpening_ratio(dataset) if model_task == "pansharpening" else None,
     )
     report.update(
         {
@@ -478,6 +487,12 @@ def evaluate_model(
         }
     )
     return report
+
+
+def _pansharpening_ratio(dataset: Any) -> Optional[int]:
+    """The pan:MS ratio of a pan-sharpening dataset when all its pairs share one, else None."""
+    ratios = set(getattr(dataset, "ratios", []))
+    return ratios.pop() if len(ratios) == 1 else None
 
 
 def format_report(report: Mapping[str, Any]) -> str:

@@ -84,14 +84,32 @@ def overlaps(first: Tuple[str, Bounds], second: Tuple[str, Bounds]) -> bool:
 
 
 def scene_footprints(scene: Any) -> List[Tuple[str, Bounds]]:
-    """Footprint of every file a pretraining scene reads (every band of every sensor)."""
+    """Footprint of every georeferenced file a pretraining scene reads (every band of every
+    sensor); files without a CRS (the ``unreferenced`` layout) have none."""
     from ..data.raster import read_grid
 
     footprints = []
     for path in sorted({source.path for raster in scene.rasters for source in raster.sources}):
-        grid = read_grid(path)
+        try:
+            grid = read_grid(path)
+        except Exception:  # no CRS, or not a raster GDAL opens (an array file): not placeable
+            continue
         footprints.append((grid.crs_wkt, grid.window_bounds(0, 0, grid.height, grid.width)))
     return footprints
+
+
+def unplaced_scenes(manifest: Any) -> List[str]:
+    """``source/scene`` of scenes with no georeferenced file: checked by id only.
+
+    Their ground is unknown (a scene without coordinates), so a footprint check cannot clear or
+    condemn them; the derived manifest lists them so a reader sees what was not checked.
+    """
+    return [
+        f"{source.name}/{scene.name}"
+        for source in manifest.sources
+        for scene in source.scenes
+        if not scene_footprints(scene)
+    ]
 
 
 def scene_leaks(scene: Any, held: HeldBack) -> List[str]:
@@ -128,7 +146,8 @@ def leak_free_manifest(
     is removed. The root is written out, so the file reads the same data wherever it lies.
 
     Returns:
-        ``{"manifest": str(out), "excluded": {source/scene: reasons}, "sources_removed": [...]}``.
+        ``{"manifest": str(out), "excluded": {source/scene: reasons}, "sources_removed": [...],
+        "not_georeferenced_kept": [...], "sensors": [sensors pretraining still sees]}``.
     """
     from ..data.manifest import load_manifest, resolve_manifest_path
 
@@ -145,6 +164,12 @@ def leak_free_manifest(
         if drop:
             spec["exclude_scenes"] = sorted(set(spec.get("exclude_scenes", [])) | set(drop))
         sources.append(spec)
+    unplaced = [key for key in unplaced_scenes(parsed) if key not in excluded]
+    kept_sensors: List[str] = []
+    for source in parsed.sources:
+        for scene in source.scenes:
+            if f"{source.name}/{scene.name}" not in excluded:
+                kept_sensors += [s for s in scene.sensors if s not in kept_sensors]
     if not sources:
         raise ValueError(
             f"every scene of pretraining manifest {manifest!r} touches held-back ground; "
@@ -155,14 +180,26 @@ def leak_free_manifest(
             "name": f"{document.get('name', parsed.name)}-without-held-back",
             "root": str(Path(parsed.root).resolve()),
             "sources": sources,
-            "held_back": {**held.to_dict(), "excluded": excluded, "sources_removed": removed},
+            "held_back": {
+                **held.to_dict(),
+                "excluded": excluded,
+                "sources_removed": removed,
+                "not_georeferenced_kept": unplaced,
+                "sensors_left": kept_sensors,
+            },
         }
     )
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.with_name(f".{out.name}.partial")
     partial.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
     partial.replace(out)
-    return {"manifest": str(out), "excluded": excluded, "sources_removed": removed}
+    return {
+        "manifest": str(out),
+        "excluded": excluded,
+        "sources_removed": removed,
+        "not_georeferenced_kept": unplaced,
+        "sensors": kept_sensors,
+    }
 
 
 def held_back_of(

@@ -117,6 +117,8 @@ class PanSharpeningDataset:
         pan_nyquist_gain: MTF gain of the pan band at the degraded Nyquist frequency.
         ms_nyquist_gain: MTF gain of the MS bands at the degraded Nyquist frequency.
         ms_bands: Names of the MS bands.
+        sensor_names: The sensors the pan and MS inputs are (registry names): ``("pan", "ms")``
+            for WorldView, ``("landsat8_pan", "landsat8")`` for Landsat-8 OLI.
     """
 
     def __init__(
@@ -133,6 +135,7 @@ class PanSharpeningDataset:
         pan_nyquist_gain: float = 0.15,
         ms_nyquist_gain: float = 0.3,
         ms_bands: Sequence[str] = DEFAULT_MS_BANDS,
+        sensor_names: Tuple[str, str] = ("pan", "ms"),
     ):
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
@@ -146,6 +149,7 @@ class PanSharpeningDataset:
         self.pan_nyquist_gain = pan_nyquist_gain
         self.ms_nyquist_gain = ms_nyquist_gain
         self.ms_bands = tuple(ms_bands)
+        self.sensor_names = (str(sensor_names[0]), str(sensor_names[1]))
         self.pairs = [(Path(p), Path(m)) for p, m in pairs]
         self._cache: Dict[int, _PreparedPair] = {}
         self.tiles: List[Tuple[int, int, int]] = []
@@ -213,9 +217,10 @@ class PanSharpeningDataset:
         window = (slice(None), slice(row, row + self.tile_size), slice(col, col + self.tile_size))
         sample: Dict[str, Any] = {
             "inputs": {
-                "pan": np.ascontiguousarray(prepared.pan[window]),
-                "ms": np.ascontiguousarray(prepared.ms[window]),
+                self.sensor_names[0]: np.ascontiguousarray(prepared.pan[window]),
+                self.sensor_names[1]: np.ascontiguousarray(prepared.ms[window]),
             },
+            "target_sensor": self.sensor_names[1],
             "valid": np.ascontiguousarray(prepared.valid[window[1:]]),
             "pair": self.pairs[pair_index][0].stem,
         }

