@@ -338,6 +338,12 @@ class AblationStudy:
         run_dir = checkpoint.parent
         report = evaluate_model(str(run_dir), device="cpu")
         seconds = round(time.perf_counter() - started, 1)
+        check = report["pretraining_leak_check"]
+        if variant.pretrain and check["status"] != "clean":
+            raise ValueError(
+                f"{variant.name} seed {recipe.seed} {task.name}: the pretraining corpus check "
+                f"says {check['status']!r} ({check.get('leaks') or check}); no score is recorded"
+            )
         key = task.metric
         self.say(
             f"{variant.name} seed {recipe.seed} {task.name}: {task.label} "
@@ -366,6 +372,7 @@ class AblationStudy:
             "baseline": json_safe(report["baseline"]),
             "pretrain": getattr(recipe, "pretrain_result", None) if variant.pretrain else None,
             "held_back_from_pretraining": recipe.held_back if variant.pretrain else None,
+            "pretraining_leak_check": check["status"],
             # Finetuning + scoring of this task; pretraining_seconds is the one pretraining of
             # this variant and seed, shared by its tasks (None when reused or not pretrained).
             "seconds": seconds,
@@ -544,7 +551,7 @@ def markdown_tables(results: Sequence[Mapping[str, Any]]) -> str:
         sight = pretraining_sight(results, task)
         lines.append(
             f"| {task} | {EVAL_TASKS[task].sensors} ({sight}) | {label}, "
-            f"{len(summary['seeds'])} seeds | "
+            f"{len(summary['seeds'])} seed{'s' if len(summary['seeds']) != 1 else ''} | "
             f"{_test_counts(summary)} | " + " | ".join(cells) + " |"
         )
     lines += [

@@ -416,6 +416,7 @@ def evaluate_model(
         multilabel = any(o.multilabel for o in metadata.outputs)
         tile_size = metadata.tile_size
         sensors = [spec.sensor for spec in metadata.inputs]
+        init_record = None  # an ONNX file does not say which encoder it started from
         kind = "onnx"
     else:
         predictor, meta = checkpoint_predictor(model)
@@ -425,6 +426,7 @@ def evaluate_model(
         tile_size = spec["image_size"]
         sensors = list(spec["sensors"])
         training = meta.get("data", {})
+        init_record = meta.get("init")
         kind = "checkpoint"
     if task is not None and task != model_task:
         raise ValueError(f"--task {task} but the model {model} is a {model_task} model")
@@ -484,9 +486,45 @@ def evaluate_model(
             "n_val": len(held),
             "n_test": len(test),
             "sensors": sensors,
+            "pretraining_leak_check": pretraining_leak_check(
+                init_record, held.holdout_units() + test.holdout_units()
+            ),
         }
     )
     return report
+
+
+def pretraining_leak_check(init: Any, held_back: Sequence[Any]) -> Dict[str, Any]:
+    """Whether the encoder a checkpoint started from was pretrained on this split's held-back
+    ground (validation and test units), as far as the pretraining corpus is recorded.
+
+    ``msgfm train-defaults`` and ``msgfm ablate`` write the corpus they pretrain on as
+    ``pretrain-manifest.json`` beside the pretraining run; it is read again and every scene is
+    checked against the held-back tiles by patch id and footprint
+    (:func:`backend.train.leakage.leaks`).
+
+    Returns:
+        ``{"status": "clean" | "leak" | "not pretrained" | "not recorded", ...}`` with the
+        manifest checked and, for a leak, the scenes that touch held-back ground.
+    """
+    from .leakage import HeldBack, leaks
+
+    checkpoint = init.get("checkpoint") if isinstance(init, Mapping) else None
+    if not checkpoint:
+        return {"status": "not pretrained" if init in (None, "none") else "not recorded"}
+    units = list(held_back)
+    for folder in list(Path(checkpoint).parents)[:3]:
+        manifest = folder / "pretrain-manifest.json"
+        if manifest.is_file():
+            from ..data.manifest import load_manifest
+
+            found = leaks(load_manifest(manifest), HeldBack.from_units(units))
+            return {
+                "status": "leak" if found else "clean",
+                "manifest": str(manifest),
+                "leaks": found,
+            }
+    return {"status": "not recorded", "pretraining": str(checkpoint)}
 
 
 def _pansharpening_ratio(dataset: Any) -> Optional[int]:
@@ -507,4 +545,12 @@ def format_report(report: Mapping[str, Any]) -> str:
         other = baseline.get(key, float("nan"))
         lines.append(f"{key:<28}{value:>12.4f}{other:>12.4f}")
     lines.append(f"baseline: {report['baseline']['name']}")
+    check = report.get("pretraining_leak_check") or {}
+    if check.get("status") == "leak":
+        lines.append(
+            "WARNING: the encoder was pretrained on held-back ground of this split: "
+            + ", ".join(sorted(check["leaks"]))
+        )
+    elif check.get("status"):
+        lines.append(f"pretraining corpus vs held-back ground: {check['status']}")
     return "\n".join(lines)

@@ -71,6 +71,10 @@ def test_each_result_is_what_its_msgfm_evaluate_command_prints(first_run, capfd)
     held = no_moe["held_back_from_pretraining"]
     assert held["ids"] == ["strata"] and held["footprints"] == no_moe["n_val"] + no_moe["n_test"]
     assert random_init["held_back_from_pretraining"] is None
+    # msgfm evaluate read that corpus again and found no held-back ground in it.
+    assert no_moe["pretraining_leak_check"] == "clean"
+    assert random_init["pretraining_leak_check"] == "not pretrained"
+    assert no_moe["sensors_seen_in_pretraining"] == ["landsat"]
     checkpoint_meta = json.loads(Path(no_moe["checkpoint"], "meta.json").read_text())
     assert checkpoint_meta["model_config"]["use_moe"] is False
     for result in first_run:

@@ -117,3 +117,30 @@ def _units_of(scenes):
     for scene in scenes:
         grid = scene.reference_grid()
         yield HoldoutUnit(scene.name, 0, 0, grid.height, grid.width, grid)
+
+
+def test_msgfm_evaluate_checks_the_recorded_pretraining_corpus(sample_data, tmp_path):
+    """The check behind msgfm evaluate reads the corpus written beside the pretraining run."""
+    from backend.data.tasks import split
+    from backend.train.data_spec import build_dataset, load_data_spec
+    from backend.train.evaluate import pretraining_leak_check
+
+    dataset = build_dataset(load_data_spec("finetune_cloud-removal"), "cloud-removal", sample_data)
+    parts = split(dataset, VAL_FRACTION, 0, test_fraction=TEST_FRACTION, fold=3)
+    units = parts.held_back()
+    work = tmp_path / "work"
+    init = {"checkpoint": str(work / "pretrain" / "checkpoint-last")}
+    assert pretraining_leak_check(init, units)["status"] == "not recorded"
+    assert pretraining_leak_check("none", units)["status"] == "not pretrained"
+    # A corpus with every BigEarthNet pair: the fold's two held-back patches leak.
+    work.mkdir()
+    manifest = _bigearthnet_manifest(work, sample_data)
+    manifest.rename(work / "pretrain-manifest.json")
+    check = pretraining_leak_check(init, units)
+    assert check["status"] == "leak"
+    assert {k.split("/")[1] for k in check["leaks"]} == {u.group for u in units}
+    # The derived corpus of that fold is clean.
+    held = HeldBack.from_units(units)
+    leak_free_manifest(str(work / "pretrain-manifest.json"), held, work / "derived.json")
+    (work / "derived.json").replace(work / "pretrain-manifest.json")
+    assert pretraining_leak_check(init, units)["status"] == "clean"
