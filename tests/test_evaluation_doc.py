@@ -10,6 +10,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "evaluation_doc.py"
 RESULTS = ROOT / "docs" / "evaluation-results.json"
+NOT_RUN = "The new-protocol ablation has not been run yet."
 
 
 def _run(*args):
@@ -18,25 +19,70 @@ def _run(*args):
     )
 
 
+def _render(tmp_path, document):
+    results = tmp_path / "results.json"
+    results.write_text(json.dumps(document))
+    page = tmp_path / "evaluation.md"
+    done = _run("--results", results, "--out", page)
+    assert done.returncode == 0, done.stderr
+    return page.read_text()
+
+
 def test_committed_page_is_what_the_committed_results_give():
     done = _run("--check")
     assert done.returncode == 0, done.stderr
 
 
-def test_every_score_in_the_results_is_on_the_page_with_its_command(tmp_path):
+def test_results_of_the_old_protocol_are_not_shown(tmp_path):
     document = json.loads(RESULTS.read_text())
-    results = document["results"]
-    assert {r["variant"] for r in results} >= {"msgfm", "random-init"}
-    # Change one score: the page follows the results, and --check notices the old page.
-    results[0]["metrics"]["overall_accuracy"] = 0.123456
-    results[0]["task"] = "classification"
-    changed = tmp_path / "results.json"
-    changed.write_text(json.dumps(document))
-    page = tmp_path / "evaluation.md"
-    assert _run("--results", changed, "--out", page).returncode == 0
-    text = page.read_text()
-    assert "| 0.1235 |" in text
-    for row in results:
+    text = _render(tmp_path, document)
+    if document.get("protocol") is None:
+        assert NOT_RUN in text and "predate" in text
+        for row in document["results"]:
+            assert row["command"] not in text
+
+
+def _row(variant, seed, task, value, n_test=12):
+    return {
+        "variant": variant, "seed": seed, "task": task, "n_train": 40, "n_val": 10,
+        "n_test": n_test, "sensors": ["s2", "sar"],
+        "metrics": {"psnr": value, "mae": 100.0},
+        "baseline": {"name": "the cloudy input itself", "metrics": {"psnr": 20.0, "mae": 300.0}},
+        "command": f"msgfm evaluate --model runs/{variant}/seed-{seed}/{task} --json",
+    }  # fmt: skip
+
+
+def test_new_protocol_results_with_intervals_and_test_counts(tmp_path):
+    from backend.train.ablation import PROTOCOL
+
+    rows = []
+    for seed, (msgfm, random, no_moe) in enumerate(
+        [(30.0, 28.0, 29.5), (31.0, 28.5, 31.2), (29.0, 27.0, 28.6)]
+    ):
+        rows += [
+            _row("msgfm", seed, "cloud-removal", msgfm, n_test=1 + seed),
+            _row("random-init", seed, "cloud-removal", random, n_test=1 + seed),
+            _row("no-moe", seed, "cloud-removal", no_moe, n_test=1 + seed),
+        ]
+    document = {"protocol": PROTOCOL, "budget": "quick", "config": "lite", "results": rows}
+    text = _render(tmp_path, document)
+    assert NOT_RUN not in text
+    for row in rows:
         assert f"`{row['command']}`" in text
-    stale = _run("--results", RESULTS, "--out", page, "--check")
-    assert stale.returncode == 1 and "make evaluation" in stale.stderr
+    # Test samples per seed beside every figure.
+    assert "| 1, 2, 3 |" in text
+    # Random init is behind on every seed: pretraining helps. MoE: signs disagree.
+    assert "| cloud-removal | random-init | 3 | +2.17 PSNR (dB) [" in text
+    line = next(s for s in text.splitlines() if s.startswith("| cloud-removal | random-init |"))
+    assert line.endswith("| helps |")
+    line = next(s for s in text.splitlines() if s.startswith("| cloud-removal | no-moe |"))
+    assert line.endswith("| no detectable effect |")
+    # A changed score changes the page, and --check notices the stale page.
+    rows[0]["metrics"]["psnr"] = 12.345678
+    changed = tmp_path / "changed"
+    changed.mkdir()
+    assert "| 12.3457 |" in _render(changed, document)
+    stale = _run("--results", changed / "results.json", "--out", tmp_path / "evaluation.md")
+    assert stale.returncode == 0
+    check = _run("--results", RESULTS, "--out", tmp_path / "evaluation.md", "--check")
+    assert check.returncode == 1 and "make evaluation" in check.stderr

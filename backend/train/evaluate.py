@@ -33,6 +33,9 @@ DATA_RANGE = {"cloud-removal": 10000.0, "pansharpening": 2047.0}
 PANSHARPENING_RATIO = 4
 IGNORE_INDEX = 255
 
+# What ``--split`` may score: test (reported), val (chosen on), train, all.
+SPLIT_PARTS = ("test", "val", "train", "all")
+
 Predictor = Callable[[List[Mapping[str, Any]]], np.ndarray]
 
 
@@ -299,7 +302,9 @@ def baseline_predictions(
         scores[:, int(np.argmax(prior))] = 1.0
         return scores
     key = "s2" if task == "cloud-removal" else "ms"
-    return np.stack([np.asarray(s["inputs"][key], dtype=np.float64) for s in samples])
+    return np.stack(
+        [np.asarray(s["inputs"][s.get("target_sensor", key)], dtype=np.float64) for s in samples]
+    )
 
 
 def class_prior(train: Any, task: str, num_classes: int, multilabel: bool) -> np.ndarray:
@@ -334,14 +339,19 @@ def evaluate_predictor(
     prior: Optional[np.ndarray] = None,
     batch_size: int = 8,
     progress: Optional[Callable[[float, str], None]] = None,
+    data_range: Optional[float] = None,
+    ratio: Optional[float] = None,
 ) -> Dict[str, Any]:
     """Score a predictor and the task's baseline on the held-back samples.
+
+    ``data_range`` and ``ratio`` (PSNR/SSIM peak and ERGAS pan:MS ratio) default to
+    :data:`DATA_RANGE` and :data:`PANSHARPENING_RATIO`.
 
     Returns:
         ``{"task", "n_samples", "metrics": {...}, "baseline": {"name", "metrics"}}``.
     """
-    scorer = TaskScorer(task, num_classes, multilabel, class_names)
-    baseline = TaskScorer(task, num_classes, multilabel, class_names)
+    scorer = TaskScorer(task, num_classes, multilabel, class_names, data_range, ratio)
+    baseline = TaskScorer(task, num_classes, multilabel, class_names, data_range, ratio)
     total = len(held_back)
     if total == 0:
         raise ValueError("there are no held-back samples to evaluate on")
@@ -374,18 +384,22 @@ def evaluate_model(
     task: Optional[str] = None,
     val_fraction: Optional[float] = None,
     split_seed: Optional[int] = None,
-    split_part: str = "val",
+    split_part: str = "test",
     batch_size: int = 8,
     device: str = "cpu",
+    test_fraction: Optional[float] = None,
+    split_fold: Optional[int] = None,
 ) -> Dict[str, Any]:
     """Evaluate a checkpoint or ONNX model on held-back tiles of a data spec.
 
-    For a checkpoint the data spec, validation fraction and split seed default to the ones it was
-    finetuned with (stored in its ``meta.json``), so the same held-back tiles are scored.
+    For a checkpoint the data spec, fractions, split seed and fold default to the ones it was
+    finetuned with (stored in its ``meta.json``), so the same split is made again. Reported scores
+    are on ``test`` (the default), which neither training nor the choice of checkpoint saw;
+    ``val`` is the part early stopping and ``checkpoint-best`` were chosen on.
 
     Returns:
         The :func:`evaluate_predictor` report plus ``model``, ``model_kind``, ``data``,
-        ``split``.
+        ``split``, ``n_train``, ``n_val``, ``n_test`` and the model's input ``sensors``.
     """
     from ..data.tasks import split
     from .data_spec import TileSizedDataset, build_dataset, load_data_spec
@@ -401,6 +415,8 @@ def evaluate_model(
         class_names = [c.name for c in first.classes]
         multilabel = any(o.multilabel for o in metadata.outputs)
         tile_size = metadata.tile_size
+        sensors = [spec.sensor for spec in metadata.inputs]
+        init_record = None  # an ONNX file does not say which encoder it started from
         kind = "onnx"
     else:
         predictor, meta = checkpoint_predictor(model)
@@ -408,7 +424,9 @@ def evaluate_model(
         model_task, num_classes = spec["task"], spec["num_classes"]
         class_names, multilabel = spec["class_names"], spec["multilabel"]
         tile_size = spec["image_size"]
+        sensors = list(spec["sensors"])
         training = meta.get("data", {})
+        init_record = meta.get("init")
         kind = "checkpoint"
     if task is not None and task != model_task:
         raise ValueError(f"--task {task} but the model {model} is a {model_task} model")
@@ -422,9 +440,21 @@ def evaluate_model(
         data_root = training.get("data_root")
     fraction = val_fraction if val_fraction is not None else training.get("val_fraction", 0.2)
     seed = split_seed if split_seed is not None else training.get("split_seed", 0)
+    if test_fraction is None:
+        test_fraction = float(training.get("test_fraction") or 0.0)
+    if split_fold is None:
+        split_fold = training.get("split_fold")
     dataset = build_dataset(data_spec, model_task, data_root)
-    train, held = split(dataset, fraction, seed)
-    evaluated = {"val": held, "all": dataset, "train": train}[split_part]
+    train, held, test = split(dataset, fraction, seed, test_fraction=test_fraction, fold=split_fold)
+    if split_part not in SPLIT_PARTS:
+        raise ValueError(f"--split must be one of {', '.join(SPLIT_PARTS)}, not {split_part!r}")
+    if split_part == "test" and len(test) == 0:
+        raise ValueError(
+            f"--model {model} was trained without a test set (test fraction 0): give "
+            "--test-fraction (with the data and split it was trained with) or score --split val, "
+            "knowing that its checkpoint was chosen on those tiles"
+        )
+    evaluated = {"val": held, "test": test, "all": dataset, "train": train}[split_part]
     prior = None
     if model_task in ("classification", "segmentation"):
         prior = class_prior(train, model_task, int(num_classes), multilabel)
@@ -437,17 +467,70 @@ def evaluate_model(
         class_names,
         prior,
         batch_size,
+        data_range=data_spec.get("data_range"),
+        ratio=_pansharpening_ratio(dataset) if model_task == "pansharpening" else None,
     )
     report.update(
         {
             "model": str(model),
             "model_kind": kind,
             "data": data_spec,
-            "split": {"part": split_part, "val_fraction": fraction, "seed": seed},
+            "split": {
+                "part": split_part,
+                "val_fraction": fraction,
+                "test_fraction": test_fraction,
+                "seed": seed,
+                "fold": split_fold,
+            },
             "n_train": len(train),
+            "n_val": len(held),
+            "n_test": len(test),
+            "sensors": sensors,
+            "pretraining_leak_check": pretraining_leak_check(
+                init_record, held.holdout_units() + test.holdout_units()
+            ),
         }
     )
     return report
+
+
+def pretraining_leak_check(init: Any, held_back: Sequence[Any]) -> Dict[str, Any]:
+    """Whether the encoder a checkpoint started from was pretrained on this split's held-back
+    ground (validation and test units), as far as the pretraining corpus is recorded.
+
+    ``msgfm train-defaults`` and ``msgfm ablate`` write the corpus they pretrain on as
+    ``pretrain-manifest.json`` beside the pretraining run; it is read again and every scene is
+    checked against the held-back tiles by patch id and footprint
+    (:func:`backend.train.leakage.leaks`).
+
+    Returns:
+        ``{"status": "clean" | "leak" | "not pretrained" | "not recorded", ...}`` with the
+        manifest checked and, for a leak, the scenes that touch held-back ground.
+    """
+    from .leakage import HeldBack, leaks
+
+    checkpoint = init.get("checkpoint") if isinstance(init, Mapping) else None
+    if not checkpoint:
+        return {"status": "not pretrained" if init in (None, "none") else "not recorded"}
+    units = list(held_back)
+    for folder in list(Path(checkpoint).parents)[:3]:
+        manifest = folder / "pretrain-manifest.json"
+        if manifest.is_file():
+            from ..data.manifest import load_manifest
+
+            found = leaks(load_manifest(manifest), HeldBack.from_units(units))
+            return {
+                "status": "leak" if found else "clean",
+                "manifest": str(manifest),
+                "leaks": found,
+            }
+    return {"status": "not recorded", "pretraining": str(checkpoint)}
+
+
+def _pansharpening_ratio(dataset: Any) -> Optional[int]:
+    """The pan:MS ratio of a pan-sharpening dataset when all its pairs share one, else None."""
+    ratios = set(getattr(dataset, "ratios", []))
+    return ratios.pop() if len(ratios) == 1 else None
 
 
 def format_report(report: Mapping[str, Any]) -> str:
@@ -462,4 +545,12 @@ def format_report(report: Mapping[str, Any]) -> str:
         other = baseline.get(key, float("nan"))
         lines.append(f"{key:<28}{value:>12.4f}{other:>12.4f}")
     lines.append(f"baseline: {report['baseline']['name']}")
+    check = report.get("pretraining_leak_check") or {}
+    if check.get("status") == "leak":
+        lines.append(
+            "WARNING: the encoder was pretrained on held-back ground of this split: "
+            + ", ".join(sorted(check["leaks"]))
+        )
+    elif check.get("status"):
+        lines.append(f"pretraining corpus vs held-back ground: {check['status']}")
     return "\n".join(lines)

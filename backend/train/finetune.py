@@ -92,6 +92,10 @@ class FinetuneTrainer(Trainer):
         data_root: Root of the data spec's relative paths.
         val_fraction: Fraction of samples held back for validation (spatially separate).
         split_seed: Seed of the split.
+        test_fraction: Fraction held back as a test set that training and every choice of the
+            run (early stopping, ``checkpoint-best``) never see; ``msgfm evaluate`` scores it.
+            0 = no test set.
+        split_fold: Leave-one-group-out fold (whole patches; overrides the fractions' groups).
         linear_probe: Freeze the encoder; train the head only.
         layer_decay: Layer-wise lr decay factor (1 = none).
         tile_size: Training tile size (default: the data spec's ``tile_size``, else the config's
@@ -110,6 +114,8 @@ class FinetuneTrainer(Trainer):
         val_fraction: float = 0.2,
         split_seed: int = 0,
         linear_probe: bool = False,
+        test_fraction: float = 0.0,
+        split_fold: Optional[int] = None,
         layer_decay: float = 0.75,
         tile_size: Optional[int] = None,
         monitor_default: bool = True,
@@ -128,6 +134,8 @@ class FinetuneTrainer(Trainer):
         self.init = None if init in (None, "", "none") else str(init)
         self.val_fraction = val_fraction
         self.split_seed = split_seed
+        self.test_fraction = float(test_fraction)
+        self.split_fold = None if split_fold is None else int(split_fold)
         self.linear_probe = linear_probe
         self.layer_decay = layer_decay
         self.pretrained_meta: Dict[str, Any] = {}
@@ -167,12 +175,19 @@ class FinetuneTrainer(Trainer):
         from .evaluate import default_monitor
 
         dataset = build_dataset(self.data_spec, self.task, self.data_root)
-        train, held = split(dataset, self.val_fraction, self.split_seed)
+        train, held, test = split(
+            dataset,
+            self.val_fraction,
+            self.split_seed,
+            test_fraction=self.test_fraction,
+            fold=self.split_fold,
+        )
         self._dataset = dataset
         self._split = (
             TileSizedDataset(train, self.tile_size),
             TileSizedDataset(held, self.tile_size),
         )
+        self.n_test = len(test)
         self._raw_train = train
         if self.task_spec is None:
             info = describe_dataset(dataset, self.task, self.data_spec)
@@ -357,8 +372,11 @@ class FinetuneTrainer(Trainer):
                 "data_root": self.data_root,
                 "val_fraction": self.val_fraction,
                 "split_seed": self.split_seed,
+                "test_fraction": self.test_fraction,
+                "split_fold": self.split_fold,
                 "n_train": len(self.train_samples),
                 "n_val": len(self.val_samples),
+                "n_test": self.n_test,
             },
         }
 
@@ -381,6 +399,7 @@ class FinetuneTrainer(Trainer):
                 "task": self.task,
                 "n_train": len(self.train_samples),
                 "n_val": len(self.val_samples),
+                "n_test": self.n_test,
                 "monitor": self.config.monitor,
                 "init": self.init_report,
             }
@@ -470,6 +489,15 @@ def add_finetune_arguments(parser) -> None:
     parser.add_argument("--linear-probe", action="store_true", help="freeze the encoder")
     parser.add_argument("--val-fraction", type=float, default=0.2)
     parser.add_argument("--split-seed", type=int, default=0)
+    parser.add_argument(
+        "--test-fraction",
+        type=float,
+        default=0.0,
+        help="also hold back this fraction as a test set for msgfm evaluate (0 = none)",
+    )
+    parser.add_argument(
+        "--split-fold", type=int, default=None, help="leave-one-patch-out fold (test = patch k)"
+    )
     parser.add_argument("--val-every", type=int, default=50, help="steps between validations")
     parser.add_argument("--patience", type=int, default=0, help="early stopping (0 = off)")
     parser.add_argument("--monitor", default=None, help="validation score, e.g. val_mean_iou")
@@ -527,6 +555,8 @@ def trainer_from_params(params: Mapping[str, Any]) -> FinetuneTrainer:
         data_root=get("data_root"),
         val_fraction=float(get("val_fraction", 0.2)),
         split_seed=int(get("split_seed", 0)),
+        test_fraction=float(get("test_fraction", 0.0)),
+        split_fold=get("split_fold"),
         linear_probe=bool(get("linear_probe", False)),
         layer_decay=float(get("layer_decay", 0.75)),
         tile_size=get("tile_size"),

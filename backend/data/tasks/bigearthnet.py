@@ -156,7 +156,8 @@ class BigEarthNetDataset:
     * ``"patch"``: the S2 patch name.
 
     Args:
-        s2_root: Folder of BigEarthNet-S2 patch folders.
+        s2_root: Folder of BigEarthNet-S2 patch folders, or a list of such folders (their patches
+            are pooled; a patch name may appear once).
         s1_root: Folder of BigEarthNet-S1 patch folders; each is paired with the S2 patch its
             metadata names, and S2 patches without an S1 partner are left out.
         label_mode: ``"multi"`` or ``"single"``.
@@ -169,18 +170,28 @@ class BigEarthNetDataset:
 
     def __init__(
         self,
-        s2_root: Union[str, Path],
+        s2_root: Union[str, Path, Sequence[Union[str, Path]]],
         s1_root: Optional[Union[str, Path]] = None,
         label_mode: str = "multi",
         skip_unlabelled: bool = True,
     ):
         if label_mode not in LABEL_MODES:
             raise ValueError(f"label_mode must be one of {LABEL_MODES}, got {label_mode!r}")
-        self.s2_root = Path(s2_root)
-        if not self.s2_root.is_dir():
-            raise FileNotFoundError(f"BigEarthNet S2 folder {self.s2_root} does not exist")
+        roots = [s2_root] if isinstance(s2_root, (str, Path)) else list(s2_root)
+        self.s2_roots = [Path(r) for r in roots]
+        self.s2_root = self.s2_roots[0]
+        s2_patches: Dict[str, Path] = {}
+        for root in self.s2_roots:
+            if not root.is_dir():
+                raise FileNotFoundError(f"BigEarthNet S2 folder {root} does not exist")
+            for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+                if folder.name in s2_patches:
+                    raise ValueError(
+                        f"BigEarthNet patch {folder.name} is in both {s2_patches[folder.name].parent}"
+                        f" and {root}; give each patch once"
+                    )
+                s2_patches[folder.name] = folder
         self.label_mode = label_mode
-        s2_patches = {p.name: p for p in sorted(self.s2_root.iterdir()) if p.is_dir()}
         s1_for_s2: Dict[str, Path] = {}
         if s1_root is not None:
             s1_folder = Path(s1_root)
@@ -208,17 +219,23 @@ class BigEarthNetDataset:
             self.patches.append((name, folder, s1_for_s2.get(name), indices))
         if not self.patches:
             raise ValueError(
-                f"no usable BigEarthNet patches under {self.s2_root}"
+                f"no usable BigEarthNet patches under {', '.join(map(str, self.s2_roots))}"
                 + (f" paired with {s1_root}" if s1_root is not None else "")
             )
         self.sensors = ["s2"] + (["sar"] if s1_root is not None else [])
+        self._units: Optional[List[HoldoutUnit]] = None
 
     def __len__(self) -> int:
         return len(self.patches)
 
     def holdout_units(self) -> List[HoldoutUnit]:
         """Each patch is its own unit of ground (BigEarthNet patches do not overlap)."""
-        return [HoldoutUnit(name) for name, *_ in self.patches]
+        if self._units is None:
+            self._units = []
+            for name, folder, *_ in self.patches:
+                grid = _finest_grid(_band_sources("s2", folder))
+                self._units.append(HoldoutUnit(name, 0, 0, grid.height, grid.width, grid))
+        return list(self._units)
 
     def target(self, index: int) -> np.ndarray:
         """The target of sample ``index`` without reading its imagery."""

@@ -169,7 +169,8 @@ class RasterSegmentationDataset:
     def holdout_units(self) -> List[HoldoutUnit]:
         """Tiles of one grid: a split holds back a contiguous band of them."""
         group = self.label_source.stem
-        return [HoldoutUnit(group, r, c, self.tile_size, self.tile_size) for r, c in self.tiles]
+        size = self.tile_size
+        return [HoldoutUnit(group, r, c, size, size, self.grid) for r, c in self.tiles]
 
     def read(self, sensor: str, row: int, col: int) -> np.ndarray:
         """Raw values (C, T, T) of one sensor for the tile at (row, col) of the grid."""

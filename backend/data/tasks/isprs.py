@@ -26,6 +26,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from ..raster import Grid, read_grid
 from .tiling import HoldoutUnit, tile_origins
 
 IGNORE_INDEX = 255
@@ -94,6 +95,14 @@ def find_areas(root: Path, layout: ISPRSLayout) -> List[str]:
     return sorted(
         areas, key=lambda a: [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", a)]
     )
+
+
+def _grid_or_none(path: Path) -> Optional[Grid]:
+    """The raster's grid, or None for an image without a CRS (ISPRS tiles are not georeferenced)."""
+    try:
+        return read_grid(str(path))
+    except ValueError:
+        return None
 
 
 def _read_window(path: Path, row: int, col: int, height: int, width: int) -> np.ndarray:
@@ -184,8 +193,13 @@ class ISPRSDataset:
         return len(self.tiles)
 
     def holdout_units(self) -> List[HoldoutUnit]:
-        """Each area is a group; tiles are windows of it."""
-        return [HoldoutUnit(a, r, c, self.tile_size, self.tile_size) for a, r, c in self.tiles]
+        """Each area is a group; tiles are windows of it (placed on the ground when the image is
+        georeferenced)."""
+        grids = {
+            area: _grid_or_none(self._paths(area)[0]) for area in {a for a, _, _ in self.tiles}
+        }
+        size = self.tile_size
+        return [HoldoutUnit(a, r, c, size, size, grids[a]) for a, r, c in self.tiles]
 
     def __getitem__(self, index: int) -> Dict[str, Any]:
         area, row, col = self.tiles[index]

@@ -31,6 +31,7 @@ import numpy as np
 
 from ...sensors import get_sensor
 from ..layouts import L1C_BAND_ORDER
+from ..raster import read_grid
 from .clouds import CloudSettings, simulate_clouds
 from .tiling import HoldoutUnit
 
@@ -131,8 +132,11 @@ class SEN12MSCRDataset:
         """Patches of one scene overlap (SEN12MS cuts them with a half-patch stride): the group is
         the scene, so a split holds back whole scenes."""
         units = []
-        for patch_id, *_ in self.triplets:
-            units.append(HoldoutUnit(patch_id.rsplit("_p", 1)[0]))
+        for patch_id, _, clear_path, _ in self.triplets:
+            grid = read_grid(str(clear_path))
+            group = patch_id.rsplit("_p", 1)[0]
+            # The window is the patch's own grid, so its footprint is the patch's ground.
+            units.append(HoldoutUnit(group, 0, 0, grid.height, grid.width, grid))
         return units
 
     def __getitem__(self, index: int) -> Dict[str, Any]:

@@ -34,6 +34,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from ..raster import Grid, read_grid
 from .resampling import upsample_bicubic, wald_degrade
 from .tiling import HoldoutUnit, tile_origins
 
@@ -116,6 +117,8 @@ class PanSharpeningDataset:
         pan_nyquist_gain: MTF gain of the pan band at the degraded Nyquist frequency.
         ms_nyquist_gain: MTF gain of the MS bands at the degraded Nyquist frequency.
         ms_bands: Names of the MS bands.
+        sensor_names: The sensors the pan and MS inputs are (registry names): ``("pan", "ms")``
+            for WorldView, ``("landsat8_pan", "landsat8")`` for Landsat-8 OLI.
     """
 
     def __init__(
@@ -132,6 +135,7 @@ class PanSharpeningDataset:
         pan_nyquist_gain: float = 0.15,
         ms_nyquist_gain: float = 0.3,
         ms_bands: Sequence[str] = DEFAULT_MS_BANDS,
+        sensor_names: Tuple[str, str] = ("pan", "ms"),
     ):
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
@@ -145,6 +149,7 @@ class PanSharpeningDataset:
         self.pan_nyquist_gain = pan_nyquist_gain
         self.ms_nyquist_gain = ms_nyquist_gain
         self.ms_bands = tuple(ms_bands)
+        self.sensor_names = (str(sensor_names[0]), str(sensor_names[1]))
         self.pairs = [(Path(p), Path(m)) for p, m in pairs]
         self._cache: Dict[int, _PreparedPair] = {}
         self.tiles: List[Tuple[int, int, int]] = []
@@ -189,10 +194,20 @@ class PanSharpeningDataset:
 
     def holdout_units(self) -> List[HoldoutUnit]:
         """Each pair is a group; tiles are windows of its model grid."""
+        grids = {p: self.model_grid(p) for p in {p for p, _, _ in self.tiles}}
         return [
-            HoldoutUnit(self.pairs[p][0].stem, r, c, self.tile_size, self.tile_size)
+            HoldoutUnit(self.pairs[p][0].stem, r, c, self.tile_size, self.tile_size, grids[p])
             for p, r, c in self.tiles
         ]
+
+    def model_grid(self, pair_index: int) -> Grid:
+        """The pair's model grid: the pan grid, coarsened by the ratio in the reduced protocol
+        (both grids start at the same corner, which :func:`_ratio` checks)."""
+        pan = read_grid(str(self.pairs[pair_index][0]))
+        factor = self.ratios[pair_index] if self.mode == "reduced" else 1
+        a, b, c, d, e, f = pan.transform
+        transform = (a * factor, b * factor, c, d * factor, e * factor, f)
+        return Grid(pan.crs_wkt, transform, pan.width // factor, pan.height // factor)
 
     def __getitem__(self, index: int) -> Dict[str, Any]:
         pair_index, row, col = self.tiles[index]
@@ -202,9 +217,10 @@ class PanSharpeningDataset:
         window = (slice(None), slice(row, row + self.tile_size), slice(col, col + self.tile_size))
         sample: Dict[str, Any] = {
             "inputs": {
-                "pan": np.ascontiguousarray(prepared.pan[window]),
-                "ms": np.ascontiguousarray(prepared.ms[window]),
+                self.sensor_names[0]: np.ascontiguousarray(prepared.pan[window]),
+                self.sensor_names[1]: np.ascontiguousarray(prepared.ms[window]),
             },
+            "target_sensor": self.sensor_names[1],
             "valid": np.ascontiguousarray(prepared.valid[window[1:]]),
             "pair": self.pairs[pair_index][0].stem,
         }

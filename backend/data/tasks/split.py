@@ -1,20 +1,24 @@
-"""Hold back spatially separate samples for evaluation.
+"""Train / validation / test splits of a task dataset that are spatially disjoint, with a gap.
 
-Neighbouring tiles of one raster are nearly the same data: a random split would put each validation
-tile next to (or overlapping) training tiles and report the score of memorisation. The split here
-holds back whole units of ground instead:
+Neighbouring tiles of one raster are nearly the same data: a random split would put each held-back
+tile next to (or overlapping) training tiles and report the score of memorisation. And a
+checkpoint chosen on the tiles it is then scored on is scored with a bias. The split here gives
+three parts: *train* (fitted on), *validation* (every choice: early stopping, the best
+checkpoint) and *test* (reported scores only), and holds back whole units of ground:
 
-* when the dataset has enough groups (patches, areas, scenes) that ``val_fraction`` of them is at
-  least one whole group, whole groups are held back (chosen at random with ``seed``);
-* otherwise (tiles cut from one or a few rasters) each group gives a contiguous band of tile rows
-  (or columns, for a raster that is one tile high), and training keeps only tiles that do not
-  overlap that band's pixels. Tiles straddling the band's edge are in neither set.
+* when the dataset has enough groups (patches, areas, scenes) that each held-back fraction rounds
+  to at least one whole group, whole groups are held back (chosen at random with ``seed``; or, with
+  ``fold``, leave-one-group-out: the fold's group is the test set). Groups are distinct places;
+  ``tests/backend/data/tasks/test_split_real.py`` checks that on the real tasks' footprints;
+* otherwise (tiles cut from one or a few rasters) each group gives one contiguous block of tile
+  rows (or columns, for a raster wider than high): a test band, a ``gap`` of at least ``gap``
+  pixels, and a validation band. Training keeps only tiles at least ``gap`` pixels away from both
+  bands; tiles straddling a band's edge or inside a gap are in no part.
 """
 
 from __future__ import annotations
 
-import math
-from typing import Any, Dict, List, Sequence, Tuple
+from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -45,21 +49,57 @@ class Subset:
         return [units[i] for i in self.indices]
 
 
-def split(dataset: Any, val_fraction: float, seed: int = 0) -> Tuple[Subset, Subset]:
-    """Split a task dataset into training samples and spatially separate held-back samples.
+class Split(NamedTuple):
+    """The three parts of a dataset; ``test`` is empty when no test fraction was asked for."""
+
+    train: Subset
+    val: Subset
+    test: Subset
+
+    def held_back(self) -> List[HoldoutUnit]:
+        """Units of every sample that must not be trained on (validation and test)."""
+        return self.val.holdout_units() + self.test.holdout_units()
+
+    def counts(self) -> Dict[str, int]:
+        """``{"n_train", "n_val", "n_test"}``."""
+        return {"n_train": len(self.train), "n_val": len(self.val), "n_test": len(self.test)}
+
+
+def split(
+    dataset: Any,
+    val_fraction: float,
+    seed: int = 0,
+    test_fraction: float = 0.0,
+    gap: Optional[int] = None,
+    fold: Optional[int] = None,
+) -> Split:
+    """Split a task dataset into spatially separate training, validation and test samples.
 
     Args:
         dataset: Any dataset of this package (it has ``holdout_units()``).
-        val_fraction: Fraction of the samples to hold back, in (0, 1).
-        seed: Chooses which groups or which band are held back.
+        val_fraction: Fraction of the samples for validation, in (0, 1).
+        seed: Chooses which groups or which bands are held back.
+        test_fraction: Fraction for the test set, in [0, 1); 0 = no test set (a user's finetuning
+            run on their own labels), as before this split had three parts.
+        gap: Pixels of ground between a training tile and a held-back band, and between the test
+            and validation bands (band mode). Default: half a tile.
+        fold: Leave-one-group-out: the ``fold``-th group (in sorted order, modulo the number of
+            groups) is the test set and the next one the validation set. Needs whole groups.
 
     Returns:
-        ``(train, held_back)`` subsets; disjoint, and no training window overlaps a held-back one.
+        ``Split(train, val, test)``: disjoint, and no training window comes within ``gap`` pixels
+        of a held-back one.
     """
     if not 0.0 < val_fraction < 1.0:
         raise ValueError(f"val_fraction must be between 0 and 1 (exclusive), got {val_fraction}")
+    if not 0.0 <= test_fraction < 1.0 or val_fraction + test_fraction >= 1.0:
+        raise ValueError(
+            f"test_fraction must be in [0, 1) and leave samples for training beside "
+            f"val_fraction {val_fraction}, got {test_fraction}"
+        )
     units = list(dataset.holdout_units())
-    if len(units) < 2:
+    parts = 3 if (test_fraction > 0 or fold is not None) else 2
+    if len(units) < parts:
         raise ValueError(
             f"cannot hold back samples from a dataset of {len(units)} sample(s); "
             "add data or use smaller tiles"
@@ -68,48 +108,101 @@ def split(dataset: Any, val_fraction: float, seed: int = 0) -> Tuple[Subset, Sub
     for index, unit in enumerate(units):
         groups.setdefault(unit.group, []).append(index)
     rng = np.random.default_rng(seed)
-    if len(groups) >= 2 and val_fraction * len(groups) >= 1.0:
-        train, held = _hold_back_groups(groups, val_fraction, len(units), rng)
-    else:
-        train, held = [], []
-        for members in groups.values():
-            group_train, group_held = _hold_back_band(
-                [units[i] for i in members], val_fraction, rng
+    # Whole groups when each held-back fraction rounds to at least one group.
+    whole_groups = len(groups) >= parts and round(val_fraction * len(groups)) >= 1
+    if test_fraction > 0:
+        whole_groups = whole_groups and round(test_fraction * len(groups)) >= 1
+    if fold is not None:
+        if len(groups) < 3:
+            raise ValueError(
+                f"leave-one-group-out needs at least 3 groups (train, validation, test); the "
+                f"dataset has {len(groups)}"
             )
-            train += [members[i] for i in group_train]
-            held += [members[i] for i in group_held]
-    if not train or not held:
+        train, val, test = _fold_groups(groups, fold, rng)
+    elif whole_groups:
+        train, val, test = _hold_back_groups(groups, val_fraction, test_fraction, len(units), rng)
+    else:
+        train, val, test = [], [], []
+        for members in groups.values():
+            size = max(max(units[i].height, units[i].width) for i in members)
+            group_gap = size // 2 if gap is None else int(gap)
+            parts_of_group = _hold_back_band(
+                [units[i] for i in members], val_fraction, test_fraction, group_gap, rng
+            )
+            for bucket, chosen in zip((train, val, test), parts_of_group):
+                bucket += [members[i] for i in chosen]
+    if not train or not val or (parts == 3 and not test):
         raise ValueError(
-            f"holding back {val_fraction:.0%} of {len(units)} samples left "
-            f"{len(train)} for training and {len(held)} held back; change val_fraction or tiles"
+            f"holding back {val_fraction:.0%} for validation and {test_fraction:.0%} for test of "
+            f"{len(units)} samples left {len(train)} for training, {len(val)} for validation and "
+            f"{len(test)} for test; change the fractions, the gap or the tiles"
         )
-    return Subset(dataset, sorted(train)), Subset(dataset, sorted(held))
+    return Split(
+        Subset(dataset, sorted(train)), Subset(dataset, sorted(val)), Subset(dataset, sorted(test))
+    )
+
+
+def _fold_groups(
+    groups: Dict[str, List[int]], fold: int, rng: np.random.Generator
+) -> Tuple[List[int], List[int], List[int]]:
+    names = sorted(groups)
+    test_name = names[fold % len(names)]
+    val_name = names[(fold + 1) % len(names)]
+    train = [i for name in names if name not in (test_name, val_name) for i in groups[name]]
+    return train, list(groups[val_name]), list(groups[test_name])
+
+
+def _take_groups(order: List[str], groups: Dict[str, List[int]], target: float) -> List[str]:
+    """Groups from the front of ``order`` while that brings the count closer to ``target``."""
+    taken: List[str] = []
+    count = 0
+    for name in order:
+        size = len(groups[name])
+        if taken and abs(count + size - target) >= abs(count - target):
+            break
+        taken.append(name)
+        count += size
+    return taken
 
 
 def _hold_back_groups(
-    groups: Dict[str, List[int]], val_fraction: float, total: int, rng: np.random.Generator
-) -> Tuple[List[int], List[int]]:
+    groups: Dict[str, List[int]],
+    val_fraction: float,
+    test_fraction: float,
+    total: int,
+    rng: np.random.Generator,
+) -> Tuple[List[int], List[int], List[int]]:
     names = sorted(groups)
     order = [names[i] for i in rng.permutation(len(names))]
-    target = val_fraction * total
-    held_names: List[str] = []
-    held_count = 0
-    # Take groups while that brings the held-back count closer to the target (at least one);
-    # always leave at least one group for training.
-    for name in order[:-1]:
-        size = len(groups[name])
-        if held_names and abs(held_count + size - target) >= abs(held_count - target):
-            break
-        held_names.append(name)
-        held_count += size
-    held = [i for name in held_names for i in groups[name]]
-    train = [i for name in names if name not in held_names for i in groups[name]]
-    return train, held
+    keep = 1  # always leave at least one group for training
+    test_names: List[str] = []
+    if test_fraction > 0:
+        test_names = _take_groups(order[: len(order) - keep - 1], groups, test_fraction * total)
+    rest = [n for n in order if n not in test_names]
+    val_names = _take_groups(rest[: len(rest) - keep], groups, val_fraction * total)
+    train = [i for name in names if name not in test_names + val_names for i in groups[name]]
+    val = [i for name in val_names for i in groups[name]]
+    test = [i for name in test_names for i in groups[name]]
+    return train, val, test
+
+
+def _band_size(counts: np.ndarray, start: int, target: float) -> int:
+    """Tile rows from ``start`` whose sample count is closest to ``target`` (at least one)."""
+    stop = start + 1
+    while stop < len(counts) and abs(counts[start : stop + 1].sum() - target) < abs(
+        counts[start:stop].sum() - target
+    ):
+        stop += 1
+    return stop - start
 
 
 def _hold_back_band(
-    units: List[HoldoutUnit], val_fraction: float, rng: np.random.Generator
-) -> Tuple[List[int], List[int]]:
+    units: List[HoldoutUnit],
+    val_fraction: float,
+    test_fraction: float,
+    gap: int,
+    rng: np.random.Generator,
+) -> Tuple[List[int], List[int], List[int]]:
     rows = sorted({u.row for u in units})
     cols = sorted({u.col for u in units})
     by_rows = len(rows) >= len(cols)
@@ -119,33 +212,63 @@ def _hold_back_band(
             f"group {units[0].group!r} has a single tile row and column; a contiguous block "
             "cannot be held back. Use smaller tiles or more rasters."
         )
-    position = [u.row if by_rows else u.col for u in units]
-    counts = np.array([sum(p == o for p in position) for o in origins])
-    target = max(1, math.ceil(val_fraction * len(units)))
-    # Candidate bands: each start, extended over consecutive tile rows until the target is met.
-    bands = []
-    for start in range(len(origins)):
-        stop = start
-        while stop < len(origins) and counts[start:stop].sum() < target:
-            stop += 1
-        if counts[start:stop].sum() >= target and (start > 0 or stop < len(origins)):
-            bands.append((start, stop))
-    if not bands:
-        bands = [(len(origins) - 1, len(origins))]
-    start, stop = bands[int(rng.integers(len(bands)))]
-    chosen = set(origins[start:stop])
-    held = [i for i, p in enumerate(position) if p in chosen]
-    extents = [
-        (u.row, u.row + u.height) if by_rows else (u.col, u.col + u.width)
-        for u in (units[i] for i in held)
+    first = [u.row if by_rows else u.col for u in units]
+    last = [f + (u.height if by_rows else u.width) for f, u in zip(first, units)]
+    counts = np.array([sum(p == o for p in first) for o in origins])
+    extent = max(last)
+
+    def band(start: int, target: float) -> Tuple[int, int, int]:
+        """(first origin index, stop origin index, pixel end) of a band of tile rows."""
+        size = _band_size(counts, start, target)
+        stop = min(start + size, len(origins))
+        end = max(
+            last[i] for i, p in enumerate(first) if origins[start] <= p < origins[stop - 1] + 1
+        )
+        return start, stop, end
+
+    # Candidate blocks: each start gives [first band | gap | second band]; which of test and
+    # validation comes first is drawn too. A block may not cover the whole group: training needs
+    # ground outside it, at least `gap` pixels away.
+    targets = [val_fraction * len(units)]
+    if test_fraction > 0:
+        targets = [test_fraction * len(units), val_fraction * len(units)]
+    candidates = []
+    for swap in [False, True] if len(targets) == 2 else [False]:
+        ordered = targets[::-1] if swap else targets
+        for start in range(len(origins)):
+            bands = []
+            position = start
+            for target in ordered:
+                if position >= len(origins):
+                    break
+                first_band = band(position, target)
+                bands.append((origins[first_band[0]], first_band[2]))
+                # The next band starts at the first origin at least `gap` past this one's end.
+                position = next(
+                    (k for k, o in enumerate(origins) if o >= first_band[2] + gap), len(origins)
+                )
+            if len(bands) != len(ordered):
+                continue
+            block_start, block_end = bands[0][0], bands[-1][1]
+            if block_start - gap <= 0 and block_end + gap >= extent:
+                continue
+            candidates.append(bands[::-1] if swap else bands)
+    if not candidates:
+        raise ValueError(
+            f"group {units[0].group!r} ({len(origins)} tile rows) is too small to hold back "
+            f"{'test and validation bands' if test_fraction > 0 else 'a band'} with a {gap}-pixel "
+            "gap and keep training tiles; use smaller tiles, a smaller gap or more rasters"
+        )
+    chosen = candidates[int(rng.integers(len(candidates)))]
+    held: List[List[int]] = []
+    for low, high in chosen:
+        held.append([i for i in range(len(units)) if low <= first[i] and last[i] <= high])
+    train = [
+        i
+        for i in range(len(units))
+        if all(last[i] + gap <= low or first[i] >= high + gap for low, high in chosen)
     ]
-    band_first, band_last = min(e[0] for e in extents), max(e[1] for e in extents)
-    train = []
-    for i, unit in enumerate(units):
-        if i in held:
-            continue
-        first = unit.row if by_rows else unit.col
-        last = first + (unit.height if by_rows else unit.width)
-        if last <= band_first or first >= band_last:
-            train.append(i)
-    return train, held
+    if len(held) == 1:
+        return train, held[0], []
+    test, val = held
+    return train, val, test

@@ -7,8 +7,10 @@ a contiguous block of tiles, never random neighbours of training tiles.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import List
+from dataclasses import dataclass, field
+from typing import List, Optional, Tuple
+
+from ..raster import Grid
 
 
 @dataclass(frozen=True)
@@ -22,6 +24,8 @@ class HoldoutUnit:
         col: Upper-left column.
         height: Window height in pixels.
         width: Window width in pixels.
+        grid: The group's pixel grid (CRS and transform), when the dataset knows it: it places the
+            window on the ground, so held-back tiles can be kept out of pretraining by footprint.
     """
 
     group: str
@@ -29,6 +33,15 @@ class HoldoutUnit:
     col: int = 0
     height: int = 1
     width: int = 1
+    grid: Optional[Grid] = field(default=None, compare=False, repr=False)
+
+    def footprint(self) -> Optional[Tuple[str, Tuple[float, float, float, float]]]:
+        """``(crs_wkt, (left, bottom, right, top))`` of the window, or None without a grid."""
+        if self.grid is None:
+            return None
+        return self.grid.crs_wkt, self.grid.window_bounds(
+            self.row, self.col, self.height, self.width
+        )
 
 
 def tile_origins(extent: int, tile_size: int, stride: int) -> List[int]:

@@ -11,12 +11,15 @@ import pytest
 
 from backend.models.config import get_config
 from backend.train.ablation import (
+    PROTOCOL,
     VARIANTS,
     AblationStudy,
+    bootstrap_interval,
     markdown_tables,
     paired_differences,
     summarize,
     variant_config,
+    verdict,
 )
 
 
@@ -64,6 +67,14 @@ def test_each_result_is_what_its_msgfm_evaluate_command_prints(first_run, capfd)
     random_init, no_moe = first_run
     assert random_init["pretrain"] is None
     assert no_moe["pretrain"]["steps"] == 2
+    # Its pretraining corpus left out the land-cover ground the task holds back (by footprint).
+    held = no_moe["held_back_from_pretraining"]
+    assert held["ids"] == ["strata"] and held["footprints"] == no_moe["n_val"] + no_moe["n_test"]
+    assert random_init["held_back_from_pretraining"] is None
+    # msgfm evaluate read that corpus again and found no held-back ground in it.
+    assert no_moe["pretraining_leak_check"] == "clean"
+    assert random_init["pretraining_leak_check"] == "not pretrained"
+    assert no_moe["sensors_seen_in_pretraining"] == ["landsat"]
     checkpoint_meta = json.loads(Path(no_moe["checkpoint"], "meta.json").read_text())
     assert checkpoint_meta["model_config"]["use_moe"] is False
     for result in first_run:
@@ -71,7 +82,11 @@ def test_each_result_is_what_its_msgfm_evaluate_command_prints(first_run, capfd)
         assert argv[0] == "msgfm"
         assert main(argv[1:]) == 0
         printed = json.loads(capfd.readouterr().out.strip().splitlines()[-1])
-        assert printed["n_samples"] == result["n_val"] == 162
+        # Scored on the test split, which neither training nor the checkpoint choice saw.
+        assert printed["split"]["part"] == "test"
+        assert printed["n_samples"] == result["n_test"] > 0
+        assert (result["n_train"], result["n_val"]) == (printed["n_train"], printed["n_val"])
+        assert result["sensors"] == printed["sensors"] == ["landsat"]
         for key, value in result["metrics"].items():
             assert printed["metrics"][key] == pytest.approx(value, abs=1e-12), key
         assert printed["baseline"] == result["baseline"]
@@ -84,13 +99,14 @@ def test_a_rerun_keeps_finished_results_and_adds_only_new_variants(
     assert results[:2] == json.loads(json.dumps(first_run))
     assert [r["variant"] for r in results] == ["random-init", "no-moe", "msgfm"]
     saved = json.loads((study_dir / "work" / "results.json").read_text())
-    assert saved["results"] == results
+    assert saved["results"] == results and saved["protocol"] == PROTOCOL
 
 
 def test_summary_is_mean_and_sample_sd_over_seeds():
     results = [
         {"variant": v, "seed": s, "task": "segmentation", "metrics": {"mean_iou": m},
-         "baseline": {"metrics": {"mean_iou": b}}, "n_train": 10, "n_val": 3, "command": "c"}
+         "baseline": {"metrics": {"mean_iou": b}}, "n_train": 10, "n_val": 3, "n_test": 4,
+         "sensors": ["landsat"], "command": "c"}
         for v, s, m, b in (
             ("msgfm", 0, 0.2, 0.05), ("msgfm", 1, 0.3, 0.07), ("msgfm", 2, 0.4, 0.06),
             ("random-init", 0, 0.1, 0.05),
@@ -102,10 +118,22 @@ def test_summary_is_mean_and_sample_sd_over_seeds():
     assert summary["variants"]["random-init"]["std"] is None
     assert summary["baseline"]["mean"] == pytest.approx(0.06)
     table = markdown_tables(results)
-    assert "| msgfm | 0.300 ± 0.100 |" in table
-    assert "| random-init | 0.100 |" in table
+    assert "| 0.300 ± 0.100 | 0.100 | 0.060 ± 0.010 |" in table
+    assert "| 10 / 3 / 4 | landsat | `c` |" in table
     differences = paired_differences(results, "segmentation", "mean_iou")
-    # Only seed 0 has both: 0.2 - 0.1.
-    assert differences == {
-        "random-init": {"mean": pytest.approx(0.1), "std": None, "n": 1, "reference_better": 1}
-    }
+    # Only seed 0 has both: 0.2 - 0.1; one seed gives no interval.
+    assert differences["random-init"]["mean"] == pytest.approx(0.1)
+    assert differences["random-init"]["low"] is None and differences["random-init"]["n"] == 1
+    assert verdict(differences["random-init"]).startswith("no detectable effect")
+
+
+def test_bootstrap_interval_and_wording():
+    low, high = bootstrap_interval([0.1, 0.2, 0.3])
+    assert 0.1 <= low < 0.2 < high <= 0.3
+    # Every difference positive: the interval excludes zero, the part helps.
+    assert verdict({"low": low, "high": high}) == "helps"
+    assert verdict({"low": -0.3, "high": -0.1}) == "hurts"
+    # Signs disagree across seeds: the interval straddles zero.
+    low, high = bootstrap_interval([-0.1, 0.2, 0.3])
+    assert low < 0 < high
+    assert verdict({"low": low, "high": high}) == "no detectable effect"

@@ -72,6 +72,10 @@ def test_recipe_writes_every_file_with_its_checksum(recipe_run):
     assert manifest["steps"] == json.loads(json.dumps(BUDGETS["tiny"].__dict__))
     assert manifest["pretrain"]["steps"] == BUDGETS["tiny"].pretrain_steps
     assert set(manifest["timings_s"]) >= {"pretrain", "finetune pansharpening", "total"}
+    # The pretraining corpus left out the held-back pan/MS pairs' ground (none of the sample
+    # manifest's scenes covers it; the record says what was checked).
+    held = manifest["held_back_from_pretraining"]
+    assert held["footprints"] > 0 and held["excluded"] == []
 
 
 def test_exported_models_describe_their_task(recipe_run):
@@ -92,9 +96,12 @@ def test_exported_models_describe_their_task(recipe_run):
 def test_pansharpening_is_scored_beside_its_baseline(recipe_run):
     _, manifest, _ = recipe_run
     (entry,) = [e for e in manifest["files"] if e["task"] == "pansharpening"]
-    assert entry["n_train"] > 0 and entry["n_val"] > 0
+    assert entry["n_train"] > 0 and entry["n_val"] > 0 and entry["n_test"] > 0
     evaluation = entry["evaluation"]
-    assert evaluation["n_samples"] == entry["n_val"]
+    # Scored on the test split (the checkpoint was chosen on validation).
+    assert evaluation["split"]["part"] == "test"
+    assert evaluation["n_samples"] == entry["n_test"]
+    assert entry["sensors"] == ["pan", "ms"]
     # Two steps teach the model nothing, but both it and the bicubic-style baseline are scored.
     assert evaluation["metrics"]["psnr"] > 0
     assert evaluation["baseline"]["metrics"]["psnr"] > 0

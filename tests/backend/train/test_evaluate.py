@@ -20,7 +20,7 @@ def segmentation_run(tmp_path_factory, sample_data, pretrained_tiny):
     )  # fmt: skip
     trainer = FinetuneTrainer(
         config, "segmentation", "finetune_segmentation", init=str(pretrained_tiny),
-        data_root=str(sample_data), tile_size=32,
+        data_root=str(sample_data), tile_size=32, test_fraction=0.2,
     )  # fmt: skip
     trainer.fit()
     return out
@@ -36,11 +36,14 @@ def _evaluate(capfd, *args):
 def test_evaluate_checkpoint_matches_validation_and_scores_the_baseline(
     segmentation_run, sample_data, capfd
 ):
-    report = _evaluate(capfd, "--model", str(segmentation_run), "--task", "segmentation")
+    report = _evaluate(
+        capfd, "--model", str(segmentation_run), "--task", "segmentation", "--split", "val"
+    )
     meta = json.loads((segmentation_run / "checkpoint-best" / "meta.json").read_text())
-    # Same held-back tiles as the run's validation (the checkpoint records data and split).
+    # Same validation tiles as the run's (the checkpoint records data and split).
     assert report["n_samples"] == meta["data"]["n_val"] == meta["metrics"]["n_samples"]
-    for key in ("overall_accuracy", "mean_iou", "iou_5"):
+    assert report["sensors"] == ["landsat"]
+    for key in ("overall_accuracy", "mean_iou", "iou_forest"):
         assert report["metrics"][key] == pytest.approx(meta["metrics"][key], abs=1e-9)
 
     # Baseline: the training split's majority class everywhere; its OA is that class's share
@@ -49,7 +52,7 @@ def test_evaluate_checkpoint_matches_validation_and_scores_the_baseline(
     from backend.train.data_spec import TileSizedDataset, build_dataset, load_data_spec
 
     dataset = build_dataset(load_data_spec("finetune_segmentation"), "segmentation", sample_data)
-    train, held = split(dataset, 0.2, 0)
+    train, held, _ = split(dataset, 0.2, 0, test_fraction=0.2)
     train_labels = np.concatenate(
         [dataset._label_window(*dataset.tiles[i]).ravel() for i in train.indices]
     )
@@ -61,6 +64,27 @@ def test_evaluate_checkpoint_matches_validation_and_scores_the_baseline(
     assert baseline["n_pixels"] == report["metrics"]["n_pixels"] == held_labels.size
 
 
+def test_evaluate_scores_the_test_split_by_default(segmentation_run, capfd):
+    from backend.cli import main
+
+    report = _evaluate(capfd, "--model", str(segmentation_run))
+    meta = json.loads((segmentation_run / "checkpoint-best" / "meta.json").read_text())
+    assert report["split"]["part"] == "test"
+    assert report["n_samples"] == report["n_test"] == meta["data"]["n_test"] > 0
+    assert (report["n_train"], report["n_val"]) == (meta["data"]["n_train"], meta["data"]["n_val"])
+    # A run without a test set is not scored on its validation tiles behind the user's back.
+    meta["data"]["test_fraction"] = 0.0
+    untested = segmentation_run.parent / "untested"
+    (untested / "checkpoint-best").mkdir(parents=True)
+    for name in ("model.safetensors",):
+        (untested / "checkpoint-best" / name).write_bytes(
+            (segmentation_run / "checkpoint-best" / name).read_bytes()
+        )
+    (untested / "checkpoint-best" / "meta.json").write_text(json.dumps(meta))
+    assert main(["evaluate", "--model", str(untested)]) == 2
+    assert "without a test set" in capfd.readouterr().err
+
+
 def test_evaluate_onnx_export_gives_the_checkpoint_metrics(
     segmentation_run, sample_data, tmp_path, capfd
 ):
@@ -70,7 +94,7 @@ def test_evaluate_onnx_export_gives_the_checkpoint_metrics(
     from_checkpoint = _evaluate(capfd, "--model", str(segmentation_run))
     from_onnx = _evaluate(
         capfd, "--model", str(onnx_path), "--data", "finetune_segmentation",
-        "--data-root", str(sample_data),
+        "--data-root", str(sample_data), "--test-fraction", "0.2",
     )  # fmt: skip
     assert (
         from_onnx["model_kind"] == "onnx" and from_onnx["n_samples"] == from_checkpoint["n_samples"]

@@ -128,7 +128,9 @@ def test_short_finetune_fits_the_training_patches(bigearthnet_runs):
     before = evaluate_model(str(untrained), split_part="train")
     after = evaluate_model(str(finetuned), split_part="train")
     assert before["n_samples"] == after["n_samples"] == 4 and after["n_train"] == 4
-    assert after["split"] == {"part": "train", "val_fraction": VAL_FRACTION, "seed": 0}
+    assert after["split"] == {
+        "part": "train", "val_fraction": VAL_FRACTION, "test_fraction": 0.0, "seed": 0, "fold": None
+    }  # fmt: skip
     # The baseline scores every patch with the training split's class frequencies: the same
     # for both models, and better than a random head, which ranks labels by chance.
     baseline = after["baseline"]["metrics"]

@@ -83,7 +83,7 @@ def test_single_label_mode_takes_the_first_mapped_label(bigearthnet_root):
 
 
 def test_split_holds_back_whole_patches(bigearthnet_pairs):
-    train, held = split(bigearthnet_pairs, 0.34, seed=3)
+    train, held, _ = split(bigearthnet_pairs, 0.34, seed=3)
     assert set(train.indices).isdisjoint(held.indices)
     assert sorted(train.indices + held.indices) == list(range(6))
     assert len(held) == 2  # 0.34 * 6 = 2.04 patches: the nearest whole number of patches

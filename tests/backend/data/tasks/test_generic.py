@@ -65,7 +65,7 @@ def test_landsat_tiles_stack_the_six_band_files(landcover):
 
 def test_held_back_tiles_are_a_contiguous_block_apart_from_training(landcover):
     _, dataset = landcover
-    train, held = split(dataset, 0.25, seed=2)
+    train, held, _ = split(dataset, 0.25, seed=2)
     assert set(train.indices).isdisjoint(held.indices)
     held_rows = sorted({u.row for u in held.holdout_units()})
     all_rows = sorted({u.row for u in dataset.holdout_units()})

@@ -59,7 +59,7 @@ def test_unlabelled_tiles_are_skipped(isprs_root):
 
 def test_split_holds_back_a_whole_area(isprs_root):
     dataset = ISPRSDataset(isprs_root["root"], tile_size=64)
-    train, held = split(dataset, 0.5, seed=0)
+    train, held, _ = split(dataset, 0.5, seed=0)
     held_areas = {u.group for u in held.holdout_units()}
     assert len(held_areas) == 1
     assert held_areas.isdisjoint(u.group for u in train.holdout_units())

@@ -93,7 +93,7 @@ def test_sen12ms_arrangement_with_one_season_folder_is_found(sen12mscr_root, tmp
 
 def test_split_holds_back_whole_scenes(sen12mscr_root):
     dataset = SEN12MSCRDataset(sen12mscr_root["root"])
-    train, held = split(dataset, 0.5, seed=0)
+    train, held, _ = split(dataset, 0.5, seed=0)
     train_scenes = {u.group for u in train.holdout_units()}
     held_scenes = {u.group for u in held.holdout_units()}
     assert len(held) == 3 and len(train) == 3

@@ -120,7 +120,7 @@ def test_nodata_tiles_are_left_out_and_split_holds_back_whole_pairs(pan_ms_folde
     assert per_pair[0] == 16 and per_pair[1] < 16 and per_pair[2] < 16  # 2, 3 have 0 borders
     for index in range(len(dataset)):
         assert dataset[index]["inputs"]["pan"].min() > 0
-    train, held = split(dataset, 0.34, seed=0)
+    train, held, _ = split(dataset, 0.34, seed=0)
     assert {u.group for u in train.holdout_units()}.isdisjoint(
         u.group for u in held.holdout_units()
     )
