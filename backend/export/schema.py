@@ -33,6 +33,8 @@ REQUIRED_KEYS = (
     "model_name",
     "model_version",
 )
+# Optional keys written only when they hold something (a float model has no quantization record).
+OMITTED_WHEN_EMPTY = ("quantization",)
 _COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
 
 
@@ -172,6 +174,9 @@ class ModelMetadata:
     description: str = ""
     license: str = ""
     extra: Dict[str, Any] = field(default_factory=dict)
+    # How an int8 (or other reduced-precision) copy was made and what it costs against the float
+    # model (see ``backend/export/quantize.py``); empty for a float model, and then not stored.
+    quantization: Dict[str, Any] = field(default_factory=dict)
     schema_version: int = SCHEMA_VERSION
 
     def validate(self) -> ModelMetadata:
@@ -211,6 +216,15 @@ class ModelMetadata:
             )
         _require("trained_on", isinstance(self.trained_on, str), "must be text")
         _require("metrics", isinstance(self.metrics, dict), "must be a JSON object")
+        _require("quantization", isinstance(self.quantization, dict), "must be a JSON object")
+        if self.quantization:
+            _require(
+                "quantization",
+                isinstance(self.quantization.get("weights"), str)
+                and isinstance(self.quantization.get("parity"), dict),
+                "must give 'weights' (e.g. \"int8\") and the 'parity' measured against the float "
+                "model",
+            )
         return self
 
     def input(self, sensor: str) -> InputSpec:
@@ -231,7 +245,11 @@ class ModelMetadata:
 def to_metadata_props(metadata: ModelMetadata) -> Dict[str, str]:
     """Validate ``metadata`` and serialise it as ONNX ``metadata_props`` (key -> JSON text)."""
     metadata.validate()
-    return {key: json.dumps(value) for key, value in metadata.to_dict().items()}
+    return {
+        key: json.dumps(value)
+        for key, value in metadata.to_dict().items()
+        if value or key not in OMITTED_WHEN_EMPTY
+    }
 
 
 def from_metadata_props(props: Mapping[str, str]) -> ModelMetadata:
