@@ -1,8 +1,9 @@
 """Int8 models: ONNX Runtime's dynamic quantisation, with parity against the float model recorded.
 
-``msgfm export --quantize int8`` stores the weights of matrix products and convolutions as int8 and
-quantises their inputs on the fly (``onnxruntime.quantization.quantize_dynamic``): the file is
-about half the size and, where the CPU has int8 instructions, the products run faster. What it
+``msgfm export --quantize int8`` stores the weights of the matrix products as int8 and quantises
+their inputs on the fly (``onnxruntime.quantization.quantize_dynamic``): the file is about half the
+size; whether it runs faster depends on the CPU's int8 instructions (measured in
+``docs/benchmarks.md``). What it
 costs in accuracy is measured, never assumed, and written into the model's ``quantization``
 metadata:
 
@@ -33,6 +34,10 @@ import numpy as np
 from .schema import ModelMetadata, embed_metadata, read_model_metadata
 
 PARITY_TILES = 32  # at most this many raster tiles are compared
+# The matrix products (attention, MLPs, MoE experts, linear heads) hold nearly all weights.
+# Convolutions stay float: ONNX Runtime's ConvInteger ran the bundled models' convolutional
+# decoders 1.5-4x slower than float on CPU (benchmarks/quantize), for little size gained.
+QUANTIZED_OPS = ("MatMul", "Gemm")
 
 
 @dataclass
@@ -88,7 +93,12 @@ def quantize_model(
     partial = Path(partial_name)
     try:
         with _quiet_root_logger():  # the quantiser logs every tensor it cannot type, at length
-            quantize_dynamic(str(source), str(partial), weight_type=QuantType.QInt8)
+            quantize_dynamic(
+                str(source),
+                str(partial),
+                weight_type=QuantType.QInt8,
+                op_types_to_quantize=list(QUANTIZED_OPS),
+            )
         parity: Dict[str, Any] = {}
         if parity_data:
             parity["held_back"] = held_back_parity(
@@ -120,6 +130,7 @@ def quantization_record(source: Path, parity: Mapping[str, Any]) -> Dict[str, An
         "weights": "int8",
         "activations": "uint8, quantised per call (dynamic)",
         "method": "onnxruntime.quantization.quantize_dynamic",
+        "operators": list(QUANTIZED_OPS),
         "onnxruntime": onnxruntime.__version__,
         "source_sha256": hashlib.sha256(source.read_bytes()).hexdigest(),
         "parity": dict(parity),

@@ -18,7 +18,7 @@ import threading
 from contextlib import contextmanager
 from typing import Iterator, Optional
 
-ENGINE_BLOCK_CACHE_BYTES = 32 * 2**20
+ENGINE_BLOCK_CACHE_BYTES = 16 * 2**20
 
 _lock = threading.Lock()
 _active = 0

@@ -222,7 +222,7 @@ def _run_tiles(
 
     # The next chunks are read, masked and normalised in a background thread while the model runs.
     columns = len(layout.col_origins)
-    with prefetched(lambda: _chunks(layout, opened)) as chunks:
+    with prefetched(lambda: _chunks(layout, opened), depth=1) as chunks:
         for chunk in chunks:
             cancel.raise_if_cancelled()  # long runs of skipped (nodata) chunks never reach a batch
             for tile in chunk.tiles:
