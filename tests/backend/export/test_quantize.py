@@ -15,6 +15,9 @@ from backend.export.schema import ModelMetadataError, read_model_metadata, to_me
 from backend.inference.engine import run_inference
 from backend.inference.inputs import RasterInput
 
+# A 6-band GeoTIFF crop of the Landsat sample (fixture) and the test checkpoints of the export tests.
+from .test_onnx_export import SPECS, landsat_raster, make_task_checkpoint  # noqa: F401
+
 ROOT = Path(__file__).resolve().parents[3]
 CLASSIFICATION = ROOT / "resources/models/classification.onnx"
 LANDSAT_BANDS = (10, 20, 30, 40, 50, 70)  # the six ETM+ bands the bundled models take
@@ -114,3 +117,20 @@ def test_cli_quantizes_an_onnx_model(landsat_stack, tmp_path):
         cwd=ROOT,
     )
     assert refused.returncode != 0 and "--parity-data" in refused.stderr
+
+
+def test_cli_exports_a_checkpoint_straight_to_int8(landsat_raster, tmp_path, capsys):  # noqa: F811
+    """--checkpoint with --quantize: the float export is checked against torch, then quantised;
+    only the int8 model is left."""
+    from backend.cli import main
+
+    checkpoint = make_task_checkpoint(tmp_path / "run", SPECS["segmentation"])
+    out = tmp_path / "models" / "landcover-int8.onnx"
+    arguments = ["export", "--checkpoint", str(checkpoint), "--out", str(out), "--quantize", "int8"]
+    assert main([*arguments, "--parity-raster", f"landsat={landsat_raster}"]) == 0
+    printed = capsys.readouterr().out
+    assert "int8" in printed and "class_agreement" in printed
+    assert sorted(p.name for p in out.parent.iterdir()) == [out.name]
+    record = read_model_metadata(out).quantization
+    assert record["operators"] == ["MatMul", "Gemm"]
+    assert record["parity"]["outputs"]["n_tiles"] > 0
