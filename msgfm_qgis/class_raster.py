@@ -14,8 +14,6 @@ import tempfile
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-import numpy as np
-
 # Rows processed at once: memory stays bounded on large rasters.
 _BLOCK_ROWS = 256
 
@@ -43,6 +41,7 @@ def write_class_raster(probabilities: str, out_path: str, classes: Sequence[Any]
         out_path: the class GeoTIFF to write (replaced atomically).
         classes: the model's :class:`ClassInfo` entries (value, name, color), one per band.
     """
+    import numpy as np  # not at module level: registering the plugin must not import numpy
     from osgeo import gdal
 
     source = gdal.Open(probabilities)

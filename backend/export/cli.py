@@ -9,6 +9,8 @@ from typing import Any, Dict, List, Optional
 
 from .schema import ModelFileError, ModelMetadataError, read_model_metadata
 
+QUANTIZATIONS = ("int8",)
+
 PARITY_TILES = 4
 
 
@@ -31,7 +33,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "than the tolerance, and the max abs difference is printed."
         ),
     )
-    export.add_argument("--checkpoint", required=True, help="checkpoint folder or run folder")
+    source = export.add_mutually_exclusive_group(required=True)
+    source.add_argument("--checkpoint", help="checkpoint folder or run folder")
+    source.add_argument(
+        "--onnx", help="with --quantize: an exported float .onnx model to quantise instead"
+    )
     export.add_argument("--out", required=True, help="the .onnx file to write")
     export.add_argument(
         "--sensor",
@@ -56,6 +62,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "in order (co-registered, same size); default: random normal tiles"
         ),
     )
+    export.add_argument(
+        "--quantize",
+        choices=QUANTIZATIONS,
+        default=None,
+        help=(
+            "write an int8 model (ONNX Runtime dynamic quantisation) measured against the float "
+            "model on --parity-data held-back tiles and/or --parity-raster tiles; the figures go "
+            "into its metadata"
+        ),
+    )
+    export.add_argument(
+        "--parity-data",
+        default=None,
+        metavar="SPEC",
+        help="with --quantize: data spec whose held-back split both models are scored on",
+    )
+    export.add_argument("--data-root", default=None, help="root of --parity-data's paths")
     export.add_argument("--json", action="store_true", help="print the export report as JSON")
     export.set_defaults(func=_export)
 
@@ -70,6 +93,10 @@ def _info(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
+    if args.quantize:
+        return _export_quantized(args)
+    if args.onnx:
+        raise SystemExit("msgfm export: --onnx is for --quantize; export a --checkpoint instead")
     from .onnx_export import ExportParityError, export_checkpoint
 
     try:
@@ -120,6 +147,78 @@ def _export(args: argparse.Namespace) -> int:
                 "give more or larger --parity-raster tiles to compare them too"
             )
     return 0
+
+
+def _export_quantized(args: argparse.Namespace) -> int:
+    """``--quantize``: the float model (exported first from a checkpoint) quantised into --out."""
+    from .quantize import quantize_model
+
+    out = Path(args.out)
+    if not args.parity_data and not args.parity_raster:
+        raise SystemExit(
+            "msgfm export: --quantize needs held-back data to measure the int8 model against the "
+            "float one: give --parity-data SPEC and/or --parity-raster SENSOR=PATH"
+        )
+    float_model = Path(args.onnx) if args.onnx else out.with_name(f".{out.stem}.float32.onnx")
+    try:
+        if args.checkpoint and _export(_float_export_args(args, float_model)) != 0:
+            return 1
+        report = quantize_model(
+            float_model,
+            out,
+            parity_data=args.parity_data,
+            data_root=args.data_root,
+            parity_rasters=args.parity_raster,
+        )
+    except (FileNotFoundError, ValueError, KeyError, ModelFileError) as exc:
+        raise SystemExit(f"msgfm export: {exc}") from None
+    finally:
+        if args.checkpoint:
+            float_model.unlink(missing_ok=True)
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "path": str(report.path),
+                    "bytes": report.bytes,
+                    "float_bytes": report.source_bytes,
+                    "quantization": report.metadata.quantization,
+                },
+                indent=2,
+            )
+        )
+        return 0
+    print(
+        f"wrote {report.path} ({args.quantize}, {report.bytes} bytes; float model "
+        f"{report.source_bytes} bytes)"
+    )
+    for line in describe_parity(report.parity):
+        print(line)
+    return 0
+
+
+def _float_export_args(args: argparse.Namespace, float_model: Path) -> argparse.Namespace:
+    values = dict(vars(args), out=str(float_model), quantize=None, json=False)
+    return argparse.Namespace(**values)
+
+
+def describe_parity(parity: Dict[str, Any]) -> List[str]:
+    """Plain-text lines of an int8 model's parity figures (see ``backend/export/quantize.py``)."""
+    lines = []
+    held = parity.get("held_back")
+    if held:
+        lines.append(f"held-back {held['data']}: {held['n_samples']} samples, float32 -> int8")
+        for name, value in held["float32"].items():
+            other = held["int8"].get(name)
+            if isinstance(value, float) and isinstance(other, float) and not name.startswith("n_"):
+                lines.append(f"  {name}: {value:.4f} -> {other:.4f}")
+    outputs = parity.get("outputs")
+    if outputs:
+        lines.append(f"outputs on {outputs['n_tiles']} tiles of {', '.join(outputs['rasters'])}:")
+        for name, figures in outputs["per_output"].items():
+            text = ", ".join(f"{key} {value:.4g}" for key, value in figures.items())
+            lines.append(f"  {name}: {text}")
+    return lines
 
 
 def read_parity_tiles(

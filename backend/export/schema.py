@@ -4,7 +4,7 @@ This module is the only place that knows the keys. Export writes them with :func
 the inference engine, the QGIS plugin and ``msgfm info`` read them with :func:`read_model_metadata`.
 Every value is stored as JSON text (ONNX metadata values are strings).
 
-It imports neither torch nor onnx: reading a model's metadata needs only onnxruntime.
+It imports neither torch, onnx nor onnxruntime: a model's metadata is read from the file's bytes.
 """
 
 from __future__ import annotations
@@ -14,7 +14,9 @@ import math
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional, Set
+
+from .onnx_file import OnnxFileError, OnnxFileInfo, read_onnx_info
 
 SCHEMA_VERSION = 1
 
@@ -31,6 +33,8 @@ REQUIRED_KEYS = (
     "model_name",
     "model_version",
 )
+# Optional keys written only when they hold something (a float model has no quantization record).
+OMITTED_WHEN_EMPTY = ("quantization",)
 _COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
 
 
@@ -170,6 +174,9 @@ class ModelMetadata:
     description: str = ""
     license: str = ""
     extra: Dict[str, Any] = field(default_factory=dict)
+    # How an int8 (or other reduced-precision) copy was made and what it costs against the float
+    # model (see ``backend/export/quantize.py``); empty for a float model, and then not stored.
+    quantization: Dict[str, Any] = field(default_factory=dict)
     schema_version: int = SCHEMA_VERSION
 
     def validate(self) -> ModelMetadata:
@@ -209,6 +216,15 @@ class ModelMetadata:
             )
         _require("trained_on", isinstance(self.trained_on, str), "must be text")
         _require("metrics", isinstance(self.metrics, dict), "must be a JSON object")
+        _require("quantization", isinstance(self.quantization, dict), "must be a JSON object")
+        if self.quantization:
+            _require(
+                "quantization",
+                isinstance(self.quantization.get("weights"), str)
+                and isinstance(self.quantization.get("parity"), dict),
+                "must give 'weights' (e.g. \"int8\") and the 'parity' measured against the float "
+                "model",
+            )
         return self
 
     def input(self, sensor: str) -> InputSpec:
@@ -229,7 +245,11 @@ class ModelMetadata:
 def to_metadata_props(metadata: ModelMetadata) -> Dict[str, str]:
     """Validate ``metadata`` and serialise it as ONNX ``metadata_props`` (key -> JSON text)."""
     metadata.validate()
-    return {key: json.dumps(value) for key, value in metadata.to_dict().items()}
+    return {
+        key: json.dumps(value)
+        for key, value in metadata.to_dict().items()
+        if value or key not in OMITTED_WHEN_EMPTY
+    }
 
 
 def from_metadata_props(props: Mapping[str, str]) -> ModelMetadata:
@@ -272,21 +292,50 @@ def from_metadata_props(props: Mapping[str, str]) -> ModelMetadata:
 def read_model_metadata(path: str | Path, session: Any = None) -> ModelMetadata:
     """Read and validate the metadata of the ONNX model at ``path``.
 
+    The file's metadata and graph declarations are read from its bytes
+    (:mod:`.onnx_file`): no ONNX Runtime session is built, so checking a model before a run costs
+    milliseconds and the run opens the only session.
+
     Args:
         path: the ``.onnx`` file.
-        session: an ``onnxruntime.InferenceSession`` already open on ``path`` (avoids a second load).
+        session: an ``onnxruntime.InferenceSession`` already open on ``path``: its metadata and
+            graph are used instead of reading the file again.
 
     Raises:
-        ModelFileError: the file is missing or is not a loadable ONNX model.
-        ModelMetadataError: the model loads but its msGFM metadata is missing or invalid.
+        ModelFileError: the file is missing or is not an ONNX model.
+        ModelMetadataError: the model's msGFM metadata is missing or invalid.
     """
     path = Path(path)
-    if session is None:
-        session = open_session(path, providers=["CPUExecutionProvider"])
-    props = session.get_modelmeta().custom_metadata_map
+    if session is not None:
+        props = session.get_modelmeta().custom_metadata_map
+        graph_inputs = {i.name: i.shape for i in session.get_inputs()}
+        graph_outputs = {o.name for o in session.get_outputs()}
+    else:
+        info = read_model_file(path)
+        props = info.metadata_props
+        graph_inputs = {i.name: i.shape for i in info.inputs}
+        graph_outputs = {o.name for o in info.outputs}
     metadata = from_metadata_props(props)
-    _check_graph(metadata, session, path)
+    _check_graph(metadata, graph_inputs, graph_outputs, path)
     return metadata
+
+
+def read_model_file(path: str | Path) -> OnnxFileInfo:
+    """The metadata and graph declarations of the ONNX file at ``path``, without onnxruntime.
+
+    Raises:
+        ModelFileError: the file is missing or is not an ONNX model.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"model file not found: {path}")
+    try:
+        return read_onnx_info(path)
+    except (OSError, OnnxFileError) as exc:
+        raise ModelFileError(
+            f"{path.name} is not a valid ONNX model ({exc}); choose an .onnx file exported "
+            "by `msgfm export`"
+        ) from None
 
 
 def open_session(path: str | Path, providers: List[str], options: Any = None) -> Any:
@@ -306,20 +355,23 @@ def open_session(path: str | Path, providers: List[str], options: Any = None) ->
         ) from None
 
 
-def _check_graph(metadata: ModelMetadata, session: Any, path: Path) -> None:
-    graph_inputs = {i.name: i for i in session.get_inputs()}
+def _check_graph(
+    metadata: ModelMetadata,
+    graph_inputs: Mapping[str, Optional[List[Any]]],
+    graph_outputs: Set[str],
+    path: Path,
+) -> None:
     for spec in metadata.inputs:
         if spec.name not in graph_inputs:
             raise ModelMetadataError(
                 "inputs", f"declares input {spec.name!r} that {path.name} does not have"
             )
-        shape = graph_inputs[spec.name].shape
+        shape = graph_inputs[spec.name] or []
         if len(shape) == 4 and isinstance(shape[1], int) and shape[1] != len(spec.bands):
             raise ModelMetadataError(
                 "inputs",
                 f"input {spec.name!r} lists {len(spec.bands)} bands but the graph takes {shape[1]}",
             )
-    graph_outputs = {o.name for o in session.get_outputs()}
     for spec in metadata.outputs:
         if spec.name not in graph_outputs:
             raise ModelMetadataError(

@@ -73,6 +73,12 @@ class ChunkedBlendBuffer:
         ``row_index``, ``col_index`` index the tile in ``row_origins``, ``col_origins``. Tiles
         must come in scan order (tile row, then chunk); chunks passed over are released first.
         """
+        self.add_weighted(prediction * weight, weight, row_index, col_index)
+
+    def add_weighted(
+        self, weighted: np.ndarray, weight: np.ndarray, row_index: int, col_index: int
+    ) -> None:
+        """As :meth:`add`, for a prediction already multiplied by its weight."""
         target = (row_index, int(self.chunk_of_col[col_index]))
         if self.done or target < self.position:
             raise RuntimeError("tiles must be added in (tile row, column chunk) order")
@@ -80,7 +86,7 @@ class ChunkedBlendBuffer:
             self._finish_chunk()
         c = (col_index - self.chunks[target[1]][0]) * self.step
         t = self.tile
-        self.sums[:, :, c : c + t] += prediction * weight
+        self.sums[:, :, c : c + t] += weighted
         self.weights[:, c : c + t] += weight
 
     def release_all(self) -> None:
@@ -134,11 +140,30 @@ class ChunkedBlendBuffer:
 
 
 def weighted_mean(sums: np.ndarray, weights: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-    """Divide accumulated sums by weights; returns (mean, covered) with covered = weight > 0."""
+    """Divide accumulated sums by weights; returns (mean, covered) with covered = weight > 0.
+
+    Uncovered cells are 0 in the mean.
+    """
     covered = weights > 0
-    mean = np.zeros_like(sums)
-    np.divide(sums, weights[None], out=mean, where=covered[None])
+    # A plain divide by a safe denominator is several times faster than a masked divide.
+    mean = np.divide(sums, np.where(covered, weights, np.float32(1.0))[None], dtype=np.float32)
+    if not covered.all():
+        np.copyto(mean, np.float32(0.0), where=~covered[None])
     return mean, covered
+
+
+def best_channel(scores: np.ndarray) -> np.ndarray:
+    """``argmax`` over the first axis of ``(channels, h, w)`` scores (first maximum wins).
+
+    One contiguous pass per channel instead of numpy's strided argmax along axis 0.
+    """
+    best = scores[0].copy()
+    index = np.zeros(best.shape, dtype=np.intp)
+    for channel in range(1, scores.shape[0]):
+        better = scores[channel] > best
+        index[better] = channel
+        np.maximum(best, scores[channel], out=best)
+    return index
 
 
 def cell_fraction(valid: np.ndarray, stride: int) -> np.ndarray:

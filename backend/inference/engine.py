@@ -5,7 +5,12 @@ The run streams: tile row by tile row and, within a row, one chunk of tile colum
 reads the chunk's window from every input (warped onto the reference grid), cuts it into
 overlapping tiles, runs them through ONNX Runtime in batches, blends the predictions with a cosine
 weight and writes each finished block out. Memory is set by the chunk width and the tile size; only
-a band of ``overlap`` rows spans the raster width (see :mod:`.blending`).
+a band of ``overlap`` rows spans the raster width (see :mod:`.blending`), and GDAL's block cache is
+bounded for the run (:mod:`.block_cache`).
+
+Reading, masking and normalising the next chunks happen in a background thread
+(:mod:`.prefetch`) while ONNX Runtime runs the current batch; blending, writing and every check of
+the cancel token stay on the calling thread.
 """
 
 from __future__ import annotations
@@ -20,10 +25,12 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tupl
 import numpy as np
 
 from ..export.schema import ModelFileError, ModelMetadata, ModelMetadataError, read_model_metadata
+from .block_cache import bounded_block_cache
 from .cancel import CancelToken
 from .errors import InferenceCancelledError, InferenceError, ModelError
 from .inputs import OpenedInput, RasterInput, open_inputs
 from .outputs import OutputPlan, effective_stride, output_paths
+from .prefetch import prefetched
 from .preprocessing import normalize_mean_std, normalize_per_tile
 from .scene_grid import write_scene_grid
 from .session import create_session
@@ -136,6 +143,7 @@ def run_inference(
     cancel.raise_if_cancelled()
 
     with ExitStack() as stack:
+        stack.enter_context(bounded_block_cache())  # flat memory whatever the raster size
         grid, opened = open_inputs(inputs, metadata, stack)
         try:
             layout = plan_tiles(grid.width, grid.height, tile_size, overlap_px, align, chunk_width)
@@ -192,31 +200,43 @@ def _run_tiles(
     done = run = 0
     checked = False
     batch: List[_Tile] = []
-    tiles = _tiles(layout, opened, cancel)
-    while True:
-        tile = next(tiles, StopIteration)
-        if tile is not StopIteration:
-            done += 1
-            if tile is not None:
-                batch.append(tile)
-            if len(batch) < batch_size:
-                continue
-        if batch:
-            cancel.raise_if_cancelled()
-            results = _run_batch(session, metadata, output_names, feeds, batch, cancel)
-            if not checked:
-                for plan, result in zip(plans, results):
-                    plan.check_shape(result.shape)
-                checked = True
-            for j, item in enumerate(batch):
-                for plan, result in zip(plans, results):
-                    plan.add(result[j], item.valid, item.row_index, item.col_index)
-            run += len(batch)
-            batch = []
+
+    def run_batch() -> None:
+        nonlocal checked, run
+        cancel.raise_if_cancelled()
+        results = _run_batch(session, metadata, output_names, feeds, batch, cancel)
+        if not checked:
+            for plan, result in zip(plans, results):
+                plan.check_shape(result.shape)
+            checked = True
+        valids = [item.valid for item in batch]
+        places = [(item.row_index, item.col_index) for item in batch]
+        for plan, result in zip(plans, results):
+            plan.add_batch(result, valids, places)
+        run += len(batch)
+        batch.clear()
+
+    def report() -> None:
         if progress is not None:
             progress(done / total, f"{done}/{total} tiles ({done - run} skipped as nodata)")
-        if tile is StopIteration:
-            break
+
+    # The next chunks are read, masked and normalised in a background thread while the model runs.
+    columns = len(layout.col_origins)
+    with prefetched(lambda: _chunks(layout, opened), depth=1) as chunks:
+        for chunk in chunks:
+            cancel.raise_if_cancelled()  # long runs of skipped (nodata) chunks never reach a batch
+            for tile in chunk.tiles:
+                batch.append(tile)
+                if len(batch) == batch_size:
+                    done = tile.row_index * columns + tile.col_index + 1  # windows in scan order
+                    run_batch()
+                    report()
+            done = chunk.row_index * columns + chunk.stop
+            if not chunk.tiles:
+                report()
+    if batch:
+        run_batch()
+    report()
     return run, total - run
 
 
@@ -252,17 +272,23 @@ def _run_batch(
         cancel.detach(run_options)
 
 
-def _tiles(
-    layout: TileLayout, opened: List[OpenedInput], cancel: CancelToken
-) -> Iterator[Optional[_Tile]]:
-    """Yield every window in scan order (tile row, then column chunk).
+@dataclass
+class _Chunk:
+    """One chunk of tile columns in one tile row, read and normalised, ready for the model."""
 
-    Each is a :class:`_Tile`, or None for an all-nodata window.
+    row_index: int
+    stop: int  # one past the chunk's last tile column
+    tiles: List[_Tile]  # the windows with valid pixels, in scan order (all-nodata ones left out)
+
+
+def _chunks(layout: TileLayout, opened: List[OpenedInput]) -> Iterator[_Chunk]:
+    """Every chunk in scan order (tile row, then column chunk), with its tiles cut out.
+
+    Runs in the prefetch thread: it only reads the inputs and computes on its own arrays.
     """
     t = layout.tile_size
     for row_index, row in enumerate(layout.row_origins):
         for first, stop in layout.column_chunks:
-            cancel.raise_if_cancelled()  # long runs of skipped (nodata) chunks never reach a batch
             left = layout.col_origins[first]
             width = layout.col_origins[stop - 1] + t - left
             windows = []
@@ -272,30 +298,42 @@ def _tiles(
                 windows.append(values)
                 valid = item_valid if valid is None else valid & item_valid
             assert valid is not None
-            if not valid.any():
-                for _ in range(first, stop):
-                    yield None
-                continue
-            # Mean/std normalisation is per pixel: done once for the chunk; tiles are views of it.
-            normalized = [
-                None
-                if item.spec.normalization == "per_tile"
-                else normalize_mean_std(values, valid, item.spec)
-                for item, values in zip(opened, windows)
-            ]
-            for col_index in range(first, stop):
-                c = layout.col_origins[col_index] - left
-                tile_valid = valid[:, c : c + t]
-                if not tile_valid.any():
-                    yield None
-                    continue
-                arrays = []
-                for values, chunk_normalized in zip(windows, normalized):
-                    if chunk_normalized is None:
-                        arrays.append(normalize_per_tile(values[:, :, c : c + t], tile_valid))
-                    else:
-                        arrays.append(chunk_normalized[:, :, c : c + t])
-                yield _Tile(row_index, col_index, arrays, tile_valid)
+            tiles: List[_Tile] = []
+            if valid.any():
+                tiles = list(_cut_tiles(layout, opened, windows, valid, row_index, first, stop))
+            yield _Chunk(row_index, stop, tiles)
+
+
+def _cut_tiles(
+    layout: TileLayout,
+    opened: List[OpenedInput],
+    windows: List[np.ndarray],
+    valid: np.ndarray,
+    row_index: int,
+    first: int,
+    stop: int,
+) -> Iterator[_Tile]:
+    t = layout.tile_size
+    left = layout.col_origins[first]
+    # Mean/std normalisation is per pixel: done once for the chunk; tiles are views of it.
+    normalized = [
+        None
+        if item.spec.normalization == "per_tile"
+        else normalize_mean_std(values, valid, item.spec, in_place=True)
+        for item, values in zip(opened, windows)
+    ]
+    for col_index in range(first, stop):
+        c = layout.col_origins[col_index] - left
+        tile_valid = valid[:, c : c + t]
+        if not tile_valid.any():
+            continue
+        arrays = []
+        for values, chunk_normalized in zip(windows, normalized):
+            if chunk_normalized is None:
+                arrays.append(normalize_per_tile(values[:, :, c : c + t], tile_valid))
+            else:
+                arrays.append(chunk_normalized[:, :, c : c + t])
+        yield _Tile(row_index, col_index, arrays, tile_valid)
 
 
 def _read_window(

@@ -8,6 +8,7 @@ pixel for pixel with the reference. Areas an input does not cover read as nodata
 
 from __future__ import annotations
 
+import math
 import re
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -90,6 +91,7 @@ class OpenedInput:
         self.reader = reader
         self.alpha_band = alpha_band
         self.indexes = list(raster.bands) if raster.bands else list(range(1, dataset.count + 1))
+        self.mask_rule = _mask_rule(reader, self.indexes) if alpha_band is None else None
 
     def read_window(
         self, row_off: int, col_off: int, height: int, width: int
@@ -109,11 +111,58 @@ class OpenedInput:
             values = np.empty((len(self.indexes), height, width), dtype=np.float32)
             for k, index in enumerate(self.indexes):
                 values[k] = self.reader.read(index, window=window, out_dtype="float32")
+        rule = self.mask_rule
         if self.alpha_band is not None:
             valid = self.reader.read(self.alpha_band, window=window) > 0
-        else:
+        elif rule is None:
             valid = np.all(self.reader.read_masks(self.indexes, window=window) > 0, axis=0)
-        return values, valid & np.all(np.isfinite(values), axis=0)
+        else:
+            valid = np.ones((height, width), dtype=bool)
+            if rule.nodata is not None:
+                for band in values:  # what GDAL's nodata mask computes, without reading it
+                    valid &= band != rule.nodata
+        if rule is None or rule.may_be_nan:
+            for band in values:
+                valid &= np.isfinite(band)
+        return values, valid
+
+
+@dataclass(frozen=True)
+class _MaskRule:
+    """How to tell valid pixels from the values alone (instead of reading GDAL's mask bands)."""
+
+    nodata: Optional[np.float32]  # the value that marks nodata in every band; None: none does
+    may_be_nan: bool  # floating-point bands: NaN and infinities are invalid too
+
+
+# Types whose every value is exact in float32, so comparing float32 values to a float32 nodata
+# gives GDAL's own nodata mask.
+_EXACT_IN_FLOAT32 = ("uint8", "int8", "uint16", "int16", "float32")
+
+
+def _mask_rule(reader: Any, indexes: List[int]) -> Optional[_MaskRule]:
+    """A rule for :meth:`OpenedInput.read_window` when the bands' masks are only "all valid" or
+    "nodata value" (one value for every band); None when GDAL's mask bands must be read (alpha,
+    internal masks, per-band nodata, or types not exact in float32)."""
+    from rasterio.enums import MaskFlags
+
+    dtypes = {reader.dtypes[i - 1] for i in indexes}
+    flags = {tuple(reader.mask_flag_enums[i - 1]) for i in indexes}
+    if not dtypes <= set(_EXACT_IN_FLOAT32) or len(flags) != 1:
+        return None
+    may_be_nan = "float32" in dtypes
+    (flag,) = flags
+    if flag == (MaskFlags.all_valid,):
+        return _MaskRule(None, may_be_nan)
+    nodatas = {reader.nodatavals[i - 1] for i in indexes}
+    if flag != (MaskFlags.nodata,) or len(nodatas) != 1:
+        return None
+    (nodata,) = nodatas
+    if nodata is None or math.isnan(nodata):
+        return _MaskRule(None, True)  # NaN nodata: the finite check finds it
+    if "float32" not in dtypes and not float(nodata).is_integer():
+        return None  # GDAL truncates such a nodata to the integer type: leave it to GDAL
+    return _MaskRule(np.float32(nodata), may_be_nan)
 
 
 def open_inputs(

@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from ..export.schema import ModelMetadata, OutputSpec
-from .blending import ChunkedBlendBuffer, cell_fraction, weighted_mean
+from .blending import ChunkedBlendBuffer, best_channel, cell_fraction, weighted_mean
 from .errors import InferenceError, ModelOutputError
 from .inputs import ReferenceGrid
 from .tiling import TileLayout, blend_weight
@@ -101,9 +101,30 @@ class OutputPlan:
         self, prediction: np.ndarray, valid: np.ndarray, row_index: int, col_index: int
     ) -> None:
         """Blend one tile's prediction; ``valid`` is its pixel mask, the indexes its place."""
-        prediction = prediction.reshape(self.channels, self.cells, self.cells)
-        weight = self.weight * cell_fraction(valid, self.stride)
-        self.buffer.add(prediction, weight, row_index, col_index)
+        self.add_batch(prediction[None], [valid], [(row_index, col_index)])
+
+    def add_batch(
+        self,
+        predictions: np.ndarray,
+        valids: Sequence[np.ndarray],
+        places: Sequence[Tuple[int, int]],
+    ) -> None:
+        """Blend a batch of predictions (in scan order) with their pixel masks and places.
+
+        The predictions are weighted in one vectorised multiply; a tile with every pixel valid
+        takes the blend weight as it is.
+        """
+        n = len(places)
+        predictions = predictions[:n].reshape(n, self.channels, self.cells, self.cells)
+        weights = np.empty((n, self.cells, self.cells), dtype=np.float32)
+        for j, valid in enumerate(valids):
+            if valid.all():
+                weights[j] = self.weight
+            else:
+                np.multiply(self.weight, cell_fraction(valid, self.stride), out=weights[j])
+        weighted = np.multiply(predictions, weights[:, None], dtype=np.float32)
+        for j, (row_index, col_index) in enumerate(places):
+            self.buffer.add_weighted(weighted[j], weights[j], row_index, col_index)
 
     def finish(self) -> Path:
         self.buffer.release_all()
@@ -121,15 +142,22 @@ class OutputPlan:
             return
         rows = slice(top - first_row, bottom - first_row)
         cols = slice(left - first_col, right - first_col)
-        mean, covered = weighted_mean(sums[:, rows, cols], weights[rows, cols])
+        sums, weights = sums[:, rows, cols], weights[rows, cols]
+        if self.spec.kind == "class":
+            # The best class of the weighted mean is the best class of the weighted sums (the
+            # weight is one positive number per cell): no division needed.
+            covered = weights > 0
+            values = np.array([c.value for c in self.spec.classes], dtype=np.uint8)
+            out = values[best_channel(sums)][None]
+            out[:, ~covered] = np.uint8(self.nodata)
+            self.writer.write_window(top, left, out)
+            return
+        mean, covered = weighted_mean(sums, weights)
         self.writer.write_window(top, left, self._finalize(mean, covered))
 
     def _finalize(self, mean: np.ndarray, covered: np.ndarray) -> np.ndarray:
         spec = self.spec
-        if spec.kind == "class":
-            values = np.array([c.value for c in spec.classes], dtype=np.uint8)
-            out = values[np.argmax(mean, axis=0)][None]
-        elif spec.kind == "reflectance":
+        if spec.kind == "reflectance":
             out = mean
             if spec.scale:
                 out = out * np.asarray(spec.scale, dtype=np.float32)[:, None, None]
@@ -140,8 +168,9 @@ class OutputPlan:
                 out = np.clip(np.rint(out), info.min, info.max)
         else:
             out = mean
-        out = out.astype(self.dtype)
-        out[:, ~covered] = self.nodata
+        out = out.astype(self.dtype, copy=False)
+        if not covered.all():
+            np.copyto(out, out.dtype.type(self.nodata), where=~covered[None])
         return out
 
 

@@ -14,12 +14,21 @@ from ..export.schema import InputSpec
 _MIN_TILE_STD = 1e-6
 
 
-def normalize_mean_std(values: np.ndarray, valid: np.ndarray, spec: InputSpec) -> np.ndarray:
-    """``(values - mean) / std`` per band for ``(bands, H, W)`` values; invalid pixels become 0."""
+def normalize_mean_std(
+    values: np.ndarray, valid: np.ndarray, spec: InputSpec, in_place: bool = False
+) -> np.ndarray:
+    """``(values - mean) / std`` per band for ``(bands, H, W)`` values; invalid pixels become 0.
+
+    With ``in_place`` the float32 ``values`` are overwritten (no second chunk-sized array).
+    """
     mean = np.asarray(spec.mean, dtype=np.float32)[:, None, None]
     std = np.asarray(spec.std, dtype=np.float32)[:, None, None]
-    out = (values - mean) / std
-    out[:, ~valid] = 0.0
+    if in_place and values.dtype == np.float32:
+        out = np.subtract(values, mean, out=values)
+    else:
+        out = np.subtract(values, mean, dtype=np.float32)
+    np.divide(out, std, out=out)
+    np.copyto(out, np.float32(0.0), where=~valid[None])
     return out
 
 

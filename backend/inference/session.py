@@ -52,7 +52,10 @@ def create_session(
 
     Graph optimisations are all on (operator fusion, constant folding, layout changes) and nodes
     run one after another, each using every thread: tiled inference feeds one batch at a time, so
-    parallelism inside operators is what keeps the cores busy.
+    parallelism inside operators is what keeps the cores busy. The intra-op threads do not spin
+    while waiting for work: spinning keeps every core busy between operators, which starves the
+    engine's prefetch thread and any other process on the machine (measured in
+    ``benchmarks/inference``).
 
     Returns:
         The session and the provider it really runs on: onnxruntime-gpu falls back to CPU silently
@@ -69,6 +72,7 @@ def create_session(
     options.inter_op_num_threads = 1
     options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     session = open_session(model_path, providers=choose_providers(device), options=options)
     provider = session.get_providers()[0]
     if device == "cuda" and provider != CUDA:

@@ -22,9 +22,11 @@ from typing import List, Tuple
 
 import numpy as np
 
-# Pixels of raster width handled at once. Wide enough that a chunk feeds several batches of tiles,
-# narrow enough that a chunk's input and blend canvas stay a few MiB even with many bands.
-DEFAULT_CHUNK_WIDTH = 1024
+# Pixels of raster width handled at once. Batches of tiles run across chunks, so a narrow chunk
+# costs no model efficiency; it keeps a chunk's input and blend canvas a few MiB even with many
+# bands, with one chunk in the model and one being read ahead (peak memory measured in
+# docs/benchmarks.md).
+DEFAULT_CHUNK_WIDTH = 512
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ import platform
 import subprocess
 import sys
 from pathlib import Path
-from typing import Dict, List
+from typing import Any, Dict, List
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -84,6 +84,29 @@ def real_images(size: int, batch: int):
     }
 
 
+def training_step(config_name: str, use_moe: bool, sub_batches: list, device: Any = "cpu"):
+    """``(step, model)``: one pretraining step (forward, loss, backward, AdamW) of a seeded model."""
+    import torch
+
+    sys.path.insert(0, str(ROOT))
+    from backend.models.config import ModelConfig, get_config
+    from backend.models.pretrain import MsGFMPretrainModel
+
+    config = get_config(config_name)
+    config = ModelConfig(**{**config.to_dict(), "use_moe": use_moe})
+    torch.manual_seed(0)
+    model = MsGFMPretrainModel(config).to(device).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+
+    def step() -> None:
+        output = model(sub_batches)
+        optimizer.zero_grad(set_to_none=True)
+        output.loss.backward()
+        optimizer.step()
+
+    return step, model
+
+
 def worker(spec: Dict[str, object]) -> Dict[str, object]:
     """Measure one case in its own process.
 
@@ -97,8 +120,7 @@ def worker(spec: Dict[str, object]) -> Dict[str, object]:
     import torch
 
     sys.path.insert(0, str(ROOT))
-    from backend.models.config import ModelConfig, get_config
-    from backend.models.pretrain import MsGFMPretrainModel, SubBatch
+    from backend.models.pretrain import SubBatch
 
     torch.set_num_threads(int(spec["threads"]))
     device = torch.device(str(spec["device"]))
@@ -112,18 +134,7 @@ def worker(spec: Dict[str, object]) -> Dict[str, object]:
     variants = [True, False] if spec["mode"] == "time" else [bool(spec["use_moe"])]
     steps = {}
     for use_moe in variants:
-        config = get_config(str(spec["config"]))
-        config = ModelConfig(**{**config.to_dict(), "use_moe": use_moe})
-        torch.manual_seed(0)
-        model = MsGFMPretrainModel(config).to(device).train()
-        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
-
-        def step(model=model, optimizer=optimizer) -> None:
-            output = model(sub_batches)
-            optimizer.zero_grad(set_to_none=True)
-            output.loss.backward()
-            optimizer.step()
-
+        step, model = training_step(str(spec["config"]), use_moe, sub_batches, device)
         steps[use_moe] = (step, sum(p.numel() for p in model.parameters()))
 
     for _ in range(int(spec["warmup"])):

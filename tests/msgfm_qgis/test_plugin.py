@@ -44,13 +44,9 @@ def test_class_factory_works_without_iface():
     plugin.unload()
 
 
-def test_importing_the_plugin_imports_neither_torch_nor_onnxruntime():
-    code = (
-        "import sys, msgfm_qgis, msgfm_qgis.plugin, msgfm_qgis.provider\n"
-        "heavy = sorted(m for m in ('torch', 'onnxruntime', 'onnx') if m in sys.modules)\n"
-        "print(','.join(heavy))\n"
-    )
-    result = subprocess.run(
+def run_fresh_python(code: str) -> subprocess.CompletedProcess:
+    """Run ``code`` in a new Python from the repository root, without this process's imports."""
+    return subprocess.run(
         [sys.executable, "-c", code],
         cwd=ROOT,
         capture_output=True,
@@ -58,4 +54,36 @@ def test_importing_the_plugin_imports_neither_torch_nor_onnxruntime():
         check=True,
         env={"QT_QPA_PLATFORM": "offscreen", "PATH": "/usr/bin:/bin"},
     )
+
+
+def test_importing_the_plugin_imports_neither_torch_nor_onnxruntime():
+    code = (
+        "import sys, msgfm_qgis, msgfm_qgis.plugin, msgfm_qgis.provider\n"
+        "heavy = sorted(m for m in ('torch', 'onnxruntime', 'onnx') if m in sys.modules)\n"
+        "print(','.join(heavy))\n"
+    )
+    result = run_fresh_python(code)
     assert result.stdout.strip() == ""
+
+
+def test_registering_the_provider_imports_no_numerical_library():
+    """QGIS start-up pays for registration: numpy, onnxruntime, rasterio, torch wait for a run."""
+    code = (
+        "import sys\n"
+        "from qgis.core import QgsApplication\n"
+        "app = QgsApplication([], False)\n"
+        "app.initQgis()\n"
+        "import msgfm_qgis\n"
+        "plugin = msgfm_qgis.classFactory(None)\n"
+        "plugin.initProcessing()\n"
+        "provider = QgsApplication.processingRegistry().providerById('msgfm')\n"
+        "count = len(provider.algorithms())\n"
+        "names = ('numpy', 'onnxruntime', 'onnx', 'torch', 'rasterio')\n"
+        "heavy = sorted(m for m in names if m in sys.modules)\n"
+        "print(count, ','.join(heavy) or '-')\n"
+        "plugin.unload()\n"
+    )
+    result = run_fresh_python(code)
+    count, heavy = result.stdout.split()
+    assert int(count) >= 9
+    assert heavy == "-"

@@ -77,3 +77,26 @@ def test_a_segmentation_model_is_refused(run_algorithm, probability_model, sampl
             },
         )
     assert list(tmp_path.iterdir()) == []
+
+
+def test_one_model_session_per_run(run_algorithm, scene_model, sample_data, tmp_path, monkeypatch):
+    """The pre-run checks read the model's metadata from the file; only the run opens a session."""
+    import onnxruntime
+
+    opened = []
+
+    class CountedSession(onnxruntime.InferenceSession):
+        def __init__(self, path, *args, **kwargs):
+            opened.append(str(path))
+            super().__init__(path, *args, **kwargs)
+
+    monkeypatch.setattr(onnxruntime, "InferenceSession", CountedSession)
+    run_algorithm(
+        ALG,
+        {
+            "INPUT": str(sample_data / "sar_rgb/rgb_unmasked.tif"),
+            "MODEL": str(scene_model),
+            "OUTPUT": str(tmp_path / "scenes.tif"),
+        },
+    )
+    assert opened == [str(scene_model)]
