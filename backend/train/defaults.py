@@ -28,7 +28,16 @@ from typing import Any, Dict, List, Optional, Sequence
 DEFAULT_CONFIG = "lite"
 ENCODER_FOLDER = "msgfm_lite_encoder"
 MANIFEST_FILE = "MANIFEST.json"
+# The bundled embedding models: Sentinel-2 in float32 (the model the probe scores), and int8 copies
+# (backend/export/quantize.py, parity recorded in their metadata) for the other sensor families
+# the encoder was pretrained on, so the plugin zip stays within the repository's 25 MB.
 EMBEDDING_SENSORS = ("s2",)
+INT8_EMBEDDING_SENSORS = ("rgb", "sar_vv", "dem", "landsat")
+# The pretraining recipe (docs/pretraining.md): Sentinel-2 normalised with the registry's published
+# statistics instead of the small corpus's, and radiometric jitter of every crop.
+PRETRAIN_REGISTRY_STATS = ("s2", "s2_10band")
+PRETRAIN_JITTER = 0.2
+PRETRAIN_PROBE_EVERY = 200
 # Every evaluation's split: validation picks the checkpoint, test is what is reported.
 VAL_FRACTION = 0.2
 TEST_FRACTION = 0.2
@@ -62,10 +71,9 @@ class Budget:
 BUDGETS: Dict[str, Budget] = {
     # End-to-end test: every stage runs, nothing is learned.
     "tiny": Budget(2, 2, 2, 2, 0, 8, 1, 1),
-    # The bundled set: 5-10 minutes on an idle 2-core CPU, a quarter of an hour or more when
-    # shared. Longer pretraining (1500 steps) left the 32 px Landsat scene classifier at the class
-    # prior during recipe development; the cause is open (docs/models/classification.md).
-    "quick": Budget(300, 8, 400, 8, 50, 256, 20, 50),
+    # The bundled set: 800 pretraining steps of 16 crops (the recipe of docs/pretraining.md,
+    # whose probe beat random initialisation), then 400 finetuning steps per task.
+    "quick": Budget(800, 16, 400, 8, 50, 256, 80, 50),
     # Ten times the pretraining and twice the finetuning (about an hour on an idle 2-core CPU,
     # estimated from the quick run's step times; not run yet, and not validated).
     "full": Budget(3000, 8, 800, 8, 100, 256, 100, 100),
@@ -196,6 +204,7 @@ class DefaultsRecipe:
         log=None,
         manifest: str = "samples",
         held_back_recipes: Optional[Sequence[TaskRecipe]] = None,
+        pretrained: Optional[str] = None,
     ):
         if budget not in BUDGETS:
             raise ValueError(f"--budget must be one of {', '.join(BUDGETS)}, not {budget!r}")
@@ -216,6 +225,7 @@ class DefaultsRecipe:
         self.log = log or sys.stderr
         self.manifest_name = manifest
         self.held_back_recipes = list(held_back_recipes or [])
+        self.pretrained = Path(pretrained) if pretrained else None
         self.held_back: Optional[Dict[str, Any]] = None
         self.timings: Dict[str, float] = {}
         self.files: List[Dict[str, Any]] = []
@@ -281,6 +291,8 @@ class DefaultsRecipe:
         started = time.perf_counter()
         budget = self.budget
         manifest = self.pretraining_manifest()
+        if self.pretrained is not None:
+            return self._reuse_pretraining(manifest, started)
         out = self.work_dir / "pretrain"
         self.say(f"pretraining {self.config} for {budget.pretrain_steps} steps into {out}")
         trainer = PretrainTrainer(
@@ -299,11 +311,45 @@ class DefaultsRecipe:
             manifest=manifest,
             data_root=self.data_root,
             stats_crops=budget.stats_crops,
+            probe_every=PRETRAIN_PROBE_EVERY if budget.pretrain_steps >= 100 else 0,
+            registry_stats=PRETRAIN_REGISTRY_STATS,
+            jitter=PRETRAIN_JITTER,
         )
         result = trainer.fit()
         self.pretrain_result = {"steps": result["step"], "final_loss": result["loss"]}
         self._timed("pretrain", started)
         return out
+
+    def _reuse_pretraining(self, manifest: str, started: float) -> Path:
+        """Use ``--pretrained RUN`` (same recipe, run before) instead of pretraining again, after
+        checking that it saw no scene the leak-free manifest leaves out."""
+        from ..data.manifest import load_manifest
+        from .checkpoint import META_FILE, resolve_checkpoint
+
+        folder = resolve_checkpoint(self.pretrained)
+        if folder is None:
+            raise FileNotFoundError(f"--pretrained {self.pretrained}: no checkpoint there")
+        meta = json.loads((folder / META_FILE).read_text(encoding="utf-8"))
+        if meta.get("task") != "pretrain":
+            raise ValueError(f"--pretrained {self.pretrained} is not a pretraining run")
+        allowed = {
+            source["name"]: source["scenes"]
+            for source in load_manifest(manifest, self.data_root).summary()["sources"]
+        }
+        seen = meta.get("manifest", {}).get("sources", [])
+        leaked = [s["name"] for s in seen if s.get("scenes", 0) > allowed.get(s["name"], 0)]
+        if leaked:
+            raise ValueError(
+                f"--pretrained {self.pretrained} was pretrained on scenes this run holds back "
+                f"({', '.join(leaked)}); pretrain again without --pretrained"
+            )
+        self.pretrain_result = {
+            "steps": meta.get("step"),
+            "reused": str(self.pretrained),
+            "seed": meta.get("seed"),
+        }
+        self._timed("pretrain", started)
+        return self.pretrained
 
     def bundle_encoder(self, pretrain_run: Path) -> None:
         """The encoder checkpoint for retraining and its ONNX export for embeddings."""
@@ -320,7 +366,35 @@ class DefaultsRecipe:
             model_name=f"msgfm-{self.config}-embedding-s2",
         )
         self._record(report.path, "embedding", extra={"parity_max_abs_diff": report.max_abs_diff})
+        for sensor in INT8_EMBEDDING_SENSORS:
+            self._int8_embedding(folder, sensor)
         self._timed("encoder+embedding export", started)
+
+    def _int8_embedding(self, encoder: Path, sensor: str) -> None:
+        """``embedding-<sensor>.onnx`` in int8, its parity measured on a real scene of the sensor."""
+        import tempfile
+
+        from ..export.onnx_export import export_checkpoint
+        from ..export.quantize import quantize_model
+
+        with tempfile.TemporaryDirectory(prefix="msgfm-embedding-") as scratch:
+            raster = _sensor_sample_raster(sensor, Path(scratch), self.data_root)
+            if raster is None:
+                self.say(f"no {sensor} scene in the samples manifest: no {sensor} embedding model")
+                return
+            float_model = export_checkpoint(
+                encoder,
+                Path(scratch) / "float.onnx",
+                sensors=[sensor],
+                model_name=f"msgfm-{self.config}-embedding-{sensor}",
+            )
+            report = quantize_model(
+                float_model.path,
+                self.out_dir / f"embedding-{sensor}.onnx",
+                parity_rasters=[f"{sensor}={raster}"],
+            )
+        cosine = report.parity["outputs"]["per_output"]["embedding"].get("mean_cosine")
+        self._record(report.path, "embedding", extra={"int8_mean_cosine": cosine})
 
     def finetune(self, recipe: TaskRecipe, init: Optional[Path]) -> tuple:
         """Finetune one task from a pretraining run (``init=None``: random initialisation).
@@ -454,6 +528,11 @@ def add_defaults_arguments(parser) -> None:
         help="step counts: tiny (test), quick (~30 min on 2 cores), full (~1 h)",
     )
     parser.add_argument("--config", default=DEFAULT_CONFIG, help="model config name or JSON file")
+    parser.add_argument(
+        "--pretrained",
+        default=None,
+        help="reuse this pretraining run of the same recipe instead of pretraining again",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data-root", default=None, help="sample-data root (msgfm data fetch)")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
@@ -463,6 +542,36 @@ def add_defaults_arguments(parser) -> None:
         default=None,
         help="finetune only this task (repeat; default: all four)",
     )
+
+
+def _sensor_sample_raster(sensor: str, folder: Path, data_root: Optional[str]) -> Optional[Path]:
+    """A float32 GeoTIFF of a real scene of ``sensor`` from the samples manifest (up to 384 px a
+    side, bands in the sensor's order), or None when no scene has that sensor."""
+    import numpy as np
+    import rasterio
+    from affine import Affine
+    from rasterio.crs import CRS
+
+    from ..data.manifest import load_manifest
+
+    for source in load_manifest("samples", data_root).sources:
+        for scene in source.scenes:
+            if sensor not in scene.sensors:
+                continue
+            grid = scene.reference_grid()
+            height, width = min(grid.height, 384), min(grid.width, 384)
+            values = scene.read(sensor, 0, 0, height, width).astype(np.float32)
+            path = folder / f"{sensor}.tif"
+            profile = dict(
+                driver="GTiff", width=width, height=height, count=values.shape[0],
+                dtype="float32", nodata=float("nan"),
+                transform=Affine(*grid.window_transform(0, 0)),
+                crs=CRS.from_wkt(grid.crs_wkt) if grid.crs_wkt else None,
+            )  # fmt: skip
+            with rasterio.open(path, "w", **profile) as dataset:
+                dataset.write(values)
+            return path
+    return None
 
 
 def run_defaults(args) -> int:
@@ -481,6 +590,7 @@ def run_defaults(args) -> int:
             device=args.device,
             tasks=args.task,
             command=command.strip(),
+            pretrained=args.pretrained,
         )
         manifest = recipe.run()
     except (FileNotFoundError, KeyError, ValueError) as exc:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 
 import pytest
 
@@ -12,6 +13,7 @@ from backend.models.config import DEFAULT_SENSORS
 from backend.train.defaults import (
     BUDGETS,
     ENCODER_FOLDER,
+    INT8_EMBEDDING_SENSORS,
     MANIFEST_FILE,
     TASK_RECIPES,
     DefaultsRecipe,
@@ -59,6 +61,7 @@ def test_recipe_writes_every_file_with_its_checksum(recipe_run):
     names = {entry["file"] for entry in manifest["files"]}
     assert names == {
         "embedding.onnx",
+        *(f"embedding-{sensor}.onnx" for sensor in INT8_EMBEDDING_SENSORS),
         "pansharpening.onnx",
         f"{ENCODER_FOLDER}/model.safetensors",
         f"{ENCODER_FOLDER}/meta.json",
@@ -89,8 +92,45 @@ def test_exported_models_describe_their_task(recipe_run):
     assert sharpening.task == "pansharpening"
     assert sorted(i.sensor for i in sharpening.inputs) == ["ms", "pan"]
     for entry in manifest["files"]:
-        if entry["file"].endswith(".onnx"):
+        if entry["file"].startswith("embedding-"):
+            # int8 copies: their cosine to the float embedding on a real scene of the sensor.
+            assert entry["int8_mean_cosine"] > 0.9
+        elif entry["file"].endswith(".onnx"):
             assert entry["parity_max_abs_diff"] <= 1e-4
+    for sensor in INT8_EMBEDDING_SENSORS:
+        metadata = read_model_metadata(out / f"embedding-{sensor}.onnx")
+        assert [i.sensor for i in metadata.inputs] == [sensor]
+        assert metadata.quantization["weights"] == "int8"
+
+
+def test_a_finished_pretraining_run_is_reused_only_when_leak_free(
+    recipe_run, tmp_path, sample_data
+):
+    out, _, _ = recipe_run
+    work = out.parent / "work"
+    recipe = DefaultsRecipe(
+        str(tmp_path / "models"),
+        str(tmp_path / "work"),
+        budget="tiny",
+        config=str(out.parent / "config.json"),
+        data_root=str(sample_data),
+        device="cpu",
+        tasks=["pansharpening"],
+        pretrained=str(work / "pretrain"),
+        log=io.StringIO(),
+    )
+    assert recipe.pretrain() == work / "pretrain"
+    assert recipe.pretrain_result["reused"] == str(work / "pretrain")
+    # A run whose corpus holds more scenes of a source than the leak-free manifest is refused.
+    meta_path = work / "pretrain" / "checkpoint-last" / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    meta["manifest"]["sources"][0]["scenes"] += 1
+    forged = tmp_path / "forged" / "checkpoint-last"
+    shutil.copytree(meta_path.parent, forged)
+    (forged / "meta.json").write_text(json.dumps(meta))
+    recipe.pretrained = forged.parent
+    with pytest.raises(ValueError, match="holds back"):
+        recipe.pretrain()
 
 
 def test_pansharpening_is_scored_beside_its_baseline(recipe_run):

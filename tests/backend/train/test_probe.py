@@ -69,15 +69,25 @@ def test_pretraining_logs_the_probe_and_msgfm_probe_reports_it(
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     probed = [r for r in records if "probe_bigearthnet-s2_linear_map_micro" in r]
     assert [r["step"] for r in probed] == [1, 2, 3]
-    assert all(0 < r["probe_bigearthnet-s2_effective_rank"] for r in probed)
+    assert all(r["probe_bigearthnet-s2_effective_rank"] > 0 for r in probed)
     assert all("moe_drop_fraction" in r for r in records if "loss" in r)
 
     from backend.cli import main
 
     capsys.readouterr()
     code = main(
-        ["probe", "--encoder", str(out), "--data", str(sample_data), "--random-seeds", "1"]
-        + ["--json", "--out", str(tmp_path / "probe.json")]
+        [
+            "probe",
+            "--encoder",
+            str(out),
+            "--data",
+            str(sample_data),
+            "--random-seeds",
+            "1",
+            "--json",
+            "--out",
+            str(tmp_path / "probe.json"),
+        ]
     )
     assert code == 0
     report = json.loads(capsys.readouterr().out)
