@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export QT_QPA_PLATFORM ?= offscreen
 
-.PHONY: setup data test lint format build demo clean train-defaults cards ablation evaluation
+.PHONY: setup data test lint format build demo clean train-defaults cards ablation evaluation pretraining-doc
 
 setup:
 	@bash scripts/setup.sh
@@ -48,6 +48,11 @@ ablation: data
 evaluation: setup
 	cp runs/ablation/results.json docs/evaluation-results.json
 	$(PY) scripts/evaluation_doc.py --results docs/evaluation-results.json --out docs/evaluation.md
+
+# docs/pretraining.md (the recipe search and its probe) from docs/pretraining-results.json.
+pretraining-doc: setup
+	$(PY) scripts/pretraining_doc.py render
+	$(PY) scripts/evaluation_doc.py
 
 clean:
 	rm -rf dist build demo_output .pytest_cache .ruff_cache .qgis-settings

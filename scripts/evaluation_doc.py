@@ -164,12 +164,23 @@ def paper_rows(results) -> str:
     return "\n".join(rows)
 
 
+def probe_section() -> str:
+    """The pretraining probe summary (scripts/pretraining_doc.py, docs/pretraining-results.json)."""
+    results = ROOT / "docs" / "pretraining-results.json"
+    if not results.is_file():
+        return ""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from pretraining_doc import shipped_summary
+
+    return shipped_summary(json.loads(results.read_text(encoding="utf-8")))
+
+
 def render(document) -> str:
     intro = INTRO.format(
         commands=COMMANDS, variants=variant_list(), protocol=PROTOCOL_TEXT, tasks=task_rows()
     )
     if document.get("protocol") != PROTOCOL:
-        return "\n".join([intro, NOT_RUN])
+        return "\n".join([intro, probe_section(), NOT_RUN])
     results = document["results"]
     seeds = sorted({r["seed"] for r in results})
     budget = document["budget"]
@@ -184,6 +195,7 @@ def render(document) -> str:
     summary, per_seed = tables.split("\n\n#### ", 1)
     parts = [
         intro,
+        probe_section(),
         "## Results",
         "",
         f"Budget `{budget}`{steps_text}, config `{document['config']}`, seeds "
