@@ -434,8 +434,13 @@ def classification_limits(run: TaskRun) -> List[str]:
         "the same recipe when you have the real dataset.",
         f"Neighbouring training tiles overlap by {percent(1 - stride / run.tile)} "
         f"(stride {stride} px), "
-        "so the training samples are far from independent; validation and test tiles are "
-        "spatially separate bands that no training tile overlaps.",
+        "so the training samples are far from independent; "
+        + (
+            "validation and test tiles are spatially separate bands"
+            if has_test_split(run)
+            else "held-back tiles are a spatially separate band"
+        )
+        + " that no training tile overlaps.",
     ]
 
 
@@ -1112,6 +1117,15 @@ def recipe_section(run: TaskRun, text: TaskText) -> List[str]:
         manifest["command"],
         "```",
         "",
+        *(
+            [
+                "That command reuses a pretraining run of the recipe (`--pretrained`); without "
+                "that run, leave the flag out and the command pretrains the encoder itself.",
+                "",
+            ]
+            if "reused" in (manifest.get("pretrain") or {})
+            else []
+        ),
         f"msGFM version {manifest['msgfm_version']}, model config `{manifest['config']}`, budget "
         f"`{manifest['budget']}`, seed {manifest['seed']} (data order, initialisation, masking, "
         f"split). {pretraining_text(bundle)}",
@@ -1160,8 +1174,8 @@ def validation_note(run: TaskRun, key: str) -> str:
         return ""
     if has_test_split(run):
         return (
-            f"The checkpoint (step {step}) was chosen on the {run.entry['n_val']} validation "
-            f"samples, where the finetuning run scored {METRIC_NAMES[key]} {logged:.4g} (the "
+            f"The checkpoint (step {step}) was chosen on the "
+            f"{plural(int(run.entry['n_val']), 'validation sample')}, where the finetuning run scored {METRIC_NAMES[key]} {logged:.4g} (the "
             "model's metadata carries it: `msgfm info`); the table is `msgfm evaluate`'s, run on "
             "the shipped ONNX file over the test samples."
         )
