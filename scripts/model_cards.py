@@ -687,7 +687,8 @@ def probe_section(run: TaskRun) -> List[str]:
             f"{'n/a' if margin is None else f'{margin:+.3f}'} |"
         )
     reused = str((run.bundle.manifest.get("pretrain") or {}).get("reused", ""))
-    names = [r["run"] for r in probed if reused and Path(reused).name == r["run"]]
+    # --pretrained names the run folder or one of its checkpoints: match the run by folder name.
+    names = [r["run"] for r in probed if reused and r["run"] in Path(reused).parts[-2:]]
     which = (
         f"The shipped encoder is run `{names[0]}`."
         if names
@@ -1081,7 +1082,8 @@ def pretraining_text(bundle: Bundle) -> str:
     if "reused" in pretrain:
         variant = shipped_pretraining_variant()
         origin = (
-            f'made by `{variant["command"]}` (docs/pretraining.md, "{variant["name"]}")'
+            f'the recipe variant marked shipped in docs/pretraining.md ("{variant["name"]}": '
+            f"`{variant['command']}`)"
             if variant
             else "see docs/pretraining.md for the recipe and its runs"
         )

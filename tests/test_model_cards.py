@@ -198,7 +198,7 @@ def test_embedding_card_lists_every_embedding_model_and_the_shipped_probe(tmp_pa
     assert "| p_seed0 | 0 | 800 | 0.457 / 0.400 / 7.0 | 0.401 / 0.390 / 17.0 |" in card
     assert "+0.056" in card
     assert "The shipped encoder is run `p_seed0`." in card
-    assert "made by `msgfm pretrain --out runs/search/p_seed0`" in card
+    assert '("Z. the recipe": `msgfm pretrain --out runs/search/p_seed0`)' in card
 
     # Without a shipped variant the card says where the probe is instead of quoting figures.
     results.write_text(json.dumps({"variants": []}))
