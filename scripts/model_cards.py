@@ -6,7 +6,8 @@ counts, held-back scores, file sizes and checksums), from the metadata of the ``
 encoder checkpoint shipped beside them (model config, pretraining optimiser, pretraining sources) or
 from the recipe's code where the manifest does not record a setting (finetuning lr and layer-wise
 lr decay). The prose that does not depend on the run (what the sample data are, what a task does,
-known limitations) is written here. Rerun the script whenever the bundled models are retrained.
+known limitations) is written here, its longest paragraphs in ``scripts/model_card_text.md``
+(named blocks). Rerun the script whenever the bundled models are retrained.
 
 Usage::
 
@@ -24,6 +25,8 @@ import importlib.util
 import inspect
 import json
 import math
+import re
+import string
 import struct
 import sys
 from dataclasses import dataclass
@@ -62,6 +65,29 @@ METRIC_NAMES = {
     "sam": "spectral angle",
     "ergas": "ERGAS",
 }
+
+
+# The run-independent paragraphs (one Markdown file of named blocks, see its header).
+TEXT_FILE = Path(__file__).resolve().parent / "model_card_text.md"
+BLOCK_MARK = re.compile(r"^<!-- block: ([a-z_]+) -->$")
+
+
+def load_text_blocks(path: Path = TEXT_FILE) -> Dict[str, string.Template]:
+    """``{name: template}`` of every block of ``model_card_text.md``; each block is one paragraph."""
+    blocks: Dict[str, List[str]] = {}
+    current: Optional[List[str]] = None
+    for line in path.read_text(encoding="utf-8").splitlines():
+        match = BLOCK_MARK.match(line.strip())
+        if match:
+            current = blocks.setdefault(match.group(1), [])
+        elif current is not None and line.strip():
+            current.append(line.strip())
+    return {name: string.Template(" ".join(lines)) for name, lines in blocks.items()}
+
+
+def prose(name: str, **values: Any) -> str:
+    """The block ``name`` of ``model_card_text.md`` with ``values`` filled in."""
+    return TEXT_BLOCKS[name].substitute(**values)
 
 
 class CardError(ValueError):
@@ -665,9 +691,7 @@ def probe_section(run: TaskRun) -> List[str]:
         return [
             "## Representation probe",
             "",
-            "No probe of the shipped encoder is recorded yet (no variant of "
-            "`docs/pretraining-results.json` is marked shipped). The probe, `msgfm probe`, and "
-            "the probed recipes are in [docs/pretraining.md](../pretraining.md).",
+            prose("probe_missing"),
             "",
         ]
     n_patches = probed[0]["probe"].get("n_patches")
@@ -697,13 +721,7 @@ def probe_section(run: TaskRun) -> List[str]:
     return [
         "## Representation probe",
         "",
-        f'The recipe variant marked shipped in [docs/pretraining.md](../pretraining.md) ("'
-        f'{variant["name"]}"), probed with `msgfm probe` on the '
-        f"{n_patches or 'BigEarthNet'} BigEarthNet Sentinel-2 patches that pretraining never "
-        "reads (19-class multi-labels, leave-one-patch-out): linear micro mAP / k-NN micro mAP "
-        "/ effective rank of the encoder, beside the mean of randomly initialised encoders of "
-        "the same config and the raw band statistics; *margin* is the encoder's linear micro "
-        f"mAP minus the random-init mean. {which}",
+        prose("probe_intro", variant=variant["name"], patches=n_patches or "", which=which),
         "",
         *rows,
         "",
@@ -1119,15 +1137,7 @@ def recipe_section(run: TaskRun, text: TaskText) -> List[str]:
         manifest["command"],
         "```",
         "",
-        *(
-            [
-                "That command reuses a pretraining run of the recipe (`--pretrained`); without "
-                "that run, leave the flag out and the command pretrains the encoder itself.",
-                "",
-            ]
-            if "reused" in (manifest.get("pretrain") or {})
-            else []
-        ),
+        *([prose("reused_command"), ""] if "reused" in (manifest.get("pretrain") or {}) else []),
         f"msGFM version {manifest['msgfm_version']}, model config `{manifest['config']}`, budget "
         f"`{manifest['budget']}`, seed {manifest['seed']} (data order, initialisation, masking, "
         f"split). {pretraining_text(bundle)}",
@@ -1255,12 +1265,12 @@ def common_limits(run: TaskRun) -> List[str]:
     steps = bundle.steps
     config = bundle.encoder_meta["model_config"]
     limits = [
-        f"Trained briefly on very little data: {pretrain_steps(bundle)} pretraining steps on the "
-        f"{bundle.n_scenes} sample scenes that ship with open-source packages, then "
-        f"{steps['finetune_steps']} finetuning steps per task. Treat it as a working default that "
-        "shows the pipeline end to end and a starting point for finetuning on your own data, not "
-        "as a benchmark-grade model. The paper's models were pretrained on about two million "
-        "images.",
+        prose(
+            "limit_little_data",
+            pretrain_steps=pretrain_steps(bundle),
+            scenes=bundle.n_scenes,
+            finetune_steps=steps["finetune_steps"],
+        ),
     ]
     width = (
         f"Width: the bundled models use the `{config['name']}` config (embed "
@@ -1281,18 +1291,10 @@ def common_limits(run: TaskRun) -> List[str]:
     if TASK_TEXTS[run.task].finetune_data is None:
         return limits
     if has_test_split(run):
-        limits.append(
-            f"The scores rest on {plural(int(run.evaluation['n_samples']), 'test sample')}, "
-            "cut from the same sample data as the training samples (spatially separate, never "
-            "trained on, not used to choose the checkpoint): they say how the model does beside "
-            "its training ground, not on other places, dates or sensors."
-        )
+        tests = plural(int(run.evaluation["n_samples"]), "test sample")
+        limits.append(prose("limit_test_split", tests=tests))
     else:
-        limits.append(
-            "The held-back samples also chose the exported checkpoint (best validation score), "
-            "so the scores are slightly optimistic; there is no third, untouched split in data "
-            "this small."
-        )
+        limits.append(prose("limit_validation_split"))
     return limits
 
 
@@ -1309,31 +1311,18 @@ def other_imagery_section(run: TaskRun, text: TaskText) -> List[str]:
     inputs = join_words([f"{spec.sensor} ({', '.join(spec.bands)})" for spec in run.meta.inputs])
     embeddings = [m.inputs[0].sensor for m in run.bundle.embeddings.values()]
     encoder = f"{BUNDLED_DIR}/{run.bundle.encoder_folder}"
+    values = dict(
+        inputs=inputs,
+        embeddings=join_words(embeddings),
+        tools=EMBEDDING_TOOLS,
+        encoder=encoder,
+        sensors=", ".join(run.bundle.encoder_meta["model_config"]["sensors"]),
+    )
     if text.finetune_data is None:
-        first = (
-            f"`{run.entry['file']}` takes {inputs}; the bundled embedding models together take "
-            f"{join_words(embeddings)} (table above). Extract embeddings with the model of your "
-            "imagery's sensor family and use the msGFM Embeddings tools "
-            f"({EMBEDDING_TOOLS}) with a few labelled examples of your own. For a sensor without "
-            "a bundled embedding model, export one (above)"
-        )
+        paragraph = prose("other_imagery_embedding", file=run.entry["file"], **values)
     else:
-        first = (
-            f"This model takes {inputs} only, in the band order above; it has not been trained "
-            "on any other sensor. For imagery of another sensor, or other classes: extract "
-            "embeddings with the bundled embedding model of that sensor family "
-            f"({join_words(embeddings)}; see [embedding.md](embedding.md)) and use the msGFM "
-            f"Embeddings tools ({EMBEDDING_TOOLS}) with a few labelled examples of your own"
-        )
-    return [
-        "## Other imagery",
-        "",
-        f"{first}; or train a model of "
-        "your own on your labels with msGFM > Finetune msGFM (`msgfm finetune --init "
-        f"{encoder}`), for any of the encoder's sensors "
-        f"({', '.join(run.bundle.encoder_meta['model_config']['sensors'])}).",
-        "",
-    ]
+        paragraph = prose("other_imagery_task", **values)
+    return ["## Other imagery", "", paragraph, ""]
 
 
 SECTIONS = (
@@ -1362,6 +1351,9 @@ def render_cards(models_dir: Path) -> Dict[str, str]:
     """Every card: ``{file name: Markdown}``."""
     bundle = load_bundle(models_dir)
     return {f"{task}.md": render_card(bundle, task) for task in TASK_ORDER}
+
+
+TEXT_BLOCKS = load_text_blocks()
 
 
 # --------------------------------------------------------------------------------------------

@@ -230,3 +230,13 @@ def test_the_cards_evaluate_command_reprints_the_cards_scores(tmp_path, sample_d
     assert report["metrics"].keys() == scores.keys()
     for key, value in scores.items():
         assert report["metrics"][key] == pytest.approx(value, rel=1e-4, abs=1e-6), key
+
+
+def test_every_prose_block_is_used_and_every_used_block_exists():
+    # scripts/model_card_text.md holds the run-independent paragraphs by name.
+    import re
+
+    text = (ROOT / "scripts" / "model_card_text.md").read_text(encoding="utf-8")
+    blocks = set(re.findall(r"^<!-- block: ([a-z_]+) -->$", text, flags=re.M))
+    used = set(re.findall(r'prose\(\s*"([a-z_]+)"', SCRIPT.read_text(encoding="utf-8")))
+    assert blocks and blocks == used
