@@ -580,6 +580,7 @@ def embedding_summary(run: TaskRun) -> str:
     output = run.meta.outputs[0]
     sensors = run.bundle.encoder_meta["model_config"]["sensors"]
     folder = f"{BUNDLED_DIR}/{run.bundle.encoder_folder}/"
+    seen = [s for s in pretraining_sensors(run.bundle) if s in sensors]
     others = len(run.bundle.embeddings) - 1
     copies = (
         f" {words(others).capitalize()} int8 copies for other sensor families ship beside it "
@@ -592,7 +593,8 @@ def embedding_summary(run: TaskRun) -> str:
         f"{len(output.bands)} features per {output.stride} x {output.stride} px cell "
         f"({stage_text(run)}), for your own classifiers, clustering or similarity search. It is "
         f"the default model of msGFM > Extract embeddings.{copies} The same encoder, with the "
-        f"embeddings of all {len(sensors)} pretraining sensors ({', '.join(sensors)}), ships as "
+        f"patch embeddings of all {len(sensors)} sensors of its config ({', '.join(sensors)}; "
+        f"the pretraining corpus has {len(seen)} of them: {', '.join(seen)}), ships as "
         f"a checkpoint for finetuning: `{folder}` (`model.safetensors` with the encoder weights "
         "only, the SimMIM decoders left out, + `meta.json` with the config and band statistics); "
         "give that folder to `msgfm finetune --init`."
