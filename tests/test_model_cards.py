@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -66,6 +67,8 @@ def test_cards_take_their_numbers_from_the_manifest(tmp_path):
     old_accuracy = classification["evaluation"]["metrics"]["overall_accuracy"]
     classification["evaluation"]["metrics"]["overall_accuracy"] = 0.123456
     classification["n_train"] = 4321
+    # A recipe run that pretrained itself (not `--pretrained RUN`): the card quotes its timing.
+    manifest["pretrain"] = {"steps": 5, "final_loss": 0.25}
     manifest["timings_s"]["pretrain"] = 987.6
     manifest["command"] = "msgfm train-defaults --budget full --out resources/models"
     models = models_with_manifest(tmp_path, manifest)
@@ -76,7 +79,8 @@ def test_cards_take_their_numbers_from_the_manifest(tmp_path):
     card = (out / "classification.md").read_text(encoding="utf-8")
     assert table_row(card, "overall_accuracy")[1] == "0.1235"
     assert f"{old_accuracy:.4g}" not in card
-    assert "**4321 training and" in card
+    assert "**4321 training" in card
+    assert "Pretraining: 5 AdamW steps" in card and "final loss 0.250" in card
     assert "pretraining took 988 s" in card
     assert "msgfm train-defaults --budget full --out resources/models\n" in card
     # Cards name repository paths, never the folder they were generated from.
@@ -111,3 +115,128 @@ def test_a_manifest_that_does_not_describe_the_models_is_refused(tmp_path, broke
     assert "pansharpening.onnx" in result.stderr
     assert "msgfm train-defaults" in result.stderr  # says what to do
     assert not (tmp_path / "cards").exists()
+
+
+def test_cards_state_the_test_split_and_the_command_that_reprints_it(tmp_path):
+    # The three-way protocol of msgfm train-defaults: validation chose the checkpoint, the scores
+    # are on the test split; cloud removal is leave-one-patch-out (fold = seed).
+    manifest = shipped_manifest()
+    clouds = entry(manifest, "cloud-removal.onnx")
+    clouds["evaluation"]["split"] = {
+        "part": "test",
+        "val_fraction": 0.2,
+        "test_fraction": 0.2,
+        "seed": 3,
+        "fold": 3,
+    }
+    clouds["evaluation"]["n_samples"] = 1
+    clouds.update({"n_train": 4, "n_val": 1, "n_test": 1})
+    manifest["pretrain"] = {"steps": 800, "reused": "runs/somewhere/p_seed3", "seed": 3}
+    models = models_with_manifest(tmp_path, manifest)
+    out = tmp_path / "cards"
+
+    result = run_script("--models", str(models), "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    card = (out / "cloud-removal.md").read_text(encoding="utf-8")
+    command = next(line for line in card.splitlines() if line.startswith("msgfm evaluate"))
+    assert command == (
+        "msgfm evaluate --model resources/models/cloud-removal.onnx --data finetune_cloud-removal "
+        "--val-fraction 0.2 --test-fraction 0.2 --split-seed 3 --split-fold 3 --json"
+    )
+    assert "On the **1 test sample**" in card
+    assert "**4 training, 1 validation and 1 test sample**" in card
+    assert "leave-one-patch-out, fold 3" in card
+    # A reused pretraining run has no timing or loss of its own in this run.
+    assert "reused with `--pretrained`" in card and "pretraining took" not in card
+    assert "800 AdamW steps" in card
+
+
+def test_embedding_card_lists_every_embedding_model_and_the_shipped_probe(tmp_path):
+    manifest = shipped_manifest()
+    manifest["pretrain"] = {"steps": 800, "reused": "runs/search/p_seed0", "seed": 0}
+    models = models_with_manifest(tmp_path, manifest)
+    probe = {
+        "n_patches": 14,
+        "encoder": {"linear_map_micro": 0.4567, "knn_map_micro": 0.4, "effective_rank": 7.0},
+        "random_init_mean": {
+            "linear_map_micro": 0.4012,
+            "knn_map_micro": 0.39,
+            "effective_rank": 17,
+        },
+        "band_statistics": {"linear_map_micro": 0.4352, "knn_map_micro": 0.38, "effective_rank": 4},
+        "margin_over_random": 0.0555,
+    }
+    results = tmp_path / "pretraining-results.json"
+    results.write_text(
+        json.dumps(
+            {
+                "variants": [
+                    {"name": "old", "description": "", "command": "x", "shipped": False,
+                     "runs": []},
+                    {"name": "Z. the recipe", "description": "", "shipped": True,
+                     "command": "msgfm pretrain --out runs/search/p_seed0",
+                     "runs": [{"run": "p_seed0", "seed": 0, "steps": 800, "probe": probe}]},
+                ]
+            }
+        )
+    )  # fmt: skip
+    out = tmp_path / "cards"
+
+    result = run_script(
+        "--models", str(models), "--out", str(out), "--pretraining-results", str(results)
+    )
+    assert result.returncode == 0, result.stderr
+    card = (out / "embedding.md").read_text(encoding="utf-8")
+    for item in manifest["files"]:
+        if item["task"] != "embedding":
+            continue
+        row = next(line for line in card.splitlines() if line.startswith(f"| `{item['file']}` |"))
+        if "int8_mean_cosine" in item:
+            assert f"mean cosine {item['int8_mean_cosine']:.4f}" in row
+        else:
+            assert "float32" in row
+    assert "| p_seed0 | 0 | 800 | 0.457 / 0.400 / 7.0 | 0.401 / 0.390 / 17.0 |" in card
+    assert "+0.056" in card
+    assert "The shipped encoder is run `p_seed0`." in card
+    assert '("Z. the recipe": `msgfm pretrain --out runs/search/p_seed0`)' in card
+
+    # Without a shipped variant the card says where the probe is instead of quoting figures.
+    results.write_text(json.dumps({"variants": []}))
+    result = run_script(
+        "--models", str(models), "--out", str(out), "--pretraining-results", str(results)
+    )
+    assert result.returncode == 0, result.stderr
+    card = (out / "embedding.md").read_text(encoding="utf-8")
+    assert "No probe of the shipped encoder is recorded yet" in card
+    assert "docs/pretraining.md" in card
+
+
+def test_the_cards_evaluate_command_reprints_the_cards_scores(tmp_path, sample_data):
+    # Run the command a card prints (cloud removal: the smallest test split) and compare.
+    card = (CARDS / "cloud-removal.md").read_text(encoding="utf-8")
+    command = next(line for line in card.splitlines() if line.startswith("msgfm evaluate"))
+    args = command.split()[1:]
+    result = subprocess.run(
+        [sys.executable, "-m", "backend.cli", *args, "--data-root", str(sample_data)],
+        cwd=str(ROOT),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    scores = entry(shipped_manifest(), "cloud-removal.onnx")["evaluation"]["metrics"]
+    assert report["metrics"].keys() == scores.keys()
+    for key, value in scores.items():
+        assert report["metrics"][key] == pytest.approx(value, rel=1e-4, abs=1e-6), key
+
+
+def test_every_prose_block_is_used_and_every_used_block_exists():
+    # scripts/model_card_text.md holds the run-independent paragraphs by name.
+    import re
+
+    text = (ROOT / "scripts" / "model_card_text.md").read_text(encoding="utf-8")
+    blocks = set(re.findall(r"^<!-- block: ([a-z_]+) -->$", text, flags=re.M))
+    used = set(re.findall(r'prose\(\s*"([a-z_]+)"', SCRIPT.read_text(encoding="utf-8")))
+    assert blocks and blocks == used
