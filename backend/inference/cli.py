@@ -78,6 +78,7 @@ def _predict(args: argparse.Namespace) -> int:
             reported[0] = percent
             print(f"msgfm predict: {percent:3d}% {message}", file=sys.stderr, flush=True)
 
+    _stop_on_sigterm()
     try:
         result = run_inference(
             args.model,
@@ -103,6 +104,19 @@ def _predict(args: argparse.Namespace) -> int:
         return 1
     print(json.dumps(result.to_dict(), indent=2))
     return 0
+
+
+def _stop_on_sigterm() -> None:
+    """Let SIGTERM (``kill``, a job scheduler) stop a run like Ctrl+C: its partial output is
+    removed on the way out instead of being left beside the destination."""
+    import signal
+    import threading
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, interrupt)
 
 
 def _worker(args: argparse.Namespace) -> int:

@@ -18,6 +18,7 @@ cell per window.
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
@@ -42,8 +43,19 @@ def output_paths(out_path: Path, specs: List[OutputSpec]) -> List[Path]:
     """The first output goes to ``out_path``, others beside it as ``<stem>_<output name><suffix>``."""
     paths = [out_path]
     for spec in specs[1:]:
-        paths.append(out_path.with_name(f"{out_path.stem}_{spec.name}{out_path.suffix or '.tif'}"))
+        name = f"{out_path.stem}_{_file_name_part(spec.name)}{out_path.suffix or '.tif'}"
+        paths.append(out_path.with_name(name))
     return paths
+
+
+def _file_name_part(name: str) -> str:
+    """An output's name as a safe part of a file name.
+
+    The name comes from the model's metadata: path separators, control characters and the like
+    must not send an output elsewhere or make an impossible file name.
+    """
+    safe = re.sub(r"[^A-Za-z0-9_.+-]+", "_", name).strip("._")
+    return safe or "output"
 
 
 class OutputPlan:

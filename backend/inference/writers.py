@@ -10,14 +10,18 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
+from ..file_modes import output_tempfile
+from ..run_scratch import owner_tag, remove_stale
 from .errors import InferenceError
 from .inputs import ReferenceGrid
+
+# The suffix of the hidden temporary file beside an output while it is written.
+PARTIAL_SUFFIX = ".partial.tif"
 
 
 class GeoTiffWriter:
@@ -57,9 +61,17 @@ class GeoTiffWriter:
             raise InferenceError(
                 f"output folder {self.path.parent} does not exist; create it or choose another path"
             )
-        fd, tmp = tempfile.mkstemp(
-            dir=self.path.parent, prefix=f".{self.path.stem}.", suffix=".partial.tif"
-        )
+        # Partial files of runs that were killed (and so could not remove theirs) go first.
+        remove_stale(self.path.parent, f".*{PARTIAL_SUFFIX}*")
+        try:
+            fd, tmp = output_tempfile(
+                self.path.parent, f".{self.path.stem}.{owner_tag()}.", PARTIAL_SUFFIX
+            )
+        except OSError as exc:
+            raise InferenceError(
+                f"cannot write to the output folder {self.path.parent} ({exc.strerror or exc}); "
+                "choose a folder you can write to"
+            ) from None
         os.close(fd)
         self.tmp_path = Path(tmp)
         profile = {

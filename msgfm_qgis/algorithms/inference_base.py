@@ -9,7 +9,6 @@ to the subclass to move into place and style.
 from __future__ import annotations
 
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -34,6 +33,7 @@ from ..model_checks import (
     read_metadata,
     resolve_model_path,
 )
+from ..output_folders import layer_copies_folder, output_staging_folder, writable_folder
 from ..runner import BACKENDS, InferenceJob, run_job
 from .base import GROUP_ANALYSIS, MsgfmAlgorithm
 
@@ -213,8 +213,13 @@ class ModelInferenceAlgorithm(MsgfmAlgorithm):
                 reference_layer, reference_role.layer_label, layer, role.layer_label, context
             )
         destination = self.destination(parameters, self.OUTPUT, context)
-        staging = Path(tempfile.mkdtemp(prefix=".msgfm-", dir=str(destination.parent)))
-        copies = Path(tempfile.mkdtemp(prefix="msgfm-layers-"))
+        label = self.parameterDefinition(self.OUTPUT).description()
+        staging = output_staging_folder(destination.parent, label)
+        try:
+            copies = layer_copies_folder()
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
         try:
             rasters = []
             for (role, layer, spec), chosen_bands in zip(inputs, bands):
@@ -325,7 +330,7 @@ class ModelInferenceAlgorithm(MsgfmAlgorithm):
                 f"msGFM writes GeoTIFF: choose a .tif file for '{self.parameterDefinition(name).description()}' "
                 f"instead of {path.name}"
             )
-        path.parent.mkdir(parents=True, exist_ok=True)
+        writable_folder(path.parent, self.parameterDefinition(name).description())
         return path
 
 
