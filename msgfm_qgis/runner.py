@@ -94,6 +94,7 @@ def _run_in_process(job: InferenceJob, feedback: QgsProcessingFeedback) -> Dict[
             progress=_progress(feedback),
             cancel=token,
             scene_grid=job.scene_grid,
+            warn=feedback.pushWarning,
             **job.extra,
         )
     except inference.InferenceCancelledError:
@@ -117,7 +118,7 @@ def _run_in_worker(job: InferenceJob, feedback: QgsProcessingFeedback) -> Dict[s
     )
     try:
         with client_module.WorkerClient(python) as client:
-            return client.run(
+            summary = client.run(
                 "predict",
                 job.params(),
                 progress=_progress(feedback),
@@ -135,3 +136,6 @@ def _run_in_worker(job: InferenceJob, feedback: QgsProcessingFeedback) -> Dict[s
                 "the in-process backend"
             ) from None
         raise QgsProcessingException(f"{exc} (worker Python: {python})") from None
+    for message in summary.get("warnings", []):  # the engine's warnings, told after the run
+        feedback.pushWarning(message)
+    return summary

@@ -106,6 +106,9 @@ class OutputSpec:
     ``stride`` is the output cell size in input pixels: 1 for dense outputs on the input grid, the
     encoder's reduction (e.g. 32) for embeddings, ``tile_size`` for one prediction per tile (scene
     classification). Reflectance values in the sensor's units are ``raw * scale + offset`` per band.
+    ``valid_range`` (optional, ``[min, max]`` in those units, ``null`` for no bound) is the physical
+    range of a reflectance output: values beyond it are clipped (and counted) when written. It is
+    left out of the stored metadata when not set, so readers that predate it read such models.
     """
 
     name: str
@@ -117,6 +120,7 @@ class OutputSpec:
     stride: int = 1
     multilabel: bool = False
     sensor: Optional[str] = None
+    valid_range: Optional[List[Optional[float]]] = None
 
     def validate(self, key: str) -> None:
         _require(key, isinstance(self.name, str) and self.name, "output 'name' must be a string")
@@ -152,6 +156,16 @@ class OutputSpec:
             isinstance(self.stride, int) and self.stride >= 1,
             "'stride' must be an integer >= 1",
         )
+        if self.valid_range is not None:
+            bounds = self.valid_range
+            _require(
+                key,
+                isinstance(bounds, list)
+                and len(bounds) == 2
+                and all(b is None or _is_num(b) for b in bounds)
+                and (None in bounds or bounds[0] < bounds[1]),
+                "'valid_range' must be [min, max] (numbers or null, min < max)",
+            )
 
 
 @dataclass
@@ -229,7 +243,11 @@ class ModelMetadata:
 def to_metadata_props(metadata: ModelMetadata) -> Dict[str, str]:
     """Validate ``metadata`` and serialise it as ONNX ``metadata_props`` (key -> JSON text)."""
     metadata.validate()
-    return {key: json.dumps(value) for key, value in metadata.to_dict().items()}
+    values = metadata.to_dict()
+    for output in values["outputs"]:
+        if output.get("valid_range") is None:
+            output.pop("valid_range", None)  # optional: absent, older readers still read it
+    return {key: json.dumps(value) for key, value in values.items()}
 
 
 def from_metadata_props(props: Mapping[str, str]) -> ModelMetadata:

@@ -92,6 +92,9 @@ def _predict(args: argparse.Namespace) -> int:
             progress=None if args.quiet else progress,
             reflectance_dtype=args.reflectance_dtype,
             scene_grid=args.scene_grid,
+            warn=lambda message: print(
+                f"msgfm predict: warning: {message}", file=sys.stderr, flush=True
+            ),
         )
     except KeyboardInterrupt:
         print("msgfm predict: interrupted; no output written", file=sys.stderr)

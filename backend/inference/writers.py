@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -51,6 +52,7 @@ class GeoTiffWriter:
     ):
         import rasterio
         from affine import Affine
+        from rasterio.errors import NotGeoreferencedWarning
 
         self.path = Path(path)
         self.width = math.ceil(grid.width / stride)
@@ -93,7 +95,11 @@ class GeoTiffWriter:
             # As WKT: custom CRSs have no authority code to round-trip through.
             profile["crs"] = rasterio.crs.CRS.from_wkt(grid.crs.to_wkt())
         try:
-            self.dataset = rasterio.open(self.tmp_path, "w", **profile)
+            with warnings.catch_warnings():
+                # A raster in pixel coordinates gets the north-up transform (1, 0, 0, 0, -1, 0);
+                # rasterio warns that some drivers drop it, but GeoTIFF keeps it.
+                warnings.simplefilter("ignore", NotGeoreferencedWarning)
+                self.dataset = rasterio.open(self.tmp_path, "w", **profile)
             for band, text in enumerate(descriptions, start=1):
                 self.dataset.set_band_description(band, text)
             if colormap:

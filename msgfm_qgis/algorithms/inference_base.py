@@ -311,11 +311,6 @@ class ModelInferenceAlgorithm(MsgfmAlgorithm):
             f"(tile {summary['tile_size']} px, overlap {summary['overlap']} px, batch "
             f"{summary['batch_size']})"
         )
-        if summary["tiles_run"] == 0:
-            feedback.pushWarning(
-                f"Every tile of layer '{reference_layer.name()}' is nodata where the inputs "
-                "overlap: the model was not run and the output is all nodata"
-            )
 
     # Helpers ------------------------------------------------------------------------------------
 

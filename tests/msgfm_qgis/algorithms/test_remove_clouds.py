@@ -12,10 +12,11 @@ ALG = "msgfm:removeclouds"
 
 
 def expected_reflectance(s2_path, s1_path) -> np.ndarray:
-    """The model's output in S2 units: raw S2 + 0.1 x S2 std x mean of the normalised VV, VH."""
+    """The model's output in S2 units: raw S2 + 0.1 x S2 std x mean of the normalised VV, VH,
+    clipped to the physical range of S2 reflectance x 10000 (0 to 10000)."""
     s2 = read(s2_path).astype(np.float64)
     sar = (read(s1_path).astype(np.float64) - SAR_MEAN) / SAR_STD
-    return s2 + 0.1 * S2_STD * sar.mean(axis=0)
+    return np.clip(s2 + 0.1 * S2_STD * sar.mean(axis=0), 0, 10000)
 
 
 def test_reflectance_on_the_s2_grid(
