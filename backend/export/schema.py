@@ -16,6 +16,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional
 
+from .external_data import ExternalDataError, check_external_data
+from .metadata_text import clean_metadata
+
 SCHEMA_VERSION = 1
 
 TASKS = ("classification", "segmentation", "cloud-removal", "pansharpening", "embedding")
@@ -284,7 +287,11 @@ def from_metadata_props(props: Mapping[str, str]) -> ModelMetadata:
     for key, kind in (("tile_size", int), ("schema_version", int)):
         if not isinstance(values[key], kind) or isinstance(values[key], bool):
             raise ModelMetadataError(key, f"must be an integer, not {values[key]!r}")
-    return ModelMetadata(**values).validate()
+    metadata = ModelMetadata(**values).validate()
+    try:
+        return clean_metadata(metadata)
+    except ValueError as exc:
+        raise ModelMetadataError(*exc.args) from None
 
 
 def read_model_metadata(path: str | Path, session: Any = None) -> ModelMetadata:
@@ -314,6 +321,10 @@ def open_session(path: str | Path, providers: List[str], options: Any = None) ->
     path = Path(path)
     if not path.is_file():
         raise ModelFileError(f"model file not found: {path}")
+    try:
+        check_external_data(path)
+    except ExternalDataError as exc:
+        raise ModelFileError(str(exc)) from None
     try:
         return onnxruntime.InferenceSession(str(path), sess_options=options, providers=providers)
     except Exception as exc:  # onnxruntime raises several private exception types
