@@ -8,6 +8,7 @@ to the subclass to move into place and style.
 
 from __future__ import annotations
 
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -201,7 +202,7 @@ class ModelInferenceAlgorithm(MsgfmAlgorithm):
         bands = [
             choose_bands(
                 layer,
-                self.parameterAsInts(parameters, role.bands_param, context),
+                self.band_list(parameters, role.bands_param, context),
                 spec,
                 role.bands_label,
             )
@@ -313,6 +314,23 @@ class ModelInferenceAlgorithm(MsgfmAlgorithm):
         )
 
     # Helpers ------------------------------------------------------------------------------------
+
+    def band_list(self, parameters, name: str, context) -> List[int]:
+        """The bands chosen in ``name``: a list, or text such as ``12,11,10`` or ``12;11;10``.
+
+        QGIS reads ``BANDS=12,11,10`` (``qgis_process``, the documented syntax) as one band;
+        the text is split here instead.
+        """
+        value = parameters.get(name)
+        if isinstance(value, str) and value.strip():
+            parts = [part for part in re.split(r"[\s,;]+", value.strip()) if part]
+            if not all(part.isdigit() and int(part) >= 1 for part in parts):
+                label = self.parameterDefinition(name).description()
+                raise QgsProcessingException(
+                    f"'{label}' must list 1-based band numbers such as 3,2,1, not {value!r}"
+                )
+            return [int(part) for part in parts]
+        return self.parameterAsInts(parameters, name, context)
 
     def enum(self, parameters, name: str, context) -> int:
         return self.parameterAsEnum(parameters, name, context)

@@ -131,3 +131,48 @@ def test_every_analysis_algorithm_runs_from_the_zip_with_its_bundled_model(
                 assert dst.crs == ref.crs
                 assert (dst.width, dst.height) == (ref.width, ref.height)
                 assert dst.transform.almost_equals(ref.transform)
+
+
+@pytest.mark.parametrize(
+    "bands",
+    [["BANDS=6,5,4,3,2,1"], ["BANDS=6;5;4;3;2;1"], [f"BANDS={b}" for b in (6, 5, 4, 3, 2, 1)]],
+    ids=["commas", "semicolons", "repeated"],
+)
+def test_bands_parameter_syntaxes(installed_plugin, demo_inputs, tmp_path, bands):
+    stack = demo_inputs / "landsat_stack.tif"
+    out = tmp_path / "classes.tif"
+    result = qgis_process(
+        [
+            "run",
+            "msgfm:segmentlandcover",
+            "--json",
+            "--",
+            f"INPUT={stack}",
+            *bands,
+            f"OUTPUT={out}",
+        ],
+        *installed_plugin,
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    log = json.loads(result.stdout)["log"]["info"]
+    assert any("bands [6, 5, 4, 3, 2, 1] -> model input" in line for line in log), log
+    assert out.exists()
+
+
+def test_bands_parameter_that_is_no_band_list_is_refused(installed_plugin, demo_inputs, tmp_path):
+    stack = demo_inputs / "landsat_stack.tif"
+    result = qgis_process(
+        [
+            "run",
+            "msgfm:segmentlandcover",
+            "--",
+            f"INPUT={stack}",
+            "BANDS=6,5,red",
+            f"OUTPUT={tmp_path / 'classes.tif'}",
+        ],
+        *installed_plugin,
+    )
+    assert result.returncode != 0
+    assert "must list 1-based band numbers such as 3,2,1, not '6,5,red'" in (
+        result.stdout + result.stderr
+    )
