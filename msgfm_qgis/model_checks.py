@@ -81,7 +81,7 @@ def describe_bands(names: Sequence[str]) -> str:
 
 
 def choose_bands(
-    layer: QgsRasterLayer, chosen: Sequence[int], spec: Any, bands_label: str
+    layer: QgsRasterLayer, chosen: Sequence[int], spec: Any, bands_label: str, advice: str = ""
 ) -> List[int]:
     """The 1-based band indexes of ``layer`` that feed the model input ``spec``, in its order.
 
@@ -105,6 +105,11 @@ def choose_bands(
     if matched is not None:
         return matched
     plural = "band" if count == 1 else "bands"
+    if count < needed:  # no choice of bands can help: say what will work instead
+        raise QgsProcessingException(
+            f"Layer '{layer.name()}' has {count} {plural} but {wanted}, so no choice of bands "
+            f"can feed it{': ' + advice if advice else ''}"
+        )
     raise QgsProcessingException(
         f"Layer '{layer.name()}' has {count} {plural} but {wanted}: choose {needed} bands in "
         f"'{bands_label}'"

@@ -24,7 +24,9 @@ from qgis.core import (
     QgsProcessingParameterRasterLayer,
 )
 
+from ..bundled_models import alternatives, bundled_metadata, help_note
 from ..dependencies import require_onnxruntime
+from ..layer_preselection import preselect
 from ..layers import raster_file
 from ..model_checks import (
     bundled_model,
@@ -96,10 +98,14 @@ class ModelInferenceAlgorithm(MsgfmAlgorithm):
     OUTPUT = "OUTPUT"
 
     def initAlgorithm(self, config=None):
+        defaults = self.preselected_layers()
         for role in self.ROLES:
             self.addParameter(
                 QgsProcessingParameterRasterLayer(
-                    role.layer_param, role.layer_label, optional=role.optional
+                    role.layer_param,
+                    role.layer_label,
+                    defaultValue=defaults.get(role.layer_param),
+                    optional=role.optional,
                 )
             )
             self.addParameter(
@@ -172,6 +178,37 @@ class ModelInferenceAlgorithm(MsgfmAlgorithm):
             )
         )
 
+    def preselected_layers(self) -> Dict[str, str]:
+        """Layer ids of the open project that fit each role's model input (see
+        :mod:`..layer_preselection`); empty without raster layers or a readable bundled model."""
+        from qgis.core import QgsProject, QgsRasterLayer
+
+        layers = [
+            layer
+            for layer in QgsProject.instance().mapLayers().values()
+            if isinstance(layer, QgsRasterLayer) and layer.isValid()
+        ]
+        if not layers:
+            return {}
+        metadata = bundled_metadata(self.TASK)
+        if metadata is None:
+            return {}
+        specs = list(metadata.inputs)
+        roles: List[Tuple[LayerRole, Any]] = []
+        for role in self.ROLES:  # sensor-named roles first, then the others in order
+            spec = next((s for s in specs if role.sensor and s.sensor == role.sensor), None)
+            if spec is not None:
+                specs.remove(spec)
+                roles.append((role, spec))
+        for role in self.ROLES:
+            if not any(r is role for r, _ in roles) and specs:
+                roles.append((role, specs.pop(0)))
+        chosen = preselect(layers, [spec for _, spec in roles])
+        return {role.layer_param: layer.id() for (role, _), layer in zip(roles, chosen) if layer}
+
+    def shortHelpString(self):
+        return self.HELP + help_note(self.TASK)
+
     # Subclass hooks ---------------------------------------------------------------------------
 
     def initOutputs(self) -> None:
@@ -205,6 +242,7 @@ class ModelInferenceAlgorithm(MsgfmAlgorithm):
                 self.band_list(parameters, role.bands_param, context),
                 spec,
                 role.bands_label,
+                alternatives(model_path),
             )
             for role, layer, spec in inputs
         ]
