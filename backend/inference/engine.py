@@ -142,6 +142,7 @@ def run_inference(
     warnings: List[str] = []
     note = _collect(warnings, warn)
 
+    _stage(progress, f"model '{metadata.model_name}' opened on {provider}; reading the inputs")
     with ExitStack() as stack:
         grid, opened = open_inputs(inputs, metadata, stack, note)
         check_inputs(grid, opened, metadata, tile_size, note)
@@ -149,6 +150,7 @@ def run_inference(
             layout = plan_tiles(grid.width, grid.height, tile_size, overlap_px, align, chunk_width)
         except ValueError as exc:
             raise InferenceError(str(exc)) from None
+        _stage(progress, f"running the model on {layout.n_tiles} tiles of {tile_size} px")
         plans: List[OutputPlan] = []
         try:
             for spec, path, stride in zip(
@@ -181,6 +183,12 @@ def run_inference(
         batch_size=batch_size,
         warnings=warnings,
     )
+
+
+def _stage(progress: Optional[ProgressCallback], message: str) -> None:
+    """Say what the run is doing before the first batch (progress 0)."""
+    if progress is not None:
+        progress(0.0, message)
 
 
 def _collect(warnings: List[str], warn: Optional[Callable[[str], None]]) -> Callable[[str], None]:

@@ -231,6 +231,9 @@ class ModelInferenceAlgorithm(MsgfmAlgorithm):
     def processAlgorithm(self, parameters, context, feedback):
         chosen = self.parameterAsFile(parameters, self.MODEL, context)
         model_path = resolve_model_path(chosen, self.TASK)
+        feedback.setProgressText(
+            f"Opening the model {Path(model_path).name} and checking the layers..."
+        )
         require_onnxruntime()
         metadata = read_metadata(model_path)
         check_task(metadata, self.TASK)
