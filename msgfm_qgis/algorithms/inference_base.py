@@ -15,15 +15,19 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from qgis.core import (
+    QgsProcessing,
     QgsProcessingException,
     QgsProcessingParameterBand,
     QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
+    QgsProcessingParameterExtent,
+    QgsProcessingParameterFeatureSource,
     QgsProcessingParameterFile,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterLayer,
 )
 
+from ..area_of_interest import AreaOfInterest, area_from_parameters, cut_to_area
 from ..bundled_models import alternatives, bundled_metadata, help_note
 from ..dependencies import require_onnxruntime
 from ..layer_preselection import preselect
@@ -90,6 +94,8 @@ class ModelInferenceAlgorithm(MsgfmAlgorithm):
     ROLES: Tuple[LayerRole, ...] = ()
 
     MODEL = "MODEL"
+    AREA_EXTENT = "AREA_EXTENT"
+    AREA_POLYGONS = "AREA_POLYGONS"
     TILE_SIZE = "TILE_SIZE"
     OVERLAP = "OVERLAP"
     BATCH_SIZE = "BATCH_SIZE"
@@ -125,6 +131,19 @@ class ModelInferenceAlgorithm(MsgfmAlgorithm):
                 behavior=QgsProcessingParameterFile.File,
                 extension="onnx",
                 defaultValue=str(default) if default.is_file() else None,
+                optional=True,
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterExtent(
+                self.AREA_EXTENT, "Area of interest (empty: the whole layer)", optional=True
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterFeatureSource(
+                self.AREA_POLYGONS,
+                "Area of interest polygons (only pixels inside them are processed)",
+                [QgsProcessing.TypeVectorPolygon],
                 optional=True,
             )
         )
@@ -264,8 +283,15 @@ class ModelInferenceAlgorithm(MsgfmAlgorithm):
             raise
         try:
             rasters = []
+            area = self.area_of_interest(parameters, context, reference_layer)
             for (role, layer, spec), chosen_bands in zip(inputs, bands):
                 path = raster_file(layer, copies, context, role.layer_label)
+                if area is not None and layer is reference_layer:
+                    path = cut_to_area(path, area, copies, layer.name())
+                    feedback.pushInfo(
+                        f"Area of interest: {area.extent.toString(2)} "
+                        f"({'polygons' if area.polygons else 'extent'}) of '{layer.name()}'"
+                    )
                 rasters.append({"sensor": spec.sensor, "path": path, "bands": chosen_bands})
                 feedback.pushInfo(
                     f"{role.layer_label}: '{layer.name()}' bands {chosen_bands} -> model input "
@@ -355,6 +381,18 @@ class ModelInferenceAlgorithm(MsgfmAlgorithm):
         )
 
     # Helpers ------------------------------------------------------------------------------------
+
+    def area_of_interest(self, parameters, context, layer) -> Optional[AreaOfInterest]:
+        """The area of interest in ``layer``'s CRS, or None for the whole layer."""
+        extent = None
+        if self.parameterDefinition(self.AREA_EXTENT) is not None and parameters.get(
+            self.AREA_EXTENT
+        ):
+            extent = self.parameterAsExtent(parameters, self.AREA_EXTENT, context, layer.crs())
+        source = None
+        if parameters.get(self.AREA_POLYGONS):
+            source = self.parameterAsSource(parameters, self.AREA_POLYGONS, context)
+        return area_from_parameters(extent, source, layer, context)
 
     def band_list(self, parameters, name: str, context) -> List[int]:
         """The bands chosen in ``name``: a list, or text such as ``12,11,10`` or ``12;11;10``.
