@@ -45,6 +45,13 @@ def whole(run_algorithm, probability_model, sample_data, tmp_path_factory):
     return (*read(out), clear)
 
 
+def run_on_area(run_algorithm, model, sample_data, out, **area):
+    """Segment the sample RGB raster within ``area`` (AREA_EXTENT and/or AREA_POLYGONS)."""
+    parameters = {"INPUT": str(sample_data / RGB), "MODEL": str(model), "OUTPUT": str(out)}
+    run_algorithm(ALG, {**parameters, **area})
+    return read(out)
+
+
 def same_classes(part, whole_window, clear):
     return np.array_equal(part[clear], whole_window[clear])
 
@@ -57,17 +64,9 @@ def test_an_extent_limits_the_output_to_its_pixels(
     x0, y0 = transform * (100.02, 50.02)
     x1, y1 = transform * (249.98, 199.98)
     extent = f"{x0},{x1},{y1},{y0} [EPSG:32617]"
-    out = tmp_path / "part.tif"
-    run_algorithm(
-        ALG,
-        {
-            "INPUT": str(sample_data / RGB),
-            "MODEL": str(probability_model),
-            "OUTPUT": str(out),
-            "AREA_EXTENT": extent,
-        },
+    part, part_transform, _ = run_on_area(
+        run_algorithm, probability_model, sample_data, tmp_path / "part.tif", AREA_EXTENT=extent
     )
-    part, part_transform, _ = read(out)
     assert part.shape == (150, 150)
     assert part_transform == transform * transform.translation(100, 50)
     assert same_classes(part, values[50:200, 100:250], clear[50:200, 100:250])
@@ -89,17 +88,9 @@ def test_polygons_in_another_crs_mask_everything_outside(
     feature = QgsFeature()
     feature.setGeometry(QgsGeometry.fromPolygonXY([points + points[:1]]))
     polygons.dataProvider().addFeatures([feature])
-    out = tmp_path / "triangle.tif"
-    run_algorithm(
-        ALG,
-        {
-            "INPUT": str(sample_data / RGB),
-            "MODEL": str(probability_model),
-            "OUTPUT": str(out),
-            "AREA_POLYGONS": polygons,
-        },
+    part, part_transform, nodata = run_on_area(
+        run_algorithm, probability_model, sample_data, tmp_path / "tri.tif", AREA_POLYGONS=polygons
     )
-    part, part_transform, nodata = read(out)
     col, row = ~transform * (part_transform.c, part_transform.f)
     col, row = round(col), round(row)
     assert 95 <= col <= 100 and 95 <= row <= 100 and part.shape[0] >= 200
