@@ -31,7 +31,7 @@ class DependencyOffer:
     def show(self) -> None:
         self.item = self.message_bar.createMessage(
             "msGFM",
-            "needs ONNX Runtime to run models, and QGIS's Python does not have it.",
+            "ONNX Runtime is missing: models cannot run.",
         )
         button = QPushButton("Install ONNX Runtime")
         button.setToolTip(command_text(self.command))

@@ -167,3 +167,62 @@ def test_segmentation_in_the_qgis_desktop(probability_model, sample_data, tmp_pa
     if os.environ.get("MSGFM_UPDATE_SCREENSHOTS") == "1":
         DOCS_SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(screenshot, DOCS_SCREENSHOT)
+
+
+DEPENDENCIES_SCRIPT = Path(__file__).with_name("desktop_dependencies.py")
+DOCS_INSTALL_SCREENSHOT = ROOT / "docs" / "img" / "qgis-desktop-install-onnxruntime.png"
+
+
+def run_desktop(env: dict, script: Path, cwd: Path) -> str:
+    """Start QGIS under a fresh Xvfb display with ``--code script``; returns its output."""
+    number = free_display()
+    env = {**env, "DISPLAY": f":{number}"}
+    xvfb = start_xvfb(number)
+    qgis = None
+    try:
+        qgis = subprocess.Popen(
+            [str(QGIS), "--nologo", "--noversioncheck", "--code", str(script)],
+            env=env,
+            cwd=cwd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            output, _ = qgis.communicate(timeout=TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            stop(qgis)
+            output, _ = qgis.communicate()
+            pytest.fail(f"QGIS did not finish in {TIMEOUT_S} s: {output.decode()[-2000:]}")
+    finally:
+        if qgis is not None:
+            stop(qgis)
+        stop(xvfb)
+    return output.decode(errors="replace")[-3000:]
+
+
+def test_missing_onnxruntime_is_offered_at_load(tmp_path):
+    env = install_plugin(tmp_path)
+    # QGIS's own Python without the venv: no onnxruntime (Debian's Python has none).
+    env.pop("PYTHONPATH")
+    report_path, screenshot = tmp_path / "report.json", tmp_path / "screenshot.png"
+    config = {"report": str(report_path), "screenshot": str(screenshot)}
+    (tmp_path / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    env["MSGFM_DESKTOP_CONFIG"] = str(tmp_path / "config.json")
+    log = run_desktop(env, DEPENDENCIES_SCRIPT, tmp_path)
+    assert report_path.exists(), f"the startup script wrote no report; QGIS output: {log}"
+    report = json.loads(report_path.read_text())
+    assert "errors" not in report, report["errors"]
+    if report["onnxruntime_importable"]:
+        pytest.skip("this QGIS's own Python has onnxruntime: nothing to offer")
+    [offer] = [item for item in report["message_bar"] if item["title"] == "msGFM"]
+    assert "ONNX Runtime is missing" in offer["text"]
+    [(label, command)] = offer["buttons"]
+    assert label == "Install ONNX Runtime"
+    # The command runs QGIS's own interpreter (not a shim from PATH) and keeps numpy as it is.
+    python = command.split()[0]
+    assert Path(python).parent == Path(report["python"][1]) / "bin", command
+    assert " -m pip install " in command and " onnxruntime numpy==" in command
+    assert report["screenshot_saved"]
+    if os.environ.get("MSGFM_UPDATE_SCREENSHOTS") == "1":
+        shutil.copyfile(screenshot, DOCS_INSTALL_SCREENSHOT)
