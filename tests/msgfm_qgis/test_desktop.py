@@ -97,27 +97,17 @@ def install_plugin(root: Path) -> dict:
     return env
 
 
-def test_segmentation_in_the_qgis_desktop(probability_model, sample_data, tmp_path):
-    env = install_plugin(tmp_path)
-    report_path, screenshot = tmp_path / "report.json", tmp_path / "screenshot.png"
-    config = {
-        "report": str(report_path),
-        "screenshot": str(screenshot),
-        "raster": str(sample_data / "sar_rgb" / "rgb_unmasked.tif"),
-        "model": str(probability_model),
-        "output": str(tmp_path / "land_cover.tif"),
-    }
-    (tmp_path / "config.json").write_text(json.dumps(config), encoding="utf-8")
-    env["MSGFM_DESKTOP_CONFIG"] = str(tmp_path / "config.json")
+def run_desktop(env: dict, script: Path, cwd: Path) -> str:
+    """Start QGIS under a fresh Xvfb display with ``--code script``; returns its output."""
     number = free_display()
-    env["DISPLAY"] = f":{number}"
+    env = {**env, "DISPLAY": f":{number}"}
     xvfb = start_xvfb(number)
     qgis = None
     try:
         qgis = subprocess.Popen(
-            [str(QGIS), "--nologo", "--noversioncheck", "--code", str(STARTUP)],
+            [str(QGIS), "--nologo", "--noversioncheck", "--code", str(script)],
             env=env,
-            cwd=tmp_path,
+            cwd=cwd,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -132,7 +122,22 @@ def test_segmentation_in_the_qgis_desktop(probability_model, sample_data, tmp_pa
         if qgis is not None:
             stop(qgis)
         stop(xvfb)
-    log = output.decode(errors="replace")[-3000:]
+    return output.decode(errors="replace")[-3000:]
+
+
+def test_segmentation_in_the_qgis_desktop(probability_model, sample_data, tmp_path):
+    env = install_plugin(tmp_path)
+    report_path, screenshot = tmp_path / "report.json", tmp_path / "screenshot.png"
+    config = {
+        "report": str(report_path),
+        "screenshot": str(screenshot),
+        "raster": str(sample_data / "sar_rgb" / "rgb_unmasked.tif"),
+        "model": str(probability_model),
+        "output": str(tmp_path / "land_cover.tif"),
+    }
+    (tmp_path / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    env["MSGFM_DESKTOP_CONFIG"] = str(tmp_path / "config.json")
+    log = run_desktop(env, STARTUP, tmp_path)
     assert report_path.exists(), f"the startup script wrote no report; QGIS output: {log}"
     report = json.loads(report_path.read_text())
     assert "errors" not in report, report["errors"]
@@ -171,34 +176,6 @@ def test_segmentation_in_the_qgis_desktop(probability_model, sample_data, tmp_pa
 
 DEPENDENCIES_SCRIPT = Path(__file__).with_name("desktop_dependencies.py")
 DOCS_INSTALL_SCREENSHOT = ROOT / "docs" / "img" / "qgis-desktop-install-onnxruntime.png"
-
-
-def run_desktop(env: dict, script: Path, cwd: Path) -> str:
-    """Start QGIS under a fresh Xvfb display with ``--code script``; returns its output."""
-    number = free_display()
-    env = {**env, "DISPLAY": f":{number}"}
-    xvfb = start_xvfb(number)
-    qgis = None
-    try:
-        qgis = subprocess.Popen(
-            [str(QGIS), "--nologo", "--noversioncheck", "--code", str(script)],
-            env=env,
-            cwd=cwd,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        try:
-            output, _ = qgis.communicate(timeout=TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            stop(qgis)
-            output, _ = qgis.communicate()
-            pytest.fail(f"QGIS did not finish in {TIMEOUT_S} s: {output.decode()[-2000:]}")
-    finally:
-        if qgis is not None:
-            stop(qgis)
-        stop(xvfb)
-    return output.decode(errors="replace")[-3000:]
 
 
 def test_missing_onnxruntime_is_offered_at_load(tmp_path):
