@@ -189,3 +189,30 @@ def test_only_entries_of_ended_processes_of_this_host_are_stale(tmp_path):
         (tmp_path / name).mkdir()
     removed = remove_stale(tmp_path, "msgfm-layers-*")
     assert sorted(p.name for p in removed) == sorted(n for n, stale in names.items() if stale)
+
+
+def test_scratch_entries_and_checkpoints_get_the_umask_modes(tmp_path):
+    """Temporary files and folders that become outputs, and a training checkpoint folder."""
+    import torch
+
+    from backend.file_modes import output_tempdir, output_tempfile
+    from backend.train.checkpoint import save_checkpoint
+
+    previous = os.umask(0o027)
+    try:
+        handle, name = output_tempfile(tmp_path, ".x.")
+        os.close(handle)
+        folder = output_tempdir(tmp_path, "run-")
+        checkpoint = save_checkpoint(
+            tmp_path / "run" / "checkpoint-last",
+            torch.nn.Linear(2, 2),
+            {"step": torch.tensor(1)},
+            {"step": 1},
+        )
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(os.stat(name).st_mode) == 0o640
+    assert stat.S_IMODE(os.stat(folder).st_mode) == 0o750
+    assert stat.S_IMODE(checkpoint.stat().st_mode) == 0o750
+    for item in checkpoint.iterdir():
+        assert stat.S_IMODE(item.stat().st_mode) == 0o640, item
