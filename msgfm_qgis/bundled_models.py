@@ -25,10 +25,13 @@ def bundled_metadata(task: str) -> Optional[Any]:
     except OSError:
         return None
     if key not in _CACHE:
+        # Read from the file itself, not through an ONNX Runtime session: this runs when a
+        # dialog opens, on QGIS's main thread, where a session would freeze the window ~1 s.
         schema = backend_module("export.schema")
+        props = backend_module("export.external_data").metadata_props
         try:
-            _CACHE[key] = schema.read_model_metadata(path)
-        except Exception:  # no onnxruntime yet, or a damaged file: the help says less
+            _CACHE[key] = schema.from_metadata_props(props(path))
+        except Exception:  # a damaged file: the help says less
             _CACHE[key] = None
     return _CACHE[key]
 

@@ -1,4 +1,5 @@
-"""Refusing ONNX models whose external-data files lie outside the model's folder.
+"""Reading an ONNX file's protobuf directly: external-data paths (refused outside the model's
+folder) and ``metadata_props`` (read without opening an ONNX Runtime session).
 
 An ONNX tensor may keep its values in another file, named by a path relative to the model. A model
 naming ``../../somewhere/file`` or an absolute path would make ONNX Runtime read any file the user
@@ -14,10 +15,11 @@ from __future__ import annotations
 import mmap
 import os
 from pathlib import Path
-from typing import Iterator, List, Tuple
+from typing import Dict, Iterator, List, Optional, Tuple
 
 # Field numbers of onnx.proto3 that lead to tensors.
 _MODEL_GRAPH = 7
+_MODEL_METADATA_PROPS = 14
 _MODEL_FUNCTIONS = 25
 _FUNCTION_NODES = 7
 _GRAPH_NODES, _GRAPH_INITIALIZERS, _GRAPH_SPARSE_INITIALIZERS = 1, 5, 15
@@ -113,6 +115,47 @@ def _varint(view: memoryview, position: int) -> Tuple[int, int]:
             raise ValueError("malformed varint")
 
 
+def metadata_props(path: str | Path) -> Dict[str, str]:
+    """The model's ``metadata_props`` (key -> value), read without ONNX Runtime.
+
+    Opening an ONNX Runtime session takes most of a second for a small model and holds Python's
+    lock meanwhile; help texts and dialogs read the metadata this way instead.
+    """
+    with open(path, "rb") as stream:
+        if os.fstat(stream.fileno()).st_size == 0:
+            return {}
+        with mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+            props, problem = {}, None
+            try:
+                props = _props(memoryview(mapped))
+            except (IndexError, ValueError) as exc:
+                problem = str(exc) or type(exc).__name__
+    if problem is not None:
+        raise ValueError(problem)
+    return props
+
+
+def _props(view: memoryview) -> Dict[str, str]:
+    # A function of its own: the views into the map are gone when it returns.
+    props = {}
+    for number, wire, payload in _fields(view):
+        if number == _MODEL_METADATA_PROPS and wire == 2:
+            key, value = _entry(payload)
+            if key is not None:
+                props[key] = value or ""
+    return props
+
+
+def _entry(view: memoryview) -> Tuple[Optional[str], Optional[str]]:
+    key = value = None
+    for number, wire, text in _fields(view):
+        if wire == 2 and number == _ENTRY_KEY:
+            key = bytes(text).decode("utf-8", "replace")
+        elif wire == 2 and number == _ENTRY_VALUE:
+            value = bytes(text).decode("utf-8", "replace")
+    return key, value
+
+
 def _model(view: memoryview) -> Iterator[str]:
     for number, wire, payload in _fields(view):
         if wire != 2:
@@ -164,11 +207,6 @@ def _tensor(view: memoryview) -> Iterator[str]:
     for number, wire, payload in _fields(view):
         if number != _TENSOR_EXTERNAL_DATA or wire != 2:
             continue
-        key = value = None
-        for inner, inner_wire, text in _fields(payload):
-            if inner_wire == 2 and inner == _ENTRY_KEY:
-                key = bytes(text).decode("utf-8", "replace")
-            elif inner_wire == 2 and inner == _ENTRY_VALUE:
-                value = bytes(text).decode("utf-8", "replace")
+        key, value = _entry(payload)
         if key == "location" and value is not None:
             yield value

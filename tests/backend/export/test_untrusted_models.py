@@ -134,3 +134,10 @@ def test_a_damaged_file_is_a_clear_error(tmp_path):
     broken.write_bytes(BUNDLED.read_bytes()[:1000])
     with pytest.raises(ModelFileError, match=r"broken\.onnx is not a valid ONNX model"):
         read_model_metadata(broken)
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "resources" / "models").glob("*.onnx")), ids=str)
+def test_metadata_read_from_the_file_equals_the_sessions(path):
+    from backend.export.external_data import metadata_props
+
+    assert from_metadata_props(metadata_props(path)) == read_model_metadata(path)
