@@ -57,8 +57,19 @@ def resolve_model_path(chosen: str, task: str) -> str:
 
 
 def read_metadata(model_path: str) -> Any:
-    """The model's validated metadata; a corrupt or foreign file is a user-readable error."""
+    """The model's validated metadata; a corrupt or foreign file is a user-readable error.
+
+    Read from the file itself first: an ONNX Runtime session takes most of a second to open and
+    holds Python's lock meanwhile (the run opens its own session, which checks the graph too).
+    A file that does not read that way is opened by ONNX Runtime, whose error is the clearest.
+    """
     schema = backend_module("export.schema")
+    try:
+        props = backend_module("export.external_data").metadata_props(model_path)
+        if props:
+            return schema.from_metadata_props(props)
+    except (OSError, ValueError):  # not protobuf, or metadata ONNX Runtime will explain
+        pass
     try:
         return schema.read_model_metadata(model_path)
     except (schema.ModelFileError, schema.ModelMetadataError) as exc:
