@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Optional, Sequence
+
+from .backend_loader import backend_module
 
 # Rows processed at once: memory stays bounded on large rasters.
 _BLOCK_ROWS = 256
@@ -52,7 +53,9 @@ def write_class_raster(probabilities: str, out_path: str, classes: Sequence[Any]
     values = np.array([c.value for c in classes], dtype=np.uint8)
     nodata = class_nodata(has_nodata, values.tolist())
     out = Path(out_path)
-    handle, temp_name = tempfile.mkstemp(prefix=f".{out.stem}.", suffix=".tif", dir=str(out.parent))
+    handle, temp_name = backend_module("file_modes").output_tempfile(
+        out.parent, f".{out.stem}.", ".tif"
+    )
     os.close(handle)
     temp = Path(temp_name)
     try:

@@ -57,8 +57,19 @@ def resolve_model_path(chosen: str, task: str) -> str:
 
 
 def read_metadata(model_path: str) -> Any:
-    """The model's validated metadata; a corrupt or foreign file is a user-readable error."""
+    """The model's validated metadata; a corrupt or foreign file is a user-readable error.
+
+    Read from the file itself first: an ONNX Runtime session takes most of a second to open and
+    holds Python's lock meanwhile (the run opens its own session, which checks the graph too).
+    A file that does not read that way is opened by ONNX Runtime, whose error is the clearest.
+    """
     schema = backend_module("export.schema")
+    try:
+        props = backend_module("export.external_data").metadata_props(model_path)
+        if props:
+            return schema.from_metadata_props(props)
+    except (OSError, ValueError):  # not protobuf, or metadata ONNX Runtime will explain
+        pass
     try:
         return schema.read_model_metadata(model_path)
     except (schema.ModelFileError, schema.ModelMetadataError) as exc:
@@ -81,7 +92,7 @@ def describe_bands(names: Sequence[str]) -> str:
 
 
 def choose_bands(
-    layer: QgsRasterLayer, chosen: Sequence[int], spec: Any, bands_label: str
+    layer: QgsRasterLayer, chosen: Sequence[int], spec: Any, bands_label: str, advice: str = ""
 ) -> List[int]:
     """The 1-based band indexes of ``layer`` that feed the model input ``spec``, in its order.
 
@@ -105,6 +116,11 @@ def choose_bands(
     if matched is not None:
         return matched
     plural = "band" if count == 1 else "bands"
+    if count < needed:  # no choice of bands can help: say what will work instead
+        raise QgsProcessingException(
+            f"Layer '{layer.name()}' has {count} {plural} but {wanted}, so no choice of bands "
+            f"can feed it{': ' + advice if advice else ''}"
+        )
     raise QgsProcessingException(
         f"Layer '{layer.name()}' has {count} {plural} but {wanted}: choose {needed} bands in "
         f"'{bands_label}'"

@@ -13,6 +13,7 @@ class MsgfmPlugin:
     def __init__(self, iface):
         self.iface = iface  # None under qgis_process
         self.provider = None
+        self.dependency_offer = None
 
     def initProcessing(self):
         if self.provider is None:
@@ -21,6 +22,10 @@ class MsgfmPlugin:
 
     def initGui(self):
         self.initProcessing()
+        from .dependency_bar import offer_missing_dependencies
+
+        # Say at start-up, not at the first Run, that models cannot run yet, and offer the fix.
+        self.dependency_offer = offer_missing_dependencies(self.iface)
 
     def unload(self):
         if self.provider is not None:

@@ -6,7 +6,7 @@ from qgis.core import QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
 from .algorithms import ALGORITHMS
-from .resources import icon_path
+from .resources import icon_path, resources_dir
 
 
 class MsgfmProvider(QgsProcessingProvider):
@@ -30,3 +30,19 @@ class MsgfmProvider(QgsProcessingProvider):
     def loadAlgorithms(self):
         for algorithm in ALGORITHMS:
             self.addAlgorithm(algorithm())
+        for model in workflow_models():
+            self.addAlgorithm(model)
+
+
+def workflow_models():
+    """The Graphical Modeler models shipped in ``resources/models3/``, for the Toolbox."""
+    from qgis.core import QgsMessageLog, QgsProcessingModelAlgorithm
+
+    models = []
+    for path in sorted((resources_dir() / "models3").glob("*.model3")):
+        model = QgsProcessingModelAlgorithm()
+        if model.fromFile(str(path)):
+            models.append(model)
+        else:
+            QgsMessageLog.logMessage(f"msGFM: cannot load the model {path}", "msGFM")
+    return models

@@ -66,15 +66,27 @@ def run_job(job: InferenceJob, backend: str, feedback: QgsProcessingFeedback) ->
 
 
 def _progress(feedback: QgsProcessingFeedback):
+    """The engine's progress callback: the bar follows every whole percent; the text (which the
+    Processing dialog also writes to its log) changes at the start, at stage messages and every
+    10 %, so a run of hundreds of batches logs about a dozen lines, not one per batch."""
+    state = {"percent": -1, "tenth": -1}
+
     def report(fraction: float, message: str) -> None:
-        feedback.setProgress(100.0 * fraction)
-        if message:
-            feedback.setProgressText(message)
+        percent = int(100.0 * fraction)
+        if percent != state["percent"]:
+            state["percent"] = percent
+            feedback.setProgress(float(percent))
+        tenth = percent // 10
+        stage = fraction <= 0.0  # a stage of the start (opening, reading), before any tile
+        if message and (stage or tenth != state["tenth"]):
+            state["tenth"] = tenth if not stage else state["tenth"]
+            feedback.setProgressText(f"{percent}%: {message}" if not stage else message)
 
     return report
 
 
 def _run_in_process(job: InferenceJob, feedback: QgsProcessingFeedback) -> Dict[str, Any]:
+    feedback.setProgressText("Starting the model run...")
     inference = backend_module("inference")
     token = inference.CancelToken(poll=feedback.isCanceled)
     # The signal stops a batch already inside ONNX Runtime at once; polling covers the rest.
@@ -94,6 +106,7 @@ def _run_in_process(job: InferenceJob, feedback: QgsProcessingFeedback) -> Dict[
             progress=_progress(feedback),
             cancel=token,
             scene_grid=job.scene_grid,
+            warn=feedback.pushWarning,
             **job.extra,
         )
     except inference.InferenceCancelledError:
@@ -117,7 +130,7 @@ def _run_in_worker(job: InferenceJob, feedback: QgsProcessingFeedback) -> Dict[s
     )
     try:
         with client_module.WorkerClient(python) as client:
-            return client.run(
+            summary = client.run(
                 "predict",
                 job.params(),
                 progress=_progress(feedback),
@@ -135,3 +148,6 @@ def _run_in_worker(job: InferenceJob, feedback: QgsProcessingFeedback) -> Dict[s
                 "the in-process backend"
             ) from None
         raise QgsProcessingException(f"{exc} (worker Python: {python})") from None
+    for message in summary.get("warnings", []):  # the engine's warnings, told after the run
+        feedback.pushWarning(message)
+    return summary

@@ -12,12 +12,17 @@ from collections import deque
 from typing import Any, Deque, List, Optional, Sequence, Tuple
 
 from qgis.core import (
+    QgsCategorizedSymbolRenderer,
     QgsContrastEnhancement,
+    QgsFillSymbol,
     QgsMultiBandColorRenderer,
     QgsPalettedRasterRenderer,
     QgsProcessingContext,
     QgsProcessingLayerPostProcessorInterface,
+    QgsProject,
     QgsRasterLayer,
+    QgsRendererCategory,
+    QgsVectorLayer,
 )
 from qgis.PyQt.QtGui import QColor
 
@@ -91,16 +96,81 @@ def true_color_bands(band_names: Sequence[str]) -> Optional[Tuple[int, int, int]
     return found[0], found[1], found[2]
 
 
+class OnTop(QgsProcessingLayerPostProcessorInterface):
+    """Applies a style (if any), then moves the loaded layer to the top of its group.
+
+    QGIS inserts a loaded output above the layer selected in the Layers panel, often under
+    another input (the cloud-free image under the SAR layer): a result belongs on top.
+    """
+
+    def __init__(
+        self, style: Optional[QgsProcessingLayerPostProcessorInterface] = None, visible=True
+    ):
+        super().__init__()
+        self.style = style
+        self.visible = visible
+
+    def postProcessLayer(self, layer, context, feedback):
+        if self.style is not None:
+            self.style.postProcessLayer(layer, context, feedback)
+        project = context.project() or QgsProject.instance()
+        node = project.layerTreeRoot().findLayer(layer.id())
+        parent = node.parent() if node is not None else None
+        if parent is None:
+            return
+        if parent.children().index(node) != 0:
+            moved = node.clone()
+            parent.insertChildNode(0, moved)
+            parent.removeChildNode(node)
+            node = moved
+        node.setItemVisibilityChecked(self.visible)
+
+
+class SceneWindows(QgsProcessingLayerPostProcessorInterface):
+    """Colours each scene window by its most probable class (field ``top1``), see-through."""
+
+    OPACITY = 0.6
+
+    def __init__(self, classes: Sequence[Tuple[int, str, str]]):
+        super().__init__()
+        self.classes = list(classes)  # (value, name, "#rrggbb")
+
+    def postProcessLayer(self, layer, context, feedback):
+        if not isinstance(layer, QgsVectorLayer) or layer.fields().indexOf("top1") < 0:
+            return
+        categories = []
+        for _, name, color in self.classes:
+            symbol = QgsFillSymbol.createSimple(
+                {"color": color, "outline_color": "#404040", "outline_width": "0.2"}
+            )
+            categories.append(QgsRendererCategory(name, symbol, name))
+        layer.setRenderer(QgsCategorizedSymbolRenderer("top1", categories))
+        layer.setOpacity(self.OPACITY)
+        layer.triggerRepaint()
+
+
 def apply_on_load(
     context: QgsProcessingContext,
     destination: str,
-    post_processor: QgsProcessingLayerPostProcessorInterface,
+    post_processor: Optional[QgsProcessingLayerPostProcessorInterface] = None,
+    name: str = "",
+    visible: bool = True,
 ) -> None:
-    """Style the layer ``destination`` with ``post_processor`` when QGIS loads it."""
+    """When QGIS loads ``destination``: style it with ``post_processor``, put it on top of the
+    Layers panel, and name it ``name`` (short, so the panel shows it whole)."""
     if not context.willLoadLayerOnCompletion(destination):
         return
-    _ALIVE.append(post_processor)
-    context.layerToLoadOnCompletionDetails(destination).setPostProcessor(post_processor)
+    on_top = OnTop(post_processor, visible)
+    _ALIVE.append(on_top)
+    details = context.layerToLoadOnCompletionDetails(destination)
+    details.setPostProcessor(on_top)
+    if name:
+        details.name = name
+
+
+def scene_windows_style(classes: Sequence[Any]) -> SceneWindows:
+    """The scene-window polygons coloured by top class, from the model's classes."""
+    return SceneWindows([(c.value, c.name, c.color) for c in classes])
 
 
 def class_style(classes: Sequence[Any]) -> PalettedClasses:

@@ -5,9 +5,15 @@ The ``.model3`` files are committed; run this after changing a model and commit 
 
     QT_QPA_PLATFORM=offscreen .venv/bin/python scripts/make_models3.py
 
-Models:
+Models (the provider lists each in the Processing Toolbox, group "Workflows"; inputs keep the order
+given here):
+    remove_clouds_then_embed.model3: msgfm:removeclouds (S2 + SAR -> cloud-free S2) whose output
+        feeds msgfm:extractembeddings; runs with its defaults (the bundled models).
+    landcover_and_scenes.model3: msgfm:segmentlandcover and msgfm:classifyscenes on one layer;
+        runs with its defaults (the bundled models).
     pansharpen_then_segment.model3: msgfm:pansharpen (PAN + MS -> sharpened MS on the PAN grid),
-        whose output feeds msgfm:segmentlandcover (a land-cover model over the sharpened bands).
+        whose output feeds msgfm:segmentlandcover. The land-cover model is a required input: it
+        must take the sharpened bands, which no bundled land-cover model does.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS3_DIR = ROOT / "resources" / "models3"
-GROUP = "msGFM"
+GROUP = "Workflows"
 
 
 def pansharpen_then_segment():
@@ -46,8 +52,9 @@ def pansharpen_then_segment():
             "ms": "The low-resolution multispectral layer of the same scene.",
             "pansharpening_model": "An msGFM pan-sharpening model (.onnx); empty: the bundled one.",
             "landcover_model": (
-                "An msGFM land-cover model (.onnx) whose input is the sharpened bands; empty: the "
-                "bundled one."
+                "An msGFM land-cover model (.onnx) whose input is the sharpened multispectral "
+                "bands (e.g. one finetuned with msGFM > Finetune on them). The bundled land-cover "
+                "model takes other imagery (see its help), so this one must be chosen."
             ),
         }
     )
@@ -59,9 +66,9 @@ def pansharpen_then_segment():
 
     model_parameter(QgsProcessingParameterRasterLayer("pan", "Panchromatic layer"), 120, 60)
     model_parameter(QgsProcessingParameterRasterLayer("ms", "Multispectral layer"), 340, 60)
-    for name, label, x in (
-        ("pansharpening_model", "Pan-sharpening model (.onnx)", 560),
-        ("landcover_model", "Land-cover model (.onnx)", 780),
+    for name, label, x, optional in (
+        ("pansharpening_model", "Pan-sharpening model (.onnx; empty: the bundled one)", 560, True),
+        ("landcover_model", "Land-cover model over the sharpened bands (.onnx)", 780, False),
     ):
         model_parameter(
             QgsProcessingParameterFile(
@@ -69,11 +76,12 @@ def pansharpen_then_segment():
                 label,
                 behavior=QgsProcessingParameterFile.File,
                 extension="onnx",
-                optional=True,
+                optional=optional,
             ),
             x,
             60,
         )
+    model.setParameterOrder(["pan", "ms", "pansharpening_model", "landcover_model"])
 
     def from_model(name: str):
         return [QgsProcessingModelChildParameterSource.fromModelParameter(name)]
@@ -114,6 +122,134 @@ def pansharpen_then_segment():
     return model
 
 
+def add_input(model, definition, x: float, y: float = 60) -> None:
+    """Add ``definition`` as a model input placed at (x, y) on the Modeler's canvas."""
+    from qgis.core import QgsProcessingModelParameter
+    from qgis.PyQt.QtCore import QPointF
+
+    component = QgsProcessingModelParameter(definition.name())
+    component.setPosition(QPointF(x, y))
+    model.addModelParameter(definition, component)
+
+
+def child_step(model, algorithm_id: str, child_id: str, description: str, x, y, sources, outputs):
+    """Add a child algorithm with its parameter sources and named model outputs.
+
+    Args:
+        sources: child parameter -> model input name, or ``(child id, output)`` of another step.
+        outputs: child output -> (model output name, description).
+    """
+    from qgis.core import (
+        QgsProcessingModelChildAlgorithm,
+        QgsProcessingModelChildParameterSource,
+        QgsProcessingModelOutput,
+    )
+    from qgis.PyQt.QtCore import QPointF
+
+    child = QgsProcessingModelChildAlgorithm(algorithm_id)
+    child.setChildId(child_id)
+    child.setDescription(description)
+    child.setPosition(QPointF(x, y))
+    for parameter, source in sources.items():
+        if isinstance(source, tuple):
+            value = QgsProcessingModelChildParameterSource.fromChildOutput(*source)
+        else:
+            value = QgsProcessingModelChildParameterSource.fromModelParameter(source)
+        child.addParameterSources(parameter, [value])
+    static_defaults(child)
+    model_outputs = {}
+    for index, (child_output, (name, text)) in enumerate(outputs.items()):
+        result = QgsProcessingModelOutput(name, text)
+        result.setChildId(child_id)
+        result.setChildOutputName(child_output)
+        result.setPosition(QPointF(x - 200 + 220 * index, y + 120))
+        model_outputs[name] = result
+    child.setModelOutputs(model_outputs)
+    model.addChildAlgorithm(child)
+
+
+def remove_clouds_then_embed():
+    """Cloud-free Sentinel-2 from S2 + SAR, then the embeddings of the cloud-free image."""
+    from qgis.core import QgsProcessingModelAlgorithm, QgsProcessingParameterRasterLayer
+
+    model = QgsProcessingModelAlgorithm("Remove clouds then extract embeddings", GROUP, "msgfm")
+    model.setHelpContent(
+        {
+            "ALG_DESC": (
+                "Removes clouds from a Sentinel-2 layer with a co-registered Sentinel-1 layer, "
+                "then computes the msGFM embeddings of the cloud-free image (for your own "
+                "classifications, clustering or similarity search). Both steps use the bundled "
+                "models, whose help names the bands they take."
+            ),
+            "s2": "The cloudy Sentinel-2 layer (the output grid).",
+            "sar": "The Sentinel-1 layer (VV, VH in dB) of the same place and time.",
+        }
+    )
+    add_input(model, QgsProcessingParameterRasterLayer("s2", "Cloudy Sentinel-2 layer"), 120)
+    add_input(model, QgsProcessingParameterRasterLayer("sar", "SAR layer (VV, VH in dB)"), 340)
+    model.setParameterOrder(["s2", "sar"])
+    child_step(
+        model,
+        "msgfm:removeclouds",
+        "removeclouds",
+        "Remove clouds",
+        230,
+        200,
+        {"S2": "s2", "SAR": "sar"},
+        {"OUTPUT": ("cloud_free", "Cloud-free reflectance")},
+    )
+    child_step(
+        model,
+        "msgfm:extractembeddings",
+        "extractembeddings",
+        "Extract embeddings",
+        560,
+        380,
+        {"INPUT": ("removeclouds", "OUTPUT")},
+        {"OUTPUT": ("embeddings", "Embeddings"), "PREVIEW": ("preview", "Embedding preview")},
+    )
+    return model
+
+
+def landcover_and_scenes():
+    """Land cover per pixel and scene classes per window of one layer, with the bundled models."""
+    from qgis.core import QgsProcessingModelAlgorithm, QgsProcessingParameterRasterLayer
+
+    model = QgsProcessingModelAlgorithm("Land cover and scene classes", GROUP, "msgfm")
+    model.setHelpContent(
+        {
+            "ALG_DESC": (
+                "Classifies every pixel of a layer into land-cover classes and every window into "
+                "scene classes, with the bundled segmentation and scene-classification models "
+                "(their help names the sensor and bands they take)."
+            ),
+            "image": "The layer to classify, with the bundled models' bands.",
+        }
+    )
+    add_input(model, QgsProcessingParameterRasterLayer("image", "Image layer"), 300)
+    child_step(
+        model,
+        "msgfm:segmentlandcover",
+        "segmentlandcover",
+        "Segment land cover",
+        180,
+        200,
+        {"INPUT": "image"},
+        {"OUTPUT": ("land_cover", "Land cover")},
+    )
+    child_step(
+        model,
+        "msgfm:classifyscenes",
+        "classifyscenes",
+        "Classify scenes",
+        520,
+        200,
+        {"INPUT": "image"},
+        {"OUTPUT": ("scene_classes", "Scene classes")},
+    )
+    return model
+
+
 def static_defaults(child) -> None:
     """Give every parameter the child does not take from elsewhere its default, as the Modeler's
     dialog does (a model names every mandatory value, advanced ones included)."""
@@ -132,7 +268,11 @@ def static_defaults(child) -> None:
             )
 
 
-MODELS = {"pansharpen_then_segment": pansharpen_then_segment}
+MODELS = {
+    "remove_clouds_then_embed": remove_clouds_then_embed,
+    "landcover_and_scenes": landcover_and_scenes,
+    "pansharpen_then_segment": pansharpen_then_segment,
+}
 
 
 def main() -> int:

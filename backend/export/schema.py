@@ -18,6 +18,9 @@ from typing import Any, Dict, List, Mapping, Optional, Set
 
 from .onnx_file import OnnxFileError, OnnxFileInfo, read_onnx_info
 
+from .external_data import ExternalDataError, check_external_data
+from .metadata_text import clean_metadata
+
 SCHEMA_VERSION = 1
 
 TASKS = ("classification", "segmentation", "cloud-removal", "pansharpening", "embedding")
@@ -110,6 +113,9 @@ class OutputSpec:
     ``stride`` is the output cell size in input pixels: 1 for dense outputs on the input grid, the
     encoder's reduction (e.g. 32) for embeddings, ``tile_size`` for one prediction per tile (scene
     classification). Reflectance values in the sensor's units are ``raw * scale + offset`` per band.
+    ``valid_range`` (optional, ``[min, max]`` in those units, ``null`` for no bound) is the physical
+    range of a reflectance output: values beyond it are clipped (and counted) when written. It is
+    left out of the stored metadata when not set, so readers that predate it read such models.
     """
 
     name: str
@@ -121,6 +127,7 @@ class OutputSpec:
     stride: int = 1
     multilabel: bool = False
     sensor: Optional[str] = None
+    valid_range: Optional[List[Optional[float]]] = None
 
     def validate(self, key: str) -> None:
         _require(key, isinstance(self.name, str) and self.name, "output 'name' must be a string")
@@ -156,6 +163,16 @@ class OutputSpec:
             isinstance(self.stride, int) and self.stride >= 1,
             "'stride' must be an integer >= 1",
         )
+        if self.valid_range is not None:
+            bounds = self.valid_range
+            _require(
+                key,
+                isinstance(bounds, list)
+                and len(bounds) == 2
+                and all(b is None or _is_num(b) for b in bounds)
+                and (None in bounds or bounds[0] < bounds[1]),
+                "'valid_range' must be [min, max] (numbers or null, min < max)",
+            )
 
 
 @dataclass
@@ -245,9 +262,13 @@ class ModelMetadata:
 def to_metadata_props(metadata: ModelMetadata) -> Dict[str, str]:
     """Validate ``metadata`` and serialise it as ONNX ``metadata_props`` (key -> JSON text)."""
     metadata.validate()
+    values = metadata.to_dict()
+    for output in values["outputs"]:
+        if output.get("valid_range") is None:
+            output.pop("valid_range", None)  # optional: absent, older readers still read it
     return {
         key: json.dumps(value)
-        for key, value in metadata.to_dict().items()
+        for key, value in values.items()
         if value or key not in OMITTED_WHEN_EMPTY
     }
 
@@ -286,7 +307,11 @@ def from_metadata_props(props: Mapping[str, str]) -> ModelMetadata:
     for key, kind in (("tile_size", int), ("schema_version", int)):
         if not isinstance(values[key], kind) or isinstance(values[key], bool):
             raise ModelMetadataError(key, f"must be an integer, not {values[key]!r}")
-    return ModelMetadata(**values).validate()
+    metadata = ModelMetadata(**values).validate()
+    try:
+        return clean_metadata(metadata)
+    except ValueError as exc:
+        raise ModelMetadataError(*exc.args) from None
 
 
 def read_model_metadata(path: str | Path, session: Any = None) -> ModelMetadata:
@@ -345,6 +370,10 @@ def open_session(path: str | Path, providers: List[str], options: Any = None) ->
     path = Path(path)
     if not path.is_file():
         raise ModelFileError(f"model file not found: {path}")
+    try:
+        check_external_data(path)
+    except ExternalDataError as exc:
+        raise ModelFileError(str(exc)) from None
     try:
         return onnxruntime.InferenceSession(str(path), sess_options=options, providers=providers)
     except Exception as exc:  # onnxruntime raises several private exception types

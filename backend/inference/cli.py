@@ -78,6 +78,7 @@ def _predict(args: argparse.Namespace) -> int:
             reported[0] = percent
             print(f"msgfm predict: {percent:3d}% {message}", file=sys.stderr, flush=True)
 
+    _stop_on_sigterm()
     try:
         result = run_inference(
             args.model,
@@ -91,6 +92,9 @@ def _predict(args: argparse.Namespace) -> int:
             progress=None if args.quiet else progress,
             reflectance_dtype=args.reflectance_dtype,
             scene_grid=args.scene_grid,
+            warn=lambda message: print(
+                f"msgfm predict: warning: {message}", file=sys.stderr, flush=True
+            ),
         )
     except KeyboardInterrupt:
         print("msgfm predict: interrupted; no output written", file=sys.stderr)
@@ -103,6 +107,19 @@ def _predict(args: argparse.Namespace) -> int:
         return 1
     print(json.dumps(result.to_dict(), indent=2))
     return 0
+
+
+def _stop_on_sigterm() -> None:
+    """Let SIGTERM (``kill``, a job scheduler) stop a run like Ctrl+C: its partial output is
+    removed on the way out instead of being left beside the destination."""
+    import signal
+    import threading
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, interrupt)
 
 
 def _worker(args: argparse.Namespace) -> int:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 import time
 from contextlib import ExitStack
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
@@ -28,6 +28,7 @@ from ..export.schema import ModelFileError, ModelMetadata, ModelMetadataError, r
 from .block_cache import bounded_block_cache
 from .cancel import CancelToken
 from .errors import InferenceCancelledError, InferenceError, ModelError
+from .input_checks import check_inputs, describe_all_nodata
 from .inputs import OpenedInput, RasterInput, open_inputs
 from .outputs import OutputPlan, effective_stride, output_paths
 from .prefetch import prefetched
@@ -51,6 +52,7 @@ class InferenceResult:
         seconds: wall time of the run.
         tile_size, overlap: window side and overlap actually used, in pixels.
         batch_size: tiles per model call.
+        warnings: what looked wrong in the inputs or outputs without stopping the run.
     """
 
     outputs: List[str]
@@ -61,6 +63,7 @@ class InferenceResult:
     tile_size: int
     overlap: int
     batch_size: int
+    warnings: List[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -89,6 +92,7 @@ def run_inference(
     reflectance_dtype: str = "float32",
     scene_grid: Optional[Union[str, Path]] = None,
     chunk_width: int = DEFAULT_CHUNK_WIDTH,
+    warn: Optional[Callable[[str], None]] = None,
 ) -> InferenceResult:
     """Run the ONNX model at ``model_path`` over ``inputs`` and write its outputs as GeoTIFF.
 
@@ -112,6 +116,7 @@ def run_inference(
             output).
         chunk_width: about how many pixels of width are read, run and blended at once; bounds
             the working memory whatever the raster size (the output does not depend on it).
+        warn: called with each warning as it arises (they are also in the result's ``warnings``).
 
     Raises:
         InferenceError: (or a subclass) with a message naming the input or model at fault.
@@ -141,14 +146,19 @@ def run_inference(
     out_path = Path(out_path)
     grid_output = _scene_grid_output(metadata, strides, tile_size) if scene_grid else None
     cancel.raise_if_cancelled()
+    warnings: List[str] = []
+    note = _collect(warnings, warn)
 
+    _stage(progress, f"model '{metadata.model_name}' opened on {provider}; reading the inputs")
     with ExitStack() as stack:
         stack.enter_context(bounded_block_cache())  # flat memory whatever the raster size
-        grid, opened = open_inputs(inputs, metadata, stack)
+        grid, opened = open_inputs(inputs, metadata, stack, note)
+        check_inputs(grid, opened, metadata, tile_size, note)
         try:
             layout = plan_tiles(grid.width, grid.height, tile_size, overlap_px, align, chunk_width)
         except ValueError as exc:
             raise InferenceError(str(exc)) from None
+        _stage(progress, f"running the model on {layout.n_tiles} tiles of {tile_size} px")
         plans: List[OutputPlan] = []
         try:
             for spec, path, stride in zip(
@@ -159,6 +169,10 @@ def run_inference(
                 session, metadata, layout, opened, plans, batch_size, progress, cancel
             )
             written = [str(plan.finish()) for plan in plans]
+            for plan in plans:
+                plan.report(note)
+            if tiles_run == 0:
+                note(describe_all_nodata(opened))
         except BaseException:
             for plan in plans:
                 plan.abort()
@@ -175,7 +189,23 @@ def run_inference(
         tile_size=tile_size,
         overlap=overlap_px,
         batch_size=batch_size,
+        warnings=warnings,
     )
+
+
+def _stage(progress: Optional[ProgressCallback], message: str) -> None:
+    """Say what the run is doing before the first batch (progress 0)."""
+    if progress is not None:
+        progress(0.0, message)
+
+
+def _collect(warnings: List[str], warn: Optional[Callable[[str], None]]) -> Callable[[str], None]:
+    def note(message: str) -> None:
+        warnings.append(message)
+        if warn is not None:
+            warn(message)
+
+    return note
 
 
 def _run_tiles(

@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import math
 import re
+import warnings
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from ..export.schema import InputSpec, ModelMetadata
 from .errors import InputMismatchError, NoOverlapError
+from .georeferencing import describe_georeferencing, north_up_transform, raster_crs
 
 _BAND_LIST = re.compile(r"^\d+(,\d+)*$")
 
@@ -166,9 +168,14 @@ def _mask_rule(reader: Any, indexes: List[int]) -> Optional[_MaskRule]:
 
 
 def open_inputs(
-    rasters: Sequence[RasterInput], metadata: ModelMetadata, stack: ExitStack
+    rasters: Sequence[RasterInput],
+    metadata: ModelMetadata,
+    stack: ExitStack,
+    warn: Optional[Callable[[str], None]] = None,
 ) -> Tuple[ReferenceGrid, List[OpenedInput]]:
     """Open, check and align ``rasters`` for ``metadata``'s model; files close with ``stack``.
+
+    ``warn`` is told what looks wrong but does not stop the run (no CRS, no georeferencing).
 
     Returns:
         The reference grid (first raster) and one opened input per model input, in the model's
@@ -180,6 +187,7 @@ def open_inputs(
         NoOverlapError: a raster does not overlap the reference raster.
     """
     import rasterio
+    from rasterio.errors import NotGeoreferencedWarning
 
     if not rasters:
         raise InputMismatchError(
@@ -190,7 +198,9 @@ def open_inputs(
     grid = None
     for raster in rasters:
         try:
-            dataset = stack.enter_context(rasterio.open(raster.path))
+            with warnings.catch_warnings():  # said in words by describe_georeferencing
+                warnings.simplefilter("ignore", NotGeoreferencedWarning)
+                dataset = stack.enter_context(rasterio.open(raster.path))
         except Exception as exc:  # rasterio raises RasterioIOError and friends
             raise InputMismatchError(
                 f"{raster.describe()}: cannot open {raster.path} ({exc}); choose a raster file "
@@ -199,9 +209,12 @@ def open_inputs(
         spec = metadata.input(raster.sensor)
         _check_bands(raster, spec, dataset)
         if grid is None:
+            describe_georeferencing(dataset, raster.describe(), warn)
+        crs = raster_crs(dataset, raster.describe(), warn if grid is None else None)
+        if grid is None:
             grid = ReferenceGrid(
-                crs=dataset.crs,
-                transform=dataset.transform,
+                crs=crs,
+                transform=north_up_transform(dataset),
                 width=dataset.width,
                 height=dataset.height,
                 nodata=dataset.nodata,
@@ -209,7 +222,7 @@ def open_inputs(
             )
             reader, alpha_band = dataset, None
         else:
-            reader, alpha_band = _aligned_reader(raster, dataset, grid, stack)
+            reader, alpha_band = _aligned_reader(raster, dataset, crs, grid, stack)
         opened[raster.sensor] = OpenedInput(raster, spec, dataset, reader, alpha_band)
     assert grid is not None
     return grid, [opened[spec.sensor] for spec in metadata.inputs]
@@ -256,31 +269,31 @@ def _check_bands(raster: RasterInput, spec: InputSpec, dataset: Any) -> None:
         )
 
 
-def _same_grid(dataset: Any, grid: ReferenceGrid) -> bool:
+def _same_grid(dataset: Any, crs: Any, grid: ReferenceGrid) -> bool:
     return (
-        dataset.crs == grid.crs
+        crs == grid.crs
         and dataset.width == grid.width
         and dataset.height == grid.height
-        and dataset.transform.almost_equals(grid.transform)
+        and north_up_transform(dataset).almost_equals(grid.transform)
     )
 
 
 def _aligned_reader(
-    raster: RasterInput, dataset: Any, grid: ReferenceGrid, stack: ExitStack
+    raster: RasterInput, dataset: Any, crs: Any, grid: ReferenceGrid, stack: ExitStack
 ) -> Any:
     from rasterio.enums import Resampling
     from rasterio.vrt import WarpedVRT
 
-    if _same_grid(dataset, grid):
+    if _same_grid(dataset, crs, grid):
         return dataset, None
-    if dataset.crs is None or grid.crs is None:
+    if crs is None or grid.crs is None:
         raise InputMismatchError(
             f"{raster.describe()}: it is on another grid than the first input and "
-            f"{'it' if dataset.crs is None else 'the first input'} has no coordinate reference "
+            f"{'it' if crs is None else 'the first input'} has no coordinate reference "
             "system; assign one (e.g. in QGIS or with gdal_edit.py -a_srs) or resample it onto "
             "the first input's grid"
         )
-    _check_overlap(raster, dataset, grid)
+    _check_overlap(raster, dataset, crs, grid)
     categorical = raster.categorical
     if categorical is None:
         categorical = _has_colormap(dataset)
@@ -292,6 +305,8 @@ def _aligned_reader(
         "height": grid.height,
         "resampling": resampling,
     }
+    if crs != dataset.crs:  # a CRS found in the file's attributes rather than by GDAL
+        warp["src_crs"] = crs
     if dataset.nodata is not None:
         # Outside the source and at its nodata pixels the warped raster holds the nodata value.
         vrt = WarpedVRT(dataset, src_nodata=dataset.nodata, nodata=dataset.nodata, **warp)
@@ -310,12 +325,12 @@ def _has_colormap(dataset: Any) -> bool:
     return True
 
 
-def _check_overlap(raster: RasterInput, dataset: Any, grid: ReferenceGrid) -> None:
+def _check_overlap(raster: RasterInput, dataset: Any, crs: Any, grid: ReferenceGrid) -> None:
     from rasterio.transform import array_bounds
     from rasterio.warp import transform_bounds
 
     try:
-        left, bottom, right, top = transform_bounds(dataset.crs, grid.crs, *dataset.bounds)
+        left, bottom, right, top = transform_bounds(crs, grid.crs, *dataset.bounds)
     except Exception as exc:  # the raster's extent cannot be expressed in the reference CRS
         raise NoOverlapError(
             f"{raster.describe()}: its extent cannot be transformed to the first input's CRS "

@@ -18,6 +18,7 @@ cell per window.
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -42,8 +43,19 @@ def output_paths(out_path: Path, specs: List[OutputSpec]) -> List[Path]:
     """The first output goes to ``out_path``, others beside it as ``<stem>_<output name><suffix>``."""
     paths = [out_path]
     for spec in specs[1:]:
-        paths.append(out_path.with_name(f"{out_path.stem}_{spec.name}{out_path.suffix or '.tif'}"))
+        name = f"{out_path.stem}_{_file_name_part(spec.name)}{out_path.suffix or '.tif'}"
+        paths.append(out_path.with_name(name))
     return paths
+
+
+def _file_name_part(name: str) -> str:
+    """An output's name as a safe part of a file name.
+
+    The name comes from the model's metadata: path separators, control characters and the like
+    must not send an output elsewhere or make an impossible file name.
+    """
+    safe = re.sub(r"[^A-Za-z0-9_.+-]+", "_", name).strip("._")
+    return safe or "output"
 
 
 class OutputPlan:
@@ -64,6 +76,8 @@ class OutputPlan:
         self.channels = len(spec.classes) if spec.kind == "class" else len(spec.bands)
         self.weight = blend_weight(self.cells, layout.overlap // stride)
         self.dtype, self.nodata = _dtype_and_nodata(spec, grid, reflectance_dtype)
+        self.valid_range, self.range_source = physical_range(spec)
+        self.clipped = self.written = 0  # values clipped to valid_range, values written
         self.buffer = ChunkedBlendBuffer(
             self.channels,
             self.cells,
@@ -133,6 +147,18 @@ class OutputPlan:
     def abort(self) -> None:
         self.writer.abort()
 
+    def report(self, note) -> None:
+        """Tell ``note`` how many values were clipped to the output's physical range."""
+        if not self.clipped:
+            return
+        low, high = self.valid_range
+        bounds = f"{_bound(low)} to {_bound(high)}"
+        note(
+            f"output '{self.spec.name}': {self.clipped} of {self.written} values "
+            f"({self.clipped / self.written:.1%}) were outside the physical range {bounds} "
+            f"({self.range_source}) and were clipped to it"
+        )
+
     def _write(self, first_row: int, first_col: int, sums: np.ndarray, weights: np.ndarray) -> None:
         # Released blocks may reach into the reflected margin: keep the cells on the raster.
         top, left = max(first_row, 0), max(first_col, 0)
@@ -155,6 +181,16 @@ class OutputPlan:
         mean, covered = weighted_mean(sums, weights)
         self.writer.write_window(top, left, self._finalize(mean, covered))
 
+    def _clip(self, values: np.ndarray, covered: np.ndarray) -> np.ndarray:
+        self.written += int(covered.sum()) * values.shape[0]
+        if self.valid_range is None:
+            return values
+        low, high = self.valid_range
+        with np.errstate(invalid="ignore"):  # NaN where no tile covered a cell
+            outside = ((values < low) | (values > high)) & covered[None]
+        self.clipped += int(outside.sum())
+        return np.clip(values, low, high)
+
     def _finalize(self, mean: np.ndarray, covered: np.ndarray) -> np.ndarray:
         spec = self.spec
         if spec.kind == "reflectance":
@@ -163,6 +199,7 @@ class OutputPlan:
                 out = out * np.asarray(spec.scale, dtype=np.float32)[:, None, None]
             if spec.offset:
                 out = out + np.asarray(spec.offset, dtype=np.float32)[:, None, None]
+            out = self._clip(out, covered)
             if np.dtype(self.dtype).kind in "iu":
                 info = np.iinfo(self.dtype)
                 out = np.clip(np.rint(out), info.min, info.max)
@@ -172,6 +209,43 @@ class OutputPlan:
         if not covered.all():
             np.copyto(out, out.dtype.type(self.nodata), where=~covered[None])
         return out
+
+
+def physical_range(spec: OutputSpec) -> Tuple[Optional[Tuple[float, float]], str]:
+    """The range a reflectance output's values must stay in, and where it comes from.
+
+    The model's metadata declares it (``valid_range``); models exported before that key existed
+    get their sensor's physical range from its units in the sensor registry (reflectance and
+    digital numbers cannot be negative; 8-bit data stops at 255; reflectance x 10000 at 10000).
+    """
+    if spec.kind != "reflectance":
+        return None, ""
+    if spec.valid_range is not None:
+        low, high = spec.valid_range
+        return (
+            -math.inf if low is None else float(low),
+            math.inf if high is None else float(high),
+        ), "declared by the model"
+    if not spec.sensor:
+        return None, ""
+    from ..sensors import SENSORS
+
+    sensor = SENSORS.get(spec.sensor)
+    if sensor is None or sensor.units not in UNIT_RANGES:
+        return None, ""
+    return UNIT_RANGES[sensor.units], f"{sensor.name} {sensor.units}"
+
+
+# Physical ranges by the units the sensor registry gives (``Sensor.units``).
+UNIT_RANGES = {
+    "reflectance x 10000": (0.0, 10000.0),
+    "DN 0-255": (0.0, 255.0),
+    "DN": (0.0, math.inf),
+}
+
+
+def _bound(value: float) -> str:
+    return f"{value:g}" if math.isfinite(value) else ("-inf" if value < 0 else "+inf")
 
 
 def _dtype_and_nodata(

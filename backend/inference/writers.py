@@ -10,14 +10,19 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
+import warnings
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
+from ..file_modes import output_tempfile
+from ..run_scratch import owner_tag, remove_stale
 from .errors import InferenceError
 from .inputs import ReferenceGrid
+
+# The suffix of the hidden temporary file beside an output while it is written.
+PARTIAL_SUFFIX = ".partial.tif"
 
 
 class GeoTiffWriter:
@@ -47,6 +52,7 @@ class GeoTiffWriter:
     ):
         import rasterio
         from affine import Affine
+        from rasterio.errors import NotGeoreferencedWarning
 
         self.path = Path(path)
         self.width = math.ceil(grid.width / stride)
@@ -57,9 +63,17 @@ class GeoTiffWriter:
             raise InferenceError(
                 f"output folder {self.path.parent} does not exist; create it or choose another path"
             )
-        fd, tmp = tempfile.mkstemp(
-            dir=self.path.parent, prefix=f".{self.path.stem}.", suffix=".partial.tif"
-        )
+        # Partial files of runs that were killed (and so could not remove theirs) go first.
+        remove_stale(self.path.parent, f".*{PARTIAL_SUFFIX}*")
+        try:
+            fd, tmp = output_tempfile(
+                self.path.parent, f".{self.path.stem}.{owner_tag()}.", PARTIAL_SUFFIX
+            )
+        except OSError as exc:
+            raise InferenceError(
+                f"cannot write to the output folder {self.path.parent} ({exc.strerror or exc}); "
+                "choose a folder you can write to"
+            ) from None
         os.close(fd)
         self.tmp_path = Path(tmp)
         profile = {
@@ -81,7 +95,11 @@ class GeoTiffWriter:
             # As WKT: custom CRSs have no authority code to round-trip through.
             profile["crs"] = rasterio.crs.CRS.from_wkt(grid.crs.to_wkt())
         try:
-            self.dataset = rasterio.open(self.tmp_path, "w", **profile)
+            with warnings.catch_warnings():
+                # A raster in pixel coordinates gets the north-up transform (1, 0, 0, 0, -1, 0);
+                # rasterio warns that some drivers drop it, but GeoTIFF keeps it.
+                warnings.simplefilter("ignore", NotGeoreferencedWarning)
+                self.dataset = rasterio.open(self.tmp_path, "w", **profile)
             for band, text in enumerate(descriptions, start=1):
                 self.dataset.set_band_description(band, text)
             if colormap:

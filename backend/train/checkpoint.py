@@ -20,6 +20,8 @@ import shutil
 from pathlib import Path
 from typing import Any, Dict, Optional, Union
 
+from ..file_modes import file_mode
+
 LAST = "checkpoint-last"
 BEST = "checkpoint-best"
 WEIGHTS_FILE = "model.safetensors"
@@ -77,6 +79,8 @@ def save_checkpoint(
     torch.save(trainer_state, temporary / STATE_FILE)
     (temporary / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
     for name in (WEIGHTS_FILE, STATE_FILE, META_FILE):
+        # safetensors creates its file with mode 0600: give it the umask's mode like the others.
+        os.chmod(temporary / name, file_mode())
         _fsync(temporary / name)
     _fsync(temporary)
     _install(temporary, directory)

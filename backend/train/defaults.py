@@ -24,6 +24,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
+from ..file_modes import file_mode
+
 # The bundled models' configuration (see ``lite`` in backend/models/config.py for why not small).
 DEFAULT_CONFIG = "lite"
 ENCODER_FOLDER = "msgfm_lite_encoder"
@@ -162,6 +164,7 @@ def write_encoder_checkpoint(pretrain_run: Path, target: Path) -> Path:
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     save_file(encoder, str(staging / WEIGHTS_FILE), metadata={"format": "pt"})
+    os.chmod(staging / WEIGHTS_FILE, file_mode())  # safetensors writes 0600 whatever the umask
     (staging / META_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     old = target.with_name(f".{target.name}.old-{os.getpid()}")
     if target.exists():

@@ -5,6 +5,7 @@ from __future__ import annotations
 from qgis.core import QgsProcessingAlgorithm
 from qgis.PyQt.QtGui import QIcon
 
+from ..help_urls import help_url
 from ..resources import icon_path
 
 GROUP_ANALYSIS = ("analysis", "Analysis")
@@ -33,6 +34,9 @@ class MsgfmAlgorithm(QgsProcessingAlgorithm):
 
     def shortHelpString(self):
         return self.HELP
+
+    def helpUrl(self):
+        return help_url(self.DISPLAY_NAME, self.NAME)
 
     def icon(self):
         return QIcon(icon_path())

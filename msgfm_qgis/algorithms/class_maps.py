@@ -23,6 +23,9 @@ class ClassMapAlgorithm(ModelInferenceAlgorithm):
     PROBABILITIES = "PROBABILITIES"
     OUTPUT_LABEL = "Classes"
     PROBABILITIES_LABEL = "Class probabilities"
+    # Layer names in the Layers panel: short enough to be read whole.
+    LAYER_NAME = ""
+    PROBABILITIES_LAYER_NAME = "Probabilities"
 
     def initOutputs(self) -> None:
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, self.OUTPUT_LABEL))
@@ -54,7 +57,12 @@ class ClassMapAlgorithm(ModelInferenceAlgorithm):
             results[self.OUTPUT] = write_class_raster(
                 written[classes_index], str(destination), spec.classes
             )
-        apply_on_load(context, results[self.OUTPUT], class_style(spec.classes))
+        apply_on_load(
+            context,
+            results[self.OUTPUT],
+            class_style(spec.classes),
+            name=self.LAYER_NAME or self.OUTPUT_LABEL,
+        )
         feedback.pushInfo(f"Classes: {', '.join(f'{c.value} {c.name}' for c in spec.classes)}")
         if self.parameterAsOutputLayer(parameters, self.PROBABILITIES, context):
             probability_index = first_output(metadata, ("probability",))
@@ -66,6 +74,9 @@ class ClassMapAlgorithm(ModelInferenceAlgorithm):
             else:
                 target = self.destination(parameters, self.PROBABILITIES, context)
                 results[self.PROBABILITIES] = move_raster(written[probability_index], target)
+                apply_on_load(
+                    context, str(target), name=self.PROBABILITIES_LAYER_NAME, visible=False
+                )
         return results
 
 

@@ -8,6 +8,7 @@ from typing import Dict, List
 
 from qgis.core import QgsProcessingException, QgsProcessingParameterVectorDestination
 
+from ..styling import apply_on_load, scene_windows_style
 from .class_maps import ClassMapAlgorithm, grid_path
 from .inference_base import LayerRole, RunPlan, first_output
 
@@ -29,6 +30,8 @@ class ClassifyScenesAlgorithm(ClassMapAlgorithm):
     GRID = "GRID"
     OUTPUT_LABEL = "Scene classes (one cell per window)"
     PROBABILITIES_LABEL = "Scene class probabilities (one cell per window)"
+    LAYER_NAME = "Scene classes"
+    PROBABILITIES_LAYER_NAME = "Scene probabilities"
     HELP = (
         "Labels the scenes of a raster layer: the layer is cut into square windows (the model's "
         "tile size, e.g. 120 px of Sentinel-2 = 1.2 km) and an msGFM scene-classification model "
@@ -81,4 +84,6 @@ class ClassifyScenesAlgorithm(ClassMapAlgorithm):
         if target and plan.job.scene_grid:
             shutil.move(written[-1], target)
             results[self.GRID] = target
+            spec = plan.metadata.outputs[first_output(plan.metadata, ("probability",))]
+            apply_on_load(context, target, scene_windows_style(spec.classes), name="Scene windows")
         return results

@@ -14,6 +14,7 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
+from ..output_folders import writable_folder
 from .inference_base import advanced
 from .training_base import TrainingAlgorithm
 
@@ -104,7 +105,7 @@ class ExportOnnxAlgorithm(TrainingAlgorithm):
             raise QgsProcessingException("Choose a file for 'Output model (.onnx)'")
         if not out.lower().endswith(".onnx"):
             out += ".onnx"
-        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        writable_folder(Path(out).parent, "Output model (.onnx)")
         text = self.parameterAsString(parameters, self.SENSORS, context) or ""
         sensors = [s.strip().lower() for s in text.replace(";", ",").split(",") if s.strip()]
         tolerance = self.parameterAsDouble(parameters, self.TOLERANCE, context)

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from .inference_base import LayerRole
+from typing import Dict, List
+
+from qgis.core import QgsProcessingParameterRasterDestination
+
+from ..backend_loader import backend_module
+from ..styling import MultiBandColor, apply_on_load
+from .inference_base import LayerRole, RunPlan
 from .raster_outputs import RasterOutputAlgorithm
 
 
@@ -34,8 +40,42 @@ class ExtractEmbeddingsAlgorithm(RasterOutputAlgorithm):
         "<b>Second sensor layer</b>: only for models with two inputs.\n"
         "<b>msGFM model</b>: empty uses the bundled embedding model.\n\n"
         "<b>Output</b>: a float32 raster aligned with the input layer (same CRS and origin, "
-        "pixels larger by the model's stride), loaded with the first three features as red, "
-        "green and blue.\n\n"
+        "pixels larger by the model's stride), loaded hidden under its preview.\n"
+        "<b>Preview</b>: the embedding's first three principal components as red, green and "
+        "blue: areas the model sees alike share a colour (leave it empty to skip it).\n\n"
         "<b>Tips</b>: overlapping tiles are blended, so features change smoothly across tile "
         "borders; nodata areas stay nodata."
     )
+
+    PREVIEW = "PREVIEW"
+    PREVIEW_LABEL = "Embedding preview (PCA)"
+
+    def initOutputs(self) -> None:
+        super().initOutputs()
+        self.addParameter(
+            QgsProcessingParameterRasterDestination(
+                self.PREVIEW,
+                "Preview: first 3 principal components as colours",
+                optional=True,
+                createByDefault=True,
+            )
+        )
+
+    def deliver(self, plan: RunPlan, written: List[str], parameters, context, feedback) -> Dict:
+        results = super().deliver(plan, written, parameters, context, feedback)
+        embeddings = results[self.OUTPUT]
+        # The many-band layer loads hidden; the preview shows what it holds.
+        apply_on_load(context, embeddings, name=self.OUTPUT_LABEL, visible=False)
+        if not self.parameterAsOutputLayer(parameters, self.PREVIEW, context):
+            return results
+        target = self.destination(parameters, self.PREVIEW, context)
+        preview = backend_module("inference.embedding_preview")
+        try:
+            preview.write_pca_preview(embeddings, target)
+        except backend_module("inference").InferenceError as exc:
+            feedback.pushWarning(f"No preview written: {exc}")
+            return results
+        feedback.pushInfo(f"Preview (principal components 1-3 as red, green, blue): {target}")
+        apply_on_load(context, str(target), MultiBandColor(1, 2, 3), name=self.PREVIEW_LABEL)
+        results[self.PREVIEW] = str(target)
+        return results

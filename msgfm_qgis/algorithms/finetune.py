@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import tempfile
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -37,6 +36,7 @@ from qgis.core import (
 
 from ..backend_loader import backend_module
 from ..layers import band_names, raster_file
+from ..output_folders import writable_folder
 from ..resources import models_dir
 from .inference_base import DEVICE_LABELS, DEVICES, advanced
 from .pretrain import CONFIG_LABELS, CONFIGS, check_layer_bands
@@ -289,7 +289,7 @@ class FinetuneAlgorithm(TrainingAlgorithm):
             polygon_classes(labels[0], labels[1])  # refuses fewer than two before any copy
 
         folder = self.training_folder(parameters, context)
-        copies = Path(tempfile.mkdtemp(prefix="inputs-", dir=str(folder)))
+        copies = Path(backend_module("file_modes").output_tempdir(folder, "inputs-"))
         spec = self.data_spec(task, images, sensors, labels, copies, tile_size, context)
         spec_path = folder / "data_spec.json"
         spec_path.write_text(json.dumps(spec, indent=2) + "\n", encoding="utf-8")
@@ -346,16 +346,17 @@ class FinetuneAlgorithm(TrainingAlgorithm):
             raise QgsProcessingException("Choose a file for 'Output model (.onnx)'")
         if not path.lower().endswith(".onnx"):
             path += ".onnx"
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        writable_folder(Path(path).parent, "Output model (.onnx)")
         return path
 
     def training_folder(self, parameters, context) -> Path:
         chosen = self.parameterAsString(parameters, self.TRAINING_FOLDER, context)
         if chosen and chosen != "TEMPORARY_OUTPUT":
             folder = Path(chosen)
-            folder.mkdir(parents=True, exist_ok=True)
-            return folder
-        return Path(tempfile.mkdtemp(prefix="msgfm-finetune-"))
+            return writable_folder(
+                folder, "Training folder (checkpoints, metrics; empty: a temporary folder)"
+            )
+        return Path(backend_module("file_modes").output_tempdir(prefix="msgfm-finetune-"))
 
     def image_sensors(self, parameters, context, layers) -> List[str]:
         """The sensor of each image layer: named by the user, or guessed from its band count."""

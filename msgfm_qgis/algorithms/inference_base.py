@@ -8,23 +8,29 @@ to the subclass to move into place and style.
 
 from __future__ import annotations
 
+import re
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from qgis.core import (
+    QgsProcessing,
     QgsProcessingException,
     QgsProcessingParameterBand,
     QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
+    QgsProcessingParameterExtent,
+    QgsProcessingParameterFeatureSource,
     QgsProcessingParameterFile,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterLayer,
 )
 
+from ..area_of_interest import AreaOfInterest, area_from_parameters, cut_to_area
+from ..bundled_models import alternatives, bundled_metadata, help_note
 from ..dependencies import require_onnxruntime
+from ..layer_preselection import preselect
 from ..layers import raster_file
 from ..model_checks import (
     bundled_model,
@@ -34,6 +40,7 @@ from ..model_checks import (
     read_metadata,
     resolve_model_path,
 )
+from ..output_folders import layer_copies_folder, output_staging_folder, writable_folder
 from ..runner import BACKENDS, InferenceJob, run_job
 from .base import GROUP_ANALYSIS, MsgfmAlgorithm
 
@@ -87,6 +94,8 @@ class ModelInferenceAlgorithm(MsgfmAlgorithm):
     ROLES: Tuple[LayerRole, ...] = ()
 
     MODEL = "MODEL"
+    AREA_EXTENT = "AREA_EXTENT"
+    AREA_POLYGONS = "AREA_POLYGONS"
     TILE_SIZE = "TILE_SIZE"
     OVERLAP = "OVERLAP"
     BATCH_SIZE = "BATCH_SIZE"
@@ -95,10 +104,14 @@ class ModelInferenceAlgorithm(MsgfmAlgorithm):
     OUTPUT = "OUTPUT"
 
     def initAlgorithm(self, config=None):
+        defaults = self.preselected_layers()
         for role in self.ROLES:
             self.addParameter(
                 QgsProcessingParameterRasterLayer(
-                    role.layer_param, role.layer_label, optional=role.optional
+                    role.layer_param,
+                    role.layer_label,
+                    defaultValue=defaults.get(role.layer_param),
+                    optional=role.optional,
                 )
             )
             self.addParameter(
@@ -118,6 +131,19 @@ class ModelInferenceAlgorithm(MsgfmAlgorithm):
                 behavior=QgsProcessingParameterFile.File,
                 extension="onnx",
                 defaultValue=str(default) if default.is_file() else None,
+                optional=True,
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterExtent(
+                self.AREA_EXTENT, "Area of interest (empty: the whole layer)", optional=True
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterFeatureSource(
+                self.AREA_POLYGONS,
+                "Area of interest polygons (only pixels inside them are processed)",
+                [QgsProcessing.TypeVectorPolygon],
                 optional=True,
             )
         )
@@ -171,6 +197,37 @@ class ModelInferenceAlgorithm(MsgfmAlgorithm):
             )
         )
 
+    def preselected_layers(self) -> Dict[str, str]:
+        """Layer ids of the open project that fit each role's model input (see
+        :mod:`..layer_preselection`); empty without raster layers or a readable bundled model."""
+        from qgis.core import QgsProject, QgsRasterLayer
+
+        layers = [
+            layer
+            for layer in QgsProject.instance().mapLayers().values()
+            if isinstance(layer, QgsRasterLayer) and layer.isValid()
+        ]
+        if not layers:
+            return {}
+        metadata = bundled_metadata(self.TASK)
+        if metadata is None:
+            return {}
+        specs = list(metadata.inputs)
+        roles: List[Tuple[LayerRole, Any]] = []
+        for role in self.ROLES:  # sensor-named roles first, then the others in order
+            spec = next((s for s in specs if role.sensor and s.sensor == role.sensor), None)
+            if spec is not None:
+                specs.remove(spec)
+                roles.append((role, spec))
+        for role in self.ROLES:
+            if not any(r is role for r, _ in roles) and specs:
+                roles.append((role, specs.pop(0)))
+        chosen = preselect(layers, [spec for _, spec in roles])
+        return {role.layer_param: layer.id() for (role, _), layer in zip(roles, chosen) if layer}
+
+    def shortHelpString(self):
+        return self.HELP + help_note(self.TASK)
+
     # Subclass hooks ---------------------------------------------------------------------------
 
     def initOutputs(self) -> None:
@@ -193,6 +250,9 @@ class ModelInferenceAlgorithm(MsgfmAlgorithm):
     def processAlgorithm(self, parameters, context, feedback):
         chosen = self.parameterAsFile(parameters, self.MODEL, context)
         model_path = resolve_model_path(chosen, self.TASK)
+        feedback.setProgressText(
+            f"Opening the model {Path(model_path).name} and checking the layers..."
+        )
         require_onnxruntime()
         metadata = read_metadata(model_path)
         check_task(metadata, self.TASK)
@@ -201,9 +261,10 @@ class ModelInferenceAlgorithm(MsgfmAlgorithm):
         bands = [
             choose_bands(
                 layer,
-                self.parameterAsInts(parameters, role.bands_param, context),
+                self.band_list(parameters, role.bands_param, context),
                 spec,
                 role.bands_label,
+                alternatives(model_path),
             )
             for role, layer, spec in inputs
         ]
@@ -213,12 +274,24 @@ class ModelInferenceAlgorithm(MsgfmAlgorithm):
                 reference_layer, reference_role.layer_label, layer, role.layer_label, context
             )
         destination = self.destination(parameters, self.OUTPUT, context)
-        staging = Path(tempfile.mkdtemp(prefix=".msgfm-", dir=str(destination.parent)))
-        copies = Path(tempfile.mkdtemp(prefix="msgfm-layers-"))
+        label = self.parameterDefinition(self.OUTPUT).description()
+        staging = output_staging_folder(destination.parent, label)
+        try:
+            copies = layer_copies_folder()
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
         try:
             rasters = []
+            area = self.area_of_interest(parameters, context, reference_layer)
             for (role, layer, spec), chosen_bands in zip(inputs, bands):
                 path = raster_file(layer, copies, context, role.layer_label)
+                if area is not None and layer is reference_layer:
+                    path = cut_to_area(path, area, copies, layer.name())
+                    feedback.pushInfo(
+                        f"Area of interest: {area.extent.toString(2)} "
+                        f"({'polygons' if area.polygons else 'extent'}) of '{layer.name()}'"
+                    )
                 rasters.append({"sensor": spec.sensor, "path": path, "bands": chosen_bands})
                 feedback.pushInfo(
                     f"{role.layer_label}: '{layer.name()}' bands {chosen_bands} -> model input "
@@ -306,13 +379,37 @@ class ModelInferenceAlgorithm(MsgfmAlgorithm):
             f"(tile {summary['tile_size']} px, overlap {summary['overlap']} px, batch "
             f"{summary['batch_size']})"
         )
-        if summary["tiles_run"] == 0:
-            feedback.pushWarning(
-                f"Every tile of layer '{reference_layer.name()}' is nodata where the inputs "
-                "overlap: the model was not run and the output is all nodata"
-            )
 
     # Helpers ------------------------------------------------------------------------------------
+
+    def area_of_interest(self, parameters, context, layer) -> Optional[AreaOfInterest]:
+        """The area of interest in ``layer``'s CRS, or None for the whole layer."""
+        extent = None
+        if self.parameterDefinition(self.AREA_EXTENT) is not None and parameters.get(
+            self.AREA_EXTENT
+        ):
+            extent = self.parameterAsExtent(parameters, self.AREA_EXTENT, context, layer.crs())
+        source = None
+        if parameters.get(self.AREA_POLYGONS):
+            source = self.parameterAsSource(parameters, self.AREA_POLYGONS, context)
+        return area_from_parameters(extent, source, layer, context)
+
+    def band_list(self, parameters, name: str, context) -> List[int]:
+        """The bands chosen in ``name``: a list, or text such as ``12,11,10`` or ``12;11;10``.
+
+        QGIS reads ``BANDS=12,11,10`` (``qgis_process``, the documented syntax) as one band;
+        the text is split here instead.
+        """
+        value = parameters.get(name)
+        if isinstance(value, str) and value.strip():
+            parts = [part for part in re.split(r"[\s,;]+", value.strip()) if part]
+            if not all(part.isdigit() and int(part) >= 1 for part in parts):
+                label = self.parameterDefinition(name).description()
+                raise QgsProcessingException(
+                    f"'{label}' must list 1-based band numbers such as 3,2,1, not {value!r}"
+                )
+            return [int(part) for part in parts]
+        return self.parameterAsInts(parameters, name, context)
 
     def enum(self, parameters, name: str, context) -> int:
         return self.parameterAsEnum(parameters, name, context)
@@ -325,7 +422,7 @@ class ModelInferenceAlgorithm(MsgfmAlgorithm):
                 f"msGFM writes GeoTIFF: choose a .tif file for '{self.parameterDefinition(name).description()}' "
                 f"instead of {path.name}"
             )
-        path.parent.mkdir(parents=True, exist_ok=True)
+        writable_folder(path.parent, self.parameterDefinition(name).description())
         return path
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 
 from qgis.core import (
@@ -16,6 +15,7 @@ from qgis.core import (
 
 from ..backend_loader import backend_module
 from ..dependencies import require_onnxruntime
+from ..output_folders import writable_folder
 from .base import GROUP_ANALYSIS, MsgfmAlgorithm
 
 
@@ -80,6 +80,7 @@ class ModelInfoAlgorithm(MsgfmAlgorithm):
         }
         destination = self.parameterAsFileOutput(parameters, self.OUTPUT, context)
         if destination:
+            writable_folder(Path(destination).parent, "Model metadata (JSON)")
             write_text_atomically(Path(destination), text + "\n")
             results[self.OUTPUT] = destination
         return results
@@ -110,7 +111,7 @@ def describe(metadata) -> list:
 def write_text_atomically(path: Path, text: str) -> None:
     """Write ``text`` to a temporary file beside ``path`` and rename it into place."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", dir=str(path.parent))
+    handle, temp_name = backend_module("file_modes").output_tempfile(path.parent, f".{path.name}.")
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as stream:
             stream.write(text)

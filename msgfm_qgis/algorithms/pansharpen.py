@@ -12,6 +12,7 @@ class PansharpenAlgorithm(RasterOutputAlgorithm):
     TASK = "pansharpening"
     OUTPUT_KIND = "reflectance"
     OUTPUT_LABEL = "Pan-sharpened multispectral"
+    LAYER_NAME = "Pan-sharpened"
     ROLES = (
         LayerRole(
             "PAN", "Panchromatic layer (high resolution)", "PAN_BANDS", "Panchromatic band", "pan"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import tempfile
 from pathlib import Path
 from typing import Any, Dict, List
 
@@ -24,6 +23,7 @@ from qgis.core import (
 
 from ..backend_loader import backend_module
 from ..layers import band_names, raster_file
+from ..output_folders import writable_folder
 from .inference_base import DEVICE_LABELS, DEVICES, advanced
 from .training_base import TrainingAlgorithm
 
@@ -171,7 +171,7 @@ class PretrainAlgorithm(TrainingAlgorithm):
 
     def processAlgorithm(self, parameters, context, feedback):
         out = Path(self.parameterAsString(parameters, self.OUTPUT, context))
-        out.mkdir(parents=True, exist_ok=True)
+        writable_folder(out, "Output folder")
         manifest = self.manifest(parameters, context, out, feedback)
         config = (
             self.parameterAsFile(parameters, self.CONFIG_FILE, context)
@@ -238,7 +238,7 @@ class PretrainAlgorithm(TrainingAlgorithm):
             raise QgsProcessingException(
                 f"Both layers of the pair are '{sensors[0]}': a pair joins two different sensors"
             )
-        copies = Path(tempfile.mkdtemp(prefix="inputs-", dir=str(out)))
+        copies = Path(backend_module("file_modes").output_tempdir(out, "inputs-"))
         entries = []
         for layer, sensor in zip(layers, sensors):
             label = f"{self.LAYERS}: {layer.name()}"

@@ -16,6 +16,7 @@ class RasterOutputAlgorithm(ModelInferenceAlgorithm):
 
     OUTPUT_KIND = "reflectance"
     OUTPUT_LABEL = "Output"
+    LAYER_NAME = ""  # the name in the Layers panel when shorter than OUTPUT_LABEL
 
     def initOutputs(self) -> None:
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, self.OUTPUT_LABEL))
@@ -32,7 +33,7 @@ class RasterOutputAlgorithm(ModelInferenceAlgorithm):
         spec = plan.metadata.outputs[index]
         path = move_raster(written[index], self.destination(parameters, self.OUTPUT, context))
         feedback.pushInfo(f"Output bands: {', '.join(spec.bands)}")
-        style = multiband_style(spec.bands)
-        if style is not None:
-            apply_on_load(context, path, style)
+        apply_on_load(
+            context, path, multiband_style(spec.bands), name=self.LAYER_NAME or self.OUTPUT_LABEL
+        )
         return {self.OUTPUT: path}

@@ -97,27 +97,17 @@ def install_plugin(root: Path) -> dict:
     return env
 
 
-def test_segmentation_in_the_qgis_desktop(probability_model, sample_data, tmp_path):
-    env = install_plugin(tmp_path)
-    report_path, screenshot = tmp_path / "report.json", tmp_path / "screenshot.png"
-    config = {
-        "report": str(report_path),
-        "screenshot": str(screenshot),
-        "raster": str(sample_data / "sar_rgb" / "rgb_unmasked.tif"),
-        "model": str(probability_model),
-        "output": str(tmp_path / "land_cover.tif"),
-    }
-    (tmp_path / "config.json").write_text(json.dumps(config), encoding="utf-8")
-    env["MSGFM_DESKTOP_CONFIG"] = str(tmp_path / "config.json")
+def run_desktop(env: dict, script: Path, cwd: Path) -> str:
+    """Start QGIS under a fresh Xvfb display with ``--code script``; returns its output."""
     number = free_display()
-    env["DISPLAY"] = f":{number}"
+    env = {**env, "DISPLAY": f":{number}"}
     xvfb = start_xvfb(number)
     qgis = None
     try:
         qgis = subprocess.Popen(
-            [str(QGIS), "--nologo", "--noversioncheck", "--code", str(STARTUP)],
+            [str(QGIS), "--nologo", "--noversioncheck", "--code", str(script)],
             env=env,
-            cwd=tmp_path,
+            cwd=cwd,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -132,10 +122,34 @@ def test_segmentation_in_the_qgis_desktop(probability_model, sample_data, tmp_pa
         if qgis is not None:
             stop(qgis)
         stop(xvfb)
-    log = output.decode(errors="replace")[-3000:]
+    return output.decode(errors="replace")[-3000:]
+
+
+def desktop_report(env: dict, script: Path, tmp_path: Path, config: dict) -> dict:
+    """Run ``script`` in QGIS with ``config`` (it names the report file); returns the report."""
+    (tmp_path / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    env = {**env, "MSGFM_DESKTOP_CONFIG": str(tmp_path / "config.json")}
+    log = run_desktop(env, script, tmp_path)
+    report_path = Path(config["report"])
     assert report_path.exists(), f"the startup script wrote no report; QGIS output: {log}"
     report = json.loads(report_path.read_text())
     assert "errors" not in report, report["errors"]
+    report["qgis_output"] = log
+    return report
+
+
+def test_segmentation_in_the_qgis_desktop(probability_model, sample_data, tmp_path):
+    env = install_plugin(tmp_path)
+    report_path, screenshot = tmp_path / "report.json", tmp_path / "screenshot.png"
+    config = {
+        "report": str(report_path),
+        "screenshot": str(screenshot),
+        "raster": str(sample_data / "sar_rgb" / "rgb_unmasked.tif"),
+        "model": str(probability_model),
+        "output": str(tmp_path / "land_cover.tif"),
+    }
+    report = desktop_report(env, STARTUP, tmp_path, config)
+    log = report["qgis_output"]
     assert report["provider"] == "msGFM"
     assert {"msgfm:segmentlandcover", "msgfm:pretrain", "msgfm:modelinfo"} <= set(
         report["algorithms"]
@@ -167,3 +181,64 @@ def test_segmentation_in_the_qgis_desktop(probability_model, sample_data, tmp_pa
     if os.environ.get("MSGFM_UPDATE_SCREENSHOTS") == "1":
         DOCS_SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(screenshot, DOCS_SCREENSHOT)
+
+
+DEPENDENCIES_SCRIPT = Path(__file__).with_name("desktop_dependencies.py")
+DOCS_INSTALL_SCREENSHOT = ROOT / "docs" / "img" / "qgis-desktop-install-onnxruntime.png"
+
+
+def test_missing_onnxruntime_is_offered_at_load(tmp_path):
+    env = install_plugin(tmp_path)
+    # QGIS's own Python without the venv: no onnxruntime (Debian's Python has none).
+    env.pop("PYTHONPATH")
+    report_path, screenshot = tmp_path / "report.json", tmp_path / "screenshot.png"
+    config = {"report": str(report_path), "screenshot": str(screenshot)}
+    report = desktop_report(env, DEPENDENCIES_SCRIPT, tmp_path, config)
+    if report["onnxruntime_importable"]:
+        pytest.skip("this QGIS's own Python has onnxruntime: nothing to offer")
+    [offer] = [item for item in report["message_bar"] if item["title"] == "msGFM"]
+    assert "ONNX Runtime is missing" in offer["text"]
+    [(label, command)] = offer["buttons"]
+    assert label == "Install ONNX Runtime"
+    # The command runs QGIS's own interpreter (not a shim from PATH) and keeps numpy as it is.
+    python = command.split()[0]
+    assert Path(python).parent == Path(report["python"][1]) / "bin", command
+    assert " -m pip install " in command and " onnxruntime numpy==" in command
+    assert report["screenshot_saved"]
+    if os.environ.get("MSGFM_UPDATE_SCREENSHOTS") == "1":
+        shutil.copyfile(screenshot, DOCS_INSTALL_SCREENSHOT)
+
+
+CANCEL_SCRIPT = Path(__file__).with_name("desktop_cancel.py")
+DOCS_CANCEL_SCREENSHOT = ROOT / "docs" / "img" / "qgis-desktop-cancel.png"
+
+
+@pytest.mark.parametrize("backend", [0, 1], ids=["in-process", "subprocess"])
+def test_cancel_in_the_dialog_keeps_qgis_responsive(sample_data, tmp_path, backend):
+    from osgeo import gdal
+
+    stack = tmp_path / "landsat_stack.vrt"
+    bands = [str(sample_data / f"landcover/lsat7_2000_{b}.tif") for b in (10, 20, 30, 40, 50, 70)]
+    gdal.BuildVRT(str(stack), bands, options=gdal.BuildVRTOptions(separate=True))
+    env = install_plugin(tmp_path)
+    report_path, screenshot = tmp_path / "report.json", tmp_path / "dialog.png"
+    config = {
+        "report": str(report_path),
+        "screenshot": str(screenshot),
+        "raster": str(stack),
+        "output": str(tmp_path / "land_cover.tif"),
+        "backend": backend,
+    }
+    report = desktop_report(env, CANCEL_SCRIPT, tmp_path, config)
+    assert report["cancel_s"] < 1.0, report
+    # From the click on Cancel to the end the window never froze. (Before it, opening the model in
+    # ONNX Runtime on the run's thread holds Python's lock for a few tenths of a second.)
+    assert report["stall_after_cancel_s"] < 0.5, report
+    assert not report["output_exists"]
+    lines = report["log"].splitlines()
+    assert any("cancelled" in line.lower() for line in lines), report["log"]
+    # Progress is logged every 10 %, not once per batch.
+    assert sum("tiles (" in line for line in lines) <= 3, report["log"]
+    assert report["screenshot_saved"]
+    if os.environ.get("MSGFM_UPDATE_SCREENSHOTS") == "1" and backend == 0:
+        shutil.copyfile(screenshot, DOCS_CANCEL_SCREENSHOT)

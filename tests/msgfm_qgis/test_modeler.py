@@ -1,4 +1,6 @@
-"""The committed Graphical Modeler model: pan-sharpen a real WorldView-2 pair, then segment it.
+"""The committed Graphical Modeler models, listed in the Toolbox and run end to end on real data.
+
+Pan-sharpen then segment: a real WorldView-2 pair.
 
 Both child models have fixed weights: the pan-sharpening model adds the normalised PAN to the
 normalised MS (in MS units), the land-cover model is a 1 x 1 convolution over the four sharpened
@@ -114,11 +116,14 @@ def test_the_committed_model_is_valid_and_chains_the_two_algorithms(msgfm_provid
     }
     source = children["segmentlandcover"].parameterSources()["INPUT"][0]
     assert (source.outputChildId(), source.outputName()) == ("pansharpen", "OUTPUT")
-    assert sorted(p.name() for p in model.parameterDefinitions() if not p.isDestination()) == [
-        "landcover_model",
-        "ms",
+    # Inputs in the order a user fills them in, not alphabetical; the land-cover model is
+    # required (no bundled one takes the sharpened bands).
+    inputs = [p for p in model.parameterDefinitions() if not p.isDestination()]
+    assert [p.name() for p in inputs] == ["pan", "ms", "pansharpening_model", "landcover_model"]
+    assert [p.name() for p in inputs if not p.flags() & p.FlagOptional] == [
         "pan",
-        "pansharpening_model",
+        "ms",
+        "landcover_model",
     ]
 
 
@@ -165,3 +170,74 @@ def test_model_runs_on_the_real_pan_ms_pair(run_algorithm, chained_models, sampl
     assert clear.mean() > 0.99
     counts = np.bincount(expected.ravel(), minlength=4)
     assert (counts > 0).sum() >= 3  # a real map, not one class everywhere
+
+
+WORKFLOWS = {
+    # Toolbox id: (inputs in order, demo inputs, model outputs)
+    "msgfm:Remove clouds then extract embeddings": (
+        ["s2", "sar"],
+        {"s2": "s2_cloudy.tif", "sar": "s1.tif"},
+        ["removeclouds:cloud_free", "extractembeddings:embeddings", "extractembeddings:preview"],
+    ),
+    "msgfm:Land cover and scene classes": (
+        ["image"],
+        {"image": "landsat_stack.tif"},
+        ["segmentlandcover:land_cover", "classifyscenes:scene_classes"],
+    ),
+    "msgfm:Pan-sharpen then segment land cover": (
+        ["pan", "ms", "pansharpening_model", "landcover_model"],
+        None,
+        [],
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def demo_inputs(sample_data, tmp_path_factory):
+    """The demo's input rasters, prepared by the same script `make demo` runs."""
+    import subprocess
+    import sys
+
+    out = tmp_path_factory.mktemp("demo_inputs")
+    script = ROOT / "scripts" / "demo_inputs.py"
+    subprocess.run([sys.executable, str(script), str(sample_data), str(out)], check=True)
+    return out
+
+
+def test_the_toolbox_lists_every_shipped_model_with_its_inputs_in_order(msgfm_provider):
+    from qgis.core import QgsApplication
+
+    listed = {
+        a.id(): a
+        for a in QgsApplication.processingRegistry().algorithms()
+        if a.provider() is not None and a.provider().id() == "msgfm" and a.group() == "Workflows"
+    }
+    assert sorted(listed) == sorted(WORKFLOWS)
+    assert len(list((ROOT / "resources" / "models3").glob("*.model3"))) == len(WORKFLOWS)
+    for algorithm_id, (inputs, _, _) in WORKFLOWS.items():
+        names = [p.name() for p in listed[algorithm_id].parameterDefinitions()]
+        assert [n for n in names if n in inputs] == inputs
+
+
+@pytest.mark.parametrize(
+    "algorithm_id", [a for a, (_, demo, _) in WORKFLOWS.items() if demo], ids=lambda a: a[6:]
+)
+def test_a_shipped_model_runs_with_its_defaults_on_the_sample_data(
+    run_algorithm, demo_inputs, tmp_path, algorithm_id
+):
+    import rasterio
+
+    _, demo, outputs = WORKFLOWS[algorithm_id]
+    parameters = {name: str(demo_inputs / file) for name, file in demo.items()}
+    for output in outputs:
+        parameters[output] = str(tmp_path / f"{output.split(':')[1]}.tif")
+    result = run_algorithm(algorithm_id, parameters)  # nothing else: every default as shipped
+    reference = demo_inputs / next(iter(demo.values()))
+    with rasterio.open(reference) as ref:
+        bounds = ref.bounds
+    for output in outputs:
+        with rasterio.open(result[output]) as dataset:
+            assert dataset.read(masked=True).count() > 0, output  # not all nodata
+            assert dataset.crs is not None
+            assert dataset.bounds.left == pytest.approx(bounds.left)
+            assert dataset.bounds.top == pytest.approx(bounds.top)

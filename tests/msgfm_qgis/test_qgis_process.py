@@ -131,3 +131,104 @@ def test_every_analysis_algorithm_runs_from_the_zip_with_its_bundled_model(
                 assert dst.crs == ref.crs
                 assert (dst.width, dst.height) == (ref.width, ref.height)
                 assert dst.transform.almost_equals(ref.transform)
+
+
+@pytest.mark.parametrize(
+    "bands",
+    [["BANDS=6,5,4,3,2,1"], ["BANDS=6;5;4;3;2;1"], [f"BANDS={b}" for b in (6, 5, 4, 3, 2, 1)]],
+    ids=["commas", "semicolons", "repeated"],
+)
+def test_bands_parameter_syntaxes(installed_plugin, demo_inputs, tmp_path, bands):
+    stack = demo_inputs / "landsat_stack.tif"
+    out = tmp_path / "classes.tif"
+    result = qgis_process(
+        [
+            "run",
+            "msgfm:segmentlandcover",
+            "--json",
+            "--",
+            f"INPUT={stack}",
+            *bands,
+            f"OUTPUT={out}",
+        ],
+        *installed_plugin,
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    log = json.loads(result.stdout)["log"]["info"]
+    assert any("bands [6, 5, 4, 3, 2, 1] -> model input" in line for line in log), log
+    assert out.exists()
+
+
+def test_bands_parameter_that_is_no_band_list_is_refused(installed_plugin, demo_inputs, tmp_path):
+    stack = demo_inputs / "landsat_stack.tif"
+    result = qgis_process(
+        [
+            "run",
+            "msgfm:segmentlandcover",
+            "--",
+            f"INPUT={stack}",
+            "BANDS=6,5,red",
+            f"OUTPUT={tmp_path / 'classes.tif'}",
+        ],
+        *installed_plugin,
+    )
+    assert result.returncode != 0
+    assert "must list 1-based band numbers such as 3,2,1, not '6,5,red'" in (
+        result.stdout + result.stderr
+    )
+
+
+@pytest.mark.parametrize("signal_name", ["SIGTERM", "SIGKILL"])
+def test_leftovers_of_a_killed_run_are_removed_by_the_next(
+    installed_plugin, demo_inputs, tmp_path, signal_name
+):
+    import signal
+    import time
+
+    env, cwd = installed_plugin
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    env = {**env, "TMPDIR": str(temp)}
+    outputs = tmp_path / "outputs"
+    outputs.mkdir()
+    stack = demo_inputs / "landsat_stack.tif"
+    slow = ["OVERLAP=0.75", "BATCH_SIZE=1"]  # many model calls
+    run = subprocess.Popen(
+        [
+            str(QGIS_PROCESS),
+            "run",
+            "msgfm:segmentlandcover",
+            "--",
+            f"INPUT={stack}",
+            *slow,
+            f"OUTPUT={outputs / 'first.tif'}",
+        ],
+        env=env,
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while not list(outputs.glob(".msgfm-h*/.*.partial.tif")):
+        assert run.poll() is None, run.communicate()
+        assert time.monotonic() < deadline, "the run never started writing"
+        time.sleep(0.05)
+    run.send_signal(getattr(signal, signal_name))
+    run.communicate(timeout=60)
+    assert run.returncode != 0
+    assert list(outputs.glob(".msgfm-h*")) and list(temp.glob("msgfm-layers-h*"))
+    again = qgis_process(
+        [
+            "run",
+            "msgfm:segmentlandcover",
+            "--",
+            f"INPUT={stack}",
+            f"OUTPUT={outputs / 'second.tif'}",
+        ],
+        env,
+        cwd,
+    )
+    assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
+    assert sorted(p.name for p in outputs.iterdir()) == ["second.tif", "second.tif.aux.xml"]
+    assert not list(temp.glob("msgfm-layers-*"))

@@ -12,10 +12,11 @@ ALG = "msgfm:removeclouds"
 
 
 def expected_reflectance(s2_path, s1_path) -> np.ndarray:
-    """The model's output in S2 units: raw S2 + 0.1 x S2 std x mean of the normalised VV, VH."""
+    """The model's output in S2 units: raw S2 + 0.1 x S2 std x mean of the normalised VV, VH,
+    clipped to the physical range of S2 reflectance x 10000 (0 to 10000)."""
     s2 = read(s2_path).astype(np.float64)
     sar = (read(s1_path).astype(np.float64) - SAR_MEAN) / SAR_STD
-    return s2 + 0.1 * S2_STD * sar.mean(axis=0)
+    return np.clip(s2 + 0.1 * S2_STD * sar.mean(axis=0), 0, 10000)
 
 
 def test_reflectance_on_the_s2_grid(
@@ -95,7 +96,8 @@ def test_too_few_sentinel2_bands(
     with pytest.raises(
         QgsProcessingException,
         match=r"Layer 'rgb_unmasked' has 3 bands but the model's s2 input needs 12 \(B01, B02, "
-        r"B03, B04, B05, B06, B07, B08, B8A, B09, B11, B12\): choose 12 bands in 'Sentinel-2 bands'",
+        r"B03, B04, B05, B06, B07, B08, B8A, B09, B11, B12\), so no choice of bands can feed it: "
+        r"this model cannot use this layer. Instead: choose a model trained on this imagery",
     ):
         run_algorithm(
             ALG,

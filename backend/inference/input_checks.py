@@ -1,0 +1,266 @@
+"""Checks that input rasters look like what the model was trained on, before any tile is run.
+
+A run on garbage input otherwise succeeds silently and writes a plausible-looking raster. Each check
+here reads at most a few small windows of every input (so it costs little on any raster size) and
+either warns, saying what looks wrong and what to do, or, where the result would be meaningless,
+raises :class:`InputMismatchError`:
+
+- the same band chosen twice, or bands whose pixels are identical (one band repeated);
+- an 8-bit raster for a model trained on values far above 255 (Sentinel-2 exported as Byte);
+- band descriptions in the file naming the model's bands in another order than the one chosen;
+- values far outside the range the model was trained on (wrong units or scaling);
+- a second input covering only part of the first (the rest of the output is nodata);
+- a raster smaller than one tile (mirrored padding; an error when it is a tiny fraction of a tile).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Callable, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from ..export.schema import InputSpec, ModelMetadata
+from .errors import InputMismatchError
+from .inputs import OpenedInput, ReferenceGrid
+
+Warn = Callable[[str], None]
+
+SAMPLE_WINDOW = 128  # side of each sampled window, in reference pixels
+SAMPLE_GRID = 3  # windows per axis
+SAMPLE_STEP = 2  # every second pixel of a window, along both axes
+FAR_FROM_TRAINING = 6.0  # |median - mean| / std above which a band's values look foreign
+SPREAD_RATIO = 30.0  # a band whose spread differs from the trained std by more looks rescaled
+LOW_COVERAGE = 0.5  # a second input covering less than this fraction of the first is reported
+MIN_TILE_FRACTION = 1 / 16  # rasters smaller than this fraction of a tile's area are refused
+
+
+def check_inputs(
+    grid: ReferenceGrid,
+    opened: Sequence[OpenedInput],
+    metadata: ModelMetadata,
+    tile_size: int,
+    warn: Warn,
+) -> None:
+    """Run every check on the opened inputs; warnings go to ``warn``.
+
+    Raises:
+        InputMismatchError: the raster is so small that the model cannot see a scene in it.
+    """
+    # The reference raster is read directly (others only when they share its grid).
+    reference = next(item for item in opened if item.reader is item.dataset)
+    _check_size(grid, reference, tile_size, warn)
+    for item in opened:
+        _check_chosen_bands(item, warn)
+        _check_band_names(item, warn)
+        if item.reader is not item.dataset:
+            _check_coverage(item, reference, grid, warn)
+    samples = _sample(grid, opened)
+    for item, (values, valid) in zip(opened, samples):
+        if not valid.any():
+            continue
+        pixels = values[:, valid]
+        _check_repeated_bands(item, pixels, warn)
+        if item.spec.normalization == "mean_std" and not _check_byte_scaling(item, warn):
+            _check_training_range(item, pixels, warn)
+
+
+def _check_size(grid: ReferenceGrid, item: OpenedInput, tile_size: int, warn: Warn) -> None:
+    if grid.width >= tile_size and grid.height >= tile_size:
+        return
+    size = f"{grid.width} x {grid.height} px"
+    if grid.width * grid.height < MIN_TILE_FRACTION * tile_size * tile_size:
+        raise InputMismatchError(
+            f"{item.raster.describe()} is {size}, a tiny fraction of the model's {tile_size} x "
+            f"{tile_size} px tile: the model would see the same few pixels mirrored over the whole "
+            "window, and its result would mean nothing; use a raster at least "
+            f"{tile_size // 4} x {tile_size // 4} px (ideally {tile_size} x {tile_size})"
+        )
+    warn(
+        f"{item.raster.describe()} is {size}, smaller than the model's {tile_size} px tile: it is "
+        "padded by mirroring its edges, so the result is less reliable than on a larger raster"
+    )
+
+
+def _check_chosen_bands(item: OpenedInput, warn: Warn) -> None:
+    seen = {}
+    for position, index in enumerate(item.indexes):
+        if index in seen:
+            spec = item.spec
+            warn(
+                f"{item.raster.describe()}: raster band {index} is given both as "
+                f"{spec.bands[seen[index]]} and as {spec.bands[position]}; the model expects "
+                f"{len(spec.bands)} different bands ({', '.join(spec.bands)})"
+            )
+            return
+        seen[index] = position
+
+
+def _normalized_band_name(text: str) -> str:
+    """``B04``, ``b4``, ``Band 4: B04``... -> ``B4``: names compared without zero padding."""
+    text = text.strip().upper()
+    text = re.sub(r"^BAND\s*\d+\s*:\s*", "", text)
+    return re.sub(r"(?<=[A-Z])0+(?=\d)", "", text)
+
+
+def _check_band_names(item: OpenedInput, warn: Warn) -> None:
+    """Warn when the file's band descriptions name the model's bands in another order."""
+    descriptions = list(item.dataset.descriptions or [])
+    if not any(descriptions):
+        return
+    wanted = [_normalized_band_name(b) for b in item.spec.bands]
+    by_name = {}
+    for index, text in enumerate(descriptions, start=1):
+        if text:
+            by_name.setdefault(_normalized_band_name(text), index)
+    if not all(name in by_name for name in wanted):
+        return  # the file does not describe its bands with the model's names
+    right = [by_name[name] for name in wanted]
+    if right == item.indexes:
+        return
+    chosen = [descriptions[i - 1] or f"band {i}" for i in item.indexes]
+    warn(
+        f"{item.raster.describe()}: the bands chosen are described in the file as "
+        f"{', '.join(chosen)}, but the model expects {', '.join(item.spec.bands)} in that "
+        f"order; choose bands {','.join(map(str, right))} instead"
+    )
+
+
+def _check_coverage(
+    item: OpenedInput, reference: OpenedInput, grid: ReferenceGrid, warn: Warn
+) -> None:
+    covered = _covered_fraction(item, grid)
+    if covered is None or covered >= LOW_COVERAGE:
+        return
+    warn(
+        f"{item.raster.describe()} covers only {covered:.0%} of {reference.raster.describe()} "
+        "(the reference grid): the output is nodata wherever it is missing; choose rasters that "
+        "cover the same area"
+    )
+
+
+def _covered_fraction(item: OpenedInput, grid: ReferenceGrid) -> Optional[float]:
+    from rasterio.transform import array_bounds
+    from rasterio.warp import transform_bounds
+
+    source_crs = getattr(item.reader, "src_crs", None) or item.dataset.crs
+    if source_crs is None or grid.crs is None:
+        return None
+    try:
+        left, bottom, right, top = transform_bounds(source_crs, grid.crs, *item.dataset.bounds)
+    except Exception:  # the extent cannot be expressed in the reference CRS
+        return None
+    ref_left, ref_bottom, ref_right, ref_top = array_bounds(grid.height, grid.width, grid.transform)
+    width = max(0.0, min(right, ref_right) - max(left, ref_left))
+    height = max(0.0, min(top, ref_top) - max(bottom, ref_bottom))
+    area = (ref_right - ref_left) * (ref_top - ref_bottom)
+    return width * height / area if area > 0 else None
+
+
+def _sample(
+    grid: ReferenceGrid, opened: Sequence[OpenedInput]
+) -> List[Tuple[np.ndarray, np.ndarray]]:
+    """A few windows spread over the reference grid, read from every input and joined."""
+    h, w = min(SAMPLE_WINDOW, grid.height), min(SAMPLE_WINDOW, grid.width)
+    rows = _spread(grid.height, h)
+    cols = _spread(grid.width, w)
+    samples = []
+    for item in opened:
+        values, valid = [], []
+        for row in rows:
+            for col in cols:
+                v, m = item.read_window(row, col, h, w)
+                v, m = v[:, ::SAMPLE_STEP, ::SAMPLE_STEP], m[::SAMPLE_STEP, ::SAMPLE_STEP]
+                values.append(v.reshape(v.shape[0], -1))
+                valid.append(m.reshape(-1))
+        samples.append((np.concatenate(values, axis=1), np.concatenate(valid)))
+    return samples
+
+
+def _spread(size: int, window: int) -> List[int]:
+    if size <= window:
+        return [0]
+    return sorted({round(k * (size - window) / (SAMPLE_GRID - 1)) for k in range(SAMPLE_GRID)})
+
+
+def _check_repeated_bands(item: OpenedInput, pixels: np.ndarray, warn: Warn) -> None:
+    if pixels.shape[0] < 2 or len(set(item.indexes)) < len(item.indexes):
+        return  # one band: nothing to compare; a band chosen twice is reported already
+    groups: List[List[int]] = []
+    for k in range(pixels.shape[0]):
+        for group in groups:
+            if np.array_equal(pixels[group[0]], pixels[k]):
+                group.append(k)
+                break
+        else:
+            groups.append([k])
+    repeated = [g for g in groups if len(g) > 1]
+    if not repeated:
+        return
+    bands = item.spec.bands
+    if len(groups) == 1:
+        what = f"all {len(bands)} bands hold the same values (one band repeated)"
+    else:
+        what = "; ".join(
+            f"bands {', '.join(bands[k] for k in g)} hold identical values" for g in repeated
+        )
+    warn(
+        f"{item.raster.describe()}: {what}. The model expects {len(bands)} different bands "
+        f"({', '.join(bands)}); check the raster and the bands chosen"
+    )
+
+
+def _check_byte_scaling(item: OpenedInput, warn: Warn) -> bool:
+    """Warn when an 8-bit raster feeds bands the model saw with values far above 255."""
+    dtypes = {item.dataset.dtypes[i - 1] for i in item.indexes}
+    if dtypes != {"uint8"}:
+        return False
+    spec: InputSpec = item.spec
+    high = [b for b, m in zip(spec.bands, spec.mean) if m > 255 * 1.5]
+    if len(high) * 2 < len(spec.bands):
+        return False
+    warn(
+        f"{item.raster.describe()} is 8-bit (0-255) but the model was trained on "
+        f"{spec.sensor} values around {_typical(spec)}: the raster looks rescaled to Byte (e.g. an "
+        "8-bit export for display); use the original data (e.g. Sentinel-2 reflectance x 10000)"
+    )
+    return True
+
+
+def _typical(spec: InputSpec) -> str:
+    low, high = min(spec.mean), max(spec.mean)
+    return f"{low:.0f}-{high:.0f}" if round(low) != round(high) else f"{low:.0f}"
+
+
+def _check_training_range(item: OpenedInput, pixels: np.ndarray, warn: Warn) -> None:
+    spec: InputSpec = item.spec
+    medians = np.median(pixels, axis=1)
+    spreads = np.std(pixels, axis=1)
+    mean, std = np.asarray(spec.mean), np.asarray(spec.std)
+    # Off in level (wrong offset, dB against linear) or in scale (reflectance 0-1 against x 10000).
+    shifted = np.abs(medians - mean) / std > FAR_FROM_TRAINING
+    rescaled = (spreads * SPREAD_RATIO < std) | (spreads > SPREAD_RATIO * std)
+    far = [k for k in range(len(spec.bands)) if shifted[k] or rescaled[k]]
+    if len(far) * 2 < len(spec.bands):
+        return  # one odd band (e.g. a cirrus band over a bright scene) is not a pattern
+    shown = ", ".join(
+        f"{spec.bands[k]} median {medians[k]:.4g}, spread {spreads[k]:.3g} (trained around "
+        f"{spec.mean[k]:.4g} +- {spec.std[k]:.3g})"
+        for k in far[:3]
+    )
+    more = f" and {len(far) - 3} more" if len(far) > 3 else ""
+    warn(
+        f"{item.raster.describe()}: values are far from what the model was trained on: {shown}"
+        f"{more}. Check that the raster is {spec.sensor} data in the model's units and that the "
+        "bands are the ones it expects (`msgfm info MODEL` lists them)"
+    )
+
+
+def describe_all_nodata(opened: Sequence[OpenedInput]) -> str:
+    """The warning for a run whose every tile was nodata."""
+    reference = next(item for item in opened if item.reader is item.dataset)
+    return (
+        f"every tile of {reference.raster.describe()} is nodata where the inputs overlap: the "
+        "model was not run and the output is all nodata; check the inputs' nodata values and "
+        "that they cover the same area"
+    )

@@ -1,0 +1,80 @@
+"""What each bundled model takes, in words, read from the model's own metadata.
+
+The bundled models are retrained from time to time (other sensors, other bands): the help text and
+the advice given when a layer cannot feed a model are written from the metadata of the model file
+actually installed, never from a hard-coded list.
+"""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+from typing import Any, Dict, Optional, Tuple
+
+from .backend_loader import backend_module
+from .resources import models_dir
+
+_CACHE: Dict[Tuple[str, float], Optional[Any]] = {}
+
+
+def bundled_metadata(task: str) -> Optional[Any]:
+    """The metadata of the bundled model for ``task``; None when there is none or it is unreadable."""
+    path = models_dir() / f"{task}.onnx"
+    try:
+        key = (str(path), path.stat().st_mtime)
+    except OSError:
+        return None
+    if key not in _CACHE:
+        # Read from the file itself, not through an ONNX Runtime session: this runs when a
+        # dialog opens, on QGIS's main thread, where a session would freeze the window ~1 s.
+        schema = backend_module("export.schema")
+        props = backend_module("export.external_data").metadata_props
+        try:
+            _CACHE[key] = schema.from_metadata_props(props(path))
+        except Exception:  # a damaged file: the help says less
+            _CACHE[key] = None
+    return _CACHE[key]
+
+
+def describe_inputs(metadata: Any) -> str:
+    """``landsat imagery with 6 bands (B1, B2, ...) at 30 m`` for every input, joined by 'and'."""
+    parts = []
+    for spec in metadata.inputs:
+        resolution = f" at about {spec.resolution_m:g} m" if spec.resolution_m else ""
+        parts.append(
+            f"{spec.sensor} imagery with {len(spec.bands)} band{'s' if len(spec.bands) != 1 else ''}"
+            f" ({', '.join(spec.bands)}){resolution}"
+        )
+    return " and ".join(parts)
+
+
+def help_note(task: str) -> str:
+    """A help paragraph (QGIS help HTML) naming the bundled model's sensors and bands."""
+    metadata = bundled_metadata(task)
+    if metadata is None:
+        return (
+            "\n\n<b>Bundled model</b>: see msGFM > Model information for the sensor and bands the "
+            "bundled model expects (it could not be read here)."
+        )
+    trained = f" Trained on: {html.escape(metadata.trained_on)}." if metadata.trained_on else ""
+    return (
+        f"\n\n<b>Bundled model</b> ({html.escape(metadata.model_name)} "
+        f"{html.escape(metadata.model_version)}): takes {html.escape(describe_inputs(metadata))}, "
+        f"in {metadata.tile_size} px tiles.{trained} "
+        "It works only on such imagery. For other imagery (RGB photos, other satellites), "
+        "choose a model trained on it in 'msGFM model', train one with msGFM > Finetune, or use "
+        "the msGFM embedding tools (Extract embeddings and the Embeddings group), which need "
+        "only a few of your own examples."
+    )
+
+
+def alternatives(model_path: str | Path) -> str:
+    """The advice for a layer that cannot feed the model at ``model_path``."""
+    bundled = Path(model_path).resolve().parent == models_dir().resolve()
+    which = "the bundled model" if bundled else "this model"
+    return (
+        f"{which} cannot use this layer. Instead: choose a model trained on this imagery in "
+        "'msGFM model', train one on your own labels with msGFM > Finetune, or use the msGFM "
+        "embedding tools (Extract embeddings and the Embeddings group), which work on any "
+        "imagery with a few of your own examples"
+    )

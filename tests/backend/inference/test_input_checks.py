@@ -1,0 +1,295 @@
+"""Rasters that run but should not run silently, on real samples and the bundled models.
+
+Georeferencing (no geotransform, no CRS, a netCDF's CRS attribute), outputs kept in their physical
+range, and the garbage-input warnings of :mod:`backend.inference.input_checks`.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import List
+
+import numpy as np
+import pytest
+
+from backend.cli import main
+from backend.inference.engine import run_inference
+from backend.inference.errors import InputMismatchError
+from backend.inference.inputs import RasterInput
+
+ROOT = Path(__file__).resolve().parents[3]
+MODELS = ROOT / "resources" / "models"
+S2_BANDS = ["B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B11", "B12"]
+PATCH = "87_48"  # a BigEarthNet S2 patch and its S1 pair
+
+
+def build_vrt(files: List[Path], out: Path, descriptions=None) -> Path:
+    """Stack single-band rasters as one VRT (highest resolution), with band descriptions."""
+    from osgeo import gdal
+
+    options = gdal.BuildVRTOptions(separate=True, resolution="highest")
+    dataset = gdal.BuildVRT(str(out), [str(f) for f in files], options=options)
+    for k, text in enumerate(descriptions or [], start=1):
+        dataset.GetRasterBand(k).SetDescription(text)
+    dataset = None
+    return out
+
+
+@pytest.fixture(scope="module")
+def s2_files(sample_data) -> List[Path]:
+    folder = next((sample_data / "bigearthnet" / "S2").glob(f"*_{PATCH}"))
+    return [next(folder.glob(f"*_{band}.tif")) for band in S2_BANDS]
+
+
+@pytest.fixture(scope="module")
+def s2_stack(s2_files, tmp_path_factory) -> Path:
+    return build_vrt(s2_files, tmp_path_factory.mktemp("s2") / "s2.vrt", S2_BANDS)
+
+
+@pytest.fixture(scope="module")
+def s1_stack(sample_data, tmp_path_factory) -> Path:
+    folder = next((sample_data / "bigearthnet" / "S1").glob(f"*_{PATCH}"))
+    files = [next(folder.glob(f"*_{pol}.tif")) for pol in ("VV", "VH")]
+    return build_vrt(files, tmp_path_factory.mktemp("s1") / "s1.vrt", ["VV", "VH"])
+
+
+def run(model: str, inputs, out: Path, **kwargs):
+    return run_inference(MODELS / f"{model}.onnx", inputs, out, device="cpu", **kwargs)
+
+
+def translate(source: Path, out: Path, **options) -> Path:
+    from osgeo import gdal
+
+    gdal.Translate(str(out), str(source), **options)
+    return out
+
+
+# --- outputs in their physical range ---------------------------------------------------------
+
+
+def test_cloud_removal_output_stays_in_the_physical_range(s2_stack, s1_stack, tmp_path):
+    import rasterio
+
+    out = tmp_path / "clear.tif"
+    result = run("cloud-removal", [RasterInput("s2", s2_stack), RasterInput("sar", s1_stack)], out)
+    with rasterio.open(out) as dataset:
+        values = dataset.read(masked=True)
+    assert values.min() >= 0 and values.max() <= 10000
+    clipped = [w for w in result.warnings if "were clipped to it" in w]
+    assert len(clipped) == 1, result.warnings
+    # The count is the real one: the output holds exactly that many values on the bounds.
+    count = int(clipped[0].split("'reflectance': ")[1].split(" of ")[0])
+    on_bounds = int(((values == 0) | (values == 10000)).sum())
+    assert 0 < count <= on_bounds
+    assert "physical range 0 to 10000 (s2 reflectance x 10000)" in clipped[0]
+
+
+def test_a_declared_range_is_used_and_left_out_when_absent():
+    from backend.export.schema import (
+        OutputSpec,
+        from_metadata_props,
+        read_model_metadata,
+        to_metadata_props,
+    )
+    from backend.inference.outputs import physical_range
+
+    metadata = read_model_metadata(MODELS / "pansharpening.onnx")
+    props = to_metadata_props(metadata)
+    assert "valid_range" not in props["outputs"]  # older readers still read the model
+    metadata.outputs[0].valid_range = [0, 2047]
+    again = from_metadata_props(to_metadata_props(metadata))
+    assert physical_range(again.outputs[0]) == ((0.0, 2047.0), "declared by the model")
+    open_ended = OutputSpec(name="r", kind="reflectance", bands=["a"], valid_range=[0, None])
+    assert physical_range(open_ended) == ((0.0, math.inf), "declared by the model")
+    with pytest.raises(ValueError, match="valid_range"):
+        OutputSpec(name="r", kind="reflectance", bands=["a"], valid_range=[5, 1]).validate("o")
+
+
+# --- georeferencing -----------------------------------------------------------------------------
+
+
+@pytest.mark.filterwarnings(
+    "ignore::rasterio.errors.NotGeoreferencedWarning"
+)  # the test's own read
+def test_ungeoreferenced_input_gives_a_north_up_output_with_a_warning(sample_data, tmp_path):
+    import rasterio
+    from affine import Affine
+
+    png = translate(
+        sample_data / "landcover/lsat7_2000_10.tif",
+        tmp_path / "plain.png",
+        format="PNG",
+        outputType=1,
+    )
+    (tmp_path / "plain.png.aux.xml").unlink(missing_ok=True)  # no georeferencing left anywhere
+    # Six copies of one band stand for the model's six: this test is about the grid.
+    inputs = [RasterInput("landsat", png, bands=[1] * 6)]
+    result = run("segmentation", inputs, tmp_path / "classes.tif")
+    with rasterio.open(tmp_path / "classes.tif") as out, rasterio.open(png) as source:
+        assert out.transform == Affine(1, 0, 0, 0, -1, 0)
+        assert (out.width, out.height) == (source.width, source.height)
+        assert out.crs is None
+    assert any("has no georeferencing" in w and "north up" in w for w in result.warnings)
+
+
+def test_input_without_crs_warns(sample_data, tmp_path):
+    import rasterio
+
+    source = sample_data / "landcover/lsat7_2000_10.tif"
+    bare = translate(source, tmp_path / "no_crs.tif")
+    from osgeo import gdal
+
+    dataset = gdal.Open(str(bare), gdal.GA_Update)
+    dataset.SetProjection("")
+    dataset = None
+    inputs = [RasterInput("landsat", bare, bands=[1] * 6)]
+    result = run("segmentation", inputs, tmp_path / "classes.tif")
+    with rasterio.open(tmp_path / "classes.tif") as out, rasterio.open(source) as reference:
+        assert out.crs is None and out.transform == reference.transform
+    assert any("has no coordinate reference system" in w for w in result.warnings)
+
+
+def write_netcdf(source: Path, out: Path) -> Path:
+    """A CF netCDF whose grid-mapping variable 'crs' no data variable references."""
+    from osgeo import gdal
+
+    src = gdal.Open(str(source))
+    values = src.ReadAsArray().astype("float32")
+    gt = src.GetGeoTransform()
+    dataset = gdal.GetDriverByName("netCDF").CreateMultiDimensional(str(out))
+    root = dataset.GetRootGroup()
+    y = root.CreateDimension("y", None, None, values.shape[0])
+    x = root.CreateDimension("x", None, None, values.shape[1])
+    text = gdal.ExtendedDataType.CreateString()
+    double = gdal.ExtendedDataType.Create(gdal.GDT_Float64)
+
+    def attribute(variable, name, value):
+        variable.CreateAttribute(name, [], text).Write(value)
+
+    for dim, size, start, step, name in (
+        (x, values.shape[1], gt[0], gt[1], "x"),
+        (y, values.shape[0], gt[3], gt[5], "y"),
+    ):
+        coord = root.CreateMDArray(name, [dim], double)
+        coord.Write(np.array([start + (i + 0.5) * step for i in range(size)]))
+        attribute(coord, "standard_name", f"projection_{name}_coordinate")
+        attribute(coord, "units", "m")
+    crs = root.CreateMDArray("crs", [], gdal.ExtendedDataType.Create(gdal.GDT_Int32))
+    attribute(crs, "spatial_ref", src.GetProjection())
+    root.CreateMDArray("elevation", [y, x], gdal.ExtendedDataType.Create(gdal.GDT_Float32)).Write(
+        values
+    )
+    dataset = None
+    return out
+
+
+def test_netcdf_crs_attribute_is_used_with_a_note(sample_data, model_factory, tmp_path):
+    import rasterio
+
+    dem = sample_data / "dem/dem.tif"
+    netcdf = write_netcdf(dem, tmp_path / "dem.nc")
+    with rasterio.open(netcdf) as dataset:
+        assert dataset.crs is None  # GDAL alone does not see it
+    model = model_factory("identity", bands=1, tile=64, sensor="dsm")
+    result = run_inference(model, [RasterInput("dsm", netcdf)], tmp_path / "out.tif")
+    with rasterio.open(tmp_path / "out.tif") as out, rasterio.open(dem) as reference:
+        assert out.crs.to_epsg() == reference.crs.to_epsg() == 26915
+        assert out.transform.almost_equals(reference.transform)
+    assert any(
+        "using EPSG:26915 from the netCDF attribute 'spatial_ref' of its variable 'crs'" in w
+        for w in result.warnings
+    )
+
+
+# --- garbage input ---------------------------------------------------------------------------
+
+
+def warnings_of(model: str, inputs, out: Path) -> List[str]:
+    return run(model, inputs, out).warnings
+
+
+def test_clean_s2_patch_gives_no_warning(s2_stack, tmp_path):
+    assert warnings_of("embedding", [RasterInput("s2", s2_stack)], tmp_path / "e.tif") == []
+
+
+def test_one_band_repeated_is_reported(s2_files, tmp_path):
+    repeated = build_vrt([s2_files[3]] * 12, tmp_path / "b04x12.vrt")
+    found = warnings_of("embedding", [RasterInput("s2", repeated)], tmp_path / "e.tif")
+    assert any("all 12 bands hold the same values (one band repeated)" in w for w in found)
+
+
+def test_same_band_chosen_twice_is_reported(s2_stack, tmp_path):
+    bands = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 11]
+    found = warnings_of("embedding", [RasterInput("s2", s2_stack, bands)], tmp_path / "e.tif")
+    assert any("raster band 11 is given both as B11 and as B12" in w for w in found)
+
+
+def test_s2_rescaled_to_byte_is_reported(s2_stack, tmp_path):
+    byte = translate(s2_stack, tmp_path / "s2_byte.tif", outputType=1, scaleParams=[[0, 4000]])
+    found = warnings_of("embedding", [RasterInput("s2", byte)], tmp_path / "e.tif")
+    assert any("is 8-bit (0-255)" in w and "rescaled to Byte" in w for w in found)
+
+
+def test_band_order_contradicting_descriptions_is_reported(s2_files, tmp_path):
+    reversed_stack = build_vrt(s2_files[::-1], tmp_path / "b12_to_b01.vrt", S2_BANDS[::-1])
+    found = warnings_of("embedding", [RasterInput("s2", reversed_stack)], tmp_path / "e.tif")
+    assert any(
+        "described in the file as B12, B11, B09" in w
+        and "choose bands 12,11,10,9,8,7,6,5,4,3,2,1 instead" in w
+        for w in found
+    )
+    # The order it suggests silences it.
+    fixed = RasterInput("s2", reversed_stack, list(range(12, 0, -1)))
+    assert warnings_of("embedding", [fixed], tmp_path / "e2.tif") == []
+
+
+def test_values_far_outside_the_training_range_are_reported(s2_stack, tmp_path):
+    scaled = translate(
+        s2_stack, tmp_path / "s2_unit.tif", outputType=6, scaleParams=[[0, 10000, 0, 1]]
+    )
+    found = warnings_of("embedding", [RasterInput("s2", scaled)], tmp_path / "e.tif")
+    assert any("values are far from what the model was trained on" in w for w in found)
+
+
+def test_second_sensor_covering_little_of_the_first_is_reported(s2_stack, s1_stack, tmp_path):
+    corner = translate(s1_stack, tmp_path / "s1_corner.tif", srcWin=[0, 0, 50, 50])
+    inputs = [RasterInput("s2", s2_stack), RasterInput("sar", corner)]
+    found = warnings_of("cloud-removal", inputs, tmp_path / "c.tif")
+    assert any("covers only 17% of" in w for w in found), found
+
+
+def test_raster_far_smaller_than_a_tile_is_refused_and_small_one_warned(s2_stack, tmp_path):
+    one = translate(s2_stack, tmp_path / "one.tif", srcWin=[60, 60, 1, 1])
+    with pytest.raises(InputMismatchError, match="a tiny fraction of the model's 96 x 96 px tile"):
+        run("embedding", [RasterInput("s2", one)], tmp_path / "e.tif")
+    assert not (tmp_path / "e.tif").exists()
+    small = translate(s2_stack, tmp_path / "small.tif", srcWin=[0, 0, 64, 64])
+    found = warnings_of("embedding", [RasterInput("s2", small)], tmp_path / "e.tif")
+    assert any("smaller than the model's 96 px tile" in w for w in found)
+
+
+def test_predict_warns_for_all_nodata_input(sample_data, model_factory, tmp_path, capsys):
+    from osgeo import gdal
+
+    empty = tmp_path / "empty.tif"
+    translate(sample_data / "dem/dem.tif", empty, noData=0, scaleParams=[[0, 1, 0, 0]])
+    dataset = gdal.Open(str(empty))
+    assert int(dataset.GetRasterBand(1).ReadAsArray().max()) == 0
+    dataset = None
+    model = model_factory("identity", bands=1, tile=64)
+    code = main(
+        [
+            "predict",
+            "--model",
+            str(model),
+            "--input",
+            f"s2={empty}",
+            "--out",
+            str(tmp_path / "o.tif"),
+            "--quiet",
+        ]
+    )
+    captured = capsys.readouterr()
+    assert code == 0
+    assert "msgfm predict: warning: every tile of input 's2' (empty.tif) is nodata" in captured.err

@@ -1,0 +1,105 @@
+"""Progress and cancellation as the Processing dialog sees them: the algorithm runs in a task on a
+worker thread while the main thread keeps the event loop turning and the user presses Cancel.
+
+Runs the bundled segmentation model on the real Landsat-7 bands (many small batches), in both
+backends.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from qgis.core import (
+    QgsApplication,
+    QgsProcessingAlgRunnerTask,
+    QgsProcessingContext,
+    QgsProcessingFeedback,
+)
+from qgis.PyQt.QtCore import QCoreApplication
+
+LANDSAT = [f"landcover/lsat7_2000_{band}.tif" for band in (10, 20, 30, 40, 50, 70)]
+
+
+@pytest.fixture(scope="module")
+def landsat_stack(sample_data, tmp_path_factory) -> Path:
+    from osgeo import gdal
+
+    out = tmp_path_factory.mktemp("landsat") / "landsat_stack.vrt"
+    files = [str(sample_data / name) for name in LANDSAT]
+    gdal.BuildVRT(str(out), files, options=gdal.BuildVRTOptions(separate=True))
+    return out
+
+
+class Recorder(QgsProcessingFeedback):
+    def __init__(self):
+        super().__init__()
+        self.texts, self.started = [], time.monotonic()
+        self.first_text_at = None
+
+    def setProgressText(self, text):
+        if self.first_text_at is None:
+            self.first_text_at = time.monotonic() - self.started
+        self.texts.append(text)
+        super().setProgressText(text)
+
+
+def run_task(msgfm_provider, parameters, cancel_after_percent=None):
+    """Run segmentlandcover as a task; returns (feedback, finished ok, cancel latency, max stall)."""
+    algorithm = QgsApplication.processingRegistry().createAlgorithmById("msgfm:segmentlandcover")
+    context, feedback = QgsProcessingContext(), Recorder()
+    task = QgsProcessingAlgRunnerTask(algorithm, parameters, context, feedback)
+    outcome = {}
+    task.executed.connect(lambda ok, results: outcome.update(ok=ok, at=time.monotonic()))
+    QgsApplication.taskManager().addTask(task)
+    cancelled_at, stall, last = None, 0.0, time.monotonic()
+    deadline = last + 300
+    while "ok" not in outcome and time.monotonic() < deadline:
+        QCoreApplication.processEvents()
+        now = time.monotonic()
+        stall, last = max(stall, now - last), now
+        if (
+            cancel_after_percent is not None
+            and cancelled_at is None
+            and feedback.progress() >= cancel_after_percent
+        ):
+            feedback.cancel()  # what the dialog's Cancel button does
+            cancelled_at = time.monotonic()
+        time.sleep(0.002)
+    assert "ok" in outcome, "the task never finished"
+    latency = None if cancelled_at is None else outcome["at"] - cancelled_at
+    return feedback, outcome["ok"], latency, stall
+
+
+def test_a_run_says_what_it_does_from_the_start_and_logs_every_10_percent(
+    msgfm_provider, landsat_stack, tmp_path
+):
+    out = tmp_path / "classes.tif"
+    parameters = {"INPUT": str(landsat_stack), "OUTPUT": str(out), "OVERLAP": 0.75, "BATCH_SIZE": 1}
+    feedback, ok, _, _ = run_task(msgfm_provider, parameters)
+    assert ok and out.exists()
+    assert feedback.first_text_at is not None and feedback.first_text_at < 1.0
+    assert feedback.texts[0].startswith("Opening the model")
+    assert any("reading the inputs" in text for text in feedback.texts)
+    tiles = [t for t in feedback.texts if "tiles (" in t]
+    # Hundreds of batches, about one line per 10 %.
+    assert 5 <= len(tiles) <= 12, tiles
+    assert tiles[-1].startswith("100%")
+
+
+@pytest.mark.parametrize("backend", [0, 1], ids=["in-process", "subprocess"])
+def test_cancel_stops_within_a_second(msgfm_provider, landsat_stack, tmp_path, backend):
+    out = tmp_path / "classes.tif"
+    parameters = {
+        "INPUT": str(landsat_stack),
+        "OUTPUT": str(out),
+        "OVERLAP": 0.75,
+        "BATCH_SIZE": 1,
+        "BACKEND": backend,
+    }
+    _, ok, latency, stall = run_task(msgfm_provider, parameters, cancel_after_percent=5)
+    assert not ok
+    assert latency is not None and latency < 1.0, latency
+    assert stall < 0.5, stall  # the main thread (QGIS's window) never froze
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
