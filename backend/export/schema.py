@@ -16,10 +16,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Set
 
-from .onnx_file import OnnxFileError, OnnxFileInfo, read_onnx_info
-
 from .external_data import ExternalDataError, check_external_data
 from .metadata_text import clean_metadata
+from .onnx_file import OnnxFileError, OnnxFileInfo, read_onnx_info
 
 SCHEMA_VERSION = 1
 
