@@ -294,14 +294,15 @@ def similarity_map(
     how a place differs from the scene as a whole, not the part all places share.
     """
     space = SceneSpace.of(features, band_weight, seed)
-    targets = space(references)[None]
+    targets = space(references)
+    target_norms = (targets**2).sum(axis=1)
 
     def score(block: np.ndarray, valid: np.ndarray) -> np.ndarray:
         vectors = space(block)
-        nearest = np.full(len(vectors), np.inf)
-        for target in targets[0]:  # one reference at a time: memory stays at one block
-            nearest = np.minimum(nearest, relative_distance(vectors, target, space.spread))
-        return (1.0 - nearest)[None]
+        norms = (vectors**2).sum(axis=1)[:, None] + target_norms[None, :]
+        # |a - b|^2 = |a|^2 + |b|^2 - 2 a.b: one matrix product for all references.
+        distances = (norms - 2.0 * vectors @ targets.T) / (norms + 2.0 * space.spread) / 2.0
+        return (1.0 - np.clip(distances.min(axis=1), 0.0, 1.0))[None]
 
     return write_map(
         out_path, features, ["similarity"], "float32", SCORE_NODATA, score, progress, cancel
