@@ -146,12 +146,14 @@ def test_detect_change_on_identical_dates_is_zero_and_cancel_leaves_nothing(s2, 
     [
         ("sar", [f"{BIGEARTHNET_S1}_VV.tif", f"{BIGEARTHNET_S1}_VH.tif"]),
         ("rgb", ["rgb/OSBS_029.tif"]),
+        ("dsm", ["dem/dem.tif"]),  # per-tile normalised: standardised by the scene here
     ],
 )
 def test_other_sensors_cluster_at_full_resolution(
     sensor, files, sample_data, embedding_model_folder, tmp_path
 ):
-    """SAR (VV, VH) and RGB through their own embedding models, exported from the encoder."""
+    """SAR (VV, VH), RGB and elevation through their own embedding models, exported from the
+    encoder."""
     import rasterio
     from osgeo import gdal
 
@@ -173,3 +175,33 @@ def test_other_sensors_cluster_at_full_resolution(
     assert set(np.unique(clusters).tolist()) <= {0, 1, 2, 3}
     assert len(set(np.unique(clusters).tolist()) - {0}) == 3
     assert [c.name for c in classes] == ["cluster 1", "cluster 2", "cluster 3"]
+
+
+def test_examples_off_the_raster_or_on_nodata_are_reported(s2, tmp_path):
+    import rasterio
+
+    scenes, model, embedding = s2
+    metadata = read_model_metadata(model)
+    with rasterio.open(scenes.stack) as source:
+        data, profile = source.read(), source.profile
+        transform = source.transform
+    data[:, :100, :100] = 0  # a corner of nodata
+    profile.update(driver="GTiff", nodata=0)
+    holed = tmp_path / "holed.tif"
+    with rasterio.open(holed, "w", **profile) as out:
+        out.write(data)
+    inside = transform * (50, 50)
+    outside = transform * (-500, -500)
+    valid = transform * (500, 500)
+    examples = [
+        Example("a", "on nodata", {"type": "Point", "coordinates": list(inside)}),
+        Example("a", "outside", {"type": "Point", "coordinates": list(outside)}),
+        Example("b", "fine", {"type": "Point", "coordinates": list(valid)}),
+    ]
+    classes = class_infos(["a", "b"])
+    with ExitStack() as stack:
+        features = PixelFeatures(embedding, RasterInput("s2", holed), metadata, stack)
+        training = training_set(features, examples, classes, {"a": 0, "b": 1}.get)
+    assert training.off_grid == ["outside"]
+    assert training.on_nodata == ["on nodata"]
+    assert training.pixels_per_class == {"a": 0, "b": 1}

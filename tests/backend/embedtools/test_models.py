@@ -14,6 +14,7 @@ from backend.embedtools.models import (
 def test_only_single_input_embedding_models_are_candidates(embedding_model_folder):
     models = embedding_models(embedding_model_folder)
     assert [(m.path.name, m.sensor) for m in models] == [
+        ("dsm_embeddings.onnx", "dsm"),
         ("embedding.onnx", "s2"),
         ("rgb_embeddings.onnx", "rgb"),
         ("sar_embeddings.onnx", "sar"),
@@ -27,6 +28,7 @@ def test_only_single_input_embedding_models_are_candidates(embedding_model_folde
         (12, [], "s2"),
         (2, ["", ""], "sar"),
         (3, ["Red", "Green", "Blue"], "rgb"),
+        (1, [""], "dsm"),
         # A 13-band L1C stack: the 12 model bands are found by name (B10 is not used).
         (13, [f"B{n:02d}" for n in range(1, 13)] + ["B8A"], "s2"),
     ],
@@ -39,8 +41,8 @@ def test_the_model_is_chosen_by_the_bands(embedding_model_folder, count, names, 
 def test_the_sensor_can_be_named(embedding_model_folder):
     models = embedding_models(embedding_model_folder)
     assert choose_embedding_model(models, 12, [], sensor="sar").sensor == "sar"
-    with pytest.raises(NoEmbeddingModelError, match="no embedding model for sensor 'dsm'"):
-        choose_embedding_model(models, 1, [], sensor="dsm")
+    with pytest.raises(NoEmbeddingModelError, match="no embedding model for sensor 'pan'"):
+        choose_embedding_model(models, 1, [], sensor="pan")
 
 
 def test_no_fitting_model_lists_the_models_there_are(embedding_model_folder):
