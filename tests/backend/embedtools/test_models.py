@@ -52,3 +52,22 @@ def test_no_fitting_model_lists_the_models_there_are(embedding_model_folder):
     message = str(error.value)
     assert "no embedding model takes a raster of 5 band(s)" in message
     assert "sar_embeddings.onnx (sar: 2 bands VV, VH)" in message
+
+
+def test_the_embedding_tools_import_neither_torch_nor_scikit_learn():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import sys\n"
+        "import backend.embedtools.maps, backend.embedtools.models, backend.embedtools.alignment\n"
+        "import backend.embedtools.classifier_file\n"
+        "heavy = sorted(m for m in ('torch', 'sklearn', 'onnxruntime') if m in sys.modules)\n"
+        "print(','.join(heavy))\n"
+    )
+    root = Path(__file__).resolve().parents[3]
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == ""
