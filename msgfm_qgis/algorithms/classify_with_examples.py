@@ -64,7 +64,8 @@ class ClassifyWithExamplesAlgorithm(EmbeddingToolAlgorithm):
         "Apply classifier.\n\n"
         "The log and the results give the cross-validated accuracy (held-out examples: all pixels "
         "of an example are held out together) and the examples and pixels per class.\n\n"
-        "<b>Resolution</b>: the encoder describes 32 x 32 pixel cells; each pixel's description "
+        "<b>Resolution</b>: the encoder describes cells of its stride (32 x 32 pixels for the bundled "
+        "models); each pixel's description "
         "is the cells' embeddings interpolated at the pixel plus the pixel's own bands, so the map "
         "follows field edges (turn 'Add the pixel's own bands' off to use the embeddings only)."
     )
