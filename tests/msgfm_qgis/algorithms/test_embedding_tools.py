@@ -360,3 +360,23 @@ def test_a_modeler_model_classifies_then_applies_to_another_scene(
     np.testing.assert_array_equal(
         read_band(result["apply:classes"]), read_band(classified["OUTPUT"])
     )
+
+
+def test_score_style_renders_a_colour_ramp_from_0_to_1(qgis_app, sample_data):
+    from qgis.core import (
+        QgsProcessingContext,
+        QgsProcessingFeedback,
+        QgsRasterLayer,
+        QgsSingleBandPseudoColorRenderer,
+    )
+
+    from msgfm_qgis.algorithms.embeddings_base import ScoreStyle
+
+    layer = QgsRasterLayer(str(sample_data / "dem/dem.tif"), "score layer")
+    assert layer.isValid()
+    ScoreStyle("Reds").postProcessLayer(layer, QgsProcessingContext(), QgsProcessingFeedback())
+    renderer = layer.renderer()
+    assert isinstance(renderer, QgsSingleBandPseudoColorRenderer)
+    assert (renderer.classificationMin(), renderer.classificationMax()) == (0.0, 1.0)
+    items = renderer.shader().rasterShaderFunction().colorRampItemList()
+    assert len(items) >= 2 and items[0].value == 0.0 and items[-1].value == 1.0
