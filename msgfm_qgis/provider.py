@@ -6,6 +6,7 @@ from qgis.core import QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
 from .algorithms import ALGORITHMS
+from .algorithms.embedding_tools import EMBEDDING_ALGORITHMS
 from .resources import icon_path, resources_dir
 
 
@@ -28,7 +29,7 @@ class MsgfmProvider(QgsProcessingProvider):
         return icon_path()
 
     def loadAlgorithms(self):
-        for algorithm in ALGORITHMS:
+        for algorithm in (*ALGORITHMS, *EMBEDDING_ALGORITHMS):
             self.addAlgorithm(algorithm())
         for model in workflow_models():
             self.addAlgorithm(model)

@@ -79,6 +79,12 @@ def main(samples: Path, out: Path) -> None:
                                          (out / "pansharpened.tif", (3, 2, 1), "pansharpen")]),
         ("Embeddings (features 1-3)", [(inputs / "s2_clear.tif", (4, 3, 2), "S2"),
                                        (out / "embeddings.tif", (1, 2, 3), "extractembeddings")]),
+        ("Classify with examples (S2 L1C, 60 points)", [(inputs / "s2_l1c/s2_l1c_12bands.vrt", (4, 3, 2), "S2 4-3-2"),
+                                                        (out / "cover.tif", None, "classifywithexamples")]),
+        ("Detect change (pasted block)", [(inputs / "s2_l1c/s2_l1c_12bands.vrt", (4, 3, 2), "before"),
+                                          (inputs / "s2_l1c/s2_pasted.tif", (4, 3, 2), "after"),
+                                          (out / "change.tif", None, "detectchange"),
+                                          (out / "change_mask.tif", None, "change mask")]),
     ]  # fmt: skip
     columns = max(len(cells) for _, cells in rows)
     sheet = QImage(columns * CELL, len(rows) * (CELL + 2 * LABEL), QImage.Format_RGB32)

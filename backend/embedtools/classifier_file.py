@@ -1,0 +1,262 @@
+"""The classifier file: a fitted classifier, the encoder it needs and its classes, as JSON.
+
+One set of labels maps many scenes: ``msgfm:classifywithexamples`` saves the classifier, and
+``msgfm:applyclassifier`` loads it and runs it on other scenes. The file names the embedding model
+it was fitted on (name, version, SHA-256 of the .onnx file, sensor, bands, stride, features),
+because the classifier's weights mean nothing on another encoder's features; applying it with
+another encoder is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Union
+
+import numpy as np
+
+from ..export.schema import ModelMetadata
+from .classifier import FittedClassifier, LogisticRegression, NearestNeighbours, Standardizer
+from .features import FeatureLayout, embedding_stride
+
+FORMAT = "msgfm-classifier"
+VERSION = 1
+# Colours of classes without one, in order (ColorBrewer Set1/Dark2-like, distinguishable).
+PALETTE = (
+    "#1b9e77",
+    "#d95f02",
+    "#7570b3",
+    "#e7298a",
+    "#66a61e",
+    "#e6ab02",
+    "#a6761d",
+    "#666666",
+    "#1f78b4",
+    "#e31a1c",
+    "#b2df8a",
+    "#fb9a99",
+)
+
+
+class ClassifierFileError(ValueError):
+    """The file is not an msGFM classifier, or does not fit the chosen model."""
+
+
+@dataclass
+class EncoderIdentity:
+    """Which embedding model made the features a classifier was fitted on."""
+
+    model_name: str
+    model_version: str
+    sha256: str
+    sensor: str
+    bands: List[str]
+    stride: int
+    channels: int
+
+    @classmethod
+    def of(cls, model_path: Union[str, Path], metadata: ModelMetadata) -> EncoderIdentity:
+        spec = metadata.inputs[0]
+        channels = next(len(o.bands) for o in metadata.outputs if o.kind == "embedding")
+        return cls(
+            model_name=metadata.model_name,
+            model_version=metadata.model_version,
+            sha256=file_sha256(model_path),
+            sensor=spec.sensor,
+            bands=list(spec.bands),
+            stride=embedding_stride(metadata),
+            channels=channels,
+        )
+
+    def describe(self) -> str:
+        return (
+            f"'{self.model_name}' {self.model_version} ({self.sensor}, {len(self.bands)} bands, "
+            f"{self.channels} features every {self.stride} px)"
+        )
+
+
+@dataclass
+class ClassInfo:
+    value: int
+    name: str
+    color: str
+
+
+@dataclass
+class ClassifierFile:
+    """Everything needed to apply a classifier to another scene."""
+
+    encoder: EncoderIdentity
+    classes: List[ClassInfo]
+    layout: FeatureLayout
+    method: str
+    model: Dict[str, Any]
+    mean: List[float]
+    scale: List[float]
+    cross_validation: Dict[str, Any] = field(default_factory=dict)
+    examples: Dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_fitted(
+        cls,
+        fitted: FittedClassifier,
+        encoder: EncoderIdentity,
+        classes: List[ClassInfo],
+        layout: FeatureLayout,
+        examples: Dict[str, Any],
+    ) -> ClassifierFile:
+        chosen = fitted.chosen
+        return cls(
+            encoder=encoder,
+            classes=classes,
+            layout=layout,
+            method=fitted.candidate.method,
+            model=fitted.model.to_dict(),
+            mean=fitted.standardize.mean.tolist(),
+            scale=fitted.standardize.scale.tolist(),
+            cross_validation={
+                "chosen": fitted.candidate.describe(),
+                "accuracy": chosen.accuracy,
+                "balanced_accuracy": chosen.balanced_accuracy,
+                "folds": chosen.folds,
+                "confusion": chosen.confusion,
+                "candidates": {
+                    s.candidate.describe(): {
+                        "accuracy": s.accuracy,
+                        "balanced_accuracy": s.balanced_accuracy,
+                    }
+                    for s in fitted.scores
+                },
+            },
+            examples=examples,
+        )
+
+    def predictor(self) -> Any:
+        """A callable ``features (N, F) -> probabilities (N, K)``."""
+        standardize = Standardizer(
+            np.asarray(self.mean, dtype=np.float32), np.asarray(self.scale, dtype=np.float32)
+        )
+        if self.method == "logistic":
+            model: Any = LogisticRegression.from_dict(self.model)
+        elif self.method == "knn":
+            model = NearestNeighbours.from_dict(self.model)
+        else:
+            raise ClassifierFileError(f"unknown classifier method {self.method!r}")
+        return lambda features: model.predict_proba(standardize(features))
+
+    def check_encoder(self, model_path: Union[str, Path], metadata: ModelMetadata) -> List[str]:
+        """Refuse an encoder whose features differ; returns warnings for a near match.
+
+        The same name, sensor, bands, stride and feature count with another file (e.g. the model
+        re-exported) is allowed with a warning; anything else is an error.
+        """
+        other = EncoderIdentity.of(model_path, metadata)
+        mine = self.encoder
+        if (other.sensor, other.bands, other.stride, other.channels) != (
+            mine.sensor,
+            mine.bands,
+            mine.stride,
+            mine.channels,
+        ) or other.model_name != mine.model_name:
+            raise ClassifierFileError(
+                f"the classifier was fitted on the features of {mine.describe()}, but the model "
+                f"chosen is {other.describe()}: choose that model (or fit a new classifier)"
+            )
+        if other.sha256 != mine.sha256:
+            return [
+                f"the model file differs from the one the classifier was fitted with (SHA-256 "
+                f"{other.sha256[:12]} instead of {mine.sha256[:12]}, same name '{mine.model_name}'"
+                f"{'' if other.model_version == mine.model_version else ', version ' + other.model_version}"
+                "): its features may differ; check the map"
+            ]
+        return []
+
+    def to_dict(self) -> Dict[str, Any]:
+        data = asdict(self)
+        data["layout"] = {"embedding": self.layout.embedding, "bands": self.layout.bands}
+        return {"format": FORMAT, "version": VERSION, **data}
+
+    def save(self, path: Union[str, Path]) -> Path:
+        """Write the file atomically (a temporary file renamed into place)."""
+        path = Path(path)
+        fd, temp = tempfile.mkstemp(dir=str(path.parent), prefix=f".{path.stem}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                json.dump(self.to_dict(), handle)
+            os.replace(temp, path)
+        except BaseException:
+            if os.path.exists(temp):
+                os.unlink(temp)
+            raise
+        return path
+
+    @classmethod
+    def load(cls, path: Union[str, Path]) -> ClassifierFile:
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ClassifierFileError(f"classifier file not found: {path}") from None
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ClassifierFileError(
+                f"{path.name} is not an msGFM classifier file ({exc}); save one with "
+                "msGFM > Classify with examples"
+            ) from None
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            raise ClassifierFileError(
+                f"{path.name} is not an msGFM classifier file; save one with msGFM > Classify "
+                "with examples"
+            )
+        if int(data.get("version", 0)) > VERSION:
+            raise ClassifierFileError(
+                f"{path.name} was written by a newer msGFM (classifier format "
+                f"{data['version']}); update the msGFM plugin"
+            )
+        try:
+            return cls(
+                encoder=EncoderIdentity(**data["encoder"]),
+                classes=[ClassInfo(**c) for c in data["classes"]],
+                layout=FeatureLayout(**data["layout"]),
+                method=data["method"],
+                model=data["model"],
+                mean=data["mean"],
+                scale=data["scale"],
+                cross_validation=data.get("cross_validation", {}),
+                examples=data.get("examples", {}),
+            )
+        except (KeyError, TypeError) as exc:
+            raise ClassifierFileError(
+                f"{path.name} is an incomplete classifier file ({exc})"
+            ) from None
+
+
+def file_sha256(path: Union[str, Path]) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def class_infos(labels: List[Any]) -> List[ClassInfo]:
+    """Class values, names and colours for the distinct labels of a class field.
+
+    Integer labels from 0 to 254 keep their value (the raster then holds the user's codes); other
+    labels (text, or integers out of that range) are numbered 1, 2, ... in sorted order.
+    """
+    distinct = sorted(set(labels), key=lambda v: (isinstance(v, str), v))
+    integers = all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in distinct)
+    if integers and all(0 <= int(v) <= 254 for v in distinct):
+        values = [int(v) for v in distinct]
+    else:
+        values = list(range(1, len(distinct) + 1))
+    if len(values) > 254:
+        raise ClassifierFileError(f"{len(values)} classes: at most 254 fit a class raster")
+    return [
+        ClassInfo(value=v, name=str(label), color=PALETTE[i % len(PALETTE)])
+        for i, (v, label) in enumerate(zip(values, distinct))
+    ]

@@ -1,0 +1,102 @@
+"""msgfm:applyclassifier — map another scene with a classifier saved by Classify with examples."""
+
+from __future__ import annotations
+
+from contextlib import ExitStack
+from typing import Dict
+
+from qgis.core import (
+    QgsProcessingException,
+    QgsProcessingParameterFile,
+)
+
+from ..backend_loader import backend_module
+from ..model_checks import read_metadata
+from ..resources import models_dir
+from .embeddings_base import EmbeddingToolAlgorithm
+
+
+class ApplyClassifierAlgorithm(EmbeddingToolAlgorithm):
+    NAME = "applyclassifier"
+    DISPLAY_NAME = "Apply classifier"
+    CLASSIFIER = "CLASSIFIER"
+    MODEL_LABEL = (
+        "msGFM embedding model (.onnx; empty: the bundled model the classifier was fitted with)"
+    )
+    HELP = (
+        "Maps a scene with a classifier saved by msGFM > Classify with examples: one set of "
+        "labels maps a whole batch of scenes (right-click > Execute as Batch Process).\n\n"
+        "<b>Input raster layer</b> and <b>Bands</b>: a scene of the same sensor as the one the "
+        "classifier was fitted on, bands in the same order.\n"
+        "<b>Classifier file</b>: the .json file saved as 'Classifier file'. It records the "
+        "embedding model it needs (name, version, file checksum, sensor, bands); another model is "
+        "refused, a re-exported file of the same model is used with a warning.\n"
+        "<b>msGFM embedding model</b>: empty uses the bundled model the classifier names.\n\n"
+        "<b>Classes</b>: a class raster at the input's resolution with the classifier's class "
+        "values, colours and names. <b>Class probabilities</b> (optional): one band per class.\n\n"
+        "A classifier learned on one date or region may do worse elsewhere (other season, other "
+        "crops): check the map, and add examples from the new scenes when it errs."
+    )
+
+    def initAlgorithm(self, config=None):
+        super().initAlgorithm(config)
+        self.removeParameter(self.SENSOR)  # the classifier names its sensor
+
+    def initOutputs(self) -> None:
+        self.addParameter(
+            QgsProcessingParameterFile(
+                self.CLASSIFIER,
+                "Classifier file (.json from Classify with examples)",
+                behavior=QgsProcessingParameterFile.File,
+                extension="json",
+            )
+        )
+        self.add_class_outputs()
+
+    def classifier_model(self, parameters, context, saved, feedback):
+        """The chosen model, else the bundled embedding model the classifier was fitted with."""
+        chosen = self.parameterAsFile(parameters, self.MODEL, context)
+        if chosen:
+            return chosen, read_metadata(chosen)
+        models = backend_module("embedtools.models").embedding_models(models_dir())
+        encoder = saved.encoder
+        files = backend_module("embedtools.classifier_file")
+        for model in models:
+            if files.file_sha256(model.path) == encoder.sha256:
+                return str(model.path), model.metadata
+        for model in models:
+            if model.metadata.model_name == encoder.model_name:
+                return str(model.path), model.metadata
+        raise QgsProcessingException(
+            f"The classifier needs the embedding model {encoder.describe()}, which is not among "
+            f"the bundled models: choose that .onnx file in 'msGFM embedding model'"
+        )
+
+    def run_tool(self, parameters, context, feedback, staging, copies) -> Dict:
+        files = backend_module("embedtools.classifier_file")
+        saved = files.ClassifierFile.load(
+            self.parameterAsFile(parameters, self.CLASSIFIER, context)
+        )
+        model_path, metadata = self.classifier_model(parameters, context, saved, feedback)
+        for warning in saved.check_encoder(model_path, metadata):
+            feedback.pushWarning(f"Classifier: {warning}")
+        feedback.pushInfo(
+            f"Classifier: {saved.cross_validation.get('chosen', saved.method)}, classes "
+            f"{', '.join(f'{c.value} {c.name}' for c in saved.classes)}; cross-validated accuracy "
+            f"when fitted {saved.cross_validation.get('accuracy', float('nan')):.3f}"
+        )
+        embedded, _, _ = self.embed_input(
+            parameters, context, feedback, staging, copies, (model_path, metadata)
+        )
+        with ExitStack() as stack:
+            features = self.features(embedded, metadata, stack, saved.layout.bands > 0)
+            if features.layout != saved.layout:
+                raise QgsProcessingException(
+                    f"The classifier takes {saved.layout.embedding} embedding features and "
+                    f"{saved.layout.bands} bands, the input gives {features.layout.embedding} and "
+                    f"{features.layout.bands}"
+                )
+            results = self.write_classes(
+                features, saved.predictor(), saved.classes, parameters, context, feedback
+            )
+        return results

@@ -1,0 +1,370 @@
+"""Shared shape of the Embeddings algorithms: the encoder runs through the engine, numpy does the rest.
+
+Each algorithm first computes the input's embeddings with the bundled embedding model for its
+sensor (or the chosen one), in QGIS or in the worker subprocess like every analysis algorithm (tiled,
+blended, nodata-aware, cancellable), then builds its map from them at the input's resolution with
+:mod:`backend.embedtools` (numpy only, in QGIS's own Python).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+from qgis.core import (
+    QgsColorRampShader,
+    QgsFeatureRequest,
+    QgsProcessing,
+    QgsProcessingException,
+    QgsProcessingLayerPostProcessorInterface,
+    QgsProcessingMultiStepFeedback,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterFeatureSource,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterRasterDestination,
+    QgsRasterLayer,
+    QgsRasterShader,
+    QgsSingleBandPseudoColorRenderer,
+    QgsStyle,
+)
+
+from ..backend_loader import backend_module
+from ..dependencies import require_onnxruntime
+from ..layers import band_names, raster_file
+from ..model_checks import check_task, choose_bands, read_metadata
+from ..resources import models_dir
+from ..runner import BACKENDS, run_job
+from ..styling import apply_on_load, class_style
+from .inference_base import LayerRole, ModelInferenceAlgorithm, advanced, first_output
+
+GROUP_EMBEDDINGS = ("embeddings", "Embeddings")
+CANCELLED = "cancelled"
+
+
+@dataclass
+class Embedded:
+    """One input layer after the encoder ran on it."""
+
+    layer: Any
+    raster: Any  # backend.inference.RasterInput of the layer's file and bands
+    embedding: str  # the engine's embedding GeoTIFF (in the staging folder)
+
+
+def sensor_choices() -> List[str]:
+    """The sensors of the registry (``backend.sensors``), in registration order."""
+    return list(backend_module("sensors").SENSORS)
+
+
+class ScoreStyle(QgsProcessingLayerPostProcessorInterface):
+    """A 0-1 score rendered with a colour ramp from QGIS's default style."""
+
+    def __init__(self, ramp: str, minimum: float = 0.0, maximum: float = 1.0):
+        super().__init__()
+        self.ramp, self.minimum, self.maximum = ramp, minimum, maximum
+
+    def postProcessLayer(self, layer, context, feedback):
+        if not isinstance(layer, QgsRasterLayer):
+            return
+        ramp = QgsStyle.defaultStyle().colorRamp(self.ramp)
+        shader_function = QgsColorRampShader(self.minimum, self.maximum, ramp)
+        shader_function.classifyColorRamp(5, -1)
+        shader = QgsRasterShader()
+        shader.setRasterShaderFunction(shader_function)
+        renderer = QgsSingleBandPseudoColorRenderer(layer.dataProvider(), 1, shader)
+        renderer.setClassificationMin(self.minimum)
+        renderer.setClassificationMax(self.maximum)
+        layer.setRenderer(renderer)
+        layer.triggerRepaint()
+
+
+def style_score(context, path: str, ramp: str) -> None:
+    apply_on_load(context, path, ScoreStyle(ramp))
+
+
+class EmbeddingToolAlgorithm(ModelInferenceAlgorithm):
+    """Base class: subclasses add their parameters in ``initOutputs`` and implement ``run_tool``."""
+
+    GROUP = GROUP_EMBEDDINGS
+    TASK = "embedding"
+    ROLES: Tuple[LayerRole, ...] = (LayerRole("INPUT", "Input raster layer", "BANDS", "Bands"),)
+    SENSOR = "SENSOR"
+    SEED = "SEED"
+    BAND_WEIGHT = "BAND_WEIGHT"
+    OUTPUT_PROBABILITY = "OUTPUT_PROBABILITY"
+    MODEL_LABEL = "msGFM embedding model (.onnx; empty: the bundled model for the input's sensor)"
+    STEPS = 2  # progress steps: encoder runs, then the map
+
+    def initAlgorithm(self, config=None):
+        super().initAlgorithm(config)
+        # No fixed default file: the bundled embedding model is chosen per input (its sensor).
+        model = self.parameterDefinition(self.MODEL)
+        model.setDefaultValue(None)
+        model.setDescription(self.MODEL_LABEL)
+        self.addParameter(
+            advanced(
+                QgsProcessingParameterEnum(
+                    self.SENSOR,
+                    "Sensor of the input, to pick the bundled model (automatic: by its bands)",
+                    options=["Automatic", *sensor_choices()],
+                    defaultValue=0,
+                )
+            )
+        )
+
+    def add_seed(self) -> None:
+        self.addParameter(
+            advanced(
+                QgsProcessingParameterNumber(
+                    self.SEED,
+                    "Random seed (sampling of pixels; same seed, same result)",
+                    type=QgsProcessingParameterNumber.Integer,
+                    defaultValue=0,
+                    minValue=0,
+                )
+            )
+        )
+
+    def add_band_weight(self, default: float) -> None:
+        self.addParameter(
+            advanced(
+                QgsProcessingParameterNumber(
+                    self.BAND_WEIGHT,
+                    "Weight of the pixel's own bands against the embedding",
+                    type=QgsProcessingParameterNumber.Double,
+                    defaultValue=default,
+                    minValue=0.0,
+                    maxValue=10.0,
+                )
+            )
+        )
+
+    def add_class_outputs(self) -> None:
+        self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, "Classes"))
+        self.addParameter(
+            QgsProcessingParameterRasterDestination(
+                self.OUTPUT_PROBABILITY,
+                "Class probabilities",
+                optional=True,
+                createByDefault=False,
+            )
+        )
+
+    def add_examples(self, name: str, label: str) -> None:
+        self.addParameter(
+            QgsProcessingParameterFeatureSource(
+                name,
+                label,
+                types=[QgsProcessing.TypeVectorPoint, QgsProcessing.TypeVectorPolygon],
+            )
+        )
+
+    # Subclass hook ------------------------------------------------------------------------------
+
+    def run_tool(self, parameters, context, feedback, staging: Path, copies: Path) -> Dict:
+        raise NotImplementedError
+
+    # The run ----------------------------------------------------------------------------------
+
+    def processAlgorithm(self, parameters, context, feedback):
+        require_onnxruntime()
+        steps = QgsProcessingMultiStepFeedback(self.STEPS, feedback)
+        destination = self.destination(parameters, self.OUTPUT, context)
+        staging = Path(tempfile.mkdtemp(prefix=".msgfm-", dir=str(destination.parent)))
+        copies = Path(tempfile.mkdtemp(prefix="msgfm-layers-"))
+        inference = backend_module("inference")
+        try:
+            results = self.run_tool(parameters, context, steps, staging, copies)
+        except inference.InferenceCancelledError:
+            raise QgsProcessingException(CANCELLED) from None
+        except (inference.InferenceError, ValueError) as exc:
+            if feedback.isCanceled():
+                raise QgsProcessingException(CANCELLED) from None
+            raise QgsProcessingException(str(exc)) from None
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+            shutil.rmtree(copies, ignore_errors=True)
+        feedback.setProgress(100)
+        return results
+
+    def cancel_token(self, feedback) -> Any:
+        token = backend_module("inference").CancelToken(poll=feedback.isCanceled)
+        feedback.canceled.connect(token.cancel)
+        return token
+
+    def progress(self, feedback):
+        def report(fraction: float, message: str) -> None:
+            feedback.setProgress(100.0 * fraction)
+            if message:
+                feedback.setProgressText(message)
+
+        return report
+
+    def model_for(
+        self, parameters, context, layer, chosen_bands: Sequence[int], feedback
+    ) -> Tuple[str, Any]:
+        """The embedding model to run on ``layer``: the chosen file, else the bundled one that fits."""
+        chosen = self.parameterAsFile(parameters, self.MODEL, context)
+        if chosen:
+            metadata = read_metadata(chosen)
+            check_task(metadata, self.TASK)
+            if len(metadata.inputs) != 1 or first_output(metadata, ("embedding",)) is None:
+                raise QgsProcessingException(
+                    f"The model '{metadata.model_name}' must have one input and an embedding "
+                    "output; choose an embedding model exported by `msgfm export`"
+                )
+            return chosen, metadata
+        models = backend_module("embedtools.models")
+        sensor_index = self.parameterAsEnum(parameters, self.SENSOR, context)
+        sensor = sensor_choices()[sensor_index - 1] if sensor_index > 0 else None
+        names = band_names(layer)
+        if chosen_bands:
+            names = [names[b - 1] for b in chosen_bands if 0 < b <= len(names)]
+        count = len(chosen_bands) if chosen_bands else layer.bandCount()
+        try:
+            found = models.choose_embedding_model(
+                models.embedding_models(models_dir()), count, names, sensor
+            )
+        except models.NoEmbeddingModelError as exc:
+            raise QgsProcessingException(
+                f"Layer '{layer.name()}': {exc}; or choose a model in 'msGFM embedding model'"
+            ) from None
+        feedback.pushInfo(f"Bundled embedding model for this input: {found.describe()}")
+        return str(found.path), found.metadata
+
+    def embed(
+        self,
+        role: LayerRole,
+        layer,
+        model_path: str,
+        metadata: Any,
+        parameters,
+        context,
+        feedback,
+        staging: Path,
+        copies: Path,
+        path: Optional[str] = None,
+        bands: Optional[List[int]] = None,
+    ) -> Embedded:
+        """Run the encoder over ``layer`` through the engine; returns its embedding raster."""
+        spec = metadata.inputs[0]
+        if bands is None:
+            bands = choose_bands(
+                layer,
+                self.parameterAsInts(parameters, role.bands_param, context),
+                spec,
+                role.bands_label,
+            )
+        if path is None:
+            path = raster_file(layer, copies, context, role.layer_label)
+        feedback.pushInfo(
+            f"{role.layer_label}: '{layer.name()}' bands {bands} -> model input '{spec.name}' "
+            f"({spec.sensor}: {', '.join(spec.bands)})"
+        )
+        job = self.job(
+            model_path,
+            [{"sensor": spec.sensor, "path": path, "bands": bands}],
+            staging,
+            parameters,
+            context,
+        )
+        job.out = str(staging / f"{role.layer_param.lower()}_embedding.tif")
+        summary = run_job(job, BACKENDS[self.enum(parameters, self.BACKEND, context)], feedback)
+        self.report(summary, layer, feedback)
+        inference = backend_module("inference")
+        raster = inference.RasterInput(sensor=spec.sensor, path=path, bands=bands)
+        index = first_output(metadata, ("embedding",))
+        return Embedded(layer, raster, summary["outputs"][index])
+
+    def embed_input(self, parameters, context, feedback, staging: Path, copies: Path, model=None):
+        """Embed the ``INPUT`` layer with ``model`` (path, metadata) or the model that fits it.
+
+        Returns:
+            (embedded layer, model path, model metadata); the progress moves to the map step.
+        """
+        layer = self.parameterAsRasterLayer(parameters, "INPUT", context)
+        if model is None:
+            bands = self.parameterAsInts(parameters, "BANDS", context)
+            model = self.model_for(parameters, context, layer, bands, feedback)
+        model_path, metadata = model
+        embedded = self.embed(
+            self.ROLES[0],
+            layer,
+            model_path,
+            metadata,
+            parameters,
+            context,
+            feedback,
+            staging,
+            copies,
+        )
+        feedback.setCurrentStep(1)
+        return embedded, model_path, metadata
+
+    def write_classes(self, features, predict, classes, parameters, context, feedback) -> Dict:
+        """The class map (``OUTPUT``, styled) and the optional ``OUTPUT_PROBABILITY``."""
+        maps = backend_module("embedtools.maps")
+        probability = None
+        if self.parameterAsOutputLayer(parameters, self.OUTPUT_PROBABILITY, context):
+            probability = self.destination(parameters, self.OUTPUT_PROBABILITY, context)
+        written = maps.classification_map(
+            features,
+            predict,
+            classes,
+            self.destination(parameters, self.OUTPUT, context),
+            probability,
+            self.progress(feedback),
+            self.cancel_token(feedback),
+        )
+        results: Dict[str, Any] = {self.OUTPUT: str(written[0])}
+        apply_on_load(context, results[self.OUTPUT], class_style(classes))
+        if probability is not None:
+            results[self.OUTPUT_PROBABILITY] = str(written[1])
+        return results
+
+    def examples(self, parameters, name: str, field: Optional[str], crs, context, feedback):
+        """The features of vector parameter ``name`` as backend examples in ``crs``."""
+        source = self.parameterAsSource(parameters, name, context)
+        if source is None:
+            raise QgsProcessingException(f"Choose a point or polygon layer in '{name}'")
+        Example = backend_module("embedtools.examples").Example
+        request = QgsFeatureRequest().setDestinationCrs(crs, context.transformContext())
+        found, unlabelled, empty = [], 0, 0
+        for feature in source.getFeatures(request):
+            geometry = feature.geometry()
+            if geometry is None or geometry.isEmpty():
+                empty += 1
+                continue
+            label: Any = None
+            if field:
+                label = feature[field]
+                if label is None or (hasattr(label, "isNull") and label.isNull()):
+                    unlabelled += 1
+                    continue
+                if isinstance(label, float) and label.is_integer():
+                    label = int(label)
+                elif not isinstance(label, (int, str)):
+                    label = str(label)
+            found.append(Example(label, str(feature.id()), json.loads(geometry.asJson())))
+        if unlabelled:
+            feedback.pushWarning(
+                f"{unlabelled} feature(s) without a value in '{field}' are left out"
+            )
+        if empty:
+            feedback.pushWarning(f"{empty} feature(s) without a geometry are left out")
+        if not found:
+            raise QgsProcessingException(
+                f"The layer in '{self.parameterDefinition(name).description()}' has no usable "
+                "feature (each needs a geometry" + (f" and a value in '{field}')" if field else ")")
+            )
+        return found
+
+    def features(self, embedded: Embedded, metadata: Any, stack, include_bands: bool = True):
+        """Per-pixel features of an embedded layer (embedding upsampled + its own bands)."""
+        module = backend_module("embedtools.features")
+        return module.PixelFeatures(
+            embedded.embedding, embedded.raster, metadata, stack, include_bands=include_bands
+        )
