@@ -1139,7 +1139,14 @@ def recipe_section(run: TaskRun, text: TaskText) -> List[str]:
         lr, layer_decay = finetune_settings(run)
         monitor, _ = default_monitor(run.task, any(o.multilabel for o in run.meta.outputs))
         export = run.meta.extra["export"]
-        adapted = run.meta.extra.get("init", {}).get("initialised_from") or {}
+        init = run.meta.extra.get("init", {})
+        adapted = (init.get("initialised_from") if isinstance(init, dict) else None) or {}
+        random_reason = run.entry.get("random_init_reason")
+        start = (
+            f"encoder initialised from random weights, not the pretraining run: {random_reason}"
+            if random_reason
+            else "encoder initialised from the pretraining run."
+        )
         adapted_text = ""
         if adapted:
             pairs = join_words([f"`{new}` from `{old}`" for new, old in adapted.items()])
@@ -1153,7 +1160,7 @@ def recipe_section(run: TaskRun, text: TaskText) -> List[str]:
             f"{steps['finetune_batch_size']}, peak lr {fmt_rate(lr)}, layer-wise lr decay "
             f"{fmt_rate(layer_decay)}, warm-up {steps['finetune_warmup_steps']}, all weights "
             "trained, "
-            f"encoder initialised from the pretraining run.{adapted_text} Validated "
+            f"{start}{adapted_text} Validated "
             + (f"every {steps['val_every']} steps" if steps["val_every"] else "at the end")
             + f"; the checkpoint with the best validation `{monitor}` "
             f"(`{run.entry['checkpoint']}`, step {run.meta.extra['checkpoint_step']}) is exported "
