@@ -97,6 +97,34 @@ def install_plugin(root: Path) -> dict:
     return env
 
 
+def run_desktop(startup: Path, env: dict, cwd: Path, timeout_s: float) -> str:
+    """Run ``qgis --code startup`` on a fresh Xvfb display; returns the end of QGIS's output."""
+    number = free_display()
+    env = {**env, "DISPLAY": f":{number}"}
+    xvfb = start_xvfb(number)
+    qgis = None
+    try:
+        qgis = subprocess.Popen(
+            [str(QGIS), "--nologo", "--noversioncheck", "--code", str(startup)],
+            env=env,
+            cwd=cwd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            output, _ = qgis.communicate(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            stop(qgis)
+            output, _ = qgis.communicate()
+            pytest.fail(f"QGIS did not finish in {timeout_s} s: {output.decode()[-2000:]}")
+    finally:
+        if qgis is not None:
+            stop(qgis)
+        stop(xvfb)
+    return output.decode(errors="replace")[-3000:]
+
+
 def test_segmentation_in_the_qgis_desktop(probability_model, sample_data, tmp_path):
     env = install_plugin(tmp_path)
     report_path, screenshot = tmp_path / "report.json", tmp_path / "screenshot.png"
@@ -109,30 +137,7 @@ def test_segmentation_in_the_qgis_desktop(probability_model, sample_data, tmp_pa
     }
     (tmp_path / "config.json").write_text(json.dumps(config), encoding="utf-8")
     env["MSGFM_DESKTOP_CONFIG"] = str(tmp_path / "config.json")
-    number = free_display()
-    env["DISPLAY"] = f":{number}"
-    xvfb = start_xvfb(number)
-    qgis = None
-    try:
-        qgis = subprocess.Popen(
-            [str(QGIS), "--nologo", "--noversioncheck", "--code", str(STARTUP)],
-            env=env,
-            cwd=tmp_path,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        try:
-            output, _ = qgis.communicate(timeout=TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            stop(qgis)
-            output, _ = qgis.communicate()
-            pytest.fail(f"QGIS did not finish in {TIMEOUT_S} s: {output.decode()[-2000:]}")
-    finally:
-        if qgis is not None:
-            stop(qgis)
-        stop(xvfb)
-    log = output.decode(errors="replace")[-3000:]
+    log = run_desktop(STARTUP, env, tmp_path, TIMEOUT_S)
     assert report_path.exists(), f"the startup script wrote no report; QGIS output: {log}"
     report = json.loads(report_path.read_text())
     assert "errors" not in report, report["errors"]
