@@ -38,9 +38,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import PurePath
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Dict, List, Mapping, Optional, Sequence, Tuple
 
-import numpy as np
+if TYPE_CHECKING:  # the registry is read when the plugin registers: numpy only when normalising
+    import numpy as np
 
 NORMALIZATIONS = ("mean_std", "per_tile")
 PER_TILE_MIN_STD = 1e-6
@@ -215,6 +216,8 @@ def normalize(sensor: Sensor | str, values: np.ndarray) -> np.ndarray:
     """
     if isinstance(sensor, str):
         sensor = get_sensor(sensor)
+    import numpy as np
+
     values = np.asarray(values, dtype=np.float32)
     if values.ndim not in (3, 4) or values.shape[-3] != sensor.num_bands:
         raise ValueError(

@@ -79,6 +79,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="with --quantize: data spec whose held-back split both models are scored on",
     )
     export.add_argument("--data-root", default=None, help="root of --parity-data's paths")
+    export.add_argument(
+        "--test-fraction",
+        type=float,
+        default=None,
+        help="--parity-data split as the model was trained (score its test tiles)",
+    )
+    export.add_argument("--split-fold", type=int, default=None, help="leave-one-patch-out fold")
     export.add_argument("--json", action="store_true", help="print the export report as JSON")
     export.set_defaults(func=_export)
 
@@ -168,6 +175,8 @@ def _export_quantized(args: argparse.Namespace) -> int:
             out,
             parity_data=args.parity_data,
             data_root=args.data_root,
+            test_fraction=args.test_fraction,
+            split_fold=args.split_fold,
             parity_rasters=args.parity_raster,
         )
     except (FileNotFoundError, ValueError, KeyError, ModelFileError) as exc:

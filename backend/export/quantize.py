@@ -59,6 +59,8 @@ def quantize_model(
     data_root: Optional[str] = None,
     val_fraction: Optional[float] = None,
     split_seed: Optional[int] = None,
+    test_fraction: Optional[float] = None,
+    split_fold: Optional[int] = None,
     parity_rasters: Optional[Sequence[str]] = None,
     max_tiles: int = PARITY_TILES,
 ) -> QuantizeReport:
@@ -69,7 +71,9 @@ def quantize_model(
         out: the int8 model to write (replaced atomically).
         parity_data: a data spec (name, file or inline JSON) whose held-back split both models are
             scored on (task models).
-        data_root, val_fraction, split_seed: as for ``msgfm evaluate`` (defaults: 0.2 and 0).
+        data_root, val_fraction, split_seed, test_fraction, split_fold: the split, as for
+            ``msgfm evaluate`` (defaults 0.2 and seed 0); with a test fraction both models are
+            scored on the test tiles, else on the validation tiles.
         parity_rasters: ``SENSOR=PATH`` rasters, one per model input, co-registered: the two
             models' outputs are compared on up to ``max_tiles`` of their fully valid tiles.
 
@@ -102,7 +106,14 @@ def quantize_model(
         parity: Dict[str, Any] = {}
         if parity_data:
             parity["held_back"] = held_back_parity(
-                source, partial, parity_data, data_root, val_fraction, split_seed
+                source,
+                partial,
+                parity_data,
+                data_root,
+                val_fraction,
+                split_seed,
+                test_fraction,
+                split_fold,
             )
         if parity_rasters:
             parity["outputs"] = output_parity(source, partial, metadata, parity_rasters, max_tiles)
@@ -144,6 +155,8 @@ def held_back_parity(
     data_root: Optional[str],
     val_fraction: Optional[float],
     split_seed: Optional[int],
+    test_fraction: Optional[float] = None,
+    split_fold: Optional[int] = None,
 ) -> Dict[str, Any]:
     """Task scores of the float and the int8 model on the same held-back tiles."""
     from ..train.evaluate import evaluate_model
@@ -155,6 +168,9 @@ def held_back_parity(
             data_root=data_root,
             val_fraction=val_fraction,
             split_seed=split_seed,
+            test_fraction=test_fraction,
+            split_fold=split_fold,
+            split_part="test" if test_fraction else "val",
         )
         for name, path in (("float32", source), ("int8", quantized))
     }

@@ -149,9 +149,9 @@ def run_inference(
     warnings: List[str] = []
     note = _collect(warnings, warn)
 
-    _stage(progress, f"model '{metadata.model_name}' opened on {provider}; reading the inputs")
     with ExitStack() as stack:
         stack.enter_context(bounded_block_cache())  # flat memory whatever the raster size
+        _stage(progress, f"model '{metadata.model_name}' opened on {provider}; reading the inputs")
         grid, opened = open_inputs(inputs, metadata, stack, note)
         check_inputs(grid, opened, metadata, tile_size, note)
         try:

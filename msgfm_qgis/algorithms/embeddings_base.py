@@ -60,29 +60,35 @@ def sensor_choices() -> List[str]:
 
 
 class ScoreStyle(QgsProcessingLayerPostProcessorInterface):
-    """A 0-1 score rendered with a colour ramp from QGIS's default style."""
+    """A score rendered with a colour ramp of QGIS's default style, stretched between two
+    cumulative fractions of its values (a 0-1 score often spans a narrow part of 0-1)."""
 
-    def __init__(self, ramp: str, minimum: float = 0.0, maximum: float = 1.0):
+    def __init__(self, ramp: str, low: float = 0.02, high: float = 0.98):
         super().__init__()
-        self.ramp, self.minimum, self.maximum = ramp, minimum, maximum
+        self.ramp, self.low, self.high = ramp, low, high
 
     def postProcessLayer(self, layer, context, feedback):
         if not isinstance(layer, QgsRasterLayer):
             return
+        minimum, maximum = layer.dataProvider().cumulativeCut(
+            1, self.low, self.high, layer.extent(), 250000
+        )
+        if not maximum > minimum:
+            minimum, maximum = 0.0, 1.0
         ramp = QgsStyle.defaultStyle().colorRamp(self.ramp)
-        shader_function = QgsColorRampShader(self.minimum, self.maximum, ramp)
+        shader_function = QgsColorRampShader(minimum, maximum, ramp)
         shader_function.classifyColorRamp(5, -1)
         shader = QgsRasterShader()
         shader.setRasterShaderFunction(shader_function)
         renderer = QgsSingleBandPseudoColorRenderer(layer.dataProvider(), 1, shader)
-        renderer.setClassificationMin(self.minimum)
-        renderer.setClassificationMax(self.maximum)
+        renderer.setClassificationMin(minimum)
+        renderer.setClassificationMax(maximum)
         layer.setRenderer(renderer)
         layer.triggerRepaint()
 
 
-def style_score(context, path: str, ramp: str) -> None:
-    apply_on_load(context, path, ScoreStyle(ramp))
+def style_score(context, path: str, ramp: str, low: float = 0.02, high: float = 0.98) -> None:
+    apply_on_load(context, path, ScoreStyle(ramp, low, high))
 
 
 class EmbeddingToolAlgorithm(ModelInferenceAlgorithm):

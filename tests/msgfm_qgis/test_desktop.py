@@ -97,7 +97,7 @@ def install_plugin(root: Path) -> dict:
     return env
 
 
-def run_desktop(env: dict, script: Path, cwd: Path) -> str:
+def run_desktop(env: dict, script: Path, cwd: Path, timeout_s: float = TIMEOUT_S) -> str:
     """Start QGIS under a fresh Xvfb display with ``--code script``; returns its output."""
     number = free_display()
     env = {**env, "DISPLAY": f":{number}"}
@@ -113,11 +113,11 @@ def run_desktop(env: dict, script: Path, cwd: Path) -> str:
             start_new_session=True,
         )
         try:
-            output, _ = qgis.communicate(timeout=TIMEOUT_S)
+            output, _ = qgis.communicate(timeout=timeout_s)
         except subprocess.TimeoutExpired:
             stop(qgis)
             output, _ = qgis.communicate()
-            pytest.fail(f"QGIS did not finish in {TIMEOUT_S} s: {output.decode()[-2000:]}")
+            pytest.fail(f"QGIS did not finish in {timeout_s} s: {output.decode()[-2000:]}")
     finally:
         if qgis is not None:
             stop(qgis)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 
@@ -78,10 +79,11 @@ def test_cancel_terminates_a_running_batch(sample_data, tmp_path):
 
         def __init__(self):
             super().__init__()
-            layers = [torch.nn.Conv2d(1, 32, 3, padding=1)]
-            layers += [torch.nn.Conv2d(32, 32, 3, padding=1) for _ in range(9)]
+            # Wide enough that a batch takes far longer than the engine's cancel latency.
+            layers = [torch.nn.Conv2d(1, 96, 3, padding=1)]
+            layers += [torch.nn.Conv2d(96, 96, 3, padding=1) for _ in range(9)]
             self.layers = torch.nn.Sequential(*layers)
-            self.head = torch.nn.Conv2d(32, 1, 1)
+            self.head = torch.nn.Conv2d(96, 1, 1)
 
         def forward(self, x):
             return self.head(self.layers(x))
@@ -99,8 +101,9 @@ def test_cancel_terminates_a_running_batch(sample_data, tmp_path):
         out_path=out,
         batch_size=8,
         threads=2,
-        # Progress 0 reports stages before any batch (opening, reading); > 0 follows a batch.
-        progress=lambda fraction, message: fraction > 0 and batch_started.set(),
+        # Progress 0 reports stages before any batch (opening, reading); later reports count
+        # tiles, some of them skipped as nodata: wait for one that follows a model batch.
+        progress=lambda fraction, message: ran_tiles(message) > 0 and batch_started.set(),
         cancel=token,
     )
     assert batch_started.wait(60)  # the first batch ran; the second is now inside ONNX Runtime
@@ -168,3 +171,9 @@ def test_token_cancelled_before_the_run_starts(model_factory, sample_data, tmp_p
             cancel=token,
         )
     assert list(tmp_path.iterdir()) == []
+
+
+def ran_tiles(message: str) -> int:
+    """Tiles the model ran, from the engine's ``"D/T tiles (S skipped as nodata)"`` message."""
+    match = re.match(r"(\d+)/\d+ tiles \((\d+) skipped", message)
+    return int(match.group(1)) - int(match.group(2)) if match else 0

@@ -114,10 +114,10 @@ def _finetune(out, pretrained, sample_data, steps: int, lr: float) -> dict:
 @pytest.fixture(scope="module")
 def bigearthnet_runs(tmp_path_factory, sample_data, pretrained_tiny):
     """``(untrained, finetuned)`` run folders: the pretrained tiny encoder with a fresh head, once
-    kept as it is (one step at lr 0) and once finetuned for 16 steps on the 4 training patches."""
+    kept as it is (one step at lr 0) and once finetuned for 32 steps on the 4 training patches."""
     folder = tmp_path_factory.mktemp("bigearthnet")
     untrained = _finetune(folder / "untrained", pretrained_tiny, sample_data, 1, 0.0)
-    finetuned = _finetune(folder / "finetuned", pretrained_tiny, sample_data, 16, 5e-3)
+    finetuned = _finetune(folder / "finetuned", pretrained_tiny, sample_data, 32, 5e-3)
     for result in (untrained, finetuned):
         assert (result["n_train"], result["n_val"]) == (4, 2)
     return folder / "untrained", folder / "finetuned"
