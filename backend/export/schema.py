@@ -335,10 +335,11 @@ def read_model_metadata(path: str | Path, session: Any = None) -> ModelMetadata:
         graph_inputs = {i.name: i.shape for i in session.get_inputs()}
         graph_outputs = {o.name for o in session.get_outputs()}
     else:
-        try:
-            check_external_data(path)  # an untrusted model is refused before anything else
-        except ExternalDataError as exc:
-            raise ModelFileError(str(exc)) from None
+        if path.is_file():  # a missing file is read_model_file's clear error
+            try:
+                check_external_data(path)  # an untrusted model is refused before anything else
+            except ExternalDataError as exc:
+                raise ModelFileError(str(exc)) from None
         info = read_model_file(path)
         props = info.metadata_props
         graph_inputs = {i.name: i.shape for i in info.inputs}
