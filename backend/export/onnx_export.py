@@ -37,7 +37,7 @@ from torch import Tensor, nn
 from ..models.config import ModelConfig
 from ..models.embedding_head import embedding_stages, embedding_width
 from ..models.encoder import MsGFMEncoder
-from ..models.onnx_export import EmbeddingExportWrapper
+from ..models.export_wrapper import EmbeddingExportWrapper
 from ..models.tasks import CLASS_TASKS, TaskModel, TaskSpec, build_task_model
 from ..sensors import get_sensor
 from .schema import (

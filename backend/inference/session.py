@@ -6,12 +6,34 @@ import os
 from pathlib import Path
 from typing import Any, List, Optional, Tuple, Union
 
-from ..export.schema import open_session
+from ..export.external_data import ExternalDataError, check_external_data
+from ..export.schema import ModelFileError
 from .errors import DeviceUnavailableError, InferenceError
 
 DEVICES = ("auto", "cpu", "cuda")
 CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
+
+
+def open_session(path: str | Path, providers: List[str], options: Any = None) -> Any:
+    """Open an ONNX Runtime session on ``path``, turning load failures into :class:`ModelFileError`."""
+    import onnxruntime  # heavy: imported only when a model is actually opened
+
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"model file not found: {path}")
+    try:
+        check_external_data(path)
+    except ExternalDataError as exc:
+        raise ModelFileError(str(exc)) from None
+    try:
+        return onnxruntime.InferenceSession(str(path), sess_options=options, providers=providers)
+    except Exception as exc:  # onnxruntime raises several private exception types
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelFileError(
+            f"{path.name} is not a valid ONNX model ({first_line}); choose an .onnx file exported "
+            "by `msgfm export`"
+        ) from None
 
 
 def choose_providers(device: str) -> List[str]:

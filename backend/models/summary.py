@@ -11,8 +11,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from ..sensors import get_sensor
 from .config import ModelConfig
+from .cross_sensor_mim import MsGFMPretrainModel
 from .moe import MoEMlp
-from .pretrain import MsGFMPretrainModel
 
 
 @dataclass

@@ -331,7 +331,7 @@ class AblationStudy:
 
     def _finetune_and_score(self, recipe, task: EvalTask, variant: Variant, init) -> Dict[str, Any]:
         from .evaluate import evaluate_model
-        from .metrics import json_safe
+        from .metrics_log import json_safe
 
         started = time.perf_counter()
         _, checkpoint = recipe.finetune(task.recipe, init)

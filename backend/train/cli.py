@@ -123,7 +123,7 @@ def run_evaluate(args) -> int:
         print(f"msgfm evaluate: {message}", file=sys.stderr)
         return 2
     if args.json:
-        from .metrics import json_safe
+        from .metrics_log import json_safe
 
         # Strict JSON: an undefined score (a class absent from the tiles) is null, not NaN.
         print(json.dumps(json_safe(report), default=str))

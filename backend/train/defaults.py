@@ -461,7 +461,7 @@ class DefaultsRecipe:
         """Finetune one task from the pretrained encoder, export it and score the ONNX file."""
         from ..export.onnx_export import export_checkpoint
         from .evaluate import evaluate_model
-        from .metrics import json_safe
+        from .metrics_log import json_safe
 
         init = None if recipe.random_init else pretrain_run
         if recipe.random_init:

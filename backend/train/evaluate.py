@@ -8,7 +8,7 @@ function from a batch of raw task samples to the task's scores, in one space for
 * segmentation: class probabilities ``(B, K, H, W)``;
 * cloud removal, pan-sharpening: the restored image in the target sensor's units ``(B, C, H, W)``.
 
-:class:`TaskScorer` turns predictions and references into the metrics of :mod:`backend.metrics`
+:class:`TaskScorer` turns predictions and references into the metrics of :mod:`backend.scores`
 (classification: mAP micro/macro and F1, or OA and F1 for single-label; segmentation: OA, mIoU and
 per-class IoU; restoration: MAE, RMSE, PSNR, SSIM, SAM and, for pan-sharpening, ERGAS), averaged
 per tile for restoration. Each evaluation also scores the task's trivial baseline on the same
@@ -24,7 +24,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 
-from .. import metrics as task_metrics
+from .. import scores as task_metrics
 
 # PSNR/SSIM value range per restoration task, in the target sensor's units: Sentinel-2 reflectance
 # x 10000 (SEN12MS-CR practice: values clipped to 0..10000); WorldView-2 MS is 11-bit DN.
@@ -49,7 +49,7 @@ def default_monitor(task: str, multilabel: bool) -> tuple:
 
 
 class TaskScorer:
-    """Accumulates predictions of one task and scores them with :mod:`backend.metrics`.
+    """Accumulates predictions of one task and scores them with :mod:`backend.scores`.
 
     Args:
         task: The task name.

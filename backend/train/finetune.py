@@ -350,7 +350,7 @@ class FinetuneTrainer(Trainer):
         from .. import __version__
 
         self.prepare_data()
-        from .metrics import json_safe
+        from .metrics_log import json_safe
 
         # Undefined scores (a class absent from the held-back tiles) are null in meta.json.
         metrics = json_safe({k[len("val_") :]: v for k, v in self.val_metrics.items()})

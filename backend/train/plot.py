@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Dict, List, Sequence
 
-from .metrics import read_metrics
+from .metrics_log import read_metrics
 
 PROBE_PREFIX = "probe_"
 

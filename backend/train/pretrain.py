@@ -110,7 +110,7 @@ class PretrainTrainer(Trainer):
 
     def build_model(self):
         """The msGFM encoder with per-sensor SimMIM decoders."""
-        from ..models.pretrain import MsGFMPretrainModel
+        from ..models.cross_sensor_mim import MsGFMPretrainModel
 
         return MsGFMPretrainModel(self.model_config)
 
@@ -136,7 +136,7 @@ class PretrainTrainer(Trainer):
 
     def training_step(self, model, batch: List[Dict[str, Any]]) -> StepOutput:
         """Masked reconstruction loss of one heterogeneous micro-batch."""
-        from ..models.pretrain import SubBatch
+        from ..models.cross_sensor_mim import SubBatch
 
         output = model([SubBatch(**sub_batch) for sub_batch in batch])
         return StepOutput(

@@ -29,7 +29,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 
-from .. import metrics as task_metrics
+from .. import scores as task_metrics
 
 # Inner-CV grid of the linear probe's L2 weight (on standardised features, mean loss).
 L2_GRID = (1e-3, 1e-2, 1e-1, 1.0)

@@ -30,7 +30,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional
 
 from .checkpoint import BEST, LAST, copy_checkpoint, load_checkpoint, periodic_name, save_checkpoint
 from .distributed import DistributedContext
-from .metrics import MetricsLog
+from .metrics_log import MetricsLog
 from .schedule import cosine_with_warmup
 
 

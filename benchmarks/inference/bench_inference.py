@@ -341,7 +341,7 @@ def pretrain_step(spec: Dict[str, Any]) -> Dict[str, Any]:
     sys.path.insert(0, str(ROOT / "benchmarks" / "pretrain"))
     from bench_moe import real_images, training_step
 
-    from backend.models.pretrain import SubBatch
+    from backend.models.cross_sensor_mim import SubBatch
 
     images = real_images(spec["image_size"], spec["batch"])
     sub_batches = [

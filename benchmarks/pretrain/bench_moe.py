@@ -90,7 +90,7 @@ def training_step(config_name: str, use_moe: bool, sub_batches: list, device: An
 
     sys.path.insert(0, str(ROOT))
     from backend.models.config import ModelConfig, get_config
-    from backend.models.pretrain import MsGFMPretrainModel
+    from backend.models.cross_sensor_mim import MsGFMPretrainModel
 
     config = get_config(config_name)
     config = ModelConfig(**{**config.to_dict(), "use_moe": use_moe})
@@ -120,7 +120,7 @@ def worker(spec: Dict[str, object]) -> Dict[str, object]:
     import torch
 
     sys.path.insert(0, str(ROOT))
-    from backend.models.pretrain import SubBatch
+    from backend.models.cross_sensor_mim import SubBatch
 
     torch.set_num_threads(int(spec["threads"]))
     device = torch.device(str(spec["device"]))

@@ -29,7 +29,7 @@ from .normalization import normalize_inputs, normalize_sample
 from .sen12mscr import SEN12MSCRDataset, SimulatedCloudRemovalDataset
 from .spacenet import PanSharpeningDataset
 from .split import Subset, split
-from .tiling import HoldoutUnit
+from .windows import HoldoutUnit
 
 __all__ = [
     "BIGEARTHNET19_CLASSES",

@@ -27,7 +27,7 @@ import numpy as np
 
 from ...sensors import select_bands
 from ..raster import BandSource, Grid, read_grid, read_window
-from .tiling import HoldoutUnit
+from .windows import HoldoutUnit
 
 BIGEARTHNET19_CLASSES: Tuple[str, ...] = (
     "Urban fabric",

@@ -27,7 +27,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from ..raster import Grid, read_grid
-from .tiling import HoldoutUnit, tile_origins
+from .windows import HoldoutUnit, tile_origins
 
 IGNORE_INDEX = 255
 

@@ -33,7 +33,7 @@ from ...sensors import get_sensor
 from ..layouts import L1C_BAND_ORDER
 from ..raster import read_grid
 from .clouds import CloudSettings, simulate_clouds
-from .tiling import HoldoutUnit
+from .windows import HoldoutUnit
 
 _S1_PATCH = re.compile(r"^(?P<roi>ROIs\d+_[A-Za-z]+)_s1_(?P<scene>\d+)_p(?P<patch>\d+)\.tif$")
 # The visible bands whose brightening marks a cloud (indexes into the 12 s2 bands).

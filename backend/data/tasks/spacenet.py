@@ -36,7 +36,7 @@ import numpy as np
 
 from ..raster import Grid, read_grid
 from .resampling import upsample_bicubic, wald_degrade
-from .tiling import HoldoutUnit, tile_origins
+from .windows import HoldoutUnit, tile_origins
 
 MODES = ("reduced", "full")
 # Names of the 4 MS bands of SpaceNet-6 WorldView-2 tiles as distributed (blue, green, red, NIR1).

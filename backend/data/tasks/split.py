@@ -22,7 +22,7 @@ from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .tiling import HoldoutUnit
+from .windows import HoldoutUnit
 
 
 class Subset:

@@ -117,7 +117,7 @@ def test_external_data_outside_the_model_folder_is_refused(tmp_path, kind):
 def test_external_data_beside_the_model_is_read(tmp_path):
     import onnxruntime
 
-    from backend.export.schema import open_session
+    from backend.inference.session import open_session
 
     (tmp_path / "w.bin").write_bytes(np.full(4, 7, np.float32).tobytes())
     path = external_model(tmp_path, "w.bin")

@@ -6,7 +6,7 @@ import json
 
 from backend.cli import main
 from backend.models.config import ModelConfig, get_config
-from backend.models.pretrain import MsGFMPretrainModel
+from backend.models.cross_sensor_mim import MsGFMPretrainModel
 from backend.models.summary import summarize
 
 

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from backend.models.config import get_config
+from backend.models.cross_sensor_mim import MsGFMPretrainModel, SubBatch
 from backend.models.embedding import nearest_band_sources
-from backend.models.pretrain import MsGFMPretrainModel, SubBatch
 from backend.sensors import get_sensor, normalize, select_bands
 
 

@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from backend.models.config import ModelConfig, get_config
+from backend.models.cross_sensor_mim import MsGFMPretrainModel, SubBatch
 from backend.models.encoder import MsGFMEncoder
 from backend.models.moe import MoEMlp
-from backend.models.pretrain import MsGFMPretrainModel, SubBatch
 
 
 @pytest.fixture(scope="module")

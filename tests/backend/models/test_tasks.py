@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from backend.models.config import get_config
-from backend.models.pretrain import MsGFMPretrainModel
+from backend.models.cross_sensor_mim import MsGFMPretrainModel
 from backend.models.tasks import (
     TaskSpec,
     build_task_model,

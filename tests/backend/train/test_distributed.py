@@ -9,8 +9,8 @@ from pathlib import Path
 import torch
 
 from backend.models.config import get_config
-from backend.models.pretrain import MsGFMPretrainModel
-from backend.train.metrics import read_metrics
+from backend.models.cross_sensor_mim import MsGFMPretrainModel
+from backend.train.metrics_log import read_metrics
 from backend.train.trainer import parameter_checksum
 
 from .conftest import pretrain_args, run

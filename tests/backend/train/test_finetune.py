@@ -10,7 +10,7 @@ import torch
 
 from backend.train.distributed import DistributedContext
 from backend.train.finetune import FinetuneTrainer
-from backend.train.metrics import read_metrics
+from backend.train.metrics_log import read_metrics
 from backend.train.trainer import TrainerConfig
 
 # (task, data spec, tile size, steps, metric, higher is better). Steps and lr are chosen so that

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from backend.inference.worker_client import WorkerCancelledError, WorkerClient, WorkerError
-from backend.train.metrics import read_metrics
+from backend.train.metrics_log import read_metrics
 
 
 def _params(out, pretrained, sample_data, steps):

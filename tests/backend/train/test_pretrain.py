@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from backend.models.pretrain import SubBatch
-from backend.train.metrics import read_metrics
+from backend.models.cross_sensor_mim import SubBatch
+from backend.train.metrics_log import read_metrics
 from backend.train.pretrain import PretrainTrainer
 from backend.train.trainer import TrainerConfig
 

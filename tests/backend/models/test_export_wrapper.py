@@ -8,7 +8,7 @@ import torch
 
 from backend.models.config import ModelConfig, get_config
 from backend.models.encoder import MsGFMEncoder
-from backend.models.onnx_export import export_encoder
+from backend.models.export_wrapper import export_encoder
 
 
 @pytest.mark.parametrize(

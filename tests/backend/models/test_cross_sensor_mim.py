@@ -6,14 +6,14 @@ import pytest
 import torch
 
 from backend.models.config import ModelConfig, get_config
-from backend.models.masking import BlockMaskGenerator
-from backend.models.pretrain import (
+from backend.models.cross_sensor_mim import (
     MsGFMPretrainModel,
     SubBatch,
     info_nce,
     masked_l1_per_sample,
     scored_samples,
 )
+from backend.models.masking import BlockMaskGenerator
 
 
 def _config(**changes) -> ModelConfig:
