@@ -47,7 +47,11 @@ PAPER = {
 COMMANDS = """```
 make ablation     # msgfm ablate run --work-dir runs/ablation --seed 0 --seed 1 --seed 2
 make evaluation   # this page (copies runs/ablation/results.json to docs/evaluation-results.json)
-```"""
+```
+
+Seeds can also run apart (one process or machine each, e.g. `msgfm ablate run --work-dir
+runs/ablation-seed2 --seed 2`) and be joined before `make evaluation` with `msgfm ablate merge
+runs/ablation/results.json runs/ablation-seed2/results.json --out runs/ablation/results.json`."""
 
 INTRO = """# Evaluation
 

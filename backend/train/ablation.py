@@ -24,7 +24,8 @@ The protocol (:data:`PROTOCOL`):
 
 Results go to ``WORK/results.json`` after every finetuning run (atomically), and a run picks up
 where an interrupted one stopped. ``report`` turns the results into the Markdown tables of
-``docs/evaluation.md``.
+``docs/evaluation.md``; ``merge`` joins the results of runs done apart (seeds on separate machines
+or processes, each with its own ``--work-dir``) into one file.
 """
 
 from __future__ import annotations
@@ -380,6 +381,38 @@ class AblationStudy:
         }
 
 
+def merge_results(documents: Sequence[Mapping[str, Any]]) -> Dict[str, Any]:
+    """One results document from several runs of the same study done apart (e.g. one per seed).
+
+    Raises:
+        ValueError: a document of another protocol, budget or config than the first, or one
+            (seed, variant, task) scored twice.
+    """
+    if not documents:
+        raise ValueError("give at least one results file")
+    first = documents[0]
+    merged: List[Dict[str, Any]] = []
+    seen: Dict[tuple, int] = {}
+    for index, document in enumerate(documents):
+        for key in ("protocol", "budget", "config"):
+            if document.get(key) != first.get(key):
+                raise ValueError(
+                    f"results file {index + 1} has {key} {document.get(key)!r}, the first has "
+                    f"{first.get(key)!r}: only runs of one study can be merged"
+                )
+        for row in document["results"]:
+            run = (row["seed"], row["variant"], row["task"])
+            if run in seen:
+                raise ValueError(
+                    f"seed {run[0]}, {run[1]}, {run[2]} is in results files {seen[run] + 1} and "
+                    f"{index + 1}: merge runs of different seeds, variants or tasks"
+                )
+            seen[run] = index
+            merged.append(dict(row))
+    merged.sort(key=lambda r: r["seed"])  # stable: each run keeps its own order
+    return {**{k: v for k, v in first.items() if k != "results"}, "results": merged}
+
+
 # --- report -------------------------------------------------------------------------------------
 
 
@@ -632,6 +665,12 @@ def register(subparsers) -> None:
     report = commands.add_parser("report", help="Markdown tables of a results.json")
     report.add_argument("--results", default="runs/ablation/results.json")
     report.set_defaults(func=_report)
+    merge = commands.add_parser(
+        "merge", help="join results.json files of runs done apart (e.g. one seed per machine)"
+    )
+    merge.add_argument("results", nargs="+", help="results.json files of one study")
+    merge.add_argument("--out", required=True, help="the merged results.json")
+    merge.set_defaults(func=_merge)
 
 
 def _run(args) -> int:
@@ -670,4 +709,19 @@ def _report(args) -> int:
         )
         return 2
     print(markdown_tables(document["results"]))
+    return 0
+
+
+def _merge(args) -> int:
+    try:
+        documents = [json.loads(Path(p).read_text(encoding="utf-8")) for p in args.results]
+        merged = merge_results(documents)
+    except (OSError, ValueError, KeyError) as exc:
+        print(f"msgfm ablate merge: {exc}", file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    partial = out.with_name(f".{out.name}.partial-{os.getpid()}")
+    partial.write_text(json.dumps(merged, indent=2) + "\n", encoding="utf-8")
+    os.replace(partial, out)
+    print(f"wrote {out}: {len(merged['results'])} results")
     return 0

@@ -16,6 +16,7 @@ from backend.train.ablation import (
     AblationStudy,
     bootstrap_interval,
     markdown_tables,
+    merge_results,
     paired_differences,
     summarize,
     variant_config,
@@ -137,3 +138,30 @@ def test_bootstrap_interval_and_wording():
     low, high = bootstrap_interval([-0.1, 0.2, 0.3])
     assert low < 0 < high
     assert verdict({"low": low, "high": high}) == "no detectable effect"
+
+
+def _document(seed, budget="quick", variants=("msgfm", "random-init")):
+    rows = [{"seed": seed, "variant": v, "task": "segmentation", "metrics": {}} for v in variants]
+    return {"protocol": PROTOCOL, "budget": budget, "config": "lite", "results": rows}
+
+
+def test_merge_joins_seeds_run_apart_and_refuses_mixed_studies(tmp_path):
+    merged = merge_results([_document(2), _document(0)])
+    assert [(r["seed"], r["variant"]) for r in merged["results"]] == [
+        (0, "msgfm"), (0, "random-init"), (2, "msgfm"), (2, "random-init")
+    ]  # fmt: skip
+    assert (merged["protocol"], merged["budget"], merged["config"]) == (PROTOCOL, "quick", "lite")
+    with pytest.raises(ValueError, match="seed 0, msgfm, segmentation is in results files 1 and 2"):
+        merge_results([_document(0), _document(0, variants=("msgfm",))])
+    with pytest.raises(ValueError, match="budget 'tiny'"):
+        merge_results([_document(0), _document(1, budget="tiny")])
+    # The command writes the merged file atomically and reports what it holds.
+    paths = []
+    for seed in (0, 1):
+        paths.append(tmp_path / f"r{seed}.json")
+        paths[-1].write_text(json.dumps(_document(seed)))
+    from backend.cli import main
+
+    assert main(["ablate", "merge", *map(str, paths), "--out", str(tmp_path / "all.json")]) == 0
+    assert len(json.loads((tmp_path / "all.json").read_text())["results"]) == 4
+    assert main(["ablate", "merge", str(paths[0]), str(paths[0]), "--out", "x.json"]) == 2
