@@ -17,7 +17,7 @@ from . import __version__
 # Modules (relative to this package) that provide ``register(subparsers)``.
 COMMAND_MODULES = (
     ".data.cli",  # data fetch
-    ".export.cli",  # info, export
+    ".export_cli",  # info, export
     ".models.cli",  # model-summary
     ".train.cli",  # pretrain, finetune, evaluate
     ".inference.cli",  # predict, worker

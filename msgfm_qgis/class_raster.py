@@ -53,9 +53,7 @@ def write_class_raster(probabilities: str, out_path: str, classes: Sequence[Any]
     values = np.array([c.value for c in classes], dtype=np.uint8)
     nodata = class_nodata(has_nodata, values.tolist())
     out = Path(out_path)
-    handle, temp_name = backend_module("file_modes").output_tempfile(
-        out.parent, f".{out.stem}.", ".tif"
-    )
+    handle, temp_name = backend_module("files").output_tempfile(out.parent, f".{out.stem}.", ".tif")
     os.close(handle)
     temp = Path(temp_name)
     try:

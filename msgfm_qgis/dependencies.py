@@ -27,7 +27,7 @@ ONNXRUNTIME = "onnxruntime"
 
 def qgis_python() -> str:
     """The Python interpreter QGIS embeds (not ``sys.executable``, see the module docstring)."""
-    return backend_module("inference.worker_client").default_python()
+    return backend_module("worker.interpreter").default_python()
 
 
 def numpy_pin() -> str:

@@ -56,7 +56,7 @@ def output_staging_folder(folder: Path, label: str) -> Path:
     scratch.remove_stale(folder, ".*.partial.tif*")
     try:
         return Path(
-            backend_module("file_modes").output_tempdir(folder, f".msgfm-{scratch.owner_tag()}-")
+            backend_module("files").output_tempdir(folder, f".msgfm-{scratch.owner_tag()}-")
         )
     except OSError as exc:
         raise QgsProcessingException(

@@ -123,7 +123,7 @@ def _run_in_process(job: InferenceJob, feedback: QgsProcessingFeedback) -> Dict[
 def _run_in_worker(job: InferenceJob, feedback: QgsProcessingFeedback) -> Dict[str, Any]:
     from .settings import worker_python
 
-    client_module = backend_module("inference.worker_client")
+    client_module = backend_module("worker.client")
     python = worker_python()
     feedback.pushInfo(
         f"Backend: local subprocess ({' '.join(client_module.worker_command(python))})"

@@ -29,10 +29,10 @@ def worker_python() -> str:
                 "in-process backend"
             )
         return configured
-    client = backend_module("inference.worker_client")
+    interpreter = backend_module("worker.interpreter")
     try:
-        return client.default_python()
-    except client.WorkerError as exc:
+        return interpreter.default_python()
+    except interpreter.WorkerError as exc:
         raise QgsProcessingException(
             f"{exc} (setting {WORKER_PYTHON_KEY}), or choose the in-process backend"
         ) from None

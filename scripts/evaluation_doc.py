@@ -27,9 +27,8 @@ from backend.train.ablation import (  # noqa: E402
     PROTOCOL,
     PROTOCOL_TEXT,
     VARIANTS,
-    markdown_tables,
-    summarize,
 )
+from backend.train.ablation_report import markdown_tables, summarize  # noqa: E402
 from backend.train.defaults import BUDGETS  # noqa: E402
 
 # The paper's headline figures, as listed for arXiv 2404.01260 on wizwand.com (the paper itself

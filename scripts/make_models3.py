@@ -261,6 +261,8 @@ def static_defaults(child) -> None:
             definition, QgsProcessingDestinationParameter
         ):
             continue
+        if name == "MODEL":
+            continue  # left empty: the bundled model, wherever the plugin is installed
         if definition.defaultValue() is not None:
             child.addParameterSources(
                 name,

@@ -20,7 +20,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import hashlib
 import importlib.util
 import inspect
 import json
@@ -42,6 +41,7 @@ from backend.export.schema import (  # noqa: E402
     from_metadata_props,
     read_model_metadata,
 )
+from backend.files import sha256_file  # noqa: E402
 from backend.models.config import get_config  # noqa: E402
 from backend.train.defaults import MANIFEST_FILE, TASK_RECIPES  # noqa: E402
 from backend.train.evaluate import default_monitor  # noqa: E402
@@ -141,15 +141,6 @@ class Bundle:
         return sum(s.scenes for s in self.sources)
 
 
-def file_sha256(path: Path) -> str:
-    """Hex SHA-256 of a file."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def safetensors_parameters(path: Path) -> int:
     """Number of weights in a ``.safetensors`` file, read from its JSON header (no torch)."""
     with open(path, "rb") as handle:
@@ -198,7 +189,7 @@ def load_bundle(models_dir: Path) -> Bundle:
         if not path.is_file():
             raise CardError(f"{path} is listed in {MANIFEST_FILE} but missing")
         # A card quotes the manifest's scores: they must describe the file that ships.
-        if file_sha256(path) != entry["sha256"]:
+        if sha256_file(path) != entry["sha256"]:
             raise CardError(
                 f"{path} does not match the SHA-256 in {MANIFEST_FILE}: the models and the "
                 "manifest come from different runs; rerun msgfm train-defaults"

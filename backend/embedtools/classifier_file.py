@@ -9,10 +9,7 @@ another encoder is refused.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Union
@@ -20,6 +17,7 @@ from typing import Any, Dict, List, Union
 import numpy as np
 
 from ..export.schema import ModelMetadata
+from ..files import sha256_file, write_text_atomically
 from .classifier import FittedClassifier, LogisticRegression, NearestNeighbours, Standardizer
 from .features import FeatureLayout, embedding_stride
 
@@ -65,7 +63,7 @@ class EncoderIdentity:
         return cls(
             model_name=metadata.model_name,
             model_version=metadata.model_version,
-            sha256=file_sha256(model_path),
+            sha256=sha256_file(model_path),
             sensor=spec.sensor,
             bands=list(spec.bands),
             stride=embedding_stride(metadata),
@@ -183,15 +181,7 @@ class ClassifierFile:
     def save(self, path: Union[str, Path]) -> Path:
         """Write the file atomically (a temporary file renamed into place)."""
         path = Path(path)
-        fd, temp = tempfile.mkstemp(dir=str(path.parent), prefix=f".{path.stem}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump(self.to_dict(), handle)
-            os.replace(temp, path)
-        except BaseException:
-            if os.path.exists(temp):
-                os.unlink(temp)
-            raise
+        write_text_atomically(path, json.dumps(self.to_dict()))
         return path
 
     @classmethod
@@ -232,14 +222,6 @@ class ClassifierFile:
             raise ClassifierFileError(
                 f"{path.name} is an incomplete classifier file ({exc})"
             ) from None
-
-
-def file_sha256(path: Union[str, Path]) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def class_infos(labels: List[Any]) -> List[ClassInfo]:

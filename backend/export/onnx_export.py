@@ -38,8 +38,9 @@ from ..models.config import ModelConfig
 from ..models.embedding_head import embedding_stages, embedding_width
 from ..models.encoder import MsGFMEncoder
 from ..models.export_wrapper import EmbeddingExportWrapper
-from ..models.tasks import CLASS_TASKS, TaskModel, TaskSpec, build_task_model
+from ..models.tasks import TaskModel, TaskSpec, build_task_model
 from ..sensors import get_sensor
+from ..tasks import get_task
 from .schema import (
     ClassInfo,
     InputSpec,
@@ -120,7 +121,7 @@ def export_checkpoint(
         FileNotFoundError: No checkpoint at ``checkpoint_dir``.
         ValueError: Inconsistent checkpoint, sensors or sample inputs.
     """
-    from ..train.checkpoint import META_FILE, resolve_checkpoint
+    from ..checkpoints import META_FILE, resolve_checkpoint
 
     folder = resolve_checkpoint(checkpoint_dir)
     if folder is None:
@@ -251,7 +252,7 @@ class _ExportPlan:
 def _load_state(folder: Path) -> Dict[str, Any]:
     from safetensors.torch import load_file
 
-    from ..train.checkpoint import WEIGHTS_FILE
+    from ..checkpoints import WEIGHTS_FILE
 
     state = load_file(str(folder / WEIGHTS_FILE))
     if state and all(k.startswith("module.") for k in state):
@@ -275,7 +276,7 @@ def _task_plan(folder: Path, meta: Dict[str, Any]) -> _ExportPlan:
     model.eval()
     wrapper = TaskExportWrapper(model).eval()
     outputs = task_outputs(spec, meta.get("normalization") or {})
-    overlap = 0.0 if spec.task == "classification" else DEFAULT_OVERLAP
+    overlap = spec.task_type.export_overlap(DEFAULT_OVERLAP)
     return _ExportPlan(
         wrapper=wrapper,
         encoder=model.encoder,
@@ -357,7 +358,7 @@ def load_pretrained_encoder(
     Returns:
         ``(encoder, config, {sensor: {"mean", "std"}})``: the statistics it was trained with.
     """
-    from ..train.checkpoint import META_FILE, resolve_checkpoint
+    from ..checkpoints import META_FILE, resolve_checkpoint
 
     folder = resolve_checkpoint(checkpoint_dir)
     if folder is None:
@@ -397,12 +398,12 @@ def task_outputs(spec: TaskSpec, normalization: Mapping[str, Any]) -> List[Outpu
         normalization: ``{sensor: {"mean", "std"}}`` of the checkpoint (registry defaults
             otherwise): the reflectance output's scale and offset.
     """
-    if spec.task in ("classification", "segmentation"):
+    if spec.task_type.has_classes:
         classes = [
             ClassInfo(value=v, name=n, color=c)
             for v, n, c in zip(spec.class_values, spec.class_names, spec.class_colors)
         ]
-        stride = spec.image_size if spec.task == "classification" else 1
+        stride = spec.task_type.class_stride(spec.image_size)
         label = "top class" if spec.multilabel else "class"
         return [
             OutputSpec(name="classes", kind="class", bands=[label], classes=classes, stride=stride),
@@ -439,12 +440,12 @@ class TaskExportWrapper(nn.Module):
         super().__init__()
         self.model = model
         self.sensors = list(model.spec.sensors)
-        self.task = model.spec.task
+        self.has_classes = model.spec.task_type.has_classes
         self.multilabel = bool(model.spec.multilabel)
 
     def forward(self, *images: Tensor) -> Tuple[Tensor, ...]:
         output = self.model(dict(zip(self.sensors, images)))
-        if self.task in CLASS_TASKS:
+        if self.has_classes:
             probabilities = output.sigmoid() if self.multilabel else output.softmax(dim=1)
             # The class and probability outputs carry the same values; two graph outputs need
             # two tensors.
@@ -477,7 +478,7 @@ def _metadata(
             )
         )
     name = model_name or f"msgfm-{plan.config.name}-{plan.task}-{'-'.join(plan.sensors)}"
-    if plan.task == "embedding":
+    if not get_task(plan.task).exported:
         trained_on = "msGFM self-supervised pretraining"
         if isinstance(meta.get("manifest"), dict):
             sources = meta["manifest"].get("sources", [])

@@ -19,7 +19,6 @@ onnxruntime.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 import os
@@ -27,10 +26,11 @@ import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence
 
 import numpy as np
 
+from ..files import sha256_file
 from .schema import ModelMetadata, embed_metadata, read_model_metadata
 
 PARITY_TILES = 32  # at most this many raster tiles are compared
@@ -63,6 +63,7 @@ def quantize_model(
     split_fold: Optional[int] = None,
     parity_rasters: Optional[Sequence[str]] = None,
     max_tiles: int = PARITY_TILES,
+    score_model: Optional[Callable[..., Dict[str, Any]]] = None,
 ) -> QuantizeReport:
     """Write an int8 copy of the float ONNX model ``source`` to ``out``, with parity figures.
 
@@ -76,6 +77,9 @@ def quantize_model(
             scored on the test tiles, else on the validation tiles.
         parity_rasters: ``SENSOR=PATH`` rasters, one per model input, co-registered: the two
             models' outputs are compared on up to ``max_tiles`` of their fully valid tiles.
+        score_model: what scores a model on a data spec's held-back split (the caller passes
+            :func:`backend.train.evaluate.evaluate_model`: evaluation sits above export, so it is
+            handed in rather than imported); needed with ``parity_data``.
 
     Raises:
         ValueError: no parity data was given, or the model is already quantised.
@@ -86,6 +90,8 @@ def quantize_model(
     metadata = read_model_metadata(source)
     if metadata.quantization:
         raise ValueError(f"{source.name} is already quantised ({metadata.quantization['weights']})")
+    if parity_data and score_model is None:
+        raise ValueError("parity_data needs score_model (backend.train.evaluate.evaluate_model)")
     if not parity_data and not parity_rasters:
         raise ValueError(
             "an int8 export must be measured against the float model: give held-back data "
@@ -106,6 +112,7 @@ def quantize_model(
         parity: Dict[str, Any] = {}
         if parity_data:
             parity["held_back"] = held_back_parity(
+                score_model,
                 source,
                 partial,
                 parity_data,
@@ -143,12 +150,13 @@ def quantization_record(source: Path, parity: Mapping[str, Any]) -> Dict[str, An
         "method": "onnxruntime.quantization.quantize_dynamic",
         "operators": list(QUANTIZED_OPS),
         "onnxruntime": onnxruntime.__version__,
-        "source_sha256": hashlib.sha256(source.read_bytes()).hexdigest(),
+        "source_sha256": sha256_file(source),
         "parity": dict(parity),
     }
 
 
 def held_back_parity(
+    score_model: Callable[..., Dict[str, Any]],
     source: Path,
     quantized: Path,
     data: str,
@@ -159,10 +167,8 @@ def held_back_parity(
     split_fold: Optional[int] = None,
 ) -> Dict[str, Any]:
     """Task scores of the float and the int8 model on the same held-back tiles."""
-    from ..train.evaluate import evaluate_model
-
     reports = {
-        name: evaluate_model(
+        name: score_model(
             str(path),
             data=data,
             data_root=data_root,

@@ -16,13 +16,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Set
 
+from ..tasks import MODEL_TASKS
 from .external_data import ExternalDataError, check_external_data
 from .metadata_text import clean_metadata
 from .onnx_file import OnnxFileError, OnnxFileInfo, read_onnx_info
 
 SCHEMA_VERSION = 1
 
-TASKS = ("classification", "segmentation", "cloud-removal", "pansharpening", "embedding")
+TASKS = tuple(MODEL_TASKS)  # the registry's tasks, the encoder's embedding included
 OUTPUT_KINDS = ("class", "probability", "reflectance", "embedding")
 NORMALIZATIONS = ("mean_std", "per_tile")
 REQUIRED_KEYS = (

@@ -60,7 +60,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "worker",
         help="serve jobs as JSON lines on stdin/stdout (the QGIS plugin's subprocess backend)",
         description="Read one JSON request per line on stdin; write progress, result or error "
-        "events as JSON lines on stdout. See backend/worker.py for the protocol.",
+        "events as JSON lines on stdout. See backend/worker/server.py for the protocol.",
     )
     worker.set_defaults(func=_worker)
 
@@ -123,6 +123,6 @@ def _stop_on_sigterm() -> None:
 
 
 def _worker(args: argparse.Namespace) -> int:
-    from ..worker import main
+    from ..worker.server import main
 
     return main([])

@@ -15,7 +15,7 @@ from typing import Iterator, Tuple, Union
 
 import numpy as np
 
-from ..file_modes import output_tempfile
+from ..files import output_tempfile
 from ..run_scratch import owner_tag
 from .errors import InferenceError
 

@@ -16,7 +16,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from ..file_modes import output_tempfile
+from ..files import output_tempfile
 from ..run_scratch import owner_tag, remove_stale
 from .errors import InferenceError
 from .inputs import ReferenceGrid

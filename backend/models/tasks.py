@@ -30,17 +30,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..conventions import IGNORE_INDEX
 from ..sensors import get_sensor
+from ..tasks import TASKS, Task, get_task
 from .config import ModelConfig
 from .embedding import SensorPatchEmbedding, init_from_nearest_bands
 from .encoder import MsGFMEncoder
 from .heads import ClassificationHead, ResidualImageHead, SegmentationHead
 
-TASKS = ("classification", "segmentation", "cloud-removal", "pansharpening")
-CLASS_TASKS = ("classification", "segmentation")
-IMAGE_TASKS = ("cloud-removal", "pansharpening")
-DEFAULT_TARGET_SENSOR = {"cloud-removal": "s2", "pansharpening": "ms"}
-IGNORE_INDEX = 255
 INIT_MODES = ("nearest", "random")
 
 # Distinct, colour-blind-friendly-ish defaults for class rasters (cycled beyond 12 classes).
@@ -95,14 +92,14 @@ class TaskSpec:
         self.image_size = int(self.image_size)
         if self.image_size < 32:
             raise ValueError(f"task {self.task}: image_size {self.image_size} must be >= 32 px")
-        if self.task in CLASS_TASKS:
+        if self.task_type.has_classes:
             self._complete_classes()
         else:
             self._complete_image_output()
 
     def _complete_classes(self) -> None:
         k = self.num_classes if self.num_classes is not None else len(self.class_names)
-        if not k or (k < 2 and self.task == "segmentation"):
+        if not k or k < self.task_type.min_classes:
             raise ValueError(
                 f"task {self.task} needs num_classes (or class_names); segmentation needs >= 2"
             )
@@ -125,13 +122,13 @@ class TaskSpec:
             raise ValueError(
                 f"task {self.task}: class_values {self.class_values} must be distinct, 0-254"
             )
-        if self.multilabel and self.task != "classification":
+        if self.multilabel and not self.task_type.multilabel_capable:
             raise ValueError("multilabel applies to scene classification only")
         if self.target_sensor is not None or self.out_bands:
             raise ValueError(f"task {self.task} has classes, not target_sensor/out_bands")
 
     def _complete_image_output(self) -> None:
-        self.target_sensor = (self.target_sensor or DEFAULT_TARGET_SENSOR[self.task]).lower()
+        self.target_sensor = (self.target_sensor or self.task_type.target_sensor).lower()
         if self.target_sensor not in self.sensors:
             raise ValueError(
                 f"task {self.task}: the target sensor {self.target_sensor!r} must be one of the "
@@ -148,9 +145,14 @@ class TaskSpec:
             raise ValueError(f"task {self.task} outputs an image, not classes")
 
     @property
+    def task_type(self) -> Task:
+        """The registered task (:mod:`backend.tasks`) this spec is a model of."""
+        return get_task(self.task)
+
+    @property
     def out_channels(self) -> int:
         """Logits per pixel or scene (classes), or output bands."""
-        return int(self.num_classes) if self.task in CLASS_TASKS else len(self.out_bands)
+        return int(self.num_classes) if self.task_type.has_classes else len(self.out_bands)
 
     def to_dict(self) -> Dict[str, Any]:
         """JSON-ready dictionary (round-trips through :meth:`from_dict`)."""
@@ -164,6 +166,23 @@ class TaskSpec:
         if unknown:
             raise ValueError(f"unknown task spec keys {unknown}; known keys are {sorted(known)}")
         return cls(**data)
+
+
+def _residual_image_head(config: ModelConfig, spec: TaskSpec, channels: int) -> nn.Module:
+    image_channels = sum(get_sensor(s).num_bands for s in spec.sensors)
+    return ResidualImageHead(config.stage_dims, image_channels, spec.out_channels, channels)
+
+
+# The head each task declares (``Task.head``), built from the encoder config, spec and FPN width.
+HEADS = {
+    "classification": lambda config, spec, channels: ClassificationHead(
+        config.stage_dims[-1], spec.out_channels
+    ),
+    "segmentation": lambda config, spec, channels: SegmentationHead(
+        config.stage_dims, spec.out_channels, channels, config.patch_size
+    ),
+    "residual-image": _residual_image_head,
+}
 
 
 class TaskModel(nn.Module):
@@ -182,13 +201,7 @@ class TaskModel(nn.Module):
         self.config = self.encoder.config
         dims = self.config.stage_dims
         channels = head_channels or max(32, dims[0])
-        if spec.task == "classification":
-            self.head: nn.Module = ClassificationHead(dims[-1], spec.out_channels)
-        elif spec.task == "segmentation":
-            self.head = SegmentationHead(dims, spec.out_channels, channels, config.patch_size)
-        else:
-            image_channels = sum(get_sensor(s).num_bands for s in spec.sensors)
-            self.head = ResidualImageHead(dims, image_channels, spec.out_channels, channels)
+        self.head: nn.Module = HEADS[spec.task_type.head](config, spec, channels)
         self.encoder_frozen = False
         self.aux_loss: Tensor = torch.zeros(())
 
@@ -201,7 +214,7 @@ class TaskModel(nn.Module):
         images = {s: inputs[s] for s in self.spec.sensors}
         encoded = self.encoder(images)
         self.aux_loss = encoded.aux_loss
-        if self.spec.task in CLASS_TASKS:
+        if self.spec.task_type.has_classes:
             return self.head(encoded.features)
         stacked = torch.cat([images[s] for s in self.spec.sensors], dim=1)
         return self.head(encoded.features, stacked, images[self.spec.target_sensor])
@@ -263,13 +276,14 @@ def task_loss(
         Scalar loss: BCE-with-logits or cross-entropy (classes), cross-entropy ignoring 255
         (segmentation), mean L1 over valid pixels of normalised values (image tasks).
     """
-    if spec.task == "classification":
+    task = spec.task_type
+    if task.scene_level:
         if spec.multilabel:
             return F.binary_cross_entropy_with_logits(output, target.to(output.dtype))
         if target.ndim == 2:
             target = target.argmax(dim=1)
         return F.cross_entropy(output, target.long())
-    if spec.task == "segmentation":
+    if task.has_classes:
         target = target.long()
         if not (target != IGNORE_INDEX).any():
             return output.sum() * 0.0  # nothing labelled: no gradient, not NaN
@@ -342,7 +356,7 @@ def load_pretrained_encoder(
     """
     from safetensors.torch import load_file
 
-    from ..train.checkpoint import META_FILE, WEIGHTS_FILE, resolve_checkpoint
+    from ..checkpoints import META_FILE, WEIGHTS_FILE, resolve_checkpoint
 
     if init_new_sensors not in INIT_MODES:
         raise ValueError(f"init_new_sensors must be one of {INIT_MODES}, not {init_new_sensors!r}")

@@ -40,6 +40,9 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from ..conventions import IGNORE_INDEX
+from ..tasks import get_task
+
 MANIFEST_DIR = Path(__file__).resolve().parents[1] / "data" / "manifests"
 LAYOUT_TASKS = {
     "bigearthnet": ("classification",),
@@ -57,7 +60,6 @@ _MAIN_PATH_KEY = {
     "segmentation": "labels",
     "majority-tiles": "labels",
 }
-IGNORE_INDEX = 255
 
 
 def load_data_spec(text: str) -> Dict[str, Any]:
@@ -367,7 +369,7 @@ def describe_dataset(dataset: Any, task: str, spec: Mapping[str, Any]) -> Dict[s
         "target_sensor": None,
         "out_bands": [],
     }
-    if task in ("classification", "segmentation"):
+    if get_task(task).has_classes:
         k = int(dataset.num_classes)
         names = spec.get("class_names") or [str(n) for n in dataset.class_names]
         if len(names) != k:
@@ -387,16 +389,10 @@ def describe_dataset(dataset: Any, task: str, spec: Mapping[str, Any]) -> Dict[s
             class_colors=[_PALETTE[i % len(_PALETTE)] for i in range(k)],
             multilabel=bool(getattr(dataset, "label_mode", "single") == "multi"),
         )
-    elif task == "cloud-removal":
-        if "sar" not in sensors:
-            sensors.append("sar")
-        info.update(sensors=["s2", *[s for s in sensors if s != "s2"]], target_sensor="s2")
-        info["out_bands"] = list(get_sensor("s2").bands)
     else:
-        pan, ms = getattr(dataset, "sensor_names", ("pan", "ms"))
-        info.update(sensors=[pan, ms], target_sensor=ms)
-        info["out_bands"] = list(get_sensor(ms).bands)
-    if task == "classification" and not info["sensors"]:
+        inputs, target = get_task(task).image_sensors(sensors, dataset)
+        info.update(sensors=inputs, target_sensor=target, out_bands=list(get_sensor(target).bands))
+    if get_task(task).scene_level and not info["sensors"]:
         info["sensors"] = ["s2"]
     return info
 

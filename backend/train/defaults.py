@@ -14,7 +14,6 @@ Everything is seeded; a budget fixes the step counts (``tiny`` for the end-to-en
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -24,7 +23,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
-from ..file_modes import file_mode
+from ..files import file_mode, sha256_file, write_json_atomically
 
 # The bundled models' configuration (see ``lite`` in backend/models/config.py for why not small).
 DEFAULT_CONFIG = "lite"
@@ -134,21 +133,6 @@ TASK_RECIPES = (
 )
 
 
-def file_sha256(path: Path) -> str:
-    """Hex SHA-256 of a file."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    partial = path.with_name(f".{path.name}.partial-{os.getpid()}")
-    partial.write_text(text, encoding="utf-8")
-    os.replace(partial, path)
-
-
 def write_encoder_checkpoint(pretrain_run: Path, target: Path) -> Path:
     """Copy a pretraining checkpoint's encoder (no decoders) into the folder ``target``.
 
@@ -159,7 +143,7 @@ def write_encoder_checkpoint(pretrain_run: Path, target: Path) -> Path:
     """
     from safetensors.torch import load_file, save_file
 
-    from .checkpoint import META_FILE, WEIGHTS_FILE, resolve_checkpoint
+    from ..checkpoints import META_FILE, WEIGHTS_FILE, resolve_checkpoint
 
     folder = resolve_checkpoint(pretrain_run)
     if folder is None:
@@ -260,7 +244,7 @@ class DefaultsRecipe:
             self.finetune_and_export(recipe, pretrain_run)
         self.timings["total"] = round(time.perf_counter() - started, 1)
         manifest = self.manifest()
-        _write_text_atomic(self.out_dir / MANIFEST_FILE, json.dumps(manifest, indent=2) + "\n")
+        write_json_atomically(self.out_dir / MANIFEST_FILE, manifest)
         self.say(f"done in {self.timings['total']:.0f} s; wrote {self.out_dir / MANIFEST_FILE}")
         return manifest
 
@@ -339,8 +323,8 @@ class DefaultsRecipe:
     def _reuse_pretraining(self, manifest: str, started: float) -> Path:
         """Use ``--pretrained RUN`` (same recipe, run before) instead of pretraining again, after
         checking that it saw no scene the leak-free manifest leaves out."""
+        from ..checkpoints import META_FILE, resolve_checkpoint
         from ..data.manifest import load_manifest
-        from .checkpoint import META_FILE, resolve_checkpoint
 
         folder = resolve_checkpoint(self.pretrained)
         if folder is None:
@@ -419,7 +403,7 @@ class DefaultsRecipe:
             ``(trainer, checkpoint)``: the checkpoint is ``checkpoint-best`` when validation kept
             one, else ``checkpoint-last``.
         """
-        from .checkpoint import BEST, LAST
+        from ..checkpoints import BEST, LAST
         from .finetune import trainer_from_params
 
         started = time.perf_counter()
@@ -513,7 +497,7 @@ class DefaultsRecipe:
             "file": name or path.name,
             "task": task,
             "bytes": path.stat().st_size,
-            "sha256": file_sha256(path),
+            "sha256": sha256_file(path),
         }
         entry.update(extra or {})
         self.files = [f for f in self.files if f["file"] != entry["file"]] + [entry]

@@ -25,13 +25,8 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 import numpy as np
 
 from .. import scores as task_metrics
-
-# PSNR/SSIM value range per restoration task, in the target sensor's units: Sentinel-2 reflectance
-# x 10000 (SEN12MS-CR practice: values clipped to 0..10000); WorldView-2 MS is 11-bit DN.
-DATA_RANGE = {"cloud-removal": 10000.0, "pansharpening": 2047.0}
-# Pan:MS resolution ratio ERGAS is computed with (WorldView-2/3, the samples' SpaceNet-6 tiles).
-PANSHARPENING_RATIO = 4
-IGNORE_INDEX = 255
+from ..conventions import IGNORE_INDEX
+from ..tasks import get_task
 
 # What ``--split`` may score: test (reported), val (chosen on), train, all.
 SPLIT_PARTS = ("test", "val", "train", "all")
@@ -41,11 +36,7 @@ Predictor = Callable[[List[Mapping[str, Any]]], np.ndarray]
 
 def default_monitor(task: str, multilabel: bool) -> tuple:
     """The validation score that picks the best checkpoint: ``(name, "max" | "min")``."""
-    if task == "classification":
-        return ("val_map_micro", "max") if multilabel else ("val_overall_accuracy", "max")
-    if task == "segmentation":
-        return ("val_mean_iou", "max")
-    return ("val_mae", "min")
+    return get_task(task).monitor(multilabel)
 
 
 class TaskScorer:
@@ -56,8 +47,8 @@ class TaskScorer:
         num_classes: Classes (classification, segmentation).
         multilabel: Multi-label scene classification.
         class_names: Names for the per-class IoU keys.
-        data_range: PSNR/SSIM range (restoration; default :data:`DATA_RANGE`).
-        ratio: ERGAS resolution ratio (pan-sharpening).
+        data_range: PSNR/SSIM range (restoration; default: the task's ``data_range``).
+        ratio: ERGAS resolution ratio (default: the task's ``ergas_ratio``).
     """
 
     def __init__(
@@ -70,13 +61,12 @@ class TaskScorer:
         ratio: Optional[float] = None,
     ):
         self.task = task
+        self.task_type = get_task(task)
         self.num_classes = num_classes
         self.multilabel = multilabel
         self.class_names = list(class_names) if class_names else None
-        self.data_range = float(data_range or DATA_RANGE.get(task, 1.0))
-        self.ratio = ratio if ratio is not None else (
-            PANSHARPENING_RATIO if task == "pansharpening" else None
-        )  # fmt: skip
+        self.data_range = float(data_range or self.task_type.data_range)
+        self.ratio = ratio if ratio is not None else self.task_type.ergas_ratio
         self._scores: List[np.ndarray] = []
         self._targets: List[np.ndarray] = []
         self._tile_scores: List[Dict[str, float]] = []
@@ -86,10 +76,10 @@ class TaskScorer:
         predictions = np.asarray(predictions)
         if len(predictions) != len(samples):
             raise ValueError(f"{len(predictions)} predictions for {len(samples)} samples")
-        if self.task == "classification":
+        if self.task_type.scene_level:
             self._scores.append(predictions.reshape(len(samples), -1).astype(np.float64))
             self._targets.append(np.stack([np.asarray(s["target"]) for s in samples]))
-        elif self.task == "segmentation":
+        elif self.task_type.has_classes:
             self._scores.append(np.argmax(predictions, axis=1).astype(np.int64))
             self._targets.append(np.stack([np.asarray(s["target"]) for s in samples]))
         else:
@@ -112,7 +102,7 @@ class TaskScorer:
 
     def result(self) -> Dict[str, float]:
         """The scores of everything added, with ``n_samples``."""
-        if self.task == "classification":
+        if self.task_type.scene_level:
             if not self._scores:
                 raise ValueError("no samples were scored")
             scores = np.concatenate(self._scores)
@@ -120,7 +110,7 @@ class TaskScorer:
             if not self.multilabel:
                 targets = targets.astype(np.int64).reshape(-1)
             return task_metrics.classification_metrics(targets, scores, self.multilabel)
-        if self.task == "segmentation":
+        if self.task_type.has_classes:
             if not self._scores:
                 raise ValueError("no samples were scored")
             scores = task_metrics.segmentation_metrics(
@@ -202,9 +192,9 @@ def checkpoint_predictor(checkpoint: str) -> tuple:
     import torch
     from safetensors.torch import load_model
 
+    from ..checkpoints import BEST, META_FILE, WEIGHTS_FILE, resolve_checkpoint
     from ..models.config import ModelConfig
     from ..models.tasks import TaskSpec, build_task_model
-    from .checkpoint import BEST, META_FILE, WEIGHTS_FILE, resolve_checkpoint
 
     # A run folder means its best checkpoint (what early stopping kept), else its last one.
     best = Path(checkpoint) / BEST
@@ -241,15 +231,7 @@ def scores_from_output(
     task: str, multilabel: bool, output: np.ndarray, target_stats: Mapping[str, Any]
 ) -> np.ndarray:
     """Probabilities from logits, or the target sensor's units from normalised values."""
-    output = np.asarray(output, dtype=np.float64)
-    if task == "classification" and multilabel:
-        return 1.0 / (1.0 + np.exp(-output))
-    if task in ("classification", "segmentation"):
-        shifted = np.exp(output - output.max(axis=1, keepdims=True))
-        return shifted / shifted.sum(axis=1, keepdims=True)
-    mean = np.asarray(target_stats["mean"], dtype=np.float64).reshape(1, -1, 1, 1)
-    std = np.asarray(target_stats["std"], dtype=np.float64).reshape(1, -1, 1, 1)
-    return output * std + mean
+    return get_task(task).scores_from_output(multilabel, output, target_stats)
 
 
 def onnx_predictor(path: str, device: str = "cpu") -> tuple:
@@ -280,7 +262,7 @@ def onnx_predictor(path: str, device: str = "cpu") -> tuple:
             scale = np.asarray(output.scale or [1.0] * values.shape[1]).reshape(1, -1, 1, 1)
             offset = np.asarray(output.offset or [0.0] * values.shape[1]).reshape(1, -1, 1, 1)
             values = values * scale + offset
-        elif metadata.task == "classification":
+        elif get_task(metadata.task).scene_level:
             values = values.reshape(values.shape[0], -1)
         return values
 
@@ -294,17 +276,7 @@ def baseline_predictions(
     task: str, samples: Sequence[Mapping[str, Any]], prior: Optional[np.ndarray]
 ) -> np.ndarray:
     """The trivial baseline's predictions for a batch (see the module docstring)."""
-    if task == "classification":
-        return np.repeat(prior[None, :], len(samples), axis=0)
-    if task == "segmentation":
-        height, width = np.asarray(samples[0]["target"]).shape
-        scores = np.zeros((len(samples), len(prior), height, width))
-        scores[:, int(np.argmax(prior))] = 1.0
-        return scores
-    key = "s2" if task == "cloud-removal" else "ms"
-    return np.stack(
-        [np.asarray(s["inputs"][s.get("target_sensor", key)], dtype=np.float64) for s in samples]
-    )
+    return get_task(task).baseline_predictions(samples, prior)
 
 
 def class_prior(train: Any, task: str, num_classes: int, multilabel: bool) -> np.ndarray:
@@ -313,14 +285,14 @@ def class_prior(train: Any, task: str, num_classes: int, multilabel: bool) -> np
     indices = getattr(train, "indices", range(len(train)))
     counts = np.zeros(num_classes, dtype=np.float64)
     for index in indices:
-        if task == "segmentation" and hasattr(dataset, "_label_window"):
+        if not get_task(task).scene_level and hasattr(dataset, "_label_window"):
             labels = dataset._label_window(*dataset.tiles[index])
         elif hasattr(dataset, "target"):
             labels = dataset.target(index)
         else:
             labels = dataset[index]["target"]
         labels = np.asarray(labels)
-        if task == "classification" and multilabel:
+        if multilabel:
             counts += labels.astype(np.float64)
         else:
             labels = labels[(labels >= 0) & (labels != IGNORE_INDEX)]
@@ -345,7 +317,7 @@ def evaluate_predictor(
     """Score a predictor and the task's baseline on the held-back samples.
 
     ``data_range`` and ``ratio`` (PSNR/SSIM peak and ERGAS pan:MS ratio) default to
-    :data:`DATA_RANGE` and :data:`PANSHARPENING_RATIO`.
+    the task's ``data_range`` and ``ergas_ratio`` (:mod:`backend.tasks`).
 
     Returns:
         ``{"task", "n_samples", "metrics": {...}, "baseline": {"name", "metrics"}}``.
@@ -456,7 +428,7 @@ def evaluate_model(
         )
     evaluated = {"val": held, "test": test, "all": dataset, "train": train}[split_part]
     prior = None
-    if model_task in ("classification", "segmentation"):
+    if get_task(model_task).has_classes:
         prior = class_prior(train, model_task, int(num_classes), multilabel)
     report = evaluate_predictor(
         predictor,
@@ -468,7 +440,7 @@ def evaluate_model(
         prior,
         batch_size,
         data_range=data_spec.get("data_range"),
-        ratio=_pansharpening_ratio(dataset) if model_task == "pansharpening" else None,
+        ratio=_pansharpening_ratio(dataset) if get_task(model_task).ergas_ratio else None,
     )
     report.update(
         {

@@ -18,9 +18,11 @@ from typing import Any, Dict, List, Mapping, Optional
 
 import numpy as np
 
+from ..tasks import TASKS, get_task
+from .options import FinetuneOptions, add_arguments
 from .trainer import StepOutput, Trainer, TrainerConfig
 
-TASK_NAMES = ("classification", "segmentation", "cloud-removal", "pansharpening")
+TASK_NAMES = tuple(TASKS)
 
 
 class TrainingSamples:
@@ -140,7 +142,7 @@ class FinetuneTrainer(Trainer):
         self.layer_decay = layer_decay
         self.pretrained_meta: Dict[str, Any] = {}
         if self.init is not None:
-            from .checkpoint import META_FILE, resolve_checkpoint
+            from ..checkpoints import META_FILE, resolve_checkpoint
 
             folder = resolve_checkpoint(self.init)
             if folder is None:
@@ -192,7 +194,7 @@ class FinetuneTrainer(Trainer):
         if self.task_spec is None:
             info = describe_dataset(dataset, self.task, self.data_spec)
             fields = {k: v for k, v in info.items() if v not in (None, [])}
-            if self.task not in ("classification", "segmentation"):
+            if not get_task(self.task).has_classes:
                 fields.pop("multilabel", None)
             self.task_spec = TaskSpec(task=self.task, image_size=self.tile_size, **fields)
         if not self.normalization:
@@ -221,14 +223,14 @@ class FinetuneTrainer(Trainer):
         inputs = {s: sample["inputs"][s] for s in spec.sensors}
         out: Dict[str, Any] = {"inputs": normalize_inputs(inputs, self.normalization)}
         target = np.asarray(sample["target"])
-        if spec.task in ("cloud-removal", "pansharpening"):
+        if not spec.task_type.has_classes:
             stats = self.normalization[spec.target_sensor]
             mean = np.asarray(stats["mean"], dtype=np.float32).reshape(-1, 1, 1)
             std = np.asarray(stats["std"], dtype=np.float32).reshape(-1, 1, 1)
             target = ((target.astype(np.float32) - mean) / std).astype(np.float32)
             valid = np.asarray(sample.get("valid", np.isfinite(target).all(axis=0)), dtype=bool)
             out["valid"] = valid
-        elif spec.task == "segmentation":
+        elif not spec.task_type.scene_level:
             target = target.astype(np.int64)
         elif spec.multilabel:
             target = target.astype(np.float32)
@@ -461,108 +463,43 @@ def task_normalization(spec: Any, pretrained_meta: Mapping[str, Any]) -> Dict[st
 
 def add_finetune_arguments(parser) -> None:
     """The ``finetune`` flags (shared by ``msgfm finetune`` and ``python -m``)."""
-    parser.add_argument("--task", required=True, choices=TASK_NAMES)
-    parser.add_argument(
-        "--config", default="small", help="model config (ignored with --init: the checkpoint's)"
-    )
-    parser.add_argument(
-        "--init",
-        required=True,
-        help="pretraining checkpoint or run folder whose encoder starts the model, or 'none'",
-    )
-    parser.add_argument(
-        "--data",
-        default=None,
-        help="data spec: finetune_<task> (default), a JSON file, inline JSON or "
-        "LAYOUT:PATH[,key=value...]",
-    )
-    parser.add_argument("--data-root", default=None, help="root of the data spec's relative paths")
-    parser.add_argument("--out", required=True, help="output folder")
-    parser.add_argument("--max-steps", type=int, default=300)
-    parser.add_argument("--epochs", type=int, default=None, help="train this many epochs instead")
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--accumulation", type=int, default=1)
-    parser.add_argument("--lr", type=float, default=5e-4)
-    parser.add_argument("--weight-decay", type=float, default=0.05)
-    parser.add_argument("--warmup-steps", type=int, default=10)
-    parser.add_argument("--layer-decay", type=float, default=0.75)
-    parser.add_argument("--linear-probe", action="store_true", help="freeze the encoder")
-    parser.add_argument("--val-fraction", type=float, default=0.2)
-    parser.add_argument("--split-seed", type=int, default=0)
-    parser.add_argument(
-        "--test-fraction",
-        type=float,
-        default=0.0,
-        help="also hold back this fraction as a test set for msgfm evaluate (0 = none)",
-    )
-    parser.add_argument(
-        "--split-fold", type=int, default=None, help="leave-one-patch-out fold (test = patch k)"
-    )
-    parser.add_argument("--val-every", type=int, default=50, help="steps between validations")
-    parser.add_argument("--patience", type=int, default=0, help="early stopping (0 = off)")
-    parser.add_argument("--monitor", default=None, help="validation score, e.g. val_mean_iou")
-    parser.add_argument("--monitor-mode", default=None, choices=["min", "max"])
-    parser.add_argument("--tile-size", type=int, default=None)
-    parser.add_argument("--grad-clip", type=float, default=5.0)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--num-workers", type=int, default=0)
-    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    parser.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"])
-    parser.add_argument("--checkpoint-every", type=int, default=100)
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint-last")
+    add_arguments(parser, FinetuneOptions)
 
 
 def trainer_from_params(params: Mapping[str, Any]) -> FinetuneTrainer:
     """Build the trainer from ``finetune`` flags as a mapping (CLI namespace or worker params)."""
 
-    def get(name: str, default: Any = None) -> Any:
-        value = params.get(name, default)
-        return default if value is None else value
-
+    options = FinetuneOptions.from_mapping(params)
     for name in ("max_steps", "batch_size", "accumulation", "checkpoint_every"):
-        if int(get(name, 1)) < 1:
+        if getattr(options, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
-    task = get("task")
+    task = options.task
     if not task:
         raise ValueError("--task is required")
     config = TrainerConfig(
-        out_dir=str(get("out")),
-        max_steps=int(get("max_steps", 300)),
-        batch_size=int(get("batch_size", 8)),
-        accumulation=int(get("accumulation", 1)),
-        lr=float(get("lr", 5e-4)),
-        weight_decay=float(get("weight_decay", 0.05)),
-        warmup_steps=int(get("warmup_steps", 10)),
-        grad_clip=float(get("grad_clip", 5.0)),
-        seed=int(get("seed", 0)),
-        num_workers=int(get("num_workers", 0)),
-        device=str(get("device", "auto")),
-        precision=str(get("precision", "auto")),
-        checkpoint_every=int(get("checkpoint_every", 100)),
-        progress=not get("no_progress", False),
-        val_every=int(get("val_every", 50)),
-        patience=int(get("patience", 0)),
-        monitor=str(get("monitor", "val_loss")),
-        monitor_mode=str(get("monitor_mode", "min")),
+        out_dir=str(options.out),
+        progress=not options.no_progress,
+        monitor=options.monitor or "val_loss",
+        monitor_mode=options.monitor_mode or "min",
+        **options.trainer_fields(exclude=("monitor", "monitor_mode")),
     )
     trainer = FinetuneTrainer(
         config,
         task,
-        get("data", f"finetune_{task}"),
-        init=get("init"),
-        model_config=str(get("config", "small")),
-        data_root=get("data_root"),
-        val_fraction=float(get("val_fraction", 0.2)),
-        split_seed=int(get("split_seed", 0)),
-        test_fraction=float(get("test_fraction", 0.0)),
-        split_fold=get("split_fold"),
-        linear_probe=bool(get("linear_probe", False)),
-        layer_decay=float(get("layer_decay", 0.75)),
-        tile_size=get("tile_size"),
-        monitor_default=params.get("monitor") is None,
+        options.data or f"finetune_{task}",
+        init=options.init,
+        model_config=options.config,
+        data_root=options.data_root,
+        val_fraction=options.val_fraction,
+        split_seed=options.split_seed,
+        test_fraction=options.test_fraction,
+        split_fold=options.split_fold,
+        linear_probe=options.linear_probe,
+        layer_decay=options.layer_decay,
+        tile_size=options.tile_size,
+        monitor_default=options.monitor is None,
     )
-    epochs = get("epochs")
+    epochs = options.epochs
     if epochs:
         # An epoch is one pass over the training split at the effective batch size.
         per_step = config.batch_size * config.accumulation
@@ -575,7 +512,7 @@ def run_finetune(args) -> int:
     try:
         trainer = trainer_from_params(vars(args))
         if args.resume:
-            from .checkpoint import resolve_checkpoint
+            from ..checkpoints import resolve_checkpoint
 
             if resolve_checkpoint(args.out) is None:
                 print(

@@ -16,8 +16,9 @@ from ..inference.cancel import CancelToken
 Progress = Callable[[float, str], None]
 
 
-def _drive(trainer: Any, progress: Progress, cancel: CancelToken) -> Dict[str, Any]:
-    """Run ``trainer.fit`` with per-step progress and cancellation."""
+def _drive(trainer: Any, progress: Progress, cancel: CancelToken, resume: bool) -> Dict[str, Any]:
+    """Run ``trainer.fit`` with per-step progress and cancellation (``resume``: from the last
+    checkpoint of the output folder)."""
 
     def on_step(step: int, max_steps: int, record: Dict[str, Any]) -> None:
         loss = record.get("loss")
@@ -27,39 +28,29 @@ def _drive(trainer: Any, progress: Progress, cancel: CancelToken) -> Dict[str, A
     trainer.on_step = on_step
     trainer.should_stop = lambda: cancel.cancelled
     progress(0.0, "starting")
-    result = trainer.fit(resume=bool(getattr(trainer, "_resume", False)))
+    result = trainer.fit(resume=resume)
     progress(1.0, f"done at step {result['step']}")
     return result
 
 
 def pretrain(params: Mapping[str, Any], progress: Progress, cancel: CancelToken) -> Dict[str, Any]:
-    """``msgfm pretrain`` as a job. Params: the command's flags (``out`` required)."""
-    import argparse
-
-    from .pretrain import add_pretrain_arguments, trainer_from_args
+    """``msgfm pretrain`` as a job. Params: the command's options (``out`` required)."""
+    from .options import PretrainOptions
+    from .pretrain import trainer_from_args
 
     _require(params, "out")
-    parser = argparse.ArgumentParser(prog="pretrain job")
-    add_pretrain_arguments(parser)
-    args = parser.parse_args([])
-    for key, value in params.items():
-        if not hasattr(args, key):
-            raise ValueError(f"unknown pretrain parameter {key!r}")
-        setattr(args, key, value)
-    args.no_progress = True
-    trainer = trainer_from_args(args)
-    trainer._resume = bool(params.get("resume", False))
-    return _drive(trainer, progress, cancel)
+    options = PretrainOptions.from_mapping(params, strict=True)
+    options.no_progress = True
+    return _drive(trainer_from_args(options), progress, cancel, bool(options.resume))
 
 
 def finetune(params: Mapping[str, Any], progress: Progress, cancel: CancelToken) -> Dict[str, Any]:
-    """``msgfm finetune`` as a job. Params: the command's flags (``task``, ``init``, ``out``)."""
+    """``msgfm finetune`` as a job. Params: the command's options (``task``, ``init``, ``out``)."""
     from .finetune import trainer_from_params
 
     _require(params, "task", "init", "out")
     trainer = trainer_from_params({**params, "no_progress": True})
-    trainer._resume = bool(params.get("resume", False))
-    return _drive(trainer, progress, cancel)
+    return _drive(trainer, progress, cancel, bool(params.get("resume", False)))
 
 
 def export(params: Mapping[str, Any], progress: Progress, cancel: CancelToken) -> Dict[str, Any]:

@@ -22,6 +22,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
+from ..files import write_json_atomically
+
 Bounds = Tuple[float, float, float, float]
 
 
@@ -189,10 +191,7 @@ def leak_free_manifest(
             },
         }
     )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    partial = out.with_name(f".{out.name}.partial")
-    partial.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
-    partial.replace(out)
+    write_json_atomically(out, document)
     return {
         "manifest": str(out),
         "excluded": excluded,

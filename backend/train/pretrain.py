@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
+from .options import PretrainOptions, add_arguments
 from .trainer import StepOutput, Trainer, TrainerConfig
 
 
@@ -211,89 +212,29 @@ class PretrainTrainer(Trainer):
 
 def add_pretrain_arguments(parser) -> None:
     """The ``pretrain`` flags (shared by ``msgfm pretrain`` and ``python -m``)."""
-    defaults = TrainerConfig()
-    parser.add_argument(
-        "--config", default="small", help="model config: small, base or a JSON file"
-    )
-    parser.add_argument("--manifest", default="samples", help="manifest name or JSON file")
-    parser.add_argument("--data-root", default=None, help="root of the manifest's relative paths")
-    parser.add_argument("--stats", default=None, help="band statistics JSON (msgfm data stats)")
-    parser.add_argument("--out", default=defaults.out_dir, help="output folder")
-    parser.add_argument("--max-steps", type=int, default=defaults.max_steps)
-    parser.add_argument(
-        "--batch-size",
-        type=int,
-        default=defaults.batch_size,
-        help="samples per micro-batch per process",
-    )
-    parser.add_argument("--accumulation", type=int, default=defaults.accumulation)
-    parser.add_argument("--lr", type=float, default=defaults.lr)
-    parser.add_argument("--weight-decay", type=float, default=defaults.weight_decay)
-    parser.add_argument("--warmup-steps", type=int, default=defaults.warmup_steps)
-    parser.add_argument("--grad-clip", type=float, default=defaults.grad_clip)
-    parser.add_argument("--seed", type=int, default=defaults.seed)
-    parser.add_argument("--num-workers", type=int, default=defaults.num_workers)
-    parser.add_argument("--device", default=defaults.device, choices=["auto", "cpu", "cuda"])
-    parser.add_argument("--precision", default=defaults.precision, choices=["auto", "bf16", "fp32"])
-    parser.add_argument("--log-every", type=int, default=defaults.log_every)
-    parser.add_argument("--checkpoint-every", type=int, default=defaults.checkpoint_every)
-    parser.add_argument(
-        "--keep-every", type=int, default=defaults.keep_every, help="keep checkpoint-<step> copies"
-    )
-    parser.add_argument(
-        "--probe-every",
-        type=int,
-        default=0,
-        help="every N steps, log the representation probe (msgfm probe) to metrics.jsonl",
-    )
-    parser.add_argument(
-        "--registry-stats",
-        default="",
-        help="comma-separated sensors normalised with the registry's published statistics "
-        "instead of the corpus's (e.g. s2,sar)",
-    )
-    parser.add_argument(
-        "--jitter",
-        type=float,
-        default=0.0,
-        help="radiometric augmentation: per-band gain 1±J and offset ±J (normalised units)",
-    )
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint-last")
+    add_arguments(parser, PretrainOptions)
 
 
 def trainer_from_args(args) -> PretrainTrainer:
-    """Build the trainer from parsed ``pretrain`` arguments."""
+    """Build the trainer from parsed ``pretrain`` arguments (or :class:`PretrainOptions`)."""
+    options = (
+        args if isinstance(args, PretrainOptions) else PretrainOptions.from_mapping(vars(args))
+    )
     for name in ("max_steps", "batch_size", "accumulation", "log_every", "checkpoint_every"):
-        if getattr(args, name) < 1:
+        if getattr(options, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
     config = TrainerConfig(
-        out_dir=args.out,
-        max_steps=args.max_steps,
-        batch_size=args.batch_size,
-        accumulation=args.accumulation,
-        lr=args.lr,
-        weight_decay=args.weight_decay,
-        warmup_steps=args.warmup_steps,
-        grad_clip=args.grad_clip,
-        seed=args.seed,
-        num_workers=args.num_workers,
-        device=args.device,
-        precision=args.precision,
-        log_every=args.log_every,
-        checkpoint_every=args.checkpoint_every,
-        keep_every=args.keep_every,
-        progress=not args.no_progress,
+        out_dir=options.out, progress=not options.no_progress, **options.trainer_fields()
     )
     return PretrainTrainer(
         config,
-        args.config,
-        args.manifest,
-        args.data_root,
-        args.stats,
-        probe_every=getattr(args, "probe_every", 0),
-        registry_stats=[s for s in getattr(args, "registry_stats", "").split(",") if s.strip()],
-        jitter=getattr(args, "jitter", 0.0),
+        options.config,
+        options.manifest,
+        options.data_root,
+        options.stats,
+        probe_every=options.probe_every,
+        registry_stats=[s for s in options.registry_stats.split(",") if s.strip()],
+        jitter=options.jitter,
     )
 
 
@@ -302,7 +243,7 @@ def run_pretrain(args) -> int:
     try:
         trainer = trainer_from_args(args)
         if args.resume and not (Path(args.out) / "checkpoint-last").exists():
-            from .checkpoint import resolve_checkpoint
+            from ..checkpoints import resolve_checkpoint
 
             if resolve_checkpoint(args.out) is None:
                 print(

@@ -28,7 +28,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional
 
-from .checkpoint import BEST, LAST, copy_checkpoint, load_checkpoint, periodic_name, save_checkpoint
+from ..checkpoints import (
+    BEST,
+    LAST,
+    copy_checkpoint,
+    load_checkpoint,
+    periodic_name,
+    save_checkpoint,
+)
 from .distributed import DistributedContext
 from .metrics_log import MetricsLog
 from .schedule import cosine_with_warmup

@@ -7,12 +7,12 @@ from typing import Dict
 
 from qgis.core import (
     QgsProcessingException,
-    QgsProcessingParameterFile,
 )
 
 from ..backend_loader import backend_module
 from ..model_checks import read_metadata
 from ..resources import models_dir
+from .base import file_parameter
 from .embeddings_base import EmbeddingToolAlgorithm
 
 
@@ -44,10 +44,9 @@ class ApplyClassifierAlgorithm(EmbeddingToolAlgorithm):
 
     def initOutputs(self) -> None:
         self.addParameter(
-            QgsProcessingParameterFile(
+            file_parameter(
                 self.CLASSIFIER,
                 "Classifier file (.json from Classify with examples)",
-                behavior=QgsProcessingParameterFile.File,
                 extension="json",
             )
         )
@@ -60,9 +59,9 @@ class ApplyClassifierAlgorithm(EmbeddingToolAlgorithm):
             return chosen, read_metadata(chosen)
         models = backend_module("embedtools.models").embedding_models(models_dir())
         encoder = saved.encoder
-        files = backend_module("embedtools.classifier_file")
+        sha256_file = backend_module("files").sha256_file
         for model in models:
-            if files.file_sha256(model.path) == encoder.sha256:
+            if sha256_file(model.path) == encoder.sha256:
                 return str(model.path), model.metadata
         for model in models:
             if model.metadata.model_name == encoder.model_name:

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from qgis.core import QgsProcessingAlgorithm
+from typing import Optional
+
+from qgis.core import (
+    QgsProcessingAlgorithm,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterNumber,
+)
+from qgis.PyQt.QtCore import QCoreApplication
 from qgis.PyQt.QtGui import QIcon
 
 from ..help_urls import help_url
@@ -20,20 +27,24 @@ class MsgfmAlgorithm(QgsProcessingAlgorithm):
     GROUP = GROUP_ANALYSIS
     HELP = ""
 
+    def tr(self, text: str) -> str:
+        """``text`` in the user's language (the algorithm's class is the translation context)."""
+        return QCoreApplication.translate(type(self).__name__, text)
+
     def name(self):
         return self.NAME
 
     def displayName(self):
-        return self.DISPLAY_NAME
+        return self.tr(self.DISPLAY_NAME)
 
     def group(self):
-        return self.GROUP[1]
+        return self.tr(self.GROUP[1])
 
     def groupId(self):
         return self.GROUP[0]
 
     def shortHelpString(self):
-        return self.HELP
+        return self.tr(self.HELP)
 
     def helpUrl(self):
         return help_url(self.DISPLAY_NAME, self.NAME)
@@ -43,3 +54,69 @@ class MsgfmAlgorithm(QgsProcessingAlgorithm):
 
     def createInstance(self):
         return type(self)()
+
+
+def file_parameter(
+    name: str,
+    description: str,
+    extension: str = "",
+    optional: bool = False,
+    default: Optional[str] = None,
+) -> QgsProcessingParameterFile:
+    """A file input (``extension`` without the dot filters the file dialog)."""
+    return QgsProcessingParameterFile(
+        name,
+        description,
+        behavior=QgsProcessingParameterFile.File,
+        extension=extension,
+        defaultValue=default,
+        optional=optional,
+    )
+
+
+def folder_parameter(
+    name: str, description: str, optional: bool = False, default: Optional[str] = None
+) -> QgsProcessingParameterFile:
+    """A folder input (a checkpoint, say)."""
+    return QgsProcessingParameterFile(
+        name,
+        description,
+        behavior=QgsProcessingParameterFile.Folder,
+        defaultValue=default,
+        optional=optional,
+    )
+
+
+def integer_parameter(
+    name: str,
+    description: str,
+    default: int,
+    minimum: Optional[int] = None,
+    maximum: Optional[int] = None,
+) -> QgsProcessingParameterNumber:
+    """A whole-number input with its default and bounds."""
+    return _number(
+        name, description, QgsProcessingParameterNumber.Integer, default, minimum, maximum
+    )
+
+
+def decimal_parameter(
+    name: str,
+    description: str,
+    default: float,
+    minimum: Optional[float] = None,
+    maximum: Optional[float] = None,
+) -> QgsProcessingParameterNumber:
+    """A decimal input with its default and bounds."""
+    return _number(
+        name, description, QgsProcessingParameterNumber.Double, default, minimum, maximum
+    )
+
+
+def _number(name, description, kind, default, minimum, maximum) -> QgsProcessingParameterNumber:
+    parameter = QgsProcessingParameterNumber(name, description, type=kind, defaultValue=default)
+    if minimum is not None:
+        parameter.setMinimum(minimum)
+    if maximum is not None:
+        parameter.setMaximum(maximum)
+    return parameter

@@ -10,23 +10,14 @@ from qgis.core import QgsProcessingException, QgsProcessingParameterVectorDestin
 
 from ..styling import apply_on_load, scene_windows_style
 from .class_maps import ClassMapAlgorithm, grid_path
-from .inference_base import LayerRole, RunPlan, first_output
+from .inference_base import RunPlan, first_output, input_roles
 
 
 class ClassifyScenesAlgorithm(ClassMapAlgorithm):
     NAME = "classifyscenes"
     DISPLAY_NAME = "Classify scenes"
     TASK = "classification"
-    ROLES = (
-        LayerRole("INPUT", "Input raster layer", "BANDS", "Bands"),
-        LayerRole(
-            "SECOND_INPUT",
-            "Second sensor layer (models with two inputs, e.g. SAR beside Sentinel-2)",
-            "SECOND_BANDS",
-            "Bands of the second sensor layer",
-            optional=True,
-        ),
-    )
+    ROLES = input_roles("SAR beside Sentinel-2")
     GRID = "GRID"
     OUTPUT_LABEL = "Scene classes (one cell per window)"
     PROBABILITIES_LABEL = "Scene class probabilities (one cell per window)"

@@ -14,10 +14,10 @@ from qgis.core import (
     QgsProcessingParameterEnum,
     QgsProcessingParameterField,
     QgsProcessingParameterFileDestination,
-    QgsProcessingParameterNumber,
 )
 
 from ..backend_loader import backend_module
+from .base import integer_parameter
 from .embeddings_base import EmbeddingToolAlgorithm
 from .inference_base import advanced
 
@@ -105,12 +105,11 @@ class ClassifyWithExamplesAlgorithm(EmbeddingToolAlgorithm):
         )
         self.addParameter(
             advanced(
-                QgsProcessingParameterNumber(
+                integer_parameter(
                     self.PIXELS_PER_EXAMPLE,
                     "Pixels per example (at most, from each polygon)",
-                    type=QgsProcessingParameterNumber.Integer,
-                    defaultValue=400,
-                    minValue=1,
+                    400,
+                    minimum=1,
                 )
             )
         )

@@ -5,10 +5,11 @@ from __future__ import annotations
 from contextlib import ExitStack
 from typing import Dict
 
-from qgis.core import QgsProcessingParameterNumber, QgsProcessingParameterRasterDestination
+from qgis.core import QgsProcessingParameterRasterDestination
 
 from ..backend_loader import backend_module
 from ..styling import apply_on_load, class_style
+from .base import integer_parameter
 from .embeddings_base import EmbeddingToolAlgorithm
 
 
@@ -32,13 +33,12 @@ class ClusterEmbeddingsAlgorithm(EmbeddingToolAlgorithm):
 
     def initOutputs(self) -> None:
         self.addParameter(
-            QgsProcessingParameterNumber(
+            integer_parameter(
                 self.CLUSTERS,
                 "Number of clusters",
-                type=QgsProcessingParameterNumber.Integer,
-                defaultValue=8,
-                minValue=2,
-                maxValue=254,
+                8,
+                minimum=2,
+                maximum=254,
             )
         )
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, "Clusters"))

@@ -6,7 +6,6 @@ from contextlib import ExitStack
 from typing import Any, Dict
 
 from qgis.core import (
-    QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
 )
 
@@ -14,6 +13,7 @@ from ..backend_loader import backend_module
 from ..layers import raster_file
 from ..model_checks import check_overlap, choose_bands
 from ..styling import PalettedClasses, apply_on_load
+from .base import decimal_parameter
 from .embeddings_base import EmbeddingToolAlgorithm, style_score
 from .inference_base import LayerRole
 
@@ -66,13 +66,12 @@ class DetectChangeAlgorithm(EmbeddingToolAlgorithm):
 
     def initOutputs(self) -> None:
         self.addParameter(
-            QgsProcessingParameterNumber(
+            decimal_parameter(
                 self.THRESHOLD,
                 "Threshold of the change mask (score 0-1)",
-                type=QgsProcessingParameterNumber.Double,
-                defaultValue=DEFAULT_THRESHOLD,
-                minValue=0.0,
-                maxValue=1.0,
+                DEFAULT_THRESHOLD,
+                minimum=0.0,
+                maximum=1.0,
             )
         )
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, "Change score"))

@@ -24,7 +24,6 @@ from qgis.core import (
     QgsProcessingMultiStepFeedback,
     QgsProcessingParameterEnum,
     QgsProcessingParameterFeatureSource,
-    QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
     QgsRasterLayer,
     QgsRasterShader,
@@ -39,6 +38,7 @@ from ..model_checks import check_task, choose_bands, read_metadata
 from ..resources import models_dir
 from ..runner import BACKENDS, run_job
 from ..styling import apply_on_load, class_style
+from .base import decimal_parameter, integer_parameter
 from .inference_base import LayerRole, ModelInferenceAlgorithm, advanced, first_output
 
 GROUP_EMBEDDINGS = ("embeddings", "Embeddings")
@@ -124,12 +124,11 @@ class EmbeddingToolAlgorithm(ModelInferenceAlgorithm):
     def add_seed(self) -> None:
         self.addParameter(
             advanced(
-                QgsProcessingParameterNumber(
+                integer_parameter(
                     self.SEED,
                     "Random seed (sampling of pixels; same seed, same result)",
-                    type=QgsProcessingParameterNumber.Integer,
-                    defaultValue=0,
-                    minValue=0,
+                    0,
+                    minimum=0,
                 )
             )
         )
@@ -137,13 +136,12 @@ class EmbeddingToolAlgorithm(ModelInferenceAlgorithm):
     def add_band_weight(self, default: float) -> None:
         self.addParameter(
             advanced(
-                QgsProcessingParameterNumber(
+                decimal_parameter(
                     self.BAND_WEIGHT,
                     "Weight of the pixel's own bands against the embedding",
-                    type=QgsProcessingParameterNumber.Double,
-                    defaultValue=default,
-                    minValue=0.0,
-                    maxValue=10.0,
+                    default,
+                    minimum=0.0,
+                    maximum=10.0,
                 )
             )
         )

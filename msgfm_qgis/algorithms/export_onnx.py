@@ -8,13 +8,12 @@ from qgis.core import (
     QgsProcessingException,
     QgsProcessingOutputNumber,
     QgsProcessingOutputString,
-    QgsProcessingParameterFile,
     QgsProcessingParameterFileDestination,
-    QgsProcessingParameterNumber,
     QgsProcessingParameterString,
 )
 
 from ..output_folders import writable_folder
+from .base import decimal_parameter, folder_parameter
 from .inference_base import advanced
 from .training_base import TrainingAlgorithm
 
@@ -66,10 +65,9 @@ class ExportOnnxAlgorithm(TrainingAlgorithm):
 
     def initAlgorithm(self, config=None):
         self.addParameter(
-            QgsProcessingParameterFile(
+            folder_parameter(
                 self.CHECKPOINT,
                 "Checkpoint (folder)",
-                behavior=QgsProcessingParameterFile.Folder,
             )
         )
         self.addParameter(
@@ -81,12 +79,11 @@ class ExportOnnxAlgorithm(TrainingAlgorithm):
         )
         self.addParameter(
             advanced(
-                QgsProcessingParameterNumber(
+                decimal_parameter(
                     self.TOLERANCE,
                     "Parity tolerance (max abs difference ONNX Runtime vs torch)",
-                    type=QgsProcessingParameterNumber.Double,
-                    defaultValue=1e-4,
-                    minValue=0.0,
+                    1e-4,
+                    minimum=0.0,
                 )
             )
         )

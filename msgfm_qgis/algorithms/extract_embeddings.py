@@ -8,7 +8,7 @@ from qgis.core import QgsProcessingParameterRasterDestination
 
 from ..backend_loader import backend_module
 from ..styling import MultiBandColor, apply_on_load
-from .inference_base import LayerRole, RunPlan
+from .inference_base import RunPlan, input_roles
 from .raster_outputs import RasterOutputAlgorithm
 
 
@@ -18,16 +18,7 @@ class ExtractEmbeddingsAlgorithm(RasterOutputAlgorithm):
     TASK = "embedding"
     OUTPUT_KIND = "embedding"
     OUTPUT_LABEL = "Embeddings"
-    ROLES = (
-        LayerRole("INPUT", "Input raster layer", "BANDS", "Bands"),
-        LayerRole(
-            "SECOND_INPUT",
-            "Second sensor layer (models with two inputs)",
-            "SECOND_BANDS",
-            "Bands of the second sensor layer",
-            optional=True,
-        ),
-    )
+    ROLES = input_roles()
     HELP = (
         "Computes the msGFM encoder's features (embeddings) of a raster layer: a multiband raster "
         "with one band per feature, at the encoder's output resolution (e.g. one cell per 32 x 32 "

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 from qgis.core import (
-    QgsCoordinateTransform,
     QgsProcessing,
     QgsProcessingException,
     QgsProcessingMultiStepFeedback,
@@ -23,11 +22,9 @@ from qgis.core import (
     QgsProcessingOutputString,
     QgsProcessingParameterEnum,
     QgsProcessingParameterField,
-    QgsProcessingParameterFile,
     QgsProcessingParameterFileDestination,
     QgsProcessingParameterFolderDestination,
     QgsProcessingParameterMultipleLayers,
-    QgsProcessingParameterNumber,
     QgsProcessingParameterRasterLayer,
     QgsProcessingParameterString,
     QgsProcessingParameterVectorLayer,
@@ -36,11 +33,12 @@ from qgis.core import (
 
 from ..backend_loader import backend_module
 from ..layers import band_names, raster_file
+from ..model_checks import check_overlap
 from ..output_folders import writable_folder
 from ..resources import models_dir
-from .inference_base import DEVICE_LABELS, DEVICES, advanced
-from .pretrain import CONFIG_LABELS, CONFIGS, check_layer_bands
-from .training_base import TrainingAlgorithm
+from .base import decimal_parameter, file_parameter, folder_parameter, integer_parameter
+from .inference_base import DEVICES, advanced
+from .training_base import CONFIG_LABELS, CONFIGS, TrainingAlgorithm, check_layer_bands
 
 TASKS = ("segmentation", "classification")
 TASK_LABELS = (
@@ -159,12 +157,11 @@ class FinetuneAlgorithm(TrainingAlgorithm):
         )
         encoder = bundled_encoder()
         self.addParameter(
-            QgsProcessingParameterFile(
+            folder_parameter(
                 self.CHECKPOINT,
                 "Starting checkpoint (pretraining checkpoint folder; empty: random weights)",
-                behavior=QgsProcessingParameterFile.Folder,
-                defaultValue=str(encoder) if encoder else None,
                 optional=True,
+                default=str(encoder) if encoder else None,
             )
         )
         self.addParameter(
@@ -177,81 +174,58 @@ class FinetuneAlgorithm(TrainingAlgorithm):
         )
         self.addParameter(
             advanced(
-                QgsProcessingParameterFile(
+                file_parameter(
                     self.CONFIG_FILE,
                     "Model config JSON file (replaces the model size)",
-                    behavior=QgsProcessingParameterFile.File,
                     extension="json",
                     optional=True,
                 )
             )
         )
         self.addParameter(
-            QgsProcessingParameterNumber(
+            integer_parameter(
                 self.EPOCHS,
                 "Epochs (0: train for max steps)",
-                type=QgsProcessingParameterNumber.Integer,
-                defaultValue=0,
-                minValue=0,
+                0,
+                minimum=0,
             )
         )
         self.addParameter(
-            QgsProcessingParameterNumber(
+            integer_parameter(
                 self.MAX_STEPS,
                 "Max steps (optimiser steps, when epochs is 0)",
-                type=QgsProcessingParameterNumber.Integer,
-                defaultValue=300,
-                minValue=1,
+                300,
+                minimum=1,
             )
         )
         self.addParameter(
-            QgsProcessingParameterNumber(
+            integer_parameter(
                 self.BATCH_SIZE,
                 "Batch size (tiles per step)",
-                type=QgsProcessingParameterNumber.Integer,
-                defaultValue=8,
-                minValue=1,
+                8,
+                minimum=1,
             )
         )
         self.addParameter(
-            QgsProcessingParameterNumber(
+            decimal_parameter(
                 self.VAL_FRACTION,
                 "Validation fraction (tiles held back for scoring)",
-                type=QgsProcessingParameterNumber.Double,
-                defaultValue=0.2,
-                minValue=0.05,
-                maxValue=0.5,
+                0.2,
+                minimum=0.05,
+                maximum=0.5,
             )
         )
         self.addParameter(
             advanced(
-                QgsProcessingParameterNumber(
+                integer_parameter(
                     self.TILE_SIZE,
                     "Tile size (pixels; a multiple of 32)",
-                    type=QgsProcessingParameterNumber.Integer,
-                    defaultValue=64,
-                    minValue=32,
+                    64,
+                    minimum=32,
                 )
             )
         )
-        self.addParameter(
-            advanced(
-                QgsProcessingParameterNumber(
-                    self.SEED,
-                    "Random seed",
-                    type=QgsProcessingParameterNumber.Integer,
-                    defaultValue=0,
-                    minValue=0,
-                )
-            )
-        )
-        self.addParameter(
-            advanced(
-                QgsProcessingParameterEnum(
-                    self.DEVICE, "Device", options=list(DEVICE_LABELS), defaultValue=0
-                )
-            )
-        )
+        self.add_seed_and_device_parameters()
         self.addParameter(
             QgsProcessingParameterFileDestination(
                 self.OUTPUT, "Output model (.onnx)", fileFilter="ONNX models (*.onnx)"
@@ -284,12 +258,12 @@ class FinetuneAlgorithm(TrainingAlgorithm):
         sensors = self.image_sensors(parameters, context, images)
         labels = self.label_layer(parameters, context)
         for layer in [*images[1:], labels[0]]:
-            check_overlap(images[0], layer, context)
+            check_overlap(images[0], "image layer", layer, "training layer", context)
         if labels[1] is not None:
             polygon_classes(labels[0], labels[1])  # refuses fewer than two before any copy
 
         folder = self.training_folder(parameters, context)
-        copies = Path(backend_module("file_modes").output_tempdir(folder, "inputs-"))
+        copies = Path(backend_module("files").output_tempdir(folder, "inputs-"))
         spec = self.data_spec(task, images, sensors, labels, copies, tile_size, context)
         spec_path = folder / "data_spec.json"
         spec_path.write_text(json.dumps(spec, indent=2) + "\n", encoding="utf-8")
@@ -356,7 +330,7 @@ class FinetuneAlgorithm(TrainingAlgorithm):
             return writable_folder(
                 folder, "Training folder (checkpoints, metrics; empty: a temporary folder)"
             )
-        return Path(backend_module("file_modes").output_tempdir(prefix="msgfm-finetune-"))
+        return Path(backend_module("files").output_tempdir(prefix="msgfm-finetune-"))
 
     def image_sensors(self, parameters, context, layers) -> List[str]:
         """The sensor of each image layer: named by the user, or guessed from its band count."""
@@ -469,8 +443,9 @@ class FinetuneAlgorithm(TrainingAlgorithm):
             path = raster_file(layer, copies, context, f"{self.IMAGES}: {layer.name()}")
             image_entries[sensor] = {"path": path, "bands": image_bands(layer, sensor)}
         label, field = labels
+        task_type = backend_module("tasks").get_task(task)
         spec: Dict[str, Any] = {
-            "layout": "segmentation" if task == "segmentation" else "majority-tiles",
+            "layout": task_type.label_layout,
             "description": (
                 f"QGIS layers {', '.join(layer.name() for layer in images)} labelled by "
                 f"'{label.name()}'" + (f" field '{field}'" if field else "")
@@ -494,7 +469,7 @@ class FinetuneAlgorithm(TrainingAlgorithm):
             spec["polygons"] = polygon_file(label, field, copies, context)
             spec["polygon_layer"] = POLYGON_COPY_LAYER
             spec["class_field"] = field
-        if task == "classification":
+        if task_type.scene_level:  # a scene tile needs a labelled majority
             spec["min_labelled"] = 0.5
         if not any(copies.iterdir()):
             copies.rmdir()
@@ -513,22 +488,6 @@ def image_bands(layer, sensor: str) -> Optional[List[str]]:
         return list(S2_L1C_BANDS)
     # Undescribed bands get names no sensor uses, so the reader leaves them out.
     return [name or f"band {index}" for index, name in enumerate(names, start=1)]
-
-
-def check_overlap(image, other, context) -> None:
-    """Refuse a layer that does not overlap the first image layer (compared in its CRS)."""
-    extent = other.extent()
-    if other.crs() != image.crs():
-        transform = QgsCoordinateTransform(other.crs(), image.crs(), context.transformContext())
-        try:
-            extent = transform.transformBoundingBox(extent)
-        except Exception:  # QgsCsException: the extent has no place in the image's CRS
-            extent = None
-    if extent is None or not extent.intersects(image.extent()):
-        raise QgsProcessingException(
-            f"Layer '{other.name()}' does not overlap the image layer '{image.name()}': choose "
-            "labels and images of the same area"
-        )
 
 
 def polygon_classes(layer, field: str) -> List[Any]:

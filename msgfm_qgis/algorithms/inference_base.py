@@ -22,8 +22,6 @@ from qgis.core import (
     QgsProcessingParameterEnum,
     QgsProcessingParameterExtent,
     QgsProcessingParameterFeatureSource,
-    QgsProcessingParameterFile,
-    QgsProcessingParameterNumber,
     QgsProcessingParameterRasterLayer,
 )
 
@@ -42,7 +40,13 @@ from ..model_checks import (
 )
 from ..output_folders import layer_copies_folder, output_staging_folder, writable_folder
 from ..runner import BACKENDS, InferenceJob, run_job
-from .base import GROUP_ANALYSIS, MsgfmAlgorithm
+from .base import (
+    GROUP_ANALYSIS,
+    MsgfmAlgorithm,
+    decimal_parameter,
+    file_parameter,
+    integer_parameter,
+)
 
 DEVICES = ("auto", "cpu", "cuda")
 DEVICE_LABELS = ("Automatic (CUDA when available, else CPU)", "CPU", "CUDA (NVIDIA GPU)")
@@ -70,6 +74,25 @@ class LayerRole:
     bands_label: str
     sensor: Optional[str] = None
     optional: bool = False
+
+
+def input_roles(second_example: str = "") -> Tuple[LayerRole, LayerRole]:
+    """The layers of a one- or two-input model: the input, and an optional second sensor layer.
+
+    Args:
+        second_example: what a second input is for this task's models, for its label.
+    """
+    example = f", e.g. {second_example}" if second_example else ""
+    return (
+        LayerRole("INPUT", "Input raster layer", "BANDS", "Bands"),
+        LayerRole(
+            "SECOND_INPUT",
+            f"Second sensor layer (models with two inputs{example})",
+            "SECOND_BANDS",
+            "Bands of the second sensor layer",
+            optional=True,
+        ),
+    )
 
 
 @dataclass
@@ -125,13 +148,12 @@ class ModelInferenceAlgorithm(MsgfmAlgorithm):
             )
         default = bundled_model(self.TASK)
         self.addParameter(
-            QgsProcessingParameterFile(
+            file_parameter(
                 self.MODEL,
                 "msGFM model (.onnx; empty: the bundled model)",
-                behavior=QgsProcessingParameterFile.File,
                 extension="onnx",
-                defaultValue=str(default) if default.is_file() else None,
                 optional=True,
+                default=str(default) if default.is_file() else None,
             )
         )
         self.addParameter(
@@ -150,35 +172,32 @@ class ModelInferenceAlgorithm(MsgfmAlgorithm):
         self.initOutputs()
         self.addParameter(
             advanced(
-                QgsProcessingParameterNumber(
+                integer_parameter(
                     self.TILE_SIZE,
                     "Tile size in pixels (0: the model's)",
-                    type=QgsProcessingParameterNumber.Integer,
-                    defaultValue=0,
-                    minValue=0,
+                    0,
+                    minimum=0,
                 )
             )
         )
         self.addParameter(
             advanced(
-                QgsProcessingParameterNumber(
+                decimal_parameter(
                     self.OVERLAP,
                     "Overlap between tiles, fraction of a tile (-1: the model's)",
-                    type=QgsProcessingParameterNumber.Double,
-                    defaultValue=-1.0,
-                    minValue=-1.0,
-                    maxValue=0.9,
+                    -1.0,
+                    minimum=-1.0,
+                    maximum=0.9,
                 )
             )
         )
         self.addParameter(
             advanced(
-                QgsProcessingParameterNumber(
+                integer_parameter(
                     self.BATCH_SIZE,
                     "Tiles per model call (batch size)",
-                    type=QgsProcessingParameterNumber.Integer,
-                    defaultValue=4,
-                    minValue=1,
+                    4,
+                    minimum=1,
                 )
             )
         )

@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 from qgis.core import (
     QgsProcessingException,
     QgsProcessingOutputString,
-    QgsProcessingParameterFile,
     QgsProcessingParameterFileDestination,
 )
 
 from ..backend_loader import backend_module
 from ..dependencies import require_onnxruntime
 from ..output_folders import writable_folder
-from .base import GROUP_ANALYSIS, MsgfmAlgorithm
+from .base import GROUP_ANALYSIS, MsgfmAlgorithm, file_parameter
 
 
 class ModelInfoAlgorithm(MsgfmAlgorithm):
@@ -39,10 +37,9 @@ class ModelInfoAlgorithm(MsgfmAlgorithm):
 
     def initAlgorithm(self, config=None):
         self.addParameter(
-            QgsProcessingParameterFile(
+            file_parameter(
                 self.MODEL,
                 "msGFM model (.onnx)",
-                behavior=QgsProcessingParameterFile.File,
                 extension="onnx",
             )
         )
@@ -81,7 +78,7 @@ class ModelInfoAlgorithm(MsgfmAlgorithm):
         destination = self.parameterAsFileOutput(parameters, self.OUTPUT, context)
         if destination:
             writable_folder(Path(destination).parent, "Model metadata (JSON)")
-            write_text_atomically(Path(destination), text + "\n")
+            backend_module("files").write_text_atomically(Path(destination), text + "\n")
             results[self.OUTPUT] = destination
         return results
 
@@ -106,16 +103,3 @@ def describe(metadata) -> list:
     for name, value in sorted(metadata.metrics.items()):
         lines.append(f"Metric {name}: {value}")
     return lines
-
-
-def write_text_atomically(path: Path, text: str) -> None:
-    """Write ``text`` to a temporary file beside ``path`` and rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = backend_module("file_modes").output_tempfile(path.parent, f".{path.name}.")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise

@@ -14,24 +14,18 @@ from qgis.core import (
     QgsProcessingOutputString,
     QgsProcessingParameterBoolean,
     QgsProcessingParameterEnum,
-    QgsProcessingParameterFile,
     QgsProcessingParameterFolderDestination,
     QgsProcessingParameterMultipleLayers,
-    QgsProcessingParameterNumber,
     QgsProcessingParameterString,
 )
 
 from ..backend_loader import backend_module
-from ..layers import band_names, raster_file
+from ..layers import raster_file
 from ..output_folders import writable_folder
-from .inference_base import DEVICE_LABELS, DEVICES, advanced
-from .training_base import TrainingAlgorithm
+from .base import file_parameter, integer_parameter
+from .inference_base import DEVICES
+from .training_base import CONFIG_LABELS, CONFIGS, TrainingAlgorithm, check_layer_bands
 
-CONFIGS = ("small", "base")
-CONFIG_LABELS = (
-    "small (CPU-sized: trains here in minutes)",
-    "base (the paper's Swin-B; needs a GPU)",
-)
 SHIPPED_MANIFEST = "samples"
 
 
@@ -81,10 +75,9 @@ class PretrainAlgorithm(TrainingAlgorithm):
 
     def initAlgorithm(self, config=None):
         self.addParameter(
-            QgsProcessingParameterFile(
+            file_parameter(
                 self.MANIFEST,
                 "Pretraining manifest (.json; empty: the shipped 'samples' or the layers below)",
-                behavior=QgsProcessingParameterFile.File,
                 extension="json",
                 optional=True,
             )
@@ -117,50 +110,30 @@ class PretrainAlgorithm(TrainingAlgorithm):
             )
         )
         self.addParameter(
-            QgsProcessingParameterFile(
+            file_parameter(
                 self.CONFIG_FILE,
                 "Model config JSON file (replaces the model size)",
-                behavior=QgsProcessingParameterFile.File,
                 extension="json",
                 optional=True,
             )
         )
         self.addParameter(
-            QgsProcessingParameterNumber(
+            integer_parameter(
                 self.MAX_STEPS,
                 "Max steps (optimiser steps)",
-                type=QgsProcessingParameterNumber.Integer,
-                defaultValue=1000,
-                minValue=1,
+                1000,
+                minimum=1,
             )
         )
         self.addParameter(
-            QgsProcessingParameterNumber(
+            integer_parameter(
                 self.BATCH_SIZE,
                 "Batch size (crops per step)",
-                type=QgsProcessingParameterNumber.Integer,
-                defaultValue=8,
-                minValue=1,
+                8,
+                minimum=1,
             )
         )
-        self.addParameter(
-            advanced(
-                QgsProcessingParameterNumber(
-                    self.SEED,
-                    "Random seed",
-                    type=QgsProcessingParameterNumber.Integer,
-                    defaultValue=0,
-                    minValue=0,
-                )
-            )
-        )
-        self.addParameter(
-            advanced(
-                QgsProcessingParameterEnum(
-                    self.DEVICE, "Device", options=list(DEVICE_LABELS), defaultValue=0
-                )
-            )
-        )
+        self.add_seed_and_device_parameters()
         self.addParameter(
             QgsProcessingParameterFolderDestination(self.OUTPUT, "Output folder (checkpoints)")
         )
@@ -238,7 +211,7 @@ class PretrainAlgorithm(TrainingAlgorithm):
             raise QgsProcessingException(
                 f"Both layers of the pair are '{sensors[0]}': a pair joins two different sensors"
             )
-        copies = Path(backend_module("file_modes").output_tempdir(out, "inputs-"))
+        copies = Path(backend_module("files").output_tempdir(out, "inputs-"))
         entries = []
         for layer, sensor in zip(layers, sensors):
             label = f"{self.LAYERS}: {layer.name()}"
@@ -276,22 +249,6 @@ class PretrainAlgorithm(TrainingAlgorithm):
                 )
             check_layer_bands(layer, sensors_module.get_sensor(name), sensors_module)
         return names
-
-
-def check_layer_bands(layer, sensor, sensors_module) -> None:
-    """Refuse a layer whose bands cannot be the sensor's (wrong count and no band names)."""
-    count = layer.bandCount()
-    if count == len(sensor.bands):
-        return
-    try:
-        sensors_module.select_bands(sensor, band_names(layer))
-    except (KeyError, ValueError):
-        raise QgsProcessingException(
-            f"Layer '{layer.name()}' has {count} band(s) but sensor '{sensor.name}' needs "
-            f"{len(sensor.bands)} ({', '.join(sensor.bands)}) and its band descriptions do not "
-            "name them: save a copy with exactly these bands (Raster > Conversion > Translate, or "
-            "Build Virtual Raster) and choose that"
-        ) from None
 
 
 def manifest_document(entries, paired: bool) -> Dict[str, Any]:

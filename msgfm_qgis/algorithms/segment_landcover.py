@@ -3,23 +3,14 @@
 from __future__ import annotations
 
 from .class_maps import ClassMapAlgorithm
-from .inference_base import LayerRole
+from .inference_base import input_roles
 
 
 class SegmentLandCoverAlgorithm(ClassMapAlgorithm):
     NAME = "segmentlandcover"
     DISPLAY_NAME = "Segment land cover"
     TASK = "segmentation"
-    ROLES = (
-        LayerRole("INPUT", "Input raster layer", "BANDS", "Bands"),
-        LayerRole(
-            "SECOND_INPUT",
-            "Second sensor layer (models with two inputs, e.g. elevation beside RGB)",
-            "SECOND_BANDS",
-            "Bands of the second sensor layer",
-            optional=True,
-        ),
-    )
+    ROLES = input_roles("elevation beside RGB")
     OUTPUT_LABEL = "Land cover"
     HELP = (
         "Classifies every pixel of a raster layer into land-cover classes with an msGFM "

@@ -9,17 +9,22 @@ waits for a long training step.
 
 from __future__ import annotations
 
-import contextlib
 import queue
 import subprocess
 import time
-from typing import Any, Dict, Mapping, Optional, Sequence
+from typing import Any, Dict, Mapping, Sequence
 
-from qgis.core import QgsProcessingException, QgsProcessingFeedback
+from qgis.core import (
+    QgsProcessingException,
+    QgsProcessingFeedback,
+    QgsProcessingParameterEnum,
+)
 
 from ..backend_loader import backend_module
+from ..layers import band_names
 from ..settings import WORKER_PYTHON_KEY, worker_python
-from .base import GROUP_TRAINING, MsgfmAlgorithm
+from .base import GROUP_TRAINING, MsgfmAlgorithm, integer_parameter
+from .inference_base import DEVICE_LABELS, advanced
 
 CANCELLED = "cancelled"
 # Seconds a job gets to stop on its own after a cancel before its process is terminated.
@@ -71,12 +76,39 @@ def require_modules(python: str, modules: Sequence[str]) -> None:
         )
 
 
+CONFIGS = ("small", "base")
+CONFIG_LABELS = (
+    "small (CPU-sized: trains here in minutes)",
+    "base (the paper's Swin-B; needs a GPU)",
+)
+
+
 class TrainingAlgorithm(MsgfmAlgorithm):
     """Base class of the training algorithms. Subclasses set ``JOB`` and build its parameters."""
 
     GROUP = GROUP_TRAINING
     JOB = ""
     REQUIRED_MODULES: Sequence[str] = ("torch", "numpy", "rasterio")
+
+    def add_seed_and_device_parameters(self) -> None:
+        """The advanced Random seed and Device parameters every training algorithm has."""
+        self.addParameter(
+            advanced(
+                integer_parameter(
+                    self.SEED,
+                    "Random seed",
+                    0,
+                    minimum=0,
+                )
+            )
+        )
+        self.addParameter(
+            advanced(
+                QgsProcessingParameterEnum(
+                    self.DEVICE, "Device", options=list(DEVICE_LABELS), defaultValue=0
+                )
+            )
+        )
 
     def run_training_job(
         self, params: Mapping[str, Any], feedback: QgsProcessingFeedback
@@ -91,9 +123,9 @@ class TrainingAlgorithm(MsgfmAlgorithm):
             raise QgsProcessingException(CANCELLED)
         python = worker_python()
         require_modules(python, self.REQUIRED_MODULES)
-        client_module = backend_module("inference.worker_client")
+        client_module = backend_module("worker.client")
         command = " ".join(client_module.worker_command(python))
-        client = _logging_client(client_module)(python)
+        client = client_module.WorkerClient(python)
         try:
             try:
                 client.start()
@@ -114,43 +146,38 @@ class TrainingAlgorithm(MsgfmAlgorithm):
             _pass_log(client, feedback)
 
     def _follow(self, client, client_module, params, feedback) -> Dict[str, Any]:
-        cancel_sent_at = [0.0]
+        """Run the job through the client's loop, with the worker's log and progress in QGIS."""
         last_log = [0.0]
+        cancelling = [False]
 
-        def poll() -> None:
-            _pass_log(client, feedback)
-            if not feedback.isCanceled():
-                return
-            if not cancel_sent_at[0]:
-                cancel_sent_at[0] = time.monotonic()
-                feedback.pushInfo("Cancelling: asking the training job to stop")
-                with contextlib.suppress(client_module.WorkerError):  # already gone
-                    client.cancel()
-            elif time.monotonic() - cancel_sent_at[0] > CANCEL_GRACE_S:
-                # A job inside a long step does not look at its cancel flag: stop the process.
-                _terminate(client.process)
-
-        client.submit(self.JOB, params)
-        try:
-            for event in client.events(poll):
-                poll()
-                kind = event.get("type")
-                message = str(event.get("message", ""))
-                if kind == "progress":
-                    feedback.setProgress(100.0 * float(event.get("fraction", 0.0)))
-                    if message:
-                        feedback.setProgressText(message)
-                        if time.monotonic() - last_log[0] >= LOG_INTERVAL_S:
-                            last_log[0] = time.monotonic()
-                            feedback.pushInfo(message)
-                elif kind == "result":
-                    return event.get("result") or {}
-                elif kind == "cancelled":
-                    raise QgsProcessingException(CANCELLED)
-                elif kind == "error":
-                    raise self._job_error(str(event.get("error")), message, client.python, feedback)
-                elif message:
+        def progress(fraction: float, message: str) -> None:
+            feedback.setProgress(100.0 * fraction)
+            if message:
+                feedback.setProgressText(message)
+                if time.monotonic() - last_log[0] >= LOG_INTERVAL_S:
+                    last_log[0] = time.monotonic()
                     feedback.pushInfo(message)
+
+        def is_cancelled() -> bool:
+            if feedback.isCanceled() and not cancelling[0]:
+                cancelling[0] = True
+                feedback.pushInfo("Cancelling: asking the training job to stop")
+            return feedback.isCanceled()
+
+        try:
+            return client.run(
+                self.JOB,
+                params,
+                progress=progress,
+                is_cancelled=is_cancelled,
+                on_poll=lambda: _pass_log(client, feedback),
+                on_message=feedback.pushInfo,
+                terminate_after=CANCEL_GRACE_S,
+            )
+        except client_module.WorkerCancelledError:
+            raise QgsProcessingException(CANCELLED) from None
+        except client_module.WorkerJobError as exc:
+            raise self._job_error(exc.kind, str(exc), client.python, feedback) from None
         except client_module.WorkerError as exc:
             if feedback.isCanceled():
                 raise QgsProcessingException(CANCELLED) from None
@@ -158,7 +185,6 @@ class TrainingAlgorithm(MsgfmAlgorithm):
                 f"The msGFM worker stopped during '{self.JOB}': {exc} (worker Python: "
                 f"{client.python})"
             ) from None
-        raise QgsProcessingException(f"The msGFM worker ended '{self.JOB}' without a result")
 
     def _job_error(self, kind: str, message: str, python: str, feedback) -> QgsProcessingException:
         if feedback.isCanceled():
@@ -169,23 +195,6 @@ class TrainingAlgorithm(MsgfmAlgorithm):
                 f"setting {WORKER_PYTHON_KEY} to a Python with torch, numpy<2 and rasterio"
             )
         return QgsProcessingException(f"msGFM {self.JOB} failed: {message}")
-
-
-def _logging_client(client_module):
-    """A worker client that also queues the worker's stderr lines (its training log)."""
-
-    class LoggingWorkerClient(client_module.WorkerClient):
-        def __init__(self, python: str, env: Optional[Mapping[str, str]] = None):
-            super().__init__(python, env)
-            self.log_lines: queue.Queue = queue.Queue()
-
-        def _read_stderr(self) -> None:
-            assert self.process is not None and self.process.stderr is not None
-            for line in self.process.stderr:
-                self._stderr.append(line)
-                self.log_lines.put(line.rstrip())
-
-    return LoggingWorkerClient
 
 
 def _pass_log(client, feedback: QgsProcessingFeedback) -> None:
@@ -199,11 +208,17 @@ def _pass_log(client, feedback: QgsProcessingFeedback) -> None:
             feedback.pushConsoleInfo(line)
 
 
-def _terminate(process: Optional[subprocess.Popen]) -> None:
-    if process is None or process.poll() is not None:
+def check_layer_bands(layer, sensor, sensors_module) -> None:
+    """Refuse a layer whose bands cannot be the sensor's (wrong count and no band names)."""
+    count = layer.bandCount()
+    if count == len(sensor.bands):
         return
-    process.terminate()
     try:
-        process.wait(2.0)
-    except subprocess.TimeoutExpired:
-        process.kill()
+        sensors_module.select_bands(sensor, band_names(layer))
+    except (KeyError, ValueError):
+        raise QgsProcessingException(
+            f"Layer '{layer.name()}' has {count} band(s) but sensor '{sensor.name}' needs "
+            f"{len(sensor.bands)} ({', '.join(sensor.bands)}) and its band descriptions do not "
+            "name them: save a copy with exactly these bands (Raster > Conversion > Translate, or "
+            "Build Virtual Raster) and choose that"
+        ) from None

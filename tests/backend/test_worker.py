@@ -14,7 +14,7 @@ import pytest
 import rasterio
 
 from backend.export.schema import OutputSpec
-from backend.inference.worker_client import (
+from backend.worker.client import (
     WORKER_MODULE,
     WorkerCancelledError,
     WorkerClient,
@@ -181,7 +181,7 @@ def test_a_missing_python_is_a_clear_error():
 
 
 def test_default_python_runs_this_environment():
-    from backend.inference.worker_client import default_python
+    from backend.worker.interpreter import default_python
 
     python = default_python()
     done = subprocess.run(

@@ -36,7 +36,7 @@ def check_provider():
     import sys
 
     REPORT["python"] = [sys.executable, sys.exec_prefix, sys.base_exec_prefix]
-    REPORT["worker_python"] = backend_module("inference.worker_client").default_python()
+    REPORT["worker_python"] = backend_module("worker.interpreter").default_python()
 
 
 def segment_and_show():

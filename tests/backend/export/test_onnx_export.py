@@ -12,13 +12,13 @@ import numpy as np
 import pytest
 import torch
 
+from backend.checkpoints import save_checkpoint
 from backend.export.onnx_export import ExportParityError, export_checkpoint
 from backend.export.schema import read_model_metadata
 from backend.models.config import ModelConfig
 from backend.models.cross_sensor_mim import MsGFMPretrainModel
 from backend.models.tasks import TaskSpec, build_task_model
 from backend.sensors import get_sensor, normalize
-from backend.train.checkpoint import save_checkpoint
 
 TILE = 96
 EXPORT_BATCH = 2

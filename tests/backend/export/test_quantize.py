@@ -14,6 +14,7 @@ from backend.export.quantize import quantize_model
 from backend.export.schema import ModelMetadataError, read_model_metadata, to_metadata_props
 from backend.inference.engine import run_inference
 from backend.inference.inputs import RasterInput
+from backend.train.evaluate import evaluate_model
 
 # A 6-band GeoTIFF crop of the Landsat sample (fixture) and the test checkpoints of the export tests.
 from .test_onnx_export import SPECS, landsat_raster, make_task_checkpoint  # noqa: F401
@@ -41,6 +42,7 @@ def quantized(landsat_stack, tmp_path_factory):
         CLASSIFICATION,
         out,
         parity_data="finetune_classification_landcover",
+        score_model=evaluate_model,
         test_fraction=0.2,  # the bundled models are trained with a test split: score it
         parity_rasters=[f"landsat={landsat_stack}"],
     )
@@ -96,6 +98,8 @@ def test_quantizing_needs_parity_data_and_a_float_model(quantized, tmp_path):
         quantize_model(CLASSIFICATION, tmp_path / "x.onnx")
     with pytest.raises(ValueError, match="already quantised"):
         quantize_model(quantized.path, tmp_path / "y.onnx", parity_data="x")
+    with pytest.raises(ValueError, match="score_model"):  # scoring is handed in, not imported
+        quantize_model(CLASSIFICATION, tmp_path / "z.onnx", parity_data="x")
     assert sorted(p.name for p in tmp_path.iterdir()) == []  # nothing left behind
 
 

@@ -195,8 +195,8 @@ def test_scratch_entries_and_checkpoints_get_the_umask_modes(tmp_path):
     """Temporary files and folders that become outputs, and a training checkpoint folder."""
     import torch
 
-    from backend.file_modes import output_tempdir, output_tempfile
-    from backend.train.checkpoint import save_checkpoint
+    from backend.checkpoints import save_checkpoint
+    from backend.files import output_tempdir, output_tempfile
 
     previous = os.umask(0o027)
     try:

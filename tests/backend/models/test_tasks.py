@@ -13,6 +13,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from backend.checkpoints import save_checkpoint
 from backend.models.config import get_config
 from backend.models.cross_sensor_mim import MsGFMPretrainModel
 from backend.models.tasks import (
@@ -25,7 +26,6 @@ from backend.models.tasks import (
     task_loss,
 )
 from backend.sensors import normalize
-from backend.train.checkpoint import save_checkpoint
 
 SIZE = 96
 

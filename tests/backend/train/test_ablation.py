@@ -10,16 +10,12 @@ from pathlib import Path
 import pytest
 
 from backend.models.config import get_config
-from backend.train.ablation import (
-    PROTOCOL,
-    VARIANTS,
-    AblationStudy,
+from backend.train.ablation import PROTOCOL, VARIANTS, AblationStudy, merge_results, variant_config
+from backend.train.ablation_report import (
     bootstrap_interval,
     markdown_tables,
-    merge_results,
     paired_differences,
     summarize,
-    variant_config,
     verdict,
 )
 

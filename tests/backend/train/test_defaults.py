@@ -9,6 +9,7 @@ import shutil
 import pytest
 
 from backend.data.manifest import load_manifest
+from backend.files import sha256_file
 from backend.models.config import DEFAULT_SENSORS
 from backend.train.defaults import (
     BUDGETS,
@@ -17,7 +18,6 @@ from backend.train.defaults import (
     MANIFEST_FILE,
     TASK_RECIPES,
     DefaultsRecipe,
-    file_sha256,
     run_defaults,
 )
 
@@ -69,7 +69,7 @@ def test_recipe_writes_every_file_with_its_checksum(recipe_run):
     for entry in manifest["files"]:
         path = out / entry["file"]
         assert path.stat().st_size == entry["bytes"]
-        assert file_sha256(path) == entry["sha256"]
+        assert sha256_file(path) == entry["sha256"]
     # Atomic writes leave no temporary file or folder behind.
     assert not [p for p in out.rglob(".*")]
     assert manifest["steps"] == json.loads(json.dumps(BUDGETS["tiny"].__dict__))

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from backend.inference.worker_client import WorkerCancelledError, WorkerClient, WorkerError
 from backend.train.metrics_log import read_metrics
+from backend.worker.client import WorkerCancelledError, WorkerClient, WorkerError
 
 
 def _params(out, pretrained, sample_data, steps):

@@ -10,7 +10,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from backend.train.checkpoint import load_checkpoint, resolve_checkpoint
+from backend.checkpoints import load_checkpoint, resolve_checkpoint
 from backend.train.metrics_log import read_metrics
 
 from .conftest import REPO, pretrain_args, python_command, run, subprocess_env

@@ -248,7 +248,7 @@ def test_polygon_labels_with_a_class_field(
         ),
         (
             {"LABEL_POLYGONS": "POLYGONS", "CLASS_FIELD": "cid"},
-            r"Layer 's2l1c_ref' does not overlap the image layer 'lsat7_2000'",
+            r"Layer 's2l1c_ref' \(training layer\) does not overlap layer 'lsat7_2000' \(image layer\)",
         ),
         (
             {"LABEL_POLYGONS": "POLYGONS"},

@@ -20,7 +20,7 @@ import shutil
 from pathlib import Path
 from typing import Any, Dict, Optional, Union
 
-from ..file_modes import file_mode
+from .files import file_mode
 
 LAST = "checkpoint-last"
 BEST = "checkpoint-best"

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from .schema import ModelFileError, ModelMetadataError, read_model_metadata
+from .export.schema import ModelFileError, ModelMetadataError, read_model_metadata
 
 QUANTIZATIONS = ("int8",)
 
@@ -104,7 +104,7 @@ def _export(args: argparse.Namespace) -> int:
         return _export_quantized(args)
     if args.onnx:
         raise SystemExit("msgfm export: --onnx is for --quantize; export a --checkpoint instead")
-    from .onnx_export import ExportParityError, export_checkpoint
+    from .export.onnx_export import ExportParityError, export_checkpoint
 
     try:
         samples = None
@@ -158,7 +158,8 @@ def _export(args: argparse.Namespace) -> int:
 
 def _export_quantized(args: argparse.Namespace) -> int:
     """``--quantize``: the float model (exported first from a checkpoint) quantised into --out."""
-    from .quantize import quantize_model
+    from .export.quantize import quantize_model
+    from .train.evaluate import evaluate_model
 
     out = Path(args.out)
     if not args.parity_data and not args.parity_raster:
@@ -178,6 +179,7 @@ def _export_quantized(args: argparse.Namespace) -> int:
             test_fraction=args.test_fraction,
             split_fold=args.split_fold,
             parity_rasters=args.parity_raster,
+            score_model=evaluate_model,
         )
     except (FileNotFoundError, ValueError, KeyError, ModelFileError) as exc:
         raise SystemExit(f"msgfm export: {exc}") from None
@@ -241,9 +243,9 @@ def read_parity_tiles(
     import numpy as np
     import rasterio
 
-    from ..data.tasks.normalization import sensor_with_stats
-    from ..sensors import normalize
-    from ..train.checkpoint import META_FILE, resolve_checkpoint
+    from .checkpoints import META_FILE, resolve_checkpoint
+    from .data.tasks.normalization import sensor_with_stats
+    from .sensors import normalize
 
     folder = resolve_checkpoint(checkpoint)
     if folder is None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from backend.train import checkpoint as ckpt
+from backend import checkpoints as ckpt
 
 
 def _model(value: float) -> torch.nn.Module:

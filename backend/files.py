@@ -1,20 +1,29 @@
-"""Temporary files and folders that become outputs, created with the modes a plain ``open`` gives.
+"""Files the backend writes and checks: output modes, atomic writes, SHA-256 checksums.
+
+Temporary files and folders that become outputs are created with the modes a plain ``open`` gives.
 
 ``tempfile.mkstemp`` creates files with mode 0600 and ``tempfile.mkdtemp`` folders with 0700,
 whatever the process umask: right for scratch space, wrong for a file that is renamed into place
 as a result (a GeoTIFF, a JSON report, a checkpoint folder), because other users and services could
 then not read it in a shared folder. These wrappers create the same hidden, uniquely named
 entries and then give them the mode ``open``/``mkdir`` would have (0666 / 0777 minus the umask).
+
+A text output (a manifest, a results file, a report) is written by :func:`write_text_atomically`:
+into such a temporary file beside its final name, then renamed into place, so a reader sees the
+old file or the new one, never half of one. Rasters, GeoPackages and checkpoint folders follow the
+same rule with their own writers (:mod:`backend.inference.writers`, :mod:`backend.checkpoints`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import os
 import tempfile
 import threading
 from pathlib import Path
-from typing import Optional, Tuple, Union
+from typing import Any, Optional, Tuple, Union
 
 _UMASK_LOCK = threading.Lock()
 
@@ -63,3 +72,35 @@ def output_tempdir(folder: Optional[Union[str, Path]] = None, prefix: str = "tmp
     with contextlib.suppress(OSError):
         os.chmod(name, folder_mode())
     return name
+
+
+def write_text_atomically(path: Union[str, Path], text: str) -> None:
+    """Write ``text`` (UTF-8) to a temporary file beside ``path`` and rename it into place.
+
+    The folder is created if needed; on any error the temporary file is removed and the previous
+    ``path``, if any, is left as it was.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = output_tempfile(path.parent, f".{path.name}.", ".partial")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def write_json_atomically(path: Union[str, Path], document: Any) -> None:
+    """:func:`write_text_atomically` of ``document`` as indented JSON with a final newline."""
+    write_text_atomically(path, json.dumps(document, indent=2) + "\n")
+
+
+def sha256_file(path: Union[str, Path]) -> str:
+    """Hex SHA-256 of a file's bytes (read in 1 MiB blocks)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -1,4 +1,4 @@
-"""Client of the subprocess worker (:mod:`backend.worker`), for the QGIS plugin. No torch.
+"""Client of the subprocess worker (:mod:`backend.worker.server`), for the QGIS plugin. No torch.
 
 It starts ``python -m backend.worker`` with a chosen Python executable (QGIS's own ``sys.executable``
 is the QGIS binary, and training may need another environment), sends a request, yields its events
@@ -8,21 +8,22 @@ package importable as top-level ``backend`` both in a checkout and inside the pl
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
-import shutil
 import subprocess
-import sys
 import threading
+import time
 from collections import deque
 from pathlib import Path
 from typing import Any, Callable, Deque, Dict, Iterator, List, Mapping, Optional, Sequence
 
+from .protocol import TERMINAL_EVENTS
+
 # Folder that contains the backend package, and the worker module's name from there.
 _PACKAGE_DIR = Path(__file__).resolve().parents[1]
 WORKER_MODULE = f"{_PACKAGE_DIR.name}.worker"
-_TERMINAL = ("result", "error", "cancelled")
 
 
 class WorkerError(RuntimeError):
@@ -31,6 +32,10 @@ class WorkerError(RuntimeError):
     def __init__(self, message: str, kind: str = "WorkerError"):
         super().__init__(message)
         self.kind = kind
+
+
+class WorkerJobError(WorkerError):
+    """The job failed inside the worker; ``kind`` is the exception's class name there."""
 
 
 class WorkerCancelledError(WorkerError):
@@ -59,6 +64,8 @@ class WorkerClient:
         self.ready: Dict[str, Any] = {}
         self._events: queue.Queue = queue.Queue()
         self._stderr: Deque[str] = deque(maxlen=40)
+        # Every stderr line of the worker (its log), for a caller to pass on (see ``run``).
+        self.log_lines: queue.Queue = queue.Queue()
         self._next_id = 0
         self._current: Optional[str] = None
         self._readers: List[threading.Thread] = []
@@ -125,7 +132,7 @@ class WorkerClient:
             if event.get("id") not in (self._current, None):
                 continue  # a late event of an earlier job
             yield event
-            if event.get("type") in _TERMINAL:
+            if event.get("type") in TERMINAL_EVENTS:
                 return
 
     def cancel(self) -> None:
@@ -138,37 +145,70 @@ class WorkerClient:
         params: Mapping[str, Any],
         progress: Optional[Callable[[float, str], None]] = None,
         is_cancelled: Optional[Callable[[], bool]] = None,
+        on_poll: Optional[Callable[[], None]] = None,
+        on_message: Optional[Callable[[str], None]] = None,
+        terminate_after: Optional[float] = None,
     ) -> Dict[str, Any]:
-        """Run one job to its end and return its result.
+        """Run one job to its end and return its result: the one loop every caller uses.
 
         Args:
             progress: receives ``(fraction, message)`` of each progress event.
             is_cancelled: polled while waiting; once it returns True the job is cancelled.
+            on_poll: called about ten times a second and after each event (e.g. to pass the
+                worker's :attr:`log_lines` on from the caller's thread).
+            on_message: receives the message of any other event that carries one.
+            terminate_after: seconds a cancelled job may take to stop before the worker process
+                is terminated (a job inside a long step does not look at its cancel flag);
+                None waits for it.
 
         Raises:
             WorkerCancelledError: the job was cancelled.
-            WorkerError: the job failed (message from the worker) or the worker died.
+            WorkerJobError: the job failed (message and exception name from the worker).
+            WorkerError: the worker died or could not be reached.
         """
-        cancel_sent = [False]
+        cancel_sent_at: List[float] = []
 
         def poll() -> None:
-            if is_cancelled is not None and not cancel_sent[0] and is_cancelled():
-                cancel_sent[0] = True
-                self.cancel()
+            if on_poll is not None:
+                on_poll()
+            if is_cancelled is None or not is_cancelled():
+                return
+            if not cancel_sent_at:
+                cancel_sent_at.append(time.monotonic())
+                with contextlib.suppress(WorkerError):  # already gone: events() will say so
+                    self.cancel()
+            elif terminate_after is not None and time.monotonic() - cancel_sent_at[0] > (
+                terminate_after
+            ):
+                self.terminate()
 
         self.submit(job, params)
         for event in self.events(poll):
             kind = event.get("type")
             poll()
-            if kind == "progress" and progress is not None:
-                progress(float(event.get("fraction", 0.0)), str(event.get("message", "")))
+            message = str(event.get("message", ""))
+            if kind == "progress":
+                if progress is not None:
+                    progress(float(event.get("fraction", 0.0)), message)
             elif kind == "result":
                 return event.get("result") or {}
             elif kind == "cancelled":
                 raise WorkerCancelledError("the job was cancelled", "cancelled")
             elif kind == "error":
-                raise WorkerError(str(event.get("message")), str(event.get("error")))
+                raise WorkerJobError(str(event.get("message")), str(event.get("error")))
+            elif message and on_message is not None:
+                on_message(message)
         raise WorkerError("the worker ended without a result")  # pragma: no cover
+
+    def terminate(self, timeout: float = 2.0) -> None:
+        """Stop the worker process now (terminate, then kill if it does not end in time)."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
 
     def close(self, timeout: float = 10.0) -> Optional[int]:
         """Ask the worker to finish, wait for it (terminating it if it hangs); returns its code."""
@@ -239,102 +279,7 @@ class WorkerClient:
         assert self.process is not None and self.process.stderr is not None
         for line in self.process.stderr:
             self._stderr.append(line)
-
-
-def python_candidates(
-    executable: str = "",
-    exec_prefixes: Sequence[str] = (),
-    environ: Optional[Mapping[str, str]] = None,
-    system: str = "",
-    version: Optional[Sequence[int]] = None,
-) -> List[Path]:
-    """Interpreters to try for the worker, best first (see :func:`default_python`).
-
-    Args:
-        executable: ``sys.executable`` (the QGIS program inside QGIS).
-        exec_prefixes: ``sys.prefix``, ``sys.exec_prefix`` and ``sys.base_exec_prefix``.
-        environ: the environment (``VIRTUAL_ENV``, ``MSGFM_PYTHON``).
-        system: ``platform.system()`` (``Linux``, ``Windows``, ``Darwin``).
-        version: ``(major, minor)`` of the running Python.
-    """
-    import platform
-
-    environ = os.environ if environ is None else environ
-    system = system or platform.system()
-    major, minor = tuple(version or sys.version_info[:2])[:2]
-    windows = system == "Windows"
-    candidates: List[Path] = []
-    prefixes = [Path(p) for p in exec_prefixes if p]
-    # sys.executable is the interpreter only when it lies in the environment's prefix: Python
-    # embedded in QGIS guesses it from PATH (e.g. a pyenv shim of an unrelated Python).
-    trusted = any(_inside(Path(executable), prefix) for prefix in prefixes)
-    if executable and Path(executable).name.lower().startswith("python") and trusted:
-        candidates.append(Path(executable))  # a plain Python (venv, tests, the CLI)
-    # QGIS's own Python: the interpreter that shares its packages (rasterio, GDAL, numpy<2).
-    for prefix in prefixes:
-        if windows:
-            candidates += [prefix / "python.exe", prefix / "python3.exe"]
-        else:
-            candidates += [prefix / "bin" / f"python{major}.{minor}", prefix / "bin" / "python3"]
-    if executable:
-        program = Path(executable).parent
-        if windows:
-            # OSGeo4W and the standalone installer: bin/qgis-bin.exe beside bin/python.exe, or
-            # apps/Python3X/python.exe above it.
-            candidates.append(program / "python.exe")
-            for root in (program.parent, program.parent.parent):
-                candidates.append(root / "bin" / "python.exe")
-                candidates.append(root / "apps" / f"Python{major}{minor}" / "python.exe")
-        elif system == "Darwin":
-            candidates.append(program / "bin" / "python3")  # QGIS.app/Contents/MacOS/bin/python3
-    # The environment the plugin was set up from.
-    if environ.get("MSGFM_PYTHON"):
-        candidates.append(Path(environ["MSGFM_PYTHON"]))
-    if environ.get("VIRTUAL_ENV"):
-        venv = Path(environ["VIRTUAL_ENV"])
-        candidates.append(venv / "Scripts" / "python.exe" if windows else venv / "bin" / "python")
-    unique: List[Path] = []
-    for candidate in candidates:
-        if candidate not in unique:
-            unique.append(candidate)
-    return unique
-
-
-def _inside(path: Path, folder: Path) -> bool:
-    """Whether ``path`` lies under ``folder`` (unresolved: a venv's python links elsewhere)."""
-    try:
-        path.relative_to(folder)
-    except ValueError:
-        return False
-    return True
-
-
-def default_python() -> str:
-    """The Python interpreter for the worker when the plugin setting names none.
-
-    Inside QGIS ``sys.executable`` is the QGIS program itself or a Python that the embedded
-    interpreter found on PATH, and a PATH lookup can find any Python (a pyenv shim without rasterio,
-    say). In order: ``sys.executable`` when it is a Python inside the running environment; the
-    interpreter of QGIS's own Python (``sys.exec_prefix`` / ``sys.base_exec_prefix``, on Windows
-    ``python.exe`` beside or above the QGIS program, on macOS QGIS.app's ``bin/python3``); then the
-    environment the plugin was set up from (``MSGFM_PYTHON``, ``VIRTUAL_ENV``); last, PATH.
-
-    Raises:
-        WorkerError: no interpreter was found.
-    """
-    candidates = python_candidates(
-        sys.executable or "", (sys.prefix, sys.exec_prefix, sys.base_exec_prefix), os.environ
-    )
-    for candidate in candidates:
-        if candidate.is_file():
-            return str(candidate)
-    version = f"{sys.version_info.major}.{sys.version_info.minor}"
-    found = shutil.which(f"python{version}") or shutil.which("python3")
-    if found:
-        return found
-    raise WorkerError(
-        "cannot find a Python interpreter for the worker; set its path in the plugin settings"
-    )
+            self.log_lines.put(line.rstrip())
 
 
 def worker_command(python: str) -> Sequence[str]:

@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from backend.inference.worker_client import default_python, python_candidates
+from backend.worker.interpreter import default_python, python_candidates
 
 
 def touch(path: Path) -> Path:

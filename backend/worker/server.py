@@ -1,19 +1,8 @@
-"""The local subprocess worker: jobs requested as JSON lines on stdin, events as JSON lines on stdout.
+"""The local subprocess worker's server: jobs requested as JSON lines on stdin, events on stdout.
 
 Run as ``msgfm worker`` or ``python -m backend.worker`` (inside the plugin: with the plugin folder on
-``PYTHONPATH``). Its Python may be another environment than QGIS's (one with CUDA torch, say).
-
-Protocol (one JSON object per line, UTF-8):
-
-- worker: ``{"type": "ready", "protocol": 1, "version": ..., "jobs": [...]}`` once at start.
-- client: ``{"type": "request", "id": "7", "job": "predict", "params": {...}}``.
-- worker: ``{"type": "progress", "id": "7", "fraction": 0.4, "message": "..."}`` (any number),
-  then exactly one of ``{"type": "result", "id": "7", "result": {...}}``,
-  ``{"type": "error", "id": "7", "error": "InputMismatchError", "message": "..."}`` or
-  ``{"type": "cancelled", "id": "7", "message": "..."}``.
-- client: ``{"type": "cancel"}`` stops the running job within one batch; ``{"type": "shutdown"}``
-  (or closing stdin) ends the worker once the running job is done. SIGTERM cancels the running job
-  and ends the worker cleanly (exit code 0, no partial outputs).
+``PYTHONPATH``). Its Python may be another environment than QGIS's (one with CUDA torch, say). The
+messages are those of :mod:`backend.worker.protocol`.
 
 One job runs at a time. Jobs are functions ``(params, progress, cancel) -> dict``: add one with
 :func:`register_job`, or by naming it in :data:`JOB_MODULES` (imported on first use, so a job that
@@ -32,20 +21,19 @@ import threading
 import traceback
 from typing import IO, Any, Callable, Dict, List, Mapping, Optional
 
-from . import __version__
-from .inference.cancel import CancelToken
-
-PROTOCOL_VERSION = 1
+from .. import __version__
+from ..inference.cancel import CancelToken
+from .protocol import PROTOCOL_VERSION
 
 JobHandler = Callable[[Mapping[str, Any], Callable[[float, str], None], CancelToken], Dict]
 
-# Job name -> "module:function" relative to this package, imported when first requested.
+# Job name -> "module:function" relative to this package (backend.worker), imported when first requested.
 JOB_MODULES: Dict[str, str] = {
-    "predict": ".inference.jobs:predict",
-    "info": ".inference.jobs:info",
-    "pretrain": ".train.jobs:pretrain",
-    "finetune": ".train.jobs:finetune",
-    "export": ".train.jobs:export",
+    "predict": "..inference.jobs:predict",
+    "info": "..inference.jobs:info",
+    "pretrain": "..train.jobs:pretrain",
+    "finetune": "..train.jobs:finetune",
+    "export": "..train.jobs:export",
 }
 _JOBS: Dict[str, JobHandler] = {}
 
@@ -219,7 +207,7 @@ def _message(exc: BaseException) -> str:
 
 
 def _is_user_error(exc: BaseException) -> bool:
-    from .inference.errors import InferenceError
+    from ..inference.errors import InferenceError
 
     return isinstance(exc, (InferenceError, KeyError, ValueError))
 
@@ -234,7 +222,3 @@ def main(argv: Optional[List[str]] = None) -> int:
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, lambda signum, frame: worker.stop())
     return worker.serve()
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,20 @@
+"""Cloud removal: a cloud-free Sentinel-2 image from a cloudy one and Sentinel-1 SAR."""
+
+from __future__ import annotations
+
+from typing import Any, List, Sequence, Tuple
+
+from .base import Task
+
+
+class CloudRemoval(Task):
+    name = "cloud-removal"
+    head = "residual-image"
+    target_sensor = "s2"
+    # Sentinel-2 reflectance x 10000 (SEN12MS-CR practice: values clipped to 0..10000).
+    data_range = 10000.0
+
+    def image_sensors(self, sensors: Sequence[str], dataset: Any) -> Tuple[List[str], str]:
+        """The cloudy Sentinel-2 image first, then SAR (always an input: it sees through clouds)."""
+        sensors = list(sensors) + ([] if "sar" in sensors else ["sar"])
+        return ["s2", *[s for s in sensors if s != "s2"]], "s2"

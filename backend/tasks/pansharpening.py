@@ -1,0 +1,21 @@
+"""Pan-sharpening: multispectral bands at the panchromatic band's resolution."""
+
+from __future__ import annotations
+
+from typing import Any, List, Sequence, Tuple
+
+from .base import Task
+
+
+class Pansharpening(Task):
+    name = "pansharpening"
+    head = "residual-image"
+    target_sensor = "ms"
+    # WorldView-2 MS is 11-bit DN; the pan:MS ratio of WorldView-2/3 (the SpaceNet-6 samples).
+    data_range = 2047.0
+    ergas_ratio = 4
+
+    def image_sensors(self, sensors: Sequence[str], dataset: Any) -> Tuple[List[str], str]:
+        """The dataset's pan and MS sensors (``sensor_names``; default ``pan``, ``ms``)."""
+        pan, ms = getattr(dataset, "sensor_names", ("pan", "ms"))
+        return [pan, ms], ms
