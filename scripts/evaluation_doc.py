@@ -194,6 +194,19 @@ def render(document) -> str:
         if steps
         else ""
     )
+    counts = {}
+    for row in results:
+        counts.setdefault((row["variant"], row["task"]), set()).add(row["seed"])
+    fewest = min(len(s) for s in counts.values())
+    arms, tasks = {v for v, _ in counts}, {t for _, t in counts}
+    partial = fewest < 3 or len(counts) < len(arms) * len(tasks)
+    partial_text = (
+        "\n**Partial run.** Some arm x task pairs rest on fewer than three seeds (the protocol asks "
+        f"for three; the fewest here: {fewest}): their intervals span only the seeds run so far, "
+        "and a verdict on them is provisional until `make ablation` has run every seed.\n"
+        if partial
+        else ""
+    )
     tables = markdown_tables(results)
     summary, per_seed = tables.split("\n\n#### ", 1)
     parts = [
@@ -203,7 +216,7 @@ def render(document) -> str:
         "",
         f"Budget `{budget}`{steps_text}, config `{document['config']}`, seeds "
         f"{', '.join(map(str, seeds))}; mean ± sample standard deviation over seeds, on test.",
-        "",
+        partial_text,
         summary,
         "",
         READING,

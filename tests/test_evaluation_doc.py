@@ -86,3 +86,17 @@ def test_new_protocol_results_with_intervals_and_test_counts(tmp_path):
     assert stale.returncode == 0
     check = _run("--results", RESULTS, "--out", tmp_path / "evaluation.md", "--check")
     assert check.returncode == 1 and "make evaluation" in check.stderr
+
+
+def test_a_run_with_fewer_than_three_seeds_is_marked_partial(tmp_path):
+    from backend.train.ablation import PROTOCOL
+
+    rows = [
+        _row(variant, seed, "cloud-removal", 28.0 + seed + (variant == "msgfm"))
+        for seed in (0, 1)
+        for variant in ("msgfm", "random-init")
+    ]
+    document = {"protocol": PROTOCOL, "budget": "quick", "config": "lite", "results": rows}
+    assert "**Partial run.**" in _render(tmp_path, document)
+    rows += [_row(v, 2, "cloud-removal", 29.0) for v in ("msgfm", "random-init")]
+    assert "**Partial run.**" not in _render(tmp_path, document)
