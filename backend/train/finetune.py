@@ -22,8 +22,6 @@ from ..tasks import TASKS, get_task
 from .options import FinetuneOptions, add_arguments
 from .trainer import StepOutput, Trainer, TrainerConfig
 
-TASK_NAMES = tuple(TASKS)
-
 
 class TrainingSamples:
     """An endless, seeded stream over a finite training subset (what ``StepBatchSampler`` needs).
@@ -123,8 +121,8 @@ class FinetuneTrainer(Trainer):
         monitor_default: bool = True,
     ):
         super().__init__(config)
-        if task not in TASK_NAMES:
-            raise ValueError(f"--task must be one of {', '.join(TASK_NAMES)}, not {task!r}")
+        if task not in TASKS:
+            raise ValueError(f"--task must be one of {', '.join(TASKS)}, not {task!r}")
         if not 0.0 < layer_decay <= 1.0:
             raise ValueError(f"--layer-decay must be in (0, 1], got {layer_decay}")
         from ..models.config import ModelConfig, get_config

@@ -109,6 +109,13 @@ def advanced(parameter: QgsProcessingParameterDefinition) -> QgsProcessingParame
     return parameter
 
 
+def device_parameter(name: str) -> QgsProcessingParameterDefinition:
+    """The advanced Device choice (automatic, CPU, CUDA) of every algorithm that runs a model."""
+    return advanced(
+        QgsProcessingParameterEnum(name, "Device", options=list(DEVICE_LABELS), defaultValue=0)
+    )
+
+
 class ModelInferenceAlgorithm(MsgfmAlgorithm):
     """Base class of the analysis algorithms. Subclasses set ``TASK``, ``ROLES`` and the outputs."""
 
@@ -201,13 +208,7 @@ class ModelInferenceAlgorithm(MsgfmAlgorithm):
                 )
             )
         )
-        self.addParameter(
-            advanced(
-                QgsProcessingParameterEnum(
-                    self.DEVICE, "Device", options=list(DEVICE_LABELS), defaultValue=0
-                )
-            )
-        )
+        self.addParameter(device_parameter(self.DEVICE))
         self.addParameter(
             advanced(
                 QgsProcessingParameterEnum(

@@ -17,14 +17,13 @@ from typing import Any, Dict, Mapping, Sequence
 from qgis.core import (
     QgsProcessingException,
     QgsProcessingFeedback,
-    QgsProcessingParameterEnum,
 )
 
 from ..backend_loader import backend_module
 from ..layers import band_names
 from ..settings import WORKER_PYTHON_KEY, worker_python
 from .base import GROUP_TRAINING, MsgfmAlgorithm, integer_parameter
-from .inference_base import DEVICE_LABELS, advanced
+from .inference_base import advanced, device_parameter
 
 CANCELLED = "cancelled"
 # Seconds a job gets to stop on its own after a cancel before its process is terminated.
@@ -102,13 +101,7 @@ class TrainingAlgorithm(MsgfmAlgorithm):
                 )
             )
         )
-        self.addParameter(
-            advanced(
-                QgsProcessingParameterEnum(
-                    self.DEVICE, "Device", options=list(DEVICE_LABELS), defaultValue=0
-                )
-            )
-        )
+        self.addParameter(device_parameter(self.DEVICE))
 
     def run_training_job(
         self, params: Mapping[str, Any], feedback: QgsProcessingFeedback
