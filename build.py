@@ -2,7 +2,7 @@
 """Build the installable QGIS plugin zip: ``dist/msgfm_qgis-<version>.zip``.
 
 The zip has one root folder, ``msgfm_qgis/``, holding the plugin code, the backend it runs
-(``msgfm_qgis/backend``), ``resources/`` (icons, bundled models), ``metadata.txt`` and ``LICENSE`` —
+(``msgfm_qgis/lib/backend``, which the plugin puts on ``sys.path``), ``resources/`` (icons, bundled models), ``metadata.txt`` and ``LICENSE`` —
 the layout QGIS's "Install from ZIP" and the plugin repository expect.
 
 Usage: python build.py [--out-dir dist]
@@ -21,7 +21,7 @@ from typing import Iterator, Tuple
 ROOT = Path(__file__).resolve().parent
 PLUGIN_NAME = "msgfm_qgis"
 # Source folder -> folder inside the plugin root.
-TREES = (("msgfm_qgis", ""), ("backend", "backend"), ("resources", "resources"))
+TREES = (("msgfm_qgis", ""), ("backend", "lib/backend"), ("resources", "resources"))
 FILES = ("metadata.txt", "LICENSE")
 EXCLUDED_DIRS = {"__pycache__", ".pytest_cache", ".ruff_cache", ".mypy_cache", ".git"}
 EXCLUDED_SUFFIXES = {".pyc", ".pyo", ".orig", ".rej", ".swp"}

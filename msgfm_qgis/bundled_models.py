@@ -11,7 +11,9 @@ import html
 from pathlib import Path
 from typing import Any, Dict, Optional, Tuple
 
-from .backend_loader import backend_module
+from backend.export.external_data import metadata_props
+from backend.export.schema import from_metadata_props
+
 from .resources import models_dir
 
 _CACHE: Dict[Tuple[str, float], Optional[Any]] = {}
@@ -27,10 +29,8 @@ def bundled_metadata(task: str) -> Optional[Any]:
     if key not in _CACHE:
         # Read from the file itself, not through an ONNX Runtime session: this runs when a
         # dialog opens, on QGIS's main thread, where a session would freeze the window ~1 s.
-        schema = backend_module("export.schema")
-        props = backend_module("export.external_data").metadata_props
         try:
-            _CACHE[key] = schema.from_metadata_props(props(path))
+            _CACHE[key] = from_metadata_props(metadata_props(path))
         except Exception:  # a damaged file: the help says less
             _CACHE[key] = None
     return _CACHE[key]

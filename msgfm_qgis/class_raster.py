@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from .backend_loader import backend_module
+from backend.files import output_tempfile
 
 # Rows processed at once: memory stays bounded on large rasters.
 _BLOCK_ROWS = 256
@@ -53,7 +53,7 @@ def write_class_raster(probabilities: str, out_path: str, classes: Sequence[Any]
     values = np.array([c.value for c in classes], dtype=np.uint8)
     nodata = class_nodata(has_nodata, values.tolist())
     out = Path(out_path)
-    handle, temp_name = backend_module("files").output_tempfile(out.parent, f".{out.stem}.", ".tif")
+    handle, temp_name = output_tempfile(out.parent, f".{out.stem}.", ".tif")
     os.close(handle)
     temp = Path(temp_name)
     try:

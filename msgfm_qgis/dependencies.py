@@ -20,14 +20,14 @@ from typing import List
 
 from qgis.core import QgsProcessingException
 
-from .backend_loader import backend_module
+from backend.worker.interpreter import default_python
 
 ONNXRUNTIME = "onnxruntime"
 
 
 def qgis_python() -> str:
     """The Python interpreter QGIS embeds (not ``sys.executable``, see the module docstring)."""
-    return backend_module("worker.interpreter").default_python()
+    return default_python()
 
 
 def numpy_pin() -> str:

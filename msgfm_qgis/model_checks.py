@@ -18,7 +18,9 @@ from qgis.core import (
     QgsRasterLayer,
 )
 
-from .backend_loader import backend_module
+from backend.export import schema
+from backend.export.external_data import metadata_props
+
 from .layers import band_names
 from .resources import models_dir
 
@@ -63,9 +65,8 @@ def read_metadata(model_path: str) -> Any:
     holds Python's lock meanwhile (the run opens its own session, which checks the graph too).
     A file that does not read that way is opened by ONNX Runtime, whose error is the clearest.
     """
-    schema = backend_module("export.schema")
     try:
-        props = backend_module("export.external_data").metadata_props(model_path)
+        props = metadata_props(model_path)
         if props:
             return schema.from_metadata_props(props)
     except (OSError, ValueError):  # not protobuf, or metadata ONNX Runtime will explain

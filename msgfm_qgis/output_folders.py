@@ -14,6 +14,9 @@ from typing import Union
 
 from qgis.core import QgsProcessingException
 
+from backend import run_scratch as scratch
+from backend.files import output_tempdir
+
 
 def writable_folder(folder: Union[str, Path], label: str) -> Path:
     """Create ``folder`` if needed and check that files can be created in it.
@@ -47,17 +50,12 @@ def writable_folder(folder: Union[str, Path], label: str) -> Path:
 
 def output_staging_folder(folder: Path, label: str) -> Path:
     """A hidden run-scoped folder inside ``folder`` for outputs being written (removed after)."""
-    from .backend_loader import backend_module
-
     writable_folder(folder, label)
-    scratch = backend_module("run_scratch")
     # Left by runs that were killed: staging folders, and partial files of `msgfm predict`.
     scratch.remove_stale(folder, ".msgfm-h*")
     scratch.remove_stale(folder, ".*.partial.tif*")
     try:
-        return Path(
-            backend_module("files").output_tempdir(folder, f".msgfm-{scratch.owner_tag()}-")
-        )
+        return Path(output_tempdir(folder, f".msgfm-{scratch.owner_tag()}-"))
     except OSError as exc:
         raise QgsProcessingException(
             f"Cannot write to the folder {folder} for '{label}' ({exc.strerror or exc}): choose "
@@ -70,8 +68,5 @@ def layer_copies_folder() -> Path:
 
     Folders of earlier runs that were killed before they could remove theirs are removed first.
     """
-    from .backend_loader import backend_module
-
-    scratch = backend_module("run_scratch")
     scratch.remove_stale(tempfile.gettempdir(), "msgfm-layers-h*")
     return Path(tempfile.mkdtemp(prefix=f"msgfm-layers-{scratch.owner_tag()}-"))

@@ -5,6 +5,8 @@ from __future__ import annotations
 from qgis.core import QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
+import backend
+
 from .algorithms import ALGORITHMS
 from .algorithms.embedding_tools import EMBEDDING_ALGORITHMS
 from .resources import icon_path, resources_dir
@@ -18,9 +20,7 @@ class MsgfmProvider(QgsProcessingProvider):
         return "msGFM"
 
     def longName(self):
-        from .backend_loader import backend_module
-
-        return f"msGFM multisensor geospatial foundation model {backend_module().__version__}"
+        return f"msGFM multisensor geospatial foundation model {backend.__version__}"
 
     def icon(self):
         return QIcon(icon_path())

@@ -13,8 +13,6 @@ from typing import Any, Dict, List, Optional
 
 from qgis.core import QgsProcessingException, QgsProcessingFeedback
 
-from .backend_loader import backend_module
-
 IN_PROCESS = "in-process"
 SUBPROCESS = "subprocess"
 BACKENDS = (IN_PROCESS, SUBPROCESS)
@@ -87,7 +85,8 @@ def _progress(feedback: QgsProcessingFeedback):
 
 def _run_in_process(job: InferenceJob, feedback: QgsProcessingFeedback) -> Dict[str, Any]:
     feedback.setProgressText("Starting the model run...")
-    inference = backend_module("inference")
+    from backend import inference
+
     token = inference.CancelToken(poll=feedback.isCanceled)
     # The signal stops a batch already inside ONNX Runtime at once; polling covers the rest.
     feedback.canceled.connect(token.cancel)
@@ -121,9 +120,10 @@ def _run_in_process(job: InferenceJob, feedback: QgsProcessingFeedback) -> Dict[
 
 
 def _run_in_worker(job: InferenceJob, feedback: QgsProcessingFeedback) -> Dict[str, Any]:
+    from backend.worker import client as client_module
+
     from .settings import worker_python
 
-    client_module = backend_module("worker.client")
     python = worker_python()
     feedback.pushInfo(
         f"Backend: local subprocess ({' '.join(client_module.worker_command(python))})"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from qgis.core import QgsProcessingException, QgsSettings
 
-from .backend_loader import backend_module
+from backend.worker import interpreter
 
 WORKER_PYTHON_KEY = "msgfm/worker_python"
 
@@ -29,7 +29,6 @@ def worker_python() -> str:
                 "in-process backend"
             )
         return configured
-    interpreter = backend_module("worker.interpreter")
     try:
         return interpreter.default_python()
     except interpreter.WorkerError as exc:

@@ -24,8 +24,8 @@ def test_zip_layout(tmp_path):
         "msgfm_qgis/metadata.txt",
         "msgfm_qgis/LICENSE",
         "msgfm_qgis/resources/icons/msgfm.svg",
-        "msgfm_qgis/backend/__init__.py",
-        "msgfm_qgis/backend/export/schema.py",
+        "msgfm_qgis/lib/backend/__init__.py",
+        "msgfm_qgis/lib/backend/export/schema.py",
         "msgfm_qgis/algorithms/model_info.py",
     ):
         assert required in names

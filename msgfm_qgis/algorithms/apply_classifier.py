@@ -9,7 +9,8 @@ from qgis.core import (
     QgsProcessingException,
 )
 
-from ..backend_loader import backend_module
+from backend.files import sha256_file
+
 from ..model_checks import read_metadata
 from ..resources import models_dir
 from .base import file_parameter
@@ -57,9 +58,10 @@ class ApplyClassifierAlgorithm(EmbeddingToolAlgorithm):
         chosen = self.parameterAsFile(parameters, self.MODEL, context)
         if chosen:
             return chosen, read_metadata(chosen)
-        models = backend_module("embedtools.models").embedding_models(models_dir())
+        from backend.embedtools.models import embedding_models
+
+        models = embedding_models(models_dir())
         encoder = saved.encoder
-        sha256_file = backend_module("files").sha256_file
         for model in models:
             if sha256_file(model.path) == encoder.sha256:
                 return str(model.path), model.metadata
@@ -72,7 +74,8 @@ class ApplyClassifierAlgorithm(EmbeddingToolAlgorithm):
         )
 
     def run_tool(self, parameters, context, feedback, staging, copies) -> Dict:
-        files = backend_module("embedtools.classifier_file")
+        from backend.embedtools import classifier_file as files
+
         saved = files.ClassifierFile.load(
             self.parameterAsFile(parameters, self.CLASSIFIER, context)
         )

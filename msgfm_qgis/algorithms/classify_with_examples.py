@@ -16,7 +16,6 @@ from qgis.core import (
     QgsProcessingParameterFileDestination,
 )
 
-from ..backend_loader import backend_module
 from .base import integer_parameter
 from .embeddings_base import EmbeddingToolAlgorithm
 from .inference_base import advanced
@@ -124,9 +123,9 @@ class ClassifyWithExamplesAlgorithm(EmbeddingToolAlgorithm):
         self.addOutput(QgsProcessingOutputString(self.CHOSEN_METHOD, "Classifier chosen"))
 
     def run_tool(self, parameters, context, feedback, staging, copies) -> Dict:
-        maps = backend_module("embedtools.maps")
-        classifier = backend_module("embedtools.classifier")
-        files = backend_module("embedtools.classifier_file")
+        from backend.embedtools import classifier, maps
+        from backend.embedtools import classifier_file as files
+
         layer = self.parameterAsRasterLayer(parameters, "INPUT", context)
         field = self.parameterAsString(parameters, self.CLASS_FIELD, context)
         examples = self.examples(parameters, self.EXAMPLES, field, layer.crs(), context, feedback)

@@ -7,7 +7,6 @@ from typing import Dict
 
 from qgis.core import QgsProcessingParameterRasterDestination
 
-from ..backend_loader import backend_module
 from ..styling import apply_on_load, class_style
 from .base import integer_parameter
 from .embeddings_base import EmbeddingToolAlgorithm
@@ -45,7 +44,8 @@ class ClusterEmbeddingsAlgorithm(EmbeddingToolAlgorithm):
         self.add_seed()
 
     def run_tool(self, parameters, context, feedback, staging, copies) -> Dict:
-        maps = backend_module("embedtools.maps")
+        from backend.embedtools import maps
+
         embedded, _, metadata = self.embed_input(parameters, context, feedback, staging, copies)
         with ExitStack() as stack:
             features = self.features(embedded, metadata, stack)

@@ -9,7 +9,6 @@ from qgis.core import (
     QgsProcessingParameterRasterDestination,
 )
 
-from ..backend_loader import backend_module
 from ..layers import raster_file
 from ..model_checks import check_overlap, choose_bands
 from ..styling import PalettedClasses, apply_on_load
@@ -84,8 +83,8 @@ class DetectChangeAlgorithm(EmbeddingToolAlgorithm):
         self.add_seed()
 
     def run_tool(self, parameters, context, feedback, staging, copies) -> Dict:
-        maps = backend_module("embedtools.maps")
-        alignment = backend_module("embedtools.alignment")
+        from backend.embedtools import alignment, maps
+
         before_role, after_role = self.ROLES
         before = self.parameterAsRasterLayer(parameters, before_role.layer_param, context)
         after = self.parameterAsRasterLayer(parameters, after_role.layer_param, context)

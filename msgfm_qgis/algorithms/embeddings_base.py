@@ -31,7 +31,8 @@ from qgis.core import (
     QgsStyle,
 )
 
-from ..backend_loader import backend_module
+from backend.sensors import SENSORS
+
 from ..dependencies import require_onnxruntime
 from ..layers import band_names, raster_file
 from ..model_checks import check_task, choose_bands, read_metadata
@@ -56,7 +57,7 @@ class Embedded:
 
 def sensor_choices() -> List[str]:
     """The sensors of the registry (``backend.sensors``), in registration order."""
-    return list(backend_module("sensors").SENSORS)
+    return list(SENSORS)
 
 
 class ScoreStyle(QgsProcessingLayerPostProcessorInterface):
@@ -179,7 +180,8 @@ class EmbeddingToolAlgorithm(ModelInferenceAlgorithm):
         destination = self.destination(parameters, self.OUTPUT, context)
         staging = Path(tempfile.mkdtemp(prefix=".msgfm-", dir=str(destination.parent)))
         copies = Path(tempfile.mkdtemp(prefix="msgfm-layers-"))
-        inference = backend_module("inference")
+        from backend import inference
+
         try:
             results = self.run_tool(parameters, context, steps, staging, copies)
         except inference.InferenceCancelledError:
@@ -195,7 +197,9 @@ class EmbeddingToolAlgorithm(ModelInferenceAlgorithm):
         return results
 
     def cancel_token(self, feedback) -> Any:
-        token = backend_module("inference").CancelToken(poll=feedback.isCanceled)
+        from backend.inference import CancelToken
+
+        token = CancelToken(poll=feedback.isCanceled)
         feedback.canceled.connect(token.cancel)
         return token
 
@@ -221,7 +225,8 @@ class EmbeddingToolAlgorithm(ModelInferenceAlgorithm):
                     "output; choose an embedding model exported by `msgfm export`"
                 )
             return chosen, metadata
-        models = backend_module("embedtools.models")
+        from backend.embedtools import models
+
         sensor_index = self.parameterAsEnum(parameters, self.SENSOR, context)
         sensor = sensor_choices()[sensor_index - 1] if sensor_index > 0 else None
         names = band_names(layer)
@@ -278,7 +283,8 @@ class EmbeddingToolAlgorithm(ModelInferenceAlgorithm):
         job.out = str(staging / f"{role.layer_param.lower()}_embedding.tif")
         summary = run_job(job, BACKENDS[self.enum(parameters, self.BACKEND, context)], feedback)
         self.report(summary, layer, feedback)
-        inference = backend_module("inference")
+        from backend import inference
+
         raster = inference.RasterInput(sensor=spec.sensor, path=path, bands=bands)
         index = first_output(metadata, ("embedding",))
         return Embedded(layer, raster, summary["outputs"][index])
@@ -310,7 +316,8 @@ class EmbeddingToolAlgorithm(ModelInferenceAlgorithm):
 
     def write_classes(self, features, predict, classes, parameters, context, feedback) -> Dict:
         """The class map (``OUTPUT``, styled) and the optional ``OUTPUT_PROBABILITY``."""
-        maps = backend_module("embedtools.maps")
+        from backend.embedtools import maps
+
         probability = None
         if self.parameterAsOutputLayer(parameters, self.OUTPUT_PROBABILITY, context):
             probability = self.destination(parameters, self.OUTPUT_PROBABILITY, context)
@@ -334,7 +341,8 @@ class EmbeddingToolAlgorithm(ModelInferenceAlgorithm):
         source = self.parameterAsSource(parameters, name, context)
         if source is None:
             raise QgsProcessingException(f"Choose a point or polygon layer in '{name}'")
-        Example = backend_module("embedtools.examples").Example
+        from backend.embedtools.examples import Example
+
         request = QgsFeatureRequest().setDestinationCrs(crs, context.transformContext())
         found, unlabelled, empty = [], 0, 0
         for feature in source.getFeatures(request):
@@ -368,7 +376,8 @@ class EmbeddingToolAlgorithm(ModelInferenceAlgorithm):
 
     def features(self, embedded: Embedded, metadata: Any, stack, include_bands: bool = True):
         """Per-pixel features of an embedded layer (embedding upsampled + its own bands)."""
-        module = backend_module("embedtools.features")
+        from backend.embedtools import features as module
+
         return module.PixelFeatures(
             embedded.embedding, embedded.raster, metadata, stack, include_bands=include_bands
         )

@@ -6,7 +6,6 @@ from typing import Dict, List
 
 from qgis.core import QgsProcessingParameterRasterDestination
 
-from ..backend_loader import backend_module
 from ..styling import MultiBandColor, apply_on_load
 from .inference_base import RunPlan, input_roles
 from .raster_outputs import RasterOutputAlgorithm
@@ -60,10 +59,12 @@ class ExtractEmbeddingsAlgorithm(RasterOutputAlgorithm):
         if not self.parameterAsOutputLayer(parameters, self.PREVIEW, context):
             return results
         target = self.destination(parameters, self.PREVIEW, context)
-        preview = backend_module("inference.embedding_preview")
+        from backend.inference import InferenceError
+        from backend.inference import embedding_preview as preview
+
         try:
             preview.write_pca_preview(embeddings, target)
-        except backend_module("inference").InferenceError as exc:
+        except InferenceError as exc:
             feedback.pushWarning(f"No preview written: {exc}")
             return results
         feedback.pushInfo(f"Preview (principal components 1-3 as red, green, blue): {target}")

@@ -10,7 +10,6 @@ from qgis.core import (
     QgsProcessingParameterRasterDestination,
 )
 
-from ..backend_loader import backend_module
 from .embeddings_base import EmbeddingToolAlgorithm, style_score
 
 
@@ -41,8 +40,9 @@ class FindSimilarAlgorithm(EmbeddingToolAlgorithm):
         self.add_seed()
 
     def run_tool(self, parameters, context, feedback, staging, copies) -> Dict:
-        maps = backend_module("embedtools.maps")
-        examples_module = backend_module("embedtools.examples")
+        from backend.embedtools import examples as examples_module
+        from backend.embedtools import maps
+
         layer = self.parameterAsRasterLayer(parameters, "INPUT", context)
         references = self.examples(parameters, self.REFERENCE, None, layer.crs(), context, feedback)
         embedded, _, metadata = self.embed_input(parameters, context, feedback, staging, copies)

@@ -31,7 +31,9 @@ from qgis.core import (
     QgsVectorFileWriter,
 )
 
-from ..backend_loader import backend_module
+from backend.files import output_tempdir
+from backend.tasks import get_task
+
 from ..layers import band_names, raster_file
 from ..model_checks import check_overlap
 from ..output_folders import writable_folder
@@ -263,7 +265,7 @@ class FinetuneAlgorithm(TrainingAlgorithm):
             polygon_classes(labels[0], labels[1])  # refuses fewer than two before any copy
 
         folder = self.training_folder(parameters, context)
-        copies = Path(backend_module("files").output_tempdir(folder, "inputs-"))
+        copies = Path(output_tempdir(folder, "inputs-"))
         spec = self.data_spec(task, images, sensors, labels, copies, tile_size, context)
         spec_path = folder / "data_spec.json"
         spec_path.write_text(json.dumps(spec, indent=2) + "\n", encoding="utf-8")
@@ -330,11 +332,12 @@ class FinetuneAlgorithm(TrainingAlgorithm):
             return writable_folder(
                 folder, "Training folder (checkpoints, metrics; empty: a temporary folder)"
             )
-        return Path(backend_module("files").output_tempdir(prefix="msgfm-finetune-"))
+        return Path(output_tempdir(prefix="msgfm-finetune-"))
 
     def image_sensors(self, parameters, context, layers) -> List[str]:
         """The sensor of each image layer: named by the user, or guessed from its band count."""
-        sensors_module = backend_module("sensors")
+        from backend import sensors as sensors_module
+
         text = self.parameterAsString(parameters, self.SENSORS, context) or ""
         names = [n.strip().lower() for n in text.replace(";", ",").split(",") if n.strip()]
         known = sorted(sensors_module.SENSORS)
@@ -443,7 +446,7 @@ class FinetuneAlgorithm(TrainingAlgorithm):
             path = raster_file(layer, copies, context, f"{self.IMAGES}: {layer.name()}")
             image_entries[sensor] = {"path": path, "bands": image_bands(layer, sensor)}
         label, field = labels
-        task_type = backend_module("tasks").get_task(task)
+        task_type = get_task(task)
         spec: Dict[str, Any] = {
             "layout": task_type.label_layout,
             "description": (
@@ -478,7 +481,8 @@ class FinetuneAlgorithm(TrainingAlgorithm):
 
 def image_bands(layer, sensor: str) -> Optional[List[str]]:
     """How the layer's bands map to the sensor's: None (canonical order) or their names."""
-    sensors_module = backend_module("sensors")
+    from backend import sensors as sensors_module
+
     count = len(sensors_module.get_sensor(sensor).bands)
     names = band_names(layer)
     if layer.bandCount() == count:

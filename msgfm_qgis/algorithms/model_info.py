@@ -11,7 +11,8 @@ from qgis.core import (
     QgsProcessingParameterFileDestination,
 )
 
-from ..backend_loader import backend_module
+from backend.files import write_text_atomically
+
 from ..dependencies import require_onnxruntime
 from ..output_folders import writable_folder
 from .base import GROUP_ANALYSIS, MsgfmAlgorithm, file_parameter
@@ -61,7 +62,8 @@ class ModelInfoAlgorithm(MsgfmAlgorithm):
         if not model_path:
             raise QgsProcessingException("Choose an msGFM model file (.onnx) for 'msGFM model'.")
         require_onnxruntime()
-        schema = backend_module("export.schema")
+        from backend.export import schema
+
         try:
             metadata = schema.read_model_metadata(model_path)
         except (schema.ModelFileError, schema.ModelMetadataError) as exc:
@@ -78,7 +80,7 @@ class ModelInfoAlgorithm(MsgfmAlgorithm):
         destination = self.parameterAsFileOutput(parameters, self.OUTPUT, context)
         if destination:
             writable_folder(Path(destination).parent, "Model metadata (JSON)")
-            backend_module("files").write_text_atomically(Path(destination), text + "\n")
+            write_text_atomically(Path(destination), text + "\n")
             results[self.OUTPUT] = destination
         return results
 

@@ -19,7 +19,8 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
-from ..backend_loader import backend_module
+from backend.files import output_tempdir
+
 from ..layers import raster_file
 from ..output_folders import writable_folder
 from .base import file_parameter, integer_parameter
@@ -211,7 +212,7 @@ class PretrainAlgorithm(TrainingAlgorithm):
             raise QgsProcessingException(
                 f"Both layers of the pair are '{sensors[0]}': a pair joins two different sensors"
             )
-        copies = Path(backend_module("files").output_tempdir(out, "inputs-"))
+        copies = Path(output_tempdir(out, "inputs-"))
         entries = []
         for layer, sensor in zip(layers, sensors):
             label = f"{self.LAYERS}: {layer.name()}"
@@ -226,7 +227,8 @@ class PretrainAlgorithm(TrainingAlgorithm):
 
     def layer_sensors(self, parameters, context, layers) -> List[str]:
         """The sensor of each layer, checked against the registry and the layer's bands."""
-        sensors_module = backend_module("sensors")
+        from backend import sensors as sensors_module
+
         text = self.parameterAsString(parameters, self.SENSORS, context) or ""
         names = [n.strip().lower() for n in text.replace(";", ",").split(",") if n.strip()]
         known = sorted(sensors_module.SENSORS)

@@ -19,7 +19,6 @@ from qgis.core import (
     QgsProcessingFeedback,
 )
 
-from ..backend_loader import backend_module
 from ..layers import band_names
 from ..settings import WORKER_PYTHON_KEY, worker_python
 from .base import GROUP_TRAINING, MsgfmAlgorithm, integer_parameter
@@ -116,7 +115,8 @@ class TrainingAlgorithm(MsgfmAlgorithm):
             raise QgsProcessingException(CANCELLED)
         python = worker_python()
         require_modules(python, self.REQUIRED_MODULES)
-        client_module = backend_module("worker.client")
+        from backend.worker import client as client_module
+
         command = " ".join(client_module.worker_command(python))
         client = client_module.WorkerClient(python)
         try:

@@ -30,13 +30,15 @@ def check_provider():
     provider = QgsApplication.processingRegistry().providerById("msgfm")
     REPORT["provider"] = provider.name() if provider is not None else None
     REPORT["algorithms"] = sorted(a.id() for a in provider.algorithms()) if provider else []
-    from msgfm_qgis.backend_loader import backend_module
-
-    REPORT["backend_file"] = backend_module().__file__
     import sys
 
+    import backend
+    from backend.worker.interpreter import default_python
+
+    REPORT["backend_file"] = backend.__file__
+
     REPORT["python"] = [sys.executable, sys.exec_prefix, sys.base_exec_prefix]
-    REPORT["worker_python"] = backend_module("worker.interpreter").default_python()
+    REPORT["worker_python"] = default_python()
 
 
 def segment_and_show():

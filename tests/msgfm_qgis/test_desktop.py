@@ -155,7 +155,9 @@ def test_segmentation_in_the_qgis_desktop(probability_model, sample_data, tmp_pa
         report["algorithms"]
     )
     # The plugin runs from the installed zip, not from this checkout.
-    assert report["backend_file"].startswith(str(tmp_path / "plugins" / "msgfm_qgis" / "backend"))
+    assert report["backend_file"].startswith(
+        str(tmp_path / "plugins" / "msgfm_qgis" / "lib" / "backend")
+    )
     assert report["result"]["OUTPUT"] == config["output"]
     assert report["layer_valid"] and report["renderer"] == "paletted"
     assert [c[1] for c in report["classes"]] == ["class 0", "class 1", "class 2"]

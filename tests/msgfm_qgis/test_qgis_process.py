@@ -232,3 +232,24 @@ def test_leftovers_of_a_killed_run_are_removed_by_the_next(
     assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
     assert sorted(p.name for p in outputs.iterdir()) == ["second.tif", "second.tif.aux.xml"]
     assert not list(temp.glob("msgfm-layers-*"))
+
+
+def test_subprocess_backend_runs_the_backend_shipped_in_the_zip(
+    installed_plugin, demo_inputs, tmp_path
+):
+    import rasterio
+
+    stack = demo_inputs / "landsat_stack.tif"
+    out = tmp_path / "classes.tif"
+    result = qgis_process(
+        ["run", "msgfm:segmentlandcover", "--json", "--", f"INPUT={stack}", "BACKEND=1"]
+        + [f"OUTPUT={out}"],
+        *installed_plugin,
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    log = json.loads(result.stdout)["log"]["info"]
+    # The worker was started as `python -m backend.worker` from the plugin's lib/ folder.
+    assert any("Backend: local subprocess" in line and "backend.worker" in line for line in log)
+    with rasterio.open(out) as dst, rasterio.open(stack) as ref:
+        assert dst.crs == ref.crs and (dst.width, dst.height) == (ref.width, ref.height)
+        assert dst.read(1, masked=True).count() > 0
