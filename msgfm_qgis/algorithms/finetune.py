@@ -32,6 +32,7 @@ from qgis.core import (
 )
 
 from backend.files import output_tempdir
+from backend.sensors import get_sensor
 from backend.tasks import get_task
 
 from ..layers import band_names, raster_file
@@ -40,7 +41,7 @@ from ..output_folders import writable_folder
 from ..resources import models_dir
 from .base import decimal_parameter, file_parameter, folder_parameter, integer_parameter
 from .inference_base import DEVICES, advanced
-from .training_base import CONFIG_LABELS, CONFIGS, TrainingAlgorithm, check_layer_bands
+from .training_base import CONFIG_LABELS, CONFIGS, TrainingAlgorithm, layer_sensors
 
 TASKS = ("segmentation", "classification")
 TASK_LABELS = (
@@ -336,41 +337,17 @@ class FinetuneAlgorithm(TrainingAlgorithm):
 
     def image_sensors(self, parameters, context, layers) -> List[str]:
         """The sensor of each image layer: named by the user, or guessed from its band count."""
-        from backend import sensors as sensors_module
-
-        text = self.parameterAsString(parameters, self.SENSORS, context) or ""
-        names = [n.strip().lower() for n in text.replace(";", ",").split(",") if n.strip()]
-        known = sorted(sensors_module.SENSORS)
-        if not names:
-            for layer in layers:
-                guess = SENSOR_BY_BAND_COUNT.get(layer.bandCount())
-                if guess is None:
-                    raise QgsProcessingException(
-                        f"Layer '{layer.name()}' has {layer.bandCount()} bands, which fit no "
-                        f"sensor by count: name its sensor in 'Sensor of each layer' (one of "
-                        f"{', '.join(known)})"
-                    )
-                names.append(guess)
-        elif len(names) == 1:
-            names = names * len(layers)
-        if len(names) != len(layers):
-            raise QgsProcessingException(
-                f"{len(layers)} image layers are chosen but {len(names)} sensors are named in "
-                "'Sensor of each layer': name one per layer, in layer order"
-            )
+        names = layer_sensors(
+            self.parameterAsString(parameters, self.SENSORS, context) or "",
+            layers,
+            guess=lambda layer: SENSOR_BY_BAND_COUNT.get(layer.bandCount()),
+            bands_ok=lambda layer, name: name == "s2" and layer.bandCount() == len(S2_L1C_BANDS),
+        )
         if len(set(names)) != len(names):
             raise QgsProcessingException(
                 f"Two image layers are the same sensor ({', '.join(names)}): give one layer per "
                 "sensor (merge tiles of one sensor first, e.g. Build Virtual Raster)"
             )
-        for layer, name in zip(layers, names):
-            if name not in sensors_module.SENSORS:
-                raise QgsProcessingException(
-                    f"Unknown sensor '{name}' for layer '{layer.name()}': use one of "
-                    f"{', '.join(known)}"
-                )
-            if not (name == "s2" and layer.bandCount() == len(S2_L1C_BANDS)):
-                check_layer_bands(layer, sensors_module.get_sensor(name), sensors_module)
         return names
 
     def label_layer(self, parameters, context) -> Tuple[Any, Optional[str]]:
@@ -481,9 +458,7 @@ class FinetuneAlgorithm(TrainingAlgorithm):
 
 def image_bands(layer, sensor: str) -> Optional[List[str]]:
     """How the layer's bands map to the sensor's: None (canonical order) or their names."""
-    from backend import sensors as sensors_module
-
-    count = len(sensors_module.get_sensor(sensor).bands)
+    count = len(get_sensor(sensor).bands)
     names = band_names(layer)
     if layer.bandCount() == count:
         return None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict
 
 from qgis.core import (
     QgsProcessing,
@@ -25,7 +25,7 @@ from ..layers import raster_file
 from ..output_folders import writable_folder
 from .base import file_parameter, integer_parameter
 from .inference_base import DEVICES
-from .training_base import CONFIG_LABELS, CONFIGS, TrainingAlgorithm, check_layer_bands
+from .training_base import CONFIG_LABELS, CONFIGS, TrainingAlgorithm, layer_sensors
 
 SHIPPED_MANIFEST = "samples"
 
@@ -201,7 +201,9 @@ class PretrainAlgorithm(TrainingAlgorithm):
             return chosen
         if not layers:
             return SHIPPED_MANIFEST
-        sensors = self.layer_sensors(parameters, context, layers)
+        sensors = layer_sensors(
+            self.parameterAsString(parameters, self.SENSORS, context) or "", layers
+        )
         paired = self.parameterAsBoolean(parameters, self.PAIRED, context)
         if paired and len(layers) != 2:
             raise QgsProcessingException(
@@ -224,33 +226,6 @@ class PretrainAlgorithm(TrainingAlgorithm):
         path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
         feedback.pushInfo(f"Wrote the manifest for {len(layers)} layer(s): {path}")
         return str(path)
-
-    def layer_sensors(self, parameters, context, layers) -> List[str]:
-        """The sensor of each layer, checked against the registry and the layer's bands."""
-        from backend import sensors as sensors_module
-
-        text = self.parameterAsString(parameters, self.SENSORS, context) or ""
-        names = [n.strip().lower() for n in text.replace(";", ",").split(",") if n.strip()]
-        known = sorted(sensors_module.SENSORS)
-        if not names:
-            raise QgsProcessingException(
-                f"Name the sensor of each layer in 'Sensor of each layer' (one of {', '.join(known)})"
-            )
-        if len(names) == 1:
-            names = names * len(layers)
-        if len(names) != len(layers):
-            raise QgsProcessingException(
-                f"{len(layers)} layers are chosen but {len(names)} sensors are named in 'Sensor of "
-                "each layer': name one per layer, in layer order, or one for all"
-            )
-        for layer, name in zip(layers, names):
-            if name not in sensors_module.SENSORS:
-                raise QgsProcessingException(
-                    f"Unknown sensor '{name}' for layer '{layer.name()}': use one of "
-                    f"{', '.join(known)}"
-                )
-            check_layer_bands(layer, sensors_module.get_sensor(name), sensors_module)
-        return names
 
 
 def manifest_document(entries, paired: bool) -> Dict[str, Any]:

@@ -12,12 +12,14 @@ from __future__ import annotations
 import queue
 import subprocess
 import time
-from typing import Any, Dict, Mapping, Sequence
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
 from qgis.core import (
     QgsProcessingException,
     QgsProcessingFeedback,
 )
+
+from backend.sensors import SENSORS, get_sensor, select_bands
 
 from ..layers import band_names
 from ..settings import WORKER_PYTHON_KEY, worker_python
@@ -201,13 +203,65 @@ def _pass_log(client, feedback: QgsProcessingFeedback) -> None:
             feedback.pushConsoleInfo(line)
 
 
-def check_layer_bands(layer, sensor, sensors_module) -> None:
+def layer_sensors(
+    text: str,
+    layers: Sequence[Any],
+    guess: Optional[Callable[[Any], Optional[str]]] = None,
+    bands_ok: Optional[Callable[[Any, str], bool]] = None,
+) -> List[str]:
+    """The sensor of each layer from the text of 'Sensor of each layer', checked.
+
+    Args:
+        text: sensor names separated by commas or semicolons: one per layer in layer order, or
+            one for all layers.
+        layers: the raster layers.
+        guess: the sensor of a layer when ``text`` is empty (None when there is no guess); without
+            it an empty ``text`` is an error.
+        bands_ok: layers it accepts skip the band check (e.g. a 13-band Sentinel-2 L1C stack).
+
+    Raises:
+        QgsProcessingException: no sensors named, a count that fits neither way, an unknown
+            sensor, or a layer whose bands cannot be the sensor's.
+    """
+    names = [n.strip().lower() for n in text.replace(";", ",").split(",") if n.strip()]
+    known = ", ".join(sorted(SENSORS))
+    if not names and guess is None:
+        raise QgsProcessingException(
+            f"Name the sensor of each layer in 'Sensor of each layer' (one of {known})"
+        )
+    if not names:
+        for layer in layers:
+            name = guess(layer)
+            if name is None:
+                raise QgsProcessingException(
+                    f"Layer '{layer.name()}' has {layer.bandCount()} bands, which fit no sensor "
+                    f"by count: name its sensor in 'Sensor of each layer' (one of {known})"
+                )
+            names.append(name)
+    elif len(names) == 1:
+        names = names * len(layers)
+    if len(names) != len(layers):
+        raise QgsProcessingException(
+            f"{len(layers)} layers are chosen but {len(names)} sensors are named in 'Sensor of "
+            "each layer': name one per layer, in layer order, or one for all"
+        )
+    for layer, name in zip(layers, names):
+        if name not in SENSORS:
+            raise QgsProcessingException(
+                f"Unknown sensor '{name}' for layer '{layer.name()}': use one of {known}"
+            )
+        if bands_ok is None or not bands_ok(layer, name):
+            check_layer_bands(layer, get_sensor(name))
+    return names
+
+
+def check_layer_bands(layer, sensor) -> None:
     """Refuse a layer whose bands cannot be the sensor's (wrong count and no band names)."""
     count = layer.bandCount()
     if count == len(sensor.bands):
         return
     try:
-        sensors_module.select_bands(sensor, band_names(layer))
+        select_bands(sensor, band_names(layer))
     except (KeyError, ValueError):
         raise QgsProcessingException(
             f"Layer '{layer.name()}' has {count} band(s) but sensor '{sensor.name}' needs "
