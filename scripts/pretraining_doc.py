@@ -174,8 +174,9 @@ def shipped_summary(results: Dict[str, Any]) -> str:
         if not p:
             continue
         randoms = ", ".join(_f(r["linear_map_micro"]) for r in p.get("random_init", []))
+        seed = run.get("seed")
         lines.append(
-            f"| {run.get('seed', run['run'])} | {_f(p['encoder']['linear_map_micro'])} | "
+            f"| {run['run'].replace('seed', '') if seed is None else seed} | {_f(p['encoder']['linear_map_micro'])} | "
             f"{_f(p['random_init_mean']['linear_map_micro'])} ({randoms}) | "
             f"{_f(p['band_statistics']['linear_map_micro'])} | "
             f"{p['margin_over_random']:+.3f} | {_f(p['encoder']['knn_map_micro'])} | "
