@@ -374,7 +374,8 @@ def evaluate_model(
         ``split``, ``n_train``, ``n_val``, ``n_test`` and the model's input ``sensors``.
     """
     from ..data.tasks import split
-    from .data_spec import TileSizedDataset, build_dataset, load_data_spec
+    from ..data.tasks.views import TileSizedDataset
+    from .data_spec import build_dataset, load_data_spec
 
     training: Dict[str, Any] = {}
     if str(model).lower().endswith(".onnx"):

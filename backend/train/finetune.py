@@ -170,8 +170,9 @@ class FinetuneTrainer(Trainer):
         if self._split is not None:
             return
         from ..data.tasks import split
+        from ..data.tasks.views import TileSizedDataset
         from ..models.tasks import TaskSpec
-        from .data_spec import TileSizedDataset, build_dataset, describe_dataset
+        from .data_spec import build_dataset, describe_dataset
         from .evaluate import default_monitor
 
         dataset = build_dataset(self.data_spec, self.task, self.data_root)

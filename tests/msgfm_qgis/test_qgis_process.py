@@ -242,8 +242,15 @@ def test_subprocess_backend_runs_the_backend_shipped_in_the_zip(
     stack = demo_inputs / "landsat_stack.tif"
     out = tmp_path / "classes.tif"
     result = qgis_process(
-        ["run", "msgfm:segmentlandcover", "--json", "--", f"INPUT={stack}", "BACKEND=1"]
-        + [f"OUTPUT={out}"],
+        [
+            "run",
+            "msgfm:segmentlandcover",
+            "--json",
+            "--",
+            f"INPUT={stack}",
+            "BACKEND=1",
+            f"OUTPUT={out}",
+        ],
         *installed_plugin,
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]

@@ -49,7 +49,8 @@ def test_evaluate_checkpoint_matches_validation_and_scores_the_baseline(
     # Baseline: the training split's majority class everywhere; its OA is that class's share
     # of the held-back labelled pixels.
     from backend.data.tasks import split
-    from backend.train.data_spec import TileSizedDataset, build_dataset, load_data_spec
+    from backend.data.tasks.views import TileSizedDataset
+    from backend.train.data_spec import build_dataset, load_data_spec
 
     dataset = build_dataset(load_data_spec("finetune_segmentation"), "segmentation", sample_data)
     train, held, _ = split(dataset, 0.2, 0, test_fraction=0.2)

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from backend.data.tasks.bigearthnet import BIGEARTHNET19_CLASSES, BigEarthNetDataset
-from backend.train.data_spec import TileSizedDataset
+from backend.data.tasks.views import TileSizedDataset
 from backend.train.evaluate import checkpoint_predictor, evaluate_model, onnx_predictor
 from backend.train.finetune import FinetuneTrainer
 from backend.train.trainer import TrainerConfig
