@@ -729,27 +729,21 @@ def embedding_limits(run: TaskRun) -> List[str]:
 TASK_TEXTS: Dict[str, TaskText] = {
     "classification": TaskText(
         title="scene classification",
-        summary=lambda run: (
-            f"Labels square windows of Landsat-7 ETM+ imagery with one of the {len(run.classes)} "
-            "land-cover classes of the GRASS North Carolina sample's `strata.tif` (the class "
-            "covering most of the window). It is the default model of msGFM > Classify scenes."
+        summary=lambda run: prose("classification_summary", n_classes=len(run.classes)),
+        inputs_note=lambda run: landsat_note(run) + " " + prose("classification_other_sensors"),
+        outputs=lambda run: prose(
+            "classification_outputs",
+            class_range=class_range(run),
+            class_naming=class_naming(run),
+            n_classes=len(run.classes),
+            stride=run.meta.outputs[0].stride,
+            window_km=f"{run.meta.outputs[0].stride * 28.5 / 1000:.1f}",
         ),
-        inputs_note=lambda run: (
-            landsat_note(run)
-            + " Other sensors need another model: finetune one with msGFM > Finetune msGFM."
-        ),
-        outputs=lambda run: (
-            f"`classes`: the most probable class per window (values {class_range(run)} as in "
-            f"`strata.tif`, {class_naming(run)}) and `probabilities`: softmax probabilities of "
-            f"the {len(run.classes)} classes per window. One value per "
-            f"{run.meta.outputs[0].stride} x {run.meta.outputs[0].stride} px window (about "
-            f"{run.meta.outputs[0].stride * 28.5 / 1000:.1f} km at the sample's 28.5 m)."
-        ),
-        finetune_data=lambda run: (
-            f"{run.tile} x {run.tile} px tiles every {run.data_spec['stride']} px of the "
-            "489 x 443 px Landsat-7 scene, each labelled by the majority class of `strata.tif` "
-            f"and kept where at least {percent(run.data_spec['min_labelled'])} of the tile is "
-            "labelled"
+        finetune_data=lambda run: prose(
+            "classification_finetune_data",
+            tile=run.tile,
+            stride=run.data_spec["stride"],
+            min_labelled=percent(run.data_spec["min_labelled"]),
         ),
         metrics=("overall_accuracy", "f1_macro"),
         metric_units="overall accuracy and macro F1 over the classes, single label per tile",
@@ -758,22 +752,19 @@ TASK_TEXTS: Dict[str, TaskText] = {
     ),
     "segmentation": TaskText(
         title="land-cover segmentation",
-        summary=lambda run: (
-            f"Gives every pixel of Landsat-7 ETM+ imagery one of the {len(run.classes)} "
-            "land-cover classes of the GRASS North Carolina sample's `strata.tif`. It is the "
-            "default model of msGFM > Segment land cover."
-        ),
+        summary=lambda run: prose("segmentation_summary", n_classes=len(run.classes)),
         inputs_note=landsat_note,
-        outputs=lambda run: (
-            f"`classes`: class per pixel (values {class_range(run)} as in `strata.tif`, "
-            f"{class_naming(run)}) and `probabilities`: softmax probability of each class per "
-            f"pixel, at the input resolution; windows of {run.meta.tile_size} px blended with "
-            "overlap."
+        outputs=lambda run: prose(
+            "segmentation_outputs",
+            class_range=class_range(run),
+            class_naming=class_naming(run),
+            tile_size=run.meta.tile_size,
         ),
-        finetune_data=lambda run: (
-            f"{run.tile} x {run.tile} px tiles every {run.data_spec['stride']} px of the "
-            f"489 x 443 px Landsat-7 scene with the dense {len(run.classes)}-class `strata.tif` "
-            "on the same grid"
+        finetune_data=lambda run: prose(
+            "segmentation_finetune_data",
+            tile=run.tile,
+            stride=run.data_spec["stride"],
+            n_classes=len(run.classes),
         ),
         metrics=("overall_accuracy", "mean_iou", "iou_*", "n_pixels"),
         metric_units=(
@@ -795,29 +786,21 @@ TASK_TEXTS: Dict[str, TaskText] = {
     ),
     "cloud-removal": TaskText(
         title="cloud removal",
-        summary=lambda run: (
-            "Predicts clear Sentinel-2 L2A reflectance from a cloudy Sentinel-2 image and a "
-            "co-registered Sentinel-1 image (VV, VH in dB), as msGFM's SAR-guided cloud removal. "
-            "It is the default model of msGFM > Remove clouds."
+        summary=lambda run: prose("cloud_removal_summary"),
+        inputs_note=lambda run: prose(
+            "cloud_removal_inputs", n_bands=len(run.meta.inputs[0].bands)
         ),
-        inputs_note=lambda run: (
-            f"Sentinel-2 as BigEarthNet delivers it ({len(run.meta.inputs[0].bands)} L2A bands, "
-            "reflectance x 10000, 20 m and 60 m bands resampled onto the 10 m grid; a 13-band "
-            "L1C image is read with B10 dropped by name) and Sentinel-1 GRD backscatter in dB on "
-            "the same grid (warped onto it by the engine when it is not)."
+        outputs=lambda run: prose(
+            "cloud_removal_outputs",
+            n_bands=len(run.meta.outputs[0].bands),
+            tile_size=run.meta.tile_size,
         ),
-        outputs=lambda run: (
-            f"`reflectance`: the {len(run.meta.outputs[0].bands)} Sentinel-2 bands in the "
-            "input's units (reflectance x 10000), a residual correction of the cloudy input; "
-            f"windows of {run.meta.tile_size} px blended with overlap."
-        ),
-        finetune_data=lambda run: (
-            f"the {run.n_samples} BigEarthNet S1/S2 example patch pairs (120 x 120 at 10 m, "
-            f"centre-cut to {run.tile} px) with clouds simulated on the clear S2 "
-            "(`backend/data/tasks/clouds.py`: seeded, "
-            f"{run.data_spec['coverage'][0] * 100:.0f}-{percent(run.data_spec['coverage'][1])} "
-            "cover, "
-            "no shadows, no cirrus)"
+        finetune_data=lambda run: prose(
+            "cloud_removal_finetune_data",
+            n_samples=run.n_samples,
+            tile=run.tile,
+            low=f"{run.data_spec['coverage'][0] * 100:.0f}",
+            high=percent(run.data_spec["coverage"][1]),
         ),
         holdout_groups=(6, "patch"),
         metrics=("mae", "rmse", "psnr", "ssim", "sam", "n_pixels"),
@@ -830,28 +813,27 @@ TASK_TEXTS: Dict[str, TaskText] = {
     ),
     "pansharpening": TaskText(
         title="pan-sharpening",
-        summary=lambda run: (
-            f"Sharpens {len(run.meta.input('ms').bands)}-band multispectral imagery "
-            f"({', '.join(run.meta.input('ms').bands)}) with a co-registered panchromatic band, "
-            "as a residual on the upsampled multispectral image. It is the default model of "
-            "msGFM > Pan-sharpen."
+        summary=lambda run: prose(
+            "pansharpening_summary",
+            n_bands=len(run.meta.input("ms").bands),
+            bands=", ".join(run.meta.input("ms").bands),
         ),
-        inputs_note=lambda run: (
-            f"WorldView-2-like pan ({run.meta.input('pan').resolution_m:g} m) and "
-            f"{len(run.meta.input('ms').bands)}-band MS ({run.meta.input('ms').resolution_m:g} m) "
-            "in the sample's units; the engine warps the MS onto the pan grid (the first input "
-            "is the reference grid)."
+        inputs_note=lambda run: prose(
+            "pansharpening_inputs",
+            pan_m=f"{run.meta.input('pan').resolution_m:g}",
+            ms_m=f"{run.meta.input('ms').resolution_m:g}",
+            n_bands=len(run.meta.input("ms").bands),
         ),
-        outputs=lambda run: (
-            f"`reflectance`: the {len(run.meta.outputs[0].bands)} MS bands at the pan "
-            "resolution, in the input MS units; windows of "
-            f"{run.meta.tile_size} px blended with overlap."
+        outputs=lambda run: prose(
+            "pansharpening_outputs",
+            n_bands=len(run.meta.outputs[0].bands),
+            tile_size=run.meta.tile_size,
         ),
-        finetune_data=lambda run: (
-            "the 3 SpaceNet-6 pan + MS pairs of the solaris sample under Wald's "
-            "reduced-resolution protocol: pan and MS degraded by the resolution ratio "
-            f"({pansharpening_ratio(run):g}), the original MS is the reference; {run.tile} px "
-            f"tiles every {run.data_spec['stride']} px"
+        finetune_data=lambda run: prose(
+            "pansharpening_finetune_data",
+            ratio=f"{pansharpening_ratio(run):g}",
+            tile=run.tile,
+            stride=run.data_spec["stride"],
         ),
         holdout_groups=(3, "pair"),
         metrics=("mae", "rmse", "psnr", "ssim", "sam", "ergas", "n_pixels"),
