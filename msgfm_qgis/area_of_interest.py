@@ -20,6 +20,8 @@ from qgis.core import (
     QgsRectangle,
 )
 
+from .i18n import tr
+
 
 class AreaOfInterest:
     """An extent and/or polygons, in the reference layer's CRS.
@@ -52,8 +54,10 @@ def area_from_parameters(
             geometries.append(geometry)
         if not geometries:
             raise QgsProcessingException(
-                "The area-of-interest polygon layer has no polygons: choose one with at least one "
-                "polygon, or leave it empty"
+                tr(
+                    "The area-of-interest polygon layer has no polygons: choose one with at "
+                    "least one polygon, or leave it empty"
+                )
             )
         union = QgsGeometry.unaryUnion(geometries)
         polygons = [union.asWkt()]
@@ -93,14 +97,18 @@ def cut_to_area(path: str, area: AreaOfInterest, folder: Path, label: str) -> st
         )
     if columns <= 0 or rows <= 0:
         raise QgsProcessingException(
-            f"The area of interest does not overlap '{label}': choose an area over the layer"
+            tr("The area of interest does not overlap '{}': choose an area over the layer").format(
+                label
+            )
         )
     target = folder / f"area_of_interest_{len(list(folder.iterdir()))}.tif"
     options = gdal.TranslateOptions(
         format="GTiff", srcWin=[col, row, columns, rows], creationOptions=["TILED=YES"]
     )
     if gdal.Translate(str(target), path, options=options) is None:
-        raise QgsProcessingException(f"'{label}' could not be cut to the area of interest")
+        raise QgsProcessingException(
+            tr("'{}' could not be cut to the area of interest").format(label)
+        )
     if not area.polygons:
         return str(target)
     dataset = gdal.Open(str(target), gdal.GA_Update)
@@ -117,7 +125,7 @@ def cut_to_area(path: str, area: AreaOfInterest, folder: Path, label: str) -> st
     inside = mask.GetRasterBand(1).ReadAsArray()
     if not inside.any():
         raise QgsProcessingException(
-            f"The area-of-interest polygons do not cover any pixel of '{label}'"
+            tr("The area-of-interest polygons do not cover any pixel of '{}'").format(label)
         )
     # A per-dataset mask replaces the bands' nodata: keep every band's own mask in it.
     valid = inside > 0

@@ -22,6 +22,8 @@ from qgis.core import QgsProcessingException
 
 from backend.worker.interpreter import default_python
 
+from .i18n import tr
+
 ONNXRUNTIME = "onnxruntime"
 
 
@@ -75,7 +77,9 @@ def require_onnxruntime() -> None:
     """Raise a user-readable error when ONNX Runtime is not importable in QGIS's Python."""
     if onnxruntime_missing():
         raise QgsProcessingException(
-            "msGFM needs the Python package 'onnxruntime' to run models, and QGIS's Python does not "
-            f"have it. {install_hint(ONNXRUNTIME)}, then restart QGIS. On a machine with an NVIDIA "
-            "GPU install 'onnxruntime-gpu' instead (never both)."
+            tr(
+                "msGFM needs the Python package 'onnxruntime' to run models, and QGIS's "
+                "Python does not have it. {}, then restart QGIS. On a machine with an NVIDIA "
+                "GPU install 'onnxruntime-gpu' instead (never both)."
+            ).format(install_hint(ONNXRUNTIME))
         )

@@ -23,6 +23,8 @@ from qgis.core import (
     QgsRasterPipe,
 )
 
+from .i18n import tr
+
 # QGIS names bands "Band 1" or, when the raster describes them, "Band 01: B04".
 _BAND_NAME = re.compile(r"^Band\s+\d+\s*:\s*(.+)$")
 
@@ -61,18 +63,24 @@ def export_geotiff(
     """Write ``layer`` at its native grid to a GeoTIFF in ``folder``; returns its path."""
     provider = layer.dataProvider()
     if provider is None or not layer.isValid():
-        raise QgsProcessingException(f"Layer '{layer.name()}' ({label}) cannot be read")
+        raise QgsProcessingException(
+            tr("Layer '{}' ({}) cannot be read").format(layer.name(), label)
+        )
     if not provider.capabilities() & QgsRasterDataProvider.Size or provider.xSize() <= 0:
         raise QgsProcessingException(
-            f"Layer '{layer.name()}' ({label}) has no native pixel grid (e.g. a web map "
-            "service): save it as a GeoTIFF with a resolution first (right-click > Export > Save "
-            "As...) and use that file"
+            tr(
+                "Layer '{}' ({}) has no native pixel grid (e.g. a web map service): save it "
+                "as a GeoTIFF with a resolution first (right-click > Export > Save As...) and "
+                "use that file"
+            ).format(layer.name(), label)
         )
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", layer.name()) or "layer"
     target = folder / f"{safe}_{len(list(folder.iterdir()))}.tif"
     pipe = QgsRasterPipe()
     if not pipe.set(provider.clone()):
-        raise QgsProcessingException(f"Layer '{layer.name()}' ({label}) cannot be copied")
+        raise QgsProcessingException(
+            tr("Layer '{}' ({}) cannot be copied").format(layer.name(), label)
+        )
     writer = QgsRasterFileWriter(str(target))
     writer.setOutputFormat("GTiff")
     error = writer.writeRaster(
@@ -85,8 +93,10 @@ def export_geotiff(
     )
     if error != QgsRasterFileWriter.NoError or not target.is_file():
         raise QgsProcessingException(
-            f"Layer '{layer.name()}' ({label}) could not be written to a temporary GeoTIFF "
-            f"(QGIS raster writer error {int(error)}); save it as a GeoTIFF and use that file"
+            tr(
+                "Layer '{}' ({}) could not be written to a temporary GeoTIFF (QGIS raster "
+                "writer error {}); save it as a GeoTIFF and use that file"
+            ).format(layer.name(), label, int(error))
         )
     return str(target)
 

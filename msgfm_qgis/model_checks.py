@@ -21,6 +21,7 @@ from qgis.core import (
 from backend.export import schema
 from backend.export.external_data import metadata_props
 
+from .i18n import tr
 from .layers import band_names
 from .resources import models_dir
 
@@ -53,7 +54,9 @@ def resolve_model_path(chosen: str, task: str) -> str:
     default = bundled_model(task)
     if not default.is_file():
         raise QgsProcessingException(
-            f"There is no bundled model for {task} yet; choose an .onnx model in 'msGFM model'"
+            tr(
+                "There is no bundled model for {} yet; choose an .onnx model in 'msGFM model'"
+            ).format(task)
         )
     return str(default)
 
@@ -74,7 +77,9 @@ def read_metadata(model_path: str) -> Any:
     try:
         return schema.read_model_metadata(model_path)
     except (schema.ModelFileError, schema.ModelMetadataError) as exc:
-        raise QgsProcessingException(f"Cannot use the model '{model_path}': {exc}") from None
+        raise QgsProcessingException(
+            tr("Cannot use the model '{}': {}").format(model_path, exc)
+        ) from None
 
 
 def check_task(metadata: Any, task: str) -> None:
@@ -83,8 +88,12 @@ def check_task(metadata: Any, task: str) -> None:
         return
     other = metadata.task
     raise QgsProcessingException(
-        f"The model '{metadata.model_name}' is a {TASK_NAMES.get(other, other)} model; use "
-        f"msGFM > {TASK_ALGORITHMS.get(other, other)}, or choose a {TASK_NAMES[task]} model"
+        tr("The model '{}' is a {} model; use msGFM > {}, or choose a {} model").format(
+            metadata.model_name,
+            TASK_NAMES.get(other, other),
+            TASK_ALGORITHMS.get(other, other),
+            TASK_NAMES[task],
+        )
     )
 
 
@@ -106,8 +115,10 @@ def choose_bands(
     if chosen:
         if len(chosen) != needed:
             raise QgsProcessingException(
-                f"{len(chosen)} band(s) of layer '{layer.name()}' are chosen in '{bands_label}' "
-                f"but {wanted}: choose {needed} bands in that order"
+                tr(
+                    "{} band(s) of layer '{}' are chosen in '{}' but {}: choose {} bands in "
+                    "that order"
+                ).format(len(chosen), layer.name(), bands_label, wanted, needed)
             )
         return list(chosen)
     count = layer.bandCount()
@@ -119,12 +130,14 @@ def choose_bands(
     plural = "band" if count == 1 else "bands"
     if count < needed:  # no choice of bands can help: say what will work instead
         raise QgsProcessingException(
-            f"Layer '{layer.name()}' has {count} {plural} but {wanted}, so no choice of bands "
-            f"can feed it{': ' + advice if advice else ''}"
+            tr("Layer '{}' has {} {} but {}, so no choice of bands can feed it{}").format(
+                layer.name(), count, plural, wanted, ": " + advice if advice else ""
+            )
         )
     raise QgsProcessingException(
-        f"Layer '{layer.name()}' has {count} {plural} but {wanted}: choose {needed} bands in "
-        f"'{bands_label}'"
+        tr("Layer '{}' has {} {} but {}: choose {} bands in '{}'").format(
+            layer.name(), count, plural, wanted, needed, bands_label
+        )
     )
 
 

@@ -17,6 +17,8 @@ from qgis.core import QgsProcessingException
 from backend import run_scratch as scratch
 from backend.files import output_tempdir
 
+from .i18n import tr
+
 
 def writable_folder(folder: Union[str, Path], label: str) -> Path:
     """Create ``folder`` if needed and check that files can be created in it.
@@ -33,17 +35,20 @@ def writable_folder(folder: Union[str, Path], label: str) -> Path:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise QgsProcessingException(
-            f"Cannot create the folder {folder} for '{label}' ({exc.strerror or exc}): choose a "
-            "folder you can write to"
+            tr(
+                "Cannot create the folder {} for '{}' ({}): choose a folder you can write to"
+            ).format(folder, label, exc.strerror or exc)
         ) from None
     if not folder.is_dir():
         raise QgsProcessingException(
-            f"{folder} for '{label}' is not a folder: choose another output path"
+            tr("{} for '{}' is not a folder: choose another output path").format(folder, label)
         )
     if not os.access(folder, os.W_OK | os.X_OK):
         raise QgsProcessingException(
-            f"Cannot write to the folder {folder} for '{label}' (permission denied): choose a "
-            "folder you can write to, e.g. in your home folder"
+            tr(
+                "Cannot write to the folder {} for '{}' (permission denied): choose a folder "
+                "you can write to, e.g. in your home folder"
+            ).format(folder, label)
         )
     return folder
 
@@ -58,8 +63,9 @@ def output_staging_folder(folder: Path, label: str) -> Path:
         return Path(output_tempdir(folder, f".msgfm-{scratch.owner_tag()}-"))
     except OSError as exc:
         raise QgsProcessingException(
-            f"Cannot write to the folder {folder} for '{label}' ({exc.strerror or exc}): choose "
-            "a folder you can write to"
+            tr(
+                "Cannot write to the folder {} for '{}' ({}): choose a folder you can write to"
+            ).format(folder, label, exc.strerror or exc)
         ) from None
 
 

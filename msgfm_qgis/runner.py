@@ -13,6 +13,8 @@ from typing import Any, Dict, List, Optional
 
 from qgis.core import QgsProcessingException, QgsProcessingFeedback
 
+from .i18n import tr
+
 IN_PROCESS = "in-process"
 SUBPROCESS = "subprocess"
 BACKENDS = (IN_PROCESS, SUBPROCESS)
@@ -59,7 +61,9 @@ def run_job(job: InferenceJob, backend: str, feedback: QgsProcessingFeedback) ->
     if backend == SUBPROCESS:
         return _run_in_worker(job, feedback)
     if backend != IN_PROCESS:
-        raise QgsProcessingException(f"unknown backend {backend!r}; use one of {BACKENDS}")
+        raise QgsProcessingException(
+            tr("unknown backend {!r}; use one of {}").format(backend, BACKENDS)
+        )
     return _run_in_process(job, feedback)
 
 
@@ -143,11 +147,13 @@ def _run_in_worker(job: InferenceJob, feedback: QgsProcessingFeedback) -> Dict[s
             raise QgsProcessingException(CANCELLED) from None
         if exc.kind in ("ModuleNotFoundError", "ImportError"):
             raise QgsProcessingException(
-                f"The worker Python {python} cannot run msGFM ({exc}): set the QGIS setting "
-                "msgfm/worker_python to a Python with numpy<2, onnxruntime and rasterio, or choose "
-                "the in-process backend"
+                tr(
+                    "The worker Python {} cannot run msGFM ({}): set the QGIS setting "
+                    "msgfm/worker_python to a Python with numpy<2, onnxruntime and rasterio, "
+                    "or choose the in-process backend"
+                ).format(python, exc)
             ) from None
-        raise QgsProcessingException(f"{exc} (worker Python: {python})") from None
+        raise QgsProcessingException(tr("{} (worker Python: {})").format(exc, python)) from None
     for message in summary.get("warnings", []):  # the engine's warnings, told after the run
         feedback.pushWarning(message)
     return summary

@@ -8,6 +8,8 @@ from qgis.core import QgsProcessingException, QgsSettings
 
 from backend.worker import interpreter
 
+from .i18n import tr
+
 WORKER_PYTHON_KEY = "msgfm/worker_python"
 
 
@@ -24,16 +26,18 @@ def worker_python() -> str:
     if configured:
         if not Path(configured).is_file():
             raise QgsProcessingException(
-                f"The msGFM worker Python '{configured}' (setting {WORKER_PYTHON_KEY}) does not "
-                "exist: correct the setting, clear it to use QGIS's own Python, or choose the "
-                "in-process backend"
+                tr(
+                    "The msGFM worker Python '{}' (setting {}) does not exist: correct the "
+                    "setting, clear it to use QGIS's own Python, or choose the in-process "
+                    "backend"
+                ).format(configured, WORKER_PYTHON_KEY)
             )
         return configured
     try:
         return interpreter.default_python()
     except interpreter.WorkerError as exc:
         raise QgsProcessingException(
-            f"{exc} (setting {WORKER_PYTHON_KEY}), or choose the in-process backend"
+            tr("{} (setting {}), or choose the in-process backend").format(exc, WORKER_PYTHON_KEY)
         ) from None
 
 

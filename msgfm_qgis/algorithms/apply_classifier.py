@@ -47,7 +47,7 @@ class ApplyClassifierAlgorithm(EmbeddingToolAlgorithm):
         self.addParameter(
             file_parameter(
                 self.CLASSIFIER,
-                "Classifier file (.json from Classify with examples)",
+                self.tr("Classifier file (.json from Classify with examples)"),
                 extension="json",
             )
         )
@@ -69,8 +69,10 @@ class ApplyClassifierAlgorithm(EmbeddingToolAlgorithm):
             if model.metadata.model_name == encoder.model_name:
                 return str(model.path), model.metadata
         raise QgsProcessingException(
-            f"The classifier needs the embedding model {encoder.describe()}, which is not among "
-            f"the bundled models: choose that .onnx file in 'msGFM embedding model'"
+            self.tr(
+                "The classifier needs the embedding model {}, which is not among the "
+                "bundled models: choose that .onnx file in 'msGFM embedding model'"
+            ).format(encoder.describe())
         )
 
     def run_tool(self, parameters, context, feedback, staging, copies) -> Dict:
@@ -94,9 +96,15 @@ class ApplyClassifierAlgorithm(EmbeddingToolAlgorithm):
             features = self.features(embedded, metadata, stack, saved.layout.bands > 0)
             if features.layout != saved.layout:
                 raise QgsProcessingException(
-                    f"The classifier takes {saved.layout.embedding} embedding features and "
-                    f"{saved.layout.bands} bands, the input gives {features.layout.embedding} and "
-                    f"{features.layout.bands}"
+                    self.tr(
+                        "The classifier takes {} embedding features and {} bands, the "
+                        "input gives {} and {}"
+                    ).format(
+                        saved.layout.embedding,
+                        saved.layout.bands,
+                        features.layout.embedding,
+                        features.layout.bands,
+                    )
                 )
             results = self.write_classes(
                 features, saved.predictor(), saved.classes, parameters, context, feedback

@@ -28,11 +28,13 @@ class ClassMapAlgorithm(ModelInferenceAlgorithm):
     PROBABILITIES_LAYER_NAME = "Probabilities"
 
     def initOutputs(self) -> None:
-        self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, self.OUTPUT_LABEL))
+        self.addParameter(
+            QgsProcessingParameterRasterDestination(self.OUTPUT, self.tr(self.OUTPUT_LABEL))
+        )
         self.addParameter(
             QgsProcessingParameterRasterDestination(
                 self.PROBABILITIES,
-                self.PROBABILITIES_LABEL,
+                self.tr(self.PROBABILITIES_LABEL),
                 optional=True,
                 createByDefault=False,
             )
@@ -41,8 +43,10 @@ class ClassMapAlgorithm(ModelInferenceAlgorithm):
     def check_outputs(self, metadata: Any) -> None:
         if first_output(metadata, ("class", "probability")) is None:
             raise QgsProcessingException(
-                f"The model '{metadata.model_name}' has no class or probability output, so it "
-                "cannot make a class map; choose a model trained for this task"
+                self.tr(
+                    "The model '{}' has no class or probability output, so it cannot "
+                    "make a class map; choose a model trained for this task"
+                ).format(metadata.model_name)
             )
 
     def deliver(self, plan: RunPlan, written: List[str], parameters, context, feedback) -> Dict:

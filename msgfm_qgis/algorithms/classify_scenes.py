@@ -46,7 +46,7 @@ class ClassifyScenesAlgorithm(ClassMapAlgorithm):
         self.addParameter(
             QgsProcessingParameterVectorDestination(
                 self.GRID,
-                "Scene windows with their top classes",
+                self.tr("Scene windows with their top classes"),
                 optional=True,
                 createByDefault=False,
             )
@@ -58,14 +58,18 @@ class ClassifyScenesAlgorithm(ClassMapAlgorithm):
             return
         if Path(target).suffix.lower() != ".gpkg":
             raise QgsProcessingException(
-                "msGFM writes the scene windows as a GeoPackage: choose a .gpkg file for "
-                f"'Scene windows' instead of {Path(target).name}"
+                self.tr(
+                    "msGFM writes the scene windows as a GeoPackage: choose a .gpkg file "
+                    "for 'Scene windows' instead of {}"
+                ).format(Path(target).name)
             )
         index = first_output(plan.metadata, ("probability",))
         if index is None or plan.metadata.outputs[index].stride < plan.metadata.tile_size:
             raise QgsProcessingException(
-                f"The model '{plan.metadata.model_name}' has no per-window probability output, "
-                "so it cannot write the scene windows layer; leave 'Scene windows' empty"
+                self.tr(
+                    "The model '{}' has no per-window probability output, so it cannot "
+                    "write the scene windows layer; leave 'Scene windows' empty"
+                ).format(plan.metadata.model_name)
             )
         plan.job.scene_grid = grid_path(staging)
 

@@ -70,24 +70,27 @@ class ClassifyWithExamplesAlgorithm(EmbeddingToolAlgorithm):
     )
 
     def initOutputs(self) -> None:
-        self.add_examples(self.EXAMPLES, "Labelled examples (points or polygons)")
+        self.add_examples(self.EXAMPLES, self.tr("Labelled examples (points or polygons)"))
         self.addParameter(
             QgsProcessingParameterField(
                 self.CLASS_FIELD,
-                "Class field (text or integer)",
+                self.tr("Class field (text or integer)"),
                 parentLayerParameterName=self.EXAMPLES,
             )
         )
         self.addParameter(
             QgsProcessingParameterEnum(
-                self.METHOD, "Classifier", options=list(METHOD_LABELS), defaultValue=0
+                self.METHOD,
+                self.tr("Classifier"),
+                options=[self.tr(o) for o in METHOD_LABELS],
+                defaultValue=0,
             )
         )
         self.add_class_outputs()
         self.addParameter(
             QgsProcessingParameterFileDestination(
                 self.OUTPUT_CLASSIFIER,
-                "Classifier file",
+                self.tr("Classifier file"),
                 fileFilter="msGFM classifier (*.json)",
                 optional=True,
                 createByDefault=False,
@@ -97,7 +100,7 @@ class ClassifyWithExamplesAlgorithm(EmbeddingToolAlgorithm):
             advanced(
                 QgsProcessingParameterBoolean(
                     self.PIXEL_BANDS,
-                    "Add the pixel's own bands to the embeddings (sharper boundaries)",
+                    self.tr("Add the pixel's own bands to the embeddings (sharper boundaries)"),
                     defaultValue=True,
                 )
             )
@@ -106,7 +109,7 @@ class ClassifyWithExamplesAlgorithm(EmbeddingToolAlgorithm):
             advanced(
                 integer_parameter(
                     self.PIXELS_PER_EXAMPLE,
-                    "Pixels per example (at most, from each polygon)",
+                    self.tr("Pixels per example (at most, from each polygon)"),
                     400,
                     minimum=1,
                 )
@@ -132,8 +135,10 @@ class ClassifyWithExamplesAlgorithm(EmbeddingToolAlgorithm):
         classes = files.class_infos([e.label for e in examples])
         if len(classes) < 2:  # refused before the encoder runs
             raise QgsProcessingException(
-                f"The examples hold only one class ('{classes[0].name}' in '{field}'): label "
-                "examples of at least two classes"
+                self.tr(
+                    "The examples hold only one class ('{}' in '{}'): label examples of "
+                    "at least two classes"
+                ).format(classes[0].name, field)
             )
         embedded, model_path, metadata = self.embed_input(
             parameters, context, feedback, staging, copies

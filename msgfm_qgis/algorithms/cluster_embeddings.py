@@ -34,13 +34,13 @@ class ClusterEmbeddingsAlgorithm(EmbeddingToolAlgorithm):
         self.addParameter(
             integer_parameter(
                 self.CLUSTERS,
-                "Number of clusters",
+                self.tr("Number of clusters"),
                 8,
                 minimum=2,
                 maximum=254,
             )
         )
-        self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, "Clusters"))
+        self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, self.tr("Clusters")))
         self.add_seed()
 
     def run_tool(self, parameters, context, feedback, staging, copies) -> Dict:

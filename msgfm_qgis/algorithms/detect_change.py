@@ -67,16 +67,18 @@ class DetectChangeAlgorithm(EmbeddingToolAlgorithm):
         self.addParameter(
             decimal_parameter(
                 self.THRESHOLD,
-                "Threshold of the change mask (score 0-1)",
+                self.tr("Threshold of the change mask (score 0-1)"),
                 DEFAULT_THRESHOLD,
                 minimum=0.0,
                 maximum=1.0,
             )
         )
-        self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, "Change score"))
+        self.addParameter(
+            QgsProcessingParameterRasterDestination(self.OUTPUT, self.tr("Change score"))
+        )
         self.addParameter(
             QgsProcessingParameterRasterDestination(
-                self.OUTPUT_MASK, "Change mask", optional=True, createByDefault=False
+                self.OUTPUT_MASK, self.tr("Change mask"), optional=True, createByDefault=False
             )
         )
         self.add_band_weight(0.0)

@@ -110,13 +110,15 @@ class EmbeddingToolAlgorithm(ModelInferenceAlgorithm):
         # No fixed default file: the bundled embedding model is chosen per input (its sensor).
         model = self.parameterDefinition(self.MODEL)
         model.setDefaultValue(None)
-        model.setDescription(self.MODEL_LABEL)
+        model.setDescription(self.tr(self.MODEL_LABEL))
         self.addParameter(
             advanced(
                 QgsProcessingParameterEnum(
                     self.SENSOR,
-                    "Sensor of the input, to pick the bundled model (automatic: by its bands)",
-                    options=["Automatic", *sensor_choices()],
+                    self.tr(
+                        "Sensor of the input, to pick the bundled model (automatic: by its bands)"
+                    ),
+                    options=[self.tr("Automatic"), *sensor_choices()],
                     defaultValue=0,
                 )
             )
@@ -127,7 +129,7 @@ class EmbeddingToolAlgorithm(ModelInferenceAlgorithm):
             advanced(
                 integer_parameter(
                     self.SEED,
-                    "Random seed (sampling of pixels; same seed, same result)",
+                    self.tr("Random seed (sampling of pixels; same seed, same result)"),
                     0,
                     minimum=0,
                 )
@@ -139,7 +141,7 @@ class EmbeddingToolAlgorithm(ModelInferenceAlgorithm):
             advanced(
                 decimal_parameter(
                     self.BAND_WEIGHT,
-                    "Weight of the pixel's own bands against the embedding",
+                    self.tr("Weight of the pixel's own bands against the embedding"),
                     default,
                     minimum=0.0,
                     maximum=10.0,
@@ -148,11 +150,11 @@ class EmbeddingToolAlgorithm(ModelInferenceAlgorithm):
         )
 
     def add_class_outputs(self) -> None:
-        self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, "Classes"))
+        self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, self.tr("Classes")))
         self.addParameter(
             QgsProcessingParameterRasterDestination(
                 self.OUTPUT_PROBABILITY,
-                "Class probabilities",
+                self.tr("Class probabilities"),
                 optional=True,
                 createByDefault=False,
             )
@@ -221,8 +223,10 @@ class EmbeddingToolAlgorithm(ModelInferenceAlgorithm):
             check_task(metadata, self.TASK)
             if len(metadata.inputs) != 1 or first_output(metadata, ("embedding",)) is None:
                 raise QgsProcessingException(
-                    f"The model '{metadata.model_name}' must have one input and an embedding "
-                    "output; choose an embedding model exported by `msgfm export`"
+                    self.tr(
+                        "The model '{}' must have one input and an embedding output; "
+                        "choose an embedding model exported by `msgfm export`"
+                    ).format(metadata.model_name)
                 )
             return chosen, metadata
         from backend.embedtools import models
@@ -239,7 +243,9 @@ class EmbeddingToolAlgorithm(ModelInferenceAlgorithm):
             )
         except models.NoEmbeddingModelError as exc:
             raise QgsProcessingException(
-                f"Layer '{layer.name()}': {exc}; or choose a model in 'msGFM embedding model'"
+                self.tr("Layer '{}': {}; or choose a model in 'msGFM embedding model'").format(
+                    layer.name(), exc
+                )
             ) from None
         feedback.pushInfo(f"Bundled embedding model for this input: {found.describe()}")
         return str(found.path), found.metadata
@@ -340,7 +346,9 @@ class EmbeddingToolAlgorithm(ModelInferenceAlgorithm):
         """The features of vector parameter ``name`` as backend examples in ``crs``."""
         source = self.parameterAsSource(parameters, name, context)
         if source is None:
-            raise QgsProcessingException(f"Choose a point or polygon layer in '{name}'")
+            raise QgsProcessingException(
+                self.tr("Choose a point or polygon layer in '{}'").format(name)
+            )
         from backend.embedtools.examples import Example
 
         request = QgsFeatureRequest().setDestinationCrs(crs, context.transformContext())

@@ -12,6 +12,7 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
+from ..i18n import tr
 from ..output_folders import writable_folder
 from .base import decimal_parameter, folder_parameter
 from .inference_base import advanced
@@ -31,9 +32,11 @@ def checkpoint_folder(chosen: str) -> Path:
         if all((candidate / name).is_file() for name in CHECKPOINT_FILES):
             return candidate
     raise QgsProcessingException(
-        f"'{chosen}' holds no msGFM checkpoint (a folder with model.safetensors and meta.json, "
-        "or a training folder with checkpoint-best or checkpoint-last): choose the folder "
-        "msgfm:finetune or msgfm:pretrain wrote"
+        tr(
+            "'{}' holds no msGFM checkpoint (a folder with model.safetensors and meta.json, "
+            "or a training folder with checkpoint-best or checkpoint-last): choose the folder "
+            "msgfm:finetune or msgfm:pretrain wrote"
+        ).format(chosen)
     )
 
 
@@ -67,13 +70,13 @@ class ExportOnnxAlgorithm(TrainingAlgorithm):
         self.addParameter(
             folder_parameter(
                 self.CHECKPOINT,
-                "Checkpoint (folder)",
+                self.tr("Checkpoint (folder)"),
             )
         )
         self.addParameter(
             QgsProcessingParameterString(
                 self.SENSORS,
-                "Sensors of an embedding export (pretraining checkpoints; e.g. 's2, sar')",
+                self.tr("Sensors of an embedding export (pretraining checkpoints; e.g. 's2, sar')"),
                 optional=True,
             )
         )
@@ -81,7 +84,7 @@ class ExportOnnxAlgorithm(TrainingAlgorithm):
             advanced(
                 decimal_parameter(
                     self.TOLERANCE,
-                    "Parity tolerance (max abs difference ONNX Runtime vs torch)",
+                    self.tr("Parity tolerance (max abs difference ONNX Runtime vs torch)"),
                     1e-4,
                     minimum=0.0,
                 )
@@ -89,7 +92,7 @@ class ExportOnnxAlgorithm(TrainingAlgorithm):
         )
         self.addParameter(
             QgsProcessingParameterFileDestination(
-                self.OUTPUT, "Output model (.onnx)", fileFilter="ONNX models (*.onnx)"
+                self.OUTPUT, self.tr("Output model (.onnx)"), fileFilter="ONNX models (*.onnx)"
             )
         )
         self.addOutput(QgsProcessingOutputNumber(self.MAX_ABS_DIFF, "Max abs difference"))
@@ -99,7 +102,7 @@ class ExportOnnxAlgorithm(TrainingAlgorithm):
         checkpoint = checkpoint_folder(self.parameterAsFile(parameters, self.CHECKPOINT, context))
         out = self.parameterAsFileOutput(parameters, self.OUTPUT, context)
         if not out:
-            raise QgsProcessingException("Choose a file for 'Output model (.onnx)'")
+            raise QgsProcessingException(self.tr("Choose a file for 'Output model (.onnx)'"))
         if not out.lower().endswith(".onnx"):
             out += ".onnx"
         writable_folder(Path(out).parent, "Output model (.onnx)")

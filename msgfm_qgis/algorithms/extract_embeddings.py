@@ -45,7 +45,7 @@ class ExtractEmbeddingsAlgorithm(RasterOutputAlgorithm):
         self.addParameter(
             QgsProcessingParameterRasterDestination(
                 self.PREVIEW,
-                "Preview: first 3 principal components as colours",
+                self.tr("Preview: first 3 principal components as colours"),
                 optional=True,
                 createByDefault=True,
             )

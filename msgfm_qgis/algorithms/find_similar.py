@@ -34,8 +34,10 @@ class FindSimilarAlgorithm(EmbeddingToolAlgorithm):
     )
 
     def initOutputs(self) -> None:
-        self.add_examples(self.REFERENCE, "Reference places (points or polygons)")
-        self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, "Similarity"))
+        self.add_examples(self.REFERENCE, self.tr("Reference places (points or polygons)"))
+        self.addParameter(
+            QgsProcessingParameterRasterDestination(self.OUTPUT, self.tr("Similarity"))
+        )
         self.add_band_weight(1.0)
         self.add_seed()
 
@@ -58,8 +60,10 @@ class FindSimilarAlgorithm(EmbeddingToolAlgorithm):
                 )
             if len(vectors) == 0:
                 raise QgsProcessingException(
-                    "No reference place lies on valid pixels of the input raster: put references "
-                    "inside the image"
+                    self.tr(
+                        "No reference place lies on valid pixels of the input raster: "
+                        "put references inside the image"
+                    )
                 )
             feedback.pushInfo(f"{len(vectors)} reference place(s)")
             written = maps.similarity_map(

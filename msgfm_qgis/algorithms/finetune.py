@@ -35,6 +35,7 @@ from backend.files import output_tempdir
 from backend.sensors import get_sensor
 from backend.tasks import get_task
 
+from ..i18n import tr
 from ..layers import band_names, raster_file
 from ..model_checks import check_overlap
 from ..output_folders import writable_folder
@@ -123,29 +124,36 @@ class FinetuneAlgorithm(TrainingAlgorithm):
 
     def initAlgorithm(self, config=None):
         self.addParameter(
-            QgsProcessingParameterEnum(self.TASK, "Task", options=list(TASK_LABELS), defaultValue=0)
+            QgsProcessingParameterEnum(
+                self.TASK,
+                self.tr("Task"),
+                options=[self.tr(o) for o in TASK_LABELS],
+                defaultValue=0,
+            )
         )
         self.addParameter(
             QgsProcessingParameterMultipleLayers(
-                self.IMAGES, "Image raster layers", layerType=QgsProcessing.TypeRaster
+                self.IMAGES, self.tr("Image raster layers"), layerType=QgsProcessing.TypeRaster
             )
         )
         self.addParameter(
             QgsProcessingParameterString(
                 self.SENSORS,
-                "Sensor of each layer, in layer order (empty: guessed from the band count)",
+                self.tr(
+                    "Sensor of each layer, in layer order (empty: guessed from the band count)"
+                ),
                 optional=True,
             )
         )
         self.addParameter(
             QgsProcessingParameterRasterLayer(
-                self.LABEL_RASTER, "Labels: class raster", optional=True
+                self.LABEL_RASTER, self.tr("Labels: class raster"), optional=True
             )
         )
         self.addParameter(
             QgsProcessingParameterVectorLayer(
                 self.LABEL_POLYGONS,
-                "Labels: polygon layer (instead of a class raster)",
+                self.tr("Labels: polygon layer (instead of a class raster)"),
                 types=[QgsProcessing.TypeVectorPolygon],
                 optional=True,
             )
@@ -153,7 +161,7 @@ class FinetuneAlgorithm(TrainingAlgorithm):
         self.addParameter(
             QgsProcessingParameterField(
                 self.CLASS_FIELD,
-                "Class field of the polygon layer",
+                self.tr("Class field of the polygon layer"),
                 parentLayerParameterName=self.LABEL_POLYGONS,
                 optional=True,
             )
@@ -162,7 +170,9 @@ class FinetuneAlgorithm(TrainingAlgorithm):
         self.addParameter(
             folder_parameter(
                 self.CHECKPOINT,
-                "Starting checkpoint (pretraining checkpoint folder; empty: random weights)",
+                self.tr(
+                    "Starting checkpoint (pretraining checkpoint folder; empty: random weights)"
+                ),
                 optional=True,
                 default=str(encoder) if encoder else None,
             )
@@ -170,8 +180,8 @@ class FinetuneAlgorithm(TrainingAlgorithm):
         self.addParameter(
             QgsProcessingParameterEnum(
                 self.CONFIG,
-                "Model size (without a starting checkpoint)",
-                options=list(CONFIG_LABELS),
+                self.tr("Model size (without a starting checkpoint)"),
+                options=[self.tr(o) for o in CONFIG_LABELS],
                 defaultValue=0,
             )
         )
@@ -179,7 +189,7 @@ class FinetuneAlgorithm(TrainingAlgorithm):
             advanced(
                 file_parameter(
                     self.CONFIG_FILE,
-                    "Model config JSON file (replaces the model size)",
+                    self.tr("Model config JSON file (replaces the model size)"),
                     extension="json",
                     optional=True,
                 )
@@ -188,7 +198,7 @@ class FinetuneAlgorithm(TrainingAlgorithm):
         self.addParameter(
             integer_parameter(
                 self.EPOCHS,
-                "Epochs (0: train for max steps)",
+                self.tr("Epochs (0: train for max steps)"),
                 0,
                 minimum=0,
             )
@@ -196,7 +206,7 @@ class FinetuneAlgorithm(TrainingAlgorithm):
         self.addParameter(
             integer_parameter(
                 self.MAX_STEPS,
-                "Max steps (optimiser steps, when epochs is 0)",
+                self.tr("Max steps (optimiser steps, when epochs is 0)"),
                 300,
                 minimum=1,
             )
@@ -204,7 +214,7 @@ class FinetuneAlgorithm(TrainingAlgorithm):
         self.addParameter(
             integer_parameter(
                 self.BATCH_SIZE,
-                "Batch size (tiles per step)",
+                self.tr("Batch size (tiles per step)"),
                 8,
                 minimum=1,
             )
@@ -212,7 +222,7 @@ class FinetuneAlgorithm(TrainingAlgorithm):
         self.addParameter(
             decimal_parameter(
                 self.VAL_FRACTION,
-                "Validation fraction (tiles held back for scoring)",
+                self.tr("Validation fraction (tiles held back for scoring)"),
                 0.2,
                 minimum=0.05,
                 maximum=0.5,
@@ -222,7 +232,7 @@ class FinetuneAlgorithm(TrainingAlgorithm):
             advanced(
                 integer_parameter(
                     self.TILE_SIZE,
-                    "Tile size (pixels; a multiple of 32)",
+                    self.tr("Tile size (pixels; a multiple of 32)"),
                     64,
                     minimum=32,
                 )
@@ -231,13 +241,13 @@ class FinetuneAlgorithm(TrainingAlgorithm):
         self.add_seed_and_device_parameters()
         self.addParameter(
             QgsProcessingParameterFileDestination(
-                self.OUTPUT, "Output model (.onnx)", fileFilter="ONNX models (*.onnx)"
+                self.OUTPUT, self.tr("Output model (.onnx)"), fileFilter="ONNX models (*.onnx)"
             )
         )
         self.addParameter(
             QgsProcessingParameterFolderDestination(
                 self.TRAINING_FOLDER,
-                "Training folder (checkpoints, metrics; empty: a temporary folder)",
+                self.tr("Training folder (checkpoints, metrics; empty: a temporary folder)"),
                 optional=True,
                 createByDefault=False,
             )
@@ -252,12 +262,13 @@ class FinetuneAlgorithm(TrainingAlgorithm):
         tile_size = self.parameterAsInt(parameters, self.TILE_SIZE, context)
         if tile_size % 32:
             raise QgsProcessingException(
-                f"Tile size {tile_size} is not a multiple of 32 (the encoder's stride): use "
-                f"{max(32, 32 * round(tile_size / 32))}"
+                self.tr(
+                    "Tile size {} is not a multiple of 32 (the encoder's stride): use {}"
+                ).format(tile_size, max(32, 32 * round(tile_size / 32)))
             )
         images = self.parameterAsLayerList(parameters, self.IMAGES, context)
         if not images:
-            raise QgsProcessingException("Choose at least one image raster layer")
+            raise QgsProcessingException(self.tr("Choose at least one image raster layer"))
         sensors = self.image_sensors(parameters, context, images)
         labels = self.label_layer(parameters, context)
         for layer in [*images[1:], labels[0]]:
@@ -276,7 +287,7 @@ class FinetuneAlgorithm(TrainingAlgorithm):
         steps = QgsProcessingMultiStepFeedback(2, feedback)
         result = self.run_job("finetune", params, steps)
         if feedback.isCanceled():
-            raise QgsProcessingException("cancelled")
+            raise QgsProcessingException(self.tr("cancelled"))
         scores = result.get("best_metrics") or result.get("val_metrics") or {}
         # The names the exported model's metadata uses (``val_mean_iou`` -> ``mean_iou``).
         metrics = {k[len("val_") :] if k.startswith("val_") else k: v for k, v in scores.items()}
@@ -293,7 +304,9 @@ class FinetuneAlgorithm(TrainingAlgorithm):
             checkpoint = folder / "checkpoint-last"
         if not (checkpoint / "model.safetensors").is_file():
             raise QgsProcessingException(
-                f"msGFM finetuning ended but wrote no checkpoint in {folder}; see the log above"
+                self.tr(
+                    "msGFM finetuning ended but wrote no checkpoint in {}; see the log above"
+                ).format(folder)
             )
         steps.setCurrentStep(1)
         exported = self.run_job("export", {"checkpoint": str(checkpoint), "out": onnx_path}, steps)
@@ -320,7 +333,7 @@ class FinetuneAlgorithm(TrainingAlgorithm):
     def output_model(self, parameters, context) -> str:
         path = self.parameterAsFileOutput(parameters, self.OUTPUT, context)
         if not path:
-            raise QgsProcessingException("Choose a file for 'Output model (.onnx)'")
+            raise QgsProcessingException(self.tr("Choose a file for 'Output model (.onnx)'"))
         if not path.lower().endswith(".onnx"):
             path += ".onnx"
         writable_folder(Path(path).parent, "Output model (.onnx)")
@@ -345,8 +358,10 @@ class FinetuneAlgorithm(TrainingAlgorithm):
         )
         if len(set(names)) != len(names):
             raise QgsProcessingException(
-                f"Two image layers are the same sensor ({', '.join(names)}): give one layer per "
-                "sensor (merge tiles of one sensor first, e.g. Build Virtual Raster)"
+                self.tr(
+                    "Two image layers are the same sensor ({}): give one layer per "
+                    "sensor (merge tiles of one sensor first, e.g. Build Virtual Raster)"
+                ).format(", ".join(names))
             )
         return names
 
@@ -357,25 +372,31 @@ class FinetuneAlgorithm(TrainingAlgorithm):
         field = self.parameterAsString(parameters, self.CLASS_FIELD, context)
         if raster is not None and polygons is not None:
             raise QgsProcessingException(
-                "Choose either a class raster or a polygon layer as labels, not both"
+                self.tr("Choose either a class raster or a polygon layer as labels, not both")
             )
         if raster is None and polygons is None:
             raise QgsProcessingException(
-                "Choose the labels: a class raster ('Labels: class raster') or a polygon layer "
-                "with a class field ('Labels: polygon layer' and 'Class field')"
+                self.tr(
+                    "Choose the labels: a class raster ('Labels: class raster') or a "
+                    "polygon layer with a class field ('Labels: polygon layer' and "
+                    "'Class field')"
+                )
             )
         if raster is not None:
             return raster, None
         if not field:
             raise QgsProcessingException(
-                f"Choose the 'Class field' of the polygon layer '{polygons.name()}': the "
-                "attribute that holds each polygon's class"
+                self.tr(
+                    "Choose the 'Class field' of the polygon layer '{}': the attribute "
+                    "that holds each polygon's class"
+                ).format(polygons.name())
             )
         if polygons.fields().indexOf(field) < 0:
             raise QgsProcessingException(
-                f"The polygon layer '{polygons.name()}' has no field '{field}' (its fields: "
-                f"{', '.join(polygons.fields().names())}): choose the field that holds each "
-                "polygon's class"
+                self.tr(
+                    "The polygon layer '{}' has no field '{}' (its fields: {}): choose "
+                    "the field that holds each polygon's class"
+                ).format(polygons.name(), field, ", ".join(polygons.fields().names()))
             )
         return polygons, field
 
@@ -388,9 +409,12 @@ class FinetuneAlgorithm(TrainingAlgorithm):
                 and not Path(checkpoint, "checkpoint-last", "model.safetensors").is_file()
             ):
                 raise QgsProcessingException(
-                    f"The starting checkpoint '{checkpoint}' holds no msGFM checkpoint "
-                    "(model.safetensors + meta.json, or a pretraining output folder with "
-                    "checkpoint-last): choose one, or leave it empty for random weights"
+                    self.tr(
+                        "The starting checkpoint '{}' holds no msGFM checkpoint "
+                        "(model.safetensors + meta.json, or a pretraining output folder "
+                        "with checkpoint-last): choose one, or leave it empty for random "
+                        "weights"
+                    ).format(checkpoint)
                 )
             feedback.pushInfo(f"Starting from the encoder of {checkpoint} (its model size)")
         else:
@@ -440,9 +464,10 @@ class FinetuneAlgorithm(TrainingAlgorithm):
             values = raster_classes(path)
             if len(values) < 2:
                 raise QgsProcessingException(
-                    f"The class raster '{label.name()}' holds {len(values)} class(es) "
-                    f"({', '.join(str(v) for v in values) or 'none'}) outside its nodata: "
-                    "training needs at least two classes"
+                    self.tr(
+                        "The class raster '{}' holds {} class(es) ({}) outside its "
+                        "nodata: training needs at least two classes"
+                    ).format(label.name(), len(values), ", ".join(str(v) for v in values) or "none")
                 )
             spec["labels"] = path
         else:
@@ -478,9 +503,10 @@ def polygon_classes(layer, field: str) -> List[Any]:
     ]
     if len(values) < 2:
         raise QgsProcessingException(
-            f"The class field '{field}' of '{layer.name()}' holds {len(values)} class(es) "
-            f"({', '.join(str(v) for v in values) or 'none'}): training needs at least two; "
-            "choose another field or add polygons of other classes"
+            tr(
+                "The class field '{}' of '{}' holds {} class(es) ({}): training needs at "
+                "least two; choose another field or add polygons of other classes"
+            ).format(field, layer.name(), len(values), ", ".join(str(v) for v in values) or "none")
         )
     return values
 
@@ -492,7 +518,7 @@ def raster_classes(path: str) -> List[float]:
 
     dataset = gdal.Open(path)
     if dataset is None:
-        raise QgsProcessingException(f"The class raster {path} cannot be read")
+        raise QgsProcessingException(tr("The class raster {} cannot be read").format(path))
     band = dataset.GetRasterBand(1)
     nodata = band.GetNoDataValue()
     width, height = dataset.RasterXSize, dataset.RasterYSize
@@ -530,7 +556,9 @@ def polygon_file(layer, field: str, folder: Path, context) -> str:
     )
     if result[0] != QgsVectorFileWriter.NoError or not target.is_file():
         raise QgsProcessingException(
-            f"The polygon layer '{layer.name()}' could not be written to a GeoPackage "
-            f"({result[1]}); save it as a GeoPackage and use that"
+            tr(
+                "The polygon layer '{}' could not be written to a GeoPackage ({}); save it as "
+                "a GeoPackage and use that"
+            ).format(layer.name(), result[1])
         )
     return str(target)

@@ -109,10 +109,15 @@ def advanced(parameter: QgsProcessingParameterDefinition) -> QgsProcessingParame
     return parameter
 
 
-def device_parameter(name: str) -> QgsProcessingParameterDefinition:
+def device_parameter(algorithm: MsgfmAlgorithm, name: str) -> QgsProcessingParameterDefinition:
     """The advanced Device choice (automatic, CPU, CUDA) of every algorithm that runs a model."""
     return advanced(
-        QgsProcessingParameterEnum(name, "Device", options=list(DEVICE_LABELS), defaultValue=0)
+        QgsProcessingParameterEnum(
+            name,
+            algorithm.tr("Device"),
+            options=[algorithm.tr(o) for o in DEVICE_LABELS],
+            defaultValue=0,
+        )
     )
 
 
@@ -139,7 +144,7 @@ class ModelInferenceAlgorithm(MsgfmAlgorithm):
             self.addParameter(
                 QgsProcessingParameterRasterLayer(
                     role.layer_param,
-                    role.layer_label,
+                    self.tr(role.layer_label),
                     defaultValue=defaults.get(role.layer_param),
                     optional=role.optional,
                 )
@@ -147,7 +152,9 @@ class ModelInferenceAlgorithm(MsgfmAlgorithm):
             self.addParameter(
                 QgsProcessingParameterBand(
                     role.bands_param,
-                    f"{role.bands_label} (empty: all bands, or found by name)",
+                    self.tr("{} (empty: all bands, or found by name)").format(
+                        self.tr(role.bands_label)
+                    ),
                     parentLayerParameterName=role.layer_param,
                     optional=True,
                     allowMultiple=True,
@@ -157,7 +164,7 @@ class ModelInferenceAlgorithm(MsgfmAlgorithm):
         self.addParameter(
             file_parameter(
                 self.MODEL,
-                "msGFM model (.onnx; empty: the bundled model)",
+                self.tr("msGFM model (.onnx; empty: the bundled model)"),
                 extension="onnx",
                 optional=True,
                 default=str(default) if default.is_file() else None,
@@ -165,13 +172,15 @@ class ModelInferenceAlgorithm(MsgfmAlgorithm):
         )
         self.addParameter(
             QgsProcessingParameterExtent(
-                self.AREA_EXTENT, "Area of interest (empty: the whole layer)", optional=True
+                self.AREA_EXTENT,
+                self.tr("Area of interest (empty: the whole layer)"),
+                optional=True,
             )
         )
         self.addParameter(
             QgsProcessingParameterFeatureSource(
                 self.AREA_POLYGONS,
-                "Area of interest polygons (only pixels inside them are processed)",
+                self.tr("Area of interest polygons (only pixels inside them are processed)"),
                 [QgsProcessing.TypeVectorPolygon],
                 optional=True,
             )
@@ -181,7 +190,7 @@ class ModelInferenceAlgorithm(MsgfmAlgorithm):
             advanced(
                 integer_parameter(
                     self.TILE_SIZE,
-                    "Tile size in pixels (0: the model's)",
+                    self.tr("Tile size in pixels (0: the model's)"),
                     0,
                     minimum=0,
                 )
@@ -191,7 +200,7 @@ class ModelInferenceAlgorithm(MsgfmAlgorithm):
             advanced(
                 decimal_parameter(
                     self.OVERLAP,
-                    "Overlap between tiles, fraction of a tile (-1: the model's)",
+                    self.tr("Overlap between tiles, fraction of a tile (-1: the model's)"),
                     -1.0,
                     minimum=-1.0,
                     maximum=0.9,
@@ -202,17 +211,20 @@ class ModelInferenceAlgorithm(MsgfmAlgorithm):
             advanced(
                 integer_parameter(
                     self.BATCH_SIZE,
-                    "Tiles per model call (batch size)",
+                    self.tr("Tiles per model call (batch size)"),
                     4,
                     minimum=1,
                 )
             )
         )
-        self.addParameter(device_parameter(self.DEVICE))
+        self.addParameter(device_parameter(self, self.DEVICE))
         self.addParameter(
             advanced(
                 QgsProcessingParameterEnum(
-                    self.BACKEND, "Run the model", options=list(BACKEND_LABELS), defaultValue=0
+                    self.BACKEND,
+                    self.tr("Run the model"),
+                    options=[self.tr(o) for o in BACKEND_LABELS],
+                    defaultValue=0,
                 )
             )
         )
@@ -358,8 +370,13 @@ class ModelInferenceAlgorithm(MsgfmAlgorithm):
             free = [r for r in self.ROLES if r.layer_param not in assigned]
             where = f" in '{free[0].layer_label}'" if free else ""
             raise QgsProcessingException(
-                f"The model '{metadata.model_name}' also needs a {missing.sensor} layer "
-                f"({len(missing.bands)} bands: {', '.join(missing.bands)}): choose it{where}"
+                self.tr("The model '{}' also needs a {} layer ({} bands: {}): choose it{}").format(
+                    metadata.model_name,
+                    missing.sensor,
+                    len(missing.bands),
+                    ", ".join(missing.bands),
+                    where,
+                )
             )
         inputs = []
         for role in self.ROLES:
@@ -373,8 +390,9 @@ class ModelInferenceAlgorithm(MsgfmAlgorithm):
                 continue
             if layer is None:
                 raise QgsProcessingException(
-                    f"Choose a layer in '{role.layer_label}': the model's "
-                    f"{assigned[role.layer_param].sensor} input needs one"
+                    self.tr("Choose a layer in '{}': the model's {} input needs one").format(
+                        role.layer_label, assigned[role.layer_param].sensor
+                    )
                 )
             inputs.append((role, layer, assigned[role.layer_param]))
         return inputs
@@ -426,7 +444,9 @@ class ModelInferenceAlgorithm(MsgfmAlgorithm):
             if not all(part.isdigit() and int(part) >= 1 for part in parts):
                 label = self.parameterDefinition(name).description()
                 raise QgsProcessingException(
-                    f"'{label}' must list 1-based band numbers such as 3,2,1, not {value!r}"
+                    self.tr("'{}' must list 1-based band numbers such as 3,2,1, not {!r}").format(
+                        label, value
+                    )
                 )
             return [int(part) for part in parts]
         return self.parameterAsInts(parameters, name, context)
@@ -439,8 +459,9 @@ class ModelInferenceAlgorithm(MsgfmAlgorithm):
         path = Path(self.parameterAsOutputLayer(parameters, name, context))
         if path.suffix.lower() not in GEOTIFF_SUFFIXES:
             raise QgsProcessingException(
-                f"msGFM writes GeoTIFF: choose a .tif file for '{self.parameterDefinition(name).description()}' "
-                f"instead of {path.name}"
+                self.tr("msGFM writes GeoTIFF: choose a .tif file for '{}' instead of {}").format(
+                    self.parameterDefinition(name).description(), path.name
+                )
             )
         writable_folder(path.parent, self.parameterDefinition(name).description())
         return path

@@ -40,14 +40,14 @@ class ModelInfoAlgorithm(MsgfmAlgorithm):
         self.addParameter(
             file_parameter(
                 self.MODEL,
-                "msGFM model (.onnx)",
+                self.tr("msGFM model (.onnx)"),
                 extension="onnx",
             )
         )
         self.addParameter(
             QgsProcessingParameterFileDestination(
                 self.OUTPUT,
-                "Model metadata (JSON)",
+                self.tr("Model metadata (JSON)"),
                 fileFilter="JSON files (*.json)",
                 optional=True,
                 createByDefault=False,
@@ -60,14 +60,18 @@ class ModelInfoAlgorithm(MsgfmAlgorithm):
     def processAlgorithm(self, parameters, context, feedback):
         model_path = self.parameterAsFile(parameters, self.MODEL, context)
         if not model_path:
-            raise QgsProcessingException("Choose an msGFM model file (.onnx) for 'msGFM model'.")
+            raise QgsProcessingException(
+                self.tr("Choose an msGFM model file (.onnx) for 'msGFM model'.")
+            )
         require_onnxruntime()
         from backend.export import schema
 
         try:
             metadata = schema.read_model_metadata(model_path)
         except (schema.ModelFileError, schema.ModelMetadataError) as exc:
-            raise QgsProcessingException(f"Cannot use '{model_path}': {exc}") from None
+            raise QgsProcessingException(
+                self.tr("Cannot use '{}': {}").format(model_path, exc)
+            ) from None
 
         for line in describe(metadata):
             feedback.pushInfo(line)

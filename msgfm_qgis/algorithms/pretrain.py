@@ -78,7 +78,9 @@ class PretrainAlgorithm(TrainingAlgorithm):
         self.addParameter(
             file_parameter(
                 self.MANIFEST,
-                "Pretraining manifest (.json; empty: the shipped 'samples' or the layers below)",
+                self.tr(
+                    "Pretraining manifest (.json; empty: the shipped 'samples' or the layers below)"
+                ),
                 extension="json",
                 optional=True,
             )
@@ -86,7 +88,7 @@ class PretrainAlgorithm(TrainingAlgorithm):
         self.addParameter(
             QgsProcessingParameterMultipleLayers(
                 self.LAYERS,
-                "Raster layers to pretrain on (instead of a manifest)",
+                self.tr("Raster layers to pretrain on (instead of a manifest)"),
                 layerType=QgsProcessing.TypeRaster,
                 optional=True,
             )
@@ -94,26 +96,31 @@ class PretrainAlgorithm(TrainingAlgorithm):
         self.addParameter(
             QgsProcessingParameterString(
                 self.SENSORS,
-                "Sensor of each layer, in layer order (e.g. 'rgb, dsm'; one name for all)",
+                self.tr("Sensor of each layer, in layer order (e.g. 'rgb, dsm'; one name for all)"),
                 optional=True,
             )
         )
         self.addParameter(
             QgsProcessingParameterBoolean(
                 self.PAIRED,
-                "The two layers are a co-registered pair of sensors (cross-sensor training)",
+                self.tr(
+                    "The two layers are a co-registered pair of sensors (cross-sensor training)"
+                ),
                 defaultValue=False,
             )
         )
         self.addParameter(
             QgsProcessingParameterEnum(
-                self.CONFIG, "Model size", options=list(CONFIG_LABELS), defaultValue=0
+                self.CONFIG,
+                self.tr("Model size"),
+                options=[self.tr(o) for o in CONFIG_LABELS],
+                defaultValue=0,
             )
         )
         self.addParameter(
             file_parameter(
                 self.CONFIG_FILE,
-                "Model config JSON file (replaces the model size)",
+                self.tr("Model config JSON file (replaces the model size)"),
                 extension="json",
                 optional=True,
             )
@@ -121,7 +128,7 @@ class PretrainAlgorithm(TrainingAlgorithm):
         self.addParameter(
             integer_parameter(
                 self.MAX_STEPS,
-                "Max steps (optimiser steps)",
+                self.tr("Max steps (optimiser steps)"),
                 1000,
                 minimum=1,
             )
@@ -129,14 +136,16 @@ class PretrainAlgorithm(TrainingAlgorithm):
         self.addParameter(
             integer_parameter(
                 self.BATCH_SIZE,
-                "Batch size (crops per step)",
+                self.tr("Batch size (crops per step)"),
                 8,
                 minimum=1,
             )
         )
         self.add_seed_and_device_parameters()
         self.addParameter(
-            QgsProcessingParameterFolderDestination(self.OUTPUT, "Output folder (checkpoints)")
+            QgsProcessingParameterFolderDestination(
+                self.OUTPUT, self.tr("Output folder (checkpoints)")
+            )
         )
         self.addOutput(QgsProcessingOutputFolder(self.CHECKPOINT, "Last checkpoint"))
         self.addOutput(QgsProcessingOutputString(self.MANIFEST_USED, "Manifest trained on"))
@@ -169,7 +178,9 @@ class PretrainAlgorithm(TrainingAlgorithm):
         checkpoint = out / "checkpoint-last"
         if not checkpoint.is_dir():
             raise QgsProcessingException(
-                f"msGFM pretraining ended but wrote no checkpoint in {out}; see the log above"
+                self.tr(
+                    "msGFM pretraining ended but wrote no checkpoint in {}; see the log above"
+                ).format(out)
             )
         feedback.pushInfo(
             f"Trained {result.get('step')} steps on {result.get('device')}; final loss "
@@ -190,13 +201,17 @@ class PretrainAlgorithm(TrainingAlgorithm):
         layers = self.parameterAsLayerList(parameters, self.LAYERS, context)
         if chosen and layers:
             raise QgsProcessingException(
-                "Choose either a pretraining manifest or raster layers, not both: clear "
-                "'Pretraining manifest' to train on the layers"
+                self.tr(
+                    "Choose either a pretraining manifest or raster layers, not both: "
+                    "clear 'Pretraining manifest' to train on the layers"
+                )
             )
         if chosen:
             if not Path(chosen).is_file():
                 raise QgsProcessingException(
-                    f"The pretraining manifest {chosen} does not exist; choose a manifest JSON file"
+                    self.tr(
+                        "The pretraining manifest {} does not exist; choose a manifest JSON file"
+                    ).format(chosen)
                 )
             return chosen
         if not layers:
@@ -207,12 +222,16 @@ class PretrainAlgorithm(TrainingAlgorithm):
         paired = self.parameterAsBoolean(parameters, self.PAIRED, context)
         if paired and len(layers) != 2:
             raise QgsProcessingException(
-                f"A co-registered pair needs exactly two layers, {len(layers)} are chosen: choose "
-                "two, or untick the pair option"
+                self.tr(
+                    "A co-registered pair needs exactly two layers, {} are chosen: "
+                    "choose two, or untick the pair option"
+                ).format(len(layers))
             )
         if paired and sensors[0] == sensors[1]:
             raise QgsProcessingException(
-                f"Both layers of the pair are '{sensors[0]}': a pair joins two different sensors"
+                self.tr(
+                    "Both layers of the pair are '{}': a pair joins two different sensors"
+                ).format(sensors[0])
             )
         copies = Path(output_tempdir(out, "inputs-"))
         entries = []

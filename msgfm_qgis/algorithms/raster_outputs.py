@@ -19,13 +19,16 @@ class RasterOutputAlgorithm(ModelInferenceAlgorithm):
     LAYER_NAME = ""  # the name in the Layers panel when shorter than OUTPUT_LABEL
 
     def initOutputs(self) -> None:
-        self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, self.OUTPUT_LABEL))
+        self.addParameter(
+            QgsProcessingParameterRasterDestination(self.OUTPUT, self.tr(self.OUTPUT_LABEL))
+        )
 
     def check_outputs(self, metadata: Any) -> None:
         if first_output(metadata, (self.OUTPUT_KIND,)) is None:
             raise QgsProcessingException(
-                f"The model '{metadata.model_name}' has no {self.OUTPUT_KIND} output; choose a "
-                f"{TASK_NAMES[self.TASK]} model"
+                self.tr("The model '{}' has no {} output; choose a {} model").format(
+                    metadata.model_name, self.OUTPUT_KIND, TASK_NAMES[self.TASK]
+                )
             )
 
     def deliver(self, plan: RunPlan, written: List[str], parameters, context, feedback) -> Dict:

@@ -21,6 +21,7 @@ from qgis.core import (
 
 from backend.sensors import SENSORS, get_sensor, select_bands
 
+from ..i18n import tr
 from ..layers import band_names
 from ..settings import WORKER_PYTHON_KEY, worker_python
 from .base import GROUP_TRAINING, MsgfmAlgorithm, integer_parameter
@@ -51,13 +52,17 @@ def missing_modules(python: str, modules: Sequence[str]) -> Sequence[str]:
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise QgsProcessingException(
-            f"The msGFM worker Python '{python}' does not run ({exc}): set the QGIS setting "
-            f"{WORKER_PYTHON_KEY} to a Python interpreter with torch"
+            tr(
+                "The msGFM worker Python '{}' does not run ({}): set the QGIS setting {} to a "
+                "Python interpreter with torch"
+            ).format(python, exc, WORKER_PYTHON_KEY)
         ) from None
     if run.returncode != 0:
         raise QgsProcessingException(
-            f"The msGFM worker Python '{python}' failed to start ({run.stderr.strip()[-300:]}): "
-            f"set the QGIS setting {WORKER_PYTHON_KEY} to a working Python interpreter with torch"
+            tr(
+                "The msGFM worker Python '{}' failed to start ({}): set the QGIS setting {} "
+                "to a working Python interpreter with torch"
+            ).format(python, run.stderr.strip()[-300:], WORKER_PYTHON_KEY)
         )
     return run.stdout.split()
 
@@ -68,11 +73,13 @@ def require_modules(python: str, modules: Sequence[str]) -> None:
     if missing:
         requirements = " ".join(f'"{INSTALL_NAMES.get(m, m)}"' for m in missing)
         raise QgsProcessingException(
-            f"Training runs in a separate Python, and '{python}' has no {', '.join(missing)}. "
-            f"Either install it there: {python} -m pip install {requirements} (CPU: "
-            '"torch==2.13.0" with --index-url https://download.pytorch.org/whl/cpu), or set the '
-            f"QGIS setting {WORKER_PYTHON_KEY} (Settings > Options > Advanced) to the python of "
-            "an environment that has torch, numpy<2 and rasterio."
+            tr(
+                "Training runs in a separate Python, and '{}' has no {}. Either install it "
+                'there: {} -m pip install {} (CPU: "torch==2.13.0" with --index-url '
+                "https://download.pytorch.org/whl/cpu), or set the QGIS setting {} (Settings "
+                "> Options > Advanced) to the python of an environment that has torch, "
+                "numpy<2 and rasterio."
+            ).format(python, ", ".join(missing), python, requirements, WORKER_PYTHON_KEY)
         )
 
 
@@ -96,13 +103,13 @@ class TrainingAlgorithm(MsgfmAlgorithm):
             advanced(
                 integer_parameter(
                     self.SEED,
-                    "Random seed",
+                    self.tr("Random seed"),
                     0,
                     minimum=0,
                 )
             )
         )
-        self.addParameter(device_parameter(self.DEVICE))
+        self.addParameter(device_parameter(self, self.DEVICE))
 
     def run_training_job(
         self, params: Mapping[str, Any], feedback: QgsProcessingFeedback
@@ -126,14 +133,18 @@ class TrainingAlgorithm(MsgfmAlgorithm):
                 client.start()
             except client_module.WorkerError as exc:
                 raise QgsProcessingException(
-                    f"The msGFM worker did not start with '{python}' ({exc}); set the QGIS setting "
-                    f"{WORKER_PYTHON_KEY} to a Python with torch, numpy<2 and rasterio"
+                    self.tr(
+                        "The msGFM worker did not start with '{}' ({}); set the QGIS "
+                        "setting {} to a Python with torch, numpy<2 and rasterio"
+                    ).format(python, exc, WORKER_PYTHON_KEY)
                 ) from None
             feedback.pushInfo(f"Backend: local subprocess {client.process.pid} ({command})")
             if self.JOB not in client.ready.get("jobs", []):
                 raise QgsProcessingException(
-                    f"The msGFM backend run by '{python}' has no '{self.JOB}' job (it offers "
-                    f"{', '.join(client.ready.get('jobs', []))}): reinstall the plugin"
+                    self.tr(
+                        "The msGFM backend run by '{}' has no '{}' job (it offers {}): "
+                        "reinstall the plugin"
+                    ).format(python, self.JOB, ", ".join(client.ready.get("jobs", [])))
                 )
             return self._follow(client, client_module, params, feedback)
         finally:
@@ -177,8 +188,9 @@ class TrainingAlgorithm(MsgfmAlgorithm):
             if feedback.isCanceled():
                 raise QgsProcessingException(CANCELLED) from None
             raise QgsProcessingException(
-                f"The msGFM worker stopped during '{self.JOB}': {exc} (worker Python: "
-                f"{client.python})"
+                self.tr("The msGFM worker stopped during '{}': {} (worker Python: {})").format(
+                    self.JOB, exc, client.python
+                )
             ) from None
 
     def _job_error(self, kind: str, message: str, python: str, feedback) -> QgsProcessingException:
@@ -186,10 +198,12 @@ class TrainingAlgorithm(MsgfmAlgorithm):
             return QgsProcessingException(CANCELLED)
         if kind in ("ModuleNotFoundError", "ImportError"):
             return QgsProcessingException(
-                f"The worker Python '{python}' cannot run '{self.JOB}' ({message}): set the QGIS "
-                f"setting {WORKER_PYTHON_KEY} to a Python with torch, numpy<2 and rasterio"
+                self.tr(
+                    "The worker Python '{}' cannot run '{}' ({}): set the QGIS setting "
+                    "{} to a Python with torch, numpy<2 and rasterio"
+                ).format(python, self.JOB, message, WORKER_PYTHON_KEY)
             )
-        return QgsProcessingException(f"msGFM {self.JOB} failed: {message}")
+        return QgsProcessingException(self.tr("msGFM {} failed: {}").format(self.JOB, message))
 
 
 def _pass_log(client, feedback: QgsProcessingFeedback) -> None:
@@ -227,28 +241,34 @@ def layer_sensors(
     known = ", ".join(sorted(SENSORS))
     if not names and guess is None:
         raise QgsProcessingException(
-            f"Name the sensor of each layer in 'Sensor of each layer' (one of {known})"
+            tr("Name the sensor of each layer in 'Sensor of each layer' (one of {})").format(known)
         )
     if not names:
         for layer in layers:
             name = guess(layer)
             if name is None:
                 raise QgsProcessingException(
-                    f"Layer '{layer.name()}' has {layer.bandCount()} bands, which fit no sensor "
-                    f"by count: name its sensor in 'Sensor of each layer' (one of {known})"
+                    tr(
+                        "Layer '{}' has {} bands, which fit no sensor by count: name its "
+                        "sensor in 'Sensor of each layer' (one of {})"
+                    ).format(layer.name(), layer.bandCount(), known)
                 )
             names.append(name)
     elif len(names) == 1:
         names = names * len(layers)
     if len(names) != len(layers):
         raise QgsProcessingException(
-            f"{len(layers)} layers are chosen but {len(names)} sensors are named in 'Sensor of "
-            "each layer': name one per layer, in layer order, or one for all"
+            tr(
+                "{} layers are chosen but {} sensors are named in 'Sensor of each layer': "
+                "name one per layer, in layer order, or one for all"
+            ).format(len(layers), len(names))
         )
     for layer, name in zip(layers, names):
         if name not in SENSORS:
             raise QgsProcessingException(
-                f"Unknown sensor '{name}' for layer '{layer.name()}': use one of {known}"
+                tr("Unknown sensor '{}' for layer '{}': use one of {}").format(
+                    name, layer.name(), known
+                )
             )
         if bands_ok is None or not bands_ok(layer, name):
             check_layer_bands(layer, get_sensor(name))
@@ -264,8 +284,9 @@ def check_layer_bands(layer, sensor) -> None:
         select_bands(sensor, band_names(layer))
     except (KeyError, ValueError):
         raise QgsProcessingException(
-            f"Layer '{layer.name()}' has {count} band(s) but sensor '{sensor.name}' needs "
-            f"{len(sensor.bands)} ({', '.join(sensor.bands)}) and its band descriptions do not "
-            "name them: save a copy with exactly these bands (Raster > Conversion > Translate, or "
-            "Build Virtual Raster) and choose that"
+            tr(
+                "Layer '{}' has {} band(s) but sensor '{}' needs {} ({}) and its band "
+                "descriptions do not name them: save a copy with exactly these bands (Raster "
+                "> Conversion > Translate, or Build Virtual Raster) and choose that"
+            ).format(layer.name(), count, sensor.name, len(sensor.bands), ", ".join(sensor.bands))
         ) from None
