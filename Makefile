@@ -1,11 +1,11 @@
 # make demo: the main job on the bundled models and real sample data.
-# make test: lint, format check and the whole test suite.
+# make test: lint, format check and the whole test suite (make test-unit: the offline unit tests).
 SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 export QT_QPA_PLATFORM ?= offscreen
 
-.PHONY: setup data test lint format build demo clean train-defaults cards ablation evaluation pretraining-doc
+.PHONY: setup data test test-unit lint format build demo clean train-defaults cards ablation evaluation pretraining-doc
 
 setup:
 	@bash scripts/setup.sh
@@ -23,6 +23,10 @@ format: setup
 
 test: lint data
 	$(PY) -m pytest
+
+# The unit tests only: offline, without the sample data (synthetic fixtures from tests/data/).
+test-unit: lint
+	$(PY) -m pytest -m "not integration"
 
 build: setup
 	$(PY) build.py

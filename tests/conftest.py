@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Dict, Iterator
 
 import pytest
 
@@ -14,6 +15,35 @@ from .onnx_models import export_with_metadata
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 ROOT = Path(__file__).resolve().parent.parent
+SYNTHETIC = Path(__file__).resolve().parent / "data"
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark as ``integration`` every test that needs the real sample data or runs QGIS as a program
+    (``make test-unit`` runs the others, offline)."""
+    for item in items:
+        real_data = "sample_data" in getattr(item, "fixturenames", ())
+        program = item.get_closest_marker("qgis_process") or "test_desktop" in item.nodeid
+        if real_data or program:
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def synthetic_data(tmp_path_factory) -> Callable[[str], Path]:
+    """``synthetic_data(name)``: the folder ``tests/data/<name>/data.py`` generates (once a session)."""
+    made: Dict[str, Path] = {}
+
+    def make(name: str) -> Path:
+        if name not in made:
+            spec = importlib.util.spec_from_file_location(
+                f"synthetic_{name}", SYNTHETIC / name / "data.py"
+            )
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            made[name] = module.generate(tmp_path_factory.mktemp(f"synthetic-{name}"))
+        return made[name]
+
+    return make
 
 
 @pytest.fixture(scope="session")
