@@ -11,7 +11,7 @@ import html
 from pathlib import Path
 from typing import Any, Dict, Optional, Tuple
 
-from backend.export.external_data import metadata_props
+from backend.export.onnx_file import read_onnx_info
 from backend.export.schema import from_metadata_props
 
 from .resources import models_dir
@@ -30,7 +30,7 @@ def bundled_metadata(task: str) -> Optional[Any]:
         # Read from the file itself, not through an ONNX Runtime session: this runs when a
         # dialog opens, on QGIS's main thread, where a session would freeze the window ~1 s.
         try:
-            _CACHE[key] = from_metadata_props(metadata_props(path))
+            _CACHE[key] = from_metadata_props(read_onnx_info(path).metadata_props)
         except Exception:  # a damaged file: the help says less
             _CACHE[key] = None
     return _CACHE[key]

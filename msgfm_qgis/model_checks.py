@@ -19,7 +19,7 @@ from qgis.core import (
 )
 
 from backend.export import schema
-from backend.export.external_data import metadata_props
+from backend.export.onnx_file import read_onnx_info
 
 from .i18n import tr
 from .layers import band_names
@@ -69,7 +69,7 @@ def read_metadata(model_path: str) -> Any:
     A file that does not read that way is opened by ONNX Runtime, whose error is the clearest.
     """
     try:
-        props = metadata_props(model_path)
+        props = read_onnx_info(model_path).metadata_props
         if props:
             return schema.from_metadata_props(props)
     except (OSError, ValueError):  # not protobuf, or metadata ONNX Runtime will explain

@@ -21,12 +21,13 @@ from __future__ import annotations
 import mmap
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Tuple, Union
+from typing import Callable, Dict, Iterator, List, Optional, Tuple, TypeVar, Union
 
 # Protobuf wire types.
-_VARINT, _FIXED64, _LENGTH, _START_GROUP, _END_GROUP, _FIXED32 = 0, 1, 2, 3, 4, 5
+_VARINT, _FIXED64, LENGTH, _START_GROUP, _END_GROUP, _FIXED32 = 0, 1, 2, 3, 4, 5
 
 Buffer = Union[bytes, mmap.mmap]
+T = TypeVar("T")
 Dim = Union[int, str, None]  # as ONNX Runtime reports shapes: fixed, symbolic or unknown
 
 
@@ -58,25 +59,33 @@ def read_onnx_info(path: Union[str, Path]) -> OnnxFileInfo:
         FileNotFoundError: there is no file at ``path``.
         OnnxFileError: the file is empty, truncated or not an ONNX model.
     """
+    return read_mapped(path, parse_model)
+
+
+def read_mapped(path: Union[str, Path], parse: Callable[[Buffer], T]) -> T:
+    """``parse`` applied to the bytes of the file at ``path``, memory-mapped (never loaded whole).
+
+    Raises:
+        OnnxFileError: the file is empty.
+    """
     path = Path(path)
     with open(path, "rb") as handle:
-        size = path.stat().st_size
-        if size == 0:
+        if path.stat().st_size == 0:
             raise OnnxFileError("the file is empty")
         # Indexed directly (no memoryview): nothing keeps the map exported when it closes.
         with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
-            return parse_model(mapped)
+            return parse(mapped)
 
 
 def parse_model(view: Buffer) -> OnnxFileInfo:
     """Parse the serialised ``ModelProto`` in ``view`` (see :func:`read_onnx_info`)."""
     info = OnnxFileInfo()
     has_graph = False
-    for number, wire, value in _fields(view, 0, len(view)):
-        if number == 7 and wire == _LENGTH:
+    for number, wire, value in fields(view, 0, len(view)):
+        if number == 7 and wire == LENGTH:
             has_graph = True
             _parse_graph(view, value, info)
-        elif number == 14 and wire == _LENGTH:
+        elif number == 14 and wire == LENGTH:
             key, text = _parse_entry(view, value)
             info.metadata_props[key] = text
     if not has_graph:
@@ -85,55 +94,55 @@ def parse_model(view: Buffer) -> OnnxFileInfo:
 
 
 def _parse_graph(view: Buffer, span: Tuple[int, int], info: OnnxFileInfo) -> None:
-    for number, wire, value in _fields(view, *span):
-        if number in (11, 12) and wire == _LENGTH:
+    for number, wire, value in fields(view, *span):
+        if number in (11, 12) and wire == LENGTH:
             (info.inputs if number == 11 else info.outputs).append(_parse_value_info(view, value))
 
 
 def _parse_value_info(view: Buffer, span: Tuple[int, int]) -> GraphValue:
     item = GraphValue(name="")
-    for number, wire, value in _fields(view, *span):
-        if number == 1 and wire == _LENGTH:
-            item.name = _text(view, value)
-        elif number == 2 and wire == _LENGTH:
-            for type_number, type_wire, tensor in _fields(view, *value):
-                if type_number == 1 and type_wire == _LENGTH:  # tensor_type
+    for number, wire, value in fields(view, *span):
+        if number == 1 and wire == LENGTH:
+            item.name = text_at(view, value)
+        elif number == 2 and wire == LENGTH:
+            for type_number, type_wire, tensor in fields(view, *value):
+                if type_number == 1 and type_wire == LENGTH:  # tensor_type
                     item.shape = _parse_tensor_shape(view, tensor)
     return item
 
 
 def _parse_tensor_shape(view: Buffer, span: Tuple[int, int]) -> Optional[List[Dim]]:
     shape: Optional[List[Dim]] = None
-    for number, wire, value in _fields(view, *span):
-        if number == 2 and wire == _LENGTH:  # shape (absent: rank unknown)
+    for number, wire, value in fields(view, *span):
+        if number == 2 and wire == LENGTH:  # shape (absent: rank unknown)
             shape = []
-            for dim_number, dim_wire, dim in _fields(view, *value):
-                if dim_number == 1 and dim_wire == _LENGTH:
+            for dim_number, dim_wire, dim in fields(view, *value):
+                if dim_number == 1 and dim_wire == LENGTH:
                     shape.append(_parse_dimension(view, dim))
     return shape
 
 
 def _parse_dimension(view: Buffer, span: Tuple[int, int]) -> Dim:
     result: Dim = None
-    for number, wire, value in _fields(view, *span):
+    for number, wire, value in fields(view, *span):
         if number == 1 and wire == _VARINT:
             result = _signed(value)
-        elif number == 2 and wire == _LENGTH:
-            result = _text(view, value)
+        elif number == 2 and wire == LENGTH:
+            result = text_at(view, value)
     return result
 
 
 def _parse_entry(view: Buffer, span: Tuple[int, int]) -> Tuple[str, str]:
     key = text = ""
-    for number, wire, value in _fields(view, *span):
-        if number == 1 and wire == _LENGTH:
-            key = _text(view, value)
-        elif number == 2 and wire == _LENGTH:
-            text = _text(view, value)
+    for number, wire, value in fields(view, *span):
+        if number == 1 and wire == LENGTH:
+            key = text_at(view, value)
+        elif number == 2 and wire == LENGTH:
+            text = text_at(view, value)
     return key, text
 
 
-def _fields(view: Buffer, start: int, stop: int) -> Iterator[Tuple[int, int, object]]:
+def fields(view: Buffer, start: int, stop: int) -> Iterator[Tuple[int, int, object]]:
     """Yield ``(field number, wire type, value)`` of a message in ``view[start:stop]``.
 
     The value is an int for varint and fixed-width fields and a ``(start, stop)`` span of the bytes
@@ -148,7 +157,7 @@ def _fields(view: Buffer, start: int, stop: int) -> Iterator[Tuple[int, int, obj
         if wire == _VARINT:
             value, position = _varint(view, position, stop)
             yield number, wire, value
-        elif wire == _LENGTH:
+        elif wire == LENGTH:
             length, position = _varint(view, position, stop)
             end = position + length
             if end > stop:
@@ -184,7 +193,8 @@ def _signed(value: object) -> int:
     return value - (1 << 64) if value >= 1 << 63 else value
 
 
-def _text(view: Buffer, span: object) -> str:
+def text_at(view: Buffer, span: object) -> str:
+    """The UTF-8 text in ``view`` at ``span`` (a length-delimited field's value)."""
     start, stop = span  # type: ignore[misc]
     try:
         return bytes(view[start:stop]).decode("utf-8")

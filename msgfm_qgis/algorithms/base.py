@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional
 
 from qgis.core import (
     QgsProcessingAlgorithm,
@@ -54,6 +54,11 @@ class MsgfmAlgorithm(QgsProcessingAlgorithm):
 
     def createInstance(self):
         return type(self)()
+
+
+def optional_output(kind: type, name: str, description: str, **options: Any) -> Any:
+    """An output of class ``kind`` that is written only when the user asks for it."""
+    return kind(name, description, optional=True, createByDefault=False, **options)
 
 
 def file_parameter(

@@ -14,6 +14,7 @@ from qgis.core import QgsProcessingException, QgsProcessingParameterRasterDestin
 
 from ..class_raster import write_class_raster
 from ..styling import apply_on_load, class_style
+from .base import optional_output
 from .inference_base import ModelInferenceAlgorithm, RunPlan, first_output, move_raster
 
 
@@ -32,11 +33,10 @@ class ClassMapAlgorithm(ModelInferenceAlgorithm):
             QgsProcessingParameterRasterDestination(self.OUTPUT, self.tr(self.OUTPUT_LABEL))
         )
         self.addParameter(
-            QgsProcessingParameterRasterDestination(
+            optional_output(
+                QgsProcessingParameterRasterDestination,
                 self.PROBABILITIES,
                 self.tr(self.PROBABILITIES_LABEL),
-                optional=True,
-                createByDefault=False,
             )
         )
 

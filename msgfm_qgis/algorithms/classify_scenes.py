@@ -9,6 +9,7 @@ from typing import Dict, List
 from qgis.core import QgsProcessingException, QgsProcessingParameterVectorDestination
 
 from ..styling import apply_on_load, scene_windows_style
+from .base import optional_output
 from .class_maps import ClassMapAlgorithm, grid_path
 from .inference_base import RunPlan, first_output, input_roles
 
@@ -44,11 +45,10 @@ class ClassifyScenesAlgorithm(ClassMapAlgorithm):
     def initOutputs(self) -> None:
         super().initOutputs()
         self.addParameter(
-            QgsProcessingParameterVectorDestination(
+            optional_output(
+                QgsProcessingParameterVectorDestination,
                 self.GRID,
                 self.tr("Scene windows with their top classes"),
-                optional=True,
-                createByDefault=False,
             )
         )
 

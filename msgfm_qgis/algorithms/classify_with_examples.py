@@ -16,7 +16,7 @@ from qgis.core import (
     QgsProcessingParameterFileDestination,
 )
 
-from .base import integer_parameter
+from .base import integer_parameter, optional_output
 from .embeddings_base import EmbeddingToolAlgorithm
 from .inference_base import advanced
 
@@ -88,12 +88,11 @@ class ClassifyWithExamplesAlgorithm(EmbeddingToolAlgorithm):
         )
         self.add_class_outputs()
         self.addParameter(
-            QgsProcessingParameterFileDestination(
+            optional_output(
+                QgsProcessingParameterFileDestination,
                 self.OUTPUT_CLASSIFIER,
                 self.tr("Classifier file"),
                 fileFilter="msGFM classifier (*.json)",
-                optional=True,
-                createByDefault=False,
             )
         )
         self.addParameter(

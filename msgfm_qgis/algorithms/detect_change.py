@@ -12,7 +12,7 @@ from qgis.core import (
 from ..layers import raster_file
 from ..model_checks import check_overlap, choose_bands
 from ..styling import PalettedClasses, apply_on_load
-from .base import decimal_parameter
+from .base import decimal_parameter, optional_output
 from .embeddings_base import EmbeddingToolAlgorithm, style_score
 from .inference_base import LayerRole
 
@@ -77,8 +77,8 @@ class DetectChangeAlgorithm(EmbeddingToolAlgorithm):
             QgsProcessingParameterRasterDestination(self.OUTPUT, self.tr("Change score"))
         )
         self.addParameter(
-            QgsProcessingParameterRasterDestination(
-                self.OUTPUT_MASK, self.tr("Change mask"), optional=True, createByDefault=False
+            optional_output(
+                QgsProcessingParameterRasterDestination, self.OUTPUT_MASK, self.tr("Change mask")
             )
         )
         self.add_band_weight(0.0)

@@ -39,7 +39,7 @@ from ..model_checks import check_task, choose_bands, read_metadata
 from ..resources import models_dir
 from ..runner import BACKENDS, run_job
 from ..styling import apply_on_load, class_style
-from .base import decimal_parameter, integer_parameter
+from .base import decimal_parameter, integer_parameter, optional_output
 from .inference_base import LayerRole, ModelInferenceAlgorithm, advanced, first_output
 
 GROUP_EMBEDDINGS = ("embeddings", "Embeddings")
@@ -152,11 +152,10 @@ class EmbeddingToolAlgorithm(ModelInferenceAlgorithm):
     def add_class_outputs(self) -> None:
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, self.tr("Classes")))
         self.addParameter(
-            QgsProcessingParameterRasterDestination(
+            optional_output(
+                QgsProcessingParameterRasterDestination,
                 self.OUTPUT_PROBABILITY,
                 self.tr("Class probabilities"),
-                optional=True,
-                createByDefault=False,
             )
         )
 

@@ -40,7 +40,13 @@ from ..layers import band_names, raster_file
 from ..model_checks import check_overlap
 from ..output_folders import writable_folder
 from ..resources import models_dir
-from .base import decimal_parameter, file_parameter, folder_parameter, integer_parameter
+from .base import (
+    decimal_parameter,
+    file_parameter,
+    folder_parameter,
+    integer_parameter,
+    optional_output,
+)
 from .inference_base import DEVICES, advanced
 from .training_base import CONFIG_LABELS, CONFIGS, TrainingAlgorithm, layer_sensors
 
@@ -245,11 +251,10 @@ class FinetuneAlgorithm(TrainingAlgorithm):
             )
         )
         self.addParameter(
-            QgsProcessingParameterFolderDestination(
+            optional_output(
+                QgsProcessingParameterFolderDestination,
                 self.TRAINING_FOLDER,
                 self.tr("Training folder (checkpoints, metrics; empty: a temporary folder)"),
-                optional=True,
-                createByDefault=False,
             )
         )
         self.addOutput(QgsProcessingOutputString(self.METRICS, "Validation metrics (JSON)"))

@@ -15,7 +15,7 @@ from backend.files import write_text_atomically
 
 from ..dependencies import require_onnxruntime
 from ..output_folders import writable_folder
-from .base import GROUP_ANALYSIS, MsgfmAlgorithm, file_parameter
+from .base import GROUP_ANALYSIS, MsgfmAlgorithm, file_parameter, optional_output
 
 
 class ModelInfoAlgorithm(MsgfmAlgorithm):
@@ -45,12 +45,11 @@ class ModelInfoAlgorithm(MsgfmAlgorithm):
             )
         )
         self.addParameter(
-            QgsProcessingParameterFileDestination(
+            optional_output(
+                QgsProcessingParameterFileDestination,
                 self.OUTPUT,
                 self.tr("Model metadata (JSON)"),
                 fileFilter="JSON files (*.json)",
-                optional=True,
-                createByDefault=False,
             )
         )
         self.addOutput(QgsProcessingOutputString(self.METADATA, "Model metadata (JSON text)"))

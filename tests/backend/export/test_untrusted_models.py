@@ -138,6 +138,6 @@ def test_a_damaged_file_is_a_clear_error(tmp_path):
 
 @pytest.mark.parametrize("path", sorted((ROOT / "resources" / "models").glob("*.onnx")), ids=str)
 def test_metadata_read_from_the_file_equals_the_sessions(path):
-    from backend.export.external_data import metadata_props
+    from backend.export.onnx_file import read_onnx_info
 
-    assert from_metadata_props(metadata_props(path)) == read_model_metadata(path)
+    assert from_metadata_props(read_onnx_info(path).metadata_props) == read_model_metadata(path)
