@@ -92,7 +92,8 @@ class DetectChangeAlgorithm(EmbeddingToolAlgorithm):
         after = self.parameterAsRasterLayer(parameters, after_role.layer_param, context)
         check_overlap(before, before_role.layer_label, after, after_role.layer_label, context)
         chosen = self.parameterAsInts(parameters, before_role.bands_param, context)
-        model_path, metadata = self.model_for(parameters, context, before, chosen, feedback)
+        model = self.model_for(parameters, context, before, chosen, feedback)
+        metadata = model[1]
         spec = metadata.inputs[0]
         before_bands = choose_bands(before, chosen, spec, before_role.bands_label)
         after_chosen = self.parameterAsInts(parameters, after_role.bands_param, context)
@@ -118,17 +119,7 @@ class DetectChangeAlgorithm(EmbeddingToolAlgorithm):
         ):
             feedback.setCurrentStep(step)
             embedded[role.layer_param] = self.embed(
-                role,
-                layer,
-                model_path,
-                metadata,
-                parameters,
-                context,
-                feedback,
-                staging,
-                copies,
-                path=path,
-                bands=bands,
+                role, layer, model, parameters, context, feedback, staging, copies, path, bands
             )
         feedback.setCurrentStep(2)
         threshold = self.parameterAsDouble(parameters, self.THRESHOLD, context)

@@ -253,8 +253,7 @@ class EmbeddingToolAlgorithm(ModelInferenceAlgorithm):
         self,
         role: LayerRole,
         layer,
-        model_path: str,
-        metadata: Any,
+        model: Tuple[str, Any],
         parameters,
         context,
         feedback,
@@ -263,7 +262,8 @@ class EmbeddingToolAlgorithm(ModelInferenceAlgorithm):
         path: Optional[str] = None,
         bands: Optional[List[int]] = None,
     ) -> Embedded:
-        """Run the encoder over ``layer`` through the engine; returns its embedding raster."""
+        """Run the encoder ``model`` (path, metadata) over ``layer``; returns its embedding raster."""
+        model_path, metadata = model
         spec = metadata.inputs[0]
         if bands is None:
             bands = choose_bands(
@@ -306,15 +306,7 @@ class EmbeddingToolAlgorithm(ModelInferenceAlgorithm):
             model = self.model_for(parameters, context, layer, bands, feedback)
         model_path, metadata = model
         embedded = self.embed(
-            self.ROLES[0],
-            layer,
-            model_path,
-            metadata,
-            parameters,
-            context,
-            feedback,
-            staging,
-            copies,
+            self.ROLES[0], layer, model, parameters, context, feedback, staging, copies
         )
         feedback.setCurrentStep(1)
         return embedded, model_path, metadata

@@ -133,28 +133,22 @@ def test_every_analysis_algorithm_runs_from_the_zip_with_its_bundled_model(
                 assert dst.transform.almost_equals(ref.transform)
 
 
+def segment(installed_plugin, stack, out, *options):
+    """Run Segment land cover on ``stack`` from the zip; returns the info lines of its log."""
+    args = ["run", "msgfm:segmentlandcover", "--json", "--", f"INPUT={stack}", *options]
+    result = qgis_process([*args, f"OUTPUT={out}"], *installed_plugin)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    return json.loads(result.stdout)["log"]["info"]
+
+
 @pytest.mark.parametrize(
     "bands",
     [["BANDS=6,5,4,3,2,1"], ["BANDS=6;5;4;3;2;1"], [f"BANDS={b}" for b in (6, 5, 4, 3, 2, 1)]],
     ids=["commas", "semicolons", "repeated"],
 )
 def test_bands_parameter_syntaxes(installed_plugin, demo_inputs, tmp_path, bands):
-    stack = demo_inputs / "landsat_stack.tif"
     out = tmp_path / "classes.tif"
-    result = qgis_process(
-        [
-            "run",
-            "msgfm:segmentlandcover",
-            "--json",
-            "--",
-            f"INPUT={stack}",
-            *bands,
-            f"OUTPUT={out}",
-        ],
-        *installed_plugin,
-    )
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-    log = json.loads(result.stdout)["log"]["info"]
+    log = segment(installed_plugin, demo_inputs / "landsat_stack.tif", out, *bands)
     assert any("bands [6, 5, 4, 3, 2, 1] -> model input" in line for line in log), log
     assert out.exists()
 
@@ -241,20 +235,7 @@ def test_subprocess_backend_runs_the_backend_shipped_in_the_zip(
 
     stack = demo_inputs / "landsat_stack.tif"
     out = tmp_path / "classes.tif"
-    result = qgis_process(
-        [
-            "run",
-            "msgfm:segmentlandcover",
-            "--json",
-            "--",
-            f"INPUT={stack}",
-            "BACKEND=1",
-            f"OUTPUT={out}",
-        ],
-        *installed_plugin,
-    )
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-    log = json.loads(result.stdout)["log"]["info"]
+    log = segment(installed_plugin, stack, out, "BACKEND=1")
     # The worker was started as `python -m backend.worker` from the plugin's lib/ folder.
     assert any("Backend: local subprocess" in line and "backend.worker" in line for line in log)
     with rasterio.open(out) as dst, rasterio.open(stack) as ref:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -11,28 +10,14 @@ from typing import List
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[3]
+from ...tiny_model import write_tiny_config
 
-# Small enough that a step takes a fraction of a second on 2 CPU cores, but every part of the
-# model is there: 4 stages, MoE blocks (stage 3 block 1 and stage 4 block 0), 4 sensors.
-TINY_CONFIG = {
-    "name": "tiny",
-    "embed_dim": 8,
-    "depths": [1, 1, 2, 1],
-    "num_heads": [1, 2, 2, 4],
-    "window_size": 4,
-    "image_size": 64,
-    "patch_size": 4,
-    "num_experts": 2,
-    "drop_path_rate": 0.1,
-}
+REPO = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture(scope="session")
 def tiny_config(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("configs") / "tiny.json"
-    path.write_text(json.dumps(TINY_CONFIG))
-    return path
+    return write_tiny_config(tmp_path_factory.mktemp("configs"))
 
 
 @pytest.fixture(scope="session")

@@ -7,11 +7,13 @@ sensor's bands come as one file each (BigEarthNet): a VRT stacks them without co
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import List
 
 import numpy as np
 import pytest
+from qgis.core import QgsProcessingFeedback
 
 # Tests (test_modeler) import the exporter and the input helper from here under these names.
 from ...onnx_models import export_with_metadata as export
@@ -183,3 +185,27 @@ def grid(path) -> dict:
             "nodata": dataset.nodata,
             "count": dataset.count,
         }
+
+
+class RecordingFeedback(QgsProcessingFeedback):
+    """Feedback that keeps what the algorithm reported (Python-side calls land here)."""
+
+    def __init__(self, cancel_at_step=None):
+        super().__init__()
+        self.progress, self.texts, self.infos, self.console = [], [], [], []
+        self.cancel_at_step = cancel_at_step
+        self.cancelled_at = None
+        self.progressChanged.connect(self.progress.append)
+
+    def setProgressText(self, text):
+        # QgsFeedback emits progressChanged only for changes of 0.1 %: steps are seen here.
+        self.texts.append(text)
+        if self.cancel_at_step and text.startswith(f"step {self.cancel_at_step}/"):
+            self.cancelled_at = time.monotonic()
+            self.cancel()
+
+    def pushInfo(self, info):
+        self.infos.append(info)
+
+    def pushConsoleInfo(self, info):
+        self.console.append(info)

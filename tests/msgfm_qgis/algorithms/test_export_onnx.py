@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from qgis.core import QgsProcessingException, QgsProcessingFeedback
 
-from .test_finetune import LANDSAT_BANDS, TINY_CONFIG
+from ...tiny_model import write_tiny_config
+from .test_finetune import LANDSAT_BANDS
 
 ALG = "msgfm:exportonnx"
 
@@ -21,8 +22,7 @@ def finetuned_run(sample_data, tmp_path_factory) -> Path:
     from backend.cli import main
 
     folder = tmp_path_factory.mktemp("export_source")
-    config = folder / "tiny.json"
-    config.write_text(json.dumps(TINY_CONFIG))
+    config = write_tiny_config(folder, image_size=32)
     out = folder / "run"
     argv = [
         "finetune", "--task", "segmentation", "--init", "none", "--config", str(config),

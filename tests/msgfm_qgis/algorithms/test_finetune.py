@@ -10,52 +10,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from qgis.core import QgsProcessingException, QgsProcessingFeedback, QgsVectorLayer
+from qgis.core import QgsProcessingException, QgsVectorLayer
 
-from .conftest import grid, read, stack
+from ...tiny_model import write_tiny_config
+from .conftest import RecordingFeedback, grid, read, stack
 
 ALG = "msgfm:finetune"
 LANDSAT_FILES = ["10", "20", "30", "40", "50", "70"]
 LANDSAT_BANDS = ["B1", "B2", "B3", "B4", "B5", "B7"]
 S2_L1C = ["B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10", "B11", "B12"]
-# Every part of the model (4 stages, MoE blocks), small enough for a step in a fraction of a second.
-TINY_CONFIG = {
-    "name": "tiny",
-    "embed_dim": 8,
-    "depths": [1, 1, 2, 1],
-    "num_heads": [1, 2, 2, 4],
-    "window_size": 4,
-    "image_size": 32,
-    "patch_size": 4,
-    "num_experts": 2,
-}
-
-
-class RecordingFeedback(QgsProcessingFeedback):
-    """Keeps what the algorithm reported; cancels once the worker reports step ``cancel_at_step``."""
-
-    def __init__(self, cancel_at_step=None):
-        super().__init__()
-        self.texts, self.infos, self.progress = [], [], []
-        self.progressChanged.connect(self.progress.append)
-        self.cancel_at_step = cancel_at_step
-        self.cancelled_at = None
-
-    def setProgressText(self, text):
-        self.texts.append(text)
-        if self.cancel_at_step and text.startswith(f"step {self.cancel_at_step}/"):
-            self.cancelled_at = time.monotonic()
-            self.cancel()
-
-    def pushInfo(self, info):
-        self.infos.append(info)
 
 
 @pytest.fixture(scope="module")
 def tiny_config(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("finetune_configs") / "tiny.json"
-    path.write_text(json.dumps(TINY_CONFIG))
-    return path
+    return write_tiny_config(tmp_path_factory.mktemp("finetune_configs"), image_size=32)
 
 
 @pytest.fixture(scope="module")

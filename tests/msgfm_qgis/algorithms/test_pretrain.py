@@ -9,36 +9,14 @@ import time
 from pathlib import Path
 
 import pytest
-from qgis.core import QgsProcessingException, QgsProcessingFeedback, QgsRasterLayer
+from qgis.core import QgsProcessingException, QgsRasterLayer
 
 from msgfm_qgis.settings import set_worker_python
 
+from .conftest import RecordingFeedback
+
 ALG = "msgfm:pretrain"
 NO_TORCH_PYTHON = Path("/usr/bin/python3")  # Debian's Python: PyQGIS and GDAL, but no torch
-
-
-class RecordingFeedback(QgsProcessingFeedback):
-    """Feedback that keeps what the algorithm reported (Python-side calls land here)."""
-
-    def __init__(self, cancel_at_step=None):
-        super().__init__()
-        self.progress, self.texts, self.infos, self.console = [], [], [], []
-        self.cancel_at_step = cancel_at_step
-        self.cancelled_at = None
-        self.progressChanged.connect(self.progress.append)
-
-    def setProgressText(self, text):
-        # QgsFeedback emits progressChanged only for changes of 0.1 %: steps are seen here.
-        self.texts.append(text)
-        if self.cancel_at_step and text.startswith(f"step {self.cancel_at_step}/"):
-            self.cancelled_at = time.monotonic()
-            self.cancel()
-
-    def pushInfo(self, info):
-        self.infos.append(info)
-
-    def pushConsoleInfo(self, info):
-        self.console.append(info)
 
 
 @pytest.fixture
