@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterator, List, Tuple
 
-from .onnx_file import LENGTH, Buffer, OnnxFileError, fields, read_mapped, text_at
+from .onnx_file import LENGTH, Buffer, OnnxFileError, fields, parse_entry, read_mapped
 
 Span = Tuple[int, int]
 
@@ -28,7 +28,6 @@ _ATTRIBUTE_TENSOR, _ATTRIBUTE_GRAPH, _ATTRIBUTE_TENSORS, _ATTRIBUTE_GRAPHS = 5, 
 _ATTRIBUTE_SPARSE_TENSOR, _ATTRIBUTE_SPARSE_TENSORS = 22, 23
 _SPARSE_VALUES, _SPARSE_INDICES = 1, 2
 _TENSOR_EXTERNAL_DATA = 13
-_ENTRY_KEY, _ENTRY_VALUE = 1, 2
 _MAX_DEPTH = 64  # subgraphs nested deeper than this are not a real model
 
 
@@ -120,11 +119,6 @@ def _tensor(view: Buffer, span: Span) -> Iterator[str]:
     for number, wire, entry in fields(view, *span):
         if number != _TENSOR_EXTERNAL_DATA or wire != LENGTH:
             continue
-        key = location = None
-        for entry_number, entry_wire, value in fields(view, *entry):
-            if entry_wire == LENGTH and entry_number == _ENTRY_KEY:
-                key = text_at(view, value)
-            elif entry_wire == LENGTH and entry_number == _ENTRY_VALUE:
-                location = text_at(view, value)
-        if key == "location" and location is not None:
+        key, location = parse_entry(view, entry)
+        if key == "location":
             yield location

@@ -86,7 +86,7 @@ def parse_model(view: Buffer) -> OnnxFileInfo:
             has_graph = True
             _parse_graph(view, value, info)
         elif number == 14 and wire == LENGTH:
-            key, text = _parse_entry(view, value)
+            key, text = parse_entry(view, value)
             info.metadata_props[key] = text
     if not has_graph:
         raise OnnxFileError("the file holds no graph")
@@ -132,7 +132,8 @@ def _parse_dimension(view: Buffer, span: Tuple[int, int]) -> Dim:
     return result
 
 
-def _parse_entry(view: Buffer, span: Tuple[int, int]) -> Tuple[str, str]:
+def parse_entry(view: Buffer, span: Tuple[int, int]) -> Tuple[str, str]:
+    """``(key, value)`` of a ``StringStringEntryProto`` (metadata, external-data locations)."""
     key = text = ""
     for number, wire, value in fields(view, *span):
         if number == 1 and wire == LENGTH:

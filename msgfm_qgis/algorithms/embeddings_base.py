@@ -37,13 +37,12 @@ from ..dependencies import require_onnxruntime
 from ..layers import band_names, raster_file
 from ..model_checks import check_task, choose_bands, read_metadata
 from ..resources import models_dir
-from ..runner import BACKENDS, run_job
+from ..runner import BACKENDS, CANCELLED, run_job
 from ..styling import apply_on_load, class_style
 from .base import decimal_parameter, integer_parameter, optional_output
 from .inference_base import LayerRole, ModelInferenceAlgorithm, advanced, first_output
 
 GROUP_EMBEDDINGS = ("embeddings", "Embeddings")
-CANCELLED = "cancelled"
 
 
 @dataclass

@@ -48,7 +48,7 @@ from .base import (
     optional_output,
 )
 from .inference_base import DEVICES, advanced
-from .training_base import CONFIG_LABELS, CONFIGS, TrainingAlgorithm, layer_sensors
+from .training_base import CANCELLED, CONFIG_LABELS, CONFIGS, TrainingAlgorithm, layer_sensors
 
 TASKS = ("segmentation", "classification")
 TASK_LABELS = (
@@ -292,7 +292,7 @@ class FinetuneAlgorithm(TrainingAlgorithm):
         steps = QgsProcessingMultiStepFeedback(2, feedback)
         result = self.run_job("finetune", params, steps)
         if feedback.isCanceled():
-            raise QgsProcessingException(self.tr("cancelled"))
+            raise QgsProcessingException(CANCELLED)
         scores = result.get("best_metrics") or result.get("val_metrics") or {}
         # The names the exported model's metadata uses (``val_mean_iou`` -> ``mean_iou``).
         metrics = {k[len("val_") :] if k.startswith("val_") else k: v for k, v in scores.items()}

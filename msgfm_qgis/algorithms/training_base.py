@@ -23,11 +23,11 @@ from backend.sensors import SENSORS, get_sensor, select_bands
 
 from ..i18n import tr
 from ..layers import band_names
+from ..runner import CANCELLED
 from ..settings import WORKER_PYTHON_KEY, worker_python
 from .base import GROUP_TRAINING, MsgfmAlgorithm, integer_parameter
 from .inference_base import advanced, device_parameter
 
-CANCELLED = "cancelled"
 # Seconds a job gets to stop on its own after a cancel before its process is terminated.
 CANCEL_GRACE_S = 5.0
 # Seconds between two progress lines in the log (the progress bar itself follows every event).
