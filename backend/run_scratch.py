@@ -15,9 +15,7 @@ import shutil
 import socket
 import sys
 from pathlib import Path
-from typing import List, Union
-
-_TAG = re.compile(r"h([A-Za-z0-9-]*)-p(\d+)")
+from typing import List, Optional, Union
 
 
 def _host() -> str:
@@ -41,14 +39,24 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _owner_pid(name: str) -> Optional[int]:
+    """The process id in ``name``'s tag when the tag is of this host, else None.
+
+    The tag is found by this host's name, between separators (``-`` or ``.``): a host name may
+    itself hold ``-p<digits>``, and so may the random part that follows the tag (``mkdtemp`` makes
+    e.g. ``.msgfm-hvm-p14204-p9z992tw``), so the tag cannot be parsed without knowing the host.
+    """
+    tag = re.compile(rf"(?:^|[-.])h{re.escape(_host())}-p(\d+)(?=[-.]|$)")
+    match = tag.search(name)
+    return None if match is None else int(match.group(1))
+
+
 def is_stale(name: str) -> bool:
     """Whether ``name`` carries the tag of a process of this host that has ended."""
     if sys.platform == "win32":
         return False  # os.kill(pid, 0) would terminate the process there
-    match = _TAG.search(name)
-    if match is None or match.group(1) != _host():
-        return False
-    return not _alive(int(match.group(2)))
+    pid = _owner_pid(name)
+    return pid is not None and not _alive(pid)
 
 
 def remove_stale(folder: Union[str, Path], pattern: str) -> List[Path]:

@@ -181,14 +181,27 @@ def test_only_entries_of_ended_processes_of_this_host_are_stale(tmp_path):
     tag = owner_tag().rsplit("-p", 1)[0]
     names = {
         f"msgfm-layers-{tag}-p{pid}-abc": True,  # ended process of this host
+        # mkdtemp's random part may start with p and a digit (a CI run left one such folder).
+        f".msgfm-{tag}-p{pid}-p9z992tw": True,
+        f".out.{tag}-p{pid}.p1x.partial.tif": True,  # a partial file of `msgfm predict`
         f"msgfm-layers-{owner_tag()}-abc": False,  # this (live) process
         f"msgfm-layers-hother-host-p{pid}-abc": False,  # another host's, whatever its pid
+        f"msgfm-layers-hx{tag[1:]}-p{pid}-abc": False,  # a host whose name ends in this one's
         "msgfm-layers-abc": False,  # no owner: left alone
     }
     for name in names:
         (tmp_path / name).mkdir()
-    removed = remove_stale(tmp_path, "msgfm-layers-*")
+    removed = remove_stale(tmp_path, "*")
     assert sorted(p.name for p in removed) == sorted(n for n, stale in names.items() if stale)
+
+
+def test_a_host_name_holding_dash_p_digits_is_read_whole(monkeypatch):
+    import backend.run_scratch as scratch
+
+    monkeypatch.setattr(scratch, "_host", lambda: "build-p7")
+    assert scratch._owner_pid(".msgfm-hbuild-p7-p123-p9ab") == 123
+    assert scratch._owner_pid(".x.hbuild-p7-p45.p6c.partial.tif") == 45
+    assert scratch._owner_pid(".msgfm-hbuild-p8-p123-abc") is None  # another host
 
 
 def test_scratch_entries_and_checkpoints_get_the_umask_modes(tmp_path):
