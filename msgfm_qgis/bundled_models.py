@@ -11,6 +11,7 @@ import html
 from pathlib import Path
 from typing import Any, Dict, Optional, Tuple
 
+from backend.embedtools.models import embedding_models
 from backend.export.onnx_file import read_onnx_info
 from backend.export.schema import from_metadata_props
 
@@ -63,8 +64,33 @@ def help_note(task: str) -> str:
         f"in {metadata.tile_size} px tiles.{trained} "
         "It works only on such imagery. For other imagery (RGB photos, other satellites), "
         "choose a model trained on it in 'msGFM model', train one with msGFM > Finetune, or use "
-        "the msGFM embedding tools (Extract embeddings and the Embeddings group), which need "
-        "only a few of your own examples."
+        "the msGFM embedding tools (Extract embeddings and the Embeddings group), which have a "
+        "bundled model for each sensor msGFM knows and need only a few of your own examples."
+    )
+
+
+def embedding_models_note() -> str:
+    """A help paragraph naming the bundled embedding models (one per sensor) and their bands."""
+    found = embedding_models(models_dir())
+    if not found:
+        return (
+            "\n\n<b>Bundled models</b>: none is installed; choose an embedding model (.onnx) in "
+            "'msGFM model'."
+        )
+    listed = "".join(
+        f"\n- {html.escape(m.path.name)} ({html.escape(m.metadata.model_name)}): "
+        f"{html.escape(describe_inputs(m.metadata))}"
+        for m in found
+    )
+    trained = found[0].metadata.trained_on
+    return (
+        "\n\n<b>Bundled models</b>: one embedding model per sensor, all from the one pretrained "
+        "msGFM encoder; the model whose bands match the input's (count, then band names) is "
+        f"chosen, or the one of 'Sensor of the input' (advanced):{listed}\n"
+        + (f"Trained on: {html.escape(trained)}. " if trained else "")
+        + "For imagery of another sensor, give the bands of the closest one (e.g. a "
+        "satellite's red, green and blue bands for the RGB model), or train a model with "
+        "msGFM > Finetune."
     )
 
 
@@ -72,9 +98,10 @@ def alternatives(model_path: str | Path) -> str:
     """The advice for a layer that cannot feed the model at ``model_path``."""
     bundled = Path(model_path).resolve().parent == models_dir().resolve()
     which = "the bundled model" if bundled else "this model"
+    sensors = ", ".join(m.sensor for m in embedding_models(models_dir()))
     return (
         f"{which} cannot use this layer. Instead: choose a model trained on this imagery in "
         "'msGFM model', train one on your own labels with msGFM > Finetune, or use the msGFM "
-        "embedding tools (Extract embeddings and the Embeddings group), which work on any "
-        "imagery with a few of your own examples"
+        "embedding tools (Extract embeddings and the Embeddings group), which have a bundled "
+        f"model for each of the sensors {sensors} and need only a few of your own examples"
     )

@@ -22,7 +22,6 @@ from qgis.core import (
     QgsProcessingException,
     QgsProcessingLayerPostProcessorInterface,
     QgsProcessingMultiStepFeedback,
-    QgsProcessingParameterEnum,
     QgsProcessingParameterFeatureSource,
     QgsProcessingParameterRasterDestination,
     QgsRasterLayer,
@@ -31,12 +30,9 @@ from qgis.core import (
     QgsStyle,
 )
 
-from backend.sensors import SENSORS
-
 from ..dependencies import require_onnxruntime
-from ..layers import band_names, raster_file
+from ..layers import raster_file
 from ..model_checks import check_task, choose_bands, read_metadata
-from ..resources import models_dir
 from ..runner import BACKENDS, CANCELLED, run_job
 from ..styling import apply_on_load, class_style
 from .base import decimal_parameter, integer_parameter, optional_output
@@ -52,11 +48,6 @@ class Embedded:
     layer: Any
     raster: Any  # backend.inference.RasterInput of the layer's file and bands
     embedding: str  # the engine's embedding GeoTIFF (in the staging folder)
-
-
-def sensor_choices() -> List[str]:
-    """The sensors of the registry (``backend.sensors``), in registration order."""
-    return list(SENSORS)
 
 
 class ScoreStyle(QgsProcessingLayerPostProcessorInterface):
@@ -97,31 +88,12 @@ class EmbeddingToolAlgorithm(ModelInferenceAlgorithm):
     GROUP = GROUP_EMBEDDINGS
     TASK = "embedding"
     ROLES: Tuple[LayerRole, ...] = (LayerRole("INPUT", "Input raster layer", "BANDS", "Bands"),)
-    SENSOR = "SENSOR"
+    MODEL_PER_SENSOR = True
     SEED = "SEED"
     BAND_WEIGHT = "BAND_WEIGHT"
     OUTPUT_PROBABILITY = "OUTPUT_PROBABILITY"
     MODEL_LABEL = "msGFM embedding model (.onnx; empty: the bundled model for the input's sensor)"
     STEPS = 2  # progress steps: encoder runs, then the map
-
-    def initAlgorithm(self, config=None):
-        super().initAlgorithm(config)
-        # No fixed default file: the bundled embedding model is chosen per input (its sensor).
-        model = self.parameterDefinition(self.MODEL)
-        model.setDefaultValue(None)
-        model.setDescription(self.tr(self.MODEL_LABEL))
-        self.addParameter(
-            advanced(
-                QgsProcessingParameterEnum(
-                    self.SENSOR,
-                    self.tr(
-                        "Sensor of the input, to pick the bundled model (automatic: by its bands)"
-                    ),
-                    options=[self.tr("Automatic"), *sensor_choices()],
-                    defaultValue=0,
-                )
-            )
-        )
 
     def add_seed(self) -> None:
         self.addParameter(
@@ -227,26 +199,7 @@ class EmbeddingToolAlgorithm(ModelInferenceAlgorithm):
                     ).format(metadata.model_name)
                 )
             return chosen, metadata
-        from backend.embedtools import models
-
-        sensor_index = self.parameterAsEnum(parameters, self.SENSOR, context)
-        sensor = sensor_choices()[sensor_index - 1] if sensor_index > 0 else None
-        names = band_names(layer)
-        if chosen_bands:
-            names = [names[b - 1] for b in chosen_bands if 0 < b <= len(names)]
-        count = len(chosen_bands) if chosen_bands else layer.bandCount()
-        try:
-            found = models.choose_embedding_model(
-                models.embedding_models(models_dir()), count, names, sensor
-            )
-        except models.NoEmbeddingModelError as exc:
-            raise QgsProcessingException(
-                self.tr("Layer '{}': {}; or choose a model in 'msGFM embedding model'").format(
-                    layer.name(), exc
-                )
-            ) from None
-        feedback.pushInfo(f"Bundled embedding model for this input: {found.describe()}")
-        return str(found.path), found.metadata
+        return self.bundled_model_for(parameters, context, layer, chosen_bands, feedback)
 
     def embed(
         self,

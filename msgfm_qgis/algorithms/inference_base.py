@@ -25,11 +25,13 @@ from qgis.core import (
     QgsProcessingParameterRasterLayer,
 )
 
+from backend.sensors import SENSORS
+
 from ..area_of_interest import AreaOfInterest, area_from_parameters, cut_to_area
-from ..bundled_models import alternatives, bundled_metadata, help_note
+from ..bundled_models import alternatives, bundled_metadata, embedding_models_note, help_note
 from ..dependencies import require_onnxruntime
 from ..layer_preselection import preselect
-from ..layers import raster_file
+from ..layers import band_names, raster_file
 from ..model_checks import (
     bundled_model,
     check_overlap,
@@ -39,6 +41,7 @@ from ..model_checks import (
     resolve_model_path,
 )
 from ..output_folders import layer_copies_folder, output_staging_folder, writable_folder
+from ..resources import models_dir
 from ..runner import BACKENDS, InferenceJob, run_job
 from .base import (
     GROUP_ANALYSIS,
@@ -129,6 +132,11 @@ class ModelInferenceAlgorithm(MsgfmAlgorithm):
     ROLES: Tuple[LayerRole, ...] = ()
 
     MODEL = "MODEL"
+    MODEL_LABEL = "msGFM model (.onnx; empty: the bundled model)"
+    # True: the bundled models are one embedding model per sensor, the one that fits the input
+    # is chosen by its bands (or by SENSOR); False: the bundled model of TASK.
+    MODEL_PER_SENSOR = False
+    SENSOR = "SENSOR"
     AREA_EXTENT = "AREA_EXTENT"
     AREA_POLYGONS = "AREA_POLYGONS"
     TILE_SIZE = "TILE_SIZE"
@@ -160,14 +168,15 @@ class ModelInferenceAlgorithm(MsgfmAlgorithm):
                     allowMultiple=True,
                 )
             )
-        default = bundled_model(self.TASK)
+        # With a model per sensor there is no fixed default file: the model is chosen per input.
+        default = None if self.MODEL_PER_SENSOR else bundled_model(self.TASK)
         self.addParameter(
             file_parameter(
                 self.MODEL,
-                self.tr("msGFM model (.onnx; empty: the bundled model)"),
+                self.tr(self.MODEL_LABEL),
                 extension="onnx",
                 optional=True,
-                default=str(default) if default.is_file() else None,
+                default=str(default) if default is not None and default.is_file() else None,
             )
         )
         self.addParameter(
@@ -228,6 +237,20 @@ class ModelInferenceAlgorithm(MsgfmAlgorithm):
                 )
             )
         )
+        if self.MODEL_PER_SENSOR:
+            self.addParameter(
+                advanced(
+                    QgsProcessingParameterEnum(
+                        self.SENSOR,
+                        self.tr(
+                            "Sensor of the input, to pick the bundled model (automatic: by its "
+                            "bands)"
+                        ),
+                        options=[self.tr("Automatic"), *SENSORS],
+                        defaultValue=0,
+                    )
+                )
+            )
 
     def preselected_layers(self) -> Dict[str, str]:
         """Layer ids of the open project that fit each role's model input (see
@@ -258,7 +281,9 @@ class ModelInferenceAlgorithm(MsgfmAlgorithm):
         return {role.layer_param: layer.id() for (role, _), layer in zip(roles, chosen) if layer}
 
     def shortHelpString(self):
-        return self.HELP + help_note(self.TASK)
+        return self.HELP + (
+            embedding_models_note() if self.MODEL_PER_SENSOR else help_note(self.TASK)
+        )
 
     # Subclass hooks ---------------------------------------------------------------------------
 
@@ -280,13 +305,9 @@ class ModelInferenceAlgorithm(MsgfmAlgorithm):
     # The run ----------------------------------------------------------------------------------
 
     def processAlgorithm(self, parameters, context, feedback):
-        chosen = self.parameterAsFile(parameters, self.MODEL, context)
-        model_path = resolve_model_path(chosen, self.TASK)
-        feedback.setProgressText(
-            f"Opening the model {Path(model_path).name} and checking the layers..."
-        )
+        feedback.setProgressText("Opening the model and checking the layers...")
         require_onnxruntime()
-        metadata = read_metadata(model_path)
+        model_path, metadata = self.model(parameters, context, feedback)
         check_task(metadata, self.TASK)
         self.check_outputs(metadata)
         inputs = self.assign_inputs(metadata, parameters, context, feedback)
@@ -346,6 +367,46 @@ class ModelInferenceAlgorithm(MsgfmAlgorithm):
             shutil.rmtree(copies, ignore_errors=True)
         feedback.setProgress(100)
         return results
+
+    def model(self, parameters, context, feedback) -> Tuple[str, Any]:
+        """The model to run, (path, metadata): the chosen file, else the bundled model."""
+        chosen = self.parameterAsFile(parameters, self.MODEL, context)
+        if chosen or not self.MODEL_PER_SENSOR:
+            model_path = resolve_model_path(chosen, self.TASK)
+            return model_path, read_metadata(model_path)
+        role = self.ROLES[0]
+        layer = self.parameterAsRasterLayer(parameters, role.layer_param, context)
+        if layer is None:
+            raise QgsProcessingException(
+                self.tr("Choose a layer in '{}'").format(self.tr(role.layer_label))
+            )
+        bands = self.band_list(parameters, role.bands_param, context)
+        return self.bundled_model_for(parameters, context, layer, bands, feedback)
+
+    def bundled_model_for(
+        self, parameters, context, layer, chosen_bands: Sequence[int], feedback
+    ) -> Tuple[str, Any]:
+        """The bundled embedding model that fits ``layer`` (its chosen bands, or SENSOR)."""
+        from backend.embedtools import models
+
+        sensor_index = self.parameterAsEnum(parameters, self.SENSOR, context)
+        sensor = list(SENSORS)[sensor_index - 1] if sensor_index > 0 else None
+        names = band_names(layer)
+        if chosen_bands:
+            names = [names[b - 1] for b in chosen_bands if 0 < b <= len(names)]
+        count = len(chosen_bands) if chosen_bands else layer.bandCount()
+        try:
+            found = models.choose_embedding_model(
+                models.embedding_models(models_dir()), count, names, sensor
+            )
+        except models.NoEmbeddingModelError as exc:
+            raise QgsProcessingException(
+                self.tr("Layer '{}': {}; or choose a model in '{}'").format(
+                    layer.name(), exc, self.tr(self.MODEL_LABEL)
+                )
+            ) from None
+        feedback.pushInfo(f"Bundled embedding model for this input: {found.describe()}")
+        return str(found.path), found.metadata
 
     def assign_inputs(self, metadata, parameters, context, feedback) -> List[Tuple]:
         """Pair each model input with a layer: sensor-named roles first, the others in order."""

@@ -11,6 +11,13 @@ from ..styling import apply_on_load, multiband_style
 from .inference_base import ModelInferenceAlgorithm, RunPlan, first_output, move_raster
 
 
+def band_summary(bands: List[str], shown: int = 12) -> str:
+    """The band names, or the first and last few of many (an embedding has hundreds)."""
+    if len(bands) <= shown:
+        return ", ".join(bands)
+    return f"{', '.join(bands[:3])}, ..., {', '.join(bands[-2:])} ({len(bands)} bands)"
+
+
 class RasterOutputAlgorithm(ModelInferenceAlgorithm):
     """Writes the model's first output of kind ``OUTPUT_KIND`` to ``OUTPUT``, styled in colour."""
 
@@ -35,7 +42,7 @@ class RasterOutputAlgorithm(ModelInferenceAlgorithm):
         index = first_output(plan.metadata, (self.OUTPUT_KIND,))
         spec = plan.metadata.outputs[index]
         path = move_raster(written[index], self.destination(parameters, self.OUTPUT, context))
-        feedback.pushInfo(f"Output bands: {', '.join(spec.bands)}")
+        feedback.pushInfo(f"Output bands: {band_summary(spec.bands)}")
         apply_on_load(
             context, path, multiband_style(spec.bands), name=self.LAYER_NAME or self.OUTPUT_LABEL
         )

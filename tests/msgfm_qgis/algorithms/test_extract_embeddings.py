@@ -1,10 +1,18 @@
-"""msgfm:extractembeddings on a real 400 x 400 LiDAR DEM with a stride-4 embedding model."""
+"""msgfm:extractembeddings on a real 400 x 400 LiDAR DEM with a stride-4 embedding model, and the
+choice of the bundled embedding model (one per sensor) by the input layer's bands."""
 
 from __future__ import annotations
 
-import numpy as np
+from pathlib import Path
 
-from .conftest import DEM_MEAN, DEM_STD, grid, read
+import numpy as np
+import pytest
+from qgis.core import QgsProcessingException
+
+from backend.export.schema import read_model_metadata
+from backend.sensors import SENSORS
+
+from .conftest import DEM_MEAN, DEM_STD, RecordingFeedback, grid, read
 
 ALG = "msgfm:extractembeddings"
 
@@ -33,3 +41,72 @@ def test_stride_4_embeddings(run_algorithm, embedding_model, sample_data, tmp_pa
     np.testing.assert_allclose(
         embeddings[1][full], (blocks**2).mean(axis=(1, 3))[full], rtol=1e-4, atol=1e-4
     )
+
+
+# Without a model file, the bundled embedding model of the input's sensor runs (one per sensor).
+BUNDLED = Path(__file__).resolve().parents[3] / "resources" / "models"
+
+
+def _embed_bundled(run_algorithm, layer_path, out, **parameters):
+    feedback = RecordingFeedback()
+    run_algorithm(
+        ALG, {"INPUT": str(layer_path), "OUTPUT": str(out), **parameters}, feedback=feedback
+    )
+    return [line for line in feedback.infos if "Bundled embedding model" in line]
+
+
+def _engine(model, sensor, layer_path, out):
+    from backend.inference import RasterInput, run_inference
+
+    run_inference(BUNDLED / model, [RasterInput(sensor=sensor, path=layer_path)], out)
+    return read(out)
+
+
+def test_the_bundled_model_is_chosen_by_the_layers_bands(run_algorithm, sample_data, tmp_path):
+    dem = sample_data / "dem/olinda_dem_utm25s.tif"  # one band, 111 x 111 at 90 m
+    chosen = _embed_bundled(run_algorithm, dem, tmp_path / "auto.tif", PREVIEW=None)
+    assert len(chosen) == 1 and "embedding-dem.onnx (dem: 1 bands DEM)" in chosen[0]
+    assert grid(tmp_path / "auto.tif")["crs"] == grid(dem)["crs"]
+    expected = _engine("embedding-dem.onnx", "dem", dem, tmp_path / "engine_dem.tif")
+    np.testing.assert_allclose(read(tmp_path / "auto.tif"), expected, atol=1e-5)
+
+    # The advanced Sensor parameter picks another sensor's model for the same band count.
+    sar_index = 1 + list(SENSORS).index("sar_vv")
+    chosen = _embed_bundled(
+        run_algorithm, dem, tmp_path / "as_sar.tif", SENSOR=sar_index, PREVIEW=None
+    )
+    assert "embedding-sar_vv.onnx" in chosen[0]
+    other = _engine("embedding-sar_vv.onnx", "sar_vv", dem, tmp_path / "engine_sar.tif")
+    np.testing.assert_allclose(read(tmp_path / "as_sar.tif"), other, atol=1e-5)
+    assert np.abs(other - expected).max() > 0.1  # two different models, not one
+
+
+def test_many_output_bands_are_summed_up_in_the_log():
+    from msgfm_qgis.algorithms.raster_outputs import band_summary
+
+    assert band_summary(["R", "G", "B"]) == "R, G, B"
+    features = [f"feature_{k:03d}" for k in range(240)]
+    assert band_summary(features) == (
+        "feature_000, feature_001, feature_002, ..., feature_238, feature_239 (240 bands)"
+    )
+
+
+def test_an_rgb_layer_gets_the_rgb_model(run_algorithm, sample_data, tmp_path):
+    rgb = sample_data / "rgb/OSBS_029.tif"
+    assert "embedding-rgb.onnx" in _embed_bundled(run_algorithm, rgb, tmp_path / "rgb.tif")[0]
+    rgb_model = read_model_metadata(BUNDLED / "embedding-rgb.onnx")
+    assert read(tmp_path / "rgb.tif").shape[0] == len(rgb_model.outputs[0].bands)
+
+
+def test_a_layer_no_bundled_model_takes_is_a_clear_error(run_algorithm, sample_data, tmp_path):
+    from osgeo import gdal
+
+    two = tmp_path / "two_bands.vrt"
+    dem = str(sample_data / "dem/olinda_dem_utm25s.tif")
+    gdal.BuildVRT(str(two), [dem, dem], options=gdal.BuildVRTOptions(separate=True))
+    with pytest.raises(QgsProcessingException) as raised:
+        _embed_bundled(run_algorithm, two, tmp_path / "out" / "x.tif")
+    message = str(raised.value)
+    assert "no embedding model takes a raster of 2 band(s)" in message
+    assert "embedding-rgb.onnx (rgb: 3 bands R, G, B)" in message  # what there is
+    assert not (tmp_path / "out").exists()
