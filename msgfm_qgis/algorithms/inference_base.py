@@ -397,7 +397,7 @@ class ModelInferenceAlgorithm(MsgfmAlgorithm):
         count = len(chosen_bands) if chosen_bands else layer.bandCount()
         try:
             found = models.choose_embedding_model(
-                models.embedding_models(models_dir()), count, names, sensor
+                models.embedding_models(models_dir()), count, names, sensor, layer.name()
             )
         except models.NoEmbeddingModelError as exc:
             raise QgsProcessingException(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from backend.embedtools.models import (
+    EmbeddingModel,
     NoEmbeddingModelError,
     choose_embedding_model,
     embedding_models,
@@ -71,3 +72,29 @@ def test_the_embedding_tools_import_neither_torch_nor_scikit_learn():
         [sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == ""
+
+
+def _model(sensor: str, bands, file_name: str) -> EmbeddingModel:
+    """A model as the chooser sees it: a file name and its one input's sensor and bands."""
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    metadata = SimpleNamespace(inputs=[SimpleNamespace(sensor=sensor, bands=list(bands))])
+    return EmbeddingModel(Path(file_name), metadata)
+
+
+@pytest.mark.parametrize(
+    ("layer_name", "sensor"),
+    [
+        ("S1A__IW___D_20170309T054356_VV_grd_mli_geo_norm_db", "sar_vv"),
+        ("olinda_dem_utm25s", "dem"),
+        ("srtm-tile", "dem"),  # an alias of the DEM band
+        ("sigma0_vv", "sar_vv"),
+        ("scene", "dem"),  # no hint: the first by file name
+    ],
+)
+def test_the_layer_name_decides_between_models_of_one_band_count(layer_name, sensor):
+    models = [_model("dem", ["DEM"], "embedding-dem.onnx"), _model("sar_vv", ["VV"], "vv.onnx")]
+    assert choose_embedding_model(models, 1, [""], layer_name=layer_name).sensor == sensor
+    # Band names, where the layer has them, come first.
+    assert choose_embedding_model(models, 1, ["VV"], layer_name="dem").sensor == "sar_vv"

@@ -91,9 +91,12 @@ def test_many_output_bands_are_summed_up_in_the_log():
     )
 
 
-def test_an_rgb_layer_gets_the_rgb_model(run_algorithm, sample_data, tmp_path):
+def test_rgb_and_sar_layers_get_their_models(run_algorithm, sample_data, tmp_path):
     rgb = sample_data / "rgb/OSBS_029.tif"
     assert "embedding-rgb.onnx" in _embed_bundled(run_algorithm, rgb, tmp_path / "rgb.tif")[0]
+    # One band, as a DEM, but its name says VV: the SAR model.
+    vv = next((sample_data / "s1_vv").glob("*_VV_*.tif"))
+    assert "embedding-sar_vv.onnx" in _embed_bundled(run_algorithm, vv, tmp_path / "vv.tif")[0]
     rgb_model = read_model_metadata(BUNDLED / "embedding-rgb.onnx")
     assert read(tmp_path / "rgb.tif").shape[0] == len(rgb_model.outputs[0].bands)
 
