@@ -50,10 +50,6 @@ class GeoTiffWriter:
         colormap: Optional[Dict[int, Tuple[int, int, int, int]]] = None,
         category_names: Optional[List[str]] = None,
     ):
-        import rasterio
-        from affine import Affine
-        from rasterio.errors import NotGeoreferencedWarning
-
         self.path = Path(path)
         self.width = math.ceil(grid.width / stride)
         self.height = math.ceil(grid.height / stride)
@@ -74,8 +70,21 @@ class GeoTiffWriter:
                 f"cannot write to the output folder {self.path.parent} ({exc.strerror or exc}); "
                 "choose a folder you can write to"
             ) from None
-        os.close(fd)
-        self.tmp_path = Path(tmp)
+        self.tmp_path, self.dataset = Path(tmp), None
+        try:
+            os.close(fd)
+            self._open(grid, stride, descriptions, colormap)
+        except BaseException:  # Ctrl+C or SIGTERM (KeyboardInterrupt) too: no partial file left
+            self.abort()
+            raise
+
+    def _open(self, grid: ReferenceGrid, stride: int, descriptions, colormap) -> None:
+        """Create the partial GeoTIFF (``self.dataset``) with its bands' names and colours."""
+        import rasterio
+        from affine import Affine
+        from rasterio.errors import NotGeoreferencedWarning
+
+        count, dtype, nodata = self.count, self.dtype, self.nodata
         profile = {
             "driver": "GTiff",
             "width": self.width,
@@ -94,19 +103,15 @@ class GeoTiffWriter:
         if grid.crs is not None:
             # As WKT: custom CRSs have no authority code to round-trip through.
             profile["crs"] = rasterio.crs.CRS.from_wkt(grid.crs.to_wkt())
-        try:
-            with warnings.catch_warnings():
-                # A raster in pixel coordinates gets the north-up transform (1, 0, 0, 0, -1, 0);
-                # rasterio warns that some drivers drop it, but GeoTIFF keeps it.
-                warnings.simplefilter("ignore", NotGeoreferencedWarning)
-                self.dataset = rasterio.open(self.tmp_path, "w", **profile)
-            for band, text in enumerate(descriptions, start=1):
-                self.dataset.set_band_description(band, text)
-            if colormap:
-                self.dataset.write_colormap(1, colormap)
-        except Exception:
-            self.abort()
-            raise
+        with warnings.catch_warnings():
+            # A raster in pixel coordinates gets the north-up transform (1, 0, 0, 0, -1, 0);
+            # rasterio warns that some drivers drop it, but GeoTIFF keeps it.
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            self.dataset = rasterio.open(self.tmp_path, "w", **profile)
+        for band, text in enumerate(descriptions, start=1):
+            self.dataset.set_band_description(band, text)
+        if colormap:
+            self.dataset.write_colormap(1, colormap)
 
     def write_window(self, row: int, col: int, block: np.ndarray) -> None:
         """Write ``(count, h, w)`` cells with their top-left cell at (``row``, ``col``)."""

@@ -140,6 +140,31 @@ def test_sigterm_leaves_no_partial_output(model_factory, sample_data, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("interrupted_at", ["open", "set_band_description"])
+def test_an_interrupt_while_the_output_is_created_leaves_no_partial_file(
+    tmp_path, monkeypatch, interrupted_at
+):
+    """SIGTERM (KeyboardInterrupt in `msgfm predict`) can land while the partial GeoTIFF is being
+    created, before the run can abort it: the writer removes it itself (a CI run once kept one)."""
+    import rasterio
+    from affine import Affine
+
+    from backend.inference.inputs import ReferenceGrid
+    from backend.inference.writers import GeoTiffWriter
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    if interrupted_at == "open":
+        monkeypatch.setattr(rasterio, "open", interrupt)
+    else:
+        monkeypatch.setattr(rasterio.io.DatasetWriter, "set_band_description", interrupt)
+    grid = ReferenceGrid(None, Affine.identity(), 64, 64, None, "float32")
+    with pytest.raises(KeyboardInterrupt):
+        GeoTiffWriter(tmp_path / "out.tif", grid, 1, 2, "float32", -9999.0, ["a", "b"])
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_partial_output_of_a_killed_run_is_removed_by_the_next(
     model_factory, sample_data, tmp_path
 ):
