@@ -22,13 +22,19 @@ from qgis.PyQt.QtCore import QCoreApplication
 LANDSAT = [f"landcover/lsat7_2000_{band}.tif" for band in (10, 20, 30, 40, 50, 70)]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def landsat_stack(sample_data, tmp_path_factory) -> Path:
+    """A VRT over copies of the bands, one per test: a task of the test before (cancelled, still
+    winding down) or QGIS's statistics written beside shared files never touch this test's input
+    (the subprocess cancel test once found its input layer failing to load)."""
+    import shutil
+
     from osgeo import gdal
 
-    out = tmp_path_factory.mktemp("landsat") / "landsat_stack.vrt"
-    files = [str(sample_data / name) for name in LANDSAT]
-    gdal.BuildVRT(str(out), files, options=gdal.BuildVRTOptions(separate=True))
+    folder = tmp_path_factory.mktemp("landsat")
+    files = [shutil.copy(sample_data / name, folder / Path(name).name) for name in LANDSAT]
+    out = folder / "landsat_stack.vrt"
+    gdal.BuildVRT(str(out), [str(f) for f in files], options=gdal.BuildVRTOptions(separate=True))
     return out
 
 
