@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import html
 from pathlib import Path
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
-from backend.embedtools.models import embedding_models
+from backend.embedtools.models import EmbeddingModel, embedding_models
 from backend.export.onnx_file import read_onnx_info
 from backend.export.schema import from_metadata_props
 
 from .resources import models_dir
 
 _CACHE: Dict[Tuple[str, float], Optional[Any]] = {}
+_EMBEDDING_CACHE: Dict[Tuple, List[EmbeddingModel]] = {}
 
 
 def bundled_metadata(task: str) -> Optional[Any]:
@@ -69,9 +70,27 @@ def help_note(task: str) -> str:
     )
 
 
+def bundled_embedding_models() -> List[EmbeddingModel]:
+    """The bundled embedding models (one per sensor), read again only when the folder changes.
+
+    Reading and checking the five files takes about 0.3 s; the help of every embedding tool (on
+    QGIS's main thread, when its dialog opens) and every run ask for them.
+    """
+    folder = models_dir()
+    try:
+        files = tuple(sorted((p.name, p.stat().st_mtime) for p in folder.glob("*.onnx")))
+    except OSError:
+        files = ()
+    key = (str(folder), files)
+    if key not in _EMBEDDING_CACHE:
+        _EMBEDDING_CACHE.clear()
+        _EMBEDDING_CACHE[key] = embedding_models(folder)
+    return _EMBEDDING_CACHE[key]
+
+
 def embedding_models_note() -> str:
     """A help paragraph naming the bundled embedding models (one per sensor) and their bands."""
-    found = embedding_models(models_dir())
+    found = bundled_embedding_models()
     if not found:
         return (
             "\n\n<b>Bundled models</b>: none is installed; choose an embedding model (.onnx) in "
@@ -85,8 +104,9 @@ def embedding_models_note() -> str:
     trained = found[0].metadata.trained_on
     return (
         "\n\n<b>Bundled models</b>: one embedding model per sensor, all from the one pretrained "
-        "msGFM encoder; the model whose bands match the input's (count, then band names) is "
-        f"chosen, or the one of 'Sensor of the input' (advanced):{listed}\n"
+        "msGFM encoder; the model whose bands match the input's (count, then band names, then "
+        "the layer's name) is chosen, or the one of 'Sensor of the input' (advanced):"
+        f"{listed}\n"
         + (f"Trained on: {html.escape(trained)}. " if trained else "")
         + "For imagery of another sensor, give the bands of the closest one (e.g. a "
         "satellite's red, green and blue bands for the RGB model), or train a model with "
@@ -98,7 +118,7 @@ def alternatives(model_path: str | Path) -> str:
     """The advice for a layer that cannot feed the model at ``model_path``."""
     bundled = Path(model_path).resolve().parent == models_dir().resolve()
     which = "the bundled model" if bundled else "this model"
-    sensors = ", ".join(m.sensor for m in embedding_models(models_dir()))
+    sensors = ", ".join(m.sensor for m in bundled_embedding_models())
     return (
         f"{which} cannot use this layer. Instead: choose a model trained on this imagery in "
         "'msGFM model', train one on your own labels with msGFM > Finetune, or use the msGFM "

@@ -84,20 +84,19 @@ class GeoTiffWriter:
         from affine import Affine
         from rasterio.errors import NotGeoreferencedWarning
 
-        count, dtype, nodata = self.count, self.dtype, self.nodata
         profile = {
             "driver": "GTiff",
             "width": self.width,
             "height": self.height,
-            "count": count,
-            "dtype": dtype,
-            "nodata": nodata,
+            "count": self.count,
+            "dtype": self.dtype,
+            "nodata": self.nodata,
             "transform": grid.transform * Affine.scale(stride),
             "tiled": True,
             "blockxsize": 256,
             "blockysize": 256,
             "compress": "deflate",
-            "predictor": 3 if np.dtype(dtype).kind == "f" else 2,
+            "predictor": 3 if np.dtype(self.dtype).kind == "f" else 2,
             "BIGTIFF": "IF_SAFER",
         }
         if grid.crs is not None:

@@ -11,8 +11,8 @@ from qgis.core import (
 
 from backend.files import sha256_file
 
+from ..bundled_models import bundled_embedding_models
 from ..model_checks import read_metadata
-from ..resources import models_dir
 from .base import file_parameter
 from .embeddings_base import EmbeddingToolAlgorithm
 
@@ -58,9 +58,7 @@ class ApplyClassifierAlgorithm(EmbeddingToolAlgorithm):
         chosen = self.parameterAsFile(parameters, self.MODEL, context)
         if chosen:
             return chosen, read_metadata(chosen)
-        from backend.embedtools.models import embedding_models
-
-        models = embedding_models(models_dir())
+        models = bundled_embedding_models()
         encoder = saved.encoder
         for model in models:
             if sha256_file(model.path) == encoder.sha256:

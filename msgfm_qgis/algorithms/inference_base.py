@@ -25,10 +25,17 @@ from qgis.core import (
     QgsProcessingParameterRasterLayer,
 )
 
+from backend.embedtools.models import NoEmbeddingModelError, choose_embedding_model
 from backend.sensors import SENSORS
 
 from ..area_of_interest import AreaOfInterest, area_from_parameters, cut_to_area
-from ..bundled_models import alternatives, bundled_metadata, embedding_models_note, help_note
+from ..bundled_models import (
+    alternatives,
+    bundled_embedding_models,
+    bundled_metadata,
+    embedding_models_note,
+    help_note,
+)
 from ..dependencies import require_onnxruntime
 from ..layer_preselection import preselect
 from ..layers import band_names, raster_file
@@ -41,7 +48,6 @@ from ..model_checks import (
     resolve_model_path,
 )
 from ..output_folders import layer_copies_folder, output_staging_folder, writable_folder
-from ..resources import models_dir
 from ..runner import BACKENDS, InferenceJob, run_job
 from .base import (
     GROUP_ANALYSIS,
@@ -387,8 +393,6 @@ class ModelInferenceAlgorithm(MsgfmAlgorithm):
         self, parameters, context, layer, chosen_bands: Sequence[int], feedback
     ) -> Tuple[str, Any]:
         """The bundled embedding model that fits ``layer`` (its chosen bands, or SENSOR)."""
-        from backend.embedtools import models
-
         sensor_index = self.parameterAsEnum(parameters, self.SENSOR, context)
         sensor = list(SENSORS)[sensor_index - 1] if sensor_index > 0 else None
         names = band_names(layer)
@@ -396,10 +400,10 @@ class ModelInferenceAlgorithm(MsgfmAlgorithm):
             names = [names[b - 1] for b in chosen_bands if 0 < b <= len(names)]
         count = len(chosen_bands) if chosen_bands else layer.bandCount()
         try:
-            found = models.choose_embedding_model(
-                models.embedding_models(models_dir()), count, names, sensor, layer.name()
+            found = choose_embedding_model(
+                bundled_embedding_models(), count, names, sensor, layer.name()
             )
-        except models.NoEmbeddingModelError as exc:
+        except NoEmbeddingModelError as exc:
             raise QgsProcessingException(
                 self.tr("Layer '{}': {}; or choose a model in '{}'").format(
                     layer.name(), exc, self.tr(self.MODEL_LABEL)

@@ -102,3 +102,19 @@ def test_remove_clouds_preselects_the_s2_and_sar_layers(msgfm_provider, sample_d
     # Without layers in the project nothing is preselected (qgis_process, an empty project).
     algorithm = QgsApplication.processingRegistry().createAlgorithmById("msgfm:removeclouds")
     assert algorithm.parameterDefinition("S2").defaultValue() is None
+
+
+def test_bundled_embedding_models_are_read_again_only_when_the_folder_changes(
+    monkeypatch, tmp_path
+):
+    import shutil
+
+    import msgfm_qgis.bundled_models as bundled
+
+    monkeypatch.setattr(bundled, "models_dir", lambda: tmp_path)
+    shutil.copy(MODELS / "embedding-dem.onnx", tmp_path)
+    first = bundled.bundled_embedding_models()
+    assert [m.sensor for m in first] == ["dem"]
+    assert bundled.bundled_embedding_models() is first  # the dialog's help reads no file again
+    shutil.copy(MODELS / "embedding-rgb.onnx", tmp_path)
+    assert [m.sensor for m in bundled.bundled_embedding_models()] == ["dem", "rgb"]
