@@ -66,6 +66,19 @@ class Sensor:
         aliases: Other names of the bands (upper-case alias -> canonical name), e.g. file-name
             suffixes of a dataset layout.
         description: One line for people.
+        common_names: Per band, the STAC ``eo`` extension's common name (``coastal``, ``blue``,
+            ``green``, ``red``, ``rededge071``, ``nir``, ``nir08``, ``swir16``, ``swir22``...;
+            polarisations for SAR), or None. Band names users bring are matched against them.
+        extra_bands: Bands of the instrument that its models do not use, with their central
+            wavelength (or None): Sentinel-2 L1C's cirrus band ``B10``. A raster holding them is
+            still this sensor; they are left out by name.
+        name_words: Words in a file or layer name that point to this sensor (lower case).
+        native_resolutions_m: Per band, the resolution the instrument records it at, for sensors
+            whose bands differ (Sentinel-2: 10, 20 and 60 m). A stack on one grid keeps the
+            coarse bands smoother than the fine ones, which tells a shuffled band order.
+        reads_from: Other sensors whose rasters this sensor's models can take as they are: their
+            bands include all of ours with the same meaning and units (``s2_10band`` models read
+            the ten bands they need from a 12-band ``s2`` raster).
     """
 
     name: str
@@ -78,6 +91,13 @@ class Sensor:
     normalization: str = "mean_std"
     aliases: Mapping[str, str] = field(default_factory=dict, compare=False, hash=False)
     description: str = ""
+    common_names: Optional[Tuple[str, ...]] = None
+    extra_bands: Mapping[str, Optional[float]] = field(
+        default_factory=dict, compare=False, hash=False
+    )
+    name_words: Tuple[str, ...] = ()
+    native_resolutions_m: Optional[Tuple[float, ...]] = None
+    reads_from: Tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         n = len(self.bands)
@@ -103,6 +123,16 @@ class Sensor:
             raise ValueError(
                 f"sensor {self.name!r}: normalization must be one of {NORMALIZATIONS}, "
                 f"got {self.normalization!r}"
+            )
+        if self.native_resolutions_m is not None and len(self.native_resolutions_m) != n:
+            raise ValueError(
+                f"sensor {self.name!r}: native_resolutions_m has "
+                f"{len(self.native_resolutions_m)} values for {n} bands"
+            )
+        if self.common_names is not None and len(self.common_names) != n:
+            raise ValueError(
+                f"sensor {self.name!r}: common_names has {len(self.common_names)} values for "
+                f"{n} bands"
             )
         for alias, band in self.aliases.items():
             if band not in self.bands:
@@ -294,6 +324,48 @@ register_sensor(
             "B08A": "B8A",
         },
         description="Sentinel-2 MSI, 12 L2A bands (13-band L1C input drops B10 by name)",
+        common_names=(
+            "coastal",
+            "blue",
+            "green",
+            "red",
+            "rededge071",
+            "rededge075",
+            "rededge078",
+            "nir",
+            "nir08",
+            "nir09",
+            "swir16",
+            "swir22",
+        ),
+        extra_bands={"B10": 1375.0},
+        native_resolutions_m=(
+            60.0,
+            10.0,
+            10.0,
+            10.0,
+            20.0,
+            20.0,
+            20.0,
+            10.0,
+            20.0,
+            60.0,
+            20.0,
+            20.0,
+        ),
+        name_words=(
+            "s2",
+            "s2a",
+            "s2b",
+            "s2c",
+            "sentinel2",
+            "sentinel-2",
+            "msi",
+            "msil1c",
+            "msil2a",
+            "l1c",
+            "l2a",
+        ),
     )
 )
 
@@ -309,6 +381,8 @@ register_sensor(
         std=(5.116, 5.464),
         aliases={"SIGMA0_VV": "VV", "SIGMA0_VH": "VH", "VV_DB": "VV", "VH_DB": "VH"},
         description="Sentinel-1 C-band SAR, VV and VH backscatter in dB",
+        common_names=("vv", "vh"),
+        name_words=("s1", "s1a", "s1b", "s1c", "sentinel1", "sentinel-1", "grd", "sigma0"),
     )
 )
 
@@ -325,6 +399,8 @@ register_sensor(
         std=(55.0, 50.0, 50.0),
         aliases={"RED": "R", "GREEN": "G", "BLUE": "B", "BAND1": "R", "BAND2": "G", "BAND3": "B"},
         description="Visible red, green, blue (8-bit aerial or satellite imagery)",
+        common_names=("red", "green", "blue"),
+        name_words=("rgb", "ortho", "orthophoto", "aerial", "photo", "drone", "naip"),
     )
 )
 
@@ -341,6 +417,8 @@ register_sensor(
         normalization="per_tile",
         aliases={"DEM": "DSM", "ELEVATION": "DSM", "HEIGHT": "DSM", "NDSM": "DSM"},
         description="Surface or terrain elevation in metres, standardised per tile",
+        name_words=("dsm", "ndsm", "lidar"),
+        reads_from=("dem",),
     )
 )
 
@@ -357,6 +435,8 @@ register_sensor(
         std=(117.0,),
         aliases={"P": "PAN", "PANCHROMATIC": "PAN", "B8_PAN": "PAN"},
         description="Panchromatic band (high-resolution, broad visible-NIR)",
+        common_names=("pan",),
+        name_words=("pan", "panchromatic"),
     )
 )
 
@@ -377,6 +457,9 @@ register_sensor(
             **{"B" + b[1:].zfill(2): b for b in ("B1", "B2", "B3", "B4", "B5", "B7")},
         },
         description="Landsat-5 TM / Landsat-7 ETM+ reflective bands 1-5 and 7 (8-bit DN)",
+        common_names=("blue", "green", "red", "nir", "swir16", "swir22"),
+        extra_bands={"B6": 11450.0, "B8": 710.0},
+        name_words=("landsat", "le07", "lt05", "lt04", "l7", "l5", "etm", "tm", "lsat7", "lsat"),
     )
 )
 
@@ -395,6 +478,8 @@ register_sensor(
         std=(186.1, 199.1, 230.0, 338.6),
         aliases={"BLUE": "B", "GREEN": "G", "RED": "R", "NIR1": "NIR"},
         description="4-band multispectral (WorldView-2 blue, green, red, NIR1; SpaceNet-6 MS)",
+        common_names=("blue", "green", "red", "nir"),
+        name_words=("ms", "multispectral", "mul", "worldview", "wv2", "wv3"),
     )
 )
 
@@ -414,6 +499,9 @@ register_sensor(
         std=(1304.5, 1388.2, 1464.9, 1610.9, 2332.4, 2361.8, 2042.6),
         aliases={"B" + b[1:].zfill(2): b for b in _L8_BANDS},
         description="Landsat-8 OLI bands 1-7 (coastal to SWIR2), 16-bit DN",
+        common_names=("coastal", "blue", "green", "red", "nir08", "swir16", "swir22"),
+        extra_bands={"B8": 590.0, "B9": 1375.0, "B10": 10900.0, "B11": 12000.0},
+        name_words=("landsat", "landsat8", "landsat9", "lc08", "lc09", "lo08", "l8", "l9", "oli"),
     )
 )
 
@@ -430,6 +518,8 @@ register_sensor(
         std=(1511.7,),
         aliases={"B8": "PAN", "B08": "PAN"},
         description="Landsat-8 OLI panchromatic band 8 (15 m), 16-bit DN",
+        common_names=("pan",),
+        name_words=("lc08", "lc09", "l8", "oli", "pan", "panchromatic"),
     )
 )
 
@@ -446,6 +536,9 @@ register_sensor(
         std=(4.6,),
         aliases={"SIGMA0_VV": "VV", "VV_DB": "VV"},
         description="Sentinel-1 C-band SAR, VV backscatter alone, in dB",
+        common_names=("vv",),
+        name_words=("s1", "s1a", "s1b", "s1c", "sentinel1", "sentinel-1", "grd", "vv", "sigma0"),
+        reads_from=("sar",),
     )
 )
 
@@ -461,6 +554,8 @@ register_sensor(
         mean=(-11.1, -13.9, -13.3, -10.4),
         std=(5.4, 3.0, 3.6, 5.6),
         description="Airborne X-band quad-pol SAR (SpaceNet-6: HH, HV, VH, VV in dB)",
+        common_names=("hh", "hv", "vh", "vv"),
+        name_words=("xband", "x-band", "spacenet", "capella", "iceye", "quadpol", "quad-pol"),
     )
 )
 
@@ -477,6 +572,8 @@ register_sensor(
         normalization="per_tile",
         aliases={"DTM": "DEM", "SRTM": "DEM", "TERRAIN": "DEM"},
         description="Bare-earth elevation (LiDAR DEM, SRTM) in metres, standardised per tile",
+        name_words=("dem", "dtm", "srtm", "elevation", "terrain", "height", "lidar", "copdem"),
+        reads_from=("dsm",),
     )
 )
 
@@ -496,5 +593,11 @@ register_sensor(
         std=tuple(_S2.std[_S2.bands.index(b)] for b in _S2_10_BANDS),
         aliases={a: b for a, b in _S2.aliases.items() if b in _S2_10_BANDS},
         description="Sentinel-2 MSI without the 60 m bands B01 and B09 (10 bands at 10/20 m)",
+        common_names=tuple(_S2.common_names[_S2.bands.index(b)] for b in _S2_10_BANDS),
+        native_resolutions_m=tuple(
+            _S2.native_resolutions_m[_S2.bands.index(b)] for b in _S2_10_BANDS
+        ),
+        name_words=_S2.name_words,
+        reads_from=("s2",),
     )
 )

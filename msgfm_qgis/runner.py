@@ -31,6 +31,7 @@ class InferenceJob:
         out: the GeoTIFF for the model's first output (others are written beside it).
         tile_size, overlap: None for the model's defaults.
         scene_grid: a GeoPackage of per-window classes (scene classification only).
+        run_anyway: run on inputs out of the model's domain instead of refusing them.
     """
 
     model: str
@@ -41,6 +42,7 @@ class InferenceJob:
     batch_size: int = 4
     device: str = "auto"
     scene_grid: Optional[str] = None
+    run_anyway: bool = False
     extra: Dict[str, Any] = field(default_factory=dict)
 
     def params(self) -> Dict[str, Any]:
@@ -109,6 +111,7 @@ def _run_in_process(job: InferenceJob, feedback: QgsProcessingFeedback) -> Dict[
             progress=_progress(feedback),
             cancel=token,
             scene_grid=job.scene_grid,
+            run_anyway=job.run_anyway,
             warn=feedback.pushWarning,
             **job.extra,
         )

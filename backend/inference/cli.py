@@ -53,6 +53,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="GRID.gpkg",
         help="scene classification: also write one polygon per window with its top classes",
     )
+    predict.add_argument(
+        "--run-anyway",
+        action="store_true",
+        help="run on inputs that look out of the model's domain (values far from its training "
+        "statistics, unnamed bands in a doubtful order) instead of refusing them",
+    )
     predict.add_argument("--quiet", action="store_true", help="no progress on stderr")
     predict.set_defaults(func=_predict)
 
@@ -92,6 +98,7 @@ def _predict(args: argparse.Namespace) -> int:
             progress=None if args.quiet else progress,
             reflectance_dtype=args.reflectance_dtype,
             scene_grid=args.scene_grid,
+            run_anyway=args.run_anyway,
             warn=lambda message: print(
                 f"msgfm predict: warning: {message}", file=sys.stderr, flush=True
             ),

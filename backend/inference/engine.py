@@ -27,7 +27,13 @@ import numpy as np
 from ..export.schema import ModelFileError, ModelMetadata, ModelMetadataError, read_model_metadata
 from .block_cache import bounded_block_cache
 from .cancel import CancelToken
-from .errors import InferenceCancelledError, InferenceError, ModelError
+from .errors import (
+    InferenceCancelledError,
+    InferenceError,
+    InputMismatchError,
+    ModelError,
+    OutputNotPhysicalError,
+)
 from .input_checks import check_inputs, describe_all_nodata
 from .inputs import OpenedInput, RasterInput, open_inputs
 from .outputs import OutputPlan, effective_stride, output_paths
@@ -53,6 +59,8 @@ class InferenceResult:
         tile_size, overlap: window side and overlap actually used, in pixels.
         batch_size: tiles per model call.
         warnings: what looked wrong in the inputs or outputs without stopping the run.
+        inputs: per input, which raster bands fed the model and how they were found.
+        out_of_domain: the inputs looked out of the model's domain and it ran anyway.
     """
 
     outputs: List[str]
@@ -64,6 +72,8 @@ class InferenceResult:
     overlap: int
     batch_size: int
     warnings: List[str] = field(default_factory=list)
+    inputs: List[str] = field(default_factory=list)
+    out_of_domain: bool = False
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -93,6 +103,7 @@ def run_inference(
     scene_grid: Optional[Union[str, Path]] = None,
     chunk_width: int = DEFAULT_CHUNK_WIDTH,
     warn: Optional[Callable[[str], None]] = None,
+    run_anyway: bool = False,
 ) -> InferenceResult:
     """Run the ONNX model at ``model_path`` over ``inputs`` and write its outputs as GeoTIFF.
 
@@ -117,11 +128,15 @@ def run_inference(
         chunk_width: about how many pixels of width are read, run and blended at once; bounds
             the working memory whatever the raster size (the output does not depend on it).
         warn: called with each warning as it arises (they are also in the result's ``warnings``).
+        run_anyway: run on inputs that look out of the model's domain (values far from its
+            training statistics, unnamed bands in a doubtful order) instead of refusing them; the
+            result then says ``out_of_domain``.
 
     Raises:
         InferenceError: (or a subclass) with a message naming the input or model at fault.
     """
     started = time.perf_counter()
+    refuse_overwriting_inputs(out_path, inputs, scene_grid)
     cancel = cancel if cancel is not None else CancelToken()
     if batch_size < 1:
         raise InferenceError(f"batch size must be >= 1, not {batch_size}")
@@ -152,8 +167,9 @@ def run_inference(
     with ExitStack() as stack:
         stack.enter_context(bounded_block_cache())  # flat memory whatever the raster size
         _stage(progress, f"model '{metadata.model_name}' opened on {provider}; reading the inputs")
-        grid, opened = open_inputs(inputs, metadata, stack, note)
-        check_inputs(grid, opened, metadata, tile_size, note)
+        grid, opened = open_inputs(inputs, metadata, stack, note, run_anyway=run_anyway)
+        out_of_domain = check_inputs(grid, opened, metadata, tile_size, note, run_anyway)
+        out_of_domain = out_of_domain or any(item.out_of_domain for item in opened)
         try:
             layout = plan_tiles(grid.width, grid.height, tile_size, overlap_px, align, chunk_width)
         except ValueError as exc:
@@ -168,6 +184,12 @@ def run_inference(
             tiles_run, tiles_skipped = _run_tiles(
                 session, metadata, layout, opened, plans, batch_size, progress, cancel
             )
+            for plan in plans:
+                plan.flush()
+            for plan in plans:
+                problem = plan.physical_problem()
+                if problem:
+                    raise OutputNotPhysicalError(problem)
             written = [str(plan.finish()) for plan in plans]
             for plan in plans:
                 plan.report(note)
@@ -190,7 +212,35 @@ def run_inference(
         overlap=overlap_px,
         batch_size=batch_size,
         warnings=warnings,
+        inputs=[f"{item.raster.describe()}: {item.how}" for item in opened],
+        out_of_domain=out_of_domain,
     )
+
+
+def refuse_overwriting_inputs(
+    out_path: Union[str, Path], inputs: Sequence[RasterInput], scene_grid: Any = None
+) -> None:
+    """Refuse an output that is (or resolves to) one of the input files: the run would replace the
+    input with its own result."""
+    outputs = [Path(out_path)] + ([Path(scene_grid)] if scene_grid else [])
+    for output in outputs:
+        target = output.resolve()
+        for raster in inputs:
+            source = Path(str(raster.path))
+            if source.exists() and (
+                source.resolve() == target or (output.exists() and _same_file(source, output))
+            ):
+                raise InputMismatchError(
+                    f"the output {output} is the file of {raster.describe()}: writing it would "
+                    "destroy the input. Choose another output file"
+                )
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.samefile(b)
+    except OSError:
+        return False
 
 
 def _stage(progress: Optional[ProgressCallback], message: str) -> None:

@@ -19,6 +19,16 @@ class InputMismatchError(InferenceError):
     """An input raster does not fit the model: wrong sensor, band count, or an unreadable raster."""
 
 
+class OutOfDomainError(InputMismatchError):
+    """The inputs are far from what the model was trained on (values, units, band order): refused
+    unless the run is told to run anyway."""
+
+
+class OutputNotPhysicalError(InferenceError):
+    """The model's output cannot be physical (reflectance mostly clipped, a constant band): the
+    run fails instead of delivering it."""
+
+
 class NoOverlapError(InputMismatchError):
     """An input raster does not overlap the reference (first) input."""
 

@@ -1,27 +1,29 @@
 """Checks that input rasters look like what the model was trained on, before any tile is run.
 
-A run on garbage input otherwise succeeds silently and writes a plausible-looking raster. Each check
-here reads at most a few small windows of every input (so it costs little on any raster size) and
+A run on garbage input otherwise succeeds and writes a plausible-looking raster. Each check here
+reads at most a few small windows of every input (so it costs little on any raster size) and
 either warns, saying what looks wrong and what to do, or, where the result would be meaningless,
-raises :class:`InputMismatchError`:
+refuses the run before any tile is run:
 
 - the same band chosen twice, or bands whose pixels are identical (one band repeated);
-- an 8-bit raster for a model trained on values far above 255 (Sentinel-2 exported as Byte);
-- band descriptions in the file naming the model's bands in another order than the one chosen;
-- values far outside the range the model was trained on (wrong units or scaling);
-- a second input covering only part of the first (the rest of the output is nodata);
+- an 8-bit raster for a model trained on values far above 255 (Sentinel-2 exported as Byte) and
+  values far outside the range the model was trained on (wrong units, offset or scaling): refused
+  with :class:`OutOfDomainError` unless the run is told to run anyway, then a warning;
+- a second input covering only part of the first (the rest of the output is nodata): its covered
+  fraction is reported;
 - a raster smaller than one tile (mirrored padding; an error when it is a tiny fraction of a tile).
+
+Band names and order are matched before, by :mod:`backend.sensor_resolver`.
 """
 
 from __future__ import annotations
 
-import re
 from typing import Callable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from ..export.schema import InputSpec, ModelMetadata
-from .errors import InputMismatchError
+from .errors import InputMismatchError, OutOfDomainError
 from .inputs import OpenedInput, ReferenceGrid
 
 Warn = Callable[[str], None]
@@ -31,7 +33,7 @@ SAMPLE_GRID = 3  # windows per axis
 SAMPLE_STEP = 2  # every second pixel of a window, along both axes
 FAR_FROM_TRAINING = 6.0  # |median - mean| / std above which a band's values look foreign
 SPREAD_RATIO = 30.0  # a band whose spread differs from the trained std by more looks rescaled
-LOW_COVERAGE = 0.5  # a second input covering less than this fraction of the first is reported
+FULL_COVERAGE = 0.995  # a second input covering less than this fraction of the first is reported
 MIN_TILE_FRACTION = 1 / 16  # rasters smaller than this fraction of a tile's area are refused
 
 
@@ -41,18 +43,24 @@ def check_inputs(
     metadata: ModelMetadata,
     tile_size: int,
     warn: Warn,
-) -> None:
+    run_anyway: bool = False,
+) -> bool:
     """Run every check on the opened inputs; warnings go to ``warn``.
+
+    Returns:
+        Whether an input was out of the model's domain and ``run_anyway`` let it through.
 
     Raises:
         InputMismatchError: the raster is so small that the model cannot see a scene in it.
+        OutOfDomainError: values far from the model's training statistics (unless
+            ``run_anyway``).
     """
+    refusals: List[str] = []
     # The reference raster is read directly (others only when they share its grid).
     reference = next(item for item in opened if item.reader is item.dataset)
     _check_size(grid, reference, tile_size, warn)
     for item in opened:
         _check_chosen_bands(item, warn)
-        _check_band_names(item, warn)
         if item.reader is not item.dataset:
             _check_coverage(item, reference, grid, warn)
     samples = _sample(grid, opened)
@@ -61,8 +69,20 @@ def check_inputs(
             continue
         pixels = values[:, valid]
         _check_repeated_bands(item, pixels, warn)
-        if item.spec.normalization == "mean_std" and not _check_byte_scaling(item, warn):
-            _check_training_range(item, pixels, warn)
+        if item.spec.normalization == "mean_std" and not _check_byte_scaling(item, refusals.append):
+            _check_training_range(item, pixels, refusals.append)
+    if not refusals:
+        return False
+    if not run_anyway:
+        raise OutOfDomainError(
+            "; ".join(refusals) + ". Nothing was run: the model's results on such input would "
+            "mean nothing. If you are sure the input is right, run anyway (QGIS: the advanced "
+            "'Run anyway' parameter; msgfm predict --run-anyway): the output then says it is out "
+            "of the model's domain"
+        )
+    for message in refusals:
+        warn(f"{message} (ran anyway: the result is out of the model's domain)")
+    return True
 
 
 def _check_size(grid: ReferenceGrid, item: OpenedInput, tile_size: int, warn: Warn) -> None:
@@ -96,41 +116,11 @@ def _check_chosen_bands(item: OpenedInput, warn: Warn) -> None:
         seen[index] = position
 
 
-def _normalized_band_name(text: str) -> str:
-    """``B04``, ``b4``, ``Band 4: B04``... -> ``B4``: names compared without zero padding."""
-    text = text.strip().upper()
-    text = re.sub(r"^BAND\s*\d+\s*:\s*", "", text)
-    return re.sub(r"(?<=[A-Z])0+(?=\d)", "", text)
-
-
-def _check_band_names(item: OpenedInput, warn: Warn) -> None:
-    """Warn when the file's band descriptions name the model's bands in another order."""
-    descriptions = list(item.dataset.descriptions or [])
-    if not any(descriptions):
-        return
-    wanted = [_normalized_band_name(b) for b in item.spec.bands]
-    by_name = {}
-    for index, text in enumerate(descriptions, start=1):
-        if text:
-            by_name.setdefault(_normalized_band_name(text), index)
-    if not all(name in by_name for name in wanted):
-        return  # the file does not describe its bands with the model's names
-    right = [by_name[name] for name in wanted]
-    if right == item.indexes:
-        return
-    chosen = [descriptions[i - 1] or f"band {i}" for i in item.indexes]
-    warn(
-        f"{item.raster.describe()}: the bands chosen are described in the file as "
-        f"{', '.join(chosen)}, but the model expects {', '.join(item.spec.bands)} in that "
-        f"order; choose bands {','.join(map(str, right))} instead"
-    )
-
-
 def _check_coverage(
     item: OpenedInput, reference: OpenedInput, grid: ReferenceGrid, warn: Warn
 ) -> None:
     covered = _covered_fraction(item, grid)
-    if covered is None or covered >= LOW_COVERAGE:
+    if covered is None or covered >= FULL_COVERAGE:
         return
     warn(
         f"{item.raster.describe()} covers only {covered:.0%} of {reference.raster.describe()} "

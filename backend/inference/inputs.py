@@ -19,7 +19,7 @@ from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from ..export.schema import InputSpec, ModelMetadata
-from .errors import InputMismatchError, NoOverlapError
+from .errors import InputMismatchError, NoOverlapError, OutOfDomainError
 from .georeferencing import describe_georeferencing, north_up_transform, raster_crs
 
 _BAND_LIST = re.compile(r"^\d+(,\d+)*$")
@@ -93,6 +93,8 @@ class OpenedInput:
         self.reader = reader
         self.alpha_band = alpha_band
         self.indexes = list(raster.bands) if raster.bands else list(range(1, dataset.count + 1))
+        self.how = f"bands {','.join(map(str, self.indexes))}"  # how the bands were found
+        self.out_of_domain = False  # the band order was doubtful and the run went on anyway
         self.mask_rule = _mask_rule(reader, self.indexes) if alpha_band is None else None
 
     def read_window(
@@ -172,10 +174,15 @@ def open_inputs(
     metadata: ModelMetadata,
     stack: ExitStack,
     warn: Optional[Callable[[str], None]] = None,
+    run_anyway: bool = False,
 ) -> Tuple[ReferenceGrid, List[OpenedInput]]:
     """Open, check and align ``rasters`` for ``metadata``'s model; files close with ``stack``.
 
     ``warn`` is told what looks wrong but does not stop the run (no CRS, no georeferencing).
+    Each raster's bands are matched to its model input by :mod:`backend.sensor_resolver`: by name
+    where the raster names them (in the model's order, whatever the file's), else as chosen or in
+    file order; a raster of another sensor is refused. ``run_anyway`` lets unnamed bands in a
+    doubtful order through (with a warning).
 
     Returns:
         The reference grid (first raster) and one opened input per model input, in the model's
@@ -207,7 +214,7 @@ def open_inputs(
                 "GDAL can read"
             ) from None
         spec = metadata.input(raster.sensor)
-        _check_bands(raster, spec, dataset)
+        raster, how, doubtful = _resolve_bands(raster, spec, dataset, warn, run_anyway)
         if grid is None:
             describe_georeferencing(dataset, raster.describe(), warn)
         crs = raster_crs(dataset, raster.describe(), warn if grid is None else None)
@@ -223,7 +230,9 @@ def open_inputs(
             reader, alpha_band = dataset, None
         else:
             reader, alpha_band = _aligned_reader(raster, dataset, crs, grid, stack)
-        opened[raster.sensor] = OpenedInput(raster, spec, dataset, reader, alpha_band)
+        item = OpenedInput(raster, spec, dataset, reader, alpha_band)
+        item.how, item.out_of_domain = how, doubtful
+        opened[raster.sensor] = item
     assert grid is not None
     return grid, [opened[spec.sensor] for spec in metadata.inputs]
 
@@ -247,26 +256,36 @@ def _check_sensors(rasters: Sequence[RasterInput], metadata: ModelMetadata) -> N
         )
 
 
-def _check_bands(raster: RasterInput, spec: InputSpec, dataset: Any) -> None:
-    expected = len(spec.bands)
-    names = ", ".join(spec.bands)
-    if raster.bands is not None:
-        bad = [b for b in raster.bands if not 1 <= b <= dataset.count]
-        if bad:
-            raise InputMismatchError(
-                f"{raster.describe()}: band(s) {bad} do not exist; the raster has bands 1 to "
-                f"{dataset.count}"
-            )
-        if len(raster.bands) != expected:
-            raise InputMismatchError(
-                f"{raster.describe()}: {len(raster.bands)} band(s) chosen but the model expects "
-                f"{expected} ({names}); choose {expected} bands in that order"
-            )
-    elif dataset.count != expected:
-        raise InputMismatchError(
-            f"{raster.describe()}: the raster has {dataset.count} band(s) but the model expects "
-            f"{expected} ({names}); choose the bands in that order (SENSOR=PATH:1,2,...)"
-        )
+def _resolve_bands(
+    raster: RasterInput,
+    spec: InputSpec,
+    dataset: Any,
+    warn: Optional[Callable[[str], None]],
+    run_anyway: bool,
+) -> Tuple[RasterInput, str, bool]:
+    """The raster with its bands in the model's order, how they were found, and whether a doubt
+    about their order was overridden by ``run_anyway``."""
+    from dataclasses import replace
+
+    from ..sensor_resolver import BandMatchError, BandOrderError, bands_for
+    from .raster_facts import read_facts
+
+    facts = read_facts(raster.path, raster.describe())
+    where = "the input's band list (SENSOR=PATH:1,2,...)"
+    try:
+        choice = bands_for(facts, spec.sensor, spec.bands, raster.bands or (), where)
+    except BandOrderError as exc:
+        if not run_anyway:
+            raise OutOfDomainError(
+                f"{exc}; or run anyway (out of the model's domain) if you are sure"
+            ) from None
+        if warn is not None:
+            warn(f"{exc} (ran anyway: the result is out of the model's domain)")
+        chosen = list(raster.bands) if raster.bands else list(range(1, dataset.count + 1))
+        return replace(raster, bands=chosen), f"bands {','.join(map(str, chosen))}", True
+    except BandMatchError as exc:
+        raise InputMismatchError(str(exc)) from None
+    return replace(raster, bands=choice.indexes), choice.how, False
 
 
 def _same_grid(dataset: Any, crs: Any, grid: ReferenceGrid) -> bool:

@@ -23,7 +23,7 @@ def predict(params: Mapping[str, Any], progress: Progress, cancel: CancelToken) 
     Params:
         model (str), inputs (list of ``"SENSOR=PATH[:bands]"`` strings or ``{"sensor", "path",
         "bands", "categorical"}`` objects), out (str); optional tile_size, overlap, batch_size,
-        device, threads, reflectance_dtype, scene_grid.
+        device, threads, reflectance_dtype, scene_grid, run_anyway.
     """
     from .engine import run_inference
 
@@ -41,6 +41,7 @@ def predict(params: Mapping[str, Any], progress: Progress, cancel: CancelToken) 
         cancel=cancel,
         reflectance_dtype=params.get("reflectance_dtype", "float32"),
         scene_grid=params.get("scene_grid"),
+        run_anyway=bool(params.get("run_anyway", False)),
     )
     return result.to_dict()
 

@@ -58,6 +58,10 @@ def _file_name_part(name: str) -> str:
     return safe or "output"
 
 
+# More than this fraction of a reflectance output clipped to its physical range fails the run.
+MAX_CLIPPED_FRACTION = 0.03
+
+
 class OutputPlan:
     """Blending and writing of one model output over a run."""
 
@@ -78,6 +82,10 @@ class OutputPlan:
         self.dtype, self.nodata = _dtype_and_nodata(spec, grid, reflectance_dtype)
         self.valid_range, self.range_source = physical_range(spec)
         self.clipped = self.written = 0  # values clipped to valid_range, values written
+        # Per band, the lowest and highest value written (reflectance outputs): a constant band
+        # is no image.
+        self.band_low = np.full(len(spec.bands), np.inf)
+        self.band_high = np.full(len(spec.bands), -np.inf)
         self.buffer = ChunkedBlendBuffer(
             self.channels,
             self.cells,
@@ -140,9 +148,41 @@ class OutputPlan:
         for j, (row_index, col_index) in enumerate(places):
             self.buffer.add_weighted(weighted[j], weights[j], row_index, col_index)
 
+    def flush(self) -> None:
+        """Blend and write every block still held (before :meth:`physical_problem`)."""
+        self.buffer.release_all()
+
     def finish(self) -> Path:
         self.buffer.release_all()
         return self.writer.finish()
+
+    def physical_problem(self) -> Optional[str]:
+        """Why the written reflectance cannot be a physical image, or None: more than
+        :data:`MAX_CLIPPED_FRACTION` of its values outside the physical range, or a band that
+        holds one value everywhere."""
+        if self.spec.kind != "reflectance" or not self.written:
+            return None
+        reasons = []
+        if self.clipped > MAX_CLIPPED_FRACTION * self.written:
+            low, high = self.valid_range
+            reasons.append(
+                f"{self.clipped / self.written:.1%} of its values were outside the physical range "
+                f"{_bound(low)} to {_bound(high)} ({self.range_source})"
+            )
+        constant = [
+            band
+            for band, low, high in zip(self.spec.bands, self.band_low, self.band_high)
+            if np.isfinite(low) and low == high
+        ]
+        if constant:
+            reasons.append(f"band(s) {', '.join(constant)} hold one value everywhere")
+        if not reasons:
+            return None
+        return (
+            f"output '{self.spec.name}' of the model is not a physical image: "
+            f"{'; '.join(reasons)}. The model does not work on these inputs (they are probably "
+            "outside what it was trained on); nothing was written"
+        )
 
     def abort(self) -> None:
         self.writer.abort()
@@ -200,6 +240,12 @@ class OutputPlan:
             if spec.offset:
                 out = out + np.asarray(spec.offset, dtype=np.float32)[:, None, None]
             out = self._clip(out, covered)
+            if covered.any():
+                with np.errstate(invalid="ignore"):
+                    np.minimum(self.band_low, np.nanmin(out[:, covered], axis=1), out=self.band_low)
+                    np.maximum(
+                        self.band_high, np.nanmax(out[:, covered], axis=1), out=self.band_high
+                    )
             if np.dtype(self.dtype).kind in "iu":
                 info = np.iinfo(self.dtype)
                 out = np.clip(np.rint(out), info.min, info.max)

@@ -91,7 +91,7 @@ def model_factory(tmp_path_factory) -> Callable[..., Path]:
     def build(
         name: str, bands: int = 1, tile: int = 32, mean: float = 100.0, std: float = 50.0, **kwargs
     ) -> Path:
-        key = (name, bands, tile, mean, std, tuple(sorted(kwargs.items())))
+        key = (name, bands, tile, mean, std, tuple(sorted(kwargs.items())))  # hashable values
         if key in cache:
             return cache[key]
         path = root / f"{name}_{bands}b_{tile}px_{len(cache)}.onnx"
@@ -105,8 +105,11 @@ def model_factory(tmp_path_factory) -> Callable[..., Path]:
             normalization=kwargs.pop("normalization", "mean_std"),
         )
         inputs = [spec]
+        valid_range = kwargs.pop("valid_range", None)  # a (low, high) tuple
+        valid_range = list(valid_range) if valid_range is not None else None
         if name == "identity":
-            module, outputs = Identity(), [reflectance_output(band_names, mean, std)]
+            module = Identity()
+            outputs = [reflectance_output(band_names, mean, std, valid_range=valid_range)]
         elif name == "boxmean":
             module, outputs = BoxMean(bands), [reflectance_output(band_names, mean, std)]
         elif name == "threshold":

@@ -28,7 +28,8 @@ def test_output_is_on_the_reference_grid(model_factory, sample_data, tmp_path, r
     source = sample_data / relative
     model = model_factory("identity", bands=bands, tile=64)
     out = tmp_path / "out.tif"
-    result = run_inference(model, [RasterInput("s2", source)], out)
+    # The test model's statistics are arbitrary: this test is about the grid, not the domain.
+    result = run_inference(model, [RasterInput("s2", source)], out, run_anyway=True)
     assert result.outputs == [str(out)]
     assert result.provider == "CPUExecutionProvider"
     with rasterio.open(source) as src, rasterio.open(out) as dst:

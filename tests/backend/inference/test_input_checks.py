@@ -15,7 +15,7 @@ import pytest
 
 from backend.cli import main
 from backend.inference.engine import run_inference
-from backend.inference.errors import InputMismatchError
+from backend.inference.errors import InputMismatchError, OutOfDomainError
 from backend.inference.inputs import RasterInput
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -68,21 +68,54 @@ def translate(source: Path, out: Path, **options) -> Path:
 # --- outputs in their physical range ---------------------------------------------------------
 
 
-def test_cloud_removal_output_stays_in_the_physical_range(s2_stack, s1_stack, tmp_path):
+def test_output_is_clipped_to_its_physical_range_and_counted(model_factory, sample_data, tmp_path):
     import rasterio
 
-    out = tmp_path / "clear.tif"
-    result = run("cloud-removal", [RasterInput("s2", s2_stack), RasterInput("sar", s1_stack)], out)
+    dem = sample_data / "dem/dem.tif"
+    values = read_values(dem)
+    high = float(np.percentile(values, 99.5))  # about 0.5 % of the values above it
+    model = model_factory("identity", bands=1, tile=64, mean=0.0, std=1.0, valid_range=(0, high))
+    out = tmp_path / "clipped.tif"
+    result = run_inference(model, [RasterInput("s2", dem)], out, run_anyway=True)
     with rasterio.open(out) as dataset:
-        values = dataset.read(masked=True)
-    assert values.min() >= 0 and values.max() <= 10000
+        written = dataset.read(1, masked=True)
+    assert written.max() <= high
     clipped = [w for w in result.warnings if "were clipped to it" in w]
     assert len(clipped) == 1, result.warnings
-    # The count is the real one: the output holds exactly that many values on the bounds.
+    # The count is the real one: the output holds exactly that many values on the bound.
     count = int(clipped[0].split("'reflectance': ")[1].split(" of ")[0])
-    on_bounds = int(((values == 0) | (values == 10000)).sum())
-    assert 0 < count <= on_bounds
-    assert "physical range 0 to 10000 (s2 reflectance x 10000)" in clipped[0]
+    assert count == int((values > high).sum())
+    assert f"physical range 0 to {high:g} (declared by the model)" in clipped[0]
+
+
+def test_an_output_mostly_clipped_fails_the_run_and_writes_nothing(
+    model_factory, sample_data, tmp_path
+):
+    from backend.inference.errors import OutputNotPhysicalError
+
+    dem = sample_data / "dem/dem.tif"
+    high = float(np.percentile(read_values(dem), 80))  # a fifth of the values above it
+    model = model_factory("identity", bands=1, tile=64, mean=0.0, std=1.0, valid_range=(0, high))
+    out = tmp_path / "clipped.tif"
+    with pytest.raises(OutputNotPhysicalError, match=r"not a physical image: 2\d\.\d% of its"):
+        run_inference(model, [RasterInput("s2", dem)], out, run_anyway=True)
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_a_constant_output_band_fails_the_run(model_factory, sample_data, tmp_path):
+    from backend.inference.errors import OutputNotPhysicalError
+
+    dem = sample_data / "dem/dem.tif"
+    model = model_factory("identity", bands=1, tile=64, mean=0.0, std=1.0, valid_range=(0, 1))
+    with pytest.raises(OutputNotPhysicalError, match="B1 hold one value everywhere"):
+        run_inference(model, [RasterInput("s2", dem)], tmp_path / "o.tif", run_anyway=True)
+
+
+def read_values(path: Path) -> np.ndarray:
+    import rasterio
+
+    with rasterio.open(path) as dataset:
+        return dataset.read(1, masked=True).compressed()
 
 
 def test_a_declared_range_is_used_and_left_out_when_absent():
@@ -219,44 +252,81 @@ def test_one_band_repeated_is_reported(s2_files, tmp_path):
     assert any("all 12 bands hold the same values (one band repeated)" in w for w in found)
 
 
-def test_same_band_chosen_twice_is_reported(s2_stack, tmp_path):
+def test_same_band_chosen_twice_is_reported(s2_files, tmp_path):
+    unnamed = build_vrt(s2_files, tmp_path / "unnamed.vrt")
     bands = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 11]
-    found = warnings_of("embedding", [RasterInput("s2", s2_stack, bands)], tmp_path / "e.tif")
+    found = warnings_of("embedding", [RasterInput("s2", unnamed, bands)], tmp_path / "e.tif")
     assert any("raster band 11 is given both as B11 and as B12" in w for w in found)
 
 
-def test_s2_rescaled_to_byte_is_reported(s2_stack, tmp_path):
+def test_chosen_bands_that_the_band_names_contradict_are_refused(s2_stack, tmp_path):
+    bands = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 11]
+    with pytest.raises(InputMismatchError, match="by their names they are B01 = band 1, "):
+        run("embedding", [RasterInput("s2", s2_stack, bands)], tmp_path / "e.tif")
+    assert not (tmp_path / "e.tif").exists()
+
+
+def test_s2_rescaled_to_byte_is_refused_and_runs_anyway_when_asked(s2_stack, tmp_path):
     byte = translate(s2_stack, tmp_path / "s2_byte.tif", outputType=1, scaleParams=[[0, 4000]])
-    found = warnings_of("embedding", [RasterInput("s2", byte)], tmp_path / "e.tif")
-    assert any("is 8-bit (0-255)" in w and "rescaled to Byte" in w for w in found)
+    with pytest.raises(OutOfDomainError, match=r"is 8-bit \(0-255\).*rescaled to Byte"):
+        run("embedding", [RasterInput("s2", byte)], tmp_path / "e.tif")
+    assert not (tmp_path / "e.tif").exists()
+    result = run("embedding", [RasterInput("s2", byte)], tmp_path / "e.tif", run_anyway=True)
+    assert result.out_of_domain
+    assert any("is 8-bit (0-255)" in w and "ran anyway" in w for w in result.warnings)
 
 
-def test_band_order_contradicting_descriptions_is_reported(s2_files, tmp_path):
+def test_bands_named_in_another_order_are_used_in_the_models_order(s2_files, s2_stack, tmp_path):
+    import rasterio
+
     reversed_stack = build_vrt(s2_files[::-1], tmp_path / "b12_to_b01.vrt", S2_BANDS[::-1])
-    found = warnings_of("embedding", [RasterInput("s2", reversed_stack)], tmp_path / "e.tif")
-    assert any(
-        "described in the file as B12, B11, B09" in w
-        and "choose bands 12,11,10,9,8,7,6,5,4,3,2,1 instead" in w
-        for w in found
-    )
-    # The order it suggests silences it.
-    fixed = RasterInput("s2", reversed_stack, list(range(12, 0, -1)))
-    assert warnings_of("embedding", [fixed], tmp_path / "e2.tif") == []
+    result = run("embedding", [RasterInput("s2", reversed_stack)], tmp_path / "r.tif")
+    assert result.warnings == []
+    assert "found by name: B01 = band 12, B02 = band 11" in result.inputs[0]
+    run("embedding", [RasterInput("s2", s2_stack)], tmp_path / "s.tif")
+    with rasterio.open(tmp_path / "r.tif") as got, rasterio.open(tmp_path / "s.tif") as want:
+        np.testing.assert_array_equal(got.read(), want.read())
+    # Bands chosen in file order contradict the names: refused with the mapping by name.
+    with pytest.raises(InputMismatchError, match="Choose 12,11,10,9,8,7,6,5,4,3,2,1"):
+        run("embedding", [RasterInput("s2", reversed_stack, list(range(1, 13)))], tmp_path / "x")
 
 
-def test_values_far_outside_the_training_range_are_reported(s2_stack, tmp_path):
+def test_unnamed_bands_in_reversed_order_are_refused(s2_files, tmp_path):
+    reversed_stack = build_vrt(s2_files[::-1], tmp_path / "unnamed_reversed.vrt")
+    with pytest.raises(OutOfDomainError, match="the bands look reversed or shuffled"):
+        run("embedding", [RasterInput("s2", reversed_stack)], tmp_path / "e.tif")
+    in_order = build_vrt(s2_files, tmp_path / "unnamed.vrt")
+    assert run("embedding", [RasterInput("s2", in_order)], tmp_path / "e.tif").warnings == []
+
+
+def test_values_far_outside_the_training_range_are_refused(s2_stack, tmp_path):
     scaled = translate(
         s2_stack, tmp_path / "s2_unit.tif", outputType=6, scaleParams=[[0, 10000, 0, 1]]
     )
-    found = warnings_of("embedding", [RasterInput("s2", scaled)], tmp_path / "e.tif")
-    assert any("values are far from what the model was trained on" in w for w in found)
+    with pytest.raises(OutOfDomainError, match="values are far from what the model was trained"):
+        run("embedding", [RasterInput("s2", scaled)], tmp_path / "e.tif")
+    result = run("embedding", [RasterInput("s2", scaled)], tmp_path / "e.tif", run_anyway=True)
+    assert result.out_of_domain
+    assert any("values are far from" in w and "ran anyway" in w for w in result.warnings)
 
 
-def test_second_sensor_covering_little_of_the_first_is_reported(s2_stack, s1_stack, tmp_path):
-    corner = translate(s1_stack, tmp_path / "s1_corner.tif", srcWin=[0, 0, 50, 50])
-    inputs = [RasterInput("s2", s2_stack), RasterInput("sar", corner)]
-    found = warnings_of("cloud-removal", inputs, tmp_path / "c.tif")
-    assert any("covers only 17% of" in w for w in found), found
+def test_output_equal_to_an_input_is_refused(s2_stack, tmp_path):
+    copy = translate(s2_stack, tmp_path / "s2.tif")
+    before = copy.read_bytes()
+    with pytest.raises(InputMismatchError, match="would destroy the input"):
+        run("embedding", [RasterInput("s2", copy)], tmp_path / "." / "s2.tif")
+    assert copy.read_bytes() == before
+
+
+def test_second_sensor_covering_little_of_the_first_is_reported(
+    model_factory, s2_files, s1_stack, tmp_path
+):
+    corner = translate(s1_stack, tmp_path / "s1_corner.tif", srcWin=[0, 0, 50, 50], bandList=[1])
+    model = model_factory("two_sensors", bands=1, tile=64, mean=0.0, std=1.0)
+    inputs = [RasterInput("s2", s2_files[3]), RasterInput("dsm", corner)]
+    # The model's statistics are arbitrary: this test is about the coverage.
+    result = run_inference(model, inputs, tmp_path / "c.tif", run_anyway=True)
+    assert any("covers only 17% of" in w for w in result.warnings), result.warnings
 
 
 def test_raster_far_smaller_than_a_tile_is_refused_and_small_one_warned(s2_stack, tmp_path):
