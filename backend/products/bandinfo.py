@@ -7,8 +7,8 @@ GDAL spells wavelengths in several ways depending on the driver that wrote the f
 * ``wavelength`` with ``wavelength_units`` (the ENVI driver, from the ``.hdr``).
 
 Band names come from the band description, else a ``BANDNAME`` metadata item (SENTINEL2 driver).
-The SENTINEL2 driver's descriptions read ``"B4, central wavelength 665 nm"``: the name is the part
-before the comma and the wavelength is taken from it.
+The SENTINEL2 driver's descriptions read ``"B4, central wavelength 665 nm"`` and the ENVI driver's
+``"red (0.665 Micrometers)"``: the name is the part before, the wavelength is taken from it.
 """
 
 from __future__ import annotations
@@ -20,6 +20,11 @@ from typing import Any, Mapping, Optional, Tuple
 _SENTINEL2_DESCRIPTION = re.compile(
     r"^\s*(?P<name>[^,]+?)\s*,\s*central wavelength\s+(?P<value>[\d.]+)\s*(?P<unit>nm|um|µm)",
     re.IGNORECASE,
+)
+
+# The ENVI driver appends the wavelength to the band name: "red (0.665 Micrometers)".
+_ENVI_DESCRIPTION = re.compile(
+    r"^\s*(?P<name>.*?)\s*\((?P<value>[\d.]+)\s*(?P<unit>[A-Za-zµ]+)\)\s*$"
 )
 
 _UNIT_TO_NM = {
@@ -87,8 +92,8 @@ def band_name_and_wavelength(dataset: Any, index: int) -> Tuple[str, Optional[fl
     except Exception:  # drivers without that domain
         imagery = {}
     wavelength = wavelength_nm(default, imagery)
-    match = _SENTINEL2_DESCRIPTION.match(description)
-    if match:
+    match = _SENTINEL2_DESCRIPTION.match(description) or _ENVI_DESCRIPTION.match(description)
+    if match and match.group("unit").lower() in _UNIT_TO_NM:
         description = match.group("name")
         if wavelength is None:
             unit = match.group("unit").lower()
