@@ -66,6 +66,8 @@ def harmonise(source: Union[Source, Sequence[Source]], workdir: Path) -> Harmoni
         text = files[0]
     elif not path.exists() and not text.startswith("/vsi") and ":" not in text:
         raise ProductError(f"{text} does not exist; check the path.")
+    elif sentinel2.band_calibration(text) is not None:
+        return harmonise_files([text], workdir)  # one band taken out of a SAFE: its offset
     return sentinel1.convert_if_linear(describe_raster(text), workdir)
 
 

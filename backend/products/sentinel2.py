@@ -468,3 +468,56 @@ def _notes(metadata: S2Metadata, files: Dict[str, Tuple[str, int]], grid_m: floa
         )
     notes.append(f"DN {metadata.nodata_dn:g} (the product's NODATA) kept as nodata")
     return notes
+
+
+@dataclass(frozen=True)
+class BandCalibration:
+    """How one band file of a SAFE turns into reflectance x 10000, from its product's MTD."""
+
+    band: str
+    scale: float
+    offset: float
+    nodata_dn: float
+    wavelength_nm: Optional[float]
+    product: str
+    baseline: str
+    level: str
+
+
+# A band file sits at most this many folders below its SAFE (GRANULE/<id>/IMG_DATA/R10m/...).
+_SAFE_DEPTH = 5
+
+
+def band_calibration(path: str) -> Optional[BandCalibration]:
+    """The calibration of a band file inside an unpacked SAFE, None for any other file.
+
+    Users often take the JP2 files out of ``IMG_DATA`` one by one; their DN still need the
+    product's offset and quantification value, which only the SAFE's MTD XML states.
+    """
+    file = Path(path)
+    match = _IMAGE_BAND.search(file.name.rsplit(".", 1)[0])
+    if not match or not file.is_file():
+        return None
+    folder = file.resolve().parent
+    for _ in range(_SAFE_DEPTH):
+        mtd = _mtd_in_folder(folder)
+        if mtd is not None:
+            break
+        folder = folder.parent
+    else:
+        return None
+    metadata = parse_metadata(mtd.read_bytes(), str(mtd))
+    band = _canonical_band(match.group(1))
+    if band not in BAND_ORDER:
+        return None
+    scale = 10000.0 / metadata.quantification
+    return BandCalibration(
+        band=band,
+        scale=scale,
+        offset=metadata.offsets.get(band, 0.0) * scale,
+        nodata_dn=metadata.nodata_dn,
+        wavelength_nm=metadata.wavelengths_nm.get(band),
+        product=metadata.product_uri,
+        baseline=metadata.baseline,
+        level=metadata.level,
+    )

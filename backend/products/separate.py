@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
 
+from . import sentinel2
 from .bandinfo import band_name_and_wavelength, band_name_from_file
 from .harmonised import HarmonisedRaster, ProductError
 from .vrt import BandSource, RasterInfo, finest_grid, probe, target_in, write_stack_vrt
@@ -88,7 +89,24 @@ def harmonise_files(paths: Sequence[str], workdir: Path) -> HarmonisedRaster:
     bands: List[BandSource] = []
     resampled = []
     conventional_nodata = []
+    calibrated = []
     for info in infos:
+        calibration = sentinel2.band_calibration(info.path) if info.count == 1 else None
+        if calibration is not None:
+            calibrated.append(calibration)
+            bands.append(
+                BandSource(
+                    path=info.path,
+                    name=calibration.band,
+                    wavelength_nm=calibration.wavelength_nm,
+                    scale=calibration.scale,
+                    offset=calibration.offset,
+                    nodata=calibration.nodata_dn,
+                )
+            )
+            if info.grid.resolution != grid.resolution:
+                resampled.append((Path(info.path).name, info.grid.resolution[0]))
+            continue
         nodata_dn = None
         if info.nodata is None and _SENTINEL2_FILE.match(Path(info.path).name):
             nodata_dn = SENTINEL2_NODATA_DN
@@ -107,7 +125,13 @@ def harmonise_files(paths: Sequence[str], workdir: Path) -> HarmonisedRaster:
             resampled.append((Path(info.path).name, info.grid.resolution[0]))
     dtypes = {dtype for info in infos for dtype in info.dtypes}
     nodatas = {info.nodata for info in infos}
-    plain = not resampled and not conventional_nodata and len(dtypes) == 1 and len(nodatas) == 1
+    plain = (
+        not resampled
+        and not conventional_nodata
+        and not calibrated
+        and len(dtypes) == 1
+        and len(nodatas) == 1
+    )
     if plain:
         dtype, nodata = dtypes.pop(), nodatas.pop()
     else:
@@ -126,7 +150,17 @@ def harmonise_files(paths: Sequence[str], workdir: Path) -> HarmonisedRaster:
         metadata={"MSGFM_PRODUCT": product},
         infos={info.path: info for info in infos},
     )
-    notes = [f"{len(bands)} bands of {len(paths)} files stacked ({', '.join(names)})"]
+    notes = []
+    if len(paths) > 1:
+        notes.append(f"{len(bands)} bands of {len(paths)} files stacked ({', '.join(names)})")
+    for product_uri in sorted({c.product for c in calibrated}):
+        mine = [c for c in calibrated if c.product == product_uri]
+        offsets = sorted({c.offset / c.scale for c in mine})
+        notes.append(
+            f"{', '.join(c.band for c in mine)} calibrated with {product_uri}'s metadata (processing "
+            f"baseline {mine[0].baseline}: offset {', '.join(f'{o:g}' for o in offsets)}, "
+            f"x {mine[0].scale:g}); DN {mine[0].nodata_dn:g} kept as nodata"
+        )
     if conventional_nodata:
         notes.append(
             f"DN 0 kept as nodata in {len(conventional_nodata)} Sentinel-2 band files (the "
@@ -144,7 +178,7 @@ def harmonise_files(paths: Sequence[str], workdir: Path) -> HarmonisedRaster:
         band_names=names,
         wavelengths_nm=tuple(band.wavelength_nm for band in bands),
         sensor=None,
-        units=None,
+        units=sentinel2.UNITS if calibrated and len(calibrated) == len(bands) else None,
         product=product,
         notes=tuple(notes),
     )

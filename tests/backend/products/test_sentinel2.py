@@ -195,3 +195,28 @@ def test_quantification_value_scales(sentinel2_products, tmp_path, workdir):
 )
 def test_subdataset_path(text, path):
     assert subdataset_path(text) == path
+
+
+def test_band_files_taken_from_a_safe_get_its_offset(sentinel2_products, workdir):
+    """JP2 files picked from IMG_DATA one by one are calibrated with their SAFE's metadata."""
+    safe = sentinel2_products["l1c_0400"]
+    product = read(harmonise(safe, workdir).path)
+    b04 = next(safe.glob("GRANULE/*/IMG_DATA/*_B04.jp2"))
+    single = harmonise(b04, workdir)
+    assert single.band_names == ("B04",) and single.units == "reflectance x 10000"
+    assert single.product == b04.name
+    assert any("offset -1000" in note for note in single.notes)
+    np.testing.assert_array_equal(read(single.path)[0], product[L1C_BANDS.index("B04")])
+    files = sorted(safe.glob("GRANULE/*/IMG_DATA/*.jp2"))
+    stacked = harmonise(files, workdir)
+    assert stacked.band_names == tuple(sorted(L1C_BANDS))  # in the order given
+    order = [L1C_BANDS.index(name) for name in stacked.band_names]
+    np.testing.assert_array_equal(read(stacked.path), product[order])
+
+
+def test_sentinel1_safe_is_refused_with_the_fix(tmp_path):
+    safe = tmp_path / "S1A_IW_GRDH_1SDV_20170613T165043_20170613T165108_017000_01C5A0_4A0F.SAFE"
+    (safe / "measurement").mkdir(parents=True)
+    (safe / "manifest.safe").write_text("<xfdu:XFDU/>")
+    with pytest.raises(ProductError, match="Calibrat"):
+        harmonise(safe, tmp_path / "work")
