@@ -19,7 +19,7 @@ import xml.etree.ElementTree as ET
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Set, Tuple
 
 from .harmonised import HarmonisedRaster, ProductError
 from .vrt import BandSource, probe, target_in, write_stack_vrt
@@ -174,6 +174,10 @@ def _mtd_in_folder(folder: Path) -> Optional[Path]:
     for name in ("MTD_MSIL2A.xml", "MTD_MSIL1C.xml"):
         if (folder / name).is_file():
             return folder / name
+    # Products before December 2016 (PSD 13) name it S2A_OPER_MTD_SAFL1C_....xml.
+    for pattern in ("*_MTD_SAFL1C_*.xml", "*_MTD_SAFL2A_*.xml"):
+        for candidate in sorted(folder.glob(pattern)):
+            return candidate
     return None
 
 
@@ -268,7 +272,7 @@ def parse_metadata(xml: bytes, label: str) -> S2Metadata:
     physical_by_id: Dict[str, str] = {}
     wavelengths_by_id: Dict[str, float] = {}
     image_files: List[str] = []
-    granules = 0
+    granules: Set[str] = set()
     image_format = "JPEG2000"
     nodata = 0.0
     quantification: Optional[float] = None
@@ -284,7 +288,8 @@ def parse_metadata(xml: bytes, label: str) -> S2Metadata:
                 if _local(child.tag) == "CENTRAL" and (child.text or "").strip():
                     wavelengths_by_id[band_id] = float(child.text)
         elif tag == "Granule" or tag == "Granules":
-            granules += 1
+            # Level-2Ap products (2017-2018) list one granule three times, once per resolution.
+            granules.add(element.get("granuleIdentifier", str(len(granules))))
             image_format = element.get("imageFormat", image_format)
             identifier = element.get("granuleIdentifier", "")
             for child in element:
@@ -329,7 +334,7 @@ def parse_metadata(xml: bytes, label: str) -> S2Metadata:
         nodata_dn=nodata,
         image_files=tuple(image_files),
         image_format=image_format,
-        granules=granules,
+        granules=len(granules),
     )
 
 

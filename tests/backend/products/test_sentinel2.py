@@ -220,3 +220,46 @@ def test_sentinel1_safe_is_refused_with_the_fix(tmp_path):
     (safe / "manifest.safe").write_text("<xfdu:XFDU/>")
     with pytest.raises(ProductError, match="Calibrat"):
         harmonise(safe, tmp_path / "work")
+
+
+def test_level_2ap_metadata_layout_is_read(sentinel2_products, tmp_path, workdir):
+    """2017-2018 L2A products (sen2cor 2.4, "Level-2Ap") name things differently: L2A_ prefixed
+    groups, IMAGE_FILE_2A, one Granule_List per resolution, L2A_BOA_QUANTIFICATION_VALUE and no
+    offset."""
+    copy = tmp_path / sentinel2_products["l2a_0509"].name
+    shutil.copytree(sentinel2_products["l2a_0509"], copy)
+    mtd = copy / "MTD_MSIL2A.xml"
+    text = mtd.read_text()
+    start = text.index("<BOA_ADD_OFFSET_VALUES_LIST>")
+    end = text.index("</BOA_ADD_OFFSET_VALUES_LIST>") + len("</BOA_ADD_OFFSET_VALUES_LIST>")
+    text = text[:start] + text[end:]
+    granule_start = text.index("<Granule ")
+    granule_end = text.index("</Granule>") + len("</Granule>")
+    granule = text[granule_start:granule_end]
+    header = granule[: granule.index(">") + 1]
+    per_resolution = []
+    for resolution in ("R60m", "R20m", "R10m"):
+        files = [line for line in granule.splitlines() if f"/{resolution}/" in line]
+        per_resolution.append(header + "".join(files) + "</Granule>")
+    text = text.replace(
+        f"<Granule_List>{text[text.index('<Granule_List>') + 14 : text.index('</Granule_List>')]}</Granule_List>",
+        "".join(f"<Granule_List>{g}</Granule_List>" for g in per_resolution),
+    )
+    text = (
+        text.replace("IMAGE_FILE>", "IMAGE_FILE_2A>")
+        .replace("<Product_Info>", "<L2A_Product_Info>")
+        .replace("</Product_Info>", "</L2A_Product_Info>")
+        .replace("Product_Organisation>", "L2A_Product_Organisation>")
+        .replace("<PRODUCT_URI>", "<PRODUCT_URI_2A>")
+        .replace("</PRODUCT_URI>", "</PRODUCT_URI_2A>")
+        .replace("<PROCESSING_BASELINE>05.09", "<PROCESSING_BASELINE>02.05")
+        .replace("BOA_QUANTIFICATION_VALUE", "L2A_BOA_QUANTIFICATION_VALUE")
+    )
+    mtd.write_text(text)
+    assert text.count("<Granule ") == 3 and "BOA_ADD_OFFSET" not in text
+    result = harmonise(copy, workdir)
+    assert "processing baseline 02.05" in result.product
+    assert not any("added" in note for note in result.notes)
+    # The copied DN carry the +1000 of baseline 05.09, which this metadata does not state.
+    patch = read(harmonise(sentinel2_products["l2a_bands"], workdir).path)
+    np.testing.assert_array_equal(read(result.path), patch + 1000)
