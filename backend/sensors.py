@@ -601,3 +601,62 @@ register_sensor(
         reads_from=("s2",),
     )
 )
+
+
+# --- surface reflectance Landsat (Collection 2 Level-2) ----------------------------------------
+# Level-2 surface reflectance is not Level-1 DN: other units (reflectance x 10000 once the MTL's
+# 0.0000275 / -0.2 are applied), other value ranges, atmospherically corrected. backend.products
+# delivers it under these names so that the resolver refuses it honestly ("no model for Landsat-8
+# surface reflectance") instead of feeding it to a DN model. No model is trained on it yet: the
+# statistics are the s2 entry's (BigEarthNet L2A surface reflectance, same units) at the nearest
+# centre wavelength, so the out-of-domain check compares like with like until a model brings its
+# own.
+
+
+def _nearest_s2_statistics(wavelengths_nm: Sequence[float]) -> Tuple[Tuple[float, ...], ...]:
+    indexes = [
+        min(range(_S2.num_bands), key=lambda i: abs(_S2.wavelengths_nm[i] - wavelength))
+        for wavelength in wavelengths_nm
+    ]
+    return tuple(_S2.mean[i] for i in indexes), tuple(_S2.std[i] for i in indexes)
+
+
+_L8_SR_BANDS = tuple(f"SR_{band}" for band in _L8_BANDS)
+_L8_SR_MEAN, _L8_SR_STD = _nearest_s2_statistics(SENSORS["landsat8"].wavelengths_nm)
+
+register_sensor(
+    Sensor(
+        name="landsat8_sr",
+        bands=_L8_SR_BANDS,
+        units="reflectance x 10000",
+        wavelengths_nm=SENSORS["landsat8"].wavelengths_nm,
+        resolution_m=30.0,
+        mean=_L8_SR_MEAN,
+        std=_L8_SR_STD,
+        aliases={f"SR_B{n:02d}": f"SR_B{n}" for n in range(1, 8)},
+        description=(
+            "Landsat-8/9 OLI Collection 2 Level-2 surface reflectance SR_B1-SR_B7 "
+            "(reflectance x 10000)"
+        ),
+    )
+)
+
+_LANDSAT_SR_BANDS = tuple(f"SR_{band}" for band in SENSORS["landsat"].bands)
+_LANDSAT_SR_MEAN, _LANDSAT_SR_STD = _nearest_s2_statistics(SENSORS["landsat"].wavelengths_nm)
+
+register_sensor(
+    Sensor(
+        name="landsat_sr",
+        bands=_LANDSAT_SR_BANDS,
+        units="reflectance x 10000",
+        wavelengths_nm=SENSORS["landsat"].wavelengths_nm,
+        resolution_m=30.0,
+        mean=_LANDSAT_SR_MEAN,
+        std=_LANDSAT_SR_STD,
+        aliases={f"SR_B{b[1:].zfill(2)}": f"SR_{b}" for b in SENSORS["landsat"].bands},
+        description=(
+            "Landsat-4/5 TM, Landsat-7 ETM+ Collection 2 Level-2 surface reflectance SR_B1-5, "
+            "SR_B7 (reflectance x 10000)"
+        ),
+    )
+)
