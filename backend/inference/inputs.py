@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+import tempfile
 import warnings
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -203,18 +204,21 @@ def open_inputs(
     _check_sensors(rasters, metadata)
     opened = {}
     grid = None
+    workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="msgfm-inputs-")))
     for raster in rasters:
+        source = _harmonised(raster, workdir / raster.sensor)
         try:
             with warnings.catch_warnings():  # said in words by describe_georeferencing
                 warnings.simplefilter("ignore", NotGeoreferencedWarning)
-                dataset = stack.enter_context(rasterio.open(raster.path))
+                dataset = stack.enter_context(rasterio.open(source.path))
         except Exception as exc:  # rasterio raises RasterioIOError and friends
             raise InputMismatchError(
                 f"{raster.describe()}: cannot open {raster.path} ({exc}); choose a raster file "
                 "GDAL can read"
             ) from None
         spec = metadata.input(raster.sensor)
-        raster, how, doubtful = _resolve_bands(raster, spec, dataset, warn, run_anyway)
+        raster, how, doubtful = _resolve_bands(raster, source, spec, dataset, warn, run_anyway)
+        how = "; ".join([how, *source.notes])
         if grid is None:
             describe_georeferencing(dataset, raster.describe(), warn)
         crs = raster_crs(dataset, raster.describe(), warn if grid is None else None)
@@ -256,8 +260,25 @@ def _check_sensors(rasters: Sequence[RasterInput], metadata: ModelMetadata) -> N
         )
 
 
+def _harmonised(raster: RasterInput, workdir: Path) -> Any:
+    """The raster as :func:`backend.products.harmonise` reads it: a product (SAFE, MTL folder...)
+    or a folder of band files becomes one raster in the units its sensor's models expect."""
+    from ..products import ProductError, harmonise
+
+    try:
+        return harmonise(raster.path, workdir)
+    except ProductError as exc:
+        raise InputMismatchError(f"{raster.describe()}: {exc}") from None
+    except Exception as exc:  # rasterio/GDAL errors of an unreadable file
+        raise InputMismatchError(
+            f"{raster.describe()}: cannot open {raster.path} ({exc}); choose a raster file "
+            "GDAL can read"
+        ) from None
+
+
 def _resolve_bands(
     raster: RasterInput,
+    source: Any,
     spec: InputSpec,
     dataset: Any,
     warn: Optional[Callable[[str], None]],
@@ -270,7 +291,14 @@ def _resolve_bands(
     from ..sensor_resolver import BandMatchError, BandOrderError, bands_for
     from .raster_facts import read_facts
 
-    facts = read_facts(raster.path, raster.describe())
+    facts = read_facts(
+        source.path,
+        raster.describe(),
+        name_hints=[Path(str(raster.path)).name],
+        band_names=source.band_names,
+        wavelengths_nm=source.wavelengths_nm,
+        sensor=source.sensor,
+    )
     where = "the input's band list (SENSOR=PATH:1,2,...)"
     try:
         choice = bands_for(facts, spec.sensor, spec.bands, raster.bands or (), where)
