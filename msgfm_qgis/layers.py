@@ -40,6 +40,13 @@ def source_file(layer: QgsRasterLayer) -> Optional[str]:
     return str(path) if os.path.isfile(path) else None
 
 
+def product_source(layer: QgsRasterLayer) -> Optional[str]:
+    """The GDAL SENTINEL2 subdataset a layer was loaded from (``SENTINEL2_L2A:...MTD.xml:10m:...``),
+    which :func:`backend.products.harmonise` reads as the whole product; else None."""
+    source = layer.source() if layer.providerType() == "gdal" else ""
+    return source if source.upper().startswith("SENTINEL2_") else None
+
+
 def raster_file(
     layer: QgsRasterLayer, folder: Path, context: QgsProcessingContext, label: str
 ) -> str:
@@ -51,7 +58,7 @@ def raster_file(
         context: the Processing context (its coordinate transform context is used).
         label: the parameter's name, for messages.
     """
-    path = source_file(layer)
+    path = product_source(layer) or source_file(layer)
     if path is not None:
         return path
     return export_geotiff(layer, folder, context, label)

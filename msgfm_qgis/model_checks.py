@@ -22,7 +22,7 @@ from backend.export import schema
 from backend.export.onnx_file import read_onnx_info
 
 from .i18n import tr
-from .layers import band_names
+from .layers import band_names, product_source, source_file
 from .resources import models_dir
 
 # The schema's task names and the algorithm that runs each, for "use msGFM > ..." hints.
@@ -101,44 +101,71 @@ def describe_bands(names: Sequence[str]) -> str:
     return ", ".join(names)
 
 
+def layer_facts(layer: QgsRasterLayer, label: str = "") -> Any:
+    """What ``layer`` says about itself, for :mod:`backend.sensor_resolver`.
+
+    A layer backed by a file (or a Sentinel-2 product loaded through GDAL's SENTINEL2 driver) is
+    read as the engine will read it: through :func:`backend.products.harmonise`, with the band
+    names and wavelengths of the product and a sample of its values. Other layers (in memory, web
+    services) give their band names only.
+    """
+    import tempfile
+
+    from backend.sensor_resolver import RasterBand, RasterFacts
+
+    name = f"Layer '{layer.name()}'" + (f" ({label})" if label else "")
+    path = product_source(layer) or source_file(layer)
+    if path is not None:
+        from backend.inference.raster_facts import read_facts
+        from backend.products import ProductError, harmonise
+
+        with tempfile.TemporaryDirectory(prefix="msgfm-facts-") as workdir:
+            try:
+                source = harmonise(path, Path(workdir))
+            except ProductError as exc:
+                raise QgsProcessingException(f"{name}: {exc}") from None
+            return read_facts(
+                source.path,
+                name,
+                name_hints=[layer.name(), Path(path).name],
+                band_names=source.band_names,
+                wavelengths_nm=source.wavelengths_nm,
+                sensor=source.sensor,
+            )
+    bands = tuple(RasterBand(n) for n in band_names(layer))
+    return RasterFacts(label=name, bands=bands, name_hints=(layer.name(),))
+
+
 def choose_bands(
-    layer: QgsRasterLayer, chosen: Sequence[int], spec: Any, bands_label: str, advice: str = ""
+    layer: QgsRasterLayer,
+    chosen: Sequence[int],
+    spec: Any,
+    bands_label: str,
+    advice: str = "",
+    run_anyway: bool = False,
 ) -> List[int]:
     """The 1-based band indexes of ``layer`` that feed the model input ``spec``, in its order.
 
-    Chosen bands are used as given when their count fits. With none chosen: all bands in order when
-    the layer has exactly as many bands as the model needs, else the bands whose descriptions name
-    the model's bands (a 13-band Sentinel-2 L1C stack gives its 12 model bands, B10 left out).
+    The layer's sensor and bands are resolved by :func:`backend.sensor_resolver.bands_for`: a layer
+    of another sensor is refused; bands named in the layer are used in the model's order (chosen
+    bands the names contradict are refused with the mapping the names give); unnamed bands are
+    used as chosen, or all of them when the count fits, unless their values say the order is
+    shuffled (refused unless ``run_anyway``).
     """
-    needed = len(spec.bands)
-    wanted = f"the model's {spec.sensor} input needs {needed} ({describe_bands(spec.bands)})"
-    if chosen:
-        if len(chosen) != needed:
-            raise QgsProcessingException(
-                tr(
-                    "{} band(s) of layer '{}' are chosen in '{}' but {}: choose {} bands in "
-                    "that order"
-                ).format(len(chosen), layer.name(), bands_label, wanted, needed)
-            )
-        return list(chosen)
-    count = layer.bandCount()
-    if count == needed:
-        return list(range(1, count + 1))
-    matched = match_band_names(band_names(layer), spec.bands)
-    if matched is not None:
-        return matched
-    plural = "band" if count == 1 else "bands"
-    if count < needed:  # no choice of bands can help: say what will work instead
+    from backend.sensor_resolver import BandMatchError, BandOrderError, bands_for
+
+    facts = layer_facts(layer)
+    try:
+        return bands_for(facts, spec.sensor, spec.bands, chosen, f"'{bands_label}'").indexes
+    except BandOrderError as exc:
+        if run_anyway:  # the engine warns that the run is out of the model's domain
+            return list(chosen) if chosen else list(range(1, layer.bandCount() + 1))
         raise QgsProcessingException(
-            tr("Layer '{}' has {} {} but {}, so no choice of bands can feed it{}").format(
-                layer.name(), count, plural, wanted, ": " + advice if advice else ""
-            )
-        )
-    raise QgsProcessingException(
-        tr("Layer '{}' has {} {} but {}: choose {} bands in '{}'").format(
-            layer.name(), count, plural, wanted, needed, bands_label
-        )
-    )
+            tr("{}; or set the advanced 'Run anyway' parameter if you are sure").format(exc)
+        ) from None
+    except BandMatchError as exc:
+        tail = "" if not advice or "another sensor" in str(exc) else f" ({advice})"
+        raise QgsProcessingException(f"{exc}{tail}") from None
 
 
 def match_band_names(available: Sequence[str], wanted: Sequence[str]) -> Optional[List[int]]:

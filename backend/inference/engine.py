@@ -191,6 +191,8 @@ def run_inference(
                 if problem:
                     raise OutputNotPhysicalError(problem)
             written = [str(plan.finish()) for plan in plans]
+            if out_of_domain:
+                _mark_out_of_domain(written)
             for plan in plans:
                 plan.report(note)
             if tiles_run == 0:
@@ -241,6 +243,17 @@ def _same_file(a: Path, b: Path) -> bool:
         return a.samefile(b)
     except OSError:
         return False
+
+
+def _mark_out_of_domain(paths: Sequence[str]) -> None:
+    """Write into each output's metadata that its inputs were out of the model's domain."""
+    import rasterio
+
+    for path in paths:
+        with rasterio.open(path, "r+") as dataset:
+            dataset.update_tags(
+                MSGFM_OUT_OF_DOMAIN="the inputs were out of the model's domain (run anyway)"
+            )
 
 
 def _stage(progress: Optional[ProgressCallback], message: str) -> None:

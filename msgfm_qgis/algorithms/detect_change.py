@@ -95,11 +95,16 @@ class DetectChangeAlgorithm(EmbeddingToolAlgorithm):
         model = self.model_for(parameters, context, before, chosen, feedback)
         metadata = model[1]
         spec = metadata.inputs[0]
-        before_bands = choose_bands(before, chosen, spec, before_role.bands_label)
+        anyway = self.run_anyway(parameters, context)
+        before_bands = choose_bands(
+            before, chosen, spec, before_role.bands_label, run_anyway=anyway
+        )
         after_chosen = self.parameterAsInts(parameters, after_role.bands_param, context)
         if not after_chosen and chosen and after.bandCount() >= max(chosen):
             after_chosen = chosen
-        after_bands = choose_bands(after, after_chosen, spec, after_role.bands_label)
+        after_bands = choose_bands(
+            after, after_chosen, spec, after_role.bands_label, run_anyway=anyway
+        )
         before_path = raster_file(before, copies, context, before_role.layer_label)
         after_path = raster_file(after, copies, context, after_role.layer_label)
         if not alignment.same_grid(before_path, after_path):

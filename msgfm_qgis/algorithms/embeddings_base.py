@@ -223,6 +223,7 @@ class EmbeddingToolAlgorithm(ModelInferenceAlgorithm):
                 self.parameterAsInts(parameters, role.bands_param, context),
                 spec,
                 role.bands_label,
+                run_anyway=self.run_anyway(parameters, context),
             )
         if path is None:
             path = raster_file(layer, copies, context, role.layer_label)

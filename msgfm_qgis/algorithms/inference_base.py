@@ -18,6 +18,7 @@ from qgis.core import (
     QgsProcessing,
     QgsProcessingException,
     QgsProcessingParameterBand,
+    QgsProcessingParameterBoolean,
     QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
     QgsProcessingParameterExtent,
@@ -25,7 +26,7 @@ from qgis.core import (
     QgsProcessingParameterRasterLayer,
 )
 
-from backend.embedtools.models import NoEmbeddingModelError, choose_embedding_model
+from backend.sensor_resolver import BandMatchError, choose_sensor
 from backend.sensors import SENSORS
 
 from ..area_of_interest import AreaOfInterest, area_from_parameters, cut_to_area
@@ -38,12 +39,13 @@ from ..bundled_models import (
 )
 from ..dependencies import require_onnxruntime
 from ..layer_preselection import preselect
-from ..layers import band_names, raster_file
+from ..layers import raster_file, source_file
 from ..model_checks import (
     bundled_model,
     check_overlap,
     check_task,
     choose_bands,
+    layer_facts,
     read_metadata,
     resolve_model_path,
 )
@@ -150,6 +152,7 @@ class ModelInferenceAlgorithm(MsgfmAlgorithm):
     BATCH_SIZE = "BATCH_SIZE"
     DEVICE = "DEVICE"
     BACKEND = "BACKEND"
+    RUN_ANYWAY = "RUN_ANYWAY"
     OUTPUT = "OUTPUT"
 
     def initAlgorithm(self, config=None):
@@ -243,6 +246,18 @@ class ModelInferenceAlgorithm(MsgfmAlgorithm):
                 )
             )
         )
+        self.addParameter(
+            advanced(
+                QgsProcessingParameterBoolean(
+                    self.RUN_ANYWAY,
+                    self.tr(
+                        "Run anyway on input out of the model's domain (values far from its "
+                        "training data, bands in a doubtful order); the output is marked so"
+                    ),
+                    defaultValue=False,
+                )
+            )
+        )
         if self.MODEL_PER_SENSOR:
             self.addParameter(
                 advanced(
@@ -317,6 +332,7 @@ class ModelInferenceAlgorithm(MsgfmAlgorithm):
         check_task(metadata, self.TASK)
         self.check_outputs(metadata)
         inputs = self.assign_inputs(metadata, parameters, context, feedback)
+        run_anyway = self.run_anyway(parameters, context)
         bands = [
             choose_bands(
                 layer,
@@ -324,6 +340,7 @@ class ModelInferenceAlgorithm(MsgfmAlgorithm):
                 spec,
                 role.bands_label,
                 alternatives(model_path),
+                run_anyway,
             )
             for role, layer, spec in inputs
         ]
@@ -368,6 +385,8 @@ class ModelInferenceAlgorithm(MsgfmAlgorithm):
             )
             self.report(summary, reference_layer, feedback)
             results = self.deliver(plan, summary["outputs"], parameters, context, feedback)
+            if summary.get("out_of_domain"):
+                mark_out_of_domain(results, context, feedback)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
             shutil.rmtree(copies, ignore_errors=True)
@@ -395,20 +414,14 @@ class ModelInferenceAlgorithm(MsgfmAlgorithm):
         """The bundled embedding model that fits ``layer`` (its chosen bands, or SENSOR)."""
         sensor_index = self.parameterAsEnum(parameters, self.SENSOR, context)
         sensor = list(SENSORS)[sensor_index - 1] if sensor_index > 0 else None
-        names = band_names(layer)
-        if chosen_bands:
-            names = [names[b - 1] for b in chosen_bands if 0 < b <= len(names)]
-        count = len(chosen_bands) if chosen_bands else layer.bandCount()
+        models = bundled_embedding_models()
         try:
-            found = choose_embedding_model(
-                bundled_embedding_models(), count, names, sensor, layer.name()
-            )
-        except NoEmbeddingModelError as exc:
+            chosen = choose_sensor(layer_facts(layer), [m.sensor for m in models], sensor)
+        except BandMatchError as exc:
             raise QgsProcessingException(
-                self.tr("Layer '{}': {}; or choose a model in '{}'").format(
-                    layer.name(), exc, self.tr(self.MODEL_LABEL)
-                )
+                self.tr("{}; or choose a model in '{}'").format(exc, self.tr(self.MODEL_LABEL))
             ) from None
+        found = next(m for m in models if m.sensor == chosen)
         feedback.pushInfo(f"Bundled embedding model for this input: {found.describe()}")
         return str(found.path), found.metadata
 
@@ -462,10 +475,16 @@ class ModelInferenceAlgorithm(MsgfmAlgorithm):
             inputs.append((role, layer, assigned[role.layer_param]))
         return inputs
 
+    def run_anyway(self, parameters, context) -> bool:
+        if self.parameterDefinition(self.RUN_ANYWAY) is None:
+            return False
+        return self.parameterAsBoolean(parameters, self.RUN_ANYWAY, context)
+
     def job(self, model_path, rasters, staging: Path, parameters, context) -> InferenceJob:
         tile_size = self.parameterAsInt(parameters, self.TILE_SIZE, context)
         overlap = self.parameterAsDouble(parameters, self.OVERLAP, context)
         return InferenceJob(
+            run_anyway=self.run_anyway(parameters, context),
             model=model_path,
             inputs=rasters,
             out=str(staging / "output.tif"),
@@ -529,7 +548,28 @@ class ModelInferenceAlgorithm(MsgfmAlgorithm):
                 )
             )
         writable_folder(path.parent, self.parameterDefinition(name).description())
+        self.refuse_input_as_output(path, parameters, name, context)
         return path
+
+    def refuse_input_as_output(self, path: Path, parameters, name: str, context) -> None:
+        """Refuse an output file that is one of the input layers' files: writing it would
+        replace the input with the result."""
+        for role in self.ROLES:
+            if self.parameterDefinition(role.layer_param) is None:
+                continue
+            layer = self.parameterAsRasterLayer(parameters, role.layer_param, context)
+            source = source_file(layer) if layer is not None else None
+            if source and _same_file(Path(source), path):
+                raise QgsProcessingException(
+                    self.tr(
+                        "'{}' is the file of the input layer '{}' ({}): writing the result "
+                        "there would destroy the input. Choose another file"
+                    ).format(
+                        self.parameterDefinition(name).description(),
+                        layer.name(),
+                        self.tr(role.layer_label),
+                    )
+                )
 
 
 def move_raster(source: str, destination: Path) -> str:
@@ -553,3 +593,24 @@ def first_output(metadata: Any, kinds: Sequence[str]) -> Optional[int]:
             if spec.kind == kind:
                 return index
     return None
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    if a.resolve() == b.resolve():
+        return True
+    try:
+        return a.samefile(b)
+    except OSError:
+        return False
+
+
+def mark_out_of_domain(results: Dict, context, feedback) -> None:
+    """Say, in the layer names and the log, that the run went on out of the model's domain."""
+    feedback.pushWarning(
+        "The input was out of the model's domain and 'Run anyway' was set: treat the result "
+        "with caution (the output layers are marked 'out of domain')"
+    )
+    for value in results.values():
+        if isinstance(value, str) and context.willLoadLayerOnCompletion(value):
+            details = context.layerToLoadOnCompletionDetails(value)
+            details.name = f"{details.name} (out of domain)"

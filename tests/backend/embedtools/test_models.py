@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from backend.embedtools.models import (
-    EmbeddingModel,
-    NoEmbeddingModelError,
-    choose_embedding_model,
-    embedding_models,
-)
+from backend.embedtools.models import embedding_models
+from backend.sensor_resolver import BandMatchError, choose_sensor
+from backend.sensors import get_sensor
+
+S2 = list(get_sensor("s2").bands)
 
 
 def test_only_single_input_embedding_models_are_candidates(embedding_model_folder):
@@ -23,36 +22,46 @@ def test_only_single_input_embedding_models_are_candidates(embedding_model_folde
     assert all(m.metadata.outputs[0].stride == 32 for m in models)
 
 
+def facts(names, hints=(), medians=None, spreads=None):
+    from backend.sensor_resolver import RasterBand, RasterFacts
+
+    return RasterFacts(
+        label="layer 'x'",
+        bands=tuple(RasterBand(n) for n in names),
+        name_hints=tuple(hints),
+        medians=medians,
+        spreads=spreads,
+    )
+
+
 @pytest.mark.parametrize(
-    ("count", "names", "sensor"),
+    ("names", "sensor"),
     [
-        (12, [], "s2"),
-        (2, ["", ""], "sar"),
-        (3, ["Red", "Green", "Blue"], "rgb"),
-        (1, [""], "dsm"),
+        (S2, "s2"),
+        (["VV", "VH"], "sar"),
+        (["Red", "Green", "Blue"], "rgb"),
         # A 13-band L1C stack: the 12 model bands are found by name (B10 is not used).
-        (13, [f"B{n:02d}" for n in range(1, 13)] + ["B8A"], "s2"),
+        ([*S2[:10], "B10", *S2[10:]], "s2"),
     ],
 )
-def test_the_model_is_chosen_by_the_bands(embedding_model_folder, count, names, sensor):
-    models = embedding_models(embedding_model_folder)
-    assert choose_embedding_model(models, count, names).sensor == sensor
+def test_the_model_is_chosen_by_the_bands(embedding_model_folder, names, sensor):
+    sensors = [m.sensor for m in embedding_models(embedding_model_folder)]
+    assert choose_sensor(facts(names), sensors) == sensor
 
 
 def test_the_sensor_can_be_named(embedding_model_folder):
-    models = embedding_models(embedding_model_folder)
-    assert choose_embedding_model(models, 12, [], sensor="sar").sensor == "sar"
-    with pytest.raises(NoEmbeddingModelError, match="no embedding model for sensor 'pan'"):
-        choose_embedding_model(models, 1, [], sensor="pan")
+    sensors = [m.sensor for m in embedding_models(embedding_model_folder)]
+    assert choose_sensor(facts([""] * 12), sensors, requested="sar") == "sar"
+    with pytest.raises(BandMatchError, match="no model for sensor 'pan'"):
+        choose_sensor(facts([""]), sensors, requested="pan")
 
 
 def test_no_fitting_model_lists_the_models_there_are(embedding_model_folder):
-    models = embedding_models(embedding_model_folder)
-    with pytest.raises(NoEmbeddingModelError) as error:
-        choose_embedding_model(models, 5, ["a", "b", "c", "d", "e"])
+    sensors = [m.sensor for m in embedding_models(embedding_model_folder)]
+    with pytest.raises(BandMatchError) as error:
+        choose_sensor(facts(["a", "b", "c", "d", "e"]), sensors)
     message = str(error.value)
-    assert "no embedding model takes a raster of 5 band(s)" in message
-    assert "sar_embeddings.onnx (sar: 2 bands VV, VH)" in message
+    assert "fit no known sensor" in message and "'sar'" in message
 
 
 def test_the_embedding_tools_import_neither_torch_nor_scikit_learn():
@@ -74,27 +83,21 @@ def test_the_embedding_tools_import_neither_torch_nor_scikit_learn():
     assert result.stdout.strip() == ""
 
 
-def _model(sensor: str, bands, file_name: str) -> EmbeddingModel:
-    """A model as the chooser sees it: a file name and its one input's sensor and bands."""
-    from pathlib import Path
-    from types import SimpleNamespace
-
-    metadata = SimpleNamespace(inputs=[SimpleNamespace(sensor=sensor, bands=list(bands))])
-    return EmbeddingModel(Path(file_name), metadata)
-
-
 @pytest.mark.parametrize(
     ("layer_name", "sensor"),
     [
         ("S1A__IW___D_20170309T054356_VV_grd_mli_geo_norm_db", "sar_vv"),
         ("olinda_dem_utm25s", "dem"),
-        ("srtm-tile", "dem"),  # an alias of the DEM band
+        ("srtm-tile", "dem"),  # a word of the DEM sensor
         ("sigma0_vv", "sar_vv"),
-        ("scene", "dem"),  # no hint: the first by file name
     ],
 )
-def test_the_layer_name_decides_between_models_of_one_band_count(layer_name, sensor):
-    models = [_model("dem", ["DEM"], "embedding-dem.onnx"), _model("sar_vv", ["VV"], "vv.onnx")]
-    assert choose_embedding_model(models, 1, [""], layer_name=layer_name).sensor == sensor
+def test_the_layer_name_decides_between_one_band_sensors(layer_name, sensor):
+    assert choose_sensor(facts([""], [layer_name]), ["dem", "sar_vv"]) == sensor
     # Band names, where the layer has them, come first.
-    assert choose_embedding_model(models, 1, ["VV"], layer_name="dem").sensor == "sar_vv"
+    assert choose_sensor(facts(["VV"], ["dem"]), ["dem", "sar_vv"]) == "sar_vv"
+
+
+def test_a_one_band_raster_nothing_names_is_an_ambiguity_not_a_file_order_choice():
+    with pytest.raises(BandMatchError, match="fits more than one sensor"):
+        choose_sensor(facts([""], ["scene"]), ["dem", "sar_vv"])

@@ -307,6 +307,10 @@ def test_values_far_outside_the_training_range_are_refused(s2_stack, tmp_path):
         run("embedding", [RasterInput("s2", scaled)], tmp_path / "e.tif")
     result = run("embedding", [RasterInput("s2", scaled)], tmp_path / "e.tif", run_anyway=True)
     assert result.out_of_domain
+    import rasterio
+
+    with rasterio.open(tmp_path / "e.tif") as written:
+        assert "out of the model's domain" in written.tags()["MSGFM_OUT_OF_DOMAIN"]
     assert any("values are far from" in w and "ran anyway" in w for w in result.warnings)
 
 

@@ -53,6 +53,6 @@ def test_products_of_another_sensor_are_refused_before_any_work(
             segmentation, [RasterInput("landsat", sentinel2_products["l1c_0400"])], tmp_path / "s"
         )
     level2 = landsat_products["l2"]
-    with pytest.raises(InputMismatchError, match="surface reflectance|another sensor"):
+    with pytest.raises(InputMismatchError, match=r"another sensor"):
         embed(level2, tmp_path / "e.tif")
     assert list(tmp_path.iterdir()) == []
