@@ -439,7 +439,7 @@ def bands_for(
             chosen bands contradict the raster's band names; the band count does not fit.
     """
     needed = len(model_bands)
-    wanted = f"the model's '{sensor}' input needs {needed} band(s) ({', '.join(model_bands)})"
+    wanted = f"the model's '{sensor}' input needs {needed} ({', '.join(model_bands)})"
     choose = f" in {where}" if where else ""
     bad = [b for b in chosen if not 1 <= b <= facts.count]
     if bad:
@@ -581,8 +581,9 @@ def _by_count(
     if facts.count == needed:
         return BandChoice(_all(facts), f"all {facts.count} bands in file order (no band names)")
     if facts.count < needed:
+        bands = "band" if facts.count == 1 else "bands"
         raise BandMatchError(
-            f"{facts.label} has {facts.count} band(s) but {wanted}, so no choice of bands can "
+            f"{facts.label} has {facts.count} {bands} but {wanted}, so no choice of bands can "
             "feed it"
         )
     raise BandMatchError(

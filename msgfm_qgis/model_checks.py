@@ -164,7 +164,8 @@ def choose_bands(
             tr("{}; or set the advanced 'Run anyway' parameter if you are sure").format(exc)
         ) from None
     except BandMatchError as exc:
-        tail = "" if not advice or "another sensor" in str(exc) else f" ({advice})"
+        # No choice of bands can help: say what will work instead.
+        tail = f": {advice}" if advice and "no choice of bands" in str(exc) else ""
         raise QgsProcessingException(f"{exc}{tail}") from None
 
 

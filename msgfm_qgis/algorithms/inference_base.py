@@ -419,7 +419,9 @@ class ModelInferenceAlgorithm(MsgfmAlgorithm):
             chosen = choose_sensor(layer_facts(layer), [m.sensor for m in models], sensor)
         except BandMatchError as exc:
             raise QgsProcessingException(
-                self.tr("{}; or choose a model in '{}'").format(exc, self.tr(self.MODEL_LABEL))
+                self.tr("{}; or choose a model in '{}' (bundled embedding models: {})").format(
+                    exc, self.tr(self.MODEL_LABEL), "; ".join(m.describe() for m in models)
+                )
             ) from None
         found = next(m for m in models if m.sensor == chosen)
         feedback.pushInfo(f"Bundled embedding model for this input: {found.describe()}")

@@ -19,10 +19,9 @@ from qgis.core import (
     QgsProcessingFeedback,
 )
 
-from backend.sensors import SENSORS, get_sensor, select_bands
+from backend.sensors import SENSORS, get_sensor
 
 from ..i18n import tr
-from ..layers import band_names
 from ..runner import CANCELLED
 from ..settings import WORKER_PYTHON_KEY, worker_python
 from .base import GROUP_TRAINING, MsgfmAlgorithm, integer_parameter
@@ -276,17 +275,21 @@ def layer_sensors(
 
 
 def check_layer_bands(layer, sensor) -> None:
-    """Refuse a layer whose bands cannot be the sensor's (wrong count and no band names)."""
-    count = layer.bandCount()
-    if count == len(sensor.bands):
-        return
+    """Refuse a layer that is not the named sensor (by :mod:`backend.sensor_resolver`: its band
+    names and wavelengths say another sensor, a band is missing, or the count does not fit)."""
+    from backend.sensor_resolver import BandMatchError, BandOrderError, bands_for
+
+    from ..model_checks import layer_facts
+
     try:
-        select_bands(sensor, band_names(layer))
-    except (KeyError, ValueError):
+        bands_for(layer_facts(layer), sensor.name, sensor.bands)
+    except BandOrderError:
+        return  # training reads the bands by name or in file order; the order is the user's
+    except BandMatchError as exc:
         raise QgsProcessingException(
             tr(
-                "Layer '{}' has {} band(s) but sensor '{}' needs {} ({}) and its band "
-                "descriptions do not name them: save a copy with exactly these bands (Raster "
-                "> Conversion > Translate, or Build Virtual Raster) and choose that"
-            ).format(layer.name(), count, sensor.name, len(sensor.bands), ", ".join(sensor.bands))
+                "{}. For training, save a copy with exactly the sensor's bands (Raster > "
+                "Conversion > Translate, or Build Virtual Raster) or name the layer's bands, "
+                "or name another sensor in 'Sensor of each layer'"
+            ).format(exc)
         ) from None

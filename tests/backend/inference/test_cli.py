@@ -43,7 +43,7 @@ def test_predict_reports_bad_input_without_a_traceback(
     code = main([*args, "--input", f"s2={sample_data / 'dem/dem.tif'}"])
     err = capsys.readouterr().err
     assert code == 1
-    assert "msgfm predict: input 's2' (dem.tif) has 1 band(s) but the model's 's2' input" in err
+    assert "msgfm predict: input 's2' (dem.tif) has 1 band but the model's 's2' input" in err
     assert "Traceback" not in err
     assert not (tmp_path / "o.tif").exists()
 

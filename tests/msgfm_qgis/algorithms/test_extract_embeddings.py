@@ -118,6 +118,6 @@ def test_a_layer_no_bundled_model_takes_is_a_clear_error(run_algorithm, sample_d
     with pytest.raises(QgsProcessingException) as raised:
         _embed_bundled(run_algorithm, two, tmp_path / "out" / "x.tif")
     message = str(raised.value)
-    assert "no embedding model takes a raster of 2 band(s)" in message
+    assert "has 2 band(s) (band 1, band 2) that fit no known sensor; there is no model" in message
     assert "embedding-rgb.onnx (rgb: 3 bands R, G, B)" in message  # what there is
     assert not (tmp_path / "out").exists()

@@ -95,7 +95,7 @@ def test_too_few_sentinel2_bands(
     rgb = sample_data / "sar_rgb/rgb_unmasked.tif"
     with pytest.raises(
         QgsProcessingException,
-        match=r"Layer 'rgb_unmasked' has 3 bands but the model's s2 input needs 12 \(B01, B02, "
+        match=r"Layer 'rgb_unmasked' has 3 bands but the model's 's2' input needs 12 \(B01, B02, "
         r"B03, B04, B05, B06, B07, B08, B8A, B09, B11, B12\), so no choice of bands can feed it: "
         r"this model cannot use this layer. Instead: choose a model trained on this imagery",
     ):

@@ -156,14 +156,14 @@ def test_wrong_band_count_names_layer_and_bands(
 ):
     pan = QgsRasterLayer(str(sample_data / "pan_ms/pan1.tif"), "pan1")
     message = (
-        r"Layer 'pan1' has 1 band but the model's rgb input needs 3 \(R, G, B\), so no choice of "
+        r"Layer 'pan1' has 1 band but the model's 'rgb' input needs 3 \(R, G, B\), so no choice of "
         r"bands can feed it: this model cannot use this layer. Instead: .*msGFM > Finetune"
     )
     with pytest.raises(QgsProcessingException, match=message):
         run_algorithm(
             ALG, {"INPUT": pan, "MODEL": str(probability_model), "OUTPUT": str(tmp_path / "x.tif")}
         )
-    with pytest.raises(QgsProcessingException, match=r"2 band\(s\) of layer 'pan1' are chosen"):
+    with pytest.raises(QgsProcessingException, match=r"Layer 'pan1': 2 band\(s\) chosen in"):
         run_algorithm(
             ALG,
             {
