@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional
+import functools
+from typing import Any, Callable, Optional
 
 from qgis.core import (
     QgsProcessingAlgorithm,
+    QgsProcessingOutputString,
     QgsProcessingParameterFile,
     QgsProcessingParameterNumber,
 )
@@ -14,18 +16,32 @@ from qgis.PyQt.QtGui import QIcon
 
 from ..help_urls import help_url
 from ..resources import icon_path
+from ..run_warnings import WARNINGS, WarningCollector, announce, warnings_output
 
 GROUP_ANALYSIS = ("analysis", "Analysis")
 GROUP_TRAINING = ("training", "Model training")
 
 
 class MsgfmAlgorithm(QgsProcessingAlgorithm):
-    """Base class: subclasses set ``NAME``, ``DISPLAY_NAME``, ``GROUP`` and ``HELP``."""
+    """Base class: subclasses set ``NAME``, ``DISPLAY_NAME``, ``GROUP`` and ``HELP``.
+
+    Every subclass's run collects its warnings (see :mod:`..run_warnings`): its ``initAlgorithm``
+    also declares the ``WARNINGS`` output and its ``processAlgorithm`` runs with a
+    :class:`WarningCollector` and returns them. This is done here, when the subclass is defined, so
+    that no algorithm can forget it.
+    """
 
     NAME = ""
     DISPLAY_NAME = ""
     GROUP = GROUP_ANALYSIS
     HELP = ""
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "initAlgorithm" in cls.__dict__:
+            cls.initAlgorithm = _declaring_warnings(cls.__dict__["initAlgorithm"])
+        if "processAlgorithm" in cls.__dict__:
+            cls.processAlgorithm = _collecting_warnings(cls.__dict__["processAlgorithm"])
 
     def tr(self, text: str) -> str:
         """``text`` in the user's language (the algorithm's class is the translation context)."""
@@ -54,6 +70,38 @@ class MsgfmAlgorithm(QgsProcessingAlgorithm):
 
     def createInstance(self):
         return type(self)()
+
+
+def _declaring_warnings(init: Callable) -> Callable:
+    @functools.wraps(init)
+    def initAlgorithm(self, config=None):
+        init(self, config)
+        if self.outputDefinition(WARNINGS) is None:
+            self.addOutput(
+                QgsProcessingOutputString(
+                    WARNINGS, self.tr("Warnings of the run (a JSON list of texts)")
+                )
+            )
+
+    return initAlgorithm
+
+
+def _collecting_warnings(process: Callable) -> Callable:
+    @functools.wraps(process)
+    def processAlgorithm(self, parameters, context, feedback):
+        if feedback is None or isinstance(feedback, WarningCollector):
+            return process(self, parameters, context, feedback)  # a subclass's super() call
+        collector = WarningCollector(feedback)
+        try:
+            results = process(self, parameters, context, collector)
+        finally:
+            collector.detach()
+        results = dict(results or {})
+        results[WARNINGS] = warnings_output(collector.warnings)
+        announce(self.displayName(), collector.warnings)
+        return results
+
+    return processAlgorithm
 
 
 def optional_output(kind: type, name: str, description: str, **options: Any) -> Any:
