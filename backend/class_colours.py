@@ -15,66 +15,64 @@ import re
 import unicodedata
 from typing import List, Optional, Sequence, Tuple
 
-# (colour, words). A word ending in "*" matches every word that starts with it ("forest*":
-# "forests", "forestry"); others match whole words only ("sea" is not "season"). The first
-# meaning with a matching word wins, so the more specific meanings come first ("cloud shadow" is
+# (colour, words separated by spaces). A word ending in "*" matches every word that starts with
+# it ("forest*": "forests", "forestry"); others match whole words only ("sea" is not "season").
+# The first meaning with a matching word wins, so the more specific meanings come first ("cloud shadow" is
 # a shadow, "sea ice" is ice, "tree crops" are crops).
-MEANINGS: Tuple[Tuple[str, Tuple[str, ...]], ...] = (
-    ("#404040", ("shadow*", "ombre", "schatten", "sombra*")),
-    ("#ffffff", ("cloud*", "nuage*", "wolke*", "nube*", "nuvem", "nuvens", "nuvol*", "haze")),
+MEANINGS: Tuple[Tuple[str, str], ...] = (
+    ("#404040", "shadow* ombre schatten sombra*"),
+    ("#ffffff", "cloud* nuage* wolke* nube* nuvem nuvens nuvol* haze"),
     (
         "#c6e9f5",
-        ("snow*", "ice", "glacier*", "neige*", "glace*", "schnee*", "eis", "gletscher*")
-        + ("nieve*", "hielo*", "neve", "gelo", "ghiacci*"),
+        "snow* ice glacier* neige* glace* schnee* eis gletscher* nieve* hielo* neve gelo ghiacci*",
     ),
     (
         "#4fb3a9",
-        ("wetland*", "marsh*", "swamp*", "bog", "bogs", "mangrove*", "fen", "peat*")
-        + ("marais", "marecage*", "sumpf*", "moor", "feuchtgebiet*", "humedal*", "pantano*"),
+        "wetland* marsh* swamp* bog bogs mangrove* fen peat* marais marecage* sumpf* "
+        "moor feuchtgebiet* humedal* pantano*",
     ),
     (
         "#1f78b4",
-        ("water*", "river*", "lake*", "sea", "seas", "ocean*", "reservoir*", "pond*", "stream*")
-        + ("eau", "eaux", "lac", "lacs", "riviere*", "fleuve*", "mer", "wasser*", "see", "seen")
-        + ("fluss*", "gewasser*", "agua*", "rio", "rios", "lago*", "mar", "acqua*", "fiume*"),
+        "water* river* lake* sea seas ocean* reservoir* pond* stream* eau eaux lac lacs "
+        "riviere* fleuve* mer wasser* see seen fluss* gewasser* agua* rio rios lago* "
+        "mar acqua* fiume*",
     ),
     (
         "#e31a1c",
-        ("urban*", "built*", "building*", "developed", "development", "settlement*", "city")
-        + ("cities", "town*", "residential", "industrial", "commercial", "artificial", "houses")
-        + ("urbain*", "bati", "batiment*", "ville*", "stadt*", "siedlung*", "bebau*", "gebaude*")
-        + ("urbano*", "urbana*", "edific*", "ciudad*", "cidade*", "citta"),
+        "urban* built* building* developed development settlement* city cities town* "
+        "residential industrial commercial artificial houses urbain* bati batiment* "
+        "ville* stadt* siedlung* bebau* gebaude* urbano* urbana* edific* ciudad* "
+        "cidade* citta",
     ),
-    ("#8c8c8c", ("road*", "impervious", "paved", "asphalt*", "route*", "strasse*", "carretera*")),
+    ("#8c8c8c", "road* impervious paved asphalt* route* strasse* carretera*"),
     (
         "#ffd92f",
-        ("crop*", "agricult*", "farm*", "field*", "arable", "cultivat*", "cereal*", "wheat")
-        + ("maize", "corn", "rice", "paddy", "orchard*", "vineyard*", "culture*", "agricole*")
-        + ("champ*", "cereale*", "acker*", "landwirtschaft*", "feld*", "cultivo*", "agricola*")
-        + ("cultura*", "agricultura*", "lavoura*", "coltiv*", "seminativ*"),
+        "crop* agricult* farm* field* arable cultivat* cereal* wheat maize corn rice "
+        "paddy orchard* vineyard* culture* agricole* champ* cereale* acker* "
+        "landwirtschaft* feld* cultivo* agricola* cultura* agricultura* lavoura* "
+        "coltiv* seminativ*",
     ),
     (
         "#a6d96a",
-        ("grass*", "meadow*", "pasture*", "herbaceous", "lawn*", "savanna*", "prairie*", "steppe*")
-        + ("herbe*", "paturage*", "pelouse*", "wiese*", "weide*", "grunland", "gras", "pasto*")
-        + ("pradera*", "pastizal*", "pastagem*", "gramin*", "prato", "prati"),
+        "grass* meadow* pasture* herbaceous lawn* savanna* prairie* steppe* herbe* "
+        "paturage* pelouse* wiese* weide* grunland gras pasto* pradera* pastizal* "
+        "pastagem* gramin* prato prati",
     ),
     (
         "#b8a03c",
-        ("shrub*", "scrub*", "bush*", "heath*", "arbuste*", "broussaille*", "maquis", "garrigue")
-        + ("gebusch*", "strauch*", "heide", "matorral*", "arbusto*", "cerrado", "macchia"),
+        "shrub* scrub* bush* heath* arbuste* broussaille* maquis garrigue gebusch* "
+        "strauch* heide matorral* arbusto* cerrado macchia",
     ),
     (
         "#1b7837",
-        ("forest*", "wood*", "tree*", "broadleaf", "conifer*", "deciduous", "evergreen")
-        + ("foret*", "bois", "arbre*", "wald*", "forst*", "baum*", "bosque*", "arbol*", "floresta*")
-        + ("mata", "bosco", "boschi", "foresta*"),
+        "forest* wood* tree* broadleaf conifer* deciduous evergreen foret* bois arbre* "
+        "wald* forst* baum* bosque* arbol* floresta* mata bosco boschi foresta*",
     ),
     (
         "#dcc8a0",
-        ("bare*", "barren", "sand*", "soil*", "desert*", "rock*", "dune*", "beach*", "gravel")
-        + ("sable*", "sol", "sols", "roche*", "boden", "fels*", "wuste*", "suelo*", "arena*")
-        + ("desierto*", "areia*", "solo", "deserto*", "sabbia*", "roccia*"),
+        "bare* barren sand* soil* desert* rock* dune* beach* gravel sable* sol sols "
+        "roche* boden fels* wuste* suelo* arena* desierto* areia* solo deserto* sabbia* "
+        "roccia*",
     ),
 )
 
@@ -109,7 +107,7 @@ def meaning_colour(name: str) -> Optional[str]:
     """The conventional colour of a class named ``name`` ("#rrggbb"), or None if none is known."""
     words = _words(str(name))
     for colour, keys in MEANINGS:
-        if any(_matches(word, key) for word in words for key in keys):
+        if any(_matches(word, key) for word in words for key in keys.split()):
             return colour
     return None
 
