@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable, Optional
+from typing import Any, Callable, List, Optional
 
 from qgis.core import (
     QgsProcessingAlgorithm,
     QgsProcessingOutputString,
     QgsProcessingParameterFile,
     QgsProcessingParameterNumber,
+    QgsWkbTypes,
 )
 from qgis.PyQt.QtCore import QCoreApplication
 from qgis.PyQt.QtGui import QIcon
@@ -17,6 +18,7 @@ from qgis.PyQt.QtGui import QIcon
 from ..help_urls import help_url
 from ..resources import icon_path
 from ..run_warnings import WARNINGS, WarningCollector, announce, warnings_output
+from ..styling import finish_run_layers
 
 GROUP_ANALYSIS = ("analysis", "Analysis")
 GROUP_TRAINING = ("training", "Model training")
@@ -71,6 +73,37 @@ class MsgfmAlgorithm(QgsProcessingAlgorithm):
     def createInstance(self):
         return type(self)()
 
+    def input_layer_name(self, parameters, context) -> str:
+        """The name of the run's first raster input (its outputs are named after it), or ""."""
+        for definition in self.parameterDefinitions():
+            if definition.type() != "raster" or not parameters.get(definition.name()):
+                continue
+            layer = self.parameterAsRasterLayer(parameters, definition.name(), context)
+            if layer is not None:
+                return layer.name()
+        return ""
+
+    def point_layers_in_project(self, parameters, context) -> List[str]:
+        """Ids of the run's point inputs that are layers of the project (reference places,
+        examples): they stay above the rasters made from them."""
+        project = context.project()
+        if project is None:
+            return []
+        found = []
+        for definition in self.parameterDefinitions():
+            if definition.type() not in ("source", "vector") or not parameters.get(
+                definition.name()
+            ):
+                continue
+            layer = self.parameterAsVectorLayer(parameters, definition.name(), context)
+            if (
+                layer is not None
+                and project.mapLayer(layer.id()) is not None
+                and layer.geometryType() == QgsWkbTypes.PointGeometry
+            ):
+                found.append(layer.id())
+        return found
+
 
 def _declaring_warnings(init: Callable) -> Callable:
     @functools.wraps(init)
@@ -97,6 +130,13 @@ def _collecting_warnings(process: Callable) -> Callable:
         finally:
             collector.detach()
         results = dict(results or {})
+        finish_run_layers(
+            context,
+            results,
+            self.input_layer_name(parameters, context),
+            self.displayName(),
+            self.point_layers_in_project(parameters, context),
+        )
         results[WARNINGS] = warnings_output(collector.warnings)
         announce(self.displayName(), collector.warnings)
         return results
