@@ -22,12 +22,19 @@ class MsgfmPlugin:
 
     def initGui(self):
         self.initProcessing()
+        from . import run_warnings
+
+        # Runs that end with warnings say so in the message bar, not only in the dialog's log.
+        run_warnings.install(self.iface)
         from .dependency_bar import offer_missing_dependencies
 
         # Say at start-up, not at the first Run, that models cannot run yet, and offer the fix.
         self.dependency_offer = offer_missing_dependencies(self.iface)
 
     def unload(self):
+        from . import run_warnings
+
+        run_warnings.uninstall()
         if self.provider is not None:
             QgsApplication.processingRegistry().removeProvider(self.provider)
             self.provider = None

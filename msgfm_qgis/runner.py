@@ -14,6 +14,7 @@ from typing import Any, Dict, List, Optional
 from qgis.core import QgsProcessingException, QgsProcessingFeedback
 
 from .i18n import tr
+from .run_estimate import RunEstimate
 
 IN_PROCESS = "in-process"
 SUBPROCESS = "subprocess"
@@ -69,13 +70,18 @@ def run_job(job: InferenceJob, backend: str, feedback: QgsProcessingFeedback) ->
     return _run_in_process(job, feedback)
 
 
-def _progress(feedback: QgsProcessingFeedback):
+def _progress(feedback: QgsProcessingFeedback, job: Optional[InferenceJob] = None):
     """The engine's progress callback: the bar follows every whole percent; the text (which the
     Processing dialog also writes to its log) changes at the start, at stage messages and every
-    10 %, so a run of hundreds of batches logs about a dozen lines, not one per batch."""
+    10 %, so a run of hundreds of batches logs about a dozen lines, not one per batch. After the
+    first batch, a long run says how long it will take and how much disk it needs."""
     state = {"percent": -1, "tenth": -1}
+    estimate = RunEstimate(job)
 
     def report(fraction: float, message: str) -> None:
+        announcement = estimate.observe(fraction, message)
+        if announcement:
+            feedback.pushInfo(announcement)
         percent = int(100.0 * fraction)
         if percent != state["percent"]:
             state["percent"] = percent
@@ -108,7 +114,7 @@ def _run_in_process(job: InferenceJob, feedback: QgsProcessingFeedback) -> Dict[
             overlap=job.overlap,
             batch_size=job.batch_size,
             device=job.device,
-            progress=_progress(feedback),
+            progress=_progress(feedback, job),
             cancel=token,
             scene_grid=job.scene_grid,
             run_anyway=job.run_anyway,
@@ -140,7 +146,7 @@ def _run_in_worker(job: InferenceJob, feedback: QgsProcessingFeedback) -> Dict[s
             summary = client.run(
                 "predict",
                 job.params(),
-                progress=_progress(feedback),
+                progress=_progress(feedback, job),
                 is_cancelled=feedback.isCanceled,
             )
     except client_module.WorkerCancelledError:

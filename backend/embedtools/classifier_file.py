@@ -16,6 +16,7 @@ from typing import Any, Dict, List, Union
 
 import numpy as np
 
+from ..class_colours import class_colours
 from ..export.schema import ModelMetadata
 from ..files import sha256_file, write_text_atomically
 from .classifier import FittedClassifier, LogisticRegression, NearestNeighbours, Standardizer
@@ -23,21 +24,6 @@ from .features import FeatureLayout, embedding_stride
 
 FORMAT = "msgfm-classifier"
 VERSION = 1
-# Colours of classes without one, in order (ColorBrewer Set1/Dark2-like, distinguishable).
-PALETTE = (
-    "#1b9e77",
-    "#d95f02",
-    "#7570b3",
-    "#e7298a",
-    "#66a61e",
-    "#e6ab02",
-    "#a6761d",
-    "#666666",
-    "#1f78b4",
-    "#e31a1c",
-    "#b2df8a",
-    "#fb9a99",
-)
 
 
 class ClassifierFileError(ValueError):
@@ -238,7 +224,8 @@ def class_infos(labels: List[Any]) -> List[ClassInfo]:
         values = list(range(1, len(distinct) + 1))
     if len(values) > 254:
         raise ClassifierFileError(f"{len(values)} classes: at most 254 fit a class raster")
+    colours = class_colours([str(label) for label in distinct])
     return [
-        ClassInfo(value=v, name=str(label), color=PALETTE[i % len(PALETTE)])
-        for i, (v, label) in enumerate(zip(values, distinct))
+        ClassInfo(value=v, name=str(label), color=colour)
+        for v, label, colour in zip(values, distinct, colours)
     ]

@@ -319,7 +319,7 @@ def cluster_map(
     cancel: Optional[CancelToken] = None,
 ) -> Tuple[List[Path], List[ClassInfo]]:
     """Mini-batch k-means on a seeded sample of pixels, then every pixel's cluster (1..k)."""
-    from .classifier_file import PALETTE
+    from ..class_colours import PALETTE
 
     space = SceneSpace.of(features, band_weight, seed)
     sample = space(features.sample(STATISTICS_SAMPLES, seed + 1))

@@ -203,7 +203,14 @@ def run_inference(
             raise
     if scene_grid and grid_output is not None:
         spec = metadata.outputs[grid_output]
-        written.append(str(write_scene_grid(written[grid_output], scene_grid, list(spec.bands))))
+        corners = [grid.transform * corner for corner in _corners(grid.width, grid.height)]
+        written.append(
+            str(
+                write_scene_grid(
+                    written[grid_output], scene_grid, list(spec.bands), footprint=corners
+                )
+            )
+        )
     return InferenceResult(
         outputs=written,
         provider=provider,
@@ -474,6 +481,11 @@ def _reflect(array: np.ndarray, pad: Any) -> np.ndarray:
     # 'reflect' needs at least two pixels along an axis; a one-pixel strip can only be repeated.
     mode = "reflect" if min(array.shape[-2:]) > 1 else "edge"
     return np.pad(array, pad, mode=mode)
+
+
+def _corners(width: int, height: int) -> List[Tuple[int, int]]:
+    """The corners of a ``width`` x ``height`` raster in pixel coordinates, clockwise."""
+    return [(0, 0), (width, 0), (width, height), (0, height)]
 
 
 def _scene_grid_output(metadata: ModelMetadata, strides: List[int], tile_size: int) -> int:

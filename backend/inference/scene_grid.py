@@ -3,6 +3,9 @@
 One square polygon per window (cell of the per-window probability raster), with the most probable
 classes as fields (``top1``, ``top1_prob``, ``top2``...): what a GIS analyst filters and styles in
 QGIS. Written to a temporary file and renamed, like the rasters.
+
+The last windows of a row or column reach past the input's edge (the model saw padding there); their
+polygons are cut at the input's footprint, so the layer covers the input and nothing else.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, List, Union
+from typing import Any, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -23,6 +26,7 @@ def write_scene_grid(
     class_names: List[str],
     top_k: int = 3,
     layer_name: str = "scenes",
+    footprint: Optional[Sequence[Tuple[float, float]]] = None,
 ) -> Path:
     """Write one polygon per valid cell of ``probability_raster`` with its ``top_k`` classes.
 
@@ -32,6 +36,7 @@ def write_scene_grid(
         class_names: one name per band.
         top_k: how many of the most probable classes become fields.
         layer_name: the layer's name in the GeoPackage.
+        footprint: the input raster's corners (x, y) in order; the polygons are cut to it.
     """
     import rasterio
 
@@ -51,7 +56,7 @@ def write_scene_grid(
     os.close(fd)
     os.unlink(tmp)  # OGR creates the GeoPackage itself
     try:
-        _write(Path(tmp), layer_name, probabilities, transform, crs, class_names, top_k)
+        _write(Path(tmp), layer_name, probabilities, transform, crs, class_names, top_k, footprint)
         os.replace(tmp, vector_path)
     finally:
         if os.path.exists(tmp):
@@ -67,8 +72,11 @@ def _write(
     crs: Any,
     class_names: List[str],
     top_k: int,
+    footprint: Optional[Sequence[Tuple[float, float]]],
 ) -> None:
     from osgeo import ogr, osr
+
+    outline = _polygon(ogr, footprint) if footprint else None
 
     driver = ogr.GetDriverByName("GPKG")
     datasource = driver.CreateDataSource(str(path))
@@ -98,15 +106,22 @@ def _write(
             best = int(order[k, row, col])
             feature.SetField(f"top{k + 1}", class_names[best])
             feature.SetField(f"top{k + 1}_prob", float(values[best, row, col]))
-        ring = ogr.Geometry(ogr.wkbLinearRing)
-        for dx, dy in ((0, 0), (1, 0), (1, 1), (0, 1), (0, 0)):
-            x, y = transform * (col + dx, row + dy)
-            ring.AddPoint_2D(x, y)
-        polygon = ogr.Geometry(ogr.wkbPolygon)
-        polygon.AddGeometry(ring)
+        corners = [transform * (col + dx, row + dy) for dx, dy in ((0, 0), (1, 0), (1, 1), (0, 1))]
+        polygon = _polygon(ogr, corners)
+        if outline is not None and not outline.Contains(polygon):
+            polygon = polygon.Intersection(outline)
         feature.SetGeometry(polygon)
         layer.CreateFeature(feature)
         feature = None
     layer.CommitTransaction()
     layer = None
     datasource = None  # closing writes the file
+
+
+def _polygon(ogr: Any, corners: Sequence[Tuple[float, float]]) -> Any:
+    ring = ogr.Geometry(ogr.wkbLinearRing)
+    for x, y in [*corners, corners[0]]:
+        ring.AddPoint_2D(float(x), float(y))
+    polygon = ogr.Geometry(ogr.wkbPolygon)
+    polygon.AddGeometry(ring)
+    return polygon

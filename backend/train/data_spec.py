@@ -290,14 +290,6 @@ def _image_sources(spec: Mapping[str, Any], layout: str, path_of) -> List[Any]:
     return sources
 
 
-# Distinct colours for class rasters (the first ones of a common qualitative palette).
-_PALETTE = (
-    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
-    "#bcbd22", "#17becf", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94",
-    "#f7b6d2", "#c7c7c7", "#dbdb8d", "#9edae5",
-)  # fmt: skip
-
-
 def describe_dataset(dataset: Any, task: str, spec: Mapping[str, Any]) -> Dict[str, Any]:
     """What a task model needs to know about its data: sensors, classes, target sensor.
 
@@ -305,6 +297,7 @@ def describe_dataset(dataset: Any, task: str, spec: Mapping[str, Any]) -> Dict[s
         ``{"sensors", "num_classes", "class_names", "class_values", "class_colors",
         "multilabel", "target_sensor", "out_bands"}``.
     """
+    from ..class_colours import class_colours
     from ..sensors import get_sensor
 
     base = getattr(dataset, "base", dataset)
@@ -338,7 +331,7 @@ def describe_dataset(dataset: Any, task: str, spec: Mapping[str, Any]) -> Dict[s
             num_classes=k,
             class_names=list(names),
             class_values=raster_values,
-            class_colors=[_PALETTE[i % len(_PALETTE)] for i in range(k)],
+            class_colors=class_colours(names),
             multilabel=bool(getattr(dataset, "label_mode", "single") == "multi"),
         )
     else:

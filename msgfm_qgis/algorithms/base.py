@@ -2,30 +2,48 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional
+import functools
+from typing import Any, Callable, List, Optional
 
 from qgis.core import (
     QgsProcessingAlgorithm,
+    QgsProcessingOutputString,
     QgsProcessingParameterFile,
     QgsProcessingParameterNumber,
+    QgsWkbTypes,
 )
 from qgis.PyQt.QtCore import QCoreApplication
 from qgis.PyQt.QtGui import QIcon
 
 from ..help_urls import help_url
 from ..resources import icon_path
+from ..run_warnings import WARNINGS, WarningCollector, announce, warnings_output
+from ..styling import finish_run_layers
 
 GROUP_ANALYSIS = ("analysis", "Analysis")
 GROUP_TRAINING = ("training", "Model training")
 
 
 class MsgfmAlgorithm(QgsProcessingAlgorithm):
-    """Base class: subclasses set ``NAME``, ``DISPLAY_NAME``, ``GROUP`` and ``HELP``."""
+    """Base class: subclasses set ``NAME``, ``DISPLAY_NAME``, ``GROUP`` and ``HELP``.
+
+    Every subclass's run collects its warnings (see :mod:`..run_warnings`): its ``initAlgorithm``
+    also declares the ``WARNINGS`` output and its ``processAlgorithm`` runs with a
+    :class:`WarningCollector` and returns them. This is done here, when the subclass is defined, so
+    that no algorithm can forget it.
+    """
 
     NAME = ""
     DISPLAY_NAME = ""
     GROUP = GROUP_ANALYSIS
     HELP = ""
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "initAlgorithm" in cls.__dict__:
+            cls.initAlgorithm = _declaring_warnings(cls.__dict__["initAlgorithm"])
+        if "processAlgorithm" in cls.__dict__:
+            cls.processAlgorithm = _collecting_warnings(cls.__dict__["processAlgorithm"])
 
     def tr(self, text: str) -> str:
         """``text`` in the user's language (the algorithm's class is the translation context)."""
@@ -54,6 +72,76 @@ class MsgfmAlgorithm(QgsProcessingAlgorithm):
 
     def createInstance(self):
         return type(self)()
+
+    def input_layer_name(self, parameters, context) -> str:
+        """The name of the run's first raster input (its outputs are named after it), or ""."""
+        for definition in self.parameterDefinitions():
+            if definition.type() != "raster" or not parameters.get(definition.name()):
+                continue
+            layer = self.parameterAsRasterLayer(parameters, definition.name(), context)
+            if layer is not None:
+                return layer.name()
+        return ""
+
+    def point_layers_in_project(self, parameters, context) -> List[str]:
+        """Ids of the run's point inputs that are layers of the project (reference places,
+        examples): they stay above the rasters made from them."""
+        project = context.project()
+        if project is None:
+            return []
+        found = []
+        for definition in self.parameterDefinitions():
+            if definition.type() not in ("source", "vector") or not parameters.get(
+                definition.name()
+            ):
+                continue
+            layer = self.parameterAsVectorLayer(parameters, definition.name(), context)
+            if (
+                layer is not None
+                and project.mapLayer(layer.id()) is not None
+                and layer.geometryType() == QgsWkbTypes.PointGeometry
+            ):
+                found.append(layer.id())
+        return found
+
+
+def _declaring_warnings(init: Callable) -> Callable:
+    @functools.wraps(init)
+    def initAlgorithm(self, config=None):
+        init(self, config)
+        if self.outputDefinition(WARNINGS) is None:
+            self.addOutput(
+                QgsProcessingOutputString(
+                    WARNINGS, self.tr("Warnings of the run (a JSON list of texts)")
+                )
+            )
+
+    return initAlgorithm
+
+
+def _collecting_warnings(process: Callable) -> Callable:
+    @functools.wraps(process)
+    def processAlgorithm(self, parameters, context, feedback):
+        if feedback is None or isinstance(feedback, WarningCollector):
+            return process(self, parameters, context, feedback)  # a subclass's super() call
+        collector = WarningCollector(feedback)
+        try:
+            results = process(self, parameters, context, collector)
+        finally:
+            collector.detach()
+        results = dict(results or {})
+        finish_run_layers(
+            context,
+            results,
+            self.input_layer_name(parameters, context),
+            self.displayName(),
+            self.point_layers_in_project(parameters, context),
+        )
+        results[WARNINGS] = warnings_output(collector.warnings)
+        announce(self.displayName(), collector.warnings)
+        return results
+
+    return processAlgorithm
 
 
 def optional_output(kind: type, name: str, description: str, **options: Any) -> Any:

@@ -78,8 +78,13 @@ class ClassMapAlgorithm(ModelInferenceAlgorithm):
             else:
                 target = self.destination(parameters, self.PROBABILITIES, context)
                 results[self.PROBABILITIES] = move_raster(written[probability_index], target)
+                # Under the classes and hidden: opaque, it would hide them and the imagery.
                 apply_on_load(
-                    context, str(target), name=self.PROBABILITIES_LAYER_NAME, visible=False
+                    context,
+                    str(target),
+                    name=self.PROBABILITIES_LAYER_NAME,
+                    visible=False,
+                    rank=1,
                 )
         return results
 

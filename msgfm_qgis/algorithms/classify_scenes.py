@@ -80,5 +80,8 @@ class ClassifyScenesAlgorithm(ClassMapAlgorithm):
             shutil.move(written[-1], target)
             results[self.GRID] = target
             spec = plan.metadata.outputs[first_output(plan.metadata, ("probability",))]
-            apply_on_load(context, target, scene_windows_style(spec.classes), name="Scene windows")
+            # See-through polygons over the (opaque) scene-class raster: both show.
+            apply_on_load(
+                context, target, scene_windows_style(spec.classes), name="Scene windows", rank=-1
+            )
         return results

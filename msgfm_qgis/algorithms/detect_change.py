@@ -11,7 +11,7 @@ from qgis.core import (
 
 from ..layers import raster_file
 from ..model_checks import check_overlap, choose_bands
-from ..styling import PalettedClasses, apply_on_load
+from ..styling import NOT_DRAWN, PalettedClasses, apply_on_load
 from .base import decimal_parameter, optional_output
 from .embeddings_base import EmbeddingToolAlgorithm, style_score
 from .inference_base import LayerRole
@@ -19,6 +19,7 @@ from .inference_base import LayerRole
 # Between a 10 % brighter scene's 95th percentile (0.018) and a pasted block's median (0.045),
 # measured with the bundled S2 model by scripts/embedtools_measure.py.
 DEFAULT_THRESHOLD = 0.03
+MASK_OPACITY = 0.75  # the change mask over the imagery: the changed places stay readable
 
 
 class DetectChangeAlgorithm(EmbeddingToolAlgorithm):
@@ -148,12 +149,15 @@ class DetectChangeAlgorithm(EmbeddingToolAlgorithm):
             )
         results = {self.OUTPUT: str(written[0])}
         # Changes are rare: from no change to the top half percent of the scores.
-        style_score(context, results[self.OUTPUT], "Reds", 0.0, 0.995)
+        style_score(context, results[self.OUTPUT], "Reds", 0.0, 0.995, rank=1)
         if mask is not None:
             results[self.OUTPUT_MASK] = str(written[1])
+            # Over the score and the imagery: only the changes are drawn, and see-through.
             apply_on_load(
                 context,
                 results[self.OUTPUT_MASK],
-                PalettedClasses([(0, "no change", "#f0f0f0"), (1, "change", "#d7191c")]),
+                PalettedClasses(
+                    [(0, "no change", NOT_DRAWN), (1, "change", "#d7191c")], MASK_OPACITY
+                ),
             )
         return results

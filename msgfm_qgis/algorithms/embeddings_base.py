@@ -78,8 +78,10 @@ class ScoreStyle(QgsProcessingLayerPostProcessorInterface):
         layer.triggerRepaint()
 
 
-def style_score(context, path: str, ramp: str, low: float = 0.02, high: float = 0.98) -> None:
-    apply_on_load(context, path, ScoreStyle(ramp, low, high))
+def style_score(
+    context, path: str, ramp: str, low: float = 0.02, high: float = 0.98, rank: int = 0
+) -> None:
+    apply_on_load(context, path, ScoreStyle(ramp, low, high), rank=rank)
 
 
 class EmbeddingToolAlgorithm(ModelInferenceAlgorithm):
@@ -284,6 +286,7 @@ class EmbeddingToolAlgorithm(ModelInferenceAlgorithm):
         apply_on_load(context, results[self.OUTPUT], class_style(classes))
         if probability is not None:
             results[self.OUTPUT_PROBABILITY] = str(written[1])
+            apply_on_load(context, results[self.OUTPUT_PROBABILITY], visible=False, rank=1)
         return results
 
     def examples(self, parameters, name: str, field: Optional[str], crs, context, feedback):

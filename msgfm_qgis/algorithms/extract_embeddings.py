@@ -59,7 +59,7 @@ class ExtractEmbeddingsAlgorithm(RasterOutputAlgorithm):
         results = super().deliver(plan, written, parameters, context, feedback)
         embeddings = results[self.OUTPUT]
         # The many-band layer loads hidden; the preview shows what it holds.
-        apply_on_load(context, embeddings, name=self.OUTPUT_LABEL, visible=False)
+        apply_on_load(context, embeddings, name=self.OUTPUT_LABEL, visible=False, rank=1)
         if not self.parameterAsOutputLayer(parameters, self.PREVIEW, context):
             return results
         target = self.destination(parameters, self.PREVIEW, context)

@@ -11,7 +11,7 @@ import os
 import traceback
 
 from qgis.core import QgsApplication, QgsProject, QgsRasterLayer
-from qgis.PyQt.QtCore import QTimer
+from qgis.PyQt.QtCore import Qt, QTimer
 from qgis.PyQt.QtWidgets import QDockWidget
 from qgis.utils import iface
 
@@ -44,23 +44,29 @@ def check_provider():
 def segment_and_show():
     import processing
 
-    # As the Processing dialog does: run, then load the output with the style the algorithm set.
+    project = QgsProject.instance()
+    source = QgsRasterLayer(CONFIG["raster"], "SpaceNet-6 RGB")
+    project.addMapLayer(source)
+    # As the Processing dialog does: run, then load the outputs with the styles the algorithm set.
+    # The input given again as an unused second sensor layer: a run that ends with a warning.
     result = processing.runAndLoadResults(
         "msgfm:segmentlandcover",
-        {"INPUT": CONFIG["raster"], "MODEL": CONFIG["model"], "OUTPUT": CONFIG["output"]},
+        {
+            "INPUT": source.id(),
+            "SECOND_INPUT": source.id(),
+            "MODEL": CONFIG["model"],
+            "OUTPUT": CONFIG["output"],
+            "PROBABILITIES": CONFIG["probabilities"],
+        },
     )
     REPORT["result"] = result
-    project = QgsProject.instance()
     loaded = [x for x in project.mapLayers().values() if x.source() == result["OUTPUT"]]
     REPORT["loaded_outputs"] = len(loaded)
     classes = loaded[0]
-    source = QgsRasterLayer(CONFIG["raster"], "SpaceNet-6 RGB (input)")
-    project.addMapLayer(source)
-    # The input under the classes: move it to the bottom of the layer tree.
-    root = project.layerTreeRoot()
-    node = root.findLayer(source.id())
-    root.insertChildNode(-1, node.clone())
-    root.removeChildNode(node)
+    REPORT["layer_tree"] = [
+        [node.name(), node.itemVisibilityChecked()] for node in project.layerTreeRoot().children()
+    ]
+    REPORT["message_bar"] = [[item.title(), item.text()] for item in iface.messageBar().items()]
     renderer = classes.renderer()
     REPORT["layer_valid"] = classes.isValid()
     REPORT["renderer"] = renderer.type() if renderer else None
@@ -88,6 +94,9 @@ def open_toolbox():
     if search is not None:
         search.setText("msgfm")  # filters the tree to msGFM and expands its groups
     REPORT["toolbox_visible"] = toolbox.isVisible()
+    layers = window.findChild(QDockWidget, "Layers")
+    if layers is not None:  # wide enough to show the outputs' names whole
+        window.resizeDocks([layers, toolbox], [430, 250], Qt.Horizontal)
 
 
 def step(name, function):

@@ -122,6 +122,8 @@ def test_every_analysis_algorithm_runs_from_the_zip_with_its_bundled_model(
     report = json.loads(result.stdout)
     # No MODEL given: the bundled model inside the installed zip was used.
     assert any("plugins/msgfm_qgis/resources/models/" in line for line in report["log"]["info"])
+    # Every run reports its warnings as an output: a JSON list of texts (often empty).
+    assert isinstance(json.loads(report["results"]["WARNINGS"]), list)
     with rasterio.open(out) as dst:
         assert dst.crs is not None and dst.count >= 1
         values = dst.read(masked=True)
@@ -144,6 +146,27 @@ def unnamed_landsat_stack(demo_inputs, tmp_path_factory) -> Path:
     with rasterio.open(out, "w", **profile) as dst:
         dst.write(values)
     return out
+
+
+def test_the_warnings_of_a_run_are_an_output_of_qgis_process(
+    installed_plugin, demo_inputs, tmp_path
+):
+    stack = demo_inputs / "landsat_stack.tif"
+    result = qgis_process(
+        [
+            "run",
+            "msgfm:segmentlandcover",
+            "--json",
+            "--",
+            f"INPUT={stack}",
+            f"SECOND_INPUT={stack}",  # the bundled model takes one input: a warning
+            f"OUTPUT={tmp_path / 'classes.tif'}",
+        ],
+        *installed_plugin,
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    warnings = json.loads(json.loads(result.stdout)["results"]["WARNINGS"])
+    assert any("landsat_stack" in w and "is not used" in w for w in warnings), warnings
 
 
 def segment(installed_plugin, stack, out, *options):

@@ -134,8 +134,9 @@ def test_scene_grid_polygons_carry_the_top_classes(model_factory, sample_data, t
     result = run_inference(model, [RasterInput("s2", source)], tmp_path / "s.tif", scene_grid=grid)
     assert result.outputs == [str(tmp_path / "s.tif"), str(grid)]
     probabilities = read_raster(tmp_path / "s.tif")
-    with rasterio.open(tmp_path / "s.tif") as dst:
+    with rasterio.open(tmp_path / "s.tif") as dst, rasterio.open(source) as src:
         transform = dst.transform
+        bounds = src.bounds
     datasource = ogr.Open(str(grid))
     layer = datasource.GetLayer("scenes")
     assert layer.GetFeatureCount() == 5 * 6
@@ -150,8 +151,13 @@ def test_scene_grid_polygons_carry_the_top_classes(model_factory, sample_data, t
         west, east, south, north = feature.GetGeometryRef().GetEnvelope()
         x0, y0 = transform * (col, row)
         x1, y1 = transform * (col + 1, row + 1)
-        # Longitude first: the polygons sit on the raster cells, not on swapped axes.
+        # Longitude first: the polygons sit on the raster cells, not on swapped axes; the last
+        # column and row (160 > 152 px, 192 > 187 px) end at the input's edge, not past it.
+        x1, y1 = min(x1, bounds.right), max(y1, bounds.bottom)
         assert (west, east, south, north) == pytest.approx((x0, x1, y1, y0))
+    assert layer.GetExtent() == pytest.approx(
+        (bounds.left, bounds.right, bounds.bottom, bounds.top)
+    )
     layer = None
     datasource = None
     assert not list(tmp_path.glob(".*partial*"))
