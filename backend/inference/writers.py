@@ -2,8 +2,10 @@
 
 The raster is written to a hidden temporary file in the destination folder and renamed over the
 destination only when the run succeeds: a failed or cancelled run leaves nothing behind, and a
-reader never sees a half-written file. Blocks of cells arrive as windows in any order; the
-inference engine writes every cell once.
+reader never sees a half-written file. Cells arrive as windows in any order, every cell once; they
+are gathered into the file's blocks (:mod:`.block_assembler`), so GDAL gets each block once, whole,
+and compresses it once. Block size, band interleaving and compression suit the output
+(:mod:`.block_layout`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import numpy as np
 
 from ..files import output_tempfile
 from ..run_scratch import owner_tag, remove_stale
+from .block_assembler import BlockAssembler
+from .block_layout import BlockLayout, choose_layout
 from .errors import InferenceError
 from .inputs import ReferenceGrid
 
@@ -27,6 +31,9 @@ PARTIAL_SUFFIX = ".partial.tif"
 
 class GeoTiffWriter:
     """A tiled, compressed GeoTIFF on the reference grid coarsened by ``stride``.
+
+    Attributes:
+        layout: the file's blocks, interleaving and compression.
 
     Args:
         path: the final output path.
@@ -55,6 +62,17 @@ class GeoTiffWriter:
         self.height = math.ceil(grid.height / stride)
         self.count, self.dtype, self.nodata = count, dtype, nodata
         self.category_names = category_names
+        self.layout: BlockLayout = choose_layout(self.width, self.height, count, dtype)
+        self.blocks = BlockAssembler(
+            self.width,
+            self.height,
+            count,
+            dtype,
+            nodata,
+            self.layout.block_width,
+            self.layout.block_height,
+            self._write_blocks,
+        )
         if not self.path.parent.is_dir():
             raise InferenceError(
                 f"output folder {self.path.parent} does not exist; create it or choose another path"
@@ -92,11 +110,7 @@ class GeoTiffWriter:
             "dtype": self.dtype,
             "nodata": self.nodata,
             "transform": grid.transform * Affine.scale(stride),
-            "tiled": True,
-            "blockxsize": 256,
-            "blockysize": 256,
-            "compress": "deflate",
-            "predictor": 3 if np.dtype(self.dtype).kind == "f" else 2,
+            **self.layout.creation_options(),
             "BIGTIFF": "IF_SAFER",
         }
         if grid.crs is not None:
@@ -113,19 +127,28 @@ class GeoTiffWriter:
             self.dataset.write_colormap(1, colormap)
 
     def write_window(self, row: int, col: int, block: np.ndarray) -> None:
-        """Write ``(count, h, w)`` cells with their top-left cell at (``row``, ``col``)."""
-        from rasterio.windows import Window
+        """Write ``(count, h, w)`` cells with their top-left cell at (``row``, ``col``).
 
+        Every cell is written once; a block reaches the file when its last cells arrive.
+        """
         _, h, w = block.shape
         if row < 0 or col < 0 or row + h > self.height or col + w > self.width:
             raise ValueError(
                 f"window of {h} x {w} cells at ({row}, {col}) is outside the "
                 f"{self.height} x {self.width} output"
             )
-        self.dataset.write(block.astype(self.dtype, copy=False), window=Window(col, row, w, h))
+        self.blocks.add(row, col, block.astype(self.dtype, copy=False))
+
+    def _write_blocks(self, row: int, col: int, cells: np.ndarray) -> None:
+        """Hand GDAL a window of whole blocks (the only place cells reach the file)."""
+        from rasterio.windows import Window
+
+        _, h, w = cells.shape
+        self.dataset.write(cells, window=Window(col, row, w, h))
 
     def finish(self) -> Path:
-        """Close the file and move it into place."""
+        """Write what is left, close the file and move it into place."""
+        self.blocks.flush()
         self.dataset.close()
         if self.category_names:
             _write_category_names(self.tmp_path, self.category_names)
