@@ -28,6 +28,19 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.integration)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def ort_cache(tmp_path_factory) -> Iterator[Path]:
+    """ONNX Runtime's optimised models go to a folder of this test session (subprocesses too)."""
+    folder = tmp_path_factory.mktemp("ort-cache")
+    previous = os.environ.get("MSGFM_ORT_CACHE")
+    os.environ["MSGFM_ORT_CACHE"] = str(folder)
+    yield folder
+    if previous is None:
+        os.environ.pop("MSGFM_ORT_CACHE", None)
+    else:
+        os.environ["MSGFM_ORT_CACHE"] = previous
+
+
 @pytest.fixture(scope="session")
 def synthetic_data(tmp_path_factory) -> Callable[[str], Path]:
     """``synthetic_data(name)``: the folder ``tests/data/<name>/data.py`` generates (once a session)."""

@@ -141,7 +141,7 @@ def run_inference(
     if batch_size < 1:
         raise InferenceError(f"batch size must be >= 1, not {batch_size}")
     try:
-        session, provider = create_session(model_path, device, threads)
+        session, provider = create_session(model_path, device, threads, batch_size)
         metadata = read_model_metadata(model_path, session=session)
     except (ModelFileError, ModelMetadataError) as exc:
         raise ModelError(f"model {Path(model_path).name}: {exc}") from None
@@ -290,10 +290,12 @@ def _run_tiles(
 ) -> Tuple[int, int]:
     output_names = [spec.name for spec in metadata.outputs]
     # One contiguous array per model input, filled in place for every batch: ONNX Runtime reads
-    # it without another copy, and no per-batch np.stack allocation is made.
+    # it without another copy, and no per-batch np.stack allocation is made. Zeros, not empty:
+    # a session with its batch axis fixed runs a short last batch whole, and the unused places
+    # must hold numbers (their results are dropped).
     t = layout.tile_size
     feeds = {
-        spec.name: np.empty((batch_size, len(spec.bands), t, t), dtype=spec.dtype)
+        spec.name: np.zeros((batch_size, len(spec.bands), t, t), dtype=spec.dtype)
         for spec in metadata.inputs
     }
     total = layout.n_tiles
@@ -355,8 +357,10 @@ def _run_batch(
         feed = feeds[spec.name]
         for k, tile in enumerate(batch):
             feed[k] = tile.arrays[i]
-    # A leading-axis slice of a C-contiguous array is contiguous: a short last batch costs nothing.
-    batch_feeds = {name: feed[:n] for name, feed in feeds.items()}
+    # A session whose batch axis is fixed (create_session with batch_size) takes whole batches;
+    # otherwise a leading-axis slice of a C-contiguous array is contiguous and costs nothing.
+    whole = all(isinstance(i.shape[0], int) for i in session.get_inputs() if i.shape)
+    batch_feeds = {name: feed if whole else feed[:n] for name, feed in feeds.items()}
     run_options = onnxruntime.RunOptions()
     cancel.attach(run_options)
     try:
