@@ -149,6 +149,13 @@ class GeoTiffWriter:
     def finish(self) -> Path:
         """Write what is left, close the file and move it into place."""
         self.blocks.flush()
+        factors = overview_factors(self.width, self.height) if self.category_names else []
+        if factors:
+            # A class map gets overviews, so QGIS draws it zoomed out without reading every
+            # cell; nearest neighbour keeps class values (one byte a cell: a small re-read).
+            from rasterio.enums import Resampling
+
+            self.dataset.build_overviews(factors, Resampling.nearest)
         self.dataset.close()
         if self.category_names:
             _write_category_names(self.tmp_path, self.category_names)
@@ -168,6 +175,16 @@ class GeoTiffWriter:
         for leftover in (self.tmp_path, _aux(self.tmp_path)):
             if leftover.exists():
                 leftover.unlink()
+
+
+def overview_factors(width: int, height: int, smallest: int = 256) -> List[int]:
+    """Overview levels 2, 4, 8... down to the last one still ``smallest`` cells on its long side."""
+    factors = []
+    factor = 2
+    while max(width, height) // factor >= smallest:
+        factors.append(factor)
+        factor *= 2
+    return factors
 
 
 def _aux(path: Path) -> Path:

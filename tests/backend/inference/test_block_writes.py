@@ -201,3 +201,28 @@ def test_memory_is_flat_in_the_raster_height(tmp_path):
     row_of_blocks = PENDING_ROW_BYTES + 7 * 16 * 2048 * 4
     assert large - small < 2**20
     assert large < row_of_blocks + strip + 2**20
+
+
+def test_a_class_map_gets_overviews_of_its_classes(sample_data, tmp_path):
+    # Classes of the real 600 x 600 PAN band (above / below its median), written as the engine
+    # writes a class map: QGIS draws it zoomed out from a nearest-neighbour overview.
+    source = sample_data / "pan_ms/pan1.tif"
+    pan = read_raster(source, 1)
+    classes = np.where(pan > np.median(pan), 7, 1).astype(np.uint8)
+    with rasterio.open(source) as src:
+        grid = ReferenceGrid(src.crs, src.transform, src.width, src.height, None, "uint16")
+    out = tmp_path / "classes.tif"
+    writer = GeoTiffWriter(
+        out, grid, 1, 1, "uint8", 255.0, ["class"],
+        colormap={1: (0, 0, 255, 255), 7: (255, 0, 0, 255)},
+        category_names=["", "low", "", "", "", "", "", "high"],
+    )  # fmt: skip
+    for top in range(0, 600, 168):  # strips off the block grid, as the engine releases them
+        writer.write_window(top, 0, classes[None, top : top + 168])
+    writer.finish()
+    with rasterio.open(out) as dst:
+        assert dst.overviews(1) == [2]
+        overview = dst.read(1, out_shape=(300, 300))
+        np.testing.assert_array_equal(dst.read(1), classes)
+    assert set(np.unique(overview)) == {1, 7}  # class values, never a blend of them
+    np.testing.assert_array_equal(overview, classes[::2, ::2])
