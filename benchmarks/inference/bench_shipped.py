@@ -272,6 +272,10 @@ def main() -> int:
         "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started)),
         "minutes": (time.time() - started) / 60,
         "batch": BATCH,
+        "sizes": args.sizes,
+        "models": args.models,
+        "repeats": args.repeats,
+        "open_repeats": args.open_repeats,
         "runs": runs,
         "opens": opens,
     }

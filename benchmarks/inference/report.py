@@ -320,7 +320,7 @@ def main() -> int:
         "",
     ]
     if SHIPPED.exists():
-        lines += [*shipped_section(json.loads(SHIPPED.read_text())), ""]
+        lines += [*shipped_section([json.loads(SHIPPED.read_text())]), ""]
     lines += [
         *inference_section(inference),
         "",

