@@ -99,4 +99,6 @@ def test_one_model_session_per_run(run_algorithm, scene_model, sample_data, tmp_
             "OUTPUT": str(tmp_path / "scenes.tif"),
         },
     )
-    assert opened == [str(scene_model)]
+    # One session: on the model, or on its optimised form cached by an earlier run of it.
+    assert len(opened) == 1
+    assert opened[0] == str(scene_model) or opened[0].endswith(".ort")
