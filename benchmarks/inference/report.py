@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 from backend.inference.block_cache import ENGINE_BLOCK_CACHE_BYTES  # noqa: E402
 
 sys.path.insert(0, str(HERE))
-from report_shipped import SHIPPED, shipped_section  # noqa: E402
+from report_shipped import OPERATORS, SHIPPED, shipped_section  # noqa: E402
 
 # Held-back scores shown for int8 against float32, per task (the rest are in the JSON).
 SCORES = {
@@ -320,7 +320,8 @@ def main() -> int:
         "",
     ]
     if SHIPPED.exists():
-        lines += [*shipped_section([json.loads(SHIPPED.read_text())]), ""]
+        operators = json.loads(OPERATORS.read_text()) if OPERATORS.exists() else None
+        lines += [*shipped_section([json.loads(SHIPPED.read_text())], operators), ""]
     lines += [
         *inference_section(inference),
         "",

@@ -13,11 +13,12 @@ import json
 import statistics
 import sys
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 SHIPPED = HERE / "results" / "shipped.json"
+OPERATORS = HERE / "results" / "operators.json"
 BEGIN, END = "<!-- shipped:begin -->", "<!-- shipped:end -->"
 
 
@@ -69,7 +70,9 @@ def _command(document: Dict[str, Any]) -> str:
     )
 
 
-def shipped_section(documents: List[Dict[str, Any]]) -> List[str]:
+def shipped_section(
+    documents: List[Dict[str, Any]], operators: Optional[Dict[str, Any]] = None
+) -> List[str]:
     """The section, from one or more runs of ``bench_shipped.py`` (e.g. one per raster size)."""
     document = documents[0]
     runs = [{**r, "run": k} for k, d in enumerate(documents) for r in d["runs"]]
@@ -187,6 +190,26 @@ def shipped_section(documents: List[Dict[str, Any]]) -> List[str]:
             if a and b:
                 ratios.append(a[0] / b[0])
         lines.append(f"| {name} | {_span(first, 2)} | {_span(later, 2)} | **{_span(ratios, 1)}** |")
+    if operators:
+        lines += [
+            "",
+            "Operator profile (`benchmarks/inference/profile_operators.py`, ONNX Runtime's "
+            f"profiler, {operators['runs']} batches of {operators['batch']} tiles): nodes run per "
+            "batch and the operators with most kernel time, batch axis free against fixed. The "
+            "exported graphs compute shapes at run time in hundreds of tiny nodes (Shape, Gather, "
+            "Unsqueeze, Concat); with every shape known they are folded away at optimisation.",
+            "",
+            "| model | nodes, axis free | nodes, batch fixed | top operators, batch fixed (share of "
+            "kernel time) |",
+            "|---|---|---|---|",
+        ]
+        for name, sides in sorted(operators["models"].items()):
+            nodes = {side: sum(n for _, n in ops.values()) for side, ops in sides.items()}
+            fixed = sides["fixed"]
+            total = sum(t for t, _ in fixed.values())
+            top = sorted(fixed.items(), key=lambda item: -item[1][0])[:4]
+            shares = ", ".join(f"{op} {100 * t / total:.0f} %" for op, (t, _) in top)
+            lines.append(f"| {name} | {nodes['free']:.0f} | {nodes['fixed']:.0f} | {shares} |")
     lines.append(END)
     return lines
 
@@ -197,7 +220,8 @@ def main() -> int:
     parser.add_argument("--results", type=Path, nargs="+", default=[SHIPPED])
     args = parser.parse_args()
     documents = [json.loads(path.read_text()) for path in args.results]
-    section = "\n".join(shipped_section(documents))
+    operators = json.loads(OPERATORS.read_text()) if OPERATORS.exists() else None
+    section = "\n".join(shipped_section(documents, operators))
     page = args.out.read_text()
     if BEGIN in page and END in page:
         before, rest = page.split(BEGIN, 1)
