@@ -114,7 +114,8 @@ def run_inference(
             as ``<stem>_<output name>.tif``.
         tile_size: window side in pixels (default: the model's ``tile_size``).
         overlap: overlap between windows as a fraction of the tile (default: the model's).
-        batch_size: tiles per ONNX Runtime call.
+        batch_size: tiles per ONNX Runtime call; the session is opened for this batch size
+            (every shape in the graph known), and a short last batch runs whole.
         device: ``auto`` (CUDA when available), ``cpu`` or ``cuda``.
         threads: ONNX Runtime intra-op threads (None: one per CPU core this process may use).
         progress: called as ``progress(fraction, message)`` after every batch.
