@@ -85,6 +85,9 @@ def main() -> int:
                 print(
                     f"  {op:<28} {micros / 1000:7.2f} ms {100 * micros / total:5.1f} % {count:5.0f}"
                 )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(document, indent=1) + "\n")
+    print(f"wrote {args.out}")
     return 0
 
 

@@ -92,6 +92,8 @@ def shipped_section(
         "",
         "```",
         *commands,
+        ".venv/bin/python benchmarks/inference/profile_operators.py --models "
+        + " ".join(sorted(operators["models"]) if operators else []),
         f".venv/bin/python benchmarks/inference/report_shipped.py --results {results}",
         "```",
         "",
@@ -140,6 +142,31 @@ def shipped_section(
             f"{_span(_values(runs, name, size, 'engine', 'peak_rss_mib'), 0)} | "
             f"{_span(_values(runs, name, size, 'bare', 'peak_rss_mib'), 0)} | "
             f"{_span(deepness)} | {_span(versus, 2) if versus else '–'} |"
+        )
+    within = [
+        (name, size, statistics.median(r))
+        for size, name in cases
+        if (r := _paired(runs, name, size, "engine", "bare"))
+    ]
+    over = [f"{name} {size}² ({ratio:.2f}x)" for name, size, ratio in within if ratio > 1.3]
+    lines += [
+        "",
+        f"Aim: engine within 1.3x of the bare loop (median of the paired rounds): "
+        f"{len(within) - len(over)} of {len(within)} cases"
+        + (f"; not yet {', '.join(over)}." if over else "."),
+    ]
+    sizes = sorted({size for size, _ in cases})
+    if len(sizes) > 1:
+        growth = []
+        for name in sorted({n for _, n in cases}):
+            small = _values(runs, name, sizes[0], "engine", "peak_rss_mib")
+            large = _values(runs, name, sizes[-1], "engine", "peak_rss_mib")
+            if small and large:
+                growth.append(f"{name} {max(large) / max(small):.2f}x")
+        lines.append(
+            f"Engine peak RSS from {sizes[0]}² to {sizes[-1]}² (largest of the rounds): "
+            + ", ".join(growth)
+            + "."
         )
     lines += [
         "",
