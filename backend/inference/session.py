@@ -121,7 +121,8 @@ def create_session(
         return options
 
     level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
-    check_model_file(path)
+    # The file is checked (present, no unsafe external data) by open_session whenever the model
+    # itself is opened; a cached optimised form exists only for bytes that passed that check.
     session = open_cached(
         path,
         providers,
