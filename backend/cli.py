@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     ".models.cli",  # model-summary
     ".train.cli",  # pretrain, finetune, evaluate
     ".inference.cli",  # predict, worker
+    ".accept.cli",  # accept
 )
 
 

@@ -1,0 +1,72 @@
+"""None shipped that fails: move the models that failed acceptance out of the bundled folder.
+
+A model with a failed gating check leaves ``resources/models`` (so it is not in the plugin zip)
+for ``rejected_dir``; its MANIFEST.json entry moves from ``files`` to ``rejected`` with the checks
+it failed, so the model cards and the algorithms' help say there is no bundled model for the task
+and how to get one.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any, Dict, List, Mapping
+
+from ..files import write_json_atomically
+from .run import MANIFEST_FILE
+
+
+def failed_checks(entry: Mapping[str, Any], thresholds: Mapping[str, Any]) -> List[Dict[str, Any]]:
+    """The gating checks a model failed, with the scene, value and threshold."""
+    failed = []
+    for scene in entry["scenes"]:
+        for check in scene["checks"]:
+            rule = thresholds[check["check"]]
+            if check["passed"] is False and rule["gates"]:
+                failed.append(
+                    {
+                        "scene": scene["scene"],
+                        "check": check["check"],
+                        "value": check["value"],
+                        "passes_when": f"{rule['op']} {rule['threshold']:g}",
+                    }
+                )
+    return failed
+
+
+def apply_gate(results: Mapping[str, Any], models_dir: Path, rejected_dir: Path) -> List[str]:
+    """Move every model whose verdict is a fail out of ``models_dir``; return the files moved."""
+    manifest_path = models_dir / MANIFEST_FILE
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    moved = []
+    kept_files = []
+    rejected = list(manifest.get("rejected", []))
+    for entry in manifest.get("files", []):
+        verdict = results["models"].get(entry["file"])
+        if verdict is None or verdict["passed"] is not False:
+            kept_files.append(entry)
+            continue
+        source = models_dir / entry["file"]
+        rejected_dir.mkdir(parents=True, exist_ok=True)
+        if source.exists():
+            shutil.move(str(source), str(rejected_dir / entry["file"]))
+        rejected.append(
+            {
+                "file": entry["file"],
+                "task": entry["task"],
+                "sha256": entry.get("sha256"),
+                "reason": "failed its acceptance checks on real scenes it never saw "
+                "(docs/acceptance.md): not bundled",
+                "failed_checks": failed_checks(verdict, results["thresholds"]),
+            }
+        )
+        moved.append(entry["file"])
+    manifest["files"] = kept_files
+    manifest["rejected"] = rejected
+    manifest["acceptance"] = {
+        file: {"task": entry["task"], "passed": entry["passed"]}
+        for file, entry in results["models"].items()
+    }
+    write_json_atomically(manifest_path, manifest)
+    return moved

@@ -1,0 +1,111 @@
+"""Run the acceptance suite on the built plugin zip and write the results file and pictures."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional
+
+from .. import __version__
+from .qgis import InstalledPlugin, build_zip
+from .scenes import scenes_for
+from .suite import (
+    Context,
+    model_verdict,
+    scene_table,
+    score_cloud_removal,
+    score_embeddings,
+    score_landcover,
+    score_pansharpening,
+    thresholds_table,
+)
+
+MANIFEST_FILE = "MANIFEST.json"
+# The one labelled scene the embedding tools are scored on is Landsat-7: the bundled embedding
+# model of that sensor is the one scored; the others have no labelled unseen scene (reported).
+SCORED_EMBEDDING = "embedding-landsat.onnx"
+
+
+def bundled_models(models_dir: Path) -> List[Dict[str, Any]]:
+    """The MANIFEST.json entries of the bundled ``.onnx`` models, in file order."""
+    manifest = json.loads((models_dir / MANIFEST_FILE).read_text(encoding="utf-8"))
+    return [
+        entry
+        for entry in manifest.get("files", [])
+        if entry["file"].endswith(".onnx") and (models_dir / entry["file"]).is_file()
+    ]
+
+
+def score_model(ctx: Context, entry: Dict[str, Any]) -> List[Dict[str, Any]]:
+    """Every acceptance scene of one bundled model, scored."""
+    model, task = entry["file"], entry["task"]
+    results = []
+    if task == "cloud-removal":
+        results = [score_cloud_removal(ctx, model, s) for s in scenes_for(task)]
+    elif task in ("segmentation", "classification"):
+        results = [score_landcover(ctx, model, task, s, entry) for s in scenes_for(task)]
+    elif task == "pansharpening":
+        results = [score_pansharpening(ctx, model, s) for s in scenes_for(task)]
+    elif task == "embedding" and model == SCORED_EMBEDDING:
+        results = [score_embeddings(ctx, model, s) for s in scenes_for(task)]
+    return [r.to_dict() for r in results]
+
+
+def run_suite(
+    out: Path,
+    work: Path,
+    zip_path: Optional[Path] = None,
+    samples: Optional[Path] = None,
+    only: Optional[List[str]] = None,
+    say: Callable[[str], None] = print,
+) -> Dict[str, Any]:
+    """Install the zip, score every bundled model, write ``out`` (JSON) and pictures beside it.
+
+    Args:
+        out: The results file; pictures go to the folder ``<out stem without -results>/``.
+        work: Scratch folder (inputs, outputs, the QGIS profile).
+        zip_path: The plugin zip (default: build one from this tree into ``work``).
+        samples: Sample-data root (default: ``msgfm data path``).
+        only: Score only these model files (the others are left out of the results).
+        say: Progress lines.
+    """
+    from ..data.fetch import ensure_sample_data
+
+    started = time.perf_counter()
+    work.mkdir(parents=True, exist_ok=True)
+    if zip_path is None:
+        say("building the plugin zip")
+        zip_path = build_zip(work / "dist")
+    plugin = InstalledPlugin(Path(zip_path), work)
+    samples = Path(samples or ensure_sample_data())
+    pictures = out.parent / out.stem.replace("-results", "")
+    pictures.mkdir(parents=True, exist_ok=True)
+    ctx = Context(plugin, samples, work, pictures)
+    ctx.say = say
+    models: Dict[str, Any] = {}
+    for entry in bundled_models(plugin.models_dir):
+        if only and entry["file"] not in only:
+            continue
+        say(f"scoring {entry['file']}")
+        began = time.perf_counter()
+        scenes = score_model(ctx, entry)
+        models[entry["file"]] = {
+            "task": entry["task"],
+            "scenes": scenes,
+            "passed": model_verdict(scenes),
+            "seconds": round(time.perf_counter() - began),
+        }
+    results = {
+        "msgfm_version": __version__,
+        "zip": Path(zip_path).name,
+        "command": "msgfm accept",
+        "thresholds": thresholds_table(),
+        "scenes": scene_table(),
+        "models": models,
+        "seconds": round(time.perf_counter() - started),
+    }
+    from ..files import write_json_atomically
+
+    write_json_atomically(out, results)
+    return results

@@ -1,0 +1,728 @@
+"""``msgfm accept``: every bundled model's algorithm, run from the built zip on its acceptance
+scenes, scored on what a GIS user checks (thresholds in :mod:`backend.accept.thresholds`).
+
+Each task's scorer writes its inputs into the work folder, runs the algorithm through
+``qgis_process`` and returns one entry per scene: figures, checks (value, threshold, pass) and a
+picture. A scene the model cannot take (a sensor it lacks) is reported as not runnable, with why.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+import numpy as np
+
+from . import figures, rasters
+from .metrics import (
+    accuracy_and_macro_f1,
+    band_mean_change,
+    bootstrap_interval,
+    brovey,
+    clipped_fraction,
+    match_pan,
+    ndwi,
+    upsample_bicubic,
+    zero_fraction_per_band,
+)
+from .qgis import InstalledPlugin
+from .scenes import SCENES, Scene, by_key
+from .thresholds import CHECKS
+
+S2_BANDS = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B11", "B12")
+LANDSAT_BANDS = ("B1", "B2", "B3", "B4", "B5", "B7")
+CLASS_NAMES = ("developed", "agriculture", "herbaceous", "shrubland", "forest", "water", "sediment")
+WATER = 6
+S2_RANGE = 10000.0
+# Open water by two indices on Landsat digital numbers (87 % of such pixels are water in the
+# labelled GRASS NC scene; NDWI alone, on DN, marks haze and shadow too).
+WATER_NDWI, WATER_MNDWI = 0.1, 0.4
+MIXED_SHARE = 0.10  # a cover type (water, vegetation, other) this common makes a scene mixed
+MIN_WATER_PIXELS = 50
+
+
+def _round(value: Optional[float]) -> Optional[float]:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return None
+    return float(f"{float(value):.4g}")
+
+
+class SceneResult:
+    """What one model did on one scene."""
+
+    def __init__(self, scene: Scene):
+        self.scene = scene
+        self.status = "run"
+        self.note = ""
+        self.figures: Dict[str, Any] = {}
+        self.checks: List[Dict[str, Any]] = []
+        self.picture: Optional[str] = None
+
+    def figure(self, name: str, value: Any) -> None:
+        self.figures[name] = _round(value) if isinstance(value, (float, np.floating)) else value
+
+    def check(self, name: str, value: Optional[float], note: str = "") -> None:
+        check = CHECKS[name]
+        value = _round(value)
+        self.checks.append(
+            {"check": name, "value": value, "passed": check.passes(value), "note": note}
+        )
+
+    def not_runnable(self, why: str) -> SceneResult:
+        self.status = "not runnable"
+        self.note = why
+        return self
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {
+            "scene": self.scene.key,
+            "status": self.status,
+            "note": self.note,
+            "figures": self.figures,
+            "checks": self.checks,
+            "picture": self.picture,
+        }
+
+
+class Context:
+    """What every scorer needs: the installed plugin, the data, the work and figure folders."""
+
+    def __init__(self, plugin: InstalledPlugin, samples: Path, work: Path, pictures: Path):
+        self.plugin = plugin
+        self.samples = samples
+        self.work = work
+        self.pictures = pictures
+        self.say: Callable[[str], None] = print
+
+    def folder(self, name: str) -> Path:
+        path = self.work / name
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def picture(self, result: SceneResult, model: str, panels, title: str) -> None:
+        name = f"{Path(model).stem}_{result.scene.key}.png"
+        figures.save_panels(self.pictures / name, panels, title)
+        result.picture = f"{self.pictures.name}/{name}"
+
+
+# --- cloud removal ---------------------------------------------------------------------------
+
+
+def _bigearthnet_sample(scene: Scene, samples: Path) -> Optional[Dict[str, Any]]:
+    from ..data.tasks.bigearthnet import BigEarthNetDataset
+
+    folder = Path(scene.files[0]).parts[0]
+    s1 = samples / folder / "S1"
+    dataset = BigEarthNetDataset(samples / folder / "S2", s1 if scene.extra else None)
+    patch = Path(scene.files[0]).parent.name
+    for index in range(len(dataset)):
+        sample = dataset[index]
+        if sample["patch"] == patch:
+            return sample
+    return None
+
+
+def _restoration_checks(result: SceneResult, out: np.ndarray, ref: np.ndarray, prefix: str) -> None:
+    from ..scores.restoration import psnr, sam
+
+    valid = np.all(np.isfinite(out), axis=0) & np.all(np.isfinite(ref), axis=0)
+    result.figure(f"{prefix}psnr_db", psnr(out, ref, S2_RANGE, valid))
+    result.figure(f"{prefix}sam_deg", sam(out, ref, valid))
+
+
+def score_cloud_removal(ctx: Context, model: str, scene: Scene) -> SceneResult:
+    from ..data.tasks.clouds import simulate_clouds
+    from ..scores.restoration import psnr, sam
+
+    result = SceneResult(scene)
+    if not scene.extra:
+        return result.not_runnable(
+            "the model needs a Sentinel-1 VV/VH partner; this patch has none in the samples"
+        )
+    sample = _bigearthnet_sample(scene, ctx.samples)
+    if sample is None:
+        return result.not_runnable("patch not found in the sample data")
+    folder = ctx.folder(f"cloud-removal/{scene.key}")
+    with_grid = next((ctx.samples / scene.files[0]).parent.glob("*_B02.tif"))
+    _, profile = rasters.read(with_grid)
+    clear = np.asarray(sample["inputs"]["s2"], dtype=np.float32)
+    sar = np.asarray(sample["inputs"]["sar"], dtype=np.float32)
+    rasters.write(folder / "s2_clear.tif", clear, profile, S2_BANDS)
+    rasters.write(folder / "s1.tif", sar, profile, ("VV", "VH"))
+    cloudy, _, mask = simulate_clouds(clear, S2_BANDS, seed=11)
+    rasters.write(folder / "s2_cloudy.tif", cloudy, profile, S2_BANDS)
+    outputs = {}
+    for name in ("clear", "cloudy"):
+        done = ctx.plugin.run(
+            "removeclouds",
+            {
+                "S2": folder / f"s2_{name}.tif",
+                "SAR": folder / "s1.tif",
+                "OUTPUT": folder / f"out_{name}.tif",
+            },
+        )
+        if not done.ok:
+            return result.not_runnable(f"the algorithm refused: {done.message}")
+        outputs[name] = rasters.read(folder / f"out_{name}.tif")[0]
+    out_clear, out_cloudy = outputs["clear"], outputs["cloudy"]
+    valid = np.all(np.isfinite(out_clear), axis=0)
+    result.figure("clear_psnr_db", psnr(out_clear, clear, S2_RANGE, valid))
+    result.figure("clear_sam_deg", sam(out_clear, clear, valid))
+    clipped = clipped_fraction(np.nan_to_num(out_clear, nan=0.0), 0.0, S2_RANGE)
+    zeros = zero_fraction_per_band(np.nan_to_num(out_clear, nan=0.0))
+    change = band_mean_change(np.nan_to_num(out_clear), clear)
+    result.figure("zero_fraction_per_band", dict(zip(S2_BANDS, (_round(z) for z in zeros))))
+    result.figure("band_mean_change", dict(zip(S2_BANDS, (_round(c) for c in change))))
+    for name in ("clear_psnr_db", "clear_sam_deg"):
+        result.check(name, result.figures[name])
+    result.check("clipped_fraction", clipped)
+    result.check("worst_band_zero_fraction", float(zeros.max()), S2_BANDS[int(zeros.argmax())])
+    worst = int(np.abs(change).argmax())
+    result.check("worst_band_mean_change", float(abs(change[worst])), S2_BANDS[worst])
+    # Simulated clouds: error under the clouds before and after, and the clear part kept.
+    result.figure("cloud_fraction", float(mask.mean()))
+    if mask.any():
+        before = float(np.nanmean(np.abs(cloudy - clear)[:, mask]))
+        after = float(np.nanmean(np.abs(out_cloudy - clear)[:, mask]))
+        result.figure("cloudy_input_mae", before)
+        result.figure("output_mae_under_clouds", after)
+        result.check("cloud_error_reduction", 1.0 - after / before if before > 0 else None)
+    if (~mask).any():
+        result.check("clear_part_psnr_db", psnr(out_cloudy, clear, S2_RANGE, ~mask & valid))
+    limits = figures.stretch_limits(clear[[3, 2, 1]])
+    ctx.picture(
+        result,
+        model,
+        [
+            ("clear input", figures.as_rgb(clear[[3, 2, 1]], limits)),
+            ("output (clear input)", figures.as_rgb(out_clear[[3, 2, 1]], limits)),
+            ("simulated clouds", figures.as_rgb(cloudy[[3, 2, 1]], limits)),
+            ("output (clouds)", figures.as_rgb(out_cloudy[[3, 2, 1]], limits)),
+        ],
+        f"{model} on {scene.key}",
+    )
+    return result
+
+
+# --- land cover and scene classes ------------------------------------------------------------
+
+
+def _landsat_input(ctx: Context, scene: Scene) -> Path:
+    folder = ctx.folder(f"landsat/{scene.key}")
+    if len(scene.files) == 1:
+        return ctx.samples / scene.files[0]
+    target = folder / "stack.tif"
+    if not target.exists():
+        rasters.stack([ctx.samples / f for f in scene.files], target, LANDSAT_BANDS)
+    return target
+
+
+def _cover_types(bands: np.ndarray) -> Dict[str, np.ndarray]:
+    """Open water, vegetation and the rest, from indices of Landsat TM/ETM+ bands 1-5, 7."""
+    water = (ndwi(bands[1], bands[3]) > WATER_NDWI) & (ndwi(bands[1], bands[4]) > WATER_MNDWI)
+    vegetation = (ndwi(bands[3], bands[2]) > 0.3) & ~water  # NDVI = (NIR - R) / (NIR + R)
+    return {"water": water, "vegetation": vegetation, "other": ~water & ~vegetation}
+
+
+def _run_landcover(ctx: Context, model: str, task: str, image: Path, out: Path):
+    algorithm = "segmentlandcover" if task == "segmentation" else "classifyscenes"
+    parameters: Dict[str, Any] = {"INPUT": image, "OUTPUT": out}
+    if task == "classification":
+        parameters["GRID"] = out.with_suffix(".gpkg")
+    return ctx.plugin.run(algorithm, parameters)
+
+
+def score_landcover(ctx: Context, model: str, task: str, scene: Scene, entry: Dict) -> SceneResult:
+    result = SceneResult(scene)
+    image = _landsat_input(ctx, scene)
+    bands, profile = rasters.read(image)
+    out = ctx.folder(f"landsat/{scene.key}") / f"{Path(model).stem}.tif"
+    done = _run_landcover(ctx, model, task, image, out)
+    if not done.ok:
+        return result.not_runnable(f"the algorithm refused: {done.message}")
+    classes = rasters.onto_grid(out, profile)
+    labelled = np.isfinite(classes) & (classes > 0)
+    shares = {
+        name: float(np.mean(classes[labelled] == value))
+        for value, name in enumerate(CLASS_NAMES, start=1)
+    }
+    result.figure("class_shares", {k: _round(v) for k, v in shares.items()})
+    covers = _cover_types(bands)
+    cover_shares = {name: float(mask.mean()) for name, mask in covers.items()}
+    result.figure("index_cover_shares", {k: _round(v) for k, v in cover_shares.items()})
+    mixed = sum(share >= MIXED_SHARE for share in cover_shares.values()) >= 2
+    result.figure("mixed_by_indices", bool(mixed))
+    if mixed:
+        largest = max(shares, key=shares.get)
+        result.check("largest_class_share", shares[largest], largest)
+    water = covers["water"] & labelled
+    result.figure("water_pixels", int(water.sum()))
+    if water.sum() >= MIN_WATER_PIXELS:
+        result.check("water_recall", float(np.mean(classes[water] == WATER)))
+    if scene.key == "strata_test":
+        _score_against_strata(ctx, result, task, classes, profile, entry)
+    limits = figures.stretch_limits(bands[[2, 1, 0]])
+    panels = [
+        ("input (bands 3, 2, 1)", figures.as_rgb(bands[[2, 1, 0]], limits)),
+        (f"{task} output", figures.as_classes(np.nan_to_num(classes))),
+        ("open water by indices", figures.as_classes(np.where(covers["water"], WATER, 0))),
+    ]
+    if scene.key == "strata_test":
+        reference = rasters.read(ctx.samples / scene.extra[0])[0][0]
+        panels.append(("strata.tif reference", figures.as_classes(np.nan_to_num(reference))))
+    ctx.picture(result, model, panels, f"{model} on {scene.key}")
+    return result
+
+
+def _model_split(entry: Dict, task: str, samples: Path):
+    """The model's own train and test parts, as its finetuning made them (MANIFEST.json)."""
+    from ..data.tasks import split
+    from ..train.data_spec import build_dataset
+
+    evaluation = entry["evaluation"]
+    how = evaluation["split"]
+    dataset = build_dataset(evaluation["data"], task, str(samples))
+    return split(
+        dataset,
+        how["val_fraction"],
+        how["seed"],
+        test_fraction=how["test_fraction"],
+        fold=how.get("fold"),
+    )
+
+
+def _windows_mask(units, shape) -> np.ndarray:
+    mask = np.zeros(shape, dtype=bool)
+    for unit in units:
+        mask[unit.row : unit.row + unit.height, unit.col : unit.col + unit.width] = True
+    return mask
+
+
+def _score_against_strata(
+    ctx: Context, result: SceneResult, task: str, classes: np.ndarray, profile: Dict, entry: Dict
+) -> None:
+    """Accuracy and macro-F1 on the model's test part, beside majority and prior baselines,
+    with intervals from a bootstrap over non-overlapping test tiles."""
+    reference = rasters.read(ctx.samples / "landcover/strata.tif")[0][0]
+    reference = np.where((reference >= 1) & (reference <= 7), reference, 0).astype(np.int64)
+    if not entry.get("evaluation", {}).get("split"):
+        result.figure("test_split", "the model records no split: not scored against strata.tif")
+        return
+    parts = _model_split(entry, task, ctx.samples)
+    test = _windows_mask(parts.test.holdout_units(), reference.shape)
+    train = _windows_mask(parts.train.holdout_units(), reference.shape)
+    tile = 64 if task == "segmentation" else 32
+    train_counts = np.bincount(reference[train & (reference > 0)], minlength=8)[1:]
+    prior = train_counts / train_counts.sum()
+    majority = int(np.argmax(prior)) + 1
+    rng = np.random.default_rng(0)
+    groups = []
+    # Non-overlapping tiles inside the test part: each is one spatially independent sample.
+    for row in range(0, reference.shape[0] - tile + 1, tile):
+        for col in range(0, reference.shape[1] - tile + 1, tile):
+            if not test[row : row + tile, col : col + tile].all():
+                continue
+            ref = reference[row : row + tile, col : col + tile].ravel()
+            pred = (
+                np.nan_to_num(classes[row : row + tile, col : col + tile]).ravel().astype(np.int64)
+            )
+            if task == "classification":  # one label per tile: its majority, as finetuning did
+                counts = np.bincount(ref[ref > 0], minlength=8)
+                if counts.sum() < 0.5 * ref.size:
+                    continue
+                values = np.bincount(pred[pred > 0], minlength=8)
+                ref, pred = np.array([counts.argmax()]), np.array([values.argmax()])
+            keep = ref > 0
+            ref, pred = ref[keep], pred[keep]
+            drawn = rng.choice(np.arange(1, 8), size=ref.size, p=prior)
+            groups.append(np.stack([pred, ref, drawn], axis=1))
+    if len(groups) < 3:
+        result.figure("test_tiles", len(groups))
+        return
+    rows = np.concatenate(groups)
+
+    def scores(block: np.ndarray, column: int):
+        return accuracy_and_macro_f1(block[:, column] - 1, block[:, 1] - 1, 7)
+
+    model_acc, model_f1 = scores(rows, 0)
+    majority_acc, _ = accuracy_and_macro_f1(np.full(len(rows), majority - 1), rows[:, 1] - 1, 7)
+    _, prior_f1 = scores(rows, 2)
+    result.figure("test_tiles", len(groups))
+    result.figure("test_samples", len(rows))
+    result.figure("accuracy", model_acc)
+    result.figure("macro_f1", model_f1)
+    result.figure("majority_class", CLASS_NAMES[majority - 1])
+    result.figure("majority_accuracy", majority_acc)
+    result.figure("prior_macro_f1", prior_f1)
+    result.figure(
+        "accuracy_interval",
+        [_round(v) for v in bootstrap_interval(groups, lambda b: scores(b, 0)[0])],
+    )
+    result.figure(
+        "macro_f1_interval",
+        [_round(v) for v in bootstrap_interval(groups, lambda b: scores(b, 0)[1])],
+    )
+    accuracy_gain = bootstrap_interval(
+        groups, lambda b: scores(b, 0)[0] - float(np.mean(b[:, 1] == majority))
+    )
+    f1_gain = bootstrap_interval(groups, lambda b: scores(b, 0)[1] - scores(b, 2)[1])
+    result.figure("accuracy_over_majority_interval", [_round(v) for v in accuracy_gain])
+    result.figure("macro_f1_over_prior_interval", [_round(v) for v in f1_gain])
+    result.check("accuracy_over_majority", accuracy_gain[0])
+    result.check("macro_f1_over_prior", f1_gain[0])
+
+
+# --- pan-sharpening --------------------------------------------------------------------------
+
+
+def _wald_pair(ctx: Context, scene: Scene) -> Dict[str, Any]:
+    """Reference MS at its true resolution, and pan and MS both degraded by the ratio."""
+    ms, profile = (
+        rasters.read(ctx.samples / scene.files[0]) if len(scene.files) == 1 else (None, None)
+    )
+    if ms is not None:
+        # SpaceNet-6 MS is 2 m stored 2 x 2-replicated at 1 m; pan is 0.5 m: ratio 4.
+        ms, profile = ms[:, ::2, ::2], rasters.coarser_profile(profile, 2)
+        pan, pan_profile = rasters.read(ctx.samples / scene.extra[0])
+        ratio = 4
+    else:
+        bands = [rasters.read(ctx.samples / f) for f in scene.files]
+        ms, profile = np.concatenate([b[0] for b in bands]), bands[0][1]
+        pan, pan_profile = rasters.read(ctx.samples / scene.extra[0])
+        ratio = 2
+    pan_ratio = round(profile["transform"].a / pan_profile["transform"].a)
+    size_h = ms.shape[1] // ratio * ratio
+    size_w = ms.shape[2] // ratio * ratio
+    reference = ms[:, :size_h, :size_w]
+    pan_low = rasters.block_mean(pan[:, : size_h * pan_ratio, : size_w * pan_ratio], pan_ratio)
+    ms_low = rasters.block_mean(reference, ratio)
+    return {
+        "reference": reference,
+        "profile": profile,
+        "pan_low": pan_low,
+        "ms_low": ms_low,
+        "ms_low_profile": rasters.coarser_profile(profile, ratio),
+        "ratio": ratio,
+    }
+
+
+def score_pansharpening(ctx: Context, model: str, scene: Scene) -> SceneResult:
+    from ..scores.restoration import ergas, psnr, sam
+
+    result = SceneResult(scene)
+    pair = _wald_pair(ctx, scene)
+    folder = ctx.folder(f"pansharpening/{scene.key}")
+    names = ("B", "G", "R", "NIR")
+    rasters.write(folder / "pan.tif", pair["pan_low"].astype(np.float32), pair["profile"], ("PAN",))
+    rasters.write(
+        folder / "ms.tif", pair["ms_low"].astype(np.float32), pair["ms_low_profile"], names
+    )
+    done = ctx.plugin.run(
+        "pansharpen",
+        {"PAN": folder / "pan.tif", "MS": folder / "ms.tif", "OUTPUT": folder / "out.tif"},
+    )
+    if not done.ok:
+        return result.not_runnable(f"the algorithm refused: {done.message}")
+    reference = pair["reference"]
+    shape = reference.shape[1:]
+    sharpened = rasters.read(folder / "out.tif")[0][:, : shape[0], : shape[1]]
+    bicubic = upsample_bicubic(pair["ms_low"], shape)
+    intensity = bicubic.mean(axis=0)
+    classical = brovey(bicubic, match_pan(pair["pan_low"][0], intensity))
+    data_range = float(np.nanmax(reference))
+    ratio = pair["ratio"]
+    result.figure("ratio", ratio)
+    scores = {}
+    for name, image in (("model", sharpened), ("bicubic", bicubic), ("brovey", classical)):
+        # SpaceNet-6 tiles are 0 outside the imaged area: score the imaged ground only.
+        valid = np.all(np.isfinite(image), axis=0) & np.all(reference > 0, axis=0)
+        scores[name] = {
+            "psnr_db": psnr(image, reference, data_range, valid),
+            "sam_deg": sam(image, reference, valid),
+            "ergas": ergas(image, reference, ratio, valid),
+        }
+        result.figure(name, {k: _round(v) for k, v in scores[name].items()})
+    best = {k: max(scores["bicubic"][k], scores["brovey"][k]) for k in ("psnr_db",)}
+    best.update({k: min(scores["bicubic"][k], scores["brovey"][k]) for k in ("sam_deg", "ergas")})
+    result.check("psnr_over_classical_db", scores["model"]["psnr_db"] - best["psnr_db"])
+    result.check("sam_over_classical_deg", scores["model"]["sam_deg"] - best["sam_deg"])
+    result.check("ergas_over_classical", scores["model"]["ergas"] - best["ergas"])
+    limits = figures.stretch_limits(reference[[2, 1, 0]])
+    ctx.picture(
+        result,
+        model,
+        [
+            (
+                "degraded MS",
+                figures.as_rgb(upsample_bicubic(pair["ms_low"][[2, 1, 0]], shape), limits),
+            ),
+            ("model", figures.as_rgb(sharpened[[2, 1, 0]], limits)),
+            ("Brovey", figures.as_rgb(classical[[2, 1, 0]], limits)),
+            ("reference MS", figures.as_rgb(reference[[2, 1, 0]], limits)),
+        ],
+        f"{model} on {scene.key} (Wald protocol, ratio {ratio})",
+    )
+    return result
+
+
+# --- results ---------------------------------------------------------------------------------
+
+
+def model_verdict(scenes: Sequence[Dict[str, Any]]) -> Optional[bool]:
+    """False when a gating check failed; None when no gating check was measured; else True."""
+    verdicts = [
+        c["passed"]
+        for s in scenes
+        for c in s["checks"]
+        if CHECKS[c["check"]].gates and c["passed"] is not None
+    ]
+    if not verdicts:
+        return None
+    return all(verdicts)
+
+
+def scene_table() -> Dict[str, Dict[str, Any]]:
+    return {
+        s.key: {
+            "what": s.what,
+            "kind": s.kind,
+            "why": s.why,
+            "scored_on": s.scored_on,
+            "tasks": list(s.tasks),
+        }
+        for s in SCENES
+    }
+
+
+def thresholds_table() -> Dict[str, Dict[str, Any]]:
+    return {
+        name: {"text": c.text, "op": c.op, "threshold": c.threshold, "gates": c.gates}
+        for name, c in CHECKS.items()
+    }
+
+
+def dump(results: Dict[str, Any], path: Path) -> None:
+    from ..files import write_json_atomically
+
+    write_json_atomically(path, results)
+
+
+def scene(key: str) -> Scene:
+    return by_key()[key]
+
+
+def load(path: Path) -> Dict[str, Any]:
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+# --- embedding tools -------------------------------------------------------------------------
+
+EMBED_BLOCK = 48  # px: checkerboard blocks; examples from one colour, scores on the other
+EXAMPLES_PER_CLASS = 8
+SIMILAR_CLASSES = (5, 1, 6)  # forest, developed, water
+
+
+def random_embedding_model(encoder_dir: Path, sensor: str, out: Path, seed: int = 0) -> Path:
+    """The bundled encoder's architecture with random weights, exported like the bundled
+    embedding models (the baseline that shows what pretraining adds)."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    from ..checkpoints import META_FILE, WEIGHTS_FILE
+    from ..export.onnx_export import export_checkpoint, load_pretrained_encoder
+    from ..train.probe import random_encoder
+
+    _, config, _ = load_pretrained_encoder(encoder_dir)
+    model = random_encoder(config, seed)
+    trained_keys = set(load_file(str(encoder_dir / WEIGHTS_FILE)))
+    state = {f"encoder.{k}": v.contiguous() for k, v in model.state_dict().items()}
+    state = {k: v for k, v in state.items() if k in trained_keys}
+    if set(state) != trained_keys:
+        raise ValueError("the random encoder's weights do not match the bundled encoder's names")
+    folder = out.parent / f"random-encoder-{seed}"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    shutil.copy(encoder_dir / META_FILE, folder / META_FILE)
+    save_file(state, str(folder / WEIGHTS_FILE), metadata={"format": "pt"})
+    report = export_checkpoint(
+        folder, out, sensors=[sensor], model_name=f"random-init-embedding-{sensor}"
+    )
+    return Path(report.path)
+
+
+def _checkerboard(shape, block: int) -> np.ndarray:
+    rows = np.arange(shape[0])[:, None] // block
+    cols = np.arange(shape[1])[None, :] // block
+    return (rows + cols) % 2 == 0
+
+
+def _block_groups(mask: np.ndarray, block: int) -> List[np.ndarray]:
+    """Flat pixel indexes of ``mask`` per block (the spatially independent units)."""
+    ids = (np.arange(mask.shape[0])[:, None] // block) * 10000 + np.arange(mask.shape[1])[
+        None, :
+    ] // block
+    flat = np.flatnonzero(mask)
+    order = np.argsort(ids.ravel()[flat], kind="mergesort")
+    flat = flat[order]
+    keys = ids.ravel()[flat]
+    cuts = np.flatnonzero(np.diff(keys)) + 1
+    return [part for part in np.split(flat, cuts) if part.size]
+
+
+def score_embeddings(ctx: Context, model: str, scene: Scene) -> SceneResult:
+    from ..embedtools.kmeans import minibatch_kmeans, nearest_centre
+    from .forest import RandomForest
+    from .metrics import adjusted_rand_index, roc_auc
+
+    result = SceneResult(scene)
+    image = _landsat_input(ctx, scene)
+    bands, profile = rasters.read(image)
+    reference = rasters.read(ctx.samples / scene.extra[0])[0][0]
+    reference = np.where((reference >= 1) & (reference <= 7), reference, 0).astype(np.int64)
+    folder = ctx.folder(f"embeddings/{scene.key}")
+    train_area = _checkerboard(reference.shape, EMBED_BLOCK)
+    finite = np.all(np.isfinite(bands), axis=0)
+    rng = np.random.default_rng(0)
+    rows, cols, labels = [], [], []
+    for value in range(1, 8):
+        where = np.flatnonzero((train_area & (reference == value) & finite).ravel())
+        if where.size < 4 * EXAMPLES_PER_CLASS:
+            continue
+        chosen = rng.choice(where, size=EXAMPLES_PER_CLASS, replace=False)
+        rows += list(chosen // reference.shape[1])
+        cols += list(chosen % reference.shape[1])
+        labels += [value] * EXAMPLES_PER_CLASS
+    rows, cols, labels = np.array(rows), np.array(cols), np.array(labels)
+    classes_used = sorted(set(labels.tolist()))
+    examples = rasters.write_points(folder / "examples.gpkg", profile, rows, cols, labels)
+    test = ~train_area & (reference > 0) & finite & np.isin(reference, classes_used)
+    groups = _block_groups(test, EMBED_BLOCK)
+    truth = reference.ravel()
+    result.figure("examples", len(labels))
+    result.figure("classes", [CLASS_NAMES[v - 1] for v in classes_used])
+    result.figure("test_pixels", int(test.sum()))
+    result.figure("test_blocks", len(groups))
+
+    predictions: Dict[str, np.ndarray] = {}
+    random_model = random_embedding_model(
+        ctx.plugin.models_dir / "msgfm_lite_encoder", "landsat", folder / "random-landsat.onnx"
+    )
+    for name, chosen in (("encoder", None), ("random encoder", random_model)):
+        out = folder / f"classes_{name.replace(' ', '_')}.tif"
+        parameters: Dict[str, Any] = {
+            "INPUT": image,
+            "EXAMPLES": examples,
+            "CLASS_FIELD": "cover",
+            "OUTPUT": out,
+        }
+        if chosen is not None:
+            parameters["MODEL"] = chosen
+        done = ctx.plugin.run("classifywithexamples", parameters)
+        if not done.ok:
+            return result.not_runnable(f"Classify with examples refused: {done.message}")
+        predictions[name] = np.nan_to_num(rasters.onto_grid(out, profile)).astype(np.int64).ravel()
+    features = np.moveaxis(bands, 0, -1).reshape(-1, bands.shape[0])
+    forest = RandomForest(n_trees=100, seed=0).fit(
+        features[rows * reference.shape[1] + cols], labels, 8
+    )
+    forest_pred = np.zeros(truth.size, dtype=np.int64)
+    forest_pred[np.flatnonzero(test)] = forest.predict(features[np.flatnonzero(test)])
+    predictions["random forest on raw bands"] = forest_pred
+
+    def f1_of(pred: np.ndarray):
+        return lambda idx: accuracy_and_macro_f1(pred[idx], truth[idx], 8)
+
+    for name, pred in predictions.items():
+        accuracy, f1 = f1_of(pred)(np.flatnonzero(test))
+        result.figure(
+            name,
+            {
+                "accuracy": _round(accuracy),
+                "accuracy_interval": [
+                    _round(v)
+                    for v in bootstrap_interval(groups, lambda i, p=pred: f1_of(p)(i)[0], 300)
+                ],
+                "macro_f1": _round(f1),
+                "macro_f1_interval": [
+                    _round(v)
+                    for v in bootstrap_interval(groups, lambda i, p=pred: f1_of(p)(i)[1], 300)
+                ],
+            },
+        )
+    encoder = predictions["encoder"]
+    for baseline, check in (
+        ("random encoder", "macro_f1_over_random_encoder"),
+        ("random forest on raw bands", "macro_f1_over_random_forest"),
+    ):
+        other = predictions[baseline]
+        gain = bootstrap_interval(
+            groups, lambda i, o=other: f1_of(encoder)(i)[1] - f1_of(o)(i)[1], 300
+        )
+        result.figure(f"{check}_interval", [_round(v) for v in gain])
+        result.check(check, gain[0], "lower end of the 95 % interval")
+
+    # Find similar: the examples of one class as references; same-class pixels should rank first.
+    sample = rng.choice(np.flatnonzero(test), size=min(20000, int(test.sum())), replace=False)
+    aucs = {}
+    for value in SIMILAR_CLASSES:
+        if value not in classes_used:
+            continue
+        chosen = labels == value
+        references = rasters.write_points(
+            folder / f"reference_{value}.gpkg", profile, rows[chosen], cols[chosen], labels[chosen]
+        )
+        out = folder / f"similar_{value}.tif"
+        done = ctx.plugin.run(
+            "findsimilar", {"INPUT": image, "REFERENCE": references, "OUTPUT": out}
+        )
+        if not done.ok:
+            return result.not_runnable(f"Find similar refused: {done.message}")
+        similarity = rasters.onto_grid(out, profile).ravel()
+        keep = sample[np.isfinite(similarity[sample])]
+        aucs[CLASS_NAMES[value - 1]] = roc_auc(truth[keep] == value, similarity[keep])
+    result.figure("find_similar_auc", {k: _round(v) for k, v in aucs.items()})
+    if aucs:
+        result.check("find_similar_auc", float(np.mean(list(aucs.values()))), "mean over classes")
+
+    # Cluster embeddings against k-means on the raw bands, both with as many clusters as classes.
+    k = len(classes_used)
+    out = folder / "clusters.tif"
+    done = ctx.plugin.run("clusterembeddings", {"INPUT": image, "CLUSTERS": k, "OUTPUT": out})
+    if not done.ok:
+        return result.not_runnable(f"Cluster embeddings refused: {done.message}")
+    clusters = rasters.onto_grid(out, profile).ravel()
+    labelled = np.flatnonzero((reference > 0).ravel() & finite.ravel() & np.isfinite(clusters))
+    labelled = rng.choice(labelled, size=min(30000, labelled.size), replace=False)
+    scaled = (features - np.nanmean(features, axis=0)) / (np.nanstd(features, axis=0) + 1e-9)
+    centres = minibatch_kmeans(scaled[np.flatnonzero(finite.ravel())], k, seed=0)
+    raw_clusters = nearest_centre(scaled[labelled].astype(np.float32), centres)
+    ari = adjusted_rand_index(clusters[labelled], truth[labelled])
+    ari_raw = adjusted_rand_index(raw_clusters, truth[labelled])
+    result.figure("cluster_ari", ari)
+    result.figure("kmeans_raw_bands_ari", ari_raw)
+    result.check("ari_over_kmeans", ari - ari_raw)
+
+    limits = figures.stretch_limits(bands[[2, 1, 0]])
+    shape = reference.shape
+    ctx.picture(
+        result,
+        model,
+        [
+            ("input (bands 3, 2, 1)", figures.as_rgb(bands[[2, 1, 0]], limits)),
+            ("strata.tif reference", figures.as_classes(reference)),
+            ("Classify with examples", figures.as_classes(encoder.reshape(shape))),
+            (
+                "random-init encoder",
+                figures.as_classes(predictions["random encoder"].reshape(shape)),
+            ),
+            (
+                "raw-band random forest",
+                figures.as_classes(np.where(test.ravel(), forest_pred, 0).reshape(shape)),
+            ),
+        ],
+        f"{model} on {scene.key} ({len(labels)} labelled points)",
+    )
+    return result
