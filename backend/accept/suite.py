@@ -39,6 +39,9 @@ S2_RANGE = 10000.0
 # Open water by two indices on Landsat digital numbers (87 % of such pixels are water in the
 # labelled GRASS NC scene; NDWI alone, on DN, marks haze and shadow too).
 WATER_NDWI, WATER_MNDWI = 0.1, 0.4
+# Vegetation by NDVI on digital numbers (path radiance lowers it: 83 % of such pixels of the
+# labelled scene are vegetation classes).
+VEGETATION_NDVI = 0.1
 MIXED_SHARE = 0.10  # a cover type (water, vegetation, other) this common makes a scene mixed
 MIN_WATER_PIXELS = 50
 
@@ -222,7 +225,7 @@ def _landsat_input(ctx: Context, scene: Scene) -> Path:
 def _cover_types(bands: np.ndarray) -> Dict[str, np.ndarray]:
     """Open water, vegetation and the rest, from indices of Landsat TM/ETM+ bands 1-5, 7."""
     water = (ndwi(bands[1], bands[3]) > WATER_NDWI) & (ndwi(bands[1], bands[4]) > WATER_MNDWI)
-    vegetation = (ndwi(bands[3], bands[2]) > 0.3) & ~water  # NDVI = (NIR - R) / (NIR + R)
+    vegetation = (ndwi(bands[3], bands[2]) > VEGETATION_NDVI) & ~water  # NDVI: (NIR - R) / (NIR + R)
     return {"water": water, "vegetation": vegetation, "other": ~water & ~vegetation}
 
 
@@ -243,14 +246,18 @@ def score_landcover(ctx: Context, model: str, task: str, scene: Scene, entry: Di
     if not done.ok:
         return result.not_runnable(f"the algorithm refused: {done.message}")
     classes = rasters.onto_grid(out, profile)
-    labelled = np.isfinite(classes) & (classes > 0)
+    # On the labelled training scene only its test part counts: the model trained on the rest.
+    area = np.ones(classes.shape, dtype=bool)
+    if scene.key == "strata_test":
+        area = _score_against_strata(ctx, result, task, classes, entry)
+    labelled = np.isfinite(classes) & (classes > 0) & area
     shares = {
         name: float(np.mean(classes[labelled] == value))
         for value, name in enumerate(CLASS_NAMES, start=1)
     }
     result.figure("class_shares", {k: _round(v) for k, v in shares.items()})
     covers = _cover_types(bands)
-    cover_shares = {name: float(mask.mean()) for name, mask in covers.items()}
+    cover_shares = {name: float(mask[area].mean()) for name, mask in covers.items()}
     result.figure("index_cover_shares", {k: _round(v) for k, v in cover_shares.items()})
     mixed = sum(share >= MIXED_SHARE for share in cover_shares.values()) >= 2
     result.figure("mixed_by_indices", bool(mixed))
@@ -261,8 +268,6 @@ def score_landcover(ctx: Context, model: str, task: str, scene: Scene, entry: Di
     result.figure("water_pixels", int(water.sum()))
     if water.sum() >= MIN_WATER_PIXELS:
         result.check("water_recall", float(np.mean(classes[water] == WATER)))
-    if scene.key == "strata_test":
-        _score_against_strata(ctx, result, task, classes, profile, entry)
     limits = figures.stretch_limits(bands[[2, 1, 0]])
     panels = [
         ("input (bands 3, 2, 1)", figures.as_rgb(bands[[2, 1, 0]], limits)),
@@ -301,15 +306,15 @@ def _windows_mask(units, shape) -> np.ndarray:
 
 
 def _score_against_strata(
-    ctx: Context, result: SceneResult, task: str, classes: np.ndarray, profile: Dict, entry: Dict
-) -> None:
+    ctx: Context, result: SceneResult, task: str, classes: np.ndarray, entry: Dict
+) -> np.ndarray:
     """Accuracy and macro-F1 on the model's test part, beside majority and prior baselines,
-    with intervals from a bootstrap over non-overlapping test tiles."""
+    with intervals from a bootstrap over non-overlapping test tiles; returns the test part."""
     reference = rasters.read(ctx.samples / "landcover/strata.tif")[0][0]
     reference = np.where((reference >= 1) & (reference <= 7), reference, 0).astype(np.int64)
     if not entry.get("evaluation", {}).get("split"):
         result.figure("test_split", "the model records no split: not scored against strata.tif")
-        return
+        return np.zeros(reference.shape, dtype=bool)
     parts = _model_split(entry, task, ctx.samples)
     test = _windows_mask(parts.test.holdout_units(), reference.shape)
     train = _windows_mask(parts.train.holdout_units(), reference.shape)
@@ -340,14 +345,15 @@ def _score_against_strata(
             groups.append(np.stack([pred, ref, drawn], axis=1))
     if len(groups) < 3:
         result.figure("test_tiles", len(groups))
-        return
+        return test
     rows = np.concatenate(groups)
 
     def scores(block: np.ndarray, column: int):
-        return accuracy_and_macro_f1(block[:, column] - 1, block[:, 1] - 1, 7)
+        # class values 1-7 as indexes; 0 (no class in the output) counts as a miss
+        return accuracy_and_macro_f1(block[:, column], block[:, 1], 8)
 
     model_acc, model_f1 = scores(rows, 0)
-    majority_acc, _ = accuracy_and_macro_f1(np.full(len(rows), majority - 1), rows[:, 1] - 1, 7)
+    majority_acc = float(np.mean(rows[:, 1] == majority))
     _, prior_f1 = scores(rows, 2)
     result.figure("test_tiles", len(groups))
     result.figure("test_samples", len(rows))
@@ -372,6 +378,7 @@ def _score_against_strata(
     result.figure("macro_f1_over_prior_interval", [_round(v) for v in f1_gain])
     result.check("accuracy_over_majority", accuracy_gain[0])
     result.check("macro_f1_over_prior", f1_gain[0])
+    return test
 
 
 # --- pan-sharpening --------------------------------------------------------------------------
