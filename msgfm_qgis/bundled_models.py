@@ -53,6 +53,13 @@ def describe_inputs(metadata: Any) -> str:
 def help_note(task: str) -> str:
     """A help paragraph (QGIS help HTML) naming the bundled model's sensors and bands."""
     metadata = bundled_metadata(task)
+    if metadata is None and not (models_dir() / f"{task}.onnx").is_file():
+        return (
+            "\n\n<b>Bundled model</b>: none. No model for this task passed the acceptance checks on "
+            "real scenes it never saw (docs/acceptance.md), so none ships with the plugin. Get "
+            "one: train it on your own labels with msGFM > Finetune, or choose a model file "
+            "(.onnx) in 'msGFM model'."
+        )
     if metadata is None:
         return (
             "\n\n<b>Bundled model</b>: see msGFM > Model information for the sensor and bands the "

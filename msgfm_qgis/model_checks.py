@@ -53,10 +53,14 @@ def resolve_model_path(chosen: str, task: str) -> str:
         return chosen
     default = bundled_model(task)
     if not default.is_file():
+        # No model ships for a task whose model failed its acceptance on real scenes
+        # (docs/acceptance.md): say so before any work, and how to get one.
         raise QgsProcessingException(
             tr(
-                "There is no bundled model for {} yet; choose an .onnx model in 'msGFM model'"
-            ).format(task)
+                "There is no bundled model for {} input (none passed the acceptance checks on "
+                "real scenes it never saw). Get one: train it on your own labels with msGFM > "
+                "Finetune, or choose a model file (.onnx) in 'msGFM model'."
+            ).format(TASK_NAMES.get(task, task))
         )
     return str(default)
 

@@ -86,6 +86,8 @@ def main(samples: Path, out: Path) -> None:
                                           (out / "change.tif", None, "detectchange"),
                                           (out / "change_mask.tif", None, "change mask")]),
     ]  # fmt: skip
+    # An algorithm without a bundled model (it failed acceptance) was skipped: no row for it.
+    rows = [(title, cells) for title, cells in rows if all(p.exists() for p, _, _ in cells)]
     columns = max(len(cells) for _, cells in rows)
     sheet = QImage(columns * CELL, len(rows) * (CELL + 2 * LABEL), QImage.Format_RGB32)
     sheet.fill(QColor("white"))

@@ -224,7 +224,7 @@ def test_missing_bundled_model_says_to_choose_one(
     monkeypatch.setattr(msgfm_qgis.model_checks, "models_dir", lambda: tmp_path / "models")
     with pytest.raises(
         QgsProcessingException,
-        match=r"no bundled model for segmentation yet; choose an \.onnx model",
+        match=r"no bundled model for segmentation input .*msGFM > Finetune, or choose a model file",
     ):
         run_algorithm(
             ALG, {"INPUT": str(sample_data / "rgb/OSBS_029.tif"), "OUTPUT": str(tmp_path / "x.tif")}
