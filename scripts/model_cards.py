@@ -36,6 +36,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
+from backend.accept.report import check_result  # noqa: E402
 from backend.export.schema import (  # noqa: E402
     ModelMetadata,
     from_metadata_props,
@@ -200,8 +201,11 @@ def load_bundle(models_dir: Path) -> Bundle:
     encoder_folder = encoder[0].split("/")[0]
     encoder_meta = json.loads((models_dir / encoder_folder / "meta.json").read_text("utf-8"))
     metadata = {}
+    rejected = {entry["task"] for entry in manifest.get("rejected", [])}
     for task in TASK_ORDER:
         entry = files.get(f"{task}.onnx")
+        if entry is None and task in rejected:
+            continue  # failed acceptance, not bundled: its card says so (rejected_card)
         if entry is None:
             raise CardError(
                 f"{MANIFEST_FILE} in {models_dir} lists no {task}.onnx: run msgfm train-defaults "
@@ -1298,8 +1302,122 @@ def other_imagery_section(run: TaskRun, text: TaskText) -> List[str]:
     return ["## Other imagery", "", paragraph, ""]
 
 
+ACCEPTANCE_RESULTS = REPO_ROOT / "docs" / "acceptance-results.json"
+# Where and when the data each bundled model learned from were taken (MANIFEST.json "data").
+TRAINING_DOMAINS = {
+    "finetune_classification_landcover": "Landsat-7 ETM+ digital numbers (uint8, Level-1, not "
+    "atmospherically corrected) of one scene of Wake County, North Carolina, USA, year 2000 "
+    "(GRASS NC sample)",
+    "finetune_segmentation": "Landsat-7 ETM+ digital numbers (uint8, Level-1, not atmospherically "
+    "corrected) of one scene of Wake County, North Carolina, USA, year 2000 (GRASS NC sample)",
+    "finetune_cloud-removal": "Sentinel-2 L2A surface reflectance x 10000 with Sentinel-1 GRD "
+    "sigma0 in dB, BigEarthNet patches of Austria, Ireland, Portugal and Finland (2017-2018: "
+    "June, September, December, February), clouds simulated",
+    "finetune_pansharpening": "WorldView-2 pan (0.5 m) and 4-band MS (2 m) digital numbers of "
+    "Rotterdam, the Netherlands (SpaceNet-6)",
+}
+
+
+def domain_section(run: TaskRun, text: TaskText) -> List[str]:
+    """The imagery the model is good for: its sensors, bands and units, and where and when its
+    training data were taken (what the out-of-domain refusal compares with)."""
+    inputs = "; ".join(
+        f"{spec.name}: {spec.sensor}, bands {', '.join(spec.bands)}, about {spec.resolution_m:g} m"
+        for spec in run.meta.inputs
+    )
+    data = run.entry.get("data")
+    if data in TRAINING_DOMAINS:
+        trained = TRAINING_DOMAINS[data]
+    elif run.task == "embedding":
+        trained = "the pretraining corpus below (every scene of the samples manifest that no "
+        trained += "evaluation holds back)"
+    else:
+        trained = run.meta.trained_on or "not recorded"
+    return [
+        "## Domain",
+        "",
+        f"Takes {inputs}. Trained on {trained}. Imagery of another sensor, other units or a very "
+        "different landscape or season is outside what it was checked on.",
+        "",
+    ]
+
+
+def acceptance_results() -> Optional[Dict[str, Any]]:
+    if not ACCEPTANCE_RESULTS.is_file():
+        return None
+    return json.loads(ACCEPTANCE_RESULTS.read_text(encoding="utf-8"))
+
+
+def _acceptance_rows(entry: Mapping[str, Any], thresholds: Mapping[str, Any]) -> List[str]:
+    rows = ["| scene | check | value | passes when | result |", "|---|---|---|---|---|"]
+    for scene in entry["scenes"]:
+        if scene["status"] != "run":
+            rows.append(f"| {scene['scene']} | not runnable: {scene['note']} | | | |")
+        for check in scene["checks"]:
+            rule = thresholds[check["check"]]
+            value = "—" if check["value"] is None else f"{check['value']:.4g}"
+            rows.append(
+                f"| {scene['scene']} | {rule['text']} | {value} | {rule['op']} "
+                f"{rule['threshold']:g} | {check_result(check, rule)} |"
+            )
+    return rows
+
+
+def acceptance_section(run: TaskRun, text: TaskText) -> List[str]:
+    """The model's acceptance on real scenes it never saw (docs/acceptance.md)."""
+    results = acceptance_results()
+    scored = run.entry["file"]
+    if run.task == "embedding":  # the one sensor with a labelled unseen scene: Landsat
+        scored = "embedding-landsat.onnx"
+    entry = (results or {}).get("models", {}).get(scored)
+    if entry is None:
+        return [
+            "## Acceptance on unseen scenes",
+            "",
+            "Not scored: no acceptance scene has labels for this model's sensor, or `make accept` "
+            "has not been run on this file (docs/acceptance.md).",
+            "",
+        ]
+    verdict = {True: "passes", False: "FAILS", None: "could not be judged on"}[entry["passed"]]
+    return [
+        "## Acceptance on unseen scenes",
+        "",
+        f"`msgfm accept` ran `{scored}` from the plugin zip on real scenes its training never "
+        f"read; it {verdict} its gating checks (thresholds in backend/accept/thresholds.py, "
+        "pictures in docs/acceptance.md).",
+        "",
+        *_acceptance_rows(entry, results["thresholds"]),
+        "",
+    ]
+
+
+def rejected_card(bundle: Bundle, task: str) -> str:
+    """The card of a task whose model failed acceptance and is not bundled."""
+    (rejected,) = [e for e in bundle.manifest["rejected"] if e["task"] == task][-1:]
+    title = TASK_TEXTS[task].title
+    lines = [
+        f"# Model card: {title} — no bundled model",
+        "",
+        f"The model trained for this task (`{rejected['file']}`, SHA-256 `{rejected['sha256']}`) "
+        "failed its acceptance checks on real scenes it never saw, so the plugin does not ship "
+        "it. The algorithm says so before any work. Get a model: train one on your own labels "
+        "with msGFM > Finetune, or choose a model file (.onnx) in 'msGFM model'.",
+        "",
+        "| scene | check | value | passes when |",
+        "|---|---|---|---|",
+    ]
+    for failed in rejected["failed_checks"]:
+        value = "—" if failed["value"] is None else f"{failed['value']:.4g}"
+        lines.append(
+            f"| {failed['scene']} | {failed['check']} | {value} | {failed['passes_when']} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 SECTIONS = (
     header_section,
+    domain_section,
+    acceptance_section,
     inputs_section,
     lambda run, text: ["## Outputs", "", text.outputs(run), ""],
     other_imagery_section,
@@ -1323,7 +1441,12 @@ def render_card(bundle: Bundle, task: str) -> str:
 def render_cards(models_dir: Path) -> Dict[str, str]:
     """Every card: ``{file name: Markdown}``."""
     bundle = load_bundle(models_dir)
-    return {f"{task}.md": render_card(bundle, task) for task in TASK_ORDER}
+    return {
+        f"{task}.md": render_card(bundle, task)
+        if f"{task}.onnx" in bundle.files
+        else rejected_card(bundle, task)
+        for task in TASK_ORDER
+    }
 
 
 TEXT_BLOCKS = load_text_blocks()

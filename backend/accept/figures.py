@@ -61,4 +61,14 @@ def save_panels(path: Path, panels: Sequence[Tuple[str, np.ndarray]], title: str
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, metadata={"Software": None})
     plt.close(figure)
+    return small_png(path)
+
+
+def small_png(path: Path) -> Path:
+    """Rewrite a PNG with a 256-colour palette (a third of the size; the docs keep these)."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        quantized = image.convert("RGB").quantize(colors=256)
+    quantized.save(path, optimize=True)
     return path

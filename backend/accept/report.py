@@ -28,6 +28,12 @@ def _value(value: Any) -> str:
     return str(value)
 
 
+def check_result(check: Mapping[str, Any], rule: Mapping[str, Any]) -> str:
+    """``pass``, ``FAIL`` or ``not measured`` of one check, marked when it does not gate."""
+    result = {True: "pass", False: "FAIL", None: "not measured"}[check["passed"]]
+    return result if rule["gates"] else f"{result} (reported)"
+
+
 def _verdict(passed: Any) -> str:
     return {True: "**pass**", False: "**FAIL**", None: "not measured"}[passed]
 
@@ -84,6 +90,13 @@ def render(results: Mapping[str, Any]) -> str:
         )
     for model, entry in results["models"].items():
         lines += ["", f"## {model} ({entry['task']}): {_verdict(entry['passed'])}", ""]
+        if not entry["scenes"]:
+            lines += [
+                "No acceptance scene: the samples hold no labelled scene of this model's sensor "
+                "that its pretraining never read. The embedding tools are scored with the "
+                "Landsat model (embedding-landsat.onnx), which shares this model's encoder.",
+                "",
+            ]
         for scene in entry["scenes"]:
             lines += [f"### {scene['scene']}", ""]
             if scene["status"] != "run":
@@ -99,12 +112,9 @@ def render(results: Mapping[str, Any]) -> str:
                 for check in scene["checks"]:
                     rule = thresholds[check["check"]]
                     note = f" ({check['note']})" if check.get("note") else ""
-                    result = {True: "pass", False: "FAIL", None: "not measured"}[check["passed"]]
-                    if not rule["gates"]:
-                        result += " (reported)"
                     lines.append(
                         f"| `{check['check']}`{note} | {_value(check['value'])} | "
-                        f"{rule['op']} {rule['threshold']:g} | {result} |"
+                        f"{rule['op']} {rule['threshold']:g} | {check_result(check, rule)} |"
                     )
                 lines.append("")
             else:

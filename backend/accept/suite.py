@@ -225,7 +225,9 @@ def _landsat_input(ctx: Context, scene: Scene) -> Path:
 def _cover_types(bands: np.ndarray) -> Dict[str, np.ndarray]:
     """Open water, vegetation and the rest, from indices of Landsat TM/ETM+ bands 1-5, 7."""
     water = (ndwi(bands[1], bands[3]) > WATER_NDWI) & (ndwi(bands[1], bands[4]) > WATER_MNDWI)
-    vegetation = (ndwi(bands[3], bands[2]) > VEGETATION_NDVI) & ~water  # NDVI: (NIR - R) / (NIR + R)
+    vegetation = (
+        ndwi(bands[3], bands[2]) > VEGETATION_NDVI
+    ) & ~water  # NDVI: (NIR - R) / (NIR + R)
     return {"water": water, "vegetation": vegetation, "other": ~water & ~vegetation}
 
 
