@@ -1311,7 +1311,7 @@ TRAINING_DOMAINS = {
     "finetune_segmentation": "Landsat-7 ETM+ digital numbers (uint8, Level-1, not atmospherically "
     "corrected) of one scene of Wake County, North Carolina, USA, year 2000 (GRASS NC sample)",
     "finetune_cloud-removal": "Sentinel-2 L2A surface reflectance x 10000 with Sentinel-1 GRD "
-    "sigma0 in dB, BigEarthNet patches of Austria, Ireland, Portugal and Finland (2017-2018: "
+    "sigma0 in dB, BigEarthNet patches of Ireland, Portugal and Finland (2017-2018: "
     "June, September, December, February), clouds simulated",
     "finetune_pansharpening": "WorldView-2 pan (0.5 m) and 4-band MS (2 m) digital numbers of "
     "Rotterdam, the Netherlands (SpaceNet-6)",
@@ -1352,7 +1352,7 @@ def _acceptance_rows(entry: Mapping[str, Any], thresholds: Mapping[str, Any]) ->
     rows = ["| scene | check | value | passes when | result |", "|---|---|---|---|---|"]
     for scene in entry["scenes"]:
         if scene["status"] != "run":
-            rows.append(f"| {scene['scene']} | not runnable: {scene['note']} | | | |")
+            rows.append(f"| {scene['scene']} | {scene['status']}: {scene['note']} | | | |")
         for check in scene["checks"]:
             rule = thresholds[check["check"]]
             value = "—" if check["value"] is None else f"{check['value']:.4g}"
@@ -1370,6 +1370,9 @@ def acceptance_section(run: TaskRun, text: TaskText) -> List[str]:
     if run.task == "embedding":  # the one sensor with a labelled unseen scene: Landsat
         scored = "embedding-landsat.onnx"
     entry = (results or {}).get("models", {}).get(scored)
+    shipped = run.bundle.files.get(scored, {}).get("sha256")
+    if entry is not None and entry.get("sha256") != shipped:
+        entry = None  # scored another file of that name (the models were retrained since)
     if entry is None:
         return [
             "## Acceptance on unseen scenes",

@@ -7,13 +7,14 @@ the models bundled in it, run by QGIS's own command-line runner as ``make demo``
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List
 
 REPO = Path(__file__).resolve().parents[2]
 PLUGIN = "msgfm_qgis"
@@ -98,13 +99,18 @@ class InstalledPlugin:
 
 
 def _error_text(output: str) -> str:
-    """The algorithm's error lines, without QGIS start-up noise."""
-    noise = ("XDG_RUNTIME_DIR", "setapi() is deprecated", "QStandardPaths")
-    lines = [line.strip() for line in output.splitlines() if line.strip()]
-    lines = [line for line in lines if not any(n in line for n in noise)]
-    errors = [line for line in lines if "rror" in line or "annot" in line or "no bundled" in line]
-    return " ".join((errors or lines)[-3:])[:600]
+    """The algorithm's error message, without QGIS start-up noise or progress text.
 
-
-def optional(path: Optional[Path]) -> Optional[str]:
-    return None if path is None else str(path)
+    qgis_process prints each error after ``ERROR:``, sometimes on the line its progress text
+    ("0...10...100 - done.") left open; what follows the marker is the message.
+    """
+    messages: List[str] = []
+    for text in re.findall(r"ERROR:\s*(.+)", output):
+        text = text.strip()
+        if text and not any(text in seen or seen in text for seen in messages):
+            messages.append(text)
+    if not messages:
+        noise = ("XDG_RUNTIME_DIR", "setapi() is deprecated", "QStandardPaths")
+        lines = [line.strip() for line in output.splitlines() if line.strip()]
+        messages = [line for line in lines if not any(n in line for n in noise)][-2:]
+    return " ".join(messages[-2:])[:600]

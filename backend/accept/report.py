@@ -100,8 +100,9 @@ def render(results: Mapping[str, Any]) -> str:
         for scene in entry["scenes"]:
             lines += [f"### {scene['scene']}", ""]
             if scene["status"] != "run":
-                lines += [f"Not runnable: {scene['note']}", ""]
-                continue
+                lines += [f"{scene['status'].capitalize()}: {scene['note']}", ""]
+                if not scene["checks"]:
+                    continue
             if scene["picture"]:
                 lines += [
                     f"![{model} on {scene['scene']}](acceptance/{scene['picture'].split('/')[-1]})",
@@ -119,6 +120,7 @@ def render(results: Mapping[str, Any]) -> str:
                 lines.append("")
             else:
                 lines += ["No gating check applies on this scene (see the figures).", ""]
-            figures = "; ".join(f"{k}: {_value(v)}" for k, v in scene["figures"].items())
-            lines += [f"Figures: {figures}.", ""]
+            if scene["figures"]:
+                figures = "; ".join(f"{k}: {_value(v)}" for k, v in scene["figures"].items())
+                lines += [f"Figures: {figures}.", ""]
     return "\n".join(lines).rstrip() + "\n"

@@ -81,6 +81,9 @@ def run_suite(
     samples = Path(samples or ensure_sample_data())
     pictures = out.parent / out.stem.replace("-results", "")
     pictures.mkdir(parents=True, exist_ok=True)
+    if not only:  # a full run draws every picture anew: none of an earlier run may linger
+        for stale in pictures.glob("*.png"):
+            stale.unlink()
     ctx = Context(plugin, samples, work, pictures)
     ctx.say = say
     models: Dict[str, Any] = {}
@@ -92,6 +95,7 @@ def run_suite(
         scenes = score_model(ctx, entry)
         models[entry["file"]] = {
             "task": entry["task"],
+            "sha256": entry.get("sha256"),
             "scenes": scenes,
             "passed": model_verdict(scenes),
             "seconds": round(time.perf_counter() - began),

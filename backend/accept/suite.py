@@ -89,6 +89,18 @@ class SceneResult:
         }
 
 
+def refused(result: SceneResult, message: str) -> SceneResult:
+    """An algorithm that stopped: when its own check found the model's output unphysical, the
+    model failed on this scene (``physical_output`` 0); when it refused the input (another
+    sensor), the scene is not runnable for this model."""
+    if "not a physical image" in message:
+        result.status = "refused its own output"
+        result.note = message
+        result.check("physical_output", 0.0)
+        return result
+    return result.not_runnable(f"the algorithm refused the input: {message}")
+
+
 class Context:
     """What every scorer needs: the installed plugin, the data, the work and figure folders."""
 
@@ -167,7 +179,7 @@ def score_cloud_removal(ctx: Context, model: str, scene: Scene) -> SceneResult:
             },
         )
         if not done.ok:
-            return result.not_runnable(f"the algorithm refused: {done.message}")
+            return refused(result, done.message)
         outputs[name] = rasters.read(folder / f"out_{name}.tif")[0]
     out_clear, out_cloudy = outputs["clear"], outputs["cloudy"]
     valid = np.all(np.isfinite(out_clear), axis=0)
@@ -246,7 +258,7 @@ def score_landcover(ctx: Context, model: str, task: str, scene: Scene, entry: Di
     out = ctx.folder(f"landsat/{scene.key}") / f"{Path(model).stem}.tif"
     done = _run_landcover(ctx, model, task, image, out)
     if not done.ok:
-        return result.not_runnable(f"the algorithm refused: {done.message}")
+        return refused(result, done.message)
     classes = rasters.onto_grid(out, profile)
     # On the labelled training scene only its test part counts: the model trained on the rest.
     area = np.ones(classes.shape, dtype=bool)
@@ -433,7 +445,7 @@ def score_pansharpening(ctx: Context, model: str, scene: Scene) -> SceneResult:
         {"PAN": folder / "pan.tif", "MS": folder / "ms.tif", "OUTPUT": folder / "out.tif"},
     )
     if not done.ok:
-        return result.not_runnable(f"the algorithm refused: {done.message}")
+        return refused(result, done.message)
     reference = pair["reference"]
     shape = reference.shape[1:]
     sharpened = rasters.read(folder / "out.tif")[0][:, : shape[0], : shape[1]]
@@ -631,7 +643,7 @@ def score_embeddings(ctx: Context, model: str, scene: Scene) -> SceneResult:
             parameters["MODEL"] = chosen
         done = ctx.plugin.run("classifywithexamples", parameters)
         if not done.ok:
-            return result.not_runnable(f"Classify with examples refused: {done.message}")
+            return refused(result, f"Classify with examples: {done.message}")
         predictions[name] = np.nan_to_num(rasters.onto_grid(out, profile)).astype(np.int64).ravel()
     features = np.moveaxis(bands, 0, -1).reshape(-1, bands.shape[0])
     forest = RandomForest(n_trees=100, seed=0).fit(
@@ -688,7 +700,7 @@ def score_embeddings(ctx: Context, model: str, scene: Scene) -> SceneResult:
             "findsimilar", {"INPUT": image, "REFERENCE": references, "OUTPUT": out}
         )
         if not done.ok:
-            return result.not_runnable(f"Find similar refused: {done.message}")
+            return refused(result, f"Find similar: {done.message}")
         similarity = rasters.onto_grid(out, profile).ravel()
         keep = sample[np.isfinite(similarity[sample])]
         aucs[CLASS_NAMES[value - 1]] = roc_auc(truth[keep] == value, similarity[keep])
@@ -701,7 +713,7 @@ def score_embeddings(ctx: Context, model: str, scene: Scene) -> SceneResult:
     out = folder / "clusters.tif"
     done = ctx.plugin.run("clusterembeddings", {"INPUT": image, "CLUSTERS": k, "OUTPUT": out})
     if not done.ok:
-        return result.not_runnable(f"Cluster embeddings refused: {done.message}")
+        return refused(result, f"Cluster embeddings: {done.message}")
     clusters = rasters.onto_grid(out, profile).ravel()
     labelled = np.flatnonzero((reference > 0).ravel() & finite.ravel() & np.isfinite(clusters))
     labelled = rng.choice(labelled, size=min(30000, labelled.size), replace=False)

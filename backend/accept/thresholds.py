@@ -42,6 +42,13 @@ class Check:
 
 
 _CHECKS = (
+    Check(
+        "physical_output",
+        "the algorithm's own output check accepts the model's output (1; 0 when it refused it "
+        "as not a physical image)",
+        ">=",
+        1.0,
+    ),
     # Cloud removal on clear scenes: the output stays the input.
     Check(
         "clear_psnr_db",

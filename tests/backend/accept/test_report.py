@@ -64,3 +64,29 @@ def test_the_report_states_each_threshold_and_each_failure():
     assert "| segmentation.onnx | segmentation | **FAIL** | water_recall |" in text
     assert "| `water_recall` | 0.25 | >= 0.8 | FAIL |" in text
     assert "![segmentation.onnx on s](acceptance/segmentation_s.png)" in text
+
+
+def test_a_refused_unphysical_output_fails_the_model_a_refused_input_is_not_runnable():
+    from backend.accept.scenes import SCENES
+    from backend.accept.suite import SceneResult, refused
+
+    own = refused(
+        SceneResult(SCENES[0]), "output 'reflectance' of the model is not a physical image"
+    )
+    assert own.status == "refused its own output"
+    assert own.checks == [{"check": "physical_output", "value": 0.0, "passed": False, "note": ""}]
+    assert model_verdict([own.to_dict()]) is False
+    other = refused(SceneResult(SCENES[0]), "Layer 'pan' is another sensor")
+    assert other.status == "not runnable" and other.checks == []
+
+
+def test_the_algorithm_error_is_kept_once_without_qgis_noise_or_progress():
+    from backend.accept.qgis import _error_text
+
+    output = (
+        "QStandardPaths: XDG_RUNTIME_DIR not set\n"
+        "Opening the model... 0...10...100 - done. ERROR:\tThe model does not work here\n"
+        "ERROR:\tThe model does not work here\n"
+    )
+    assert _error_text(output) == "The model does not work here"
+    assert _error_text("QStandardPaths: x\nsomething failed\n") == "something failed"
