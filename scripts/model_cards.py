@@ -1367,8 +1367,6 @@ def acceptance_section(run: TaskRun, text: TaskText) -> List[str]:
     """The model's acceptance on real scenes it never saw (docs/acceptance.md)."""
     results = acceptance_results()
     scored = run.entry["file"]
-    if run.task == "embedding":  # the one sensor with a labelled unseen scene: Landsat
-        scored = "embedding-landsat.onnx"
     entry = (results or {}).get("models", {}).get(scored)
     shipped = run.bundle.files.get(scored, {}).get("sha256")
     if entry is not None and entry.get("sha256") != shipped:

@@ -93,8 +93,8 @@ def render(results: Mapping[str, Any]) -> str:
         if not entry["scenes"]:
             lines += [
                 "No acceptance scene: the samples hold no labelled scene of this model's sensor "
-                "that its pretraining never read. The embedding tools are scored with the "
-                "Landsat model (embedding-landsat.onnx), which shares this model's encoder.",
+                "that its pretraining never read (the embedding tools are scored with the Landsat and Sentinel-2 models, which "
+                "share this model's encoder).",
                 "",
             ]
         for scene in entry["scenes"]:

