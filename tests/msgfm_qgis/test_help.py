@@ -59,7 +59,7 @@ def test_a_layer_that_cannot_fit_the_bundled_model_gets_advice(
     with pytest.raises(QgsProcessingException) as raised:
         run_algorithm("msgfm:segmentlandcover", {"INPUT": rgb, "OUTPUT": str(tmp_path / "x.tif")})
     message = str(raised.value)
-    assert f"Layer 'aerial_rgb_layer' has 3 bands but the model's {spec.sensor} input" in message
+    assert f"Layer 'aerial_rgb_layer' has 3 bands but the model's '{spec.sensor}' input" in message
     assert "so no choice of bands can feed it: the bundled model cannot use this layer" in message
     assert "msGFM > Finetune" in message and "embedding tools" in message
     assert list(tmp_path.iterdir()) == []
