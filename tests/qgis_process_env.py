@@ -30,10 +30,11 @@ def write_wrapper(target: Path) -> Path:
     return target
 
 
-def qgis_environment(root: Path) -> Dict[str, str]:
+def qgis_environment(root: Path, enable: bool = True) -> Dict[str, str]:
     """Install the plugin zip under ``root`` and return the environment of a user's shell there:
     ``QGIS_PLUGINPATH`` and ``QGIS_CUSTOM_CONFIG_PATH`` set, the plugin enabled, a private
-    ``HOME`` and ``TMPDIR`` (``root/tmp``: what a run leaves in the temporary folder is seen)."""
+    ``HOME`` and ``TMPDIR`` (``root/tmp``: what a run leaves in the temporary folder is seen).
+    ``enable``: enable the plugin in the profile (else the caller does, as the README says)."""
     plugins, profile, tmp = root / "plugins", root / "profile", root / "tmp"
     for folder in (plugins, profile, tmp):
         folder.mkdir(parents=True, exist_ok=True)
@@ -51,7 +52,9 @@ def qgis_environment(root: Path) -> Dict[str, str]:
     )
     env.pop("XDG_RUNTIME_DIR", None)  # as on a fresh login without a session manager
     wrapper = write_wrapper(root / "qgis_process")
-    enable = subprocess.run(
+    if not enable:
+        return env
+    enabled = subprocess.run(
         [str(wrapper), "plugins", "enable", "msgfm_qgis"],
         env=env,
         cwd=root,
@@ -59,17 +62,22 @@ def qgis_environment(root: Path) -> Dict[str, str]:
         text=True,
         timeout=120,
     )
-    assert enable.returncode == 0, enable.stderr
+    assert enabled.returncode == 0, enabled.stderr
     return env
 
 
-def landsat_stack(samples: Path, out_dir: Path) -> Path:
-    """The six Landsat-7 bands of the land-cover sample in one raster, as ``make demo`` makes it
-    (``scripts/demo_inputs.py``): ``out_dir/landsat_stack.tif``."""
+def demo_inputs():
+    """``scripts/demo_inputs.py`` (the demo's input rasters from the samples) as a module."""
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("demo_inputs", ROOT / "scripts/demo_inputs.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    module.landsat_stack(samples, out_dir)
+    return module
+
+
+def landsat_stack(samples: Path, out_dir: Path) -> Path:
+    """The six Landsat-7 bands of the land-cover sample in one raster, as ``make demo`` makes it:
+    ``out_dir/landsat_stack.tif``."""
+    demo_inputs().landsat_stack(samples, out_dir)
     return out_dir / "landsat_stack.tif"
