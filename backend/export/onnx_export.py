@@ -498,6 +498,8 @@ def _metadata(
         "model_config": plan.config.to_dict(),
         "checkpoint_step": meta.get("step"),
     }
+    if metrics:  # the finetuning run's validation (train-defaults puts test scores in its models)
+        extra["metrics_split"] = "validation"
     if plan.spec is not None:
         extra["task_spec"] = plan.spec.to_dict()
         extra["init"] = meta.get("init", "none")
