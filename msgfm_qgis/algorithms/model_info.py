@@ -11,6 +11,7 @@ from qgis.core import (
     QgsProcessingParameterFileDestination,
 )
 
+from backend.conventions import json_safe
 from backend.files import write_text_atomically
 
 from ..dependencies import require_onnxruntime
@@ -74,7 +75,7 @@ class ModelInfoAlgorithm(MsgfmAlgorithm):
 
         for line in describe(metadata):
             feedback.pushInfo(line)
-        text = json.dumps(metadata.to_dict(), indent=2)
+        text = json.dumps(json_safe(metadata.to_dict()), indent=2, allow_nan=False)
         results = {
             self.METADATA: text,
             self.TASK: metadata.task,

@@ -67,3 +67,28 @@ def test_an_exported_model_is_relabelled_in_place(tmp_path):
     written = json.loads((tmp_path / MANIFEST_FILE).read_text())["files"][0]
     assert written["sha256"] == sha256_file(tmp_path / "segmentation.onnx")
     assert update_bundled_models(tmp_path) == []  # a second run changes nothing
+
+
+def test_info_prints_a_summary_and_strict_json(capsys):
+    from backend.cli import main
+
+    assert main(["info", str(MODELS / "segmentation.onnx")]) == 0
+    summary = capsys.readouterr().out.splitlines()
+    assert summary[0] == "msgfm-lite-segmentation 0.1.0: segmentation model"
+    assert any(line.startswith("Input 'landsat': sensor landsat, 6 bands") for line in summary)
+    assert any("7 classes: 1 developed, 2 agriculture" in line for line in summary)
+    assert any(line.startswith("Test scores (held-back tiles") for line in summary)
+    assert summary[-1] == f"Licence: {LICENSE}"
+    assert len(summary) < 15
+    assert main(["info", str(MODELS / "segmentation.onnx"), "--json"]) == 0
+    metadata = json.loads(capsys.readouterr().out, parse_constant=pytest.fail)
+    assert metadata["metrics"]["iou_agriculture"] is None  # a class absent from the test tiles
+
+
+def test_an_undefined_score_is_written_as_null():
+    from backend.export.schema import from_metadata_props, to_metadata_props
+
+    shipped = read_model_metadata(MODELS / "segmentation.onnx")
+    props = to_metadata_props(replace(shipped, metrics={"mean_iou": float("nan"), "oa": 0.5}))
+    assert json.loads(props["metrics"]) == {"mean_iou": None, "oa": 0.5}
+    assert from_metadata_props(props).metrics["mean_iou"] is None
