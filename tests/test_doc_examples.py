@@ -5,7 +5,9 @@ The examples run in a scratch folder laid out like a checkout after ``make build
 venv, with the ``qgis_process`` wrapper ``scripts/setup.sh`` writes), ``resources/``, ``dist/`` (the
 plugin zip), ``plugins/`` (the zip unpacked) and ``data/`` (the files the examples name, made from
 the sample data), with an isolated QGIS profile. A block preceded by
-``<!-- example: skip (why) -->`` is not run (other platforms, downloads, make targets).
+``<!-- example: skip (why) -->`` is not run (other platforms, downloads, make targets); one preceded
+by ``<!-- example: known-failure (why) -->`` runs and is expected to fail (strictly: once it works,
+the test says so and the marker must go).
 """
 
 from __future__ import annotations
@@ -26,7 +28,9 @@ from .qgis_process_env import demo_inputs, qgis_environment, write_wrapper
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ("README.md", "docs/user-guide.md")
 BLOCK = re.compile(
-    r"(?:<!-- example: skip \((?P<skip>[^)]*)\) -->\n)?```(?:sh|bash)\n(?P<code>.*?)```", re.S
+    r"(?:<!-- example: (?P<mark>skip|known-failure) \((?P<why>[^)]*)\) -->\n)?"
+    r"```(?:sh|bash)\n(?P<code>.*?)```",
+    re.S,
 )
 # Budgets of the docs (realistic) and of the test (a few steps): each must be found in its block.
 BUDGETS = {
@@ -45,7 +49,8 @@ class Example(NamedTuple):
     doc: str
     line: int
     code: str
-    skip: str
+    skip: str  # why the block is not run ("" when it is)
+    failing: str  # why the block is known to fail ("" when it should work)
 
 
 def examples() -> List[Example]:
@@ -54,7 +59,9 @@ def examples() -> List[Example]:
         text = (ROOT / doc).read_text(encoding="utf-8")
         for match in BLOCK.finditer(text):
             line = text.count("\n", 0, match.start("code"))
-            found.append(Example(doc, line, match.group("code"), match.group("skip") or ""))
+            mark, why = match.group("mark"), match.group("why") or ""
+            skip, failing = (why, "") if mark == "skip" else ("", why)
+            found.append(Example(doc, line, match.group("code"), skip, failing))
     return found
 
 
@@ -105,7 +112,11 @@ def checkout(tmp_path_factory, sample_data):
 
 @pytest.mark.parametrize(
     "example",
-    [e for e in examples() if not e.skip],
+    [
+        pytest.param(e, marks=pytest.mark.xfail(strict=True, reason=e.failing)) if e.failing else e
+        for e in examples()
+        if not e.skip
+    ],
     ids=lambda e: f"{e.doc}:{e.line}",
 )
 def test_example_runs_as_written(checkout, example):
