@@ -44,10 +44,13 @@ accept: data
 train-defaults: data
 	$(VENV)/bin/msgfm train-defaults --out resources/models
 	$(PY) scripts/model_cards.py
+	$(PY) scripts/doc_figures.py
 
-# docs/models/*.md from resources/models/MANIFEST.json and the models' metadata.
+# docs/models/*.md and the figures of README.md and the user guide (scripts/doc_figures.py) from
+# resources/models/MANIFEST.json and the models' metadata.
 cards: setup
 	$(PY) scripts/model_cards.py
+	$(PY) scripts/doc_figures.py
 
 # The paper's ablations on the sample data: 5 arms x 3 seeds x 6 tasks (budget quick: about 10 min
 # of finetuning and scoring per arm and seed on 2 cores, plus one pretraining per pretrained arm

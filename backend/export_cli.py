@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
+from .conventions import json_safe
+from .export.model_summary import summary_lines
 from .export.schema import ModelFileError, ModelMetadataError, read_model_metadata
 
 QUANTIZATIONS = ("int8",)
@@ -17,10 +19,15 @@ PARITY_TILES = 4
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "info",
-        help="print the msGFM metadata of an ONNX model as JSON",
-        description="Print an ONNX model's msGFM metadata as JSON.",
+        help="a model's task, sensors and bands, classes, scores, training data and licence",
+        description=(
+            "Print what an ONNX model exported by `msgfm export` is: its task, sensors and bands "
+            "with their units, classes, scores (labelled test or validation), training data and "
+            "licence; --json prints its full msGFM metadata."
+        ),
     )
     parser.add_argument("model", help="path to an .onnx model exported by `msgfm export`")
+    parser.add_argument("--json", action="store_true", help="print the full metadata as JSON")
     parser.set_defaults(func=_info)
 
     export = subparsers.add_parser(
@@ -95,7 +102,10 @@ def _info(args: argparse.Namespace) -> int:
         metadata = read_model_metadata(args.model)
     except (ModelFileError, ModelMetadataError) as exc:
         raise SystemExit(f"msgfm info: {exc}") from None
-    print(json.dumps(metadata.to_dict(), indent=2))
+    if args.json:
+        print(json.dumps(json_safe(metadata.to_dict()), indent=2, allow_nan=False))
+    else:
+        print("\n".join(summary_lines(metadata)))
     return 0
 
 

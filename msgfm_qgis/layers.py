@@ -37,7 +37,9 @@ def source_file(layer: QgsRasterLayer) -> Optional[str]:
     path = parts.get("path")
     if not path or parts.get("layerName") or parts.get("openOptions"):
         return None  # a sub-dataset or a raster opened with options: not the plain file
-    return str(path) if os.path.isfile(path) else None
+    # Absolute: a name relative to the current folder (qgis_process's command line) means the
+    # same file to a worker process and in a data spec, which resolves it against its data root.
+    return os.path.abspath(path) if os.path.isfile(path) else None
 
 
 def product_source(layer: QgsRasterLayer) -> Optional[str]:

@@ -14,6 +14,7 @@ from typing import Any, Dict, List, Optional
 from qgis.core import QgsProcessingException, QgsProcessingFeedback
 
 from .i18n import tr
+from .progress_bar import move_bar
 from .run_estimate import RunEstimate
 
 IN_PROCESS = "in-process"
@@ -85,7 +86,7 @@ def _progress(feedback: QgsProcessingFeedback, job: Optional[InferenceJob] = Non
         percent = int(100.0 * fraction)
         if percent != state["percent"]:
             state["percent"] = percent
-            feedback.setProgress(float(percent))
+            move_bar(feedback, float(percent))
         tenth = percent // 10
         stage = fraction <= 0.0  # a stage of the start (opening, reading), before any tile
         if message and (stage or tenth != state["tenth"]):

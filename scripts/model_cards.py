@@ -1157,7 +1157,10 @@ def evaluate_command(run: TaskRun) -> str:
 
 def validation_note(run: TaskRun, key: str) -> str:
     """Compare the table with the finetuning run's own validation, which the metadata carries."""
-    logged, evaluated = run.meta.metrics.get(key), run.scores.get(key)
+    validation = run.meta.metrics
+    if run.meta.extra.get("metrics_split") == "test":  # test scores, validation kept beside them
+        validation = run.meta.extra.get("validation_metrics", {})
+    logged, evaluated = validation.get(key), run.scores.get(key)
     step = run.meta.extra["checkpoint_step"]
     if logged is None or evaluated is None:
         return ""
@@ -1165,8 +1168,9 @@ def validation_note(run: TaskRun, key: str) -> str:
         return (
             f"The checkpoint (step {step}) was chosen on the "
             f"{plural(int(run.entry['n_val']), 'validation sample')}, where the finetuning run scored {METRIC_NAMES[key]} {logged:.4g} (the "
-            "model's metadata carries it: `msgfm info`); the table is `msgfm evaluate`'s, run on "
-            "the shipped ONNX file over the test samples."
+            "model's metadata keeps it as `validation_metrics`: `msgfm info --json`); the table is "
+            "`msgfm evaluate`'s, run on the shipped ONNX file over the test samples, and `msgfm "
+            "info` shows these test scores."
         )
     if math.isclose(logged, evaluated, rel_tol=1e-4, abs_tol=1e-6):
         return (

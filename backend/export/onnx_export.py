@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import os
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
@@ -38,6 +37,7 @@ from ..models.config import ModelConfig
 from ..models.embedding_head import embedding_stages, embedding_width
 from ..models.encoder import MsGFMEncoder
 from ..models.export_wrapper import EmbeddingExportWrapper
+from ..models.onnx_warnings import export_warnings_that_do_not_apply_ignored
 from ..models.tasks import TaskModel, TaskSpec, build_task_model
 from ..sensors import get_sensor
 from ..tasks import get_task
@@ -498,6 +498,8 @@ def _metadata(
         "model_config": plan.config.to_dict(),
         "checkpoint_step": meta.get("step"),
     }
+    if metrics:  # the finetuning run's validation (train-defaults puts test scores in its models)
+        extra["metrics_split"] = "validation"
     if plan.spec is not None:
         extra["task_spec"] = plan.spec.to_dict()
         extra["init"] = meta.get("init", "none")
@@ -569,19 +571,8 @@ def _export_graph(
 ) -> None:
     tensors = tuple(torch.from_numpy(examples[name]) for name in input_names)
     dynamic_axes = {name: {0: "batch"} for name in list(input_names) + list(output_names)}
-    with torch.no_grad(), warnings.catch_warnings():
-        # Spatial sizes are fixed in the graph by design (only the batch axis is dynamic); the
-        # tracer's warnings about shape-dependent Python branches say exactly that.
-        warnings.simplefilter("ignore", torch.jit.TracerWarning)
-        # The MoE's per-expert index_add never repeats a token (top-k experts are distinct), so
-        # the exporter's generic warning about duplicated scatter indexes does not apply; the
-        # parity check below is what proves the graph right.
-        warnings.filterwarnings("ignore", message=".*duplicated values in 'index'.*")
-        # Advanced indexing indexes come from NonZero/TopK, never negative.
-        warnings.filterwarnings("ignore", message=".*aten::index operator of advanced indexing.*")
-        # The legacy (TorchScript) exporter is chosen on purpose: the dynamo exporter needs
-        # onnxscript and writes external data (see the project's environment notes).
-        warnings.filterwarnings("ignore", category=DeprecationWarning)
+    # The parity check after the export is what proves the graph right.
+    with torch.no_grad(), export_warnings_that_do_not_apply_ignored():
         torch.onnx.export(
             wrapper,
             tensors,

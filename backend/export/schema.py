@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Set
 
+from ..conventions import json_safe
 from ..tasks import MODEL_TASKS
 from .external_data import ExternalDataError, check_external_data
 from .metadata_text import clean_metadata
@@ -267,7 +268,7 @@ def to_metadata_props(metadata: ModelMetadata) -> Dict[str, str]:
         if output.get("valid_range") is None:
             output.pop("valid_range", None)  # optional: absent, older readers still read it
     return {
-        key: json.dumps(value)
+        key: json.dumps(json_safe(value), allow_nan=False)  # an undefined score is null
         for key, value in values.items()
         if value or key not in OMITTED_WHEN_EMPTY
     }

@@ -320,8 +320,12 @@ def _run_tiles(
         batch.clear()
 
     def report() -> None:
+        # Tiles waiting in the batch are neither run nor skipped yet: counting them as skipped made
+        # the count fall once their batch ran, and the 100 % line disagree with the summary.
+        skipped = done - run - len(batch)
         if progress is not None:
-            progress(done / total, f"{done}/{total} tiles ({done - run} skipped as nodata)")
+            message = f"{done}/{total} tiles ({run} run, {skipped} skipped as nodata)"
+            progress(done / total, message)
 
     # The next chunks are read, masked and normalised in a background thread while the model runs.
     columns = len(layout.col_origins)

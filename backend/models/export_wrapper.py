@@ -7,7 +7,6 @@ stage features, so the exported graph has one input per sensor and one output pe
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 from typing import List, Sequence, Tuple, Union
 
@@ -17,6 +16,7 @@ from torch import Tensor, nn
 from ..sensors import get_sensor
 from .embedding_head import embedding_stages, pooled_stage_features
 from .encoder import MsGFMEncoder
+from .onnx_warnings import export_warnings_that_do_not_apply_ignored
 
 
 class EncoderExportWrapper(nn.Module):
@@ -85,10 +85,7 @@ def export_encoder(
     )
     output_names = [f"stage{i + 1}" for i in wrapper.stages]
     dynamic_axes = {name: {0: "batch"} for name in list(sensors) + output_names}
-    with torch.no_grad(), warnings.catch_warnings():
-        # Spatial sizes are fixed in the graph by design (only the batch axis is dynamic); the
-        # tracer's warnings about shape-dependent Python branches say exactly that.
-        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+    with torch.no_grad(), export_warnings_that_do_not_apply_ignored():
         torch.onnx.export(
             wrapper,
             examples,

@@ -245,6 +245,11 @@ class DefaultsRecipe:
         self.timings["total"] = round(time.perf_counter() - started, 1)
         manifest = self.manifest()
         write_json_atomically(self.out_dir / MANIFEST_FILE, manifest)
+        # The files' metadata: test scores, split counts and licence (the manifest's sums follow).
+        from ..export.bundled_metadata import update_bundled_models
+
+        update_bundled_models(self.out_dir)
+        manifest = json.loads((self.out_dir / MANIFEST_FILE).read_text(encoding="utf-8"))
         self.say(f"done in {self.timings['total']:.0f} s; wrote {self.out_dir / MANIFEST_FILE}")
         return manifest
 

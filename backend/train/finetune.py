@@ -18,6 +18,7 @@ from typing import Any, Dict, List, Mapping, Optional
 
 import numpy as np
 
+from ..conventions import json_safe
 from ..tasks import TASKS, get_task
 from .options import FinetuneOptions, add_arguments
 from .trainer import StepOutput, Trainer, TrainerConfig
@@ -351,8 +352,6 @@ class FinetuneTrainer(Trainer):
         from .. import __version__
 
         self.prepare_data()
-        from .metrics_log import json_safe
-
         # Undefined scores (a class absent from the held-back tiles) are null in meta.json.
         metrics = json_safe({k[len("val_") :]: v for k, v in self.val_metrics.items()})
         if metrics:
@@ -406,7 +405,9 @@ class FinetuneTrainer(Trainer):
             }
         )
         if self.context is not None and self.context.is_main:
-            (self.out_dir / "summary.json").write_text(json.dumps(result, indent=2) + "\n")
+            (self.out_dir / "summary.json").write_text(
+                json.dumps(json_safe(result), indent=2) + "\n"
+            )
         return result
 
 
@@ -526,7 +527,7 @@ def run_finetune(args) -> int:
         print(f"msgfm finetune: {message}", file=sys.stderr)
         return 2
     if trainer.context is None or trainer.context.is_main:
-        print(json.dumps(result, default=str))
+        print(json.dumps(json_safe(result), default=str))  # undefined scores as null
     return 0
 
 

@@ -3,21 +3,10 @@
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any, Dict, List, Union
 
-
-def json_safe(value: Any) -> Any:
-    """``value`` with every NaN or infinity (nested in dicts and lists) replaced by None."""
-    # JSON has no NaN/inf; write them as null so every reader can parse the log.
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    return value
+from ..conventions import json_safe
 
 
 class MetricsLog:

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
+from ..conventions import json_safe
 from .options import PretrainOptions, add_arguments
 from .trainer import StepOutput, Trainer, TrainerConfig
 
@@ -206,7 +207,9 @@ class PretrainTrainer(Trainer):
         result = super().fit(resume)
         if self.context is not None and self.context.is_main:
             summary = {**result, "model_config": self.model_config.name}
-            (self.out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+            (self.out_dir / "summary.json").write_text(
+                json.dumps(json_safe(summary), indent=2) + "\n"
+            )
         return result
 
 
@@ -257,7 +260,7 @@ def run_pretrain(args) -> int:
         print(f"msgfm pretrain: {exc}", file=sys.stderr)
         return 2
     if trainer.context is None or trainer.context.is_main:
-        print(json.dumps(result))
+        print(json.dumps(json_safe(result)))  # undefined scores as null
     return 0
 
 

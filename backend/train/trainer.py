@@ -373,7 +373,11 @@ class Trainer:
             if progress is not None:
                 progress.update(1)
                 progress.set_postfix(loss=f"{last_loss:.4f}", lr=f"{lr:.2e}")
-            elif context.is_main and self.step % max(1, config.max_steps // 20) == 0:
+            elif (
+                context.is_main
+                and self.on_step is None  # a caller told of every step (the worker) reports it
+                and self.step % max(1, config.max_steps // 20) == 0
+            ):
                 context.say(f"step {self.step}/{config.max_steps} loss {last_loss:.4f} lr {lr:.2e}")
             if context.is_main:
                 extra = self.periodic_metrics(model, self.step)

@@ -22,6 +22,7 @@ import traceback
 from typing import IO, Any, Callable, Dict, List, Mapping, Optional
 
 from .. import __version__
+from ..conventions import json_safe
 from ..inference.cancel import CancelToken
 from .protocol import PROTOCOL_VERSION
 
@@ -66,7 +67,7 @@ class _EventWriter:
         self._lock = threading.Lock()
 
     def send(self, event: Dict[str, Any]) -> None:
-        line = json.dumps(event, default=str)
+        line = json.dumps(json_safe(event), default=str)  # undefined scores as null
         with self._lock:
             self._stream.write(line + "\n")
             self._stream.flush()

@@ -16,6 +16,7 @@ from qgis.PyQt.QtCore import QCoreApplication
 from qgis.PyQt.QtGui import QIcon
 
 from ..help_urls import help_url
+from ..input_sidecars import no_sidecars_beside_inputs
 from ..resources import icon_path
 from ..run_warnings import WARNINGS, WarningCollector, announce, warnings_output
 from ..styling import finish_run_layers
@@ -72,6 +73,25 @@ class MsgfmAlgorithm(QgsProcessingAlgorithm):
 
     def createInstance(self):
         return type(self)()
+
+    # Input layers that Processing opens from a file name write no .aux.xml beside the file. The
+    # check of the parameters opens them first (they are kept for the run), the run's accessors
+    # open those it did not.
+    def checkParameterValues(self, parameters, context):
+        with no_sidecars_beside_inputs():
+            return super().checkParameterValues(parameters, context)
+
+    def parameterAsRasterLayer(self, parameters, name, context):
+        with no_sidecars_beside_inputs():
+            return super().parameterAsRasterLayer(parameters, name, context)
+
+    def parameterAsLayer(self, parameters, name, context, *args):
+        with no_sidecars_beside_inputs():
+            return super().parameterAsLayer(parameters, name, context, *args)
+
+    def parameterAsLayerList(self, parameters, name, context, *args):
+        with no_sidecars_beside_inputs():
+            return super().parameterAsLayerList(parameters, name, context, *args)
 
     def input_layer_name(self, parameters, context) -> str:
         """The name of the run's first raster input (its outputs are named after it), or ""."""

@@ -33,6 +33,7 @@ from qgis.core import (
 from ..dependencies import require_onnxruntime
 from ..layers import raster_file
 from ..model_checks import check_task, choose_bands, read_metadata
+from ..progress_bar import move_bar
 from ..runner import BACKENDS, CANCELLED, run_job
 from ..styling import apply_on_load, class_style
 from .base import decimal_parameter, integer_parameter, optional_output
@@ -179,7 +180,7 @@ class EmbeddingToolAlgorithm(ModelInferenceAlgorithm):
 
     def progress(self, feedback):
         def report(fraction: float, message: str) -> None:
-            feedback.setProgress(100.0 * fraction)
+            move_bar(feedback, 100.0 * fraction)
             if message:
                 feedback.setProgressText(message)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -31,6 +32,7 @@ from qgis.core import (
     QgsVectorFileWriter,
 )
 
+from backend.conventions import NULL_SCORE_REASON, json_safe
 from backend.files import output_tempdir
 from backend.sensors import get_sensor
 from backend.tasks import get_task
@@ -281,7 +283,28 @@ class FinetuneAlgorithm(TrainingAlgorithm):
         if labels[1] is not None:
             polygon_classes(labels[0], labels[1])  # refuses fewer than two before any copy
 
-        folder = self.training_folder(parameters, context)
+        folder, temporary = self.training_folder(parameters, context)
+        try:
+            results = self.train_and_export(
+                parameters, context, feedback, task, onnx_path, images, sensors, labels, folder
+            )
+        finally:
+            if temporary:  # the layers' copies and checkpoints: 20 MB and more per run
+                shutil.rmtree(folder, ignore_errors=True)
+        if temporary:
+            feedback.pushInfo(
+                "Removed the temporary training folder (choose 'Training folder' to keep the "
+                "checkpoints)"
+            )
+            results[self.TRAINING_FOLDER] = ""
+            results[self.EXPORTED_CHECKPOINT] = ""
+        return results
+
+    def train_and_export(
+        self, parameters, context, feedback, task, onnx_path, images, sensors, labels, folder
+    ) -> Dict[str, Any]:
+        """Write the data spec into ``folder``, run the finetune and export jobs; the results."""
+        tile_size = self.parameterAsInt(parameters, self.TILE_SIZE, context)
         copies = Path(output_tempdir(folder, "inputs-"))
         spec = self.data_spec(task, images, sensors, labels, copies, tile_size, context)
         spec_path = folder / "data_spec.json"
@@ -300,9 +323,16 @@ class FinetuneAlgorithm(TrainingAlgorithm):
             f"Trained {result.get('step')} steps on {result.get('device')} "
             f"({result.get('n_train')} training, {result.get('n_val')} validation tiles)"
         )
+        metrics = json_safe(metrics)  # the worker sends undefined scores (NaN) as null
         for name, value in sorted(metrics.items()):
             if isinstance(value, (int, float)):
                 feedback.pushInfo(f"Validation {name}: {value:.4g}")
+            elif value is None:
+                feedback.pushInfo(
+                    f"Validation {name}: undefined on the validation tiles (e.g. a class absent from them)"
+                )
+        if None in metrics.values():
+            metrics["null_means"] = NULL_SCORE_REASON
 
         checkpoint = folder / "checkpoint-best"
         if not (checkpoint / "model.safetensors").is_file():
@@ -323,7 +353,7 @@ class FinetuneAlgorithm(TrainingAlgorithm):
         return {
             self.OUTPUT: onnx_path,
             self.TRAINING_FOLDER: str(folder),
-            self.METRICS: json.dumps(metrics, sort_keys=True),
+            self.METRICS: json.dumps(metrics, sort_keys=True, allow_nan=False),
             self.STEPS: result.get("step"),
             self.EXPORTED_CHECKPOINT: str(checkpoint),
         }
@@ -344,14 +374,15 @@ class FinetuneAlgorithm(TrainingAlgorithm):
         writable_folder(Path(path).parent, "Output model (.onnx)")
         return path
 
-    def training_folder(self, parameters, context) -> Path:
+    def training_folder(self, parameters, context) -> Tuple[Path, bool]:
+        """The training folder, and whether it is a temporary one (removed after the run)."""
         chosen = self.parameterAsString(parameters, self.TRAINING_FOLDER, context)
         if chosen and chosen != "TEMPORARY_OUTPUT":
             folder = Path(chosen)
             return writable_folder(
                 folder, "Training folder (checkpoints, metrics; empty: a temporary folder)"
-            )
-        return Path(output_tempdir(prefix="msgfm-finetune-"))
+            ), False
+        return Path(output_tempdir(prefix="msgfm-finetune-")), True
 
     def image_sensors(self, parameters, context, layers) -> List[str]:
         """The sensor of each image layer: named by the user, or guessed from its band count."""

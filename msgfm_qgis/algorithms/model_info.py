@@ -11,6 +11,7 @@ from qgis.core import (
     QgsProcessingParameterFileDestination,
 )
 
+from backend.conventions import json_safe
 from backend.files import write_text_atomically
 
 from ..dependencies import require_onnxruntime
@@ -74,7 +75,7 @@ class ModelInfoAlgorithm(MsgfmAlgorithm):
 
         for line in describe(metadata):
             feedback.pushInfo(line)
-        text = json.dumps(metadata.to_dict(), indent=2)
+        text = json.dumps(json_safe(metadata.to_dict()), indent=2, allow_nan=False)
         results = {
             self.METADATA: text,
             self.TASK: metadata.task,
@@ -89,22 +90,7 @@ class ModelInfoAlgorithm(MsgfmAlgorithm):
 
 
 def describe(metadata) -> list:
-    """Human-readable lines about a model, for the Processing log."""
-    lines = [
-        f"Model: {metadata.model_name} {metadata.model_version} (task: {metadata.task})",
-        f"Tile size: {metadata.tile_size} px, default overlap {metadata.default_overlap:.0%}",
-    ]
-    for spec in metadata.inputs:
-        resolution = f" at {spec.resolution_m:g} m" if spec.resolution_m else ""
-        lines.append(
-            f"Input '{spec.name}': sensor {spec.sensor}, {len(spec.bands)} bands "
-            f"({', '.join(spec.bands)}){resolution}"
-        )
-    for spec in metadata.outputs:
-        detail = ", ".join(c.name for c in spec.classes) if spec.classes else ", ".join(spec.bands)
-        lines.append(f"Output '{spec.name}': {spec.kind} ({detail})")
-    if metadata.trained_on:
-        lines.append(f"Trained on: {metadata.trained_on}")
-    for name, value in sorted(metadata.metrics.items()):
-        lines.append(f"Metric {name}: {value}")
-    return lines
+    """Human-readable lines about a model, for the Processing log (those of ``msgfm info``)."""
+    from backend.export.model_summary import summary_lines
+
+    return summary_lines(metadata)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import queue
 import subprocess
-import time
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
 from qgis.core import (
@@ -22,6 +21,7 @@ from qgis.core import (
 from backend.sensors import SENSORS, get_sensor
 
 from ..i18n import tr
+from ..progress_bar import move_bar
 from ..runner import CANCELLED
 from ..settings import WORKER_PYTHON_KEY, worker_python
 from .base import GROUP_TRAINING, MsgfmAlgorithm, integer_parameter
@@ -29,8 +29,6 @@ from .inference_base import advanced, device_parameter
 
 # Seconds a job gets to stop on its own after a cancel before its process is terminated.
 CANCEL_GRACE_S = 5.0
-# Seconds between two progress lines in the log (the progress bar itself follows every event).
-LOG_INTERVAL_S = 2.0
 # The pip requirement that installs a module into the worker's Python.
 INSTALL_NAMES = {"torch": "torch", "rasterio": "rasterio", "numpy": "numpy<2"}
 
@@ -152,16 +150,12 @@ class TrainingAlgorithm(MsgfmAlgorithm):
 
     def _follow(self, client, client_module, params, feedback) -> Dict[str, Any]:
         """Run the job through the client's loop, with the worker's log and progress in QGIS."""
-        last_log = [0.0]
         cancelling = [False]
 
         def progress(fraction: float, message: str) -> None:
-            feedback.setProgress(100.0 * fraction)
-            if message:
+            move_bar(feedback, 100.0 * fraction)
+            if message:  # the Processing log (dialog and qgis_process) writes the text once
                 feedback.setProgressText(message)
-                if time.monotonic() - last_log[0] >= LOG_INTERVAL_S:
-                    last_log[0] = time.monotonic()
-                    feedback.pushInfo(message)
 
         def is_cancelled() -> bool:
             if feedback.isCanceled() and not cancelling[0]:

@@ -65,7 +65,10 @@ def test_run_modelinfo_from_the_zip(installed_plugin, probability_model):
     report = json.loads(result.stdout)
     assert report["results"]["TASK"] == "segmentation"
     assert report["results"]["MODEL_NAME"] == "test-pixel-classifier"
-    assert "Input 'rgb': sensor rgb, 3 bands (R, G, B) at 1 m" in report["log"]["info"]
+    info = report["log"]["info"]
+    assert any(
+        line.startswith("Input 'rgb': sensor rgb, 3 bands (R, G, B) at 1 m") for line in info
+    )
     assert report["provider_details"]["is_active"]
 
 

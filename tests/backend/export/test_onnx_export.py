@@ -398,8 +398,12 @@ def test_export_cli_checks_parity_on_a_real_raster(exported, landsat_raster, tmp
     report = json.loads(capsys.readouterr().out)
     assert report["parity_inputs"] == "real tiles" and report["parity_batch_size"] == 4
     assert 0 <= report["max_abs_diff"] < 1e-4 and report["path"] == str(out)
-    assert main(["info", str(out)]) == 0
+    assert main(["info", str(out), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["task"] == "segmentation"
+    assert main(["info", str(out)]) == 0
+    summary = capsys.readouterr().out
+    assert summary.startswith("msgfm-lite-segmentation") or ": segmentation model" in summary
+    assert "Input 'landsat': sensor landsat, 6 bands" in summary
     with pytest.raises(SystemExit, match="has 6 bands; the s2 input takes 12"):
         main([*arguments, "--parity-raster", f"s2={landsat_raster}"])
 

@@ -174,6 +174,6 @@ def test_token_cancelled_before_the_run_starts(model_factory, sample_data, tmp_p
 
 
 def ran_tiles(message: str) -> int:
-    """Tiles the model ran, from the engine's ``"D/T tiles (S skipped as nodata)"`` message."""
-    match = re.match(r"(\d+)/\d+ tiles \((\d+) skipped", message)
-    return int(match.group(1)) - int(match.group(2)) if match else 0
+    """Tiles the model ran, from the engine's ``"D/T tiles (R run, S skipped as nodata)"``."""
+    match = re.match(r"\d+/\d+ tiles \((\d+) run, \d+ skipped", message)
+    return int(match.group(1)) if match else 0

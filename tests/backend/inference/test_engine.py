@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 
 import numpy as np
 import pytest
@@ -167,6 +168,41 @@ def test_progress_reaches_one(model_factory, sample_data, tmp_path):
     assert fractions == sorted(fractions)
     assert fractions[-1] == 1.0
     assert "tiles" in calls[-1][1]
+
+
+def test_progress_counts_only_go_up_and_agree_with_the_summary(
+    model_factory, sample_data, tmp_path
+):
+    # The Landsat band below its first 150 rows as nodata: rows of tiles with nothing to run follow
+    # tiles still waiting for their batch of 7 (waiting tiles are not skipped ones).
+    source = sample_data / "landcover/lsat7_2000_10.tif"
+    half = tmp_path / "half.tif"
+    with rasterio.open(source) as src:
+        data = src.read(1)
+        data[150:] = src.nodata
+        with rasterio.open(half, "w", **src.profile) as dst:
+            dst.write(data[None])
+    calls = []
+    result = run_inference(
+        model_factory("identity", bands=1, tile=64),
+        [RasterInput("s2", half)],
+        tmp_path / "out.tif",
+        batch_size=7,
+        progress=lambda fraction, message: calls.append(message),
+    )
+    counts = [
+        tuple(int(n) for n in re.match(r"(\d+)/\d+ tiles \((\d+) run, (\d+) skipped", m).groups())
+        for m in calls
+        if " tiles (" in m
+    ]
+    assert len(counts) > 3
+    for column in range(3):  # done, run, skipped: each only goes up
+        values = [c[column] for c in counts]
+        assert values == sorted(values), (column, counts)
+    assert all(run + skipped <= done for done, run, skipped in counts)
+    assert 0 < result.tiles_skipped < result.tiles_run + result.tiles_skipped
+    total = result.tiles_run + result.tiles_skipped
+    assert counts[-1] == (total, result.tiles_run, result.tiles_skipped)
 
 
 def test_memory_does_not_grow_with_raster_height(model_factory, sample_data, tmp_path):

@@ -52,6 +52,9 @@ def write(path, values, dtype, nodata, **extra):
         "count": values.shape[0],
         "dtype": dtype,
         "nodata": nodata,
+        # Georeferenced, though masks do not depend on it: a file without is warned about.
+        "crs": "EPSG:32633",
+        "transform": rasterio.transform.from_origin(500000.0, 5000000.0, 10.0, 10.0),
         **extra,
     }
     with rasterio.open(path, "w", **profile) as dataset:

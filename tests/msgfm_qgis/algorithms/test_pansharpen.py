@@ -68,3 +68,30 @@ def test_a_segmentation_model_is_refused(run_algorithm, probability_model, sampl
                 "OUTPUT": str(tmp_path / "x.tif"),
             },
         )
+
+
+def test_nothing_is_written_beside_the_inputs(
+    run_algorithm, pansharpening_model, sample_data, tmp_path
+):
+    import gc
+    import shutil
+
+    from qgis.core import QgsProcessingContext, QgsProcessingFeedback
+
+    # Layers opened from file names get a histogram for their default stretch, which GDAL would
+    # keep in an .aux.xml beside the file when the run's context frees the layer.
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    for name in ("pan1.tif", "ms1.tif"):
+        shutil.copy(sample_data / "pan_ms" / name, inputs / name)
+    context = QgsProcessingContext()
+    params = {
+        "PAN": str(inputs / "pan1.tif"),
+        "MS": str(inputs / "ms1.tif"),
+        "MODEL": str(pansharpening_model),
+        "OUTPUT": str(tmp_path / "sharpened.tif"),
+    }
+    run_algorithm(ALG, params, feedback=QgsProcessingFeedback(), context=context)
+    del context
+    gc.collect()
+    assert sorted(p.name for p in inputs.iterdir()) == ["ms1.tif", "pan1.tif"]
