@@ -271,7 +271,8 @@ def test_a_class_field_with_one_class_is_refused(
 def test_sensor_mistakes_are_named(run_algorithm, sample_data, tiny_config, tmp_path):
     image = sample_data / "sar_rgb/sar_masked.tif"  # 4 SAR polarisations: 4 bands guess "ms"
     with pytest.raises(
-        QgsProcessingException, match=r"Layer 'sar_masked' has 4 band\(s\) but sensor 'rgb' needs 3"
+        QgsProcessingException,
+        match=r"Layer 'sar_masked' has 4 bands but the model's 'rgb' input needs 3",
     ):
         run_algorithm(
             ALG,

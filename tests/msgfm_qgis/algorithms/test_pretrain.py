@@ -136,7 +136,7 @@ def test_a_co_registered_pair_becomes_one_paired_scene(
         (
             ["multispectral_dem/L7_ETMs.tif"],
             "rgb",
-            r"Layer 'L7_ETMs' has 6 band\(s\) but sensor 'rgb' needs 3 \(R, G, B\)",
+            r"Layer 'L7_ETMs' has 6 bands but the model's 'rgb' input needs 3 \(R, G, B\)",
         ),
     ],
 )
