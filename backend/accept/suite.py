@@ -436,10 +436,14 @@ def score_pansharpening(ctx: Context, model: str, scene: Scene) -> SceneResult:
     pair = _wald_pair(ctx, scene)
     folder = ctx.folder(f"pansharpening/{scene.key}")
     names = ("B", "G", "R", "NIR")
-    rasters.write(folder / "pan.tif", pair["pan_low"].astype(np.float32), pair["profile"], ("PAN",))
-    rasters.write(
-        folder / "ms.tif", pair["ms_low"].astype(np.float32), pair["ms_low_profile"], names
-    )
+    # SpaceNet-6 tiles are 0 outside the imaged area, with no nodata value: give that area as
+    # nodata (NaN), as a user who sets the tile's nodata would, so the model runs on the image only.
+    pan_low = pair["pan_low"].astype(np.float32)
+    ms_low = pair["ms_low"].astype(np.float32)
+    pan_low[pan_low <= 0] = np.nan
+    ms_low[:, np.all(ms_low <= 0, axis=0)] = np.nan
+    rasters.write(folder / "pan.tif", pan_low, pair["profile"], ("PAN",))
+    rasters.write(folder / "ms.tif", ms_low, pair["ms_low_profile"], names)
     done = ctx.plugin.run(
         "pansharpen",
         {"PAN": folder / "pan.tif", "MS": folder / "ms.tif", "OUTPUT": folder / "out.tif"},
