@@ -204,6 +204,8 @@ def test_rebuilding_some_tasks_keeps_the_other_files_in_the_manifest(tmp_path):
     out = tmp_path / "models"
     out.mkdir()
     previous = {
+        "command": "msgfm train-defaults (the encoder's run)",
+        "budget": "quick",
         "files": [
             {"file": "segmentation.onnx", "task": "segmentation", "sha256": "old-seg"},
             {"file": "cloud-removal.onnx", "task": "cloud-removal", "sha256": "old-cloud"},
@@ -211,12 +213,16 @@ def test_rebuilding_some_tasks_keeps_the_other_files_in_the_manifest(tmp_path):
         "timings_s": {"finetune segmentation": 100.0, "finetune cloud-removal": 400.0},
     }
     (out / MANIFEST_FILE).write_text(json.dumps(previous))
-    recipe = DefaultsRecipe(str(out), str(tmp_path / "work"), tasks=["cloud-removal"])
+    recipe = DefaultsRecipe(
+        str(out), str(tmp_path / "work"), budget="robust", tasks=["cloud-removal"], command="new"
+    )
     recipe.files = [{"file": "cloud-removal.onnx", "task": "cloud-removal", "sha256": "new"}]
     recipe.timings = {"finetune cloud-removal": 500.0}
     manifest = recipe.manifest()
     by_file = {f["file"]: f["sha256"] for f in manifest["files"]}
     assert by_file == {"segmentation.onnx": "old-seg", "cloud-removal.onnx": "new"}
+    # The top level still describes the encoder's run; the rebuilt entry carries its own.
+    assert manifest["command"] == previous["command"] and manifest["budget"] == "quick"
     assert manifest["timings_s"] == {
         "finetune segmentation": 100.0,
         "finetune cloud-removal": 500.0,
