@@ -44,7 +44,7 @@ from backend.export.schema import (  # noqa: E402
 )
 from backend.files import sha256_file  # noqa: E402
 from backend.models.config import get_config  # noqa: E402
-from backend.train.defaults import MANIFEST_FILE, TASK_RECIPES  # noqa: E402
+from backend.train.defaults import BUDGETS, MANIFEST_FILE, TASK_RECIPES  # noqa: E402
 from backend.train.evaluate import default_monitor  # noqa: E402
 from backend.train.finetune import FinetuneTrainer  # noqa: E402
 
@@ -1100,6 +1100,9 @@ def task_steps(run: TaskRun) -> Dict[str, Any]:
     own records them there) over the manifest's budget."""
     steps = dict(run.bundle.steps)
     entry = run.entry if run.task != "embedding" else {}
+    if entry.get("budget") in BUDGETS:
+        budget = BUDGETS[entry["budget"]]
+        steps.update(finetune_warmup_steps=budget.finetune_warmup_steps, val_every=budget.val_every)
     for key in ("finetune_steps", "finetune_batch_size"):
         if key in entry:
             steps[key] = entry[key]

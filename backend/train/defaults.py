@@ -586,7 +586,13 @@ class DefaultsRecipe:
             previous = json.loads(previous_path.read_text(encoding="utf-8"))
             mine = {f["file"] for f in files}
             files = [f for f in previous.get("files", []) if f["file"] not in mine] + files
-            timings = {**previous.get("timings_s", {}), **timings}
+            # Only the rebuilt tasks' stages change: "pretrain" and "total" stay the full run's.
+            rebuilt = {
+                stage: seconds
+                for stage, seconds in timings.items()
+                if any(stage.endswith(f" {r.task}") for r in self.recipes)
+            }
+            timings = {**previous.get("timings_s", {}), **rebuilt}
         manifest = {
             "msgfm_version": __version__,
             "command": self.command,
