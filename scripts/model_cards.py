@@ -1294,11 +1294,9 @@ def comparison_lines(evaluation: Mapping[str, Any]) -> List[str]:
         return []
     scores, intervals = comparison["scores"], comparison["intervals_95"]
     rows = [
-        "| | overall accuracy | macro F1 | model minus it: accuracy (95 % interval) | "
-        "macro F1 (95 % interval) |",
+        "| baseline | overall accuracy | macro F1 | model minus it: accuracy (95 % interval) "
+        "| macro F1 (95 % interval) |",
         "|---|---|---|---|---|",
-        f"| this model | {fmt(scores['model']['overall_accuracy'])} | "
-        f"{fmt(scores['model']['f1_macro'])} | | |",
     ]
     for key, name in (
         ("baseline", evaluation["baseline"]["name"]),
