@@ -44,7 +44,7 @@ from backend.export.schema import (  # noqa: E402
 )
 from backend.files import sha256_file  # noqa: E402
 from backend.models.config import get_config  # noqa: E402
-from backend.train.defaults import MANIFEST_FILE, TASK_RECIPES  # noqa: E402
+from backend.train.defaults import BUDGETS, MANIFEST_FILE, TASK_RECIPES  # noqa: E402
 from backend.train.evaluate import default_monitor  # noqa: E402
 from backend.train.finetune import FinetuneTrainer  # noqa: E402
 
@@ -806,7 +806,7 @@ TASK_TEXTS: Dict[str, TaskText] = {
             low=f"{run.data_spec['coverage'][0] * 100:.0f}",
             high=percent(run.data_spec["coverage"][1]),
         ),
-        holdout_groups=(6, "patch"),
+        holdout_groups=(8, "patch"),
         metrics=("mae", "rmse", "psnr", "ssim", "sam", "n_pixels"),
         metric_units=(
             "MAE and RMSE in reflectance x 10000, PSNR in dB, SSIM, SAM in degrees, over all "
@@ -1095,9 +1095,49 @@ def pretraining_text(bundle: Bundle) -> str:
     )
 
 
+def task_steps(run: TaskRun) -> Dict[str, Any]:
+    """The finetuning step counts of this task's run: its manifest entry's (a task rebuilt on its
+    own records them there) over the manifest's budget."""
+    steps = dict(run.bundle.steps)
+    entry = run.entry if run.task != "embedding" else {}
+    if entry.get("budget") in BUDGETS:
+        budget = BUDGETS[entry["budget"]]
+        steps.update(finetune_warmup_steps=budget.finetune_warmup_steps, val_every=budget.val_every)
+    for key in ("finetune_steps", "finetune_batch_size"):
+        if key in entry:
+            steps[key] = entry[key]
+    return steps
+
+
+AUGMENTATION_WORDS = {
+    "jitter": "radiometric jitter (scene gain ±{v:g}, band gain and offset ±{third:.2g})",
+    "rotate": "quarter-turn rotations and flips",
+    "balanced_sampling": "class-balanced sampling",
+    "class_weight_power": "cross-entropy class weights frequency^-{v:g}",
+    "fresh_clouds": "new simulated clouds and haze of random cover, size and thickness at every "
+    "step",
+    "clear_fraction": "{pct:.0f} % of the samples left clear (the target is the input)",
+}
+
+
+def augmentation_text(entry: Mapping[str, Any]) -> str:
+    """The training augmentations of a rebuilt task, in words ("" when none)."""
+    settings = entry.get("augmentation") or {}
+    words = []
+    for key, template in AUGMENTATION_WORDS.items():
+        value = settings.get(key)
+        if not value or (key == "clear_fraction" and not settings.get("fresh_clouds")):
+            continue
+        number = float(value)
+        words.append(template.format(v=number, third=number / 3, pct=100 * number))
+    return f" Augmentations: {join_words(words)}." if words else ""
+
+
 def recipe_section(run: TaskRun, text: TaskText) -> List[str]:
     bundle = run.bundle
-    manifest, steps, timings = bundle.manifest, bundle.steps, bundle.timings
+    manifest, timings = bundle.manifest, bundle.timings
+    steps = task_steps(run)
+    command = run.entry.get("command") if run.task != "embedding" else None
     lines = [
         "## Recipe",
         "",
@@ -1107,6 +1147,18 @@ def recipe_section(run: TaskRun, text: TaskText) -> List[str]:
         manifest["command"],
         "```",
         "",
+        *(
+            [
+                f"This model was rebuilt on its own (budget `{run.entry['budget']}`) with:",
+                "",
+                "```",
+                command,
+                "```",
+                "",
+            ]
+            if command and command != manifest["command"]
+            else []
+        ),
         *([prose("reused_command"), ""] if "reused" in (manifest.get("pretrain") or {}) else []),
         f"msGFM version {manifest['msgfm_version']}, model config `{manifest['config']}`, budget "
         f"`{manifest['budget']}`, seed {manifest['seed']} (data order, initialisation, masking, "
@@ -1141,7 +1193,8 @@ def recipe_section(run: TaskRun, text: TaskText) -> List[str]:
             + (f"every {steps['val_every']} steps" if steps["val_every"] else "at the end")
             + f"; the checkpoint with the best validation `{monitor}` "
             f"(`{run.entry['checkpoint']}`, step {run.meta.extra['checkpoint_step']}) is exported "
-            f"({timings['finetune ' + run.task]:.0f} s). ONNX Runtime matched torch within "
+            f"({timings['finetune ' + run.task]:.0f} s)."
+            f"{augmentation_text(run.entry)} ONNX Runtime matched torch within "
             f"{run.entry['parity_max_abs_diff']:.2g} (max abs difference, tolerance "
             f"{fmt_rate(export['tolerance'])}).",
         ]
@@ -1224,6 +1277,74 @@ def metrics_section(run: TaskRun, text: TaskText) -> List[str]:
         "",
         " ".join(part for part in (note, validation) if part),
         "",
+        *comparison_lines(run.evaluation),
+        *clear_scene_lines(run.evaluation),
+    ]
+
+
+def _interval(values: Sequence[float]) -> str:
+    return f"[{values[0]:+.3f}, {values[1]:+.3f}]"
+
+
+def comparison_lines(evaluation: Mapping[str, Any]) -> List[str]:
+    """The model against the training baseline and the test split's own majority class, with
+    the bootstrap intervals ``msgfm evaluate`` reports (none before it did)."""
+    comparison = evaluation.get("comparison")
+    if not comparison:
+        return []
+    scores, intervals = comparison["scores"], comparison["intervals_95"]
+    rows = [
+        "| baseline | overall accuracy | macro F1 | model minus it: accuracy (95 % interval) "
+        "| macro F1 (95 % interval) |",
+        "|---|---|---|---|---|",
+    ]
+    for key, name in (
+        ("baseline", evaluation["baseline"]["name"]),
+        ("split_majority", "majority class of the test split itself"),
+    ):
+        other = intervals[f"model_minus_{key}"]
+        rows.append(
+            f"| {name} | {fmt(scores[key]['overall_accuracy'])} | {fmt(scores[key]['f1_macro'])} "
+            f"| {_interval(other['overall_accuracy'])} | {_interval(other['f1_macro'])} |"
+        )
+    beats = all(
+        intervals[f"model_minus_{key}"][metric][0] > 0
+        for key in ("baseline", "split_majority")
+        for metric in ("overall_accuracy", "f1_macro")
+    )
+    verdict = (
+        "The model beats both baselines on both scores: every interval excludes zero."
+        if beats
+        else "Not every interval excludes zero: the model does not beat both baselines on both "
+        "scores."
+    )
+    return [
+        f"Against both baselines ({comparison['method']}, {comparison['n_blocks']} blocks):",
+        "",
+        *rows,
+        "",
+        verdict,
+        "",
+    ]
+
+
+def small_percent(value: float) -> str:
+    """A share in per cent with three significant digits (0.012 %, not 0 %)."""
+    return f"{value * 100:.3g} %"
+
+
+def clear_scene_lines(evaluation: Mapping[str, Any]) -> List[str]:
+    """What the cloud-removal model does to the test samples' clear images."""
+    clear = evaluation.get("clear_scene")
+    if not clear or not clear.get("n_values"):
+        return []
+    return [
+        "On the same test samples without clouds (the clear image as input), the output stays "
+        f"the input: PSNR {clear['psnr_against_input']:.1f} dB against the input, "
+        f"{small_percent(clear['outside_physical_range'])} of values outside 0-10000 (clipped when "
+        f"written), {small_percent(clear['changed_by_more_than_1'])} of values changed by more than 1, "
+        f"largest change of a band's mean {small_percent(clear['largest_band_mean_change'])}.",
+        "",
     ]
 
 
@@ -1243,14 +1364,13 @@ def pretrain_steps(bundle: Bundle) -> int:
 
 def common_limits(run: TaskRun) -> List[str]:
     bundle = run.bundle
-    steps = bundle.steps
     config = bundle.encoder_meta["model_config"]
     limits = [
         prose(
             "limit_little_data",
             pretrain_steps=pretrain_steps(bundle),
             scenes=bundle.n_scenes,
-            finetune_steps=steps["finetune_steps"],
+            finetune_steps=task_steps(run)["finetune_steps"],
         ),
     ]
     width = (

@@ -1,6 +1,7 @@
 """Task heads on the msGFM encoder's four stage maps (strides 4, 8, 16 and 32).
 
-- :class:`ClassificationHead`: global average pool of the last stage + one linear layer.
+- :class:`ClassificationHead`: global average pool of every stage (as the embedding export reads
+  them), layer-normalised and concatenated, + one linear layer.
 - :class:`FPNNeck`: a light feature pyramid (UPerNet's FPN part without the pyramid pooling):
   lateral 1x1 convs, top-down sum, 3x3 smoothing, every level fused at stride 4.
 - :class:`SegmentationHead`: FPN -> per-class 1x1 conv -> x4 bilinear upsampling.
@@ -8,11 +9,13 @@
   pan-sharpening): FPN features upsampled to the input grid, concatenated with the input pixels
   (the stride-4 tokens cannot carry the pan band's finest detail), two 3x3 convs to the output
   bands, added to a base image (the cloudy S2, the upsampled MS).
+- :class:`GatedResidualImageHead`: the same decoder, plus a per-pixel cloud weight; the correction
+  applies only where the weight is above zero, so clear pixels pass through unchanged.
 """
 
 from __future__ import annotations
 
-from typing import List, Sequence
+from typing import List, Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
@@ -37,21 +40,30 @@ class ConvNormAct(nn.Sequential):
 
 
 class ClassificationHead(nn.Module):
-    """Scene logits from the last stage: global average pool + linear.
+    """Scene logits from every encoder stage: global average pools, concatenated, + linear.
+
+    The last stage alone is the most collapsed one after masked image modelling; the embedding
+    export concatenates the stages for that reason, and the scene head reads them the same way.
+    Each pooled stage is layer-normalised so that no stage dominates by its scale.
 
     Args:
-        in_channels: Width of the last encoder stage.
+        in_channels: Width of each encoder stage (or of the last one only, an int).
         num_classes: Number of classes (one logit each).
     """
 
-    def __init__(self, in_channels: int, num_classes: int):
+    def __init__(self, in_channels: Union[int, Sequence[int]], num_classes: int):
         super().__init__()
-        self.fc = nn.Linear(in_channels, num_classes)
+        widths = [in_channels] if isinstance(in_channels, int) else list(in_channels)
+        self.stages = len(widths)
+        self.norms = nn.ModuleList([nn.LayerNorm(c) for c in widths])
+        self.fc = nn.Linear(sum(widths), num_classes)
         nn.init.normal_(self.fc.weight, std=0.01)
         nn.init.zeros_(self.fc.bias)
 
     def forward(self, features: Sequence[Tensor]) -> Tensor:
-        return self.fc(features[-1].mean(dim=(2, 3)))
+        used = list(features)[-self.stages :]
+        pooled = [norm(f.mean(dim=(2, 3))) for norm, f in zip(self.norms, used)]
+        return self.fc(torch.cat(pooled, dim=1))
 
 
 class FPNNeck(nn.Module):
@@ -136,3 +148,52 @@ class ResidualImageHead(nn.Module):
             self.neck(features), size=images.shape[-2:], mode="bilinear", align_corners=False
         )
         return base + self.out(self.refine(torch.cat([fused, images], dim=1)))
+
+
+class GatedResidualImageHead(ResidualImageHead):
+    """Cloud removal that keeps clear pixels by construction: ``base + weight * correction``.
+
+    Besides the correction of :class:`ResidualImageHead`, the decoder predicts a per-pixel cloud
+    probability ``p`` (trained against the simulated cloud opacity). The correction is applied
+    with the weight ``max(0, p - floor) / (1 - floor)``: where the model sees no cloud
+    (``p <= floor``) the output *is* the input, bit for bit, so a clear scene keeps its radiometry
+    whatever the correction branch does.
+
+    Args:
+        in_channels: Width of each encoder stage.
+        image_channels: Bands of all input images together (concatenated as a skip).
+        out_channels: Output bands (those of the base image).
+        channels: FPN width.
+        floor: Cloud probability at or below which a pixel is passed through unchanged.
+    """
+
+    def __init__(
+        self,
+        in_channels: Sequence[int],
+        image_channels: int,
+        out_channels: int,
+        channels: int,
+        floor: float = 0.2,
+    ):
+        super().__init__(in_channels, image_channels, out_channels, channels)
+        if not 0.0 <= floor < 1.0:
+            raise ValueError(f"floor must be in [0, 1), got {floor}")
+        self.floor = float(floor)
+        self.gate = nn.Conv2d(channels, 1, 3, padding=1)
+        # Start from "no cloud anywhere": the untrained model returns its input.
+        nn.init.zeros_(self.gate.weight)
+        nn.init.constant_(self.gate.bias, -3.0)
+        self.cloud_probability: Optional[Tensor] = None
+
+    def weight(self, probability: Tensor) -> Tensor:
+        """The correction's weight from the cloud probability (exactly 0 up to ``floor``)."""
+        return torch.clamp((probability - self.floor) / (1.0 - self.floor), min=0.0)
+
+    def forward(self, features: Sequence[Tensor], images: Tensor, base: Tensor) -> Tensor:
+        fused = F.interpolate(
+            self.neck(features), size=images.shape[-2:], mode="bilinear", align_corners=False
+        )
+        hidden = self.refine(torch.cat([fused, images], dim=1))
+        probability = torch.sigmoid(self.gate(hidden))
+        self.cloud_probability = probability[:, 0]
+        return base + self.weight(probability) * self.out(hidden)

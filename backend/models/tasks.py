@@ -36,7 +36,12 @@ from ..tasks import TASKS, Task, get_task
 from .config import ModelConfig
 from .embedding import SensorPatchEmbedding, init_from_nearest_bands
 from .encoder import MsGFMEncoder
-from .heads import ClassificationHead, ResidualImageHead, SegmentationHead
+from .heads import (
+    ClassificationHead,
+    GatedResidualImageHead,
+    ResidualImageHead,
+    SegmentationHead,
+)
 
 INIT_MODES = ("nearest", "random")
 
@@ -173,15 +178,21 @@ def _residual_image_head(config: ModelConfig, spec: TaskSpec, channels: int) -> 
     return ResidualImageHead(config.stage_dims, image_channels, spec.out_channels, channels)
 
 
+def _gated_residual_image_head(config: ModelConfig, spec: TaskSpec, channels: int) -> nn.Module:
+    image_channels = sum(get_sensor(s).num_bands for s in spec.sensors)
+    return GatedResidualImageHead(config.stage_dims, image_channels, spec.out_channels, channels)
+
+
 # The head each task declares (``Task.head``), built from the encoder config, spec and FPN width.
 HEADS = {
     "classification": lambda config, spec, channels: ClassificationHead(
-        config.stage_dims[-1], spec.out_channels
+        config.stage_dims, spec.out_channels
     ),
     "segmentation": lambda config, spec, channels: SegmentationHead(
         config.stage_dims, spec.out_channels, channels, config.patch_size
     ),
     "residual-image": _residual_image_head,
+    "gated-residual-image": _gated_residual_image_head,
 }
 
 
@@ -258,6 +269,7 @@ def task_loss(
     valid: Optional[Tensor] = None,
     target_mean: Optional[Sequence[float]] = None,
     target_std: Optional[Sequence[float]] = None,
+    class_weights: Optional[Sequence[float]] = None,
 ) -> Tensor:
     """The finetuning loss of a task.
 
@@ -271,23 +283,32 @@ def task_loss(
         valid: Image tasks: optional ``(B, H, W)`` bool, False for pixels left out of the loss.
         target_mean: Image tasks: per-band mean to normalise a raw ``target`` with.
         target_std: Image tasks: per-band std to normalise a raw ``target`` with.
+        class_weights: Single-label classification and segmentation: one cross-entropy weight
+            per class (class-balanced loss); None = equal weights.
 
     Returns:
         Scalar loss: BCE-with-logits or cross-entropy (classes), cross-entropy ignoring 255
         (segmentation), mean L1 over valid pixels of normalised values (image tasks).
     """
     task = spec.task_type
+    weight = (
+        None
+        if class_weights is None
+        else torch.as_tensor(class_weights, dtype=output.dtype, device=output.device)
+    )
+    if weight is not None and (not task.has_classes or spec.multilabel):
+        raise ValueError("class_weights apply to single-label classification and segmentation")
     if task.scene_level:
         if spec.multilabel:
             return F.binary_cross_entropy_with_logits(output, target.to(output.dtype))
         if target.ndim == 2:
             target = target.argmax(dim=1)
-        return F.cross_entropy(output, target.long())
+        return F.cross_entropy(output, target.long(), weight=weight)
     if task.has_classes:
         target = target.long()
         if not (target != IGNORE_INDEX).any():
             return output.sum() * 0.0  # nothing labelled: no gradient, not NaN
-        return F.cross_entropy(output, target, ignore_index=IGNORE_INDEX)
+        return F.cross_entropy(output, target, weight=weight, ignore_index=IGNORE_INDEX)
     target = target.to(output.dtype)
     if target_mean is not None or target_std is not None:
         if target_mean is None or target_std is None:
@@ -302,6 +323,32 @@ def task_loss(
         return output.sum() * 0.0
     difference = (output - torch.nan_to_num(target)).abs()
     return difference[mask].mean()
+
+
+def cloud_weight_loss(
+    probability: Tensor, opacity: Tensor, valid: Optional[Tensor] = None
+) -> Tensor:
+    """Binary cross-entropy of a gated head's cloud probability against the cloud opacity.
+
+    Args:
+        probability: ``(B, H, W)`` predicted cloud probability in [0, 1].
+        opacity: ``(B, H, W)`` simulated opacity in [0, 1] (or a 0/1 cloud mask of real pairs).
+        valid: Optional ``(B, H, W)`` bool, False for pixels left out.
+
+    Returns:
+        The mean over valid pixels (0 with a gradient path when none is valid).
+    """
+    opacity = opacity.to(probability.dtype).clamp(0.0, 1.0)
+    # BCE in fp32 with the probability kept off 0 and 1 (the gate's sigmoid saturates).
+    loss = F.binary_cross_entropy(
+        probability.float().clamp(1e-6, 1 - 1e-6), opacity.float(), reduction="none"
+    )
+    if valid is not None:
+        mask = valid.to(torch.bool)
+        if not mask.any():
+            return probability.sum() * 0.0
+        return loss[mask].mean()
+    return loss.mean()
 
 
 # --- pretrained weights -------------------------------------------------------------------------

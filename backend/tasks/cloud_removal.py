@@ -9,7 +9,8 @@ from .base import Task
 
 class CloudRemoval(Task):
     name = "cloud-removal"
-    head = "residual-image"
+    # The correction applies only where a cloud weight is predicted: clear pixels pass through.
+    head = "gated-residual-image"
     target_sensor = "s2"
     # Sentinel-2 reflectance x 10000 (SEN12MS-CR practice: values clipped to 0..10000).
     data_range = 10000.0

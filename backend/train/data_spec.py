@@ -14,8 +14,9 @@ task name alone also works), a JSON file, inline JSON, or the short form
 
 Layouts (tasks they serve):
 
-* ``bigearthnet`` (classification; cloud-removal base): ``s2`` (or PATH), ``s1``, ``label_mode``
-  ``multi``/``single``.
+* ``bigearthnet`` (classification; cloud-removal base): ``s2`` (or PATH, or a list of folders),
+  ``s1``, ``label_mode`` ``multi``/``single``, ``keep_unpaired`` (keep S2 patches without an S1
+  partner, their SAR as no data), ``exclude`` (S2 patch names left out).
 * ``majority-tiles`` (classification): tiles of image rasters labelled by the majority class of a
   class raster or of polygons (the keys of ``segmentation``, plus ``min_labelled``: the fraction
   of a tile that must be labelled).
@@ -169,7 +170,11 @@ def build_dataset(spec: Mapping[str, Any], task: str, data_root: Optional[Union[
         s2 = spec.get("s2")
         s2_roots = [resolve(v) for v in s2] if isinstance(s2, list) else path("s2")
         return tasks.BigEarthNetDataset(
-            s2_roots, path("s1", required=False), label_mode=spec.get("label_mode", "multi")
+            s2_roots,
+            path("s1", required=False),
+            label_mode=spec.get("label_mode", "multi"),
+            keep_unpaired=bool(spec.get("keep_unpaired", False)),
+            exclude=list(spec.get("exclude", [])),
         )
     if layout in ("segmentation", "majority-tiles"):
         images = _image_sources(spec, layout, resolve)

@@ -19,7 +19,7 @@ import os
 import shutil
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
@@ -75,6 +75,11 @@ BUDGETS: Dict[str, Budget] = {
     # The bundled set: 800 pretraining steps of 16 crops (the recipe of docs/pretraining.md,
     # whose probe beat random initialisation), then 400 finetuning steps per task.
     "quick": Budget(800, 16, 400, 8, 50, 256, 80, 50),
+    # The models rebuilt for the acceptance suite (issue 22): the quick pretraining (reused with
+    # --pretrained), finetuning with each recipe's augmentations for its share (``steps_scale``)
+    # of 800 steps: the rebuild ran on a 2-core machine shared with other jobs (about 4 s a
+    # segmentation step), so each task got 160-300 steps.
+    "robust": Budget(800, 16, 800, 8, 40, 256, 80, 30),
     # Ten times the pretraining and twice the finetuning (about an hour on an idle 2-core CPU,
     # estimated from the quick run's step times; not run yet, and not validated).
     "full": Budget(3000, 8, 800, 8, 100, 256, 100, 100),
@@ -89,19 +94,27 @@ class TaskRecipe:
         task: Task name (``backend.models.tasks.TASKS``).
         data: Shipped data spec name (``backend/data/manifests``).
         lr: Peak learning rate of the finetuning run.
-        folds: Leave-one-patch-out: the seed picks the fold (test patch = seed-th patch).
+        folds: Leave-one-patch-out: the seed picks the fold (test patch = the (seed +
+            ``fold_offset``)-th patch, validation the next one).
+        fold_offset: Added to the seed to pick the fold.
         name: Evaluation name when several recipes share a task (default: the task).
         random_init: The bundled model starts from random weights, not the pretrained
             encoder; ``random_init_reason`` says why (recorded in the manifest and the card).
+        augmentation: ``msgfm finetune`` augmentation settings of the run
+            (:data:`backend.train.finetune.AUGMENTATION`), recorded in the manifest.
+        steps_scale: Finetuning steps as a multiple of the budget's (a slow task gets fewer).
     """
 
     task: str
     data: str
     lr: float = 5e-4
     folds: bool = False
+    fold_offset: int = 0
     name: str = ""
     random_init: bool = False
     random_init_reason: str = ""
+    augmentation: Dict[str, Any] = field(default_factory=dict)
+    steps_scale: float = 1.0
 
     @property
     def key(self) -> str:
@@ -114,9 +127,17 @@ class TaskRecipe:
         return f"{self.task}.onnx"
 
 
+# Radiometric jitter of every training input (another scene's gain, offset and atmosphere) and
+# quarter-turn rotations: one scene or a dozen patches otherwise teach their own radiometry.
+ROBUST = {"jitter": 0.15, "rotate": True}
+# Landsat scenes of other places and dates differ by more (Olinda's ocean is 20 DN brighter in
+# the visible bands than the North Carolina water): twice the jitter for the land-cover models.
+ROBUST_LANDSAT = {"jitter": 0.3, "rotate": True}
+
 TASK_RECIPES = (
     # BigEarthNet has 6 sample patches (one held back): the land-cover tiles give a measurable
-    # scene classifier; the model card says so.
+    # scene classifier; the model card says so. Class-balanced sampling: the training tiles are
+    # 83 % forest and developed, and a prior-following model scores below the majority class.
     TaskRecipe(
         "classification",
         "finetune_classification_landcover",
@@ -126,9 +147,32 @@ TASK_RECIPES = (
             "the class prior (validation overall accuracy 0.525 at every validation, test 0.253 "
             "= prior); from random weights it reached 0.685 on validation. The cause is open."
         ),
+        augmentation={**ROBUST_LANDSAT, "balanced_sampling": True},
+        steps_scale=0.375,
     ),
-    TaskRecipe("segmentation", "finetune_segmentation"),
-    TaskRecipe("cloud-removal", "finetune_cloud-removal", folds=True),
+    # Water is 0.8 % of the labelled pixels of the one scene: tiles with rare classes are drawn
+    # more often and the loss weighs classes by frequency^-0.5.
+    TaskRecipe(
+        "segmentation",
+        "finetune_segmentation",
+        augmentation={**ROBUST_LANDSAT, "balanced_sampling": True, "class_weight_power": 0.5},
+        steps_scale=0.375,
+    ),
+    # New simulated clouds and haze of a random kind at every step, a quarter of the samples
+    # clear (their target is their input), over every S2 sample patch.
+    TaskRecipe(
+        "cloud-removal",
+        "finetune_cloud-removal",
+        folds=True,
+        # Fold 1 of the 8 sorted patches: test on an S1/S2 pair (56_35), validation on an
+        # S2-only patch (19_86); 3 pairs and 3 S2-only patches train.
+        fold_offset=1,
+        augmentation={**ROBUST, "fresh_clouds": True, "clear_fraction": 0.25},
+        # Its step costs about 3x a segmentation step (96 px, 14 bands, a dense decoder); the
+        # shared 2-core machine of the rebuild gave it 280 steps (a 160-step run resumed with
+        # --resume to 280: after 160 steps its cloud weight still opened on bright bare soil).
+        steps_scale=0.35,
+    ),
     TaskRecipe("pansharpening", "finetune_pansharpening"),
 )
 
@@ -205,6 +249,7 @@ class DefaultsRecipe:
         manifest: str = "samples",
         held_back_recipes: Optional[Sequence[TaskRecipe]] = None,
         pretrained: Optional[str] = None,
+        resume: bool = False,
     ):
         if budget not in BUDGETS:
             raise ValueError(f"--budget must be one of {', '.join(BUDGETS)}, not {budget!r}")
@@ -226,6 +271,7 @@ class DefaultsRecipe:
         self.manifest_name = manifest
         self.held_back_recipes = list(held_back_recipes or [])
         self.pretrained = Path(pretrained) if pretrained else None
+        self.resume = resume
         self.held_back: Optional[Dict[str, Any]] = None
         self.timings: Dict[str, float] = {}
         self.files: List[Dict[str, Any]] = []
@@ -239,7 +285,12 @@ class DefaultsRecipe:
         self.work_dir.mkdir(parents=True, exist_ok=True)
         started = time.perf_counter()
         pretrain_run = self.pretrain()
-        self.bundle_encoder(pretrain_run)
+        if len(self.recipes) < len(TASK_RECIPES) and (self.out_dir / ENCODER_FOLDER).is_dir():
+            # Rebuilding some task models only: the bundled encoder and embedding models stay
+            # as they are (their manifest entries are kept).
+            self.say(f"--task given: {ENCODER_FOLDER} and the embedding models are kept")
+        else:
+            self.bundle_encoder(pretrain_run)
         for recipe in self.recipes:
             self.finetune_and_export(recipe, pretrain_run)
         self.timings["total"] = round(time.perf_counter() - started, 1)
@@ -413,10 +464,12 @@ class DefaultsRecipe:
 
         started = time.perf_counter()
         budget = self.budget
+        steps = max(1, round(budget.finetune_steps * recipe.steps_scale))
         out = self.work_dir / f"finetune-{recipe.key}"
         source = "from scratch" if init is None else f"from {init}"
         self.say(
-            f"finetuning {recipe.task} on {recipe.data} for {budget.finetune_steps} steps {source}"
+            f"finetuning {recipe.task} on {recipe.data} for {steps} steps {source}"
+            + (f" with {recipe.augmentation}" if recipe.augmentation else "")
         )
         trainer = trainer_from_params(
             {
@@ -426,7 +479,7 @@ class DefaultsRecipe:
                 "data": recipe.data,
                 "data_root": self.data_root,
                 "out": str(out),
-                "max_steps": budget.finetune_steps,
+                "max_steps": steps,
                 "batch_size": budget.finetune_batch_size,
                 "lr": recipe.lr,
                 "warmup_steps": budget.finetune_warmup_steps,
@@ -435,13 +488,17 @@ class DefaultsRecipe:
                 "split_seed": self.seed,
                 "val_fraction": VAL_FRACTION,
                 "test_fraction": TEST_FRACTION,
-                "split_fold": self.seed if recipe.folds else None,
+                "split_fold": self.seed + recipe.fold_offset if recipe.folds else None,
                 "device": self.device,
-                "checkpoint_every": budget.finetune_steps,
+                "checkpoint_every": min(steps, 100),
                 "no_progress": True,
+                **recipe.augmentation,
             }
         )
-        trainer.fit()
+        resume = self.resume and (out / LAST).is_dir()
+        if resume:
+            self.say(f"resuming {recipe.task} from {out / LAST} to step {steps}")
+        trainer.fit(resume=resume)
         checkpoint = out / BEST if (out / BEST).is_dir() else out / LAST
         self._timed(f"finetune {recipe.task}", started)
         return trainer, checkpoint
@@ -488,6 +545,13 @@ class DefaultsRecipe:
                 "lr": recipe.lr,
                 "layer_decay": trainer.layer_decay,
                 "init": "random" if recipe.random_init else "pretrained encoder",
+                "command": self.command,
+                "budget": self.budget_name,
+                "finetune_steps": trainer.config.max_steps,
+                "finetune_batch_size": trainer.config.batch_size,
+                "best_step": trainer_best_step(trainer),
+                "augmentation": {k: v for k, v in trainer.augmentation.items()},
+                "finetune_s": self.timings.get(f"finetune {recipe.task}"),
                 **({"random_init_reason": recipe.random_init_reason} if recipe.random_init else {}),
                 "parity_max_abs_diff": report.max_abs_diff,
                 "evaluation": json_safe(evaluation),
@@ -508,10 +572,28 @@ class DefaultsRecipe:
         self.files = [f for f in self.files if f["file"] != entry["file"]] + [entry]
 
     def manifest(self) -> Dict[str, Any]:
-        """What ``OUT/MANIFEST.json`` holds."""
+        """What ``OUT/MANIFEST.json`` holds.
+
+        A run of some tasks only (``--task``) keeps the entries and timings of the other files
+        from the manifest already in ``OUT``; each task entry records its own command and budget.
+        """
         from .. import __version__
 
-        return {
+        files, timings = list(self.files), dict(self.timings)
+        previous: Dict[str, Any] = {}
+        previous_path = self.out_dir / MANIFEST_FILE
+        if len(self.recipes) < len(TASK_RECIPES) and previous_path.is_file():
+            previous = json.loads(previous_path.read_text(encoding="utf-8"))
+            mine = {f["file"] for f in files}
+            files = [f for f in previous.get("files", []) if f["file"] not in mine] + files
+            # Only the rebuilt tasks' stages change: "pretrain" and "total" stay the full run's.
+            rebuilt = {
+                stage: seconds
+                for stage, seconds in timings.items()
+                if any(stage.endswith(f" {r.task}") for r in self.recipes)
+            }
+            timings = {**previous.get("timings_s", {}), **rebuilt}
+        manifest = {
             "msgfm_version": __version__,
             "command": self.command,
             "budget": self.budget_name,
@@ -520,9 +602,26 @@ class DefaultsRecipe:
             "seed": self.seed,
             "pretrain": getattr(self, "pretrain_result", None),
             "held_back_from_pretraining": self.held_back,
-            "timings_s": self.timings,
-            "files": self.files,
+            "timings_s": timings,
+            "files": files,
         }
+        if previous:
+            # The top level describes the run that made the encoder (and the files this run did
+            # not rebuild); each rebuilt task's entry records its own command, budget and steps.
+            for key in ("command", "budget", "steps", "config", "seed", "pretrain"):
+                manifest[key] = previous.get(key, manifest[key])
+            manifest["held_back_from_pretraining"] = previous.get(
+                "held_back_from_pretraining", self.held_back
+            )
+        return manifest
+
+
+def trainer_best_step(trainer: Any) -> Optional[int]:
+    """The step of the run's ``checkpoint-best`` (None when validation kept none)."""
+    summary = Path(trainer.out_dir) / "summary.json"
+    if summary.is_file():
+        return json.loads(summary.read_text(encoding="utf-8")).get("best_step")
+    return None
 
 
 def add_defaults_arguments(parser) -> None:
@@ -546,6 +645,12 @@ def add_defaults_arguments(parser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data-root", default=None, help="sample-data root (msgfm data fetch)")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue each task's finetuning run in --work-dir from its checkpoint-last (to the "
+        "budget's steps, a longer schedule than the interrupted run's)",
+    )
     parser.add_argument(
         "--task",
         action="append",
@@ -601,6 +706,7 @@ def run_defaults(args) -> int:
             tasks=args.task,
             command=command.strip(),
             pretrained=args.pretrained,
+            resume=args.resume,
         )
         manifest = recipe.run()
     except (FileNotFoundError, KeyError, ValueError) as exc:

@@ -285,8 +285,8 @@ def class_prior(train: Any, task: str, num_classes: int, multilabel: bool) -> np
     indices = getattr(train, "indices", range(len(train)))
     counts = np.zeros(num_classes, dtype=np.float64)
     for index in indices:
-        if not get_task(task).scene_level and hasattr(dataset, "_label_window"):
-            labels = dataset._label_window(*dataset.tiles[index])
+        if not get_task(task).scene_level and hasattr(dataset, "seen_labels"):
+            labels = dataset.seen_labels(index)
         elif hasattr(dataset, "target"):
             labels = dataset.target(index)
         else:
@@ -324,21 +324,134 @@ def evaluate_predictor(
     """
     scorer = TaskScorer(task, num_classes, multilabel, class_names, data_range, ratio)
     baseline = TaskScorer(task, num_classes, multilabel, class_names, data_range, ratio)
+    comparison = (
+        ClassComparison(int(num_classes))
+        if get_task(task).has_classes and not multilabel and num_classes
+        else None
+    )
     total = len(held_back)
     if total == 0:
         raise ValueError("there are no held-back samples to evaluate on")
     for start in range(0, total, batch_size):
         samples = [held_back[i] for i in range(start, min(start + batch_size, total))]
-        scorer.add(predictor(samples), samples)
-        baseline.add(baseline_predictions(task, samples, prior), samples)
+        predictions = predictor(samples)
+        scorer.add(predictions, samples)
+        base = baseline_predictions(task, samples, prior)
+        baseline.add(base, samples)
+        if comparison is not None:
+            comparison.add(predictions, base, samples)
         if progress is not None:
             progress(min(start + batch_size, total) / total, f"scored {start + len(samples)}")
-    return {
+    report = {
         "task": task,
         "n_samples": total,
         "metrics": scorer.result(),
         "baseline": {"name": BASELINE_NAMES[task], "metrics": baseline.result()},
     }
+    if comparison is not None:
+        report["comparison"] = comparison.result()
+    return report
+
+
+class ClassComparison:
+    """The model against the baselines with bootstrap intervals over spatial blocks.
+
+    Besides the training prior (or training majority class), the *evaluated* split's own majority
+    class is a baseline: a model that cannot beat always answering the commonest class of the
+    tiles it is scored on has learned nothing a user can use. Tiles cut with a stride below their
+    size overlap, so they are not independent: the bootstrap resamples blocks of ground
+    (2 x 2 tiles, by each sample's ``row``/``col``; one block per sample without them).
+    """
+
+    def __init__(self, num_classes: int, draws: int = 1000, seed: int = 0):
+        self.k = num_classes
+        self.draws = draws
+        self.seed = seed
+        self.model: List[np.ndarray] = []
+        self.baseline: List[np.ndarray] = []
+        self.labels: List[np.ndarray] = []
+        self.blocks: List[tuple] = []
+
+    def _confusion(self, labels: np.ndarray, predicted: np.ndarray) -> np.ndarray:
+        keep = (labels >= 0) & (labels < self.k)
+        index = labels[keep] * self.k + predicted[keep]
+        return np.bincount(index, minlength=self.k * self.k).reshape(self.k, self.k)
+
+    def add(self, predictions: np.ndarray, base: np.ndarray, samples) -> None:
+        for prediction, baseline, sample in zip(predictions, base, samples):
+            labels = np.asarray(sample["target"]).astype(np.int64).reshape(-1)
+            # Scores (K,) of a scene or (K, H, W) of a tile: the class axis is first.
+            model_class = np.argmax(prediction, axis=0).reshape(-1)
+            base_class = np.argmax(baseline, axis=0).reshape(-1)
+            if model_class.size == 1 and labels.size > 1:
+                model_class = np.repeat(model_class, labels.size)
+                base_class = np.repeat(base_class, labels.size)
+            labelled = labels[(labels >= 0) & (labels < self.k)]
+            self.labels.append(np.bincount(labelled, minlength=self.k))
+            self.model.append(self._confusion(labels, model_class))
+            self.baseline.append(self._confusion(labels, base_class))
+            size = max(int(np.shape(next(iter(sample["inputs"].values())))[-1]), 1)
+            if "row" in sample and "col" in sample:
+                block = (int(sample["row"]) // (2 * size), int(sample["col"]) // (2 * size))
+            else:
+                block = ("sample", len(self.blocks))
+            self.blocks.append(block)
+
+    @staticmethod
+    def _scores(confusion: np.ndarray) -> tuple:
+        total = confusion.sum()
+        accuracy = np.trace(confusion) / total if total else np.nan
+        truth, predicted = confusion.sum(axis=1), confusion.sum(axis=0)
+        present = truth > 0
+        f1 = 2 * np.diag(confusion) / np.maximum(truth + predicted, 1)
+        return accuracy, float(f1[present].mean()) if present.any() else np.nan
+
+    def result(self) -> Dict[str, Any]:
+        model = np.stack(self.model)
+        baseline = np.stack(self.baseline)
+        counts = np.stack(self.labels)
+        majority = int(np.argmax(counts.sum(axis=0)))
+        # Majority of the evaluated split: every labelled value predicted as `majority`.
+        majority_conf = np.zeros_like(model)
+        majority_conf[:, :, majority] = counts
+        names = sorted(set(self.blocks), key=str)
+        block_of = np.array([names.index(b) for b in self.blocks])
+        rng = np.random.default_rng(self.seed)
+        arms = {"model": model, "baseline": baseline, "split_majority": majority_conf}
+        point = {name: self._scores(arm.sum(axis=0)) for name, arm in arms.items()}
+        differences: Dict[str, List[Any]] = {
+            "model_minus_baseline": [],
+            "model_minus_split_majority": [],
+        }
+        for _ in range(self.draws):
+            chosen = rng.integers(len(names), size=len(names))
+            weights = np.bincount(chosen, minlength=len(names))[block_of]
+            scores = {
+                name: self._scores(np.tensordot(weights, arm, axes=1)) for name, arm in arms.items()
+            }
+            for other in ("baseline", "split_majority"):
+                differences[f"model_minus_{other}"].append(
+                    np.subtract(scores["model"], scores[other])
+                )
+        intervals = {}
+        for key, values in differences.items():
+            values = np.asarray(values, dtype=np.float64)
+            low = np.nanpercentile(values, 2.5, axis=0)
+            high = np.nanpercentile(values, 97.5, axis=0)
+            intervals[key] = {
+                "overall_accuracy": [float(low[0]), float(high[0])],
+                "f1_macro": [float(low[1]), float(high[1])],
+            }
+        return {
+            "split_majority_class": majority,
+            "scores": {
+                name: {"overall_accuracy": float(v[0]), "f1_macro": float(v[1])}
+                for name, v in point.items()
+            },
+            "intervals_95": intervals,
+            "n_blocks": len(names),
+            "method": "bootstrap over blocks of 2 x 2 tiles (1000 draws), percentile interval",
+        }
 
 
 BASELINE_NAMES = {
@@ -443,6 +556,10 @@ def evaluate_model(
         data_range=data_spec.get("data_range"),
         ratio=_pansharpening_ratio(dataset) if get_task(model_task).ergas_ratio else None,
     )
+    if model_task == "cloud-removal":
+        report["clear_scene"] = clear_scene_check(
+            predictor, TileSizedDataset(evaluated, tile_size), batch_size
+        )
     report.update(
         {
             "model": str(model),
@@ -465,6 +582,58 @@ def evaluate_model(
         }
     )
     return report
+
+
+# Reflectance x 10000: the physical range the inference engine clips cloud-removal output to.
+REFLECTANCE_RANGE = (0.0, 10000.0)
+
+
+def clear_scene_check(predictor: Predictor, samples: Any, batch_size: int = 8) -> Dict[str, Any]:
+    """What cloud removal does to a clear scene: the held-back samples' clear images as input.
+
+    A cloud-removal model must leave a cloud-free image as it is. Returns the share of output
+    values outside the physical range (which the plugin clips), the largest relative change of a
+    band's mean, the share of values changed by more than 1 (reflectance x 10000) and the PSNR of
+    the output against its input.
+    """
+    outside = changed = total = 0
+    squared = 0.0
+    out_sums: Optional[np.ndarray] = None
+    in_sums: Optional[np.ndarray] = None
+    for start in range(0, len(samples), batch_size):
+        batch = [samples[i] for i in range(start, min(start + batch_size, len(samples)))]
+        clear = [
+            {**s, "inputs": {**s["inputs"], "s2": np.asarray(s["target"], np.float32)}}
+            for s in batch
+        ]
+        output = np.asarray(predictor(clear), dtype=np.float64)
+        reference = np.stack([np.asarray(s["target"], np.float64) for s in batch])
+        valid = np.isfinite(reference).all(axis=1, keepdims=True) & np.isfinite(output)
+        valid = np.broadcast_to(valid, output.shape)
+        values, truth = output[valid], reference[valid]
+        low, high = REFLECTANCE_RANGE
+        outside += int(((values < low) | (values > high)).sum())
+        changed += int((np.abs(values - truth) > 1.0).sum())
+        squared += float(((values - truth) ** 2).sum())
+        total += values.size
+        band_out = np.where(valid, output, 0.0).sum(axis=(0, 2, 3))
+        band_in = np.where(valid, reference, 0.0).sum(axis=(0, 2, 3))
+        out_sums = band_out if out_sums is None else out_sums + band_out
+        in_sums = band_in if in_sums is None else in_sums + band_in
+    if not total:
+        return {"n_values": 0}
+    ratio = out_sums / np.maximum(in_sums, 1e-9)
+    mse = squared / total
+    return {
+        "n_values": total,
+        "outside_physical_range": outside / total,
+        "changed_by_more_than_1": changed / total,
+        "band_mean_ratio": [float(r) for r in ratio],
+        "largest_band_mean_change": float(np.max(np.abs(ratio - 1.0))),
+        "psnr_against_input": float(10 * np.log10(REFLECTANCE_RANGE[1] ** 2 / mse))
+        if mse > 0
+        else float("inf"),
+    }
 
 
 def pretraining_leak_check(init: Any, held_back: Sequence[Any]) -> Dict[str, Any]:

@@ -28,47 +28,88 @@ class TrainingSamples:
     """An endless, seeded stream over a finite training subset (what ``StepBatchSampler`` needs).
 
     Global sample ``i`` is sample ``perm_e[i mod n]`` of epoch ``e = i // n``, ``perm_e`` a
-    permutation drawn from ``(seed, e)``, with flips drawn from ``(seed, i)``: the data order is a
-    function of the step alone, so a resumed run sees what the uninterrupted one saw.
+    permutation drawn from ``(seed, e)`` (with ``weights``: ``n`` draws with replacement, each
+    sample with its weight), with flips (and with ``rotate``, quarter turns) and ``augment``
+    drawn from ``(seed, i)``: the data order is a function of the step alone, so a resumed run
+    sees what the uninterrupted one saw.
 
     Args:
         subset: Training samples (raw task samples).
         prepare: Turns a raw sample into model-ready arrays.
         seed: Seed of order and flips.
         flips: Random horizontal/vertical flips of every spatial array.
-        cache: Keep prepared samples in memory (small datasets re-read every epoch otherwise).
+        cache: Keep samples in memory (small datasets re-read every epoch otherwise): prepared
+            ones, or raw ones when ``augment`` changes them at every draw.
+        augment: ``augment(raw sample, numpy Generator) -> raw sample``, applied at every draw
+            before ``prepare`` (radiometric jitter, fresh simulated clouds).
+        rotate: Also rotate square tiles by a random multiple of 90 degrees.
+        weights: Sampling probability of each sample (class-balanced sampling); None = uniform.
     """
 
-    def __init__(self, subset: Any, prepare, seed: int = 0, flips: bool = True, cache: bool = True):
+    def __init__(
+        self,
+        subset: Any,
+        prepare,
+        seed: int = 0,
+        flips: bool = True,
+        cache: bool = True,
+        augment=None,
+        rotate: bool = False,
+        weights: Optional[np.ndarray] = None,
+    ):
         if len(subset) == 0:
             raise ValueError("no training samples: the data spec gave none after the split")
+        if weights is not None and len(weights) != len(subset):
+            raise ValueError(f"{len(weights)} sampling weights for {len(subset)} samples")
         self.subset = subset
         self.prepare = prepare
         self.seed = seed
         self.flips = flips
+        self.augment = augment
+        self.rotate = rotate
+        self.weights = None if weights is None else np.asarray(weights, dtype=np.float64)
         self._cache: Optional[Dict[int, Dict[str, Any]]] = {} if cache else None
 
     def __len__(self) -> int:
         return 2**31 - 1
 
-    def _prepared(self, index: int) -> Dict[str, Any]:
+    def _cached(self, index: int, make) -> Dict[str, Any]:
         if self._cache is not None and index in self._cache:
             return self._cache[index]
-        prepared = self.prepare(self.subset[index])
+        value = make(index)
         if self._cache is not None:
-            self._cache[index] = prepared
-        return prepared
+            self._cache[index] = value
+        return value
 
-    def __getitem__(self, index: int) -> Dict[str, Any]:
+    def _prepared(self, index: int) -> Dict[str, Any]:
+        return self._cached(index, lambda i: self.prepare(self.subset[i]))
+
+    def sample_index(self, index: int) -> int:
+        """The subset index that global draw ``index`` takes."""
         n = len(self.subset)
         epoch, position = divmod(int(index), n)
-        order = np.random.default_rng([self.seed, epoch]).permutation(n)
-        sample = self._prepared(int(order[position]))
-        if not self.flips:
+        rng = np.random.default_rng([self.seed, epoch])
+        if self.weights is not None:
+            return int(rng.choice(n, size=n, p=self.weights / self.weights.sum())[position])
+        return int(rng.permutation(n)[position])
+
+    def __getitem__(self, index: int) -> Dict[str, Any]:
+        chosen = self.sample_index(index)
+        if self.augment is None:
+            sample = self._prepared(chosen)
+        else:
+            raw = self._cached(chosen, lambda i: self.subset[i])
+            sample = self.prepare(self.augment(raw, np.random.default_rng([self.seed, index, 2])))
+        if not self.flips and not self.rotate:
             return sample
         rng = np.random.default_rng([self.seed, int(index), 1])
         axes = [axis for axis in (-1, -2) if rng.random() < 0.5]
-        return _flip(sample, axes) if axes else sample
+        rotations = int(rng.integers(4)) if self.rotate else 0
+        if axes:
+            sample = _flip(sample, axes)
+        if rotations:
+            sample = _rotate(sample, rotations)
+        return sample
 
 
 def _flip(value: Any, axes: List[int]) -> Any:
@@ -77,6 +118,38 @@ def _flip(value: Any, axes: List[int]) -> Any:
     if isinstance(value, np.ndarray) and value.ndim >= 2:
         return np.ascontiguousarray(np.flip(value, axis=axes))
     return value
+
+
+def _rotate(value: Any, rotations: int) -> Any:
+    if isinstance(value, dict):
+        return {k: _rotate(v, rotations) for k, v in value.items()}
+    if isinstance(value, np.ndarray) and value.ndim >= 2:
+        if value.shape[-1] != value.shape[-2]:
+            raise ValueError(f"--rotate needs square tiles, got {value.shape[-2:]}")
+        return np.ascontiguousarray(np.rot90(value, k=rotations, axes=(-2, -1)))
+    return value
+
+
+# Training augmentations and class balancing, off by default (``msgfm finetune`` flags).
+AUGMENTATION: Dict[str, Any] = {
+    "jitter": 0.0,
+    "rotate": False,
+    "balanced_sampling": False,
+    "class_weight_power": 0.0,
+    "fresh_clouds": False,
+    "clear_fraction": 0.2,
+    "cloud_weight_loss": 0.2,
+}
+
+
+def _target_of(samples: Any, index: int) -> np.ndarray:
+    """The class target of a training sample, without reading its imagery where the dataset can."""
+    dataset, position = samples, index
+    # TileSizedDataset -> Subset -> dataset with target(): read labels only.
+    inner = getattr(dataset, "dataset", None)
+    if inner is not None and hasattr(inner, "indices") and hasattr(inner.dataset, "target"):
+        return np.asarray(inner.dataset.target(inner.indices[position]))
+    return np.asarray(dataset[position]["target"])
 
 
 class FinetuneTrainer(Trainer):
@@ -102,6 +175,9 @@ class FinetuneTrainer(Trainer):
         tile_size: Training tile size (default: the data spec's ``tile_size``, else the config's
             ``image_size``).
         monitor_default: Use the task's default score for ``checkpoint-best`` and early stopping.
+        augmentation: Training augmentations and class balancing (:data:`AUGMENTATION`'s keys:
+            ``jitter``, ``rotate``, ``balanced_sampling``, ``class_weight_power``,
+            ``fresh_clouds``, ``clear_fraction``, ``cloud_weight_loss``).
     """
 
     def __init__(
@@ -120,6 +196,7 @@ class FinetuneTrainer(Trainer):
         layer_decay: float = 0.75,
         tile_size: Optional[int] = None,
         monitor_default: bool = True,
+        augmentation: Optional[Mapping[str, Any]] = None,
     ):
         super().__init__(config)
         if task not in TASKS:
@@ -158,6 +235,17 @@ class FinetuneTrainer(Trainer):
         size = tile_size or self.data_spec.get("tile_size") or self.model_config.image_size
         self.tile_size = int(size)
         self.monitor_default = monitor_default
+        unknown = sorted(set(augmentation or {}) - set(AUGMENTATION))
+        if unknown:
+            raise ValueError(
+                f"unknown augmentation settings {unknown}; known: {list(AUGMENTATION)}"
+            )
+        self.augmentation = {**AUGMENTATION, **dict(augmentation or {})}
+        if self.augmentation["fresh_clouds"] and get_task(task).target_sensor != "s2":
+            raise ValueError("--fresh-clouds applies to cloud removal only")
+        if not 0.0 <= float(self.augmentation["clear_fraction"]) < 1.0:
+            raise ValueError("--clear-fraction must be in [0, 1)")
+        self.class_weights: Optional[List[float]] = None
         self.task_spec = None
         self.normalization: Dict[str, Dict[str, List[float]]] = {}
         self.init_report: Any = "none"
@@ -230,6 +318,11 @@ class FinetuneTrainer(Trainer):
             target = ((target.astype(np.float32) - mean) / std).astype(np.float32)
             valid = np.asarray(sample.get("valid", np.isfinite(target).all(axis=0)), dtype=bool)
             out["valid"] = valid
+            if "opacity" in sample or "cloud_mask" in sample:
+                # What the cloud weight of a gated head learns: the simulated cloud opacity, or
+                # the cloud mask of real pairs.
+                opacity = sample.get("opacity", sample.get("cloud_mask"))
+                out["opacity"] = np.asarray(opacity, dtype=np.float32)
         elif not spec.task_type.scene_level:
             target = target.astype(np.int64)
         elif spec.multilabel:
@@ -267,12 +360,53 @@ class FinetuneTrainer(Trainer):
 
     def build_dataset(self):
         """The training split as an endless seeded stream of model-ready samples."""
+        settings = self.augmentation
+        weights = None
+        spec = self.task_spec
+        if spec.task_type.has_classes and (
+            settings["balanced_sampling"] or settings["class_weight_power"] > 0
+        ):
+            from ..data.tasks.augment import class_balanced_weights, class_loss_weights
+
+            targets = [_target_of(self.train_samples, i) for i in range(len(self.train_samples))]
+            if settings["balanced_sampling"]:
+                weights = class_balanced_weights(targets, int(spec.num_classes))
+            if settings["class_weight_power"] > 0:
+                self.class_weights = class_loss_weights(
+                    targets, int(spec.num_classes), power=float(settings["class_weight_power"])
+                ).tolist()
         return TrainingSamples(
             self.train_samples,
             self.model_ready,
             seed=self.config.seed,
             cache=len(self.train_samples) <= 2048,
+            augment=self._augment_function(),
+            rotate=bool(settings["rotate"]),
+            weights=weights,
         )
+
+    def _augment_function(self):
+        """The per-draw augmentation of raw training samples (None: none asked for)."""
+        from functools import partial
+
+        from ..data.tasks import augment
+        from ..sensors import get_sensor
+
+        settings = self.augmentation
+        jitter = None
+        if settings["jitter"] > 0:
+            j = float(settings["jitter"])
+            jitter = augment.JitterSettings(gain=j, band_gain=j / 3, offset=j / 3)
+        if settings["fresh_clouds"]:
+            return partial(
+                augment.fresh_clouds,
+                band_names=get_sensor("s2").bands,
+                clear_probability=float(settings["clear_fraction"]),
+                jitter=jitter,
+            )
+        if jitter is not None:
+            return partial(augment.jitter_inputs, settings=jitter)
+        return None
 
     def build_val_dataset(self):
         """The held-back split (raw samples; scored in the target's units)."""
@@ -308,12 +442,27 @@ class FinetuneTrainer(Trainer):
         return torch.optim.AdamW(groups, lr=self.config.lr, betas=tuple(self.config.betas))
 
     def _loss(self, model, batch) -> tuple:
-        from ..models.tasks import task_loss
+        from ..models.tasks import cloud_weight_loss, task_loss
 
         output = model(batch["inputs"])
-        loss = task_loss(self.task_spec, output, batch["target"], valid=batch.get("valid"))
-        aux = getattr(model, "module", model).aux_loss
-        return output, loss, aux
+        loss = task_loss(
+            self.task_spec,
+            output,
+            batch["target"],
+            valid=batch.get("valid"),
+            class_weights=self.class_weights,
+        )
+        inner = getattr(model, "module", model)
+        probability = getattr(inner.head, "cloud_probability", None)
+        if (
+            probability is not None
+            and "opacity" in batch
+            and self.augmentation["cloud_weight_loss"]
+        ):
+            loss = loss + float(self.augmentation["cloud_weight_loss"]) * cloud_weight_loss(
+                probability, batch["opacity"], batch.get("valid")
+            )
+        return output, loss, inner.aux_loss
 
     def training_step(self, model, batch) -> StepOutput:
         """Task loss + weighted MoE load-balancing loss."""
@@ -367,6 +516,8 @@ class FinetuneTrainer(Trainer):
             "init": self.init_report,
             "linear_probe": self.linear_probe,
             "layer_decay": self.layer_decay,
+            "augmentation": dict(self.augmentation),
+            "class_weights": self.class_weights,
             "data": {
                 "spec": self.data_spec,
                 "data_root": self.data_root,
@@ -498,6 +649,7 @@ def trainer_from_params(params: Mapping[str, Any]) -> FinetuneTrainer:
         layer_decay=options.layer_decay,
         tile_size=options.tile_size,
         monitor_default=options.monitor is None,
+        augmentation={name: getattr(options, name) for name in AUGMENTATION},
     )
     epochs = options.epochs
     if epochs:

@@ -215,7 +215,7 @@ def held_back_of(
     held = HeldBack(frozenset(), ())
     for recipe in recipes:
         dataset = build_dataset(load_data_spec(recipe.data), recipe.task, data_root)
-        fold = seed if getattr(recipe, "folds", False) else None
+        fold = seed + getattr(recipe, "fold_offset", 0) if getattr(recipe, "folds", False) else None
         parts = split(dataset, val_fraction, seed, test_fraction=test_fraction, fold=fold)
         held = held | HeldBack.from_units(parts.held_back())
     return held

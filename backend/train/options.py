@@ -169,6 +169,37 @@ class FinetuneOptions(Options):
     monitor_mode: Optional[str] = option(None, choices=("min", "max"))
     tile_size: Optional[int] = option(None, int)
     grad_clip: float = option(5.0, float)
+    jitter: float = option(
+        0.0,
+        float,
+        help="radiometric augmentation of training inputs: scene gain 1±J, band gain and offset "
+        "±J/3 (raw units; SAR ±1 dB); 0 = off",
+    )
+    rotate: bool = option(
+        False, bool, help="rotate training tiles by multiples of 90 degrees besides flipping"
+    )
+    balanced_sampling: bool = option(
+        False, bool, help="draw training samples so that every class appears about equally often"
+    )
+    class_weight_power: float = option(
+        0.0,
+        float,
+        help="cross-entropy class weights frequency^-P over the training labels (0 = none, "
+        "0.5 = square-root balancing)",
+    )
+    fresh_clouds: bool = option(
+        False,
+        bool,
+        help="cloud removal: new simulated clouds and haze over the clear target at every step",
+    )
+    clear_fraction: float = option(
+        0.2, float, help="with --fresh-clouds: fraction of training samples left clear"
+    )
+    cloud_weight_loss: float = option(
+        0.2,
+        float,
+        help="cloud removal: weight of the loss that teaches the cloud weight the cloud opacity",
+    )
     seed: int = option(0, int)
     num_workers: int = option(0, int)
     device: str = option("auto", choices=_DEVICES)

@@ -163,6 +163,10 @@ class BigEarthNetDataset:
         label_mode: ``"multi"`` or ``"single"``.
         skip_unlabelled: Leave out patches none of whose labels has a 19-class counterpart (57
             patches of the full dataset); otherwise they give an all-zero target.
+        keep_unpaired: With ``s1_root``, keep S2 patches that have no S1 partner; their ``sar``
+            input is all no data (NaN), which normalisation turns into the band means (cloud
+            removal learns from their S2 alone).
+        exclude: S2 patch names to leave out (patches kept for independent evaluation).
     """
 
     num_classes = len(BIGEARTHNET19_CLASSES)
@@ -174,6 +178,8 @@ class BigEarthNetDataset:
         s1_root: Optional[Union[str, Path]] = None,
         label_mode: str = "multi",
         skip_unlabelled: bool = True,
+        keep_unpaired: bool = False,
+        exclude: Sequence[str] = (),
     ):
         if label_mode not in LABEL_MODES:
             raise ValueError(f"label_mode must be one of {LABEL_MODES}, got {label_mode!r}")
@@ -206,9 +212,15 @@ class BigEarthNetDataset:
                     )
                 if s2_name in s2_patches:
                     s1_for_s2[str(s2_name)] = s1_patch
+        unknown = sorted(set(exclude) - set(s2_patches))
+        if unknown:
+            raise ValueError(f"exclude names BigEarthNet patches that are not there: {unknown}")
+        self.excluded = sorted(exclude)
         self.patches: List[Tuple[str, Path, Optional[Path], List[int]]] = []
         for name, folder in s2_patches.items():
-            if s1_root is not None and name not in s1_for_s2:
+            if name in self.excluded:
+                continue
+            if s1_root is not None and name not in s1_for_s2 and not keep_unpaired:
                 continue
             labels = _read_metadata(folder).get("labels")
             if not isinstance(labels, list):
@@ -254,6 +266,8 @@ class BigEarthNetDataset:
         if s1_folder is not None:
             sar_sources = _band_sources("sar", s1_folder)
             inputs["sar"] = read_window(sar_sources, grid, 0, 0, grid.height, grid.width)
+        elif "sar" in self.sensors:
+            inputs["sar"] = np.full((2, grid.height, grid.width), np.nan, dtype=np.float32)
         return {"inputs": inputs, "target": self.target(index), "patch": name}
 
 

@@ -188,11 +188,27 @@ class RasterSegmentationDataset:
         out[:, : window.shape[1], : window.shape[2]] = window
         return out
 
+    def seen_labels(self, index: int, inputs: Optional[Dict[str, np.ndarray]] = None) -> np.ndarray:
+        """The label window of tile ``index`` with pixels that no image covers set to ignore.
+
+        A labelled pixel without imagery (the image's no data) is no evidence for its class: a
+        model trained on it learns to call no data that class, and a score on it measures that.
+        """
+        row, col = self.tiles[index]
+        labels = self._label_window(row, col)
+        if inputs is None:
+            inputs = {image.sensor: self.read(image.sensor, row, col) for image in self.images}
+        seen = np.ones(labels.shape, dtype=bool)
+        for values in inputs.values():
+            seen &= np.isfinite(values).all(axis=0)
+        return np.where(seen, labels, self.ignore_index)
+
     def __getitem__(self, index: int) -> Dict[str, Any]:
         row, col = self.tiles[index]
+        inputs = {image.sensor: self.read(image.sensor, row, col) for image in self.images}
         return {
-            "inputs": {image.sensor: self.read(image.sensor, row, col) for image in self.images},
-            "target": self._label_window(row, col),
+            "inputs": inputs,
+            "target": self.seen_labels(index, inputs),
             "row": row,
             "col": col,
         }

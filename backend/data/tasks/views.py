@@ -17,7 +17,8 @@ from ...conventions import IGNORE_INDEX
 class MajorityClassTiles:
     """Scene-classification samples: tiles of a segmentation dataset, labelled by majority class.
 
-    Tiles whose labelled fraction is below ``min_labelled`` are left out. Samples are
+    Tiles whose labelled fraction (of pixels an image covers) is below ``min_labelled`` are left
+    out. Samples are
     ``{"inputs", "target": int64 class index, "row", "col"}``.
     """
 
@@ -31,8 +32,9 @@ class MajorityClassTiles:
         self.sensors = [image.sensor for image in tiles.images]
         self.indices: List[int] = []
         self.targets: List[int] = []
-        for index, (row, col) in enumerate(tiles.tiles):
-            labels = tiles._label_window(row, col)
+        for index in range(len(tiles.tiles)):
+            # Pixels without imagery do not count towards the majority or the labelled share.
+            labels = tiles.seen_labels(index)
             labelled = labels[labels != tiles.ignore_index]
             if labelled.size < min_labelled * labels.size:
                 continue

@@ -91,7 +91,7 @@ def test_scene_tiles_take_their_classes_from_the_named_layer(sample_data, polygo
     assert info["class_names"] == ["barley", "wheat"] and info["num_classes"] == 2
     assert info["class_values"] == [0, 1]  # text classes: the class raster numbers them
     for index in range(len(tiles)):
-        labels = tiles.tiles._label_window(*tiles.tiles.tiles[tiles.indices[index]])
+        labels = tiles.tiles.seen_labels(tiles.indices[index])
         counts = np.bincount(labels[labels != IGNORE_INDEX], minlength=2)
         assert int(tiles.target(index)) == int(np.argmax(counts))
 

@@ -20,6 +20,7 @@ from backend.train.defaults import (
     DefaultsRecipe,
     run_defaults,
 )
+from backend.train.finetune import AUGMENTATION
 
 # A narrower encoder than the bundled one keeps the test's exports quick; the recipe is the same.
 TEST_CONFIG = {
@@ -197,3 +198,42 @@ def test_cli_refuses_an_unknown_task(capsys, tmp_path):
     assert run_defaults(args) == 2
     assert "--task ['detection']" in capsys.readouterr().err
     assert not (tmp_path / "m").exists()
+
+
+def test_rebuilding_some_tasks_keeps_the_other_files_in_the_manifest(tmp_path):
+    out = tmp_path / "models"
+    out.mkdir()
+    previous = {
+        "command": "msgfm train-defaults (the encoder's run)",
+        "budget": "quick",
+        "files": [
+            {"file": "segmentation.onnx", "task": "segmentation", "sha256": "old-seg"},
+            {"file": "cloud-removal.onnx", "task": "cloud-removal", "sha256": "old-cloud"},
+        ],
+        "timings_s": {"finetune segmentation": 100.0, "finetune cloud-removal": 400.0},
+    }
+    (out / MANIFEST_FILE).write_text(json.dumps(previous))
+    recipe = DefaultsRecipe(
+        str(out), str(tmp_path / "work"), budget="robust", tasks=["cloud-removal"], command="new"
+    )
+    recipe.files = [{"file": "cloud-removal.onnx", "task": "cloud-removal", "sha256": "new"}]
+    recipe.timings = {"finetune cloud-removal": 500.0}
+    manifest = recipe.manifest()
+    by_file = {f["file"]: f["sha256"] for f in manifest["files"]}
+    assert by_file == {"segmentation.onnx": "old-seg", "cloud-removal.onnx": "new"}
+    # The top level still describes the encoder's run; the rebuilt entry carries its own.
+    assert manifest["command"] == previous["command"] and manifest["budget"] == "quick"
+    assert manifest["timings_s"] == {
+        "finetune segmentation": 100.0,
+        "finetune cloud-removal": 500.0,
+    }
+
+
+def test_rebuilt_recipes_augment_and_balance_their_training():
+    recipes = {r.task: r for r in TASK_RECIPES}
+    assert recipes["cloud-removal"].augmentation["fresh_clouds"]
+    assert recipes["segmentation"].augmentation["class_weight_power"] > 0
+    assert recipes["classification"].augmentation["balanced_sampling"]
+    for recipe in recipes.values():
+        unknown = set(recipe.augmentation) - set(AUGMENTATION)
+        assert not unknown, f"{recipe.task}: {unknown}"

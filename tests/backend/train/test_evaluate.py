@@ -54,9 +54,7 @@ def test_evaluate_checkpoint_matches_validation_and_scores_the_baseline(
 
     dataset = build_dataset(load_data_spec("finetune_segmentation"), "segmentation", sample_data)
     train, held, _ = split(dataset, 0.2, 0, test_fraction=0.2)
-    train_labels = np.concatenate(
-        [dataset._label_window(*dataset.tiles[i]).ravel() for i in train.indices]
-    )
+    train_labels = np.concatenate([dataset.seen_labels(i).ravel() for i in train.indices])
     majority = np.bincount(train_labels[train_labels != 255]).argmax()
     held_labels = np.concatenate([s["target"].ravel() for s in TileSizedDataset(held, 32)])
     held_labels = held_labels[held_labels != 255]
@@ -125,3 +123,53 @@ def test_evaluate_errors_are_clear(tmp_path, segmentation_run, capfd):
     assert "does not exist" in capfd.readouterr().err
     assert main(["evaluate", "--model", str(segmentation_run), "--task", "pansharpening"]) == 2
     assert "is a segmentation model" in capfd.readouterr().err
+
+
+def test_class_comparison_intervals_separate_a_good_model_from_the_majority():
+    from backend.train.evaluate import ClassComparison
+
+    rng = np.random.default_rng(0)
+    comparison = ClassComparison(3, draws=300)
+    for row in range(0, 20 * 32, 32):
+        for col in range(0, 4 * 32, 32):
+            label = int(rng.choice(3, p=[0.6, 0.3, 0.1]))
+            model = np.eye(3)[label if rng.random() < 0.9 else (label + 1) % 3]
+            prior = np.array([0.2, 0.7, 0.1])  # the training prior's majority is class 1
+            sample = {"inputs": {"x": np.zeros((1, 32, 32))}, "target": np.array(label)}
+            comparison.add([model], [prior], [{**sample, "row": row, "col": col}])
+    result = comparison.result()
+    assert result["split_majority_class"] == 0
+    assert result["n_blocks"] == 10 * 2
+    for other in ("baseline", "split_majority"):
+        low, high = result["intervals_95"][f"model_minus_{other}"]["overall_accuracy"]
+        assert 0 < low < high
+    scores = result["scores"]
+    assert scores["model"]["overall_accuracy"] > 0.8
+    assert scores["split_majority"]["overall_accuracy"] == pytest.approx(
+        scores["split_majority"]["overall_accuracy"]
+    )
+
+
+def test_clear_scene_check_measures_what_cloud_removal_does_to_a_clear_scene():
+    from backend.train.evaluate import clear_scene_check
+
+    rng = np.random.default_rng(1)
+    samples = [
+        {"inputs": {"s2": None, "sar": None}, "target": rng.uniform(100, 3000, (12, 8, 8))}
+        for _ in range(3)
+    ]
+    identity = clear_scene_check(
+        lambda batch: np.stack([s["inputs"]["s2"] for s in batch]), samples
+    )
+    assert identity["outside_physical_range"] == 0.0
+    assert identity["changed_by_more_than_1"] == 0.0
+    assert identity["largest_band_mean_change"] == pytest.approx(0.0, abs=1e-6)
+
+    def darken_first_band(batch):
+        out = np.stack([np.array(s["inputs"]["s2"], dtype=np.float64) for s in batch])
+        out[:, 0] = -5.0
+        return out
+
+    dark = clear_scene_check(darken_first_band, samples, batch_size=2)
+    assert dark["outside_physical_range"] == pytest.approx(1 / 12)
+    assert dark["band_mean_ratio"][0] < 0 and dark["largest_band_mean_change"] > 1

@@ -74,14 +74,16 @@ def _bigearthnet_manifest(tmp_path, sample_data, extra_sources=()):
 def test_the_held_back_cloud_removal_patches_are_found_and_removed(sample_data, tmp_path):
     cloud = [r for r in TASK_RECIPES if r.task == "cloud-removal"]
     held = _held(cloud, 0, sample_data)
-    assert len(held.ids) == 2  # fold 0: one test and one validation patch
+    # Seed 0 is fold 1 of the recipe: the test patch is an S1/S2 pair of bigearthnet-common, the
+    # validation patch an S2-only bigearthnet_extra patch (which this corpus does not read).
+    assert held.ids == {"S2A_MSIL2A_20171221T112501_56_35", "S2A_MSIL2A_20180510T94033_19_86"}
     path = _bigearthnet_manifest(tmp_path, sample_data)
     found = leaks(load_manifest(path), held)
-    assert {key.split("/")[1] for key in found} == set(held.ids)
+    assert {key.split("/")[1] for key in found} == {"S2A_MSIL2A_20171221T112501_56_35"}
     written = leak_free_manifest(str(path), held, tmp_path / "derived.json")
     derived = load_manifest(written["manifest"])
     names = [scene.name for scene in derived.sources[0].scenes]
-    assert len(names) == 4 and not set(names) & held.ids
+    assert len(names) == 5 and not set(names) & held.ids
     assert leaks(derived, held) == {}
 
 
@@ -126,7 +128,8 @@ def test_msgfm_evaluate_checks_the_recorded_pretraining_corpus(sample_data, tmp_
     from backend.train.evaluate import pretraining_leak_check
 
     dataset = build_dataset(load_data_spec("finetune_cloud-removal"), "cloud-removal", sample_data)
-    parts = split(dataset, VAL_FRACTION, 0, test_fraction=TEST_FRACTION, fold=3)
+    # Fold 0: test and validation patches are both S1/S2 pairs the corpus below reads.
+    parts = split(dataset, VAL_FRACTION, 0, test_fraction=TEST_FRACTION, fold=0)
     units = parts.held_back()
     work = tmp_path / "work"
     init = {"checkpoint": str(work / "pretrain" / "checkpoint-last")}

@@ -107,3 +107,23 @@ def test_normalize_sample_applies_band_statistics_and_zeroes_nodata(bigearthnet_
     sar = normalize_sample(sample, stats)["inputs"]["sar"]
     np.testing.assert_allclose(sar[1], (sample["inputs"]["sar"][1] + 20.0) / 4.0, rtol=1e-5)
     assert normalized["target"] is sample["target"]
+
+
+def test_unpaired_s2_patches_are_kept_with_no_data_sar_and_excluded_ones_left_out(sample_data):
+    root = sample_data
+    s2_roots = [root / "bigearthnet" / "S2", root / "bigearthnet_extra" / "S2"]
+    paired = BigEarthNetDataset(s2_roots, root / "bigearthnet" / "S1")
+    assert len(paired) == 6  # the extra S2 patches have no S1 partner
+    excluded = ["S2A_MSIL2A_20170613T101031_87_48", "S2B_MSIL2A_20170914T093029_32_39"]
+    dataset = BigEarthNetDataset(
+        s2_roots, root / "bigearthnet" / "S1", keep_unpaired=True, exclude=excluded
+    )
+    names = [p[0] for p in dataset.patches]
+    assert len(dataset) == 14 - 2 and not set(excluded) & set(names)
+    for index, (name, _, s1_folder, _) in enumerate(dataset.patches):
+        if name in ("S2B_MSIL2A_20180421T114349_47_56", FOREST_PATCH):
+            sar = dataset[index]["inputs"]["sar"]
+            assert sar.shape == (2, 120, 120)
+            assert np.isnan(sar).all() == (s1_folder is None)
+    with pytest.raises(ValueError, match="not there"):
+        BigEarthNetDataset(s2_roots, root / "bigearthnet" / "S1", exclude=["nope"])

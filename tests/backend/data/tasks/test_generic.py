@@ -286,3 +286,20 @@ def test_layer_sources_that_cannot_be_honoured_are_refused(
             class_field="cid",
             tile_size=64,
         )
+
+
+def test_labelled_pixels_without_imagery_are_not_targets(sample_data):
+    """31 % of strata's labelled tile pixels lie where the Landsat scene has no data: a model must
+    neither learn nor be scored on them."""
+    from backend.train.data_spec import build_dataset, load_data_spec
+
+    dataset = build_dataset(load_data_spec("finetune_segmentation"), "segmentation", sample_data)
+    unseen = 0
+    for index in range(0, len(dataset), 7):
+        sample = dataset[index]
+        seen = np.isfinite(sample["inputs"]["landsat"]).all(axis=0)
+        raw = dataset._label_window(*dataset.tiles[index])
+        assert (sample["target"][~seen] == 255).all()
+        assert np.array_equal(sample["target"][seen], raw[seen])
+        unseen += int(((raw != 255) & ~seen).sum())
+    assert unseen > 0  # the scene has such pixels: the test checks something

@@ -78,9 +78,9 @@ def test_leave_one_patch_out_folds_cover_every_patch(sample_data):
     spec = load_data_spec("finetune_cloud-removal")
     dataset = build_dataset(spec, "cloud-removal", sample_data)
     tested = []
-    for fold in range(6):
+    for fold in range(8):
         parts = split(dataset, 0.2, 0, test_fraction=0.2, fold=fold)
-        assert parts.counts() == {"n_train": 4, "n_val": 1, "n_test": 1}
+        assert parts.counts() == {"n_train": 6, "n_val": 1, "n_test": 1}
         tested += [u.group for u in parts.test.holdout_units()]
     assert sorted(tested) == sorted({u.group for u in dataset.holdout_units()})
 
