@@ -113,8 +113,8 @@ SCENES: Tuple[Scene, ...] = (
             what=f"BigEarthNet Sentinel-2 L2A + Sentinel-1 patch pair, 120 x 120 at 10 m ({place})",
             why=(
                 "No unseen Sentinel-1 + Sentinel-2 pair exists in the samples. Pretraining never "
-                "read BigEarthNet; this pair is held back from cloud-removal training (validation "
-                "or test part of its split)."
+                "read BigEarthNet; the cloud-removal data spec leaves this pair out (neither "
+                "trained nor validated on)."
             ),
             scored_on=f"{_CLOUD_CLEAR}; {_CLOUD_SIMULATED}",
         )

@@ -74,7 +74,8 @@ def test_no_bundled_model_trained_or_validated_on_an_acceptance_scene(sample_dat
             if scene.kind == HELD_OUT:
                 if scene.key == "strata_test":
                     continue  # the test band of the same raster: the split itself separates it
-                assert units_touching(every_unit, held), f"{scene.key} is not in {entry['data']}"
+                # Held out by the split (in the data, not in its training part) or left out of
+                # the data altogether.
                 assert units_touching(training, held) == [], (scene.key, entry["file"])
             else:
                 assert units_touching(every_unit, held) == [], (scene.key, entry["file"])
