@@ -128,14 +128,7 @@ def layer_facts(layer: QgsRasterLayer, label: str = "") -> Any:
                 source = harmonise(path, Path(workdir))
             except ProductError as exc:
                 raise QgsProcessingException(f"{name}: {exc}") from None
-            return read_facts(
-                source.path,
-                name,
-                name_hints=[layer.name(), Path(path).name],
-                band_names=source.band_names,
-                wavelengths_nm=source.wavelengths_nm,
-                sensor=source.sensor,
-            )
+            return read_facts(source, name, name_hints=[layer.name(), Path(path).name])
     bands = tuple(RasterBand(n) for n in band_names(layer))
     return RasterFacts(label=name, bands=bands, name_hints=(layer.name(),))
 

@@ -23,6 +23,7 @@ from typing import Callable, List, Optional, Sequence, Tuple
 import numpy as np
 
 from ..export.schema import InputSpec, ModelMetadata
+from ..sensor_resolver import far_bands
 from .errors import InputMismatchError, OutOfDomainError
 from .inputs import OpenedInput, ReferenceGrid
 
@@ -31,8 +32,6 @@ Warn = Callable[[str], None]
 SAMPLE_WINDOW = 128  # side of each sampled window, in reference pixels
 SAMPLE_GRID = 3  # windows per axis
 SAMPLE_STEP = 2  # every second pixel of a window, along both axes
-FAR_FROM_TRAINING = 6.0  # |median - mean| / std above which a band's values look foreign
-SPREAD_RATIO = 30.0  # a band whose spread differs from the trained std by more looks rescaled
 FULL_COVERAGE = 0.995  # a second input covering less than this fraction of the first is reported
 MIN_TILE_FRACTION = 1 / 16  # rasters smaller than this fraction of a tile's area are refused
 
@@ -226,11 +225,7 @@ def _check_training_range(item: OpenedInput, pixels: np.ndarray, warn: Warn) -> 
     spec: InputSpec = item.spec
     medians = np.median(pixels, axis=1)
     spreads = np.std(pixels, axis=1)
-    mean, std = np.asarray(spec.mean), np.asarray(spec.std)
-    # Off in level (wrong offset, dB against linear) or in scale (reflectance 0-1 against x 10000).
-    shifted = np.abs(medians - mean) / std > FAR_FROM_TRAINING
-    rescaled = (spreads * SPREAD_RATIO < std) | (spreads > SPREAD_RATIO * std)
-    far = [k for k in range(len(spec.bands)) if shifted[k] or rescaled[k]]
+    far = far_bands(medians, spreads, spec.mean, spec.std)
     if len(far) * 2 < len(spec.bands):
         return  # one odd band (e.g. a cirrus band over a bright scene) is not a pattern
     shown = ", ".join(

@@ -291,14 +291,7 @@ def _resolve_bands(
     from ..sensor_resolver import BandMatchError, BandOrderError, bands_for
     from .raster_facts import read_facts
 
-    facts = read_facts(
-        source.path,
-        raster.describe(),
-        name_hints=[Path(str(raster.path)).name],
-        band_names=source.band_names,
-        wavelengths_nm=source.wavelengths_nm,
-        sensor=source.sensor,
-    )
+    facts = read_facts(source, raster.describe(), name_hints=[Path(str(raster.path)).name])
     where = "the input's band list (SENSOR=PATH:1,2,...)"
     try:
         choice = bands_for(facts, spec.sensor, spec.bands, raster.bands or (), where)

@@ -38,10 +38,16 @@ def test_a_safe_of_either_baseline_and_its_band_files_give_the_same_embeddings(
         result = embed(sentinel2_products[name], tmp_path / f"{name}.tif")
         runs[name] = read(tmp_path / f"{name}.tif")
         assert "found by name" in result.inputs[0] and "B10" not in result.inputs[0].split(";")[0]
+    assert np.ma.count(runs["l1c_0204"]) > 0
     np.testing.assert_array_equal(runs["l1c_0204"], runs["l1c_0400"])
     np.testing.assert_allclose(runs["l1c_0204"], runs["l1c_bands"], atol=1e-5)
-    # The offset matters: the 04.00 product read as a plain stack of DN would be 0.1 brighter.
-    assert np.ma.count(runs["l1c_0204"]) > 0
+    # The two products' files differ by the offset: equal embeddings mean it was applied.
+    dn = [
+        read(next(Path(sentinel2_products[name]).rglob("*_B02.jp2")))
+        for name in ("l1c_0204", "l1c_0400")
+    ]
+    valid = ~np.ma.getmaskarray(dn[0]) & (dn[0] > 0)
+    np.testing.assert_array_equal((dn[1] - dn[0])[valid], 1000)
 
 
 def test_products_of_another_sensor_are_refused_before_any_work(
