@@ -7,7 +7,6 @@ run itself (the first batch, read and model call included), not assumed.
 
 from __future__ import annotations
 
-import math
 import re
 import time
 from typing import Any, Callable, Optional
@@ -80,7 +79,7 @@ def output_bytes(job: Any) -> Optional[int]:
         for spec in metadata.outputs:
             stride = effective_stride(spec, metadata, tile_size)
             bands = 1 if spec.kind == "class" else len(spec.bands)
-            cells = math.ceil(width / stride) * math.ceil(height / stride)
+            cells = max(1, width // stride) * max(1, height // stride)  # whole cells only
             total += cells * bands * _BYTES.get(spec.kind, 4)
         return total
     except Exception:  # an estimate must never stop a run

@@ -101,10 +101,7 @@ class PixelFeatures:
         self.spec = self.input.spec
         self.stride = embedding_stride(metadata)
         self.embedding = stack.enter_context(rasterio.open(embedding_path))
-        expected = (
-            math.ceil(self.grid.height / self.stride),
-            math.ceil(self.grid.width / self.stride),
-        )
+        expected = self.grid.cells(self.stride)
         if (self.embedding.height, self.embedding.width) != expected:
             raise FeatureError(
                 f"embedding raster {Path(embedding_path).name} is {self.embedding.height} x "

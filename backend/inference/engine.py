@@ -182,6 +182,7 @@ def run_inference(
                 metadata.outputs, output_paths(out_path, metadata.outputs), strides
             ):
                 plans.append(OutputPlan(spec, stride, layout, grid, path, reflectance_dtype))
+            _say_leftover(progress, grid, sorted(set(strides)))
             tiles_run, tiles_skipped = _run_tiles(
                 session, metadata, layout, opened, plans, batch_size, progress, cancel
             )
@@ -261,6 +262,20 @@ def _mark_out_of_domain(paths: Sequence[str]) -> None:
         with rasterio.open(path, "r+") as dataset:
             dataset.update_tags(
                 MSGFM_OUT_OF_DOMAIN="the inputs were out of the model's domain (run anyway)"
+            )
+
+
+def _say_leftover(progress: Optional[ProgressCallback], grid: Any, strides: List[int]) -> None:
+    """Say which edge pixels a coarse output leaves out (it has whole cells only)."""
+    for stride in strides:
+        rows, cols = grid.leftover(stride)
+        if stride > 1 and (rows or cols):
+            height, width = grid.cells(stride)
+            _stage(
+                progress,
+                f"outputs of {stride} px cells have {height} x {width} whole cells inside the "
+                f"input; the last {cols} px columns and {rows} px rows do not fill a cell and are "
+                "left out",
             )
 
 

@@ -76,6 +76,25 @@ class ReferenceGrid:
     nodata: Optional[float]
     dtype: str
 
+    def cells(self, stride: int) -> Tuple[int, int]:
+        """``(rows, columns)`` of the grid coarsened by ``stride``: whole cells only.
+
+        A coarse output (embeddings, scene classes) stays inside its input: the last pixels that
+        do not fill a whole cell are left out (a cell past the edge would claim ground the input
+        does not cover). An input smaller than one cell still gets one.
+        """
+        return coarse_cells(self.height, stride), coarse_cells(self.width, stride)
+
+    def leftover(self, stride: int) -> Tuple[int, int]:
+        """Pixel rows and columns at the bottom and right edges that no whole cell covers."""
+        rows, cols = self.cells(stride)
+        return max(0, self.height - rows * stride), max(0, self.width - cols * stride)
+
+
+def coarse_cells(pixels: int, stride: int) -> int:
+    """Whole ``stride``-pixel cells along ``pixels`` (at least one)."""
+    return max(1, pixels // stride)
+
 
 class OpenedInput:
     """An input raster opened for reading strips of the reference grid."""

@@ -4,8 +4,9 @@ One square polygon per window (cell of the per-window probability raster), with 
 classes as fields (``top1``, ``top1_prob``, ``top2``...): what a GIS analyst filters and styles in
 QGIS. Written to a temporary file and renamed, like the rasters.
 
-The last windows of a row or column reach past the input's edge (the model saw padding there); their
-polygons are cut at the input's footprint, so the layer covers the input and nothing else.
+The probability raster holds whole windows only (pixels past the last whole window are left out,
+see ``ReferenceGrid.cells``); an input smaller than one window still gets one window, whose polygon
+is cut at the input's footprint, so the layer never reaches past the input.
 """
 
 from __future__ import annotations

@@ -10,7 +10,6 @@ and compresses it once. Block size, band interleaving and compression suit the o
 
 from __future__ import annotations
 
-import math
 import os
 import warnings
 from pathlib import Path
@@ -58,8 +57,7 @@ class GeoTiffWriter:
         category_names: Optional[List[str]] = None,
     ):
         self.path = Path(path)
-        self.width = math.ceil(grid.width / stride)
-        self.height = math.ceil(grid.height / stride)
+        self.height, self.width = grid.cells(stride)
         self.count, self.dtype, self.nodata = count, dtype, nodata
         self.category_names = category_names
         self.layout: BlockLayout = choose_layout(self.width, self.height, count, dtype)

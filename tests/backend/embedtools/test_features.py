@@ -120,5 +120,5 @@ def test_an_embedding_raster_of_another_grid_is_refused(scene):
     image, embedding, _, _ = scene
     wrong = metadata()
     wrong.outputs[0].stride = 8
-    with ExitStack() as stack, pytest.raises(FeatureError, match="not 3 x 3 for a stride of 8"):
+    with ExitStack() as stack, pytest.raises(FeatureError, match="not 3 x 2 for a stride of 8"):
         PixelFeatures(embedding, RasterInput("rgb", image), wrong, stack)

