@@ -111,8 +111,10 @@ def layer_facts(layer: QgsRasterLayer, label: str = "") -> Any:
     A layer backed by a file (or a Sentinel-2 product loaded through GDAL's SENTINEL2 driver) is
     read as the engine will read it: through :func:`backend.products.harmonise`, with the band
     names and wavelengths of the product and a sample of its values. Other layers (in memory, web
-    services) give their band names only.
+    services) give their band names only. A file's facts are read once while it is unchanged
+    (same size and modification time): one run asks for them to choose the model and the bands.
     """
+    import dataclasses
     import tempfile
 
     from backend.sensor_resolver import RasterBand, RasterFacts
@@ -123,14 +125,47 @@ def layer_facts(layer: QgsRasterLayer, label: str = "") -> Any:
         from backend.inference.raster_facts import read_facts
         from backend.products import ProductError, harmonise
 
+        key = _file_key(path, layer.name())
+        if key is not None and key in _FACTS:
+            return dataclasses.replace(_FACTS[key], label=name)
         with tempfile.TemporaryDirectory(prefix="msgfm-facts-") as workdir:
             try:
                 source = harmonise(path, Path(workdir))
             except ProductError as exc:
                 raise QgsProcessingException(f"{name}: {exc}") from None
-            return read_facts(source, name, name_hints=[layer.name(), Path(path).name])
+            facts = read_facts(source, name, name_hints=[layer.name(), Path(path).name])
+        if key is not None:
+            while len(_FACTS) >= _FACTS_KEPT:
+                _FACTS.pop(next(iter(_FACTS)))
+            _FACTS[key] = facts
+        return facts
     bands = tuple(RasterBand(n) for n in band_names(layer))
     return RasterFacts(label=name, bands=bands, name_hints=(layer.name(),))
+
+
+# Facts of recently read files, by :func:`_file_key` (oldest first).
+_FACTS: Dict[tuple, Any] = {}
+_FACTS_KEPT = 16
+
+
+def _file_key(path: str, layer_name: str) -> Optional[tuple]:
+    """What identifies a file's content: its path, size and modification time (None: unknown).
+
+    A GDAL SENTINEL2 subdataset (``SENTINEL2_L2A:/x/MTD_MSIL2A.xml:10m:EPSG_32633``) is keyed on
+    its metadata file.
+    """
+    import os
+
+    from backend.products.sentinel2 import subdataset_path
+
+    file = subdataset_path(path) or path
+    if file.startswith("/vsi"):
+        return None  # inside an archive: no modification time of its own
+    try:
+        stat = os.stat(file)
+    except (OSError, ValueError):
+        return None
+    return (path, layer_name, stat.st_size, stat.st_mtime_ns)
 
 
 def choose_bands(
@@ -151,6 +186,17 @@ def choose_bands(
     """
     from backend.sensor_resolver import BandMatchError, BandOrderError, bands_for
 
+    product = product_source(layer)
+    if product and chosen:
+        # The layer shows one resolution's subdataset, but the run reads the whole product.
+        raise QgsProcessingException(
+            tr(
+                "Layer '{}' is one subdataset of a Sentinel-2 product ({}): the run reads the "
+                "whole product (every band, resampled onto its 10 m grid) and takes the model's "
+                "bands by name, so band numbers of this subdataset would pick other bands. Leave "
+                "'{}' empty"
+            ).format(layer.name(), product.split(":")[-2], bands_label)
+        )
     facts = layer_facts(layer)
     try:
         return bands_for(facts, spec.sensor, spec.bands, chosen, f"'{bands_label}'").indexes
