@@ -497,6 +497,9 @@ class ModelInferenceAlgorithm(MsgfmAlgorithm):
         )
 
     def report(self, summary: Dict, reference_layer, feedback) -> None:
+        # Which raster band fed which model band, and every conversion applied to the values.
+        for line in summary.get("inputs") or []:
+            feedback.pushInfo(f"Read {line}")
         feedback.pushInfo(
             f"Ran on {summary['provider']}: {summary['tiles_run']} tiles run, "
             f"{summary['tiles_skipped']} skipped as nodata, in {summary['seconds']:.1f} s "

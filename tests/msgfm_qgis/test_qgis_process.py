@@ -8,6 +8,7 @@ import subprocess
 import sys
 import zipfile
 from pathlib import Path
+from typing import Dict
 
 import pytest
 
@@ -378,3 +379,111 @@ def test_out_of_domain_input_is_refused_and_runs_anyway_when_asked(
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     with rasterio.open(out) as written:
         assert "MSGFM_OUT_OF_DOMAIN" in written.tags()
+
+
+S2_L2A = ["B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B11", "B12"]
+S2_10 = [band for band in S2_L2A if band not in ("B01", "B09")]
+
+
+@pytest.fixture(scope="module")
+def imagery(sample_data, tmp_path_factory) -> Dict[str, Path]:
+    """The rasters users have, built from real samples: Sentinel-2 L2A stacks (12 and 10 bands,
+    named, reversed, unnamed, shuffled; BigEarthNet patch 87_48), Sentinel-1 VV/VH in dB and VV in
+    linear power, a DEM, an RGB image, and Landsat Collection 2 products (band files beside their
+    MTL)."""
+    import importlib.util
+
+    import rasterio
+    from rasterio.enums import Resampling
+
+    folder = tmp_path_factory.mktemp("imagery")
+    s2 = next((sample_data / "bigearthnet" / "S2").glob("*_87_48"))
+    s1 = next((sample_data / "bigearthnet" / "S1").glob("*_87_48"))
+    with rasterio.open(next(s2.glob("*_B02.tif"))) as reference:
+        profile = {**reference.profile, "driver": "GTiff"}
+    bands = {}
+    for band in S2_L2A:
+        with rasterio.open(next(s2.glob(f"*_{band}.tif"))) as dataset:  # 60 and 20 m onto 10 m
+            bands[band] = dataset.read(1, out_shape=(120, 120), resampling=Resampling.nearest)
+    with (
+        rasterio.open(next(s1.glob("*_VV.tif"))) as vv,
+        rasterio.open(next(s1.glob("*_VH.tif"))) as vh,
+    ):
+        bands["VV"], bands["VH"] = vv.read(1), vh.read(1)
+
+    def write(name, arrays, names):
+        path = folder / name
+        with rasterio.open(
+            path, "w", **{**profile, "count": len(arrays), "dtype": arrays[0].dtype.name}
+        ) as dataset:
+            for index, (values, text) in enumerate(zip(arrays, names), start=1):
+                dataset.write(values, index)
+                if text:
+                    dataset.set_band_description(index, text)
+        return path
+
+    shuffled = [4, 8, 0, 11, 2, 6, 9, 1, 5, 3, 10, 7]
+    spec = importlib.util.spec_from_file_location(
+        "landsat_c2_data", Path(__file__).parents[1] / "data" / "landsat_c2" / "data.py"
+    )
+    landsat = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(landsat)
+    products = landsat.generate(folder / "landsat", sample_data)
+    return {
+        "s2_12_named": write("s2_12.tif", [bands[b] for b in S2_L2A], S2_L2A),
+        "s2_12_reversed": write("s2_reversed.tif", [bands[b] for b in S2_L2A[::-1]], S2_L2A[::-1]),
+        "s2_12_unnamed": write("s2_unnamed.tif", [bands[b] for b in S2_L2A], [""] * 12),
+        "s2_12_shuffled": write("s2_shuffled.tif", [bands[S2_L2A[i]] for i in shuffled], [""] * 12),
+        "s2_10_named": write("s2_10.tif", [bands[b] for b in S2_10], S2_10),
+        "s1_vv_vh_db": write("s1_db.tif", [bands["VV"], bands["VH"]], ["VV", "VH"]),
+        "s1_vv_linear": write(
+            "s1_vv_linear.tif", [(10 ** (bands["VV"] / 10)).astype("float32")], ["VV"]
+        ),
+        "dem": sample_data / "dem" / "dem.tif",
+        "rgb": sample_data / "sar_rgb" / "rgb_unmasked.tif",
+        "landsat8_c2_l1": next(products["l1"].glob("*_B4.TIF")),
+        "landsat8_c2_l2": next(products["l2"].glob("*_SR_B4.TIF")),
+        "landsat7_c2_l1": next(products["l7"].glob("*_B4.TIF")),
+    }
+
+
+# Each raster users have, through Extract embeddings with no model chosen: the bundled model of its
+# sensor on the right bands in the right units (what the log says), or a refusal naming the cause.
+MATRIX = [
+    ("s2_12_named", "embedding.onnx (s2:", ["all 12 bands, named as the model's in its order"]),
+    ("s2_12_reversed", "embedding.onnx (s2:", ["found by name: B01 = band 12, B02 = band 11"]),
+    (
+        "s2_12_unnamed",
+        "embedding.onnx (s2:",
+        ["bands [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12] -> model input 's2'"],
+    ),
+    ("s2_12_shuffled", None, ["the bands look reversed or shuffled", "Run anyway"]),
+    ("s2_10_named", None, ["Sentinel-2 MSI without the 60 m bands", "there is no model for it"]),
+    ("s1_vv_vh_db", "embedding-sar_vv.onnx (sar_vv:", ["found by name: VV = band 1"]),
+    ("s1_vv_linear", "embedding-sar_vv.onnx (sar_vv:", ["converted from linear power to dB"]),
+    ("dem", "embedding-dem.onnx (dem:", []),
+    ("rgb", "embedding-rgb.onnx (rgb:", []),
+    ("landsat8_c2_l1", None, ["Landsat-8 OLI", "there is no model for it"]),
+    ("landsat8_c2_l2", None, ["Collection 2 Level-2 surface reflectance", "no model for it"]),
+    ("landsat7_c2_l1", "embedding-landsat.onnx (landsat:", []),
+]
+
+
+@pytest.mark.parametrize(("raster", "model", "said"), MATRIX, ids=[row[0] for row in MATRIX])
+def test_the_imagery_users_have_gets_the_right_model_and_bands_or_a_refusal(
+    installed_plugin, imagery, tmp_path, raster, model, said
+):
+    out = tmp_path / "embedding.tif"
+    result, report = run_json(
+        installed_plugin, "msgfm:extractembeddings", f"INPUT={imagery[raster]}", f"OUTPUT={out}"
+    )
+    text = result.stdout + result.stderr
+    if model is None:
+        assert result.returncode != 0 and not out.exists(), text[-2000:]
+    else:
+        assert result.returncode == 0, text[-3000:]
+        text = "\n".join(report["log"]["info"])
+        assert f"Bundled embedding model for this input: {model}" in text, text[-3000:]
+        assert out.exists()
+    for words in said:
+        assert words in text, text[-3000:]
