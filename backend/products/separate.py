@@ -166,7 +166,7 @@ def harmonise_files(paths: Sequence[str], workdir: Path) -> HarmonisedRaster:
             f"DN 0 kept as nodata in {len(conventional_nodata)} Sentinel-2 band files (the "
             f"products' NODATA value, which the files do not declare)"
         )
-    unit = " m" if 'UNIT["metre"' in grid.crs_wkt or 'UNIT["metre"' in grid.crs_wkt else ""
+    unit = " m" if 'UNIT["metre"' in grid.crs_wkt else ""  # also LENGTHUNIT["metre"
     for resolution in sorted({r for _, r in resampled}):
         which = [name for name, r in resampled if r == resolution]
         notes.append(

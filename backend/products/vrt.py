@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
+from ..data.raster import Grid
 from ..files import output_tempfile
 from .harmonised import ProductError
 
@@ -38,21 +39,6 @@ GDAL_TYPES = {
 
 # Offsets within this many pixels of a whole number are whole: grids of one product line up.
 _PIXEL_EPS = 1e-6
-
-
-@dataclass(frozen=True)
-class Grid:
-    """A north-up pixel grid: CRS, GDAL geotransform and size."""
-
-    crs_wkt: str
-    transform: Tuple[float, float, float, float, float, float]
-    width: int
-    height: int
-
-    @property
-    def resolution(self) -> Tuple[float, float]:
-        """Pixel width and height (positive) in CRS units."""
-        return abs(self.transform[1]), abs(self.transform[5])
 
 
 @dataclass(frozen=True)
@@ -97,9 +83,7 @@ def probe(path: str) -> RasterInfo:
             crs_wkt = "" if dataset.crs is None else dataset.crs.to_wkt()
             return RasterInfo(
                 path=path,
-                grid=Grid(
-                    crs_wkt, tuple(dataset.transform.to_gdal()), dataset.width, dataset.height
-                ),
+                grid=Grid(crs_wkt, tuple(dataset.transform)[:6], dataset.width, dataset.height),
                 count=dataset.count,
                 dtypes=tuple(dataset.dtypes),
                 nodata=dataset.nodata,
@@ -141,8 +125,8 @@ def finest_grid(infos: Sequence[RasterInfo]) -> Grid:
 
 
 def _check_north_up(info: RasterInfo) -> None:
-    transform = info.grid.transform
-    if transform[2] != 0 or transform[4] != 0:
+    _, b, _, d, _, _ = info.grid.transform  # affine order (a, b, c, d, e, f)
+    if b != 0 or d != 0:
         raise ProductError(
             f"{info.path} has a rotated pixel grid; warp it to a north-up grid first "
             f"(gdalwarp) and choose the warped file."
@@ -156,8 +140,8 @@ def _whole(value: float) -> float:
 
 def _destination_window(source: Grid, grid: Grid) -> Tuple[float, float, float, float]:
     """Where the source's pixels fall on the output grid, in output pixels (x, y, width, height)."""
-    sx, sw, _, sy, _, sh = source.transform
-    gx, gw, _, gy, _, gh = grid.transform
+    sw, _, sx, _, sh, sy = source.transform
+    gw, _, gx, _, gh, gy = grid.transform
     return (
         _whole((sx - gx) / gw),
         _whole((sy - gy) / gh),
@@ -176,7 +160,9 @@ def _dataset_element(grid: Grid) -> ET.Element:
     root = ET.Element("VRTDataset", rasterXSize=str(grid.width), rasterYSize=str(grid.height))
     if grid.crs_wkt:
         ET.SubElement(root, "SRS").text = grid.crs_wkt
-    ET.SubElement(root, "GeoTransform").text = ", ".join(_number(v) for v in grid.transform)
+    a, b, c, d, e, f = grid.transform
+    geotransform = (c, a, b, f, d, e)  # GDAL's order
+    ET.SubElement(root, "GeoTransform").text = ", ".join(_number(v) for v in geotransform)
     return root
 
 
