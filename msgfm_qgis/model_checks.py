@@ -198,6 +198,20 @@ def choose_bands(
             ).format(layer.name(), product.split(":")[-2], bands_label)
         )
     facts = layer_facts(layer)
+    if chosen and facts.count != layer.bandCount():
+        # One band file of a set (T33UUU_..._B04.jp2 beside its siblings) is read as the set.
+        raise QgsProcessingException(
+            tr(
+                "Layer '{}' has {} band(s) but is read as {} bands ({}): band numbers of this "
+                "layer would pick other bands. Leave '{}' empty: the bands are taken by name"
+            ).format(
+                layer.name(),
+                layer.bandCount(),
+                facts.count,
+                ", ".join(band.name for band in facts.bands),
+                bands_label,
+            )
+        )
     try:
         return bands_for(facts, spec.sensor, spec.bands, chosen, f"'{bands_label}'").indexes
     except BandOrderError as exc:

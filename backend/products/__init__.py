@@ -14,13 +14,15 @@ values of SAR bands), not only by their names. This package uses numpy and raste
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Sequence, Union
 
 from . import landsat, sentinel1, sentinel2
 from .harmonised import HarmonisedRaster, ProductError
 from .plain import describe_raster
-from .separate import band_files_in, harmonise_files
+from .separate import band_files_in, band_set, harmonise_files
+from .vrt import probe
 
 __all__ = ["HarmonisedRaster", "ProductError", "harmonise"]
 
@@ -68,6 +70,14 @@ def harmonise(source: Union[Source, Sequence[Source]], workdir: Path) -> Harmoni
         raise ProductError(f"{text} does not exist; check the path.")
     elif sentinel2.band_calibration(text) is not None:
         return harmonise_files([text], workdir)  # one band taken out of a SAFE: its offset
+    siblings = band_set(path)
+    if siblings is not None and probe(text).count == 1:
+        stacked = harmonise_files(siblings, workdir)
+        note = (
+            f"{path.name} is one of {len(siblings)} band files beside it: read as their stack "
+            f"({', '.join(stacked.band_names)})"
+        )
+        return dataclasses.replace(stacked, notes=(note, *stacked.notes))
     return sentinel1.convert_if_linear(describe_raster(text), workdir)
 
 

@@ -69,6 +69,29 @@ def band_files_in(folder: Path) -> List[str]:
     return [str(path) for path in files]
 
 
+def band_set(path: Path) -> Optional[List[str]]:
+    """The Sentinel-2 band files that ``path`` is one of, in band order, or None.
+
+    A band file named as Sentinel-2 names them (``T33UUU_20170216T102101_B04.jp2``, BigEarthNet
+    ``S2A_MSIL2A_..._87_48_B04.tif``) with other bands of the same name stem beside it is one
+    band of a set: no model takes one Sentinel-2 band alone, so the set is what a user means.
+    """
+    path = Path(path)
+    if not _SENTINEL2_FILE.match(path.name) or not path.is_file():
+        return None
+    stem, band = _stem(path), band_name_from_file(path.name)
+    if not stem.upper().endswith(band.upper()):
+        return None
+    prefix = stem[: len(stem) - len(band)].upper()
+    siblings = [
+        file
+        for file in band_files_in(path.parent)
+        if _stem(Path(file)).upper().startswith(prefix)
+        and re.fullmatch(r"B\d{1,2}A?", _stem(Path(file))[len(prefix) :], re.IGNORECASE)
+    ]
+    return siblings if len(siblings) > 1 else None
+
+
 def _names(info: RasterInfo) -> List[Tuple[str, Optional[float]]]:
     import rasterio
 

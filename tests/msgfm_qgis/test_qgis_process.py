@@ -441,6 +441,8 @@ def imagery(sample_data, tmp_path_factory) -> Dict[str, Path]:
         ),
         "dem": sample_data / "dem" / "dem.tif",
         "rgb": sample_data / "sar_rgb" / "rgb_unmasked.tif",
+        "s2_l2a_band_file": next(s2.glob("*_B04.tif")),  # beside its 11 siblings (BigEarthNet)
+        "s2_l1c_band_file": next((sample_data / "s2_l1c").glob("*_B04.jp2")),  # 13 jp2 files
         "landsat8_c2_l1": next(products["l1"].glob("*_B4.TIF")),
         "landsat8_c2_l2": next(products["l2"].glob("*_SR_B4.TIF")),
         "landsat7_c2_l1": next(products["l7"].glob("*_B4.TIF")),
@@ -463,6 +465,8 @@ MATRIX = [
     ("s1_vv_linear", "embedding-sar_vv.onnx (sar_vv:", ["converted from linear power to dB"]),
     ("dem", "embedding-dem.onnx (dem:", []),
     ("rgb", "embedding-rgb.onnx (rgb:", []),
+    ("s2_l2a_band_file", "embedding.onnx (s2:", ["is one of 12 band files beside it"]),
+    ("s2_l1c_band_file", "embedding.onnx (s2:", ["is one of 13 band files beside it"]),
     ("landsat8_c2_l1", None, ["Landsat-8 OLI", "there is no model for it"]),
     ("landsat8_c2_l2", None, ["Collection 2 Level-2 surface reflectance", "no model for it"]),
     ("landsat7_c2_l1", "embedding-landsat.onnx (landsat:", []),

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -195,6 +197,8 @@ def test_second_input_on_the_same_grid_is_read_directly(model_factory, sample_da
     }
     assert patch in partners
     vv = next(partners[patch].glob("*_VV.tif"))
+    # Alone, under a name of its own: beside its siblings the file is read as the 12-band set.
+    s2_band = Path(shutil.copy(s2_band, tmp_path / "b04.tif"))
     model = model_factory("two_sensors", bands=1, tile=64, mean=0.0, std=1.0)
     out = tmp_path / "sum.tif"
     run_inference(model, [RasterInput("s2", s2_band), RasterInput("dsm", vv)], out, run_anyway=True)

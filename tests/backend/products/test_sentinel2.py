@@ -109,6 +109,22 @@ def test_separate_band_files_and_stack_give_the_safe_values(sentinel2_products, 
     assert np.abs(stacked - product)[inner].max() <= 1.0
 
 
+def test_one_band_file_beside_its_set_is_read_as_the_set(sentinel2_products, workdir, tmp_path):
+    folder = sentinel2_products["l1c_bands"]
+    b04 = next(folder.glob("*_B04.tif"))
+    one = harmonise(str(b04), workdir)
+    assert one.band_names == L1C_BANDS
+    assert one.notes[0].startswith(f"{b04.name} is one of {len(L1C_BANDS)} band files beside it")
+    np.testing.assert_array_equal(read(one.path), read(harmonise(folder, workdir).path))
+    # Alone (or renamed), a band file is one band.
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    single = harmonise(str(shutil.copy(b04, alone / b04.name)), workdir)
+    assert len(single.band_names) == 1
+    renamed = harmonise(str(shutil.copy(b04, tmp_path / "red.tif")), workdir)
+    assert len(renamed.band_names) == 1
+
+
 def test_l2a_takes_each_band_at_its_native_resolution(sentinel2_products, workdir):
     result = harmonise(sentinel2_products["l2a_0509"], workdir)
     assert result.band_names == tuple(b for b in L1C_BANDS if b != "B10")
@@ -203,7 +219,7 @@ def test_band_files_taken_from_a_safe_get_its_offset(sentinel2_products, workdir
     product = read(harmonise(safe, workdir).path)
     b04 = next(safe.glob("GRANULE/*/IMG_DATA/*_B04.jp2"))
     single = harmonise(b04, workdir)
-    assert single.band_names == ("B04",) and single.units == "reflectance x 10000"
+    assert len(single.band_names) == 1 and single.units == "reflectance x 10000"
     assert single.product == b04.name
     assert any("offset -1000" in note for note in single.notes)
     np.testing.assert_array_equal(read(single.path)[0], product[L1C_BANDS.index("B04")])

@@ -79,3 +79,24 @@ def test_facts_are_read_once_while_the_file_is_unchanged(l2a_product, monkeypatc
     os.utime(metadata, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
     model_checks.layer_facts(layer, "S2")
     assert len(reads) == 2  # the product changed: read again
+
+
+def test_band_numbers_of_one_band_file_of_a_set_are_refused(
+    run_algorithm, cloud_removal_model, sample_data, s1_stack, tmp_path
+):
+    # BigEarthNet's B04 file beside its 11 siblings: the run reads the 12-band set.
+    band = next((sample_data / "bigearthnet" / "S2").glob("*_87_48/*_B04.tif"))
+    layer = QgsRasterLayer(str(band), "B04", "gdal")
+    out = tmp_path / "clear.tif"
+    with pytest.raises(QgsProcessingException, match="is read as 12 bands") as error:
+        run_algorithm(
+            ALG,
+            {
+                "S2": layer,
+                "S2_BANDS": [1],
+                "SAR": str(s1_stack),
+                "MODEL": str(cloud_removal_model),
+                "OUTPUT": str(out),
+            },
+        )
+    assert "Leave" in str(error.value) and not out.exists()
