@@ -91,6 +91,8 @@ class ModelConfig:
             projected embeddings of two views of one ground window: the two sensors of a paired
             crop, or two augmented crops of an unpaired one); 0 = reconstruction only.
         align_temperature: Temperature of that InfoNCE loss.
+        variance_weight, covariance_weight: Weights of VICReg's variance and covariance terms on
+            the pooled multi-stage embedding of each batch (anti-collapse); 0 = off.
     """
 
     name: str = "custom"
@@ -116,6 +118,8 @@ class ModelConfig:
     gate_noise: float = 1.0
     align_weight: float = 0.0
     align_temperature: float = 0.2
+    variance_weight: float = 0.0
+    covariance_weight: float = 0.0
 
     def __post_init__(self) -> None:
         self.depths = [int(d) for d in self.depths]
@@ -184,6 +188,8 @@ class ModelConfig:
                 fail(f"embedding_stages entry {stage} is not a stage of depths {self.depths}")
         if self.gate_noise < 0 or self.align_weight < 0 or self.align_temperature <= 0:
             fail("gate_noise and align_weight must be >= 0 and align_temperature > 0")
+        if self.variance_weight < 0 or self.covariance_weight < 0:
+            fail("variance_weight and covariance_weight must be >= 0")
         for sensor in self.sensors:
             try:
                 get_sensor(sensor)

@@ -81,6 +81,7 @@ class PretrainOutput:
         num_paired: Paired samples in this step.
         align_loss: InfoNCE loss between the two views (0 when alignment is off).
         align_accuracy: Share of samples whose nearest other-view embedding is their own.
+        variance_loss, covariance_loss: VICReg's terms on the pooled embedding (0 when off).
         drop_fraction: Per MoE block, the share of routing assignments dropped at capacity.
     """
 
@@ -93,6 +94,8 @@ class PretrainOutput:
     num_paired: int = 0
     align_loss: float = 0.0
     align_accuracy: float = 0.0
+    variance_loss: float = 0.0
+    covariance_loss: float = 0.0
     drop_fraction: List[float] = field(default_factory=list)
 
 
@@ -136,6 +139,28 @@ def info_nce(first: Tensor, second: Tensor, temperature: float) -> Tuple[Tensor,
     )
     accuracy = float((logits.argmax(dim=1) == target).float().mean())
     return loss, accuracy
+
+
+def variance_covariance(embeddings: Tensor, target_std: float = 1.0) -> Tuple[Tensor, Tensor]:
+    """VICReg's anti-collapse terms of a batch of embeddings ``(N, D)``.
+
+    Returns:
+        ``(variance, covariance)``: the mean over features of ``relu(target_std - std)`` (each
+        feature keeps a spread across the batch) and the sum of squared off-diagonal covariances
+        divided by ``D`` (features do not all say the same thing). Both are 0 for a batch of
+        fewer than two rows (no spread to measure).
+    """
+    z = embeddings.float()
+    if len(z) < 2:
+        zero = z.sum() * 0.0
+        return zero, zero
+    z = z - z.mean(dim=0)
+    std = torch.sqrt(z.var(dim=0) + 1e-4)
+    variance = torch.relu(target_std - std).mean()
+    cov = (z.T @ z) / (len(z) - 1)
+    off_diagonal = cov - torch.diag(torch.diagonal(cov))
+    covariance = off_diagonal.pow(2).sum() / z.shape[1]
+    return variance, covariance
 
 
 class AlignmentProjector(nn.Module):
@@ -332,6 +357,25 @@ class MsGFMPretrainModel(nn.Module):
         l1 = losses[scored].mean() if bool(scored.any()) else losses.sum() * 0.0
         loss = l1 + self.config.aux_loss_weight * aux_loss
         align_loss = align_accuracy = 0.0
+        variance = covariance = 0.0
+        if self.config.variance_weight > 0 or self.config.covariance_weight > 0:
+            # Anti-collapse on the embedding users get (pooled over the exported stages) of
+            # every first view: the masked modelling alone lets its effective rank collapse.
+            stages = embedding_stages(self.config)
+            pooled = torch.cat(
+                [
+                    pooled_stage_features(features, stages).mean(dim=(2, 3))
+                    for view, features in zip(views, all_features)
+                    if not view.get("second")
+                ]
+            )
+            var_term, cov_term = variance_covariance(pooled)
+            loss = (
+                loss
+                + self.config.variance_weight * var_term
+                + self.config.covariance_weight * cov_term
+            )
+            variance, covariance = float(var_term.detach()), float(cov_term.detach())
         if align:
             first, second = self._view_embeddings(views, all_features)
             if first is not None and len(first) >= 2:
@@ -350,6 +394,8 @@ class MsGFMPretrainModel(nn.Module):
             num_paired=num_paired,
             align_loss=align_loss,
             align_accuracy=align_accuracy,
+            variance_loss=variance,
+            covariance_loss=covariance,
             drop_fraction=self.encoder.drop_fractions() if self.training else [],
         )
 

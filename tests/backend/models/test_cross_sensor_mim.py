@@ -12,6 +12,7 @@ from backend.models.cross_sensor_mim import (
     info_nce,
     masked_l1_per_sample,
     scored_samples,
+    variance_covariance,
 )
 from backend.models.masking import BlockMaskGenerator
 
@@ -257,3 +258,50 @@ def test_alignment_pulls_two_views_of_a_window_together(pairs, rgb_crops):
     # Without alignment there is no projector and no second view is encoded.
     plain = MsGFMPretrainModel(_tiny_config())
     assert plain.projector is None
+
+
+def test_variance_covariance_penalise_collapse_only():
+    torch.manual_seed(0)
+    spread = torch.randn(256, 8) * 1.5  # independent features, std 1.5 > target 1
+    variance, covariance = variance_covariance(spread)
+    assert variance == 0.0 and covariance < 0.3  # sampling noise only (about 0.14)
+    collapsed = torch.ones(256, 8) + 1e-3 * torch.randn(256, 8)
+    variance, _ = variance_covariance(collapsed)
+    assert variance == pytest.approx(1.0, abs=0.02)  # every feature lost its spread
+    base = torch.randn(256, 1)
+    redundant = base.repeat(1, 8) + 0.01 * torch.randn(256, 8)  # eight copies of one feature
+    _, covariance = variance_covariance(redundant)
+    assert covariance == pytest.approx(7.0, rel=0.1)  # 56 covariances of about 1, over 8
+    zero = variance_covariance(torch.randn(1, 8))
+    assert zero[0] == 0.0 and zero[1] == 0.0
+
+
+def test_anti_collapse_terms_are_part_of_the_loss_and_reach_the_encoder(pairs, rgb_crops):
+    torch.manual_seed(0)
+    config = _tiny_config(variance_weight=1.0, covariance_weight=0.5, embedding_stages=[2, 3])
+    model = MsGFMPretrainModel(config)
+    s2, sar = pairs["s2"][:, :, :64, :64], pairs["sar"][:, :, :64, :64]
+    rgb = torch.from_numpy(rgb_crops[:4, :, :64, :64])
+    torch.manual_seed(1)
+    output = model([SubBatch("s2", s2, "sar", sar), SubBatch("rgb", rgb)])
+    assert output.variance_loss > 0 and output.covariance_loss > 0
+    torch.testing.assert_close(
+        output.loss,
+        output.l1
+        + 0.01 * output.aux_loss
+        + torch.tensor(output.variance_loss + 0.5 * output.covariance_loss),
+        rtol=1e-5,
+        atol=1e-5,
+    )
+    # The terms alone move the encoder's deepest stage (the reconstruction reads it too, so
+    # compare with a model whose anti-collapse weights are off on the same draw).
+    output.loss.backward()
+    with_terms = [p.grad.clone() for p in model.encoder.parameters() if p.grad is not None]
+    torch.manual_seed(0)
+    plain = MsGFMPretrainModel(_tiny_config(embedding_stages=[2, 3]))
+    torch.manual_seed(1)
+    result = plain([SubBatch("s2", s2, "sar", sar), SubBatch("rgb", rgb)])
+    assert result.variance_loss == 0.0 and result.covariance_loss == 0.0
+    result.loss.backward()
+    without = [p.grad for p in plain.encoder.parameters() if p.grad is not None]
+    assert any(not torch.allclose(a, b) for a, b in zip(with_terms, without))
