@@ -14,6 +14,13 @@ checkpoint) and *test* (reported scores only), and holds back whole units of gro
   rows (or columns, for a raster wider than high): a test band, a ``gap`` of at least ``gap``
   pixels, and a validation band. Training keeps only tiles at least ``gap`` pixels away from both
   bands; tiles straddling a band's edge or inside a gap are in no part.
+
+Each seed's held-back parts differ from those of the seeds before it while the data allows: seed 0
+draws as it always did (so a model finetuned with it is scored again on the same test tiles), and
+seed ``s`` draws with its own generator among the test groups or test bands that seeds
+``0 .. s - 1`` have not yet used (once every one is used, the cycle starts again). Without that, a
+few candidate bands gave seeds 0 and 2 the same test set, so three seeds were two test sets. Each
+draw is still a function of the seed alone, and the leak-free rules above hold for every draw.
 """
 
 from __future__ import annotations
@@ -107,7 +114,6 @@ def split(
     groups: Dict[str, List[int]] = {}
     for index, unit in enumerate(units):
         groups.setdefault(unit.group, []).append(index)
-    rng = np.random.default_rng(seed)
     # Whole groups when each held-back fraction rounds to at least one group.
     whole_groups = len(groups) >= parts and round(val_fraction * len(groups)) >= 1
     if test_fraction > 0:
@@ -118,19 +124,11 @@ def split(
                 f"leave-one-group-out needs at least 3 groups (train, validation, test); the "
                 f"dataset has {len(groups)}"
             )
-        train, val, test = _fold_groups(groups, fold, rng)
+        train, val, test = _fold_groups(groups, fold)
     elif whole_groups:
-        train, val, test = _hold_back_groups(groups, val_fraction, test_fraction, len(units), rng)
+        train, val, test = _seeded_groups(groups, val_fraction, test_fraction, len(units), seed)
     else:
-        train, val, test = [], [], []
-        for members in groups.values():
-            size = max(max(units[i].height, units[i].width) for i in members)
-            group_gap = size // 2 if gap is None else int(gap)
-            parts_of_group = _hold_back_band(
-                [units[i] for i in members], val_fraction, test_fraction, group_gap, rng
-            )
-            for bucket, chosen in zip((train, val, test), parts_of_group):
-                bucket += [members[i] for i in chosen]
+        train, val, test = _seeded_bands(groups, units, val_fraction, test_fraction, gap, seed)
     if not train or not val or (parts == 3 and not test):
         raise ValueError(
             f"holding back {val_fraction:.0%} for validation and {test_fraction:.0%} for test of "
@@ -142,9 +140,69 @@ def split(
     )
 
 
-def _fold_groups(
-    groups: Dict[str, List[int]], fold: int, rng: np.random.Generator
+def _draw_seeds(seed: int) -> range:
+    """Seeds whose draws decide ``seed``'s: every one from 0 (a draw avoids earlier ones)."""
+    if seed < 0:
+        raise ValueError(f"the split seed must be 0 or more, got {seed}")
+    return range(seed + 1)
+
+
+def _seeded_groups(
+    groups: Dict[str, List[int]],
+    val_fraction: float,
+    test_fraction: float,
+    total: int,
+    seed: int,
 ) -> Tuple[List[int], List[int], List[int]]:
+    """Whole groups held back, the test groups (or validation, without a test part) of
+    ``seed`` drawn first among the groups that smaller seeds have not held back."""
+    used: set = set()
+    chosen: Tuple[List[int], List[int], List[int]] = ([], [], [])
+    for draw in _draw_seeds(seed):
+        chosen, key = _hold_back_groups(
+            groups, val_fraction, test_fraction, total, np.random.default_rng(draw), used
+        )
+        used |= key
+        if used >= set(groups):
+            used = set()
+    return chosen
+
+
+def _seeded_bands(
+    groups: Dict[str, List[int]],
+    units: List[HoldoutUnit],
+    val_fraction: float,
+    test_fraction: float,
+    gap: Optional[int],
+    seed: int,
+) -> Tuple[List[int], List[int], List[int]]:
+    """Bands of tile rows held back in every group; each group's test band (or validation
+    band, without a test part) of ``seed`` is drawn among those smaller seeds have not used."""
+    used: Dict[str, set] = {name: set() for name in groups}
+    parts: Tuple[List[int], List[int], List[int]] = ([], [], [])
+    for draw in _draw_seeds(seed):
+        rng = np.random.default_rng(draw)
+        parts = ([], [], [])
+        for name, members in groups.items():
+            size = max(max(units[i].height, units[i].width) for i in members)
+            group_gap = size // 2 if gap is None else int(gap)
+            parts_of_group, key, options = _hold_back_band(
+                [units[i] for i in members],
+                val_fraction,
+                test_fraction,
+                group_gap,
+                rng,
+                used[name],
+            )
+            used[name].add(key)
+            if used[name] >= options:
+                used[name] = set()
+            for bucket, chosen in zip(parts, parts_of_group):
+                bucket += [members[i] for i in chosen]
+    return parts
+
+
+def _fold_groups(groups: Dict[str, List[int]], fold: int) -> Tuple[List[int], List[int], List[int]]:
     names = sorted(groups)
     test_name = names[fold % len(names)]
     val_name = names[(fold + 1) % len(names)]
@@ -171,9 +229,14 @@ def _hold_back_groups(
     test_fraction: float,
     total: int,
     rng: np.random.Generator,
-) -> Tuple[List[int], List[int], List[int]]:
+    avoid: Optional[set] = None,
+) -> Tuple[Tuple[List[int], List[int], List[int]], set]:
+    """``((train, validation, test), groups that decide the draw)``; groups in ``avoid`` go to
+    the back of the drawn order, so they are held back for test only when no other can be."""
     names = sorted(groups)
     order = [names[i] for i in rng.permutation(len(names))]
+    if avoid:
+        order = [n for n in order if n not in avoid] + [n for n in order if n in avoid]
     keep = 1  # always leave at least one group for training
     test_names: List[str] = []
     if test_fraction > 0:
@@ -183,7 +246,7 @@ def _hold_back_groups(
     train = [i for name in names if name not in test_names + val_names for i in groups[name]]
     val = [i for name in val_names for i in groups[name]]
     test = [i for name in test_names for i in groups[name]]
-    return train, val, test
+    return (train, val, test), set(test_names or val_names)
 
 
 def _band_size(counts: np.ndarray, start: int, target: float) -> int:
@@ -202,7 +265,11 @@ def _hold_back_band(
     test_fraction: float,
     gap: int,
     rng: np.random.Generator,
-) -> Tuple[List[int], List[int], List[int]]:
+    avoid: Optional[set] = None,
+) -> Tuple[Tuple[List[int], List[int], List[int]], Tuple[int, int], set]:
+    """``((train, validation, test), the first held-back band, every possible first band)``;
+    the first band is the test band (the validation band without a test part), and bands in
+    ``avoid`` are drawn only when no other is possible."""
     rows = sorted({u.row for u in units})
     cols = sorted({u.col for u in units})
     by_rows = len(rows) >= len(cols)
@@ -259,7 +326,9 @@ def _hold_back_band(
             f"{'test and validation bands' if test_fraction > 0 else 'a band'} with a {gap}-pixel "
             "gap and keep training tiles; use smaller tiles, a smaller gap or more rasters"
         )
-    chosen = candidates[int(rng.integers(len(candidates)))]
+    fresh = [c for c in candidates if c[0] not in (avoid or ())] or candidates
+    chosen = fresh[int(rng.integers(len(fresh)))]
+    options = {c[0] for c in candidates}
     held: List[List[int]] = []
     for low, high in chosen:
         held.append([i for i in range(len(units)) if low <= first[i] and last[i] <= high])
@@ -269,6 +338,6 @@ def _hold_back_band(
         if all(last[i] + gap <= low or first[i] >= high + gap for low, high in chosen)
     ]
     if len(held) == 1:
-        return train, held[0], []
+        return (train, held[0], []), chosen[0], options
     test, val = held
-    return train, val, test
+    return (train, val, test), chosen[0], options
