@@ -192,7 +192,7 @@ def _seeded_bands(
                 test_fraction,
                 group_gap,
                 rng,
-                used[name],
+                used[name] if draw else None,
             )
             used[name].add(key)
             if used[name] >= options:
@@ -300,6 +300,7 @@ def _hold_back_band(
     if test_fraction > 0:
         targets = [test_fraction * len(units), val_fraction * len(units)]
     candidates = []
+    full: List[bool] = []
     for swap in [False, True] if len(targets) == 2 else [False]:
         ordered = targets[::-1] if swap else targets
         for start in range(len(origins)):
@@ -320,13 +321,22 @@ def _hold_back_band(
             if block_start - gap <= 0 and block_end + gap >= extent:
                 continue
             candidates.append(bands[::-1] if swap else bands)
+            # A band cut short by the raster's end holds under three quarters of the samples
+            # asked for.
+            held = [sum(low <= f and e <= high for f, e in zip(first, last)) for low, high in bands]
+            full.append(all(h >= 0.75 * t for h, t in zip(held, ordered)))
     if not candidates:
         raise ValueError(
             f"group {units[0].group!r} ({len(origins)} tile rows) is too small to hold back "
             f"{'test and validation bands' if test_fraction > 0 else 'a band'} with a {gap}-pixel "
             "gap and keep training tiles; use smaller tiles, a smaller gap or more rasters"
         )
-    fresh = [c for c in candidates if c[0] not in (avoid or ())] or candidates
+    # Seed 0 draws among all candidates, as it always did. A later seed draws among the bands no
+    # smaller seed used, preferring bands that are not cut short.
+    fresh = candidates
+    if avoid is not None:
+        sized = [c for c, ok in zip(candidates, full) if ok] or candidates
+        fresh = [c for c in sized if c[0] not in avoid] or sized
     chosen = fresh[int(rng.integers(len(fresh)))]
     options = {c[0] for c in candidates}
     held: List[List[int]] = []
