@@ -368,6 +368,8 @@ class AblationStudy:
             ),
             "metrics": json_safe(report["metrics"]),
             "baseline": json_safe(report["baseline"]),
+            # What each test sample gives model and baseline: the paired bootstrap's input.
+            "per_sample": json_safe(report["per_sample"]),
             "pretrain": getattr(recipe, "pretrain_result", None) if variant.pretrain else None,
             "held_back_from_pretraining": recipe.held_back if variant.pretrain else None,
             "pretraining_leak_check": check["status"],

@@ -1,8 +1,16 @@
-"""The ablation report: summaries over seeds, paired differences with bootstrap intervals, and
-the Markdown tables of ``docs/evaluation.md`` (``msgfm ablate report``).
+"""The ablation report: summaries over seeds, paired differences with intervals, and the
+Markdown tables of ``docs/evaluation.md`` (``msgfm ablate report``).
 
-A finding says "helps" or "hurts" only where the 95 % interval of msGFM minus the arm excludes
-zero; otherwise "no detectable effect".
+msGFM minus each arm is compared in pairs on the same test samples of each seed. Where the
+results hold every seed's per-sample scores (``per_sample``, recorded since the evaluation gives
+them), the interval is a paired bootstrap over test samples within seeds, combined across seeds
+(:func:`backend.train.paired.paired_bootstrap`). Results without them (an older run) get no
+interval: the report gives the seeds' *sign agreement* (how many seeds' differences are above
+zero), which is what the old "interval over seeds" amounted to, and no verdict.
+
+A finding says "helps" or "hurts" only where the 95 % interval excludes zero; otherwise "no
+detectable effect". The report states how many comparisons it makes: at 95 % each, about one in
+twenty of them excludes zero by chance where nothing differs.
 """
 
 from __future__ import annotations
@@ -10,8 +18,9 @@ from __future__ import annotations
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 from .ablation import EVAL_TASKS, UNSEEN, VARIANTS
+from .paired import DRAWS, METHOD, paired_bootstrap
 
-BOOTSTRAP_SAMPLES = 10000
+SIGN_AGREEMENT = "seed sign agreement (no per-sample scores recorded: no interval, no verdict)"
 
 
 def _headline(task: str):
@@ -58,66 +67,67 @@ def summarize(results: Sequence[Mapping[str, Any]], task: str, key: str) -> Dict
     }
 
 
-def bootstrap_interval(
-    values: Sequence[float], samples: int = BOOTSTRAP_SAMPLES, seed: int = 0
-) -> tuple:
-    """Percentile bootstrap 95 % interval of the mean of ``values`` (resampled with replacement).
-
-    With n values there are only C(2n-1, n) distinct resamples (10 for n = 3), so for a few seeds
-    the interval is close to the range of the values: it excludes zero only when every value
-    lies on one side of it.
-    """
-    import numpy as np
-
-    array = np.asarray(values, dtype=np.float64)
-    if array.size < 2:
-        return (None, None)
-    rng = np.random.default_rng(seed)
-    means = array[rng.integers(0, array.size, size=(samples, array.size))].mean(axis=1)
-    low, high = np.percentile(means, [2.5, 97.5])
-    return (float(low), float(high))
-
-
 def paired_differences(
-    results: Sequence[Mapping[str, Any]], task: str, key: str, reference: str = "msgfm"
+    results: Sequence[Mapping[str, Any]],
+    task: str,
+    key: str,
+    reference: str = "msgfm",
+    draws: int = DRAWS,
 ) -> Dict[str, Dict[str, Any]]:
-    """Per variant, ``reference`` minus that variant on the same seed (same test tiles).
+    """Per variant, ``reference`` minus that variant on the same seeds (same test samples).
 
     Returns:
-        ``{variant: {"mean", "low", "high", "n", "values": {seed: difference}}}`` over the seeds
-        both have; ``low``/``high`` is the bootstrap 95 % interval (None below two seeds).
+        ``{variant: {"mean", "low", "high", "n", "values": {seed: difference}, "method",
+        "positive"}}`` over the seeds both have. ``low``/``high`` is the paired bootstrap 95 %
+        interval (:func:`backend.train.paired.paired_bootstrap`) when every one of those seeds
+        has per-sample scores for both arms, else None with ``method`` :data:`SIGN_AGREEMENT`;
+        ``positive`` counts the seeds whose difference is above zero.
     """
-    values: Dict[str, Dict[int, float]] = {}
+    rows: Dict[str, Dict[int, Mapping[str, Any]]] = {}
     for row in results:
         if row["task"] == task and row["metrics"].get(key) is not None:
-            values.setdefault(row["variant"], {})[row["seed"]] = float(row["metrics"][key])
-    mine = values.get(reference, {})
+            rows.setdefault(row["variant"], {})[row["seed"]] = row
+    mine = rows.get(reference, {})
     out = {}
-    for variant, scores in values.items():
+    for variant, theirs in rows.items():
         if variant == reference:
             continue
-        seeds = sorted(set(scores) & set(mine))
+        seeds = sorted(set(theirs) & set(mine))
         if not seeds:
             continue
-        differences = {s: mine[s] - scores[s] for s in seeds}
-        low, high = bootstrap_interval(list(differences.values()))
-        out[variant] = {
+        differences = {
+            s: float(mine[s]["metrics"][key]) - float(theirs[s]["metrics"][key]) for s in seeds
+        }
+        entry: Dict[str, Any] = {
             "mean": sum(differences.values()) / len(differences),
-            "low": low,
-            "high": high,
+            "low": None,
+            "high": None,
             "n": len(seeds),
             "values": differences,
+            "positive": sum(d > 0 for d in differences.values()),
+            "method": SIGN_AGREEMENT,
         }
+        if all(mine[s].get("per_sample") and theirs[s].get("per_sample") for s in seeds):
+            pairs = [(mine[s]["per_sample"], theirs[s]["per_sample"]) for s in seeds]
+            interval = paired_bootstrap(pairs, key, draws=draws)
+            entry.update(
+                low=interval["low"],
+                high=interval["high"],
+                method=METHOD,
+                n_samples=interval["n_samples"],
+            )
+        out[variant] = entry
     return out
 
 
 def verdict(entry: Mapping[str, Any]) -> str:
     """What the part that an arm removes does, from msGFM minus the arm (higher is better).
 
-    "helps" or "hurts" only when the 95 % interval excludes zero, else "no detectable effect".
+    "helps" or "hurts" only when the 95 % interval excludes zero, else "no detectable effect";
+    without an interval (no per-sample scores) there is no verdict.
     """
     if entry["low"] is None:
-        return "no detectable effect (one seed: no interval)"
+        return "no verdict (no interval)"
     if entry["low"] > 0:
         return "helps"
     if entry["high"] < 0:
@@ -162,9 +172,30 @@ def _test_counts(summary: Mapping[str, Any]) -> str:
     return ", ".join(str(counts[s]) for s in summary["seeds"])
 
 
-def markdown_tables(results: Sequence[Mapping[str, Any]]) -> str:
-    """The summary (mean ± sd over seeds), the paired differences with intervals, and one
-    per-seed table per task, in Markdown."""
+def comparison_note(comparisons: int, with_interval: int) -> str:
+    """The paragraph above the paired table: the method and the number of comparisons."""
+    text = (
+        f"Paired by seed, msGFM minus each arm on the same test samples: mean difference over "
+        f"seeds and what the part the arm removes does. {comparisons} comparisons"
+    )
+    if with_interval:
+        text += (
+            f"; {with_interval} have a 95 % interval from a {METHOD} ({DRAWS} draws). At 95 % "
+            f"each, about {0.05 * with_interval:.1f} of them would exclude zero by chance if no "
+            "arm made a difference (intervals not adjusted for the number of comparisons)"
+        )
+    if with_interval < comparisons:
+        text += (
+            f"; {comparisons - with_interval} rest on results without per-sample scores and "
+            "give the seeds' sign agreement only: how many seeds' differences are above zero, "
+            "which is not an interval and gives no verdict"
+        )
+    return text + ". A verdict (helps / hurts) only where the interval excludes zero."
+
+
+def markdown_tables(results: Sequence[Mapping[str, Any]], draws: int = DRAWS) -> str:
+    """The summary (mean ± sd over seeds), the paired differences with intervals (or sign
+    agreement), and one per-seed table per task, in Markdown."""
     tasks = _tasks_in(results)
     order = [v for v in VARIANTS if any(r["variant"] == v for r in results)]
     summaries = {t: summarize(results, t, _headline(t)[0]) for t in tasks}
@@ -185,26 +216,28 @@ def markdown_tables(results: Sequence[Mapping[str, Any]]) -> str:
             f"{len(summary['seeds'])} seed{'s' if len(summary['seeds']) != 1 else ''} | "
             f"{_test_counts(summary)} | " + " | ".join(cells) + " |"
         )
+    comparisons = {
+        task: paired_differences(results, task, _headline(task)[0], draws=draws) for task in tasks
+    }
+    entries = [e for c in comparisons.values() for e in c.values()]
+    with_interval = sum(e["low"] is not None for e in entries)
+    lines += ["", comparison_note(len(entries), with_interval), ""]
     lines += [
-        "",
-        "Paired by seed, msGFM minus each arm: mean difference [bootstrap 95 % interval over "
-        "seeds], and what the part the arm removes does:",
-        "",
-        "| task | arm | seeds | difference | verdict |",
-        "|---|---|---|---|---|",
+        "| task | arm | seeds | difference | interval or sign agreement | verdict |",
+        "|---|---|---|---|---|---|",
     ]
     for task in tasks:
         key, label = _headline(task)
-        for name, entry in paired_differences(results, task, key).items():
+        for name, entry in comparisons[task].items():
             digits = _digits(key)
-            interval = (
-                "no interval"
+            spread = (
+                f"{entry['positive']} of {entry['n']} seeds above zero (sign agreement)"
                 if entry["low"] is None
                 else f"[{entry['low']:+.{digits}f}, {entry['high']:+.{digits}f}]"
             )
             lines.append(
-                f"| {task} | {name} | {entry['n']} | {entry['mean']:+.{digits}f} {label} "
-                f"{interval} | {verdict(entry)} |"
+                f"| {task} | {name} | {entry['n']} | {entry['mean']:+.{digits}f} {label} | "
+                f"{spread} | {verdict(entry)} |"
             )
     for task in tasks:
         key, label = _headline(task)

@@ -554,7 +554,8 @@ class DefaultsRecipe:
                 "finetune_s": self.timings.get(f"finetune {recipe.task}"),
                 **({"random_init_reason": recipe.random_init_reason} if recipe.random_init else {}),
                 "parity_max_abs_diff": report.max_abs_diff,
-                "evaluation": json_safe(evaluation),
+                # The per-sample record serves paired comparisons (msgfm ablate), not the card.
+                "evaluation": json_safe({k: v for k, v in evaluation.items() if k != "per_sample"}),
             },
         )
         self._timed(f"export+evaluate {recipe.task}", started)

@@ -70,12 +70,19 @@ class TaskScorer:
         self._scores: List[np.ndarray] = []
         self._targets: List[np.ndarray] = []
         self._tile_scores: List[Dict[str, float]] = []
+        # Position (in the order added) of every scored sample, for per-sample records.
+        self._positions: List[int] = []
+        self._added = 0
 
     def add(self, predictions: np.ndarray, samples: Sequence[Mapping[str, Any]]) -> None:
         """Add a batch: ``predictions`` as the module docstring says, one raw sample per row."""
         predictions = np.asarray(predictions)
         if len(predictions) != len(samples):
             raise ValueError(f"{len(predictions)} predictions for {len(samples)} samples")
+        first = self._added
+        self._added += len(samples)
+        if self.task_type.scene_level or self.task_type.has_classes:
+            self._positions += list(range(first, first + len(samples)))
         if self.task_type.scene_level:
             self._scores.append(predictions.reshape(len(samples), -1).astype(np.float64))
             self._targets.append(np.stack([np.asarray(s["target"]) for s in samples]))
@@ -83,13 +90,14 @@ class TaskScorer:
             self._scores.append(np.argmax(predictions, axis=1).astype(np.int64))
             self._targets.append(np.stack([np.asarray(s["target"]) for s in samples]))
         else:
-            for prediction, sample in zip(predictions, samples):
+            for position, (prediction, sample) in enumerate(zip(predictions, samples), first):
                 reference = np.asarray(sample["target"], dtype=np.float64)
                 valid = np.isfinite(reference).all(axis=0)
                 if "valid" in sample:
                     valid &= np.asarray(sample["valid"], dtype=bool)
                 if not valid.any():
                     continue
+                self._positions.append(position)
                 self._tile_scores.append(
                     task_metrics.restoration_metrics(
                         np.where(valid, prediction, 0.0),
@@ -99,6 +107,30 @@ class TaskScorer:
                         valid=valid,
                     )
                 )
+
+    def per_sample(self) -> tuple:
+        """What each scored sample contributes to the scores (:mod:`backend.train.paired`).
+
+        Returns:
+            ``(kind, values, targets, positions)``: ``kind`` is ``scene`` (values: class scores,
+            targets: references), ``confusion`` (values: each tile's flattened confusion
+            matrix) or ``tile`` (values: each tile's metrics); ``positions`` are the scored
+            samples' positions in the order they were added.
+        """
+        if self.task_type.scene_level:
+            scores = np.concatenate(self._scores) if self._scores else np.zeros((0, 0))
+            targets = np.concatenate(self._targets) if self._targets else np.zeros((0,))
+            return "scene", list(scores), list(targets), list(self._positions)
+        if self.task_type.has_classes:
+            k = int(self.num_classes)
+            matrices = [
+                task_metrics.confusion_matrix(p, t, k, ignore_index=IGNORE_INDEX).reshape(-1)
+                for batch, refs in zip(self._scores, self._targets)
+                for p, t in zip(batch, refs)
+            ]
+            return "confusion", matrices, None, list(self._positions)
+        tiles = [{k: v for k, v in t.items() if k != "n_pixels"} for t in self._tile_scores]
+        return "tile", tiles, None, list(self._positions)
 
     def result(self) -> Dict[str, float]:
         """The scores of everything added, with ``n_samples``."""
@@ -313,14 +345,20 @@ def evaluate_predictor(
     progress: Optional[Callable[[float, str], None]] = None,
     data_range: Optional[float] = None,
     ratio: Optional[float] = None,
+    ids: Optional[Sequence[int]] = None,
+    units: Optional[Sequence[Any]] = None,
 ) -> Dict[str, Any]:
     """Score a predictor and the task's baseline on the held-back samples.
 
     ``data_range`` and ``ratio`` (PSNR/SSIM peak and ERGAS pan:MS ratio) default to
-    the task's ``data_range`` and ``ergas_ratio`` (:mod:`backend.tasks`).
+    the task's ``data_range`` and ``ergas_ratio`` (:mod:`backend.tasks`). ``ids`` (the samples'
+    indexes in their dataset) and ``units`` (their holdout units, for resampling blocks) label
+    the per-sample record; by default samples are numbered in order and each is its own block.
 
     Returns:
-        ``{"task", "n_samples", "metrics": {...}, "baseline": {"name", "metrics"}}``.
+        ``{"task", "n_samples", "metrics": {...}, "baseline": {"name", "metrics"},
+        "per_sample": {...}}``; ``per_sample`` is the record the paired bootstrap of
+        :mod:`backend.train.paired` compares models with.
     """
     scorer = TaskScorer(task, num_classes, multilabel, class_names, data_range, ratio)
     baseline = TaskScorer(task, num_classes, multilabel, class_names, data_range, ratio)
@@ -347,10 +385,39 @@ def evaluate_predictor(
         "n_samples": total,
         "metrics": scorer.result(),
         "baseline": {"name": BASELINE_NAMES[task], "metrics": baseline.result()},
+        "per_sample": _per_sample_record(scorer, baseline, ids, units, multilabel, num_classes),
     }
     if comparison is not None:
         report["comparison"] = comparison.result()
     return report
+
+
+def _per_sample_record(
+    scorer: TaskScorer,
+    baseline: TaskScorer,
+    ids: Optional[Sequence[int]],
+    units: Optional[Sequence[Any]],
+    multilabel: bool,
+    num_classes: Optional[int],
+) -> Dict[str, Any]:
+    from .paired import per_sample_record, sample_block
+
+    kind, model_values, targets, positions = scorer.per_sample()
+    _, base_values, _, base_positions = baseline.per_sample()
+    if positions != base_positions:
+        raise ValueError("the model and its baseline were scored on different samples")
+    labels = list(ids) if ids is not None else list(range(scorer._added))
+    blocks = [sample_block(u) for u in units] if units is not None else [str(i) for i in labels]
+    return per_sample_record(
+        kind,
+        model_values,
+        base_values,
+        [labels[p] for p in positions],
+        [blocks[p] for p in positions],
+        targets=targets,
+        multilabel=multilabel,
+        num_classes=num_classes,
+    )
 
 
 class ClassComparison:
@@ -555,6 +622,8 @@ def evaluate_model(
         batch_size,
         data_range=data_spec.get("data_range"),
         ratio=_pansharpening_ratio(dataset) if get_task(model_task).ergas_ratio else None,
+        ids=getattr(evaluated, "indices", None),
+        units=evaluated.holdout_units(),
     )
     if model_task == "cloud-removal":
         report["clear_scene"] = clear_scene_check(

@@ -7,17 +7,18 @@ import json
 import shlex
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from backend.models.config import get_config
 from backend.train.ablation import PROTOCOL, VARIANTS, AblationStudy, merge_results, variant_config
 from backend.train.ablation_report import (
-    bootstrap_interval,
     markdown_tables,
     paired_differences,
     summarize,
     verdict,
 )
+from backend.train.paired import ScoreOfSamples, paired_bootstrap
 
 
 @pytest.fixture(scope="module")
@@ -87,6 +88,22 @@ def test_each_result_is_what_its_msgfm_evaluate_command_prints(first_run, capfd)
         for key, value in result["metrics"].items():
             assert printed["metrics"][key] == pytest.approx(value, abs=1e-12), key
         assert printed["baseline"] == result["baseline"]
+        # The per-sample record names the same test samples and gives back the score.
+        assert printed["per_sample"]["ids"] == result["per_sample"]["ids"]
+        record = result["per_sample"]
+        every = np.arange(len(record["ids"]))
+        for arm, scores in (("model", result["metrics"]), ("baseline", result["baseline"])):
+            scores = scores.get("metrics", scores)
+            recomputed = ScoreOfSamples(record, arm, "overall_accuracy")(every)
+            assert recomputed == pytest.approx(scores["overall_accuracy"], abs=1e-12)
+    # The two arms were scored on the same samples: a paired bootstrap compares them.
+    compared = paired_bootstrap(
+        [(no_moe["per_sample"], random_init["per_sample"])], "overall_accuracy", draws=200
+    )
+    difference = no_moe["metrics"]["overall_accuracy"] - random_init["metrics"]["overall_accuracy"]
+    assert compared["mean"] == pytest.approx(difference)
+    assert compared["low"] <= difference <= compared["high"]
+    assert compared["n_samples"] == [no_moe["n_test"]]
 
 
 def test_a_rerun_keeps_finished_results_and_adds_only_new_variants(
@@ -118,22 +135,20 @@ def test_summary_is_mean_and_sample_sd_over_seeds():
     assert "| 0.300 ± 0.100 | 0.100 | 0.060 ± 0.010 |" in table
     assert "| 10 / 3 / 4 | landsat | `c` |" in table
     differences = paired_differences(results, "segmentation", "mean_iou")
-    # Only seed 0 has both: 0.2 - 0.1; one seed gives no interval.
+    # Only seed 0 has both: 0.2 - 0.1; without per-sample scores there is no interval, only
+    # sign agreement, and no verdict.
     assert differences["random-init"]["mean"] == pytest.approx(0.1)
     assert differences["random-init"]["low"] is None and differences["random-init"]["n"] == 1
-    assert verdict(differences["random-init"]).startswith("no detectable effect")
+    assert differences["random-init"]["positive"] == 1
+    assert verdict(differences["random-init"]) == "no verdict (no interval)"
+    assert "1 of 1 seeds above zero (sign agreement)" in table
+    assert "1 comparisons" in table and "sign agreement only" in table
 
 
-def test_bootstrap_interval_and_wording():
-    low, high = bootstrap_interval([0.1, 0.2, 0.3])
-    assert 0.1 <= low < 0.2 < high <= 0.3
-    # Every difference positive: the interval excludes zero, the part helps.
-    assert verdict({"low": low, "high": high}) == "helps"
+def test_verdict_wording():
+    assert verdict({"low": 0.01, "high": 0.2}) == "helps"
     assert verdict({"low": -0.3, "high": -0.1}) == "hurts"
-    # Signs disagree across seeds: the interval straddles zero.
-    low, high = bootstrap_interval([-0.1, 0.2, 0.3])
-    assert low < 0 < high
-    assert verdict({"low": low, "high": high}) == "no detectable effect"
+    assert verdict({"low": -0.1, "high": 0.2}) == "no detectable effect"
 
 
 def _document(seed, budget="quick", variants=("msgfm", "random-init")):

@@ -173,3 +173,20 @@ def test_clear_scene_check_measures_what_cloud_removal_does_to_a_clear_scene():
     dark = clear_scene_check(darken_first_band, samples, batch_size=2)
     assert dark["outside_physical_range"] == pytest.approx(1 / 12)
     assert dark["band_mean_ratio"][0] < 0 and dark["largest_band_mean_change"] > 1
+
+
+def test_per_sample_record_gives_back_the_segmentation_scores(segmentation_run, capfd):
+    """Each test tile's confusion matrix is recorded; summed they give the reported OA and mIoU
+    of the model and of the baseline (what the ablation's paired bootstrap resamples)."""
+    from backend.train.paired import ScoreOfSamples
+
+    report = _evaluate(capfd, "--model", str(segmentation_run))
+    record = report["per_sample"]
+    assert record["kind"] == "confusion" and len(record["ids"]) == report["n_samples"]
+    assert len(set(record["ids"])) == len(record["ids"])
+    # 64 px tiles every 32 px, cut to 32 px: neighbours share a block of 2 x 2 tile sizes.
+    assert len(set(record["blocks"])) < len(record["blocks"])
+    every = np.arange(len(record["ids"]))
+    for arm, scores in (("model", report["metrics"]), ("baseline", report["baseline"]["metrics"])):
+        for key in ("overall_accuracy", "mean_iou"):
+            assert ScoreOfSamples(record, arm, key)(every) == pytest.approx(scores[key], abs=1e-12)
