@@ -30,13 +30,19 @@ def _curve(run: Path) -> List[Dict[str, float]]:
         return points
     for line in metrics.read_text().splitlines():
         record = json.loads(line)
-        if f"probe_{SET}_linear_map_micro" in record:
-            points.append({"step": record["step"], **{k: record[f"probe_{SET}_{k}"] for k in KEYS}})
+        # Pretraining probes the validation part of the set (older runs: the whole set).
+        for name in (f"{SET}-validation", SET):
+            if f"probe_{name}_linear_map_micro" in record:
+                points.append(
+                    {"step": record["step"], **{k: record[f"probe_{name}_{k}"] for k in KEYS}}
+                )
+                break
     return points
 
 
 def _probe_summary(report: Dict[str, Any]) -> Dict[str, Any]:
-    entry = report["sets"][SET]
+    # A probe of the final part (msgfm probe --part final), or of every patch (older runs).
+    entry = report["sets"].get(f"{SET}-final") or report["sets"][SET]
     summary = {"n_patches": entry["n_patches"], "encoder": {k: entry["encoder"][k] for k in KEYS}}
     if "random_init" in entry:
         summary["random_init"] = [{k: r[k] for k in KEYS} for r in entry["random_init"]]

@@ -14,6 +14,7 @@ from typing import Dict, Iterator, List, Mapping, Optional, Sequence
 import numpy as np
 
 from .manifest import Manifest
+from .tasks.normalization import REGISTRY_STATISTICS
 
 # A crop is re-drawn (up to this many times) while less than ``min_valid_fraction`` of it has data:
 # masked SAR borders and nodata collars would otherwise teach the model to paint zeros.
@@ -51,12 +52,16 @@ class BandNormalizer:
     """Per-sensor normalisation with statistics computed from data (or the registry defaults).
 
     Args:
-        stats: ``{sensor: {"mean": [...], "std": [...]}}`` as written by ``msgfm data stats``;
-            sensors missing from it use the registry's defaults.
+        stats: ``{sensor: {"mean": [...], "std": [...]}}`` as written by ``msgfm data stats``,
+            covering every sensor normalised (a missing one is an error); None = the registry's
+            published statistics for every sensor.
     """
 
     def __init__(self, stats: Optional[Mapping[str, Mapping[str, Sequence[float]]]] = None):
-        self.stats = {k: dict(v) for k, v in (stats or {}).items()}
+        # No statistics at all: the registry's, on purpose. Given ones must cover every sensor.
+        self.stats = (
+            REGISTRY_STATISTICS if stats is None else {k: dict(v) for k, v in stats.items()}
+        )
 
     def sensor(self, name: str):
         """The registry entry with this normaliser's mean/std for ``name``."""

@@ -508,13 +508,19 @@ def _no_weight_decay(name: str, parameter: Tensor) -> bool:
 
 
 def param_groups_lrd(
-    model: TaskModel, base_lr: float, weight_decay: float, layer_decay: float
+    model: TaskModel,
+    base_lr: float,
+    weight_decay: float,
+    layer_decay: float,
+    not_pretrained: Sequence[str] = (),
 ) -> List[Dict[str, Any]]:
     """AdamW parameter groups with layer-wise learning-rate decay.
 
     Encoder parameters at depth ``l`` (see :func:`encoder_layer_id`) get
     ``base_lr * layer_decay ** (depth + 1 - l)``, ``depth`` being the number of blocks; the head
-    gets ``base_lr``. Frozen parameters are left out.
+    gets ``base_lr``. Frozen parameters are left out. Layer decay protects what pretraining
+    learned, so parameters that were not pretrained (names starting with a ``not_pretrained``
+    prefix, e.g. a new sensor's randomly initialised patch embedding) learn at ``base_lr``.
 
     Returns:
         Groups with ``params``, ``lr``, ``weight_decay``, ``lr_scale`` and ``name``.
@@ -525,7 +531,7 @@ def param_groups_lrd(
     for name, parameter in model.named_parameters():
         if not parameter.requires_grad:
             continue
-        if name.startswith("encoder."):
+        if name.startswith("encoder.") and not name.startswith(tuple(not_pretrained)):
             layer = encoder_layer_id(name[len("encoder.") :], depths)
         else:
             layer = num_layers

@@ -19,8 +19,13 @@ The protocol (:data:`PROTOCOL`):
   task of the study holds back at that seed, by patch id and footprint
   (:mod:`backend.train.leakage`);
 * a seed fixes initialisation, data order, masking *and* the split (for cloud removal, the
-  leave-one-patch-out fold), so arms of one seed are scored on the same test tiles and compared
-  in pairs: msGFM minus each arm, with a bootstrap 95 % interval over seeds.
+  leave-one-patch-out fold; each seed holds back other test tiles), so arms of one seed are
+  scored on the same test tiles and compared in pairs: msGFM minus each arm, with a paired
+  bootstrap over each seed's test samples (:mod:`backend.train.ablation_report`);
+* every arm of a seed normalises its inputs alike: with the statistics of the msGFM arm's
+  pretraining corpus (:data:`NORMALIZATION_RULE`), the random-init arm included, so that
+  normalisation is not one of the things an arm changes; layer-wise lr decay applies to
+  pretrained weights only.
 
 Results go to ``WORK/results.json`` after every finetuning run (atomically), and a run picks up
 where an interrupted one stopped. ``report`` turns the results into the Markdown tables of
@@ -44,6 +49,10 @@ RESULTS_FILE = "results.json"
 # Results of an earlier protocol (no test split, pretraining not cleaned of held-back ground)
 # carry no "protocol" key; the report refuses to mix them with these.
 PROTOCOL = 2
+NORMALIZATION_RULE = (
+    "every arm of a seed finetunes with the band statistics of that seed's msgfm pretraining "
+    "corpus (the registry's for a sensor the corpus lacks)"
+)
 PROTOCOL_TEXT = (
     f"train / validation / test split ({VAL_FRACTION:.0%} validation, {TEST_FRACTION:.0%} test, "
     "spatially disjoint with a gap of half a tile or whole patches; cloud removal: "
@@ -273,16 +282,27 @@ class AblationStudy:
         results = self.load_results()
         done = {(r["seed"], r["variant"], r["task"]) for r in results}
         for seed in self.seeds:
+            statistics: Optional[Dict[str, Any]] = None
             for variant in self.variants:
                 todo = [t for t in self.tasks if (seed, variant.name, t.name) not in done]
                 if not todo:
                     continue
                 recipe = self._recipe(variant, seed)
                 init = self._pretrained(recipe, variant)
+                if statistics is None:
+                    statistics = self.study_statistics(seed)
                 for task in todo:
-                    results.append(self._finetune_and_score(recipe, task, variant, init))
+                    results.append(
+                        self._finetune_and_score(recipe, task, variant, init, statistics)
+                    )
                     self._save(results)
         return results
+
+    def study_statistics(self, seed: int) -> Dict[str, Any]:
+        """The band statistics every arm of ``seed`` finetunes with (:data:`NORMALIZATION_RULE`):
+        the msgfm arm's pretraining run's, or computed as that run computes them."""
+        self.say(f"seed {seed}: band statistics of the msgfm pretraining corpus for every arm")
+        return self._recipe(VARIANTS["msgfm"], seed).pretraining_statistics()
 
     def _recipe(self, variant: Variant, seed: int):
         from .defaults import DefaultsRecipe
@@ -327,12 +347,19 @@ class AblationStudy:
         self.say(f"{variant.name} seed {recipe.seed}: pretraining")
         return recipe.pretrain()
 
-    def _finetune_and_score(self, recipe, task: EvalTask, variant: Variant, init) -> Dict[str, Any]:
+    def _finetune_and_score(
+        self,
+        recipe,
+        task: EvalTask,
+        variant: Variant,
+        init,
+        statistics: Optional[Mapping[str, Any]] = None,
+    ) -> Dict[str, Any]:
         from .evaluate import evaluate_model
         from .metrics_log import json_safe
 
         started = time.perf_counter()
-        _, checkpoint = recipe.finetune(task.recipe, init)
+        _, checkpoint = recipe.finetune(task.recipe, init, statistics=statistics)
         run_dir = checkpoint.parent
         report = evaluate_model(str(run_dir), device="cpu")
         seconds = round(time.perf_counter() - started, 1)
@@ -366,6 +393,7 @@ class AblationStudy:
                 if variant.pretrain
                 else None
             ),
+            "normalization": NORMALIZATION_RULE if statistics is not None else "checkpoint's",
             "metrics": json_safe(report["metrics"]),
             "baseline": json_safe(report["baseline"]),
             # What each test sample gives model and baseline: the paired bootstrap's input.

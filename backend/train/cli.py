@@ -95,6 +95,12 @@ def register_probe(subparsers) -> None:
     probe.add_argument("--encoder", required=True, help="pretraining checkpoint/run or .onnx")
     probe.add_argument("--data", default=None, help="sample-data root (default: msgfm data path)")
     probe.add_argument("--random-seeds", type=int, default=3, help="random-init encoders to probe")
+    probe.add_argument(
+        "--part",
+        default="all",
+        choices=["all", "validation", "final"],
+        help="every patch, or the validation half (for choices) or the final half (scored once)",
+    )
     probe.add_argument("--out", default=None, help="also write the JSON report here")
     probe.add_argument("--json", action="store_true", help="print the report as JSON")
     probe.set_defaults(func=run_probe_command)

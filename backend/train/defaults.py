@@ -21,7 +21,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 from ..files import file_mode, sha256_file, write_json_atomically
 
@@ -341,9 +341,6 @@ class DefaultsRecipe:
 
     def pretrain(self) -> Path:
         """Cross-sensor masked image modelling on every sample sensor (held-back ground left out)."""
-        from .pretrain import PretrainTrainer
-        from .trainer import TrainerConfig
-
         started = time.perf_counter()
         budget = self.budget
         manifest = self.pretraining_manifest()
@@ -351,7 +348,29 @@ class DefaultsRecipe:
             return self._reuse_pretraining(manifest, started)
         out = self.work_dir / "pretrain"
         self.say(f"pretraining {self.config} for {budget.pretrain_steps} steps into {out}")
-        trainer = PretrainTrainer(
+        trainer = self._pretrain_trainer(manifest)
+        result = trainer.fit()
+        self.pretrain_result = {"steps": result["step"], "final_loss": result["loss"]}
+        self._timed("pretrain", started)
+        return out
+
+    def pretraining_statistics(self) -> Dict[str, Any]:
+        """The band statistics this recipe's pretraining normalises with (``{"sensors": ...}``):
+        those of its finished run when there is one, else computed as the run would."""
+        from ..checkpoints import META_FILE, resolve_checkpoint
+
+        folder = resolve_checkpoint(self.work_dir / "pretrain")
+        if folder is not None:
+            return json.loads((folder / META_FILE).read_text(encoding="utf-8"))["normalization"]
+        return self._pretrain_trainer(self.pretraining_manifest())._ensure_stats()
+
+    def _pretrain_trainer(self, manifest: str):
+        from .pretrain import PretrainTrainer
+        from .trainer import TrainerConfig
+
+        budget = self.budget
+        out = self.work_dir / "pretrain"
+        return PretrainTrainer(
             TrainerConfig(
                 out_dir=str(out),
                 max_steps=budget.pretrain_steps,
@@ -371,10 +390,6 @@ class DefaultsRecipe:
             registry_stats=PRETRAIN_REGISTRY_STATS,
             jitter=PRETRAIN_JITTER,
         )
-        result = trainer.fit()
-        self.pretrain_result = {"steps": result["step"], "final_loss": result["loss"]}
-        self._timed("pretrain", started)
-        return out
 
     def _reuse_pretraining(self, manifest: str, started: float) -> Path:
         """Use ``--pretrained RUN`` (same recipe, run before) instead of pretraining again, after
@@ -452,8 +467,16 @@ class DefaultsRecipe:
         cosine = report.parity["outputs"]["per_output"]["embedding"].get("mean_cosine")
         self._record(report.path, "embedding", extra={"int8_mean_cosine": cosine})
 
-    def finetune(self, recipe: TaskRecipe, init: Optional[Path]) -> tuple:
+    def finetune(
+        self,
+        recipe: TaskRecipe,
+        init: Optional[Path],
+        statistics: Optional[Mapping[str, Any]] = None,
+    ) -> tuple:
         """Finetune one task from a pretraining run (``init=None``: random initialisation).
+
+        ``statistics`` normalise the task's inputs instead of the pretraining run's (a study
+        gives every arm the same ones).
 
         Returns:
             ``(trainer, checkpoint)``: the checkpoint is ``checkpoint-best`` when validation kept
@@ -493,7 +516,8 @@ class DefaultsRecipe:
                 "checkpoint_every": min(steps, 100),
                 "no_progress": True,
                 **recipe.augmentation,
-            }
+            },
+            statistics=statistics,
         )
         resume = self.resume and (out / LAST).is_dir()
         if resume:
@@ -543,7 +567,7 @@ class DefaultsRecipe:
                 "n_test": evaluation["n_samples"],
                 "sensors": evaluation["sensors"],
                 "lr": recipe.lr,
-                "layer_decay": trainer.layer_decay,
+                "layer_decay": trainer.effective_layer_decay,
                 "init": "random" if recipe.random_init else "pretrained encoder",
                 "command": self.command,
                 "budget": self.budget_name,

@@ -197,19 +197,23 @@ def normalize_for_model(
 
 def input_specs_from_meta(meta: Mapping[str, Any]) -> Dict[str, Any]:
     """``{sensor: InputSpec}`` of a finetuning checkpoint's inputs from its ``normalization``."""
+    from ..data.tasks.normalization import missing_statistics_error
     from ..export.schema import InputSpec
     from ..sensors import get_sensor
 
     specs = {}
     for sensor in meta["task_spec"]["sensors"]:
         entry = get_sensor(sensor)
-        stats = meta["normalization"].get(sensor, {})
+        if sensor not in meta["normalization"]:
+            # Registry defaults would score other inputs than the model was finetuned on.
+            raise missing_statistics_error(sensor, meta["normalization"])
+        stats = meta["normalization"][sensor]
         specs[sensor] = InputSpec(
             name=sensor,
             sensor=sensor,
             bands=list(entry.bands),
-            mean=[float(v) for v in stats.get("mean", entry.mean)],
-            std=[float(v) for v in stats.get("std", entry.std)],
+            mean=[float(v) for v in stats["mean"]],
+            std=[float(v) for v in stats["std"]],
             normalization=entry.normalization,
         )
     return specs

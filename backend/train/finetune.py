@@ -171,13 +171,18 @@ class FinetuneTrainer(Trainer):
             0 = no test set.
         split_fold: Leave-one-group-out fold (whole patches; overrides the fractions' groups).
         linear_probe: Freeze the encoder; train the head only.
-        layer_decay: Layer-wise lr decay factor (1 = none).
+        layer_decay: Layer-wise lr decay factor (1 = none); it applies to pretrained weights
+            only (a run from random weights, or a sensor's new patch embedding, has none).
         tile_size: Training tile size (default: the data spec's ``tile_size``, else the config's
             ``image_size``).
         monitor_default: Use the task's default score for ``checkpoint-best`` and early stopping.
         augmentation: Training augmentations and class balancing (:data:`AUGMENTATION`'s keys:
             ``jitter``, ``rotate``, ``balanced_sampling``, ``class_weight_power``,
             ``fresh_clouds``, ``clear_fraction``, ``cloud_weight_loss``).
+        statistics: Band statistics to normalise with instead of the ``init`` checkpoint's
+            (``{"sensors": {...}}`` or ``{sensor: {"mean", "std"}}``): a comparison of several
+            runs passes the same ones to every run, pretrained or not, so that normalisation is
+            not what differs between them (:func:`task_normalization`).
     """
 
     def __init__(
@@ -197,6 +202,7 @@ class FinetuneTrainer(Trainer):
         tile_size: Optional[int] = None,
         monitor_default: bool = True,
         augmentation: Optional[Mapping[str, Any]] = None,
+        statistics: Optional[Mapping[str, Any]] = None,
     ):
         super().__init__(config)
         if task not in TASKS:
@@ -248,6 +254,7 @@ class FinetuneTrainer(Trainer):
         self.class_weights: Optional[List[float]] = None
         self.task_spec = None
         self.normalization: Dict[str, Dict[str, List[float]]] = {}
+        self.statistics = statistics
         self.init_report: Any = "none"
         self._dataset = None
         self._split = None
@@ -286,7 +293,11 @@ class FinetuneTrainer(Trainer):
                 fields.pop("multilabel", None)
             self.task_spec = TaskSpec(task=self.task, image_size=self.tile_size, **fields)
         if not self.normalization:
-            self.normalization = task_normalization(self.task_spec, self.pretrained_meta)
+            if self.statistics is not None:
+                source, origin = {"normalization": self.statistics}, "the statistics given"
+            else:
+                source, origin = self.pretrained_meta, self.init or "random initialisation"
+            self.normalization = task_normalization(self.task_spec, source, origin)
         if self.monitor_default and self.config.monitor == "val_loss":
             monitor, mode = default_monitor(self.task, bool(self.task_spec.multilabel))
             self.config.monitor, self.config.monitor_mode = monitor, mode
@@ -430,13 +441,27 @@ class FinetuneTrainer(Trainer):
             return moved
         return super().to_device(batch)
 
+    @property
+    def effective_layer_decay(self) -> float:
+        """Layer decay as applied: none (1.0) for a run from random weights, which has no
+        pretrained layers to protect; a random-init arm slowed by it would be handicapped."""
+        return self.layer_decay if self.init is not None else 1.0
+
     def configure_optimizer(self, model):
         """AdamW with layer-wise lr decay (head at ``lr``; frozen parameters left out)."""
         import torch
 
         from ..models.tasks import param_groups_lrd
 
-        groups = param_groups_lrd(model, self.config.lr, self.config.weight_decay, self.layer_decay)
+        report = self.init_report if isinstance(self.init_report, dict) else {}
+        not_pretrained = [f"encoder.embeddings.{sensor}." for sensor in report.get("random", [])]
+        groups = param_groups_lrd(
+            model,
+            self.config.lr,
+            self.config.weight_decay,
+            self.effective_layer_decay,
+            not_pretrained=not_pretrained,
+        )
         if not groups:
             raise ValueError("the model has no trainable parameter")
         return torch.optim.AdamW(groups, lr=self.config.lr, betas=tuple(self.config.betas))
@@ -515,7 +540,7 @@ class FinetuneTrainer(Trainer):
             "trained_on": self.trained_on(),
             "init": self.init_report,
             "linear_probe": self.linear_probe,
-            "layer_decay": self.layer_decay,
+            "layer_decay": self.effective_layer_decay,
             "augmentation": dict(self.augmentation),
             "class_weights": self.class_weights,
             "data": {
@@ -582,15 +607,27 @@ class _ValidationSamples:
         return dict(self._cache[index])
 
 
-def task_normalization(spec: Any, pretrained_meta: Mapping[str, Any]) -> Dict[str, Any]:
+def task_normalization(
+    spec: Any, pretrained_meta: Mapping[str, Any], origin: str = "the checkpoint"
+) -> Dict[str, Any]:
     """``{sensor: {"mean", "std"}}`` for every input and the target sensor.
 
     A pretraining checkpoint's statistics are used for the sensors it has (the encoder learned
-    on them); other sensors get the registry's defaults.
+    on them). A sensor it does not have (its patch embedding is new, learned in finetuning) gets
+    the registry's published statistics, as does every sensor of a run from random weights
+    (``pretrained_meta`` empty). Comparisons of pretrained and random-init runs pass one set of
+    statistics to every run instead (``FinetuneTrainer(statistics=...)``).
+
+    Raises:
+        ValueError: the statistics have another band count than the sensor (a checkpoint of
+            another band layout): normalising with the registry's instead would silently give
+            the encoder inputs it was not trained on.
     """
     from ..sensors import get_sensor
 
-    stats = (pretrained_meta.get("normalization") or {}).get("sensors", {})
+    given = pretrained_meta.get("normalization") or {}
+    # A statistics document ({"sensors": ...}) or {sensor: {"mean", "std"}} itself.
+    stats = given.get("sensors", given)
     sensors = list(spec.sensors) + (
         [spec.target_sensor]
         if spec.target_sensor and spec.target_sensor not in spec.sensors
@@ -599,9 +636,17 @@ def task_normalization(spec: Any, pretrained_meta: Mapping[str, Any]) -> Dict[st
     out = {}
     for sensor in sensors:
         entry = get_sensor(sensor)
-        source = stats.get(sensor) or {}
-        if len(source.get("mean", [])) != entry.num_bands:
+        source = stats.get(sensor)
+        if source is None:
             source = {"mean": entry.mean, "std": entry.std}
+        elif not len(source.get("mean", [])) == len(source.get("std", [])) == entry.num_bands:
+            raise ValueError(
+                f"{origin}: its statistics for sensor {sensor!r} have "
+                f"{len(source.get('mean', []))} band(s), the {sensor} input has "
+                f"{entry.num_bands} ({', '.join(entry.bands)}): it was pretrained with another "
+                f"band layout. Pretrain again with this version's {sensor!r} bands, or finetune "
+                "from random weights (--init none)"
+            )
         out[sensor] = {
             "mean": [float(v) for v in source["mean"]],
             "std": [float(v) for v in source["std"]],
@@ -617,8 +662,11 @@ def add_finetune_arguments(parser) -> None:
     add_arguments(parser, FinetuneOptions)
 
 
-def trainer_from_params(params: Mapping[str, Any]) -> FinetuneTrainer:
-    """Build the trainer from ``finetune`` flags as a mapping (CLI namespace or worker params)."""
+def trainer_from_params(
+    params: Mapping[str, Any], statistics: Optional[Mapping[str, Any]] = None
+) -> FinetuneTrainer:
+    """Build the trainer from ``finetune`` flags as a mapping (CLI namespace or worker params);
+    ``statistics`` replaces the ``--init`` checkpoint's (see :class:`FinetuneTrainer`)."""
 
     options = FinetuneOptions.from_mapping(params)
     for name in ("max_steps", "batch_size", "accumulation", "checkpoint_every"):
@@ -650,6 +698,7 @@ def trainer_from_params(params: Mapping[str, Any]) -> FinetuneTrainer:
         tile_size=options.tile_size,
         monitor_default=options.monitor is None,
         augmentation={name: getattr(options, name) for name in AUGMENTATION},
+        statistics=statistics,
     )
     epochs = options.epochs
     if epochs:

@@ -169,8 +169,14 @@ class PretrainTrainer(Trainer):
             from ..data.fetch import sample_data_root
 
             root = Path(self.probe_data) if self.probe_data else sample_data_root()
+            # Only the validation part: the final part stays unseen by every choice made on
+            # these curves (which step, which recipe), and only sensors this corpus has
+            # statistics for (a sensor it lacks has an untrained patch embedding).
+            sensors = self._ensure_stats()["sensors"]
             self._probe_sets = [
-                p for p in probe.bigearthnet_probe_sets(root) if p.sensor in module.encoder.sensors
+                probe.split_probe_set(p, "validation")
+                for p in probe.bigearthnet_probe_sets(root)
+                if p.sensor in module.encoder.sensors and p.sensor in sensors
             ]
         if not self._probe_sets:
             return None

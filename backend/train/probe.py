@@ -17,6 +17,22 @@ Every figure is set beside the same probe on randomly initialised encoders of th
 (``--random-seeds`` seeds, same normalisation) and on raw band statistics (per-band mean and standard
 deviation of the normalised patch), so a pretraining recipe is judged against what needs no
 pretraining at all. Everything here is numpy except the encoder's forward pass.
+
+With a few dozen patches, chance is far from zero and one score moves by several hundredths from
+patch to patch, so each set's report also gives
+
+* the **class prior** (each held-out patch scored with the other patches' label frequencies) and a
+  **permutation baseline** (the encoder's features with the labels shuffled across patches: what
+  the probes find where there is nothing to find), the floor every score stands on;
+* the **standard error** of every micro mAP and of every margin (encoder minus random init, band
+  statistics, class prior), from a bootstrap over patches of the held-out predictions (paired:
+  the same patches drawn for both sides of a margin).
+
+A recipe is chosen on one part of the patches and reported on the other: ``part="validation"``
+(what pretraining logs and every selection or early stop uses) and ``part="final"`` (scored once,
+for the report) split each set by patch, deterministically (:func:`split_probe_set`). A sensor
+the encoder has no statistics for (never pretrained on it) is not probed: its patch embedding would
+be untrained, and the report says so instead.
 """
 
 from __future__ import annotations
@@ -34,6 +50,9 @@ from .. import scores as task_metrics
 # Inner-CV grid of the linear probe's L2 weight (on standardised features, mean loss).
 L2_GRID = (1e-3, 1e-2, 1e-1, 1.0)
 KNN_K = 3
+BOOTSTRAP_DRAWS = 1000
+PERMUTATIONS = 5
+PARTS = ("all", "validation", "final")
 
 
 @dataclass
@@ -104,6 +123,31 @@ def bigearthnet_probe_sets(sample_root: Path) -> List[ProbeSet]:
                 )
             )
     return sets
+
+
+def split_probe_set(probe: ProbeSet, part: str) -> ProbeSet:
+    """The validation or final part of a probe set (``part="all"``: the set itself).
+
+    Patches are ordered by a checksum of their name and dealt alternately to validation and
+    final, so the parts are disjoint, half each, the same on every machine, and a patch keeps
+    its part when others are added.
+    """
+    import zlib
+
+    if part not in PARTS:
+        raise ValueError(f"probe part must be one of {', '.join(PARTS)}, not {part!r}")
+    if part == "all":
+        return probe
+    order = sorted(range(len(probe.patches)), key=lambda i: zlib.crc32(probe.patches[i].encode()))
+    chosen = sorted(order[0::2] if part == "validation" else order[1::2])
+    return ProbeSet(
+        name=f"{probe.name}-{part}",
+        sensor=probe.sensor,
+        images=[probe.images[i] for i in chosen],
+        targets=probe.targets[chosen],
+        patches=[probe.patches[i] for i in chosen],
+        class_names=probe.class_names,
+    )
 
 
 # --- embedding a patch --------------------------------------------------------------------------
@@ -380,10 +424,15 @@ def first_component_share(X: np.ndarray) -> float:
 
 def score_features(X: np.ndarray, Y: np.ndarray, tiles: Optional[np.ndarray] = None) -> Dict:
     """Linear and k-NN probe mAPs (micro, macro), effective rank and first-component share."""
+    return scored_features(X, Y, tiles)[0]
+
+
+def scored_features(X: np.ndarray, Y: np.ndarray, tiles: Optional[np.ndarray] = None) -> tuple:
+    """:func:`score_features` and the held-out predictions ``{"linear", "knn"}`` it scored."""
     linear = linear_probe_scores(X, Y)
     knn = knn_probe_scores(X, Y)
     ranked = tiles if tiles is not None else X
-    return {
+    scores = {
         "linear_map_micro": _micro_map(Y, linear),
         "linear_map_macro": float(task_metrics.mean_average_precision(Y, linear, "macro")),
         "knn_map_micro": _micro_map(Y, knn),
@@ -392,6 +441,70 @@ def score_features(X: np.ndarray, Y: np.ndarray, tiles: Optional[np.ndarray] = N
         "first_component_share": first_component_share(ranked),
         "features": int(X.shape[1]),
     }
+    return scores, {"linear": linear, "knn": knn}
+
+
+def prior_scores(Y: np.ndarray) -> np.ndarray:
+    """Leave-one-out class-prior predictions: each patch gets the other patches' frequencies."""
+    totals = Y.sum(axis=0, keepdims=True)
+    return (totals - Y) / max(len(Y) - 1, 1)
+
+
+def permutation_baseline(
+    X: np.ndarray, Y: np.ndarray, permutations: int = PERMUTATIONS, seed: int = 0
+) -> Dict[str, float]:
+    """Both probes on ``X`` with the label rows shuffled across patches (``permutations`` times):
+    their mean micro mAP and its spread, the score of features that carry nothing of the labels."""
+    rng = np.random.default_rng(seed)
+    linear, knn = [], []
+    for _ in range(permutations):
+        shuffled = Y[rng.permutation(len(Y))]
+        linear.append(_micro_map(shuffled, linear_probe_scores(X, shuffled)))
+        knn.append(_micro_map(shuffled, knn_probe_scores(X, shuffled)))
+    return {
+        "linear_map_micro": float(np.mean(linear)),
+        "linear_map_micro_sd": float(np.std(linear, ddof=1)) if permutations > 1 else None,
+        "knn_map_micro": float(np.mean(knn)),
+        "knn_map_micro_sd": float(np.std(knn, ddof=1)) if permutations > 1 else None,
+        "permutations": int(permutations),
+    }
+
+
+def bootstrap_standard_errors(
+    Y: np.ndarray,
+    predictions: Mapping[str, np.ndarray],
+    margins: Mapping[str, tuple] = (),
+    draws: int = BOOTSTRAP_DRAWS,
+    seed: int = 0,
+) -> Dict[str, float]:
+    """Standard errors of micro mAPs and of their differences, by a bootstrap over patches.
+
+    Args:
+        Y: ``(N, K)`` labels.
+        predictions: ``{name: (N, K) held-out scores}``: the standard error of each one's micro
+            mAP is ``<name>_se``.
+        margins: ``{name: (first, [seconds])}`` of prediction names: the margin is the first's
+            micro mAP minus the mean of the seconds', drawn on the same patches; its standard
+            error is ``<name>_se``.
+        draws: Bootstrap draws.
+        seed: Seed of the draws.
+    """
+    rng = np.random.default_rng(seed)
+    values: Dict[str, List[float]] = {name: [] for name in predictions}
+    margin_values: Dict[str, List[float]] = {name: [] for name in dict(margins)}
+    for _ in range(draws):
+        rows = rng.integers(len(Y), size=len(Y))
+        if Y[rows].sum() == 0:
+            continue  # no positive label drawn: mAP undefined
+        drawn = {name: _micro_map(Y[rows], p[rows]) for name, p in predictions.items()}
+        for name, score in drawn.items():
+            values[name].append(score)
+        for name, (first, seconds) in dict(margins).items():
+            margin_values[name].append(drawn[first] - float(np.mean([drawn[s] for s in seconds])))
+    out = {}
+    for name, series in {**values, **margin_values}.items():
+        out[f"{name}_se"] = float(np.nanstd(series, ddof=1)) if len(series) > 1 else None
+    return out
 
 
 # --- the whole probe ----------------------------------------------------------------------------
@@ -403,13 +516,24 @@ def probe_encoder(
     random_seeds: int = 3,
     band_stats: bool = True,
     probe_sets: Optional[List[ProbeSet]] = None,
+    part: str = "all",
+    permutations: int = PERMUTATIONS,
+    draws: int = BOOTSTRAP_DRAWS,
 ) -> Dict[str, Any]:
     """Probe an encoder (checkpoint or ONNX) beside random-init encoders and band statistics.
 
+    Args:
+        part: ``all`` patches, or the ``validation`` part (selection) or ``final`` part (the
+            report) of each set (:func:`split_probe_set`).
+        permutations: Label shuffles of the permutation baseline (0: none).
+        draws: Bootstrap draws of the standard errors.
+
     Returns:
-        ``{"encoder", "sets": {set name: {"n_patches", "encoder": scores,
+        ``{"encoder", "part", "sets": {set name: {"n_patches", "patches", "encoder": scores,
         "random_init": [scores per seed], "random_init_mean": ..., "band_statistics": scores,
-        "margin_over_random": linear micro mAP minus the random mean}}}``.
+        "class_prior": {"map_micro", "map_macro"}, "permutation": ..., "standard_errors":
+        {...}, "margin_over_random", "margin_over_band_statistics", "margin_over_prior"}},
+        "not_probed": {set name: reason}}``. Margins are in linear micro mAP.
     """
     encoder_path = Path(encoder_path)
     config = None
@@ -426,41 +550,93 @@ def probe_encoder(
         encoder, config, normalization = load_encoder(encoder_path)
         model = torch_encoder(encoder, config, normalization, encoder_path.name)
     sets = probe_sets if probe_sets is not None else bigearthnet_probe_sets(sample_root)
-    report: Dict[str, Any] = {"encoder": str(encoder_path), "sets": {}}
-    for probe in sets:
+    report: Dict[str, Any] = {
+        "encoder": str(encoder_path),
+        "part": part,
+        "sets": {},
+        "not_probed": {},
+    }
+    statistics = model.normalization.get("sensors", model.normalization)
+    for whole in sets:
+        probe = split_probe_set(whole, part)
         if probe.sensor not in model.sensors:
             continue
-        emb = pooled_embeddings(model, probe)
-        entry: Dict[str, Any] = {
-            "n_patches": len(probe.images),
-            "encoder": score_features(emb["patch"], probe.targets, emb["tiles"]),
-        }
-        if config is not None and random_seeds > 0:
-            runs = []
-            for seed in range(random_seeds):
-                random_model = torch_encoder(
-                    random_encoder(config, seed), config, model.normalization, f"random-{seed}"
-                )
-                random_emb = pooled_embeddings(random_model, probe)
-                runs.append(score_features(random_emb["patch"], probe.targets, random_emb["tiles"]))
-            entry["random_init"] = runs
-            entry["random_init_mean"] = {
-                key: float(np.mean([r[key] for r in runs])) for key in runs[0]
-            }
-            entry["margin_over_random"] = (
-                entry["encoder"]["linear_map_micro"] - entry["random_init_mean"]["linear_map_micro"]
+        if probe.sensor not in statistics:
+            report["not_probed"][probe.name] = (
+                f"the encoder's checkpoint has no {probe.sensor!r} statistics: it was not "
+                f"pretrained on {probe.sensor!r} (an untrained patch embedding is not probed)"
             )
-        if band_stats:
-            entry["band_statistics"] = score_features(
-                band_statistics(probe, model.normalization), probe.targets
-            )
-        report["sets"][probe.name] = entry
+            continue
+        report["sets"][probe.name] = _probe_one_set(
+            model, config, probe, random_seeds, band_stats, permutations, draws
+        )
     return report
+
+
+def _probe_one_set(
+    model: EncoderUnderTest,
+    config: Any,
+    probe: ProbeSet,
+    random_seeds: int,
+    band_stats: bool,
+    permutations: int,
+    draws: int,
+) -> Dict[str, Any]:
+    Y = probe.targets
+    emb = pooled_embeddings(model, probe)
+    scores, predicted = scored_features(emb["patch"], Y, emb["tiles"])
+    prior = prior_scores(Y)
+    entry: Dict[str, Any] = {
+        "n_patches": len(probe.images),
+        "patches": list(probe.patches),
+        "encoder": scores,
+        "class_prior": {
+            "map_micro": _micro_map(Y, prior),
+            "map_macro": float(task_metrics.mean_average_precision(Y, prior, "macro")),
+        },
+    }
+    linear = {"encoder": predicted["linear"], "prior": prior}
+    knn = {"encoder_knn": predicted["knn"]}
+    margins: Dict[str, tuple] = {"margin_over_prior": ("encoder", ["prior"])}
+    if config is not None and random_seeds > 0:
+        runs = []
+        for seed in range(random_seeds):
+            random_model = torch_encoder(
+                random_encoder(config, seed), config, model.normalization, f"random-{seed}"
+            )
+            random_emb = pooled_embeddings(random_model, probe)
+            run, run_predicted = scored_features(random_emb["patch"], Y, random_emb["tiles"])
+            runs.append(run)
+            linear[f"random_init_{seed}"] = run_predicted["linear"]
+        entry["random_init"] = runs
+        entry["random_init_mean"] = {key: float(np.mean([r[key] for r in runs])) for key in runs[0]}
+        entry["margin_over_random"] = (
+            entry["encoder"]["linear_map_micro"] - entry["random_init_mean"]["linear_map_micro"]
+        )
+        margins["margin_over_random"] = ("encoder", [f"random_init_{s}" for s in range(len(runs))])
+    if band_stats:
+        features = band_statistics(probe, model.normalization)
+        entry["band_statistics"], band_predicted = scored_features(features, Y)
+        linear["band_statistics"] = band_predicted["linear"]
+        entry["margin_over_band_statistics"] = (
+            entry["encoder"]["linear_map_micro"] - entry["band_statistics"]["linear_map_micro"]
+        )
+        margins["margin_over_band_statistics"] = ("encoder", ["band_statistics"])
+    entry["margin_over_prior"] = (
+        entry["encoder"]["linear_map_micro"] - entry["class_prior"]["map_micro"]
+    )
+    if permutations > 0:
+        entry["permutation"] = permutation_baseline(emb["patch"], Y, permutations)
+    entry["standard_errors"] = bootstrap_standard_errors(Y, {**linear, **knn}, margins, draws=draws)
+    entry["standard_errors"]["method"] = (
+        f"bootstrap over patches of the held-out predictions ({draws} draws; margins paired)"
+    )
+    return entry
 
 
 def format_report(report: Mapping[str, Any]) -> str:
     """A plain-text table of a probe report."""
-    lines = [f"probe of {report['encoder']}"]
+    lines = [f"probe of {report['encoder']} ({report.get('part', 'all')} patches)"]
     header = f"  {'features':<22}{'lin µmAP':>9}{'lin MmAP':>9}{'kNN µmAP':>9}{'rank':>7}{'PC1':>6}"
     for name, entry in report["sets"].items():
         lines += [f"{name} ({entry['n_patches']} patches, leave-one-patch-out)", header]
@@ -472,17 +648,42 @@ def format_report(report: Mapping[str, Any]) -> str:
                 f"{s['first_component_share']:>6.2f}"
             )
 
-        lines.append(row("encoder", entry["encoder"]))
+        errors = entry.get("standard_errors", {})
+
+        def se(name, errors=errors):
+            value = errors.get(f"{name}_se")
+            return "" if value is None else f" ± {value:.3f}"
+
+        lines.append(row("encoder", entry["encoder"]) + f"   (lin µmAP{se('encoder')})")
         for seed, scores in enumerate(entry.get("random_init", [])):
             lines.append(row(f"random init seed {seed}", scores))
         if "random_init_mean" in entry:
             lines.append(row("random init mean", entry["random_init_mean"]))
         if "band_statistics" in entry:
             lines.append(row("band statistics", entry["band_statistics"]))
-        if "margin_over_random" in entry:
+        if "class_prior" in entry:
             lines.append(
-                f"  margin over random init (linear µmAP): {entry['margin_over_random']:+.3f}"
+                f"  class prior: µmAP {entry['class_prior']['map_micro']:.3f}{se('prior')}, "
+                f"MmAP {entry['class_prior']['map_macro']:.3f}"
             )
+        if "permutation" in entry:
+            shuffled = entry["permutation"]
+            lines.append(
+                f"  labels permuted ({shuffled['permutations']}x): lin µmAP "
+                f"{shuffled['linear_map_micro']:.3f}, kNN µmAP {shuffled['knn_map_micro']:.3f}"
+            )
+        for name, label in (
+            ("margin_over_random", "random init"),
+            ("margin_over_band_statistics", "band statistics"),
+            ("margin_over_prior", "class prior"),
+        ):
+            if name in entry:
+                lines.append(
+                    f"  margin over {label} (linear µmAP): {entry[name]:+.3f}{se(name)} (standard "
+                    "error, bootstrap over patches)"
+                )
+    for name, reason in report.get("not_probed", {}).items():
+        lines.append(f"{name}: not probed: {reason}")
     return "\n".join(lines)
 
 
@@ -497,6 +698,7 @@ def run_probe_command(args) -> int:
             Path(args.encoder),
             Path(args.data) if args.data else sample_data_root(),
             random_seeds=args.random_seeds,
+            part=getattr(args, "part", "all"),
         )
     except (FileNotFoundError, KeyError, ValueError) as exc:
         print(f"msgfm probe: {exc}", file=sys.stderr)

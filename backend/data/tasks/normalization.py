@@ -7,34 +7,85 @@ the inference engine (:mod:`backend.inference.preprocessing`): a pixel with any 
 is no data in every band of its input, is left out of per-tile statistics, and becomes 0 after
 normalisation, i.e. the band mean. Training and evaluation therefore see exactly what a user's
 raster gives the exported model.
+
+Statistics are never filled in behind the caller's back: given statistics (a checkpoint's, a
+corpus') must cover every input sensor, or normalising refuses with the sensors it has. An encoder
+whose checkpoint has no statistics for a sensor was never pretrained on it (its patch embedding is
+untrained), so registry defaults would score a different model than the one named. A caller that
+means the registry's published statistics says so: ``stats=REGISTRY_STATISTICS``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Dict, Mapping, Optional, Sequence
+from typing import Any, Dict, Mapping, Optional, Union
 
 import numpy as np
 
 from ...sensors import SENSORS, Sensor, get_sensor, normalize
 
+# The deliberate choice of the sensor registry's published statistics (no data statistics).
+REGISTRY_STATISTICS = "registry"
 
-def sensor_with_stats(
-    name: str, stats: Optional[Mapping[str, Mapping[str, Sequence[float]]]] = None
-) -> Sensor:
-    """The registry entry for ``name`` with mean/std replaced by ``stats[name]`` when given."""
-    sensor = get_sensor(name)
-    if stats and name in stats:
-        entry = stats[name]
-        sensor = dataclasses.replace(
-            sensor, mean=tuple(map(float, entry["mean"])), std=tuple(map(float, entry["std"]))
+Stats = Union[str, Mapping[str, Any], None]
+
+
+def _per_sensor(stats: Stats) -> Optional[Mapping[str, Any]]:
+    """``{sensor: {"mean", "std"}}`` of statistics given as that or as a statistics document
+    (``{"sensors": {...}}``, ``msgfm data stats`` and pretraining checkpoints); None for the
+    registry's."""
+    if stats is None:
+        raise ValueError(
+            "no band statistics given: pass the model's or corpus' statistics, or "
+            "REGISTRY_STATISTICS to use the sensor registry's published ones on purpose"
         )
-    return sensor
+    if isinstance(stats, str):
+        if stats != REGISTRY_STATISTICS:
+            raise ValueError(
+                f"unknown statistics {stats!r}; give a mapping or {REGISTRY_STATISTICS!r}"
+            )
+        return None
+    if "sensors" in stats and isinstance(stats["sensors"], Mapping) and "mean" not in stats:
+        return stats["sensors"]
+    return stats
+
+
+def missing_statistics_error(name: str, stats: Mapping[str, Any]) -> ValueError:
+    """The error of a sensor the given statistics do not cover."""
+    return ValueError(
+        f"the band statistics given have no entry for sensor {name!r} (they cover "
+        f"{', '.join(sorted(stats)) or 'no sensor'}): a model whose checkpoint lacks {name!r} "
+        f"was not trained on it. Use a checkpoint trained on {name!r}, or pass "
+        "REGISTRY_STATISTICS to use the registry's published statistics on purpose"
+    )
+
+
+def sensor_with_stats(name: str, stats: Stats) -> Sensor:
+    """The registry entry for ``name`` with mean/std replaced by ``stats[name]``.
+
+    Args:
+        name: A registered sensor.
+        stats: ``{sensor: {"mean", "std"}}`` (or a statistics document with ``"sensors"``), which
+            must have ``name``; or :data:`REGISTRY_STATISTICS` for the registry's own.
+
+    Raises:
+        ValueError: ``stats`` has no entry for ``name``.
+    """
+    sensor = get_sensor(name)
+    per_sensor = _per_sensor(stats)
+    if per_sensor is None:
+        return sensor
+    if name not in per_sensor:
+        raise missing_statistics_error(name, per_sensor)
+    entry = per_sensor[name]
+    return dataclasses.replace(
+        sensor, mean=tuple(map(float, entry["mean"])), std=tuple(map(float, entry["std"]))
+    )
 
 
 def normalize_inputs(
     inputs: Mapping[str, np.ndarray],
-    stats: Optional[Mapping[str, Mapping[str, Sequence[float]]]] = None,
+    stats: Stats,
     sensors: Optional[Mapping[str, str]] = None,
 ) -> Dict[str, np.ndarray]:
     """Normalise every input of a sample.
@@ -42,23 +93,27 @@ def normalize_inputs(
     Args:
         inputs: ``{input name: (C, H, W) raw values}``; the input name is the sensor name unless
             ``sensors`` maps it to one.
-        stats: ``{sensor: {"mean": [...], "std": [...]}}`` overriding the registry defaults.
+        stats: ``{sensor: {"mean": [...], "std": [...]}}`` for every input's sensor, or
+            :data:`REGISTRY_STATISTICS` for the registry's published statistics.
         sensors: ``{input name: sensor name}`` for inputs not named after their sensor.
-            Inputs of no registered sensor (pan-sharpening ``ms``) need an entry in ``stats``.
+
+    Raises:
+        ValueError: ``stats`` lacks an input's sensor (never a silent registry default).
 
     Returns:
         ``{input name: float32 (C, H, W)}`` with no-data pixels (any band NaN) at 0 in every band.
     """
+    per_sensor = _per_sensor(stats)
     out = {}
     for name, values in inputs.items():
         sensor_name = (sensors or {}).get(name, name)
         values = np.asarray(values, dtype=np.float32)
         valid = np.isfinite(values).all(axis=-3, keepdims=True)
         values = np.where(valid, values, np.float32(np.nan))
-        if stats and sensor_name in stats and sensor_name not in SENSORS:
+        if per_sensor is not None and sensor_name in per_sensor and sensor_name not in SENSORS:
             # An input without a registry entry needs its statistics given.
-            mean = np.asarray(stats[sensor_name]["mean"], dtype=np.float32).reshape(-1, 1, 1)
-            std = np.asarray(stats[sensor_name]["std"], dtype=np.float32).reshape(-1, 1, 1)
+            mean = np.asarray(per_sensor[sensor_name]["mean"], dtype=np.float32).reshape(-1, 1, 1)
+            std = np.asarray(per_sensor[sensor_name]["std"], dtype=np.float32).reshape(-1, 1, 1)
             values = (np.asarray(values, dtype=np.float32) - mean) / std
         else:
             values = normalize(sensor_with_stats(sensor_name, stats), values)
@@ -69,7 +124,7 @@ def normalize_inputs(
 
 def normalize_sample(
     sample: Mapping[str, Any],
-    stats: Optional[Mapping[str, Mapping[str, Sequence[float]]]] = None,
+    stats: Stats,
     sensors: Optional[Mapping[str, str]] = None,
 ) -> Dict[str, Any]:
     """A copy of a task sample whose ``inputs`` are normalised (targets keep their units)."""

@@ -67,9 +67,14 @@ def test_pretraining_logs_the_probe_and_msgfm_probe_reports_it(
     argv = pretrain_args(out, tiny_config, band_stats, sample_data)
     assert pretrain_main([*argv, "--max-steps", "3", "--probe-every", "2"]) == 0
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    probed = [r for r in records if "probe_bigearthnet-s2_linear_map_micro" in r]
+    # Pretraining probes the validation half only; the final half is left for the report.
+    key = "probe_bigearthnet-s2-validation"
+    probed = [r for r in records if f"{key}_linear_map_micro" in r]
     assert [r["step"] for r in probed] == [1, 2, 3]
-    assert all(r["probe_bigearthnet-s2_effective_rank"] > 0 for r in probed)
+    assert all(r[f"{key}_effective_rank"] > 0 for r in probed)
+    assert not any("probe_bigearthnet-s2_linear_map_micro" in r for r in records)
+    # The corpus has no Sentinel-1 ("sar") statistics: its untrained embedding is not probed.
+    assert not any(k.startswith("probe_bigearthnet-s1") for r in records for k in r)
     assert all("moe_drop_fraction" in r for r in records if "loss" in r)
 
     from backend.cli import main
@@ -84,6 +89,8 @@ def test_pretraining_logs_the_probe_and_msgfm_probe_reports_it(
             str(sample_data),
             "--random-seeds",
             "1",
+            "--part",
+            "validation",
             "--json",
             "--out",
             str(tmp_path / "probe.json"),
@@ -92,20 +99,69 @@ def test_pretraining_logs_the_probe_and_msgfm_probe_reports_it(
     assert code == 0
     report = json.loads(capsys.readouterr().out)
     assert report == json.loads((tmp_path / "probe.json").read_text())
-    s2 = report["sets"]["bigearthnet-s2"]
-    assert s2["n_patches"] >= 6 and len(s2["random_init"]) == 1
+    s2 = report["sets"]["bigearthnet-s2-validation"]
+    assert s2["n_patches"] >= 3 and len(s2["random_init"]) == 1
+    assert "bigearthnet-s1-validation" in report["not_probed"]
+    assert "not pretrained on 'sar'" in report["not_probed"]["bigearthnet-s1-validation"]
+    # Beside every score: the class prior, the permutation baseline and standard errors.
+    assert 0.0 < s2["class_prior"]["map_micro"] < 1.0
+    assert s2["permutation"]["permutations"] == 5
+    errors = s2["standard_errors"]
+    for name in ("encoder", "prior", "random_init_0", "band_statistics", "margin_over_random"):
+        assert errors[f"{name}_se"] > 0, name
+    assert s2["margin_over_prior"] == pytest.approx(
+        s2["encoder"]["linear_map_micro"] - s2["class_prior"]["map_micro"]
+    )
     for scores in (s2["encoder"], s2["random_init"][0], s2["band_statistics"]):
         assert 0.0 < scores["linear_map_micro"] <= 1.0 and scores["effective_rank"] >= 1.0
     assert s2["margin_over_random"] == pytest.approx(
         s2["encoder"]["linear_map_micro"] - s2["random_init_mean"]["linear_map_micro"]
     )
     # The probe of a checkpoint equals the probe logged by pretraining at its last step.
-    assert s2["encoder"]["linear_map_micro"] == pytest.approx(
-        probed[-1]["probe_bigearthnet-s2_linear_map_micro"]
-    )
+    assert s2["encoder"]["linear_map_micro"] == pytest.approx(probed[-1][f"{key}_linear_map_micro"])
 
     # msgfm plot draws those curves.
     png = tmp_path / "curves.png"
     assert main(["plot", str(out), "--out", str(png)]) == 0
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
     assert main(["plot", str(tmp_path / "nothing")]) == 2
+
+
+def test_validation_and_final_parts_split_the_patches(probe_sets):
+    s2 = probe_sets["bigearthnet-s2"]
+    validation = probe.split_probe_set(s2, "validation")
+    final = probe.split_probe_set(s2, "final")
+    assert set(validation.patches).isdisjoint(final.patches)
+    assert sorted(validation.patches + final.patches) == sorted(s2.patches)
+    assert abs(len(validation.patches) - len(final.patches)) <= 1
+    assert validation.name == "bigearthnet-s2-validation" and final.name == "bigearthnet-s2-final"
+    for part in (validation, final):
+        rows = [s2.patches.index(p) for p in part.patches]
+        np.testing.assert_array_equal(part.targets, s2.targets[rows])
+    # The same parts every time (no seed, no machine dependence).
+    assert probe.split_probe_set(s2, "validation").patches == validation.patches
+    with pytest.raises(ValueError, match="probe part"):
+        probe.split_probe_set(s2, "test")
+
+
+def test_prior_permutation_and_standard_errors_on_the_real_labels(probe_sets):
+    """Informative features beat the class prior and the permutation baseline by far more than
+    their standard errors; a margin of a prediction over itself has no spread."""
+    targets = probe_sets["bigearthnet-s2"].targets
+    rng = np.random.default_rng(0)
+    informative = np.hstack([targets, targets]) + 0.1 * rng.standard_normal((len(targets), 38))
+    prior = probe.prior_scores(targets)
+    # Leave-one-out prior: patch 0 gets the label frequencies of the other patches.
+    np.testing.assert_allclose(prior[0], targets[1:].mean(axis=0))
+    scores, predicted = probe.scored_features(informative, targets)
+    shuffled = probe.permutation_baseline(informative, targets, permutations=3)
+    errors = probe.bootstrap_standard_errors(
+        targets,
+        {"encoder": predicted["linear"], "prior": prior},
+        {"margin": ("encoder", ["prior"]), "none": ("encoder", ["encoder"])},
+        draws=300,
+    )
+    assert 0 < errors["encoder_se"] < 0.2 and errors["none_se"] == 0.0
+    margin = scores["linear_map_micro"] - probe._micro_map(targets, prior)
+    assert margin > 2 * errors["margin_se"] > 0
+    assert scores["linear_map_micro"] > shuffled["linear_map_micro"] + 0.2

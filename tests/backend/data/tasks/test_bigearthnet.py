@@ -11,7 +11,7 @@ from backend.data.tasks.bigearthnet import (
     BigEarthNetDataset,
     bigearthnet19_indices,
 )
-from backend.data.tasks.normalization import normalize_sample
+from backend.data.tasks.normalization import REGISTRY_STATISTICS, normalize_sample
 from backend.data.tasks.split import split
 from backend.sensors import get_sensor
 
@@ -98,15 +98,22 @@ def test_normalize_sample_applies_band_statistics_and_zeroes_nodata(bigearthnet_
     raw[:, 0, 0] = np.nan
     sample["inputs"]["s2"] = raw
     s2 = get_sensor("s2")
-    normalized = normalize_sample(sample)
+    normalized = normalize_sample(sample, REGISTRY_STATISTICS)
     np.testing.assert_allclose(
         normalized["inputs"]["s2"][7, 5, 9], (raw[7, 5, 9] - s2.mean[7]) / s2.std[7], rtol=1e-5
     )
     assert (normalized["inputs"]["s2"][:, 0, 0] == 0).all()
-    stats = {"sar": {"mean": [-10.0, -20.0], "std": [2.0, 4.0]}}
+    s2_stats = {"mean": list(s2.mean), "std": list(s2.std)}
+    stats = {"sar": {"mean": [-10.0, -20.0], "std": [2.0, 4.0]}, "s2": s2_stats}
     sar = normalize_sample(sample, stats)["inputs"]["sar"]
     np.testing.assert_allclose(sar[1], (sample["inputs"]["sar"][1] + 20.0) / 4.0, rtol=1e-5)
     assert normalized["target"] is sample["target"]
+    # Statistics that lack an input's sensor are refused, never filled in from the registry
+    # (how the Sentinel-1 probe was once scored through a patch embedding never pretrained).
+    with pytest.raises(ValueError, match="no entry for sensor 's2'"):
+        normalize_sample(sample, {"sar": stats["sar"]})
+    with pytest.raises(ValueError, match="REGISTRY_STATISTICS"):
+        normalize_sample(sample, None)
 
 
 def test_unpaired_s2_patches_are_kept_with_no_data_sar_and_excluded_ones_left_out(sample_data):

@@ -153,6 +153,7 @@ def test_training_normalisation_is_the_inference_engines_on_partly_missing_pixel
     import dataclasses
 
     from backend.data.tasks import normalize_inputs
+    from backend.data.tasks.normalization import REGISTRY_STATISTICS
     from backend.export.schema import InputSpec
     from backend.inference.preprocessing import normalize_mean_std, normalize_per_tile
     from backend.sensors import SENSORS, get_sensor
@@ -178,7 +179,7 @@ def test_training_normalisation_is_the_inference_engines_on_partly_missing_pixel
     else:
         expected = normalize_mean_std(raw, valid, spec)
     monkeypatch.setitem(SENSORS, "landsat", dataclasses.replace(sensor, normalization=mode))
-    got = normalize_inputs({"landsat": partial})["landsat"]
+    got = normalize_inputs({"landsat": partial}, REGISTRY_STATISTICS)["landsat"]
     assert np.all(got[:, ~valid] == 0.0)
     np.testing.assert_allclose(got, expected, atol=1e-4)
 

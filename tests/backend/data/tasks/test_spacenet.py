@@ -136,17 +136,22 @@ def test_ms_input_normalises_with_given_statistics(pan_ms_folder):
     from backend.data.tasks.normalization import normalize_sample
 
     sample = PanSharpeningDataset.from_folder(pan_ms_folder, mode="full", tile_size=64)[0]
-    stats = {"ms": {"mean": [100.0, 150.0, 160.0, 300.0], "std": [50.0, 60.0, 70.0, 150.0]}}
+    from backend.data.tasks.normalization import REGISTRY_STATISTICS
+    from backend.sensors import get_sensor
+
+    pan_entry = get_sensor("pan")
+    stats = {
+        "ms": {"mean": [100.0, 150.0, 160.0, 300.0], "std": [50.0, 60.0, 70.0, 150.0]},
+        "pan": {"mean": list(pan_entry.mean), "std": list(pan_entry.std)},
+    }
     normalized = normalize_sample(sample, stats)["inputs"]
     np.testing.assert_allclose(
         normalized["ms"][3], (sample["inputs"]["ms"][3] - 300.0) / 150.0, rtol=1e-5
     )
     np.testing.assert_allclose(normalized["pan"][0], (sample["inputs"]["pan"][0] - 200.0) / 117.0)
-    # Without statistics the registry's defaults for the `ms` sensor apply.
-    from backend.sensors import get_sensor
-
+    # The registry's statistics for the `ms` sensor, asked for on purpose.
     ms = get_sensor("ms")
-    defaults = normalize_sample(sample)["inputs"]["ms"]
+    defaults = normalize_sample(sample, REGISTRY_STATISTICS)["inputs"]["ms"]
     np.testing.assert_allclose(
         defaults[3], (sample["inputs"]["ms"][3] - ms.mean[3]) / ms.std[3], rtol=1e-5, atol=1e-6
     )
