@@ -603,6 +603,17 @@ register_sensor(
 )
 
 
+# Product levels whose imagery the registry's statistics describe, for the sensors whose
+# statistics come from one product level: BigEarthNet is Sentinel-2 L2A surface reflectance
+# (Theia Level-3A composites are surface reflectance too). Top-of-atmosphere L1C differs by far
+# more than noise (B01 of L1C scenes sits about 2.5 standard deviations off the L2A mean), so
+# these statistics must not stand in for an L1C corpus' own.
+STATISTICS_PRODUCT_LEVELS: Dict[str, Tuple[str, ...]] = {
+    "s2": ("L2A", "L3A"),
+    "s2_10band": ("L2A", "L3A"),
+}
+
+
 # --- surface reflectance Landsat (Collection 2 Level-2) ----------------------------------------
 # Level-2 surface reflectance is not Level-1 DN: other units (reflectance x 10000 once the MTL's
 # 0.0000275 / -0.2 are applied), other value ranges, atmospherically corrected. backend.products

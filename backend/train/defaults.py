@@ -35,7 +35,9 @@ MANIFEST_FILE = "MANIFEST.json"
 EMBEDDING_SENSORS = ("s2",)
 INT8_EMBEDDING_SENSORS = ("rgb", "sar_vv", "dem", "landsat")
 # The pretraining recipe (docs/pretraining.md): Sentinel-2 normalised with the registry's published
-# statistics instead of the small corpus's, and radiometric jitter of every crop.
+# statistics instead of the small corpus's where the corpus is of their product level (L2A
+# surface reflectance: the Theia composites of s2_10band; the L1C scenes of s2 keep their own,
+# backend.train.pretrain.use_registry_statistics), and radiometric jitter of every crop.
 PRETRAIN_REGISTRY_STATS = ("s2", "s2_10band")
 PRETRAIN_JITTER = 0.2
 PRETRAIN_PROBE_EVERY = 200

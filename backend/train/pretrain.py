@@ -16,6 +16,35 @@ from .options import PretrainOptions, add_arguments
 from .trainer import StepOutput, Trainer, TrainerConfig
 
 
+def use_registry_statistics(stats: Dict[str, Any], manifest: Any, names: Sequence[str]) -> None:
+    """Replace the corpus statistics of the sensors ``names`` by the registry's, in place, where
+    every source of that sensor in ``manifest`` is of a product level the registry's statistics
+    describe (:data:`backend.sensors.STATISTICS_PRODUCT_LEVELS`); elsewhere the corpus' own stay,
+    marked with the levels that kept them."""
+    from ..sensors import STATISTICS_PRODUCT_LEVELS, get_sensor
+
+    for name in names:
+        if name not in stats["sensors"]:
+            continue
+        levels = sorted(
+            {
+                str(source.spec.get("product_level", "unknown"))
+                for source in manifest.sources
+                if name in source.sensors
+            }
+        )
+        described = STATISTICS_PRODUCT_LEVELS.get(name)
+        if described is not None and not set(levels) <= set(described):
+            stats["sensors"][name]["source"] = (
+                f"corpus ({', '.join(levels)}; the registry's statistics are {'/'.join(described)})"
+            )
+            continue
+        sensor = get_sensor(name)
+        stats["sensors"][name].update(
+            mean=list(sensor.mean), std=list(sensor.std), source="registry"
+        )
+
+
 class PretrainTrainer(Trainer):
     """The pretraining task on top of :class:`Trainer`.
 
@@ -98,17 +127,11 @@ class PretrainTrainer(Trainer):
         return self.band_stats
 
     def _use_registry_stats(self, stats: Dict[str, Any]) -> None:
-        # A small corpus's statistics can be far from a user's imagery (winter L1C scenes put
-        # Sentinel-2 B01 of summer L2A patches 4 standard deviations below the mean); sensors
-        # with published, dataset-wide statistics in the registry can use those instead.
-        from ..sensors import get_sensor
-
-        for name in self.registry_stats:
-            if name in stats["sensors"]:
-                sensor = get_sensor(name)
-                stats["sensors"][name].update(
-                    mean=list(sensor.mean), std=list(sensor.std), source="registry"
-                )
+        # A small corpus's statistics can be far from a user's imagery; sensors with published,
+        # dataset-wide statistics in the registry can use those instead, but only where the
+        # corpus is of the product level those statistics describe (L2A statistics for an L1C
+        # corpus would shift every band; B01 by about 2.5 standard deviations).
+        use_registry_statistics(stats, self.manifest(), self.registry_stats)
 
     def build_model(self):
         """The msGFM encoder with per-sensor SimMIM decoders."""

@@ -11,7 +11,14 @@ import numpy as np
 import pytest
 
 from backend.models.config import get_config
-from backend.train.ablation import PROTOCOL, VARIANTS, AblationStudy, merge_results, variant_config
+from backend.train.ablation import (
+    NORMALIZATION_RULE,
+    PROTOCOL,
+    VARIANTS,
+    AblationStudy,
+    merge_results,
+    variant_config,
+)
 from backend.train.ablation_report import (
     markdown_tables,
     paired_differences,
@@ -55,7 +62,7 @@ def test_variant_configs_change_only_their_field(tmp_path):
     assert get_config(str(tmp_path / "no-moe.json")).use_moe is False
 
 
-def test_each_result_is_what_its_msgfm_evaluate_command_prints(first_run, capfd):
+def test_each_result_is_what_its_msgfm_evaluate_command_prints(first_run, study_dir, capfd):
     from backend.cli import main
 
     assert [(r["variant"], r["task"]) for r in first_run] == [
@@ -75,6 +82,14 @@ def test_each_result_is_what_its_msgfm_evaluate_command_prints(first_run, capfd)
     assert no_moe["sensors_seen_in_pretraining"] == ["landsat"]
     checkpoint_meta = json.loads(Path(no_moe["checkpoint"], "meta.json").read_text())
     assert checkpoint_meta["model_config"]["use_moe"] is False
+    # Both arms normalise alike, with the msgfm arm's corpus statistics (not the registry's for
+    # the random-init arm); layer decay slows the pretrained arm only.
+    random_meta = json.loads(Path(random_init["checkpoint"], "meta.json").read_text())
+    assert random_meta["normalization"] == checkpoint_meta["normalization"]
+    assert random_init["normalization"] == no_moe["normalization"] == NORMALIZATION_RULE
+    corpus = json.loads((study_dir / "work/msgfm/seed-0/pretrain/band_stats.json").read_text())
+    assert random_meta["normalization"]["landsat"]["mean"] == corpus["sensors"]["landsat"]["mean"]
+    assert random_meta["layer_decay"] == 1.0 and checkpoint_meta["layer_decay"] < 1.0
     for result in first_run:
         argv = shlex.split(result["command"])
         assert argv[0] == "msgfm"

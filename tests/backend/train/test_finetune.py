@@ -211,3 +211,58 @@ def test_cli_errors_are_clear(tmp_path, sample_data, capfd):
     assert "not segmentation" in capfd.readouterr().err
     assert main([*base, "--task", "segmentation", "--init", "none", "--data", "nope"]) == 2
     assert "is not a data spec" in capfd.readouterr().err
+
+
+def test_layer_decay_applies_to_pretrained_weights_only(tmp_path, sample_data, tiny_config):
+    """A run from random weights has no pretrained layers to protect: every group learns at the
+    base rate (layer decay slowed random-init arms of the ablation before)."""
+    config = TrainerConfig(
+        out_dir=str(tmp_path), max_steps=1, batch_size=8, device="cpu", progress=False, lr=1e-3
+    )
+    trainer = FinetuneTrainer(
+        config, "segmentation", "finetune_segmentation", init=None,
+        model_config=str(tiny_config), data_root=str(sample_data), tile_size=32, layer_decay=0.5,
+    )  # fmt: skip
+    optimizer = trainer.configure_optimizer(trainer.build_model())
+    assert {round(g["lr"], 12) for g in optimizer.param_groups} == {1e-3}
+    assert trainer.effective_layer_decay == 1.0
+
+
+def test_statistics_of_another_band_count_are_an_error(tmp_path, sample_data, pretrained_tiny):
+    """A checkpoint whose statistics have another band count than the sensor is refused with the
+    checkpoint, the sensor, both counts and the fix, instead of normalising with the registry's
+    statistics behind the user's back."""
+    import shutil
+
+    copy = tmp_path / "other-layout"
+    shutil.copytree(pretrained_tiny / "checkpoint-last", copy)
+    meta = json.loads((copy / "meta.json").read_text())
+    landsat = meta["normalization"]["sensors"]["landsat"]
+    landsat["mean"], landsat["std"] = landsat["mean"][:5], landsat["std"][:5]
+    (copy / "meta.json").write_text(json.dumps(meta))
+    trainer = _trainer(
+        tmp_path / "run", "segmentation", "finetune_segmentation", 32, 1, copy, sample_data
+    )
+    with pytest.raises(ValueError) as error:
+        trainer.prepare_data()
+    message = str(error.value)
+    for part in (str(copy), "'landsat'", "5 band(s)", "has 6", "--init none"):
+        assert part in message, part
+
+
+def test_given_statistics_normalise_every_run_alike(tmp_path, sample_data, pretrained_tiny):
+    """Statistics passed to the trainer replace the checkpoint's, for a pretrained run and a
+    run from random weights alike (the ablation gives every arm the same ones)."""
+    statistics = {"landsat": {"mean": [50.0] * 6, "std": [20.0] * 6}}
+    pretrained = _trainer(
+        tmp_path / "a", "segmentation", "finetune_segmentation", 32, 1, pretrained_tiny,
+        sample_data, statistics=statistics,
+    )  # fmt: skip
+    pretrained.prepare_data()
+    config = TrainerConfig(out_dir=str(tmp_path / "b"), max_steps=1, device="cpu", progress=False)
+    scratch = FinetuneTrainer(
+        config, "segmentation", "finetune_segmentation", init=None,
+        data_root=str(sample_data), tile_size=32, statistics=statistics,
+    )  # fmt: skip
+    scratch.prepare_data()
+    assert pretrained.normalization == scratch.normalization == statistics

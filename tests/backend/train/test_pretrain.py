@@ -102,3 +102,26 @@ def test_cli_errors_are_clear(tmp_path, sample_data, tiny_config, band_stats, ca
     assert "holds no checkpoint" in capfd.readouterr().err
     assert main(["pretrain", *args, "--config", "huge"]) == 2
     assert "unknown model config 'huge'" in capfd.readouterr().err
+
+
+def test_l1c_corpus_keeps_its_own_sentinel2_statistics(tmp_path, sample_data, tiny_config):
+    """The recipe's registry statistics (BigEarthNet L2A) replace the corpus' only where the corpus
+    is of that product level: the samples' Sentinel-2 scenes are L1C, whose B01 sits about two
+    standard deviations off the L2A mean, so they keep their own; the Theia Level-3A composites
+    (s2_10band, surface reflectance) take the registry's."""
+    from backend.sensors import get_sensor
+    from backend.train.defaults import PRETRAIN_REGISTRY_STATS
+    from backend.train.pretrain import PretrainTrainer
+    from backend.train.trainer import TrainerConfig
+
+    trainer = PretrainTrainer(
+        TrainerConfig(out_dir=str(tmp_path), max_steps=1, device="cpu", progress=False),
+        model_config=str(tiny_config), manifest="samples", data_root=str(sample_data),
+        stats_crops=32, registry_stats=PRETRAIN_REGISTRY_STATS,
+    )  # fmt: skip
+    sensors = trainer._ensure_stats()["sensors"]
+    l2a = get_sensor("s2")
+    assert sensors["s2"]["source"].startswith("corpus (L1C")
+    assert (sensors["s2"]["mean"][0] - l2a.mean[0]) / l2a.std[0] > 1.5
+    assert sensors["s2_10band"]["source"] == "registry"
+    assert sensors["s2_10band"]["mean"] == list(get_sensor("s2_10band").mean)
