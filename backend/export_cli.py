@@ -248,14 +248,15 @@ def read_parity_tiles(
     """Normalised tiles ``{sensor: (N, C, tile, tile)}`` along the diagonal of real rasters.
 
     Each ``SENSOR=PATH`` raster holds the sensor's bands in canonical order; the rasters must be
-    co-registered (same size). Statistics are the checkpoint's, else the sensor registry's.
+    co-registered (same size). Statistics are the checkpoint's (a sensor it has none for is an
+    error).
     """
     import numpy as np
     import rasterio
 
     from .checkpoints import META_FILE, resolve_checkpoint
     from .data.tasks.normalization import sensor_with_stats
-    from .sensors import normalize
+    from .sensors import get_sensor, normalize
 
     folder = resolve_checkpoint(checkpoint)
     if folder is None:
@@ -272,7 +273,9 @@ def read_parity_tiles(
         if not sep or not path:
             raise ValueError(f"--parity-raster {item!r}: write it as SENSOR=PATH")
         sensor = sensor.strip().lower()
-        entry = sensor_with_stats(sensor, meta.get("normalization"))
+        # The registry entry says the band layout; the checkpoint's statistics (required: a
+        # sensor without them was never trained) normalise the tiles.
+        entry = get_sensor(sensor)
         with rasterio.open(Path(path)) as dataset:
             if dataset.count != entry.num_bands:
                 raise ValueError(
@@ -288,5 +291,6 @@ def read_parity_tiles(
         rows = np.linspace(0, shape[0] - tile, PARITY_TILES).astype(int)
         cols = np.linspace(0, shape[1] - tile, PARITY_TILES).astype(int)
         crops = np.stack([image[:, r : r + tile, c : c + tile] for r, c in zip(rows, cols)])
+        entry = sensor_with_stats(sensor, meta.get("normalization"))
         tiles[sensor] = np.nan_to_num(normalize(entry, crops), nan=0.0)
     return tiles
