@@ -264,7 +264,15 @@ class AblationStudy:
                 f"{self.results_path} holds results of an earlier evaluation protocol; "
                 "use a new --work-dir"
             )
-        return list(document["results"])
+        results = list(document["results"])
+        if any(not row.get("per_sample") for row in results):
+            # Their seeds may share test splits, their arms normalise differently and they give
+            # no paired bootstrap: new runs must not be mixed with them.
+            raise ValueError(
+                f"{self.results_path} holds results of a run before per-sample scores, distinct "
+                "split seeds and one normalisation for every arm; use a new --work-dir"
+            )
+        return results
 
     def _save(self, results: List[Dict[str, Any]]) -> None:
         document = {

@@ -191,3 +191,20 @@ def test_merge_joins_seeds_run_apart_and_refuses_mixed_studies(tmp_path):
     assert main(["ablate", "merge", *map(str, paths), "--out", str(tmp_path / "all.json")]) == 0
     assert len(json.loads((tmp_path / "all.json").read_text())["results"]) == 4
     assert main(["ablate", "merge", str(paths[0]), str(paths[0]), "--out", "x.json"]) == 2
+
+
+def test_a_work_dir_of_a_run_before_per_sample_scores_is_not_continued(tmp_path):
+    """Old results (seeds sharing test splits, arms normalised differently, no per-sample
+    scores) are not mixed with new runs in one study."""
+    work = tmp_path / "work"
+    work.mkdir()
+    old = {
+        "protocol": PROTOCOL,
+        "budget": "tiny",
+        "config": "lite",
+        "results": _document(0)["results"],
+    }
+    (work / "results.json").write_text(json.dumps(old))
+    study = AblationStudy(str(work), budget="tiny", seeds=[0], log=io.StringIO())
+    with pytest.raises(ValueError, match="before per-sample scores"):
+        study.run()
