@@ -13,7 +13,7 @@ the phases apart:
 
 from __future__ import annotations
 
-from typing import Dict, Optional
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -88,3 +88,29 @@ def reconstruction_check(
         "l1_over_visible_mean": masked / max(visible_mean, 1e-12),
         "effective_rank": effective_rank(pooled.float().cpu().numpy().astype(np.float64)),
     }
+
+
+def normalised_crops(
+    images: Sequence[np.ndarray], statistics: Dict[str, Any], size: int
+) -> Tuple[Tensor, Tensor]:
+    """Centre crops of raw ``(C, H, W)`` patches (NaN = no data), normalised with a sensor's
+    ``mean`` / ``std``; returns ``(images, valid)`` with no data as 0 and False.
+
+    Args:
+        images: patches in the sensor's units (a probe set's, :class:`.probe.ProbeSet`).
+        statistics: the sensor's entry of a run's band statistics.
+        size: crop side (the model's image size; a multiple of its mask block).
+    """
+    mean = np.asarray(statistics["mean"], dtype=np.float32)[:, None, None]
+    std = np.asarray(statistics["std"], dtype=np.float32)[:, None, None]
+    crops, valid = [], []
+    for image in images:
+        _, height, width = image.shape
+        if height < size or width < size:
+            raise ValueError(f"a {height} x {width} patch is smaller than the {size} px crop")
+        top, left = (height - size) // 2, (width - size) // 2
+        crop = image[:, top : top + size, left : left + size].astype(np.float32)
+        has_data = np.isfinite(crop).all(axis=0)
+        crops.append(np.where(np.isfinite(crop), (crop - mean) / std, 0.0).astype(np.float32))
+        valid.append(has_data)
+    return torch.from_numpy(np.stack(crops)), torch.from_numpy(np.stack(valid))

@@ -185,7 +185,7 @@ class PretrainTrainer(Trainer):
             step % self.probe_every and step != self.config.max_steps and step != 1
         ):
             return None
-        from . import probe
+        from . import heldout, probe
 
         module = getattr(model, "module", model)
         if self._probe_sets is None:
@@ -215,6 +215,16 @@ class PretrainTrainer(Trainer):
                 result = probe.score_features(emb["patch"], probe_set.targets, emb["tiles"])
                 for key in ("linear_map_micro", "knn_map_micro", "effective_rank"):
                     scores[f"probe_{probe_set.name}_{key}"] = result[key]
+                # The same held-out patches with fixed masks: does the reconstruction use more
+                # than each crop's visible mean yet (see .heldout)?
+                images, valid = heldout.normalised_crops(
+                    probe_set.images,
+                    normalization[probe_set.sensor],
+                    self.model_config.image_size,
+                )
+                check = heldout.reconstruction_check(module, probe_set.sensor, images, valid)
+                for key, value in check.items():
+                    scores[f"heldout_{probe_set.name}_{key}"] = value
         finally:
             module.train(was_training)
         return scores

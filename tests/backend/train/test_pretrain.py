@@ -125,3 +125,28 @@ def test_l1c_corpus_keeps_its_own_sentinel2_statistics(tmp_path, sample_data, ti
     assert (sensors["s2"]["mean"][0] - l2a.mean[0]) / l2a.std[0] > 1.5
     assert sensors["s2_10band"]["source"] == "registry"
     assert sensors["s2_10band"]["mean"] == list(get_sensor("s2_10band").mean)
+
+
+def test_probe_steps_log_the_held_out_reconstruction_check(
+    tmp_path, sample_data, tiny_config, band_stats, capfd
+):
+    """With --probe-every, the validation half of the BigEarthNet probe is scored and its patches
+    (never read by pretraining) give the masked L1 against the visible-mean predictor."""
+    from backend.cli import main
+
+    out = tmp_path / "run"
+    args = pretrain_args(out, tiny_config, band_stats, sample_data)
+    assert main(["pretrain", *args, "--max-steps", "2", "--probe-every", "2"]) == 0
+    capfd.readouterr()
+    logged = {
+        key: value
+        for record in read_metrics(out / "metrics.jsonl")
+        for key, value in record.items()
+    }
+    name = "bigearthnet-s2-validation"
+    assert logged[f"heldout_{name}_masked_l1"] > 0 and logged[f"heldout_{name}_visible_mean_l1"] > 0
+    assert logged[f"heldout_{name}_l1_over_visible_mean"] == pytest.approx(
+        logged[f"heldout_{name}_masked_l1"] / logged[f"heldout_{name}_visible_mean_l1"]
+    )
+    assert logged[f"heldout_{name}_effective_rank"] >= 1.0
+    assert f"probe_{name}_linear_map_micro" in logged
