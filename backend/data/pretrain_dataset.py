@@ -94,6 +94,9 @@ class PretrainCropDataset:
             offset in ``[-jitter, jitter]``, on its pixels with data. Sentinel-2 L1C and L2A,
             seasons and sensors' calibrations differ by such shifts: features that ignore them
             carry over to a user's imagery.
+        cache: Decoded, normalised scenes (:class:`~backend.data.crop_cache.CropCache`) built
+            with this ``normalizer``'s statistics; crops are then sliced from it instead of
+            decoded and normalised, with the same values.
     """
 
     def __init__(
@@ -106,6 +109,7 @@ class PretrainCropDataset:
         flips: bool = True,
         views: bool = False,
         jitter: float = 0.0,
+        cache=None,
     ):
         if crop_size <= 0:
             raise ValueError(f"crop_size must be positive, got {crop_size}")
@@ -117,6 +121,7 @@ class PretrainCropDataset:
         self.flips = flips
         self.views = views
         self.jitter = float(jitter)
+        self.cache = cache
         weights = np.array([s.weight for s in manifest.sources], dtype=np.float64)
         self._source_cdf = np.cumsum(weights / weights.sum())
 
@@ -136,15 +141,32 @@ class PretrainCropDataset:
         """Draw sample ``index`` (deterministic in ``seed`` and ``index``)."""
         rng = np.random.default_rng([self.seed, int(index)])
         source_index = int(np.searchsorted(self._source_cdf, rng.random(), side="right"))
-        source = self.manifest.sources[min(source_index, len(self.manifest.sources) - 1)]
-        scene = source.scenes[int(rng.integers(len(source.scenes)))]
-        grid = scene.reference_grid()
+        source_index = min(source_index, len(self.manifest.sources) - 1)
+        source = self.manifest.sources[source_index]
+        scene_index = int(rng.integers(len(source.scenes)))
+        scene = source.scenes[scene_index]
         size = self.crop_size
+        cache = self.cache
+        if cache is not None:
+            if not normalized:
+                raise ValueError("a crop cache holds normalised values; draw raw crops without it")
+            height, width = cache.shape(source_index, scene_index)
+
+            def read(sensor: str, row: int, col: int) -> np.ndarray:
+                return cache.crop(source_index, scene_index, sensor, row, col, size, size)
+
+        else:
+            grid = scene.reference_grid()
+            height, width = grid.height, grid.width
+
+            def read(sensor: str, row: int, col: int) -> np.ndarray:
+                return scene.read(sensor, row, col, size, size)
+
         best = None
         for _ in range(_MAX_CROP_TRIES):
-            row = _offset(rng, grid.height, size)
-            col = _offset(rng, grid.width, size)
-            images = [scene.read(sensor, row, col, size, size) for sensor in scene.sensors]
+            row = _offset(rng, height, size)
+            col = _offset(rng, width, size)
+            images = [read(sensor, row, col) for sensor in scene.sensors]
             valid = min(float(np.isfinite(im).all(axis=0).mean()) for im in images)
             if best is None or valid > best[0]:
                 best = (valid, row, col, images)
@@ -161,18 +183,25 @@ class PretrainCropDataset:
         if self.views and not scene.paired:
             # A second crop shifted by up to half a crop: it shares ground with the first.
             shift = size // 2
-            view_row = _shifted(rng, row, shift, grid.height, size)
-            view_col = _shifted(rng, col, shift, grid.width, size)
-            view = self._flip(rng, [scene.read(sensors[0], view_row, view_col, size, size)])[0]
+            view_row = _shifted(rng, row, shift, height, size)
+            view_col = _shifted(rng, col, shift, width, size)
+            view = self._flip(rng, [read(sensors[0], view_row, view_col)])[0]
         masks = [np.isfinite(im).all(axis=0) for im in images]
         if normalized:
+
+            def normalize(sensor: str, image: np.ndarray, valid: np.ndarray) -> np.ndarray:
+                if cache is not None and cache.is_normalized(source_index, scene_index, sensor):
+                    # Stored normalised, no data as NaN: what the normaliser gives, 0 there.
+                    return np.where(valid, image, np.float32(0.0)).astype(np.float32)
+                return self.normalizer(sensor, image)
+
             images = [
-                self._jitter(rng, self.normalizer(s, im), m)
+                self._jitter(rng, normalize(s, im, m), m)
                 for s, im, m in zip(sensors, images, masks)
             ]
             if view is not None:
                 view_valid = np.isfinite(view).all(axis=0)
-                view = self._jitter(rng, self.normalizer(sensors[0], view), view_valid)
+                view = self._jitter(rng, normalize(sensors[0], view, view_valid), view_valid)
         else:
             images = [np.ascontiguousarray(im, dtype=np.float32) for im in images]
         if view is not None and not normalized:

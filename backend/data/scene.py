@@ -105,6 +105,10 @@ class Scene:
             )
         return crop_array(self._preloaded[sensor], row, col, height, width)
 
+    def release(self) -> None:
+        """Drop the whole-scene arrays read so far (the crop cache keeps its own copy)."""
+        self._preloaded.clear()
+
     def describe(self) -> Dict[str, object]:
         """A JSON-friendly summary (for logs and ``msgfm data stats``)."""
         grid = self.reference_grid()

@@ -122,6 +122,11 @@ class PretrainOptions(Options):
         float,
         help="radiometric augmentation: per-band gain 1±J and offset ±J (normalised units)",
     )
+    crop_cache: str = option(
+        "",
+        help="decode every scene once into a memory-mapped, normalised crop cache reused across "
+        "runs and seeds: 'auto' (crop-cache/ beside the sample data) or a folder; off by default",
+    )
     no_progress: bool = option(False, bool, help="no progress bar")
     resume: bool = option(False, bool, help="continue from OUT/checkpoint-last")
 

@@ -56,6 +56,8 @@ class PretrainTrainer(Trainer):
         stats_path: Band statistics JSON (``msgfm data stats``); computed from the manifest when
             omitted. A resumed run always uses the statistics stored in its checkpoint.
         stats_crops: Crops drawn to compute statistics when no file is given.
+        crop_cache: ``--crop-cache``: ``auto``, a folder, or None/empty for no crop cache (see
+            :mod:`backend.data.crop_cache`).
     """
 
     def __init__(
@@ -70,8 +72,10 @@ class PretrainTrainer(Trainer):
         probe_data: Optional[str] = None,
         registry_stats: Sequence[str] = (),
         jitter: float = 0.0,
+        crop_cache: Optional[str] = None,
     ):
         super().__init__(config)
+        self.crop_cache = crop_cache
         self.registry_stats = [s.lower() for s in registry_stats]
         self.jitter = jitter
         self.probe_every = probe_every
@@ -144,14 +148,31 @@ class PretrainTrainer(Trainer):
         from ..data.pretrain_dataset import BandNormalizer, PretrainCropDataset
 
         stats = self._ensure_stats()
+        normalizer = BandNormalizer(stats["sensors"])
         return PretrainCropDataset(
             self.manifest(),
             self.model_config.image_size,
             seed=self.config.seed,
-            normalizer=BandNormalizer(stats["sensors"]),
+            normalizer=normalizer,
             views=self.model_config.align_weight > 0,
             jitter=self.jitter,
+            cache=self._crop_cache(stats["sensors"], normalizer),
         )
+
+    def _crop_cache(self, stats: Dict[str, Any], normalizer):
+        from ..data.crop_cache import CropCache, resolve_cache_dir
+
+        folder = resolve_cache_dir(self.crop_cache)
+        if folder is None:
+            return None
+        context = self.context
+        main = context is None or context.is_main
+        say = context.say if context is not None else (lambda message: None)
+        if main:  # one rank decodes; the others open what it wrote
+            CropCache.open_or_build(self.manifest(), stats, normalizer, folder, say)
+        if context is not None:
+            context.barrier()
+        return CropCache.open_or_build(self.manifest(), stats, normalizer, folder)
 
     def collate(self, samples: List[Any]) -> List[Dict[str, Any]]:
         """Per-sensor sub-batches (see :func:`~backend.data.pretrain_dataset.group_by_sensor`)."""
@@ -277,6 +298,7 @@ def trainer_from_args(args) -> PretrainTrainer:
         probe_every=options.probe_every,
         registry_stats=[s for s in options.registry_stats.split(",") if s.strip()],
         jitter=options.jitter,
+        crop_cache=options.crop_cache,
     )
 
 

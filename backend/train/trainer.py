@@ -195,7 +195,6 @@ class Trainer:
 
     def configure_optimizer(self, model):
         """AdamW without weight decay on 1-d parameters (norms, biases) and learned tokens."""
-        import torch
 
         decay, no_decay = [], []
         for name, parameter in model.named_parameters():
@@ -209,7 +208,7 @@ class Trainer:
             {"params": decay, "weight_decay": self.config.weight_decay},
             {"params": no_decay, "weight_decay": 0.0},
         ]
-        return torch.optim.AdamW(groups, lr=self.config.lr, betas=tuple(self.config.betas))
+        return adamw(groups, lr=self.config.lr, betas=tuple(self.config.betas))
 
     def configure_scheduler(self, optimizer):
         """Cosine decay with linear warm-up, stepped once per optimiser step."""
@@ -568,6 +567,26 @@ class Trainer:
             if name == LAST and self.config.keep_every and self.step % self.config.keep_every == 0:
                 copy_checkpoint(saved, self.out_dir / periodic_name(self.step))
         context.barrier()
+
+
+def adamw(groups: List[Dict[str, Any]], lr: float, betas=(0.9, 0.999)):
+    """AdamW over parameter groups, fused into one kernel per step where torch has one.
+
+    torch's default AdamW on CPU updates one tensor at a time (about 10 % of a ``lite``
+    pretraining step: hundreds of small tensors, several element-wise passes each); the fused
+    implementation (CPU and CUDA) does the same arithmetic in one pass per tensor list. It needs
+    every parameter on one device, floating point; otherwise the default is used.
+    """
+    import torch
+
+    params = [p for group in groups for p in group["params"]]
+    devices = {p.device.type for p in params}
+    fused = (
+        len(devices) == 1
+        and devices <= {"cpu", "cuda"}
+        and all(p.dtype in (torch.float32, torch.float64, torch.bfloat16) for p in params)
+    )
+    return torch.optim.AdamW(groups, lr=lr, betas=tuple(betas), fused=True if fused else None)
 
 
 class TrainingCancelledError(RuntimeError):

@@ -150,3 +150,30 @@ def test_probe_steps_log_the_held_out_reconstruction_check(
     )
     assert logged[f"heldout_{name}_effective_rank"] >= 1.0
     assert f"probe_{name}_linear_map_micro" in logged
+
+
+def test_crop_cache_is_built_once_and_gives_the_same_run(
+    tmp_path, sample_data, tiny_config, band_stats, capfd
+):
+    """`--crop-cache DIR`: the first run decodes every scene into DIR, a run of another seed
+    reuses it, and a run gives the same weights with and without the cache."""
+    from backend.cli import main
+
+    cache = tmp_path / "crops"
+    results = {}
+    for name, extra in (
+        ("cached", ["--crop-cache", str(cache)]),
+        ("cached_seed1", ["--crop-cache", str(cache), "--seed", "1"]),
+        ("decoded", []),
+    ):
+        args = pretrain_args(tmp_path / name, tiny_config, band_stats, sample_data)
+        assert main(["pretrain", *args, "--max-steps", "2", *extra]) == 0
+        captured = capfd.readouterr()
+        results[name] = (json.loads(captured.out.strip().splitlines()[-1]), captured.err)
+    assert "decoding every scene" in results["cached"][1]
+    assert "decoding every scene" not in results["cached_seed1"][1]
+    assert len([p for p in cache.iterdir() if not p.name.startswith(".")]) == 1
+    assert (
+        results["cached"][0]["parameter_checksums"] == results["decoded"][0]["parameter_checksums"]
+    )
+    assert results["cached"][0]["loss"] == results["decoded"][0]["loss"]
