@@ -25,6 +25,7 @@ half-written entry that another run would read.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -117,10 +118,23 @@ def _scene_identity(scene: Scene) -> Dict[str, Any]:
         )
     identity: Dict[str, Any] = {"name": scene.name, "rasters": rasters}
     if isinstance(scene, ArrayScene):
-        # The loader names its file (a functools.partial of a module function and a path).
-        identity["loader"] = repr(scene.loader)
+        identity["loader"] = _loader_identity(scene.loader)
         identity["pixel_size"] = scene.pixel_size
     return identity
+
+
+def _loader_identity(loader: Any) -> Any:
+    # A functools.partial of a module function and its arguments (the file among them; its
+    # stamp is in the scene's band sources). Never the repr of a function: it holds an address
+    # that differs between processes.
+    if isinstance(loader, functools.partial):
+        function = loader.func
+        return [
+            f"{function.__module__}.{function.__qualname__}",
+            [str(a) for a in loader.args],
+            {k: str(v) for k, v in sorted(loader.keywords.items())},
+        ]
+    return f"{type(loader).__module__}.{getattr(loader, '__qualname__', type(loader).__name__)}"
 
 
 class CropCache:

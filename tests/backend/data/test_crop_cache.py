@@ -159,3 +159,28 @@ def test_raw_crops_are_refused_from_a_cache(manifest, stats, cache):
     dataset = PretrainCropDataset(manifest, 96, normalizer=BandNormalizer(stats), cache=cache)
     with pytest.raises(ValueError, match="draw raw crops without it"):
         dataset.sample(0, normalized=False)
+
+
+def test_another_process_computes_the_same_key(manifest, stats, cache, sample_data, tmp_path):
+    """Workers and later runs must find the entry: nothing process-specific (an address in a
+    repr, a dict order) may enter the key."""
+    import subprocess
+    import sys
+
+    stats_file = tmp_path / "stats.json"
+    stats_file.write_text(json.dumps(stats))
+    code = (
+        "import json, sys\n"
+        "from backend.data.crop_cache import cache_key\n"
+        "from backend.data.manifest import load_manifest, parse_manifest\n"
+        f"shipped = load_manifest('samples', {str(sample_data)!r})\n"
+        f"sources = [dict(s.spec) for s in shipped.sources if s.name in {SOURCES!r}]\n"
+        f"manifest = parse_manifest({{'name': 'crop-cache-test', 'sources': sources}}, "
+        f"{str(sample_data)!r})\n"
+        f"print(cache_key(manifest, json.load(open({str(stats_file)!r}))))\n"
+    )
+    root = Path(__file__).resolve().parents[3]
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == cache.key
