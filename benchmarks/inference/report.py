@@ -322,6 +322,11 @@ def main() -> int:
     if SHIPPED.exists():
         operators = json.loads(OPERATORS.read_text()) if OPERATORS.exists() else None
         lines += [*shipped_section([json.loads(SHIPPED.read_text())], operators), ""]
+    # The pretraining step's section comes from benchmarks/pretrain/report_step.py: keep it.
+    begin, end = "<!-- pretrain-step:begin -->", "<!-- pretrain-step:end -->"
+    page = args.out.read_text() if args.out.exists() else ""
+    if begin in page and end in page:
+        lines += [begin + page.split(begin, 1)[1].split(end, 1)[0] + end, ""]
     lines += [
         *inference_section(inference),
         "",
