@@ -19,7 +19,8 @@ failure does not stop the others:
   the all-reduce still runs over NCCL.
 * ``pretrain``: the shipped recipe (``lite``, ``samples``, 16 crops, the shipped encoder's
   statistics, jitter 0.2, crop cache) for as many steps as the remaining budget allows at the
-  measured throughput; its checkpoint is left under ``OUT/pretrain/``.
+  measured throughput; its checkpoint is left under ``OUT/pretrain/`` (the crop cache goes to
+  the machine's cache folder, not into ``OUT``).
 
 The pretraining parts read the sample data (``--data-root``, default the sample-data cache): a
 machine without it reports them skipped.
@@ -389,7 +390,7 @@ def pretrain_command(out: Path, data_root: Path, stats: Path, steps: int, device
         "--stats", str(stats), "--out", str(out), "--max-steps", str(steps),
         "--batch-size", "16", "--warmup-steps", str(min(80, max(1, steps // 10))),
         "--registry-stats", "s2,s2_10band", "--jitter", "0.2", "--device", device,
-        "--crop-cache", str(out.parent / "crop-cache"), "--checkpoint-every", "200",
+        "--crop-cache", "auto", "--checkpoint-every", "200",
         "--log-every", "10", "--no-progress",
     ]  # fmt: skip
 
@@ -492,7 +493,10 @@ def pretrain_run(
         run = {"command": " ".join(command), "seconds": seconds, "result": None}
     checkpoint = out / "run" / "checkpoint-last"
     if not (checkpoint / "model.safetensors").is_file():
-        raise RuntimeError(f"the run left no checkpoint at {checkpoint}")
+        raise RuntimeError(
+            f"the run left no checkpoint at {checkpoint}"
+            + (f" (stopped at the budget, {seconds:.0f} s, before step 50)" if stopped else "")
+        )
     reached = json.loads((checkpoint / "meta.json").read_text()).get("step")
     return {
         "steps": steps,
