@@ -84,9 +84,9 @@ def section(document: Dict[str, Any]) -> List[str]:
         "(share of peak: best / median).",
         "",
         "| variant | what | config | batch | threads | GFLOP/step | step s | forward s | "
-        "backward s | optimiser s | share of GEMM peak | GEMM peak GFLOP/s (n) | "
-        "speed-up over baseline (per round) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "backward s | optimiser s | step GFLOP/s (best) | share of GEMM peak | "
+        "GEMM peak GFLOP/s (n) | speed-up over baseline (per round) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, row in summary.items():
         ratios = _per_round_ratio(records, name, "baseline") if name != "baseline" else []
@@ -95,10 +95,17 @@ def section(document: Dict[str, Any]) -> List[str]:
             f"{row['threads']} | {row['gflop_per_step']:.2f} | {_pair(row['step_s'], '.3f')} | "
             f"{_pair(row['forward_s'], '.3f')} | {_pair(row['backward_s'], '.3f')} | "
             f"{_pair(row['optimizer_s'], '.3f')} | "
+            f"{row['gflop_per_step'] / row['step_s'][0]:.1f} | "
             f"**{_pair([100 * f for f in row['fraction_of_peak']], '.1f')} %** | "
             f"{row['peak_gflops']:.0f} ({row['matmul_n']}) | "
             f"{', '.join(f'{r:.2f}x' for r in ratios) if ratios else '–'} |"
         )
+    if "threads1" in summary:
+        lines += [
+            "",
+            "`threads1` runs its matmul with the same single thread, so its share is of one "
+            "core's GEMM peak; compare its step GFLOP/s with the others' for the machine.",
+        ]
     lines += [
         "",
         "Data pipeline, same processes: **data s** = drawing and collating one batch in the "
