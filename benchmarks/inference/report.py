@@ -304,6 +304,13 @@ def gpu_section() -> List[str]:
         "Nothing on this page ran on a GPU: the machine has none. The engine's CUDA path "
         "(`device=cuda`, onnxruntime-gpu's CUDA provider) is exercised only where a GPU is "
         "present; on CPU it falls back and says so.",
+        "",
+        "`scripts/device_check.sh OUT` is the check to run the day a GPU is lent (under 10 "
+        "minutes): ONNX Runtime's CUDA provider against its CPU provider on every bundled model, "
+        "torch CUDA pretraining throughput of `lite`, `small` and `base` in fp32 and bf16 "
+        "autocast, a torchrun/NCCL run and a pretraining run whose checkpoint stays in OUT; it "
+        "writes `OUT/device_check.md` and `.json`. Without a GPU every GPU part is reported as "
+        "skipped with the reason. No GPU figures yet.",
     ]
 
 
