@@ -17,6 +17,8 @@ over ``--rounds`` rounds:
 * ``cache``: fused AdamW and crops from the memory-mapped crop cache;
 * ``threads1``: ``cache`` with one intra-op thread;
 * ``workers1``: ``cache`` with one DataLoader worker process feeding the loop;
+* ``threads1_workers1``: ``threads1`` with one DataLoader worker (the compute on one core, the
+  data on the other);
 * ``small``: ``cache`` with the ``small`` config (twice as wide);
 * ``batch32``: ``cache`` with 32 crops a step.
 
@@ -54,6 +56,14 @@ VARIANTS: Dict[str, Dict[str, Any]] = {
     "fused": {"config": "lite", "batch": 16, "optimizer": "fused", "cache": False},
     "cache": {"config": "lite", "batch": 16, "optimizer": "fused", "cache": True},
     "threads1": {"config": "lite", "batch": 16, "optimizer": "fused", "cache": True, "threads": 1},
+    "threads1_workers1": {
+        "config": "lite",
+        "batch": 16,
+        "optimizer": "fused",
+        "cache": True,
+        "threads": 1,
+        "workers": 1,
+    },  # fmt: skip
     "small": {"config": "small", "batch": 16, "optimizer": "fused", "cache": True},
     "workers1": {"config": "lite", "batch": 16, "optimizer": "fused", "cache": True, "workers": 1},
     "batch32": {"config": "lite", "batch": 32, "optimizer": "fused", "cache": True},
@@ -317,7 +327,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument(
         "--variants",
         nargs="+",
-        default=[v for v in VARIANTS if v != "batch32"],
+        default=[v for v in VARIANTS if v not in ("batch32", "threads1_workers1")],
         choices=list(VARIANTS),
     )
     parser.add_argument("--rounds", type=int, default=3)
