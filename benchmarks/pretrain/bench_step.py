@@ -63,7 +63,7 @@ VARIANTS: Dict[str, Dict[str, Any]] = {
         "cache": True,
         "threads": 1,
         "workers": 1,
-    },  # fmt: skip
+    },
     "small": {"config": "small", "batch": 16, "optimizer": "fused", "cache": True},
     "workers1": {"config": "lite", "batch": 16, "optimizer": "fused", "cache": True, "workers": 1},
     "batch32": {"config": "lite", "batch": 32, "optimizer": "fused", "cache": True},
