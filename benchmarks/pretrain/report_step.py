@@ -1,6 +1,6 @@
 """The "pretraining step" section of ``docs/benchmarks.md``, from ``bench_step.py``'s results.
 
-    .venv/bin/python benchmarks/pretrain/report_step.py [RESULTS] [--out docs/benchmarks.md]
+    .venv/bin/python benchmarks/pretrain/report_step.py [RESULTS ...] [--out docs/benchmarks.md]
 
 replaces the section between its markers in the page (or adds it after the shipped-models
 section); ``benchmarks/inference/report.py`` keeps it when it rewrites the page.
@@ -48,30 +48,32 @@ def _per_round_ratio(records: List[Dict[str, Any]], name: str, base: str) -> Lis
     return ratios
 
 
-def section(document: Dict[str, Any]) -> List[str]:
-    """The section's lines."""
-    summary = document["summary"]
-    records = document["records"]
-    machine = document["machine"]
-    loads = [r[k] for r in records for k in ("load_before", "load_after")]
+def section(documents: Any, paths: Optional[List[str]] = None) -> List[str]:
+    """The section's lines for one run's results (a dict) or several runs' (a list)."""
+    if isinstance(documents, dict):
+        documents = [documents]
+    paths = paths or ["benchmarks/pretrain/results/step.json"] * len(documents)
     lines = [
         BEGIN,
         "## Pretraining step",
         "",
-        "Command (repository root, sample data fetched), then `report_step.py` for this section:",
+        "Commands (repository root, sample data fetched), then `report_step.py` for this section:",
         "",
         "```",
-        f".venv/bin/python benchmarks/pretrain/bench_step.py --rounds {document['rounds']} "
-        f"--steps {document['steps']} --out benchmarks/pretrain/results/step.json",
-        ".venv/bin/python benchmarks/pretrain/report_step.py benchmarks/pretrain/results/step.json",
-        "```",
-        "",
+    ]
+    for document, path in zip(documents, paths):
+        command = document.get("command") or (
+            f"python benchmarks/pretrain/bench_step.py --rounds {document['rounds']} "
+            f"--steps {document['steps']} --out {path}"
+        )
+        lines.append(".venv/bin/" + command)
+    lines += [f".venv/bin/python benchmarks/pretrain/report_step.py {' '.join(paths)}", "```", ""]
+    machine = documents[0]["machine"]
+    lines += [
         f"Processor: {machine['processor']}, {machine['cores']} cores; Python {machine['python']}, "
         f"torch {machine['torch']}, numpy {machine['numpy']}. **The machine was shared** with "
-        f"other agents' tests and runs: 1-minute load average {min(loads):.1f} to "
-        f"{max(loads):.1f} around the measurements (2 is both cores busy), so absolute times are "
-        "slower and noisier than on an idle machine. Run started "
-        f"{document['started']} and took {document['minutes']:.0f} min.",
+        "other agents' tests and runs (load averages below; 2 is both cores busy), so absolute "
+        "times are slower and noisier than on an idle machine; compare variants within a run.",
         "",
         "The step is the shipped recipe's (`lite`, the `samples` manifest, 16 crops, the shipped "
         "encoder's band statistics, jitter 0.2): forward, backward, gradient clipping, AdamW. "
@@ -79,17 +81,36 @@ def section(document: Dict[str, Any]) -> List[str]:
         "backward). The GEMM peak is a square fp32 `torch.mm` of about the step's FLOPs "
         "(n = matmul side), timed in the same process after each step: each step's share of the "
         "peak is against its neighbouring matmul, so both saw the same load. Each variant ran in "
-        f"a fresh process, {document['rounds']} rounds in rotating order, {document['steps']} "
-        "timed steps each after 2 warm-up steps; figures are min / median over all timed steps "
-        "(share of peak: best / median).",
+        "a fresh process, in rotating order over the rounds, with 2 warm-up steps; figures are "
+        "min / median over all timed steps (share of peak: best / median); speed-ups are the "
+        "baseline's median step over the variant's in the same round.",
+    ]
+    for number, document in enumerate(documents, 1):
+        lines += ["", *run_tables(document, number if len(documents) > 1 else None)]
+    lines += ["", *verdict([d["summary"] for d in documents]), END]
+    return lines
+
+
+def run_tables(document: Dict[str, Any], number: Optional[int]) -> List[str]:
+    """One run's header and its two tables."""
+    summary = document["summary"]
+    records = document["records"]
+    loads = [r[k] for r in records for k in ("load_before", "load_after")]
+    base = "baseline" if "baseline" in summary else "cache"
+    lines = [
+        (f"### Run {number}: " if number else "### ") + ", ".join(summary),
+        "",
+        f"Started {document['started']}, {document['minutes']:.0f} min, {document['rounds']} "
+        f"rounds of {document['steps']} timed steps per variant; 1-minute load average "
+        f"{min(loads):.1f} to {max(loads):.1f}.",
         "",
         "| variant | what | config | batch | threads | GFLOP/step | step s | forward s | "
         "backward s | optimiser s | step GFLOP/s (best) | share of GEMM peak | "
-        "GEMM peak GFLOP/s (n) | speed-up over baseline (per round) |",
+        f"GEMM peak GFLOP/s (n) | speed-up over {base} (per round) |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, row in summary.items():
-        ratios = _per_round_ratio(records, name, "baseline") if name != "baseline" else []
+        ratios = _per_round_ratio(records, name, base) if name != base else []
         lines.append(
             f"| {name} | {DESCRIPTIONS.get(name, '')} | {row['config']} | {row['batch']} | "
             f"{row['threads']} | {row['gflop_per_step']:.2f} | {_pair(row['step_s'], '.3f')} | "
@@ -100,11 +121,11 @@ def section(document: Dict[str, Any]) -> List[str]:
             f"{row['peak_gflops']:.0f} ({row['matmul_n']}) | "
             f"{', '.join(f'{r:.2f}x' for r in ratios) if ratios else '–'} |"
         )
-    if "threads1" in summary:
+    if any(row["threads"] == 1 for row in summary.values()):
         lines += [
             "",
-            "`threads1` runs its matmul with the same single thread, so its share is of one "
-            "core's GEMM peak; compare its step GFLOP/s with the others' for the machine.",
+            "A one-thread variant runs its matmul with the same single thread, so its share is of "
+            "one core's GEMM peak; compare step GFLOP/s across variants for the machine.",
         ]
     lines += [
         "",
@@ -130,16 +151,19 @@ def section(document: Dict[str, Any]) -> List[str]:
             f"{_pair(row['crops_per_s'], '.1f')} | {_pair(row['decode_all_scenes_s'], '.1f')} | "
             f"{_pair(row['open_cache_s'], '.2f')} |"
         )
-    lines += ["", *verdict(summary), END]
     return lines
 
 
-def verdict(summary: Dict[str, Dict[str, Any]]) -> List[str]:
+def verdict(summaries: Any) -> List[str]:
     """The issue's targets against the figures, in words computed from them."""
-    best = max(summary.items(), key=lambda item: item[1]["fraction_of_peak"][1])
-    shipped = summary.get("cache") or summary.get("fused") or next(iter(summary.values()))
+    if isinstance(summaries, dict):
+        summaries = [summaries]
+    rows = {name: row for summary in reversed(summaries) for name, row in summary.items()}
+    first = summaries[0]
+    shipped = first.get("cache") or first.get("fused") or next(iter(first.values()))
     share = shipped["fraction_of_peak"]
     data = shipped["data_share_inline"]
+    best_name, best = max(rows.items(), key=lambda item: item[1]["fraction_of_peak"][1])
     lines = [
         f"Target of issue 23: the shipped config's step at ≥ {TARGET_PEAK:.0%} of the GEMM peak "
         f"with the data ≤ {TARGET_DATA:.0%} of the step. `lite` with fused AdamW and the crop "
@@ -147,7 +171,20 @@ def verdict(summary: Dict[str, Dict[str, Any]]) -> List[str]:
         f"{'reached' if share[1] >= TARGET_PEAK else 'not reached'}**; data "
         f"{100 * data[1]:.1f} % of the step (median) — **"
         f"{'reached' if data[1] <= TARGET_DATA else 'not reached'}**. The highest median share "
-        f"is {best[0]}'s ({100 * best[1]['fraction_of_peak'][1]:.1f} %).",
+        f"is {best_name}'s ({100 * best['fraction_of_peak'][1]:.1f} %"
+        + (", of one core's peak" if best["threads"] == 1 else "")
+        + f"; {best['gflop_per_step'] / best['step_s'][0]:.1f} GFLOP/s at its best step).",
+    ]
+    if "threads1_workers1" in rows and "threads1" in rows:
+        both, alone = rows["threads1_workers1"], rows["threads1"]
+        lines[-1] += (
+            " With one compute thread and one DataLoader worker (the data on the other core) the "
+            f"loop waited for its batch {100 * both['loop_wait_share'][1]:.1f} % of the time "
+            f"(median), against {100 * alone['loop_wait_share'][1]:.1f} % for one thread with "
+            f"the data inline; {_pair(both['crops_per_s'], '.1f')} crops/s against "
+            f"{_pair(alone['crops_per_s'], '.1f')} (best / median)."
+        )
+    lines += [
         "",
         "Why the step stays far below the GEMM peak: `lite` is 16 channels wide in stage 1 (and "
         "at most 128 in stage 4), so its matrix products are thin (K = 16 to 512) and most of "
@@ -182,12 +219,13 @@ def kept_section(page: str) -> Optional[str]:
 
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("results", nargs="?", type=Path, default=RESULTS)
+    parser.add_argument("results", nargs="*", type=Path, default=[RESULTS])
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md")
     args = parser.parse_args(argv)
-    document = json.loads(args.results.read_text())
+    documents = [json.loads(path.read_text()) for path in args.results]
+    paths = [str(path) for path in args.results]
     page = args.out.read_text() if args.out.exists() else "# Benchmarks\n"
-    args.out.write_text(replace_section(page, section(document)))
+    args.out.write_text(replace_section(page, section(documents, paths)))
     print(f"wrote {args.out}")
     return 0
 
