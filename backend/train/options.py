@@ -104,6 +104,12 @@ class PretrainOptions(Options):
     grad_clip: float = option(_TRAINER.grad_clip, float)
     seed: int = option(_TRAINER.seed, int)
     num_workers: int = option(_TRAINER.num_workers, int)
+    threads: int = option(
+        _TRAINER.threads,
+        int,
+        help="torch intra-op threads (0 = one per core); 1 is faster on a CPU shared with other "
+        "work (docs/benchmarks.md)",
+    )
     device: str = option(_TRAINER.device, choices=_DEVICES)
     precision: str = option(_TRAINER.precision, choices=_PRECISIONS)
     log_every: int = option(_TRAINER.log_every, int)

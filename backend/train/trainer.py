@@ -59,6 +59,10 @@ class TrainerConfig:
         grad_clip: Max global gradient norm (0 = no clipping).
         seed: Seed of data order, initialisation and masking.
         num_workers: DataLoader worker processes per rank.
+        threads: torch intra-op threads of the training process (0 = torch's default, one per
+            core). On a CPU shared with other work one thread can be several times faster: every
+            operator of a small model waits at a barrier for its slowest thread
+            (``docs/benchmarks.md``, pretraining step).
         device: ``auto``, ``cpu`` or ``cuda``.
         precision: ``auto`` (bf16 autocast on CUDA, fp32 on CPU), ``bf16`` or ``fp32``.
         log_every: Steps between metrics records.
@@ -87,6 +91,7 @@ class TrainerConfig:
     grad_clip: float = 5.0
     seed: int = 0
     num_workers: int = 0
+    threads: int = 0
     device: str = "auto"
     precision: str = "auto"
     log_every: int = 1
@@ -253,6 +258,10 @@ class Trainer:
         import torch
 
         config = self.config
+        if config.threads < 0:
+            raise ValueError(f"threads must be 0 (torch's default) or more, not {config.threads}")
+        if config.threads:
+            torch.set_num_threads(config.threads)
         context = self.context = DistributedContext.setup(config.device)
         try:
             return self._fit(torch, context, resume)

@@ -177,3 +177,19 @@ def test_crop_cache_is_built_once_and_gives_the_same_run(
         results["cached"][0]["parameter_checksums"] == results["decoded"][0]["parameter_checksums"]
     )
     assert results["cached"][0]["loss"] == results["decoded"][0]["loss"]
+
+
+def test_threads_option_sets_torch_threads(tmp_path, sample_data, tiny_config, band_stats, capfd):
+    import torch
+
+    from backend.cli import main
+
+    before = torch.get_num_threads()
+    try:
+        args = pretrain_args(tmp_path / "run", tiny_config, band_stats, sample_data)
+        assert main(["pretrain", *args, "--max-steps", "1", "--threads", "1"]) == 0
+        assert torch.get_num_threads() == 1
+        assert main(["pretrain", *args, "--max-steps", "1", "--threads", "-1"]) == 2
+        assert "threads must be 0" in capfd.readouterr().err
+    finally:
+        torch.set_num_threads(before)
