@@ -27,6 +27,8 @@ DESCRIPTIONS = {
     "cache": "fused AdamW + crops from the memory-mapped crop cache (`--crop-cache`)",
     "threads1": "`cache` with one intra-op thread instead of torch's default (one per core)",
     "workers1": "`cache` with one DataLoader worker process feeding the loop",
+    "threads1_workers1": "`threads1` with one DataLoader worker (compute on one core, data on "
+    "the other)",
     "small": "`cache` with the `small` config (twice as wide)",
     "batch32": "`cache` with 32 crops a step",
 }
