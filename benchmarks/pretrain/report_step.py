@@ -136,8 +136,8 @@ def run_tables(document: Dict[str, Any], number: Optional[int]) -> List[str]:
         "data + step; **loop** = the trainer's DataLoader feeding the step (workers as stated), "
         "with the share of the loop spent waiting for the batch; **decode** = decoding every scene "
         "of the manifest once (what each process without the cache pays over its first steps); "
-        "**open** = opening the crop cache (built once, "
-        f"{document['cache']['first_open_or_build_s']:.0f} s for the first run of a key).",
+        "**open** = opening the crop cache (built once per key: the run's driver opened or "
+        f"built it first, in {document['cache']['first_open_or_build_s']:.0f} s).",
         "",
         "| variant | data s per batch | data share (inline) | loop workers | loop s per step | "
         "waiting share | crops/s | decode s | open s |",
@@ -177,8 +177,9 @@ def verdict(summaries: Any) -> List[str]:
         + (", of one core's peak" if best["threads"] == 1 else "")
         + f"; {best['gflop_per_step'] / best['step_s'][0]:.1f} GFLOP/s at its best step).",
     ]
-    if "threads1_workers1" in rows and "threads1" in rows:
-        both, alone = rows["threads1_workers1"], rows["threads1"]
+    same_run = [x for x in summaries if "threads1_workers1" in x and "threads1" in x]
+    if same_run:  # compared within one run: the same load
+        both, alone = same_run[0]["threads1_workers1"], same_run[0]["threads1"]
         lines[-1] += (
             " With one compute thread and one DataLoader worker (the data on the other core) the "
             f"loop waited for its batch {100 * both['loop_wait_share'][1]:.1f} % of the time "
