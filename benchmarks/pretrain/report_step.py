@@ -187,6 +187,18 @@ def verdict(summaries: Any) -> List[str]:
             f"the data inline; {_pair(both['crops_per_s'], '.1f')} crops/s against "
             f"{_pair(alone['crops_per_s'], '.1f')} (best / median)."
         )
+    with_small = [x for x in summaries if "small" in x and "cache" in x]
+    if with_small:
+        small, lite = with_small[0]["small"], with_small[0]["cache"]
+        lines[-1] += (
+            f" `small` ({small['gflop_per_step'] / lite['gflop_per_step']:.1f}x the FLOPs of a "
+            f"`lite` step) ran at {small['gflop_per_step'] / small['step_s'][0]:.1f} GFLOP/s "
+            f"against `lite`'s {lite['gflop_per_step'] / lite['step_s'][0]:.1f} at their best "
+            f"steps, and {_pair(small['crops_per_s'], '.1f')} crops/s against "
+            f"{_pair(lite['crops_per_s'], '.1f')} (best / median, same run): wider uses the "
+            "machine better but sees fewer crops a second; whether it learns more per second is "
+            "for the long runs to show."
+        )
     lines += [
         "",
         "Why the step stays far below the GEMM peak: `lite` is 16 channels wide in stage 1 (and "
