@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export QT_QPA_PLATFORM ?= offscreen
 
-.PHONY: setup data test test-unit lint format build demo clean train-defaults cards ablation evaluation pretraining-doc accept
+.PHONY: setup data test test-unit lint format build demo clean train-defaults cards ablation evaluation pretraining-doc accept pretrain-long
 
 setup:
 	@bash scripts/setup.sh
@@ -69,3 +69,8 @@ pretraining-doc: setup
 
 clean:
 	rm -rf dist build demo_output .pytest_cache .ruff_cache .qgis-settings
+
+# The long pretraining runs of docs/pretraining.md (2 recipes x 3 seeds x 20,000 steps: hours on
+# 2 cores; run it in the background, it resumes where it stopped): runs/long, `--status` for progress.
+pretrain-long: data
+	$(PY) scripts/pretrain_long.py --out runs/long
