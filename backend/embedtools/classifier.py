@@ -1,6 +1,7 @@
-"""Classifiers fitted on a few labelled examples, in numpy: logistic regression and k-NN.
+"""Classifiers fitted on a few labelled examples, in numpy: logistic regression, k-NN and a random
+forest (:mod:`.forest`).
 
-Both see standardised features and balance the classes (a class with ten times the examples gets a
+All see standardised features and balance the classes (a class with ten times the examples gets a
 tenth of the weight per example), so a few polygons of a rare class are not swamped. Which one (and
 which regularisation or k) is chosen by cross-validation over *examples*, not pixels: pixels of one
 polygon are near copies of each other, and a fold that held out half of a polygon would score the
@@ -14,10 +15,13 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
-METHODS = ("auto", "logistic", "knn")
+from .forest import RandomForest
+
+METHODS = ("auto", "logistic", "knn", "forest")
 # Candidates cross-validation chooses from ("auto"), or tunes within one method.
 LOGISTIC_L2 = (1e-3, 1e-2, 1e-1)
 KNN_K = (5, 15)
+FOREST_TREES = (100,)  # the setting of the acceptance suite's raw-band baseline
 MAX_KNN_SAMPLES = 4000  # reference pixels kept by k-NN: bounds the cost of every map pixel
 
 
@@ -198,17 +202,37 @@ def _balanced_subset(labels: np.ndarray, n_classes: int, limit: int, seed: int) 
 class Candidate:
     """One classifier setting that cross-validation compares."""
 
-    method: str  # logistic or knn
-    parameter: float  # l2 or k
+    method: str  # logistic, knn or forest
+    parameter: float  # l2, k or the number of trees
 
-    def build(self, feature_weights: Optional[np.ndarray]) -> Any:
+    def build(self, feature_weights: Optional[np.ndarray], seed: int = 0) -> Any:
         if self.method == "logistic":
             return LogisticRegression(l2=self.parameter)
+        if self.method == "forest":
+            return RandomForest(n_trees=int(self.parameter), seed=seed)
         return NearestNeighbours(k=int(self.parameter), feature_weights=feature_weights)
+
+    def fit(
+        self,
+        feature_weights: Optional[np.ndarray],
+        features: np.ndarray,
+        labels: np.ndarray,
+        n_classes: int,
+        seed: int = 0,
+    ) -> Any:
+        """A model of this setting fitted on standardised ``features``, classes balanced."""
+        model = self.build(feature_weights, seed)
+        if isinstance(model, NearestNeighbours):
+            return model.fit(features, labels, n_classes, seed)
+        if isinstance(model, RandomForest):
+            return model.fit(features, labels, n_classes, balanced_weights(labels, n_classes))
+        return model.fit(features, labels, n_classes)
 
     def describe(self) -> str:
         if self.method == "logistic":
             return f"logistic regression (L2 {self.parameter:g})"
+        if self.method == "forest":
+            return f"random forest ({int(self.parameter)} trees)"
         return f"k-NN (k = {int(self.parameter)})"
 
 
@@ -220,6 +244,8 @@ def candidates(method: str) -> List[Candidate]:
         found += [Candidate("logistic", l2) for l2 in LOGISTIC_L2]
     if method in ("auto", "knn"):
         found += [Candidate("knn", k) for k in KNN_K]
+    if method in ("auto", "forest"):
+        found += [Candidate("forest", trees) for trees in FOREST_TREES]
     return found
 
 
@@ -273,8 +299,8 @@ def cross_validate(
         if not test.any() or len(np.unique(labels[train])) < 2:
             continue
         standardize = Standardizer.fit(features[train])
-        model = candidate.build(feature_weights).fit(
-            standardize(features[train]), labels[train], n_classes
+        model = candidate.fit(
+            feature_weights, standardize(features[train]), labels[train], n_classes, seed
         )
         predicted[test] = model.predict_proba(standardize(features[test])).argmax(axis=1)
     scored = predicted >= 0
@@ -325,9 +351,9 @@ def fit_classifier(
         labels: ``(N,)`` class indexes ``0..n_classes-1``.
         groups: ``(N,)`` the example each pixel comes from (folds keep examples whole).
         n_classes: number of classes.
-        method: ``auto`` (logistic regression or k-NN, whichever cross-validates best),
-            ``logistic`` or ``knn``.
-        seed: seeds the folds and k-NN's subsampling.
+        method: ``auto`` (logistic regression, k-NN or a random forest, whichever
+            cross-validates best), ``logistic``, ``knn`` or ``forest``.
+        seed: seeds the folds, k-NN's subsampling and the forest.
         feature_weights: per-feature weights for k-NN distances (see ``FeatureLayout``).
     """
     present = np.unique(labels)
@@ -346,11 +372,7 @@ def fit_classifier(
     ]
     best = max(scores, key=lambda s: (s.balanced_accuracy, s.accuracy))
     standardize = Standardizer.fit(features)
-    model = best.candidate.build(feature_weights)
-    if isinstance(model, NearestNeighbours):
-        model.fit(standardize(features), labels, n_classes, seed)
-    else:
-        model.fit(standardize(features), labels, n_classes)
+    model = best.candidate.fit(feature_weights, standardize(features), labels, n_classes, seed)
     return FittedClassifier(model, standardize, best.candidate, scores)
 
 

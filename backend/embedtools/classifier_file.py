@@ -1,10 +1,14 @@
-"""The classifier file: a fitted classifier, the encoder it needs and its classes, as JSON.
+"""The classifier file: a fitted classifier, the features it needs and its classes, as JSON.
 
 One set of labels maps many scenes: ``msgfm:classifywithexamples`` saves the classifier, and
 ``msgfm:applyclassifier`` loads it and runs it on other scenes. The file names the embedding model
 it was fitted on (name, version, SHA-256 of the .onnx file, sensor, bands, stride, features),
 because the classifier's weights mean nothing on another encoder's features; applying it with
-another encoder is refused.
+another encoder is refused. A classifier fitted on the pixel's bands only needs no encoder: the
+file holds the input's sensor, bands and band normalisation (version 2), which is all it needs.
+
+Versions: 1 (encoder features; logistic or k-NN), 2 (adds ``input``, ``features`` and the random
+forest). Version 1 files still load.
 """
 
 from __future__ import annotations
@@ -12,18 +16,30 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Union
+from typing import Any, Dict, List, Optional, Union
 
 import numpy as np
 
 from ..class_colours import class_colours
-from ..export.schema import ModelMetadata
+from ..export.schema import InputSpec, ModelMetadata
 from ..files import sha256_file, write_text_atomically
 from .classifier import FittedClassifier, LogisticRegression, NearestNeighbours, Standardizer
 from .features import FeatureLayout, embedding_stride
+from .forest import RandomForest
 
 FORMAT = "msgfm-classifier"
-VERSION = 1
+VERSION = 2
+# What a pixel's feature vector is made of (the tools' FEATURES choice).
+BANDS_ONLY = "bands"
+EMBEDDING_AND_BANDS = "embedding+bands"
+EMBEDDING_ONLY = "embedding"
+
+
+def features_of(layout: FeatureLayout) -> str:
+    """The feature kind of a layout: bands only, embedding + bands, or embedding only."""
+    if layout.embedding == 0:
+        return BANDS_ONLY
+    return EMBEDDING_AND_BANDS if layout.bands else EMBEDDING_ONLY
 
 
 class ClassifierFileError(ValueError):
@@ -83,6 +99,16 @@ class ClassifierFile:
     scale: List[float]
     cross_validation: Dict[str, Any] = field(default_factory=dict)
     examples: Dict[str, Any] = field(default_factory=dict)
+    # The model input the bands were read and normalised for (InputSpec fields); None in version 1.
+    input: Optional[Dict[str, Any]] = None
+
+    @property
+    def features(self) -> str:
+        return features_of(self.layout)
+
+    @property
+    def needs_encoder(self) -> bool:
+        return self.layout.embedding > 0
 
     @classmethod
     def from_fitted(
@@ -92,9 +118,11 @@ class ClassifierFile:
         classes: List[ClassInfo],
         layout: FeatureLayout,
         examples: Dict[str, Any],
+        input_spec: Optional[InputSpec] = None,
     ) -> ClassifierFile:
         chosen = fitted.chosen
         return cls(
+            input=asdict(input_spec) if input_spec is not None else None,
             encoder=encoder,
             classes=classes,
             layout=layout,
@@ -128,9 +156,45 @@ class ClassifierFile:
             model: Any = LogisticRegression.from_dict(self.model)
         elif self.method == "knn":
             model = NearestNeighbours.from_dict(self.model)
+        elif self.method == "forest":
+            model = RandomForest.from_dict(self.model)
         else:
             raise ClassifierFileError(f"unknown classifier method {self.method!r}")
         return lambda features: model.predict_proba(standardize(features))
+
+    def input_metadata(self) -> ModelMetadata:
+        """What reading the bands needs, from the file alone (a bands-only classifier): the
+        input's sensor, bands and normalisation, as the metadata of a model with no output."""
+        if self.input is None:
+            raise ClassifierFileError(
+                "the classifier file names no input bands (written by an older msGFM): apply it "
+                "with the embedding model it was fitted with"
+            )
+        return ModelMetadata(
+            task="embedding",
+            inputs=[InputSpec(**self.input)],
+            outputs=[],
+            tile_size=1,
+            default_overlap=0.0,
+            model_name=self.encoder.model_name,
+            model_version=self.encoder.model_version,
+        )
+
+    def check_input(self, metadata: ModelMetadata) -> None:
+        """Refuse a model whose input reads the bands otherwise than the classifier was fitted on
+        (another sensor, other bands or another normalisation)."""
+        if self.input is None:
+            return
+        spec = asdict(metadata.inputs[0])
+        keys = ("sensor", "bands", "mean", "std", "normalization")
+        if any(spec[k] != self.input[k] for k in keys):
+            raise ClassifierFileError(
+                f"the classifier was fitted on the {self.input['sensor']} bands "
+                f"{', '.join(self.input['bands'])} normalised as '{self.encoder.model_name}' "
+                f"normalises them, but the model chosen ('{metadata.model_name}') reads "
+                f"{spec['sensor']} bands {', '.join(spec['bands'])} with another normalisation: "
+                "leave the model empty (a classifier on the bands only needs none)"
+            )
 
     def check_encoder(self, model_path: Union[str, Path], metadata: ModelMetadata) -> List[str]:
         """Refuse an encoder whose features differ; returns warnings for a near match.
@@ -162,6 +226,7 @@ class ClassifierFile:
     def to_dict(self) -> Dict[str, Any]:
         data = asdict(self)
         data["layout"] = {"embedding": self.layout.embedding, "bands": self.layout.bands}
+        data["features"] = self.features
         return {"format": FORMAT, "version": VERSION, **data}
 
     def save(self, path: Union[str, Path]) -> Path:
@@ -193,7 +258,7 @@ class ClassifierFile:
                 f"{data['version']}); update the msGFM plugin"
             )
         try:
-            return cls(
+            loaded = cls(
                 encoder=EncoderIdentity(**data["encoder"]),
                 classes=[ClassInfo(**c) for c in data["classes"]],
                 layout=FeatureLayout(**data["layout"]),
@@ -203,11 +268,19 @@ class ClassifierFile:
                 scale=data["scale"],
                 cross_validation=data.get("cross_validation", {}),
                 examples=data.get("examples", {}),
+                input=data.get("input"),
             )
         except (KeyError, TypeError) as exc:
             raise ClassifierFileError(
                 f"{path.name} is an incomplete classifier file ({exc})"
             ) from None
+        if data.get("features", loaded.features) != loaded.features:
+            raise ClassifierFileError(
+                f"{path.name} says its features are '{data['features']}' but holds a classifier "
+                f"of {loaded.layout.embedding} embedding features and {loaded.layout.bands} bands: "
+                "the file was edited; save it again with msGFM > Classify with examples"
+            )
+        return loaded
 
 
 def class_infos(labels: List[Any]) -> List[ClassInfo]:

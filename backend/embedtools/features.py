@@ -7,6 +7,9 @@ pixel's own bands normalised as the model normalises them. A classifier fitted o
 the embedding says about the place and where, within a cell, the boundary runs (the effect is
 measured in ``scripts/embedtools_resolution.py``).
 
+Without an embedding raster (the tools' "bands only" choice) a pixel's features are its normalised
+bands alone: the same reading, normalisation and nodata handling, and no encoder run at all.
+
 Interpolation skips embedding cells that are nodata (the weights of the valid neighbours are
 renormalised), so a pixel next to a nodata area keeps a feature vector. Everything is read in
 windows: memory is bounded by the block size, whatever the scene size.
@@ -18,11 +21,12 @@ import math
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple, Union
+from typing import Callable, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 
 from ..export.schema import ModelMetadata
+from ..inference.input_checks import check_inputs
 from ..inference.inputs import RasterInput, ReferenceGrid, open_inputs
 from ..inference.preprocessing import normalize_mean_std
 
@@ -78,24 +82,47 @@ class PixelFeatures:
 
     Args:
         embedding_path: the engine's embedding GeoTIFF of ``raster`` (on its grid, coarsened by the
-            model's stride).
+            model's stride); None for the pixel's bands only (no encoder).
         raster: the input raster the embeddings were computed from (its bands in model order).
         metadata: the embedding model's metadata (band normalisation, stride).
         stack: closes the opened rasters.
         include_bands: append the pixel's own normalised bands to the embedding.
+        warn: called with the input checks' warnings (bands only: the engine, which checks the
+            input when the encoder runs, does not run).
+        run_anyway: bands only: read an input that looks out of the model's domain (values far
+            from its training statistics, a doubtful band order) instead of refusing it.
     """
 
     def __init__(
         self,
-        embedding_path: Union[str, Path],
+        embedding_path: Optional[Union[str, Path]],
         raster: RasterInput,
         metadata: ModelMetadata,
         stack: ExitStack,
         include_bands: bool = True,
+        warn: Optional[Callable[[str], None]] = None,
+        run_anyway: bool = False,
     ):
         import rasterio
 
         self.grid: ReferenceGrid
+        self._band_stats: Optional[Tuple[np.ndarray, np.ndarray]] = None
+        self.out_of_domain = False
+        if embedding_path is None:
+            # Bands only: the checks the engine runs before any tile (sensor, band order, units,
+            # values far from the model's training statistics), then no encoder at all.
+            note = warn or (lambda message: None)
+            self.grid, opened = open_inputs([raster], metadata, stack, note, run_anyway=run_anyway)
+            self.input = opened[0]
+            self.spec = self.input.spec
+            # Tile size 1: a pixel classifier sees no tile, so no raster is too small for it.
+            self.out_of_domain = check_inputs(self.grid, opened, metadata, 1, note, run_anyway)
+            self.out_of_domain = self.out_of_domain or self.input.out_of_domain
+            self.stride = 1
+            self.embedding = None
+            self.embedding_nodata = None
+            self.layout = FeatureLayout(0, len(self.spec.bands))
+            return
         self.grid, opened = open_inputs([raster], metadata, stack)
         self.input = opened[0]
         self.spec = self.input.spec
@@ -112,7 +139,6 @@ class PixelFeatures:
         self.layout = FeatureLayout(
             self.embedding.count, len(self.spec.bands) if include_bands else 0
         )
-        self._band_stats: Optional[Tuple[np.ndarray, np.ndarray]] = None
 
     # Blocks -----------------------------------------------------------------------------------
 
@@ -127,6 +153,10 @@ class PixelFeatures:
     def block(self, row: int, col: int, height: int, width: int) -> Tuple[np.ndarray, np.ndarray]:
         """Features ``(F, height, width)`` float32 and validity ``(height, width)`` of a window."""
         values, valid = self.input.read_window(row, col, height, width)
+        if self.embedding is None:
+            features = self._normalize(values, valid).astype(np.float32, copy=False)
+            features[:, ~valid] = 0.0
+            return features, valid
         rows = np.arange(row, row + height)
         cols = np.arange(col, col + width)
         cells, cell_valid, row0, col0 = self._embedding_window(rows, cols)
@@ -163,6 +193,12 @@ class PixelFeatures:
             height, width = int(r.max()) - top + 1, int(c.max()) - left + 1
             values, window_valid = self.input.read_window(top, left, height, width)
             pixel_valid = window_valid[r - top, c - left]
+            if self.embedding is None:
+                pixel_values = values[:, r - top, c - left][:, :, None]  # (B, n, 1)
+                block = self._normalize(pixel_values, pixel_valid[:, None])[:, :, 0].T
+                block[~pixel_valid] = 0.0
+                features[where], valid[where] = block, pixel_valid
+                continue
             cells, cell_valid, row0, col0 = self._embedding_window(
                 np.arange(top, top + height), np.arange(left, left + width)
             )

@@ -48,7 +48,7 @@ class Embedded:
 
     layer: Any
     raster: Any  # backend.inference.RasterInput of the layer's file and bands
-    embedding: str  # the engine's embedding GeoTIFF (in the staging folder)
+    embedding: Optional[str]  # the engine's embedding GeoTIFF (staging folder); None: bands only
 
 
 class ScoreStyle(QgsProcessingLayerPostProcessorInterface):
@@ -267,6 +267,43 @@ class EmbeddingToolAlgorithm(ModelInferenceAlgorithm):
         feedback.setCurrentStep(1)
         return embedded, model_path, metadata
 
+    def read_input(self, parameters, context, feedback, copies: Path, model=None):
+        """The ``INPUT`` layer's bands for a classifier on the pixel's bands only: no encoder runs.
+
+        The model (``model`` as (path, metadata), else the chosen or bundled one that fits the
+        layer, as for the encoder) still says which sensor and bands the layer must hold, in which
+        order, and how they are normalised; the layer is refused exactly as the encoder would
+        refuse it.
+
+        Returns:
+            (the layer's bands as :class:`Embedded` with no embedding, model path, metadata).
+        """
+        layer = self.parameterAsRasterLayer(parameters, "INPUT", context)
+        if model is None:
+            bands = self.parameterAsInts(parameters, "BANDS", context)
+            model = self.model_for(parameters, context, layer, bands, feedback)
+        model_path, metadata = model
+        spec = metadata.inputs[0]
+        role = self.ROLES[0]
+        bands = choose_bands(
+            layer,
+            self.parameterAsInts(parameters, role.bands_param, context),
+            spec,
+            role.bands_label,
+            run_anyway=self.run_anyway(parameters, context),
+        )
+        path = raster_file(layer, copies, context, role.layer_label)
+        feedback.pushInfo(
+            f"{role.layer_label}: '{layer.name()}' bands {bands} -> the pixel's bands "
+            f"({spec.sensor}: {', '.join(spec.bands)}), normalised as the model "
+            f"'{metadata.model_name}' normalises them; the encoder does not run"
+        )
+        from backend import inference
+
+        raster = inference.RasterInput(sensor=spec.sensor, path=path, bands=bands)
+        feedback.setCurrentStep(1)
+        return Embedded(layer, raster, None), model_path, metadata
+
     def write_classes(self, features, predict, classes, parameters, context, feedback) -> Dict:
         """The class map (``OUTPUT``, styled) and the optional ``OUTPUT_PROBABILITY``."""
         from backend.embedtools import maps
@@ -330,10 +367,28 @@ class EmbeddingToolAlgorithm(ModelInferenceAlgorithm):
             )
         return found
 
-    def features(self, embedded: Embedded, metadata: Any, stack, include_bands: bool = True):
-        """Per-pixel features of an embedded layer (embedding upsampled + its own bands)."""
+    def features(
+        self,
+        embedded: Embedded,
+        metadata: Any,
+        stack,
+        include_bands: bool = True,
+        feedback=None,
+        run_anyway: bool = False,
+    ):
+        """Per-pixel features of an embedded layer (embedding upsampled + its own bands), or of
+        its bands only when no embedding was computed (then the input checks run here)."""
         from backend.embedtools import features as module
 
-        return module.PixelFeatures(
-            embedded.embedding, embedded.raster, metadata, stack, include_bands=include_bands
+        features = module.PixelFeatures(
+            embedded.embedding,
+            embedded.raster,
+            metadata,
+            stack,
+            include_bands=include_bands,
+            warn=feedback.pushWarning if feedback is not None else None,
+            run_anyway=run_anyway,
         )
+        if embedded.embedding is None and feedback is not None:
+            feedback.pushInfo(f"Read {features.input.raster.describe()}: {features.input.how}")
+        return features

@@ -5,7 +5,6 @@ import math
 import numpy as np
 import pytest
 
-from backend.accept.forest import RandomForest, best_split, gini
 from backend.accept.metrics import (
     accuracy_and_macro_f1,
     adjusted_rand_index,
@@ -88,20 +87,3 @@ def test_match_pan_takes_the_intensity_mean_and_spread():
 def test_bicubic_upsampling_keeps_a_constant_and_the_shape():
     out = upsample_bicubic(np.full((2, 3, 3), 7.0), (6, 6))
     assert out.shape == (2, 6, 6) and np.allclose(out, 7.0)
-
-
-def test_gini_and_best_split_hand_values():
-    assert gini(np.array([2, 2])) == 0.5 and gini(np.array([3, 0])) == 0.0
-    x = np.array([[1.0], [2.0], [3.0], [4.0]])
-    gain, feature, threshold = best_split(x, np.array([0, 0, 1, 1]), 2, np.array([0]))
-    assert (gain, feature, threshold) == (0.5, 0, 2.5)
-
-
-def test_random_forest_learns_a_separable_rule_and_generalises():
-    rng = np.random.default_rng(1)
-    x = rng.uniform(0, 1, size=(200, 3))
-    y = (x[:, 1] > 0.5).astype(int) + 2 * (x[:, 2] > 0.7).astype(int)
-    forest = RandomForest(n_trees=25, seed=0).fit(x[:150], y[:150], n_classes=4)
-    assert np.mean(forest.predict(x[150:]) == y[150:]) > 0.9
-    proba = forest.predict_proba(x[:5])
-    assert proba.shape == (5, 4) and np.allclose(proba.sum(axis=1), 1.0)

@@ -94,7 +94,7 @@ def test_fit_classifier_cross_validates_over_examples():
     assert fitted.chosen.accuracy < 0.9
     assert {s.candidate.method for s in fitted.scores} == {"knn"}
     auto = fit_classifier(features.astype(np.float32), labels, groups, 2)
-    assert {s.candidate.method for s in auto.scores} == {"logistic", "knn"}
+    assert {s.candidate.method for s in auto.scores} == {"logistic", "knn", "forest"}
     assert auto.chosen.balanced_accuracy == max(s.balanced_accuracy for s in auto.scores)
 
 
