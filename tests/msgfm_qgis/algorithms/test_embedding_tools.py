@@ -131,10 +131,23 @@ def test_apply_classifier_gives_the_same_map_and_sees_the_pasted_block(
     assert before > 0.5 and after < before - 0.3, (before, after)
 
 
-def test_apply_classifier_refuses_another_encoder(run_algorithm, classified, scenes, tmp_path):
+def test_apply_classifier_refuses_another_encoder(run_algorithm, scenes, tmp_path):
     from qgis.core import QgsProcessingException
 
-    saved = json.loads(Path(classified["OUTPUT_CLASSIFIER"]).read_text())
+    encoder = run_algorithm(  # a classifier on the encoder's features (the default needs none)
+        CLASSIFY,
+        {
+            "INPUT": str(scenes.stack),
+            "EXAMPLES": str(scenes.train_points),
+            "CLASS_FIELD": "cover",
+            "FEATURES": 1,
+            "METHOD": 1,
+            "OUTPUT": str(tmp_path / "encoder.tif"),
+            "OUTPUT_CLASSIFIER": str(tmp_path / "encoder.json"),
+        },
+    )
+    saved = json.loads(Path(encoder["OUTPUT_CLASSIFIER"]).read_text())
+    assert saved["features"] == "embedding+bands"
     saved["encoder"]["model_name"] = "another-encoder"
     other = tmp_path / "other.json"
     other.write_text(json.dumps(saved))
