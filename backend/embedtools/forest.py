@@ -251,7 +251,7 @@ class RandomForest:
         self.value = np.concatenate([t.value for t in trees])
         self.depth = max(t.depth for t in trees)
 
-    def predict_proba(self, x: np.ndarray, chunk: int = 8192) -> np.ndarray:
+    def predict_proba(self, x: np.ndarray, chunk: int = 2048) -> np.ndarray:
         """Mean of the trees' leaf class distributions, ``(N, n_classes)`` float32."""
         assert len(self.roots), "fit first"
         x = np.asarray(x, dtype=np.float32)
