@@ -211,8 +211,9 @@ SCENES: Tuple[Scene, ...] = (
             "id and footprint); segmentation finetuning does, but not the embedding models."
         ),
         scored_on=(
-            "Classify with examples vs raw-band random forest vs random encoder (accuracy, "
-            "macro-F1), Find similar ROC AUC, Cluster embeddings ARI vs k-means on raw bands"
+            "Classify with examples on the encoder features vs raw-band random forest vs random "
+            "encoder, and the tool's default (bands only) (accuracy, macro-F1), Find similar ROC "
+            "AUC, Cluster embeddings ARI vs k-means on raw bands"
         ),
     ),
 )
@@ -236,9 +237,9 @@ SCENES = (
             "polygons: s2l1c_ref.gpkg is these 30 polygons (pid, cid, comment) only."
         ),
         scored_on=(
-            "Classify with examples (examples in odd polygons, scored on even ones) vs raw-band "
-            "random forest vs random encoder; Find similar ROC AUC; Cluster embeddings ARI vs "
-            "k-means"
+            "Classify with examples on the encoder features (examples in odd polygons, scored on "
+            "even ones) vs raw-band random forest vs random encoder, and the tool's default "
+            "(bands only); Find similar ROC AUC; Cluster embeddings ARI vs k-means"
         ),
     ),
 )

@@ -833,7 +833,7 @@ def score_embeddings(ctx: Context, model: str, scene: Scene) -> SceneResult:
         [
             ("input (true colour)", figures.as_rgb(bands[rgb], limits)),
             ("reference", figures.as_classes(reference)),
-            ("Classify with examples", figures.as_classes(encoder.reshape(shape))),
+            ("Classify with examples (encoder)", figures.as_classes(encoder.reshape(shape))),
             (
                 "random-init encoder",
                 figures.as_classes(predictions["random encoder"].reshape(shape)),
@@ -842,6 +842,7 @@ def score_embeddings(ctx: Context, model: str, scene: Scene) -> SceneResult:
                 "raw-band random forest",
                 figures.as_classes(np.where(test.ravel(), forest_pred, 0).reshape(shape)),
             ),
+            (TOOL_DEFAULT, figures.as_classes(predictions[TOOL_DEFAULT].reshape(shape))),
         ],
         f"{model} on {scene.key} ({len(labels)} labelled points)",
     )
