@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import os
 import shutil
 import time
@@ -73,23 +72,31 @@ def cache_dir() -> Path:
 
 
 def build_models(out: Path, samples: Path, work: Path) -> Path:
-    """Run the recipe (tiny budget, :data:`CONFIG`) into ``out``; returns ``out``."""
+    """Run the recipe (tiny budget, :data:`CONFIG`) into ``out``; returns ``out``.
+
+    :data:`CONFIG` is registered under its name while the recipe runs (pretraining and finetuning
+    run in this process), so the models are named ``msgfm-test-bundled-<task>`` as the shipped ones
+    are ``msgfm-lite-<task>``, not after a config file's path.
+    """
+    from backend.models.config import CONFIGS, ModelConfig
     from backend.train.defaults import DefaultsRecipe
 
     work.mkdir(parents=True, exist_ok=True)
-    config = work / "config.json"
-    config.write_text(json.dumps(CONFIG), encoding="utf-8")
-    DefaultsRecipe(
-        str(out),
-        str(work / "runs"),
-        budget="tiny",
-        config=str(config),
-        seed=0,
-        data_root=str(samples),
-        device="cpu",
-        command="tests/bundled_models.py: the tests' own models (tiny budget, learn nothing)",
-        log=io.StringIO(),
-    ).run()
+    CONFIGS[CONFIG["name"]] = lambda: ModelConfig.from_dict(CONFIG)
+    try:
+        DefaultsRecipe(
+            str(out),
+            str(work / "runs"),
+            budget="tiny",
+            config=CONFIG["name"],
+            seed=0,
+            data_root=str(samples),
+            device="cpu",
+            command="tests/bundled_models.py: the tests' own models (tiny budget, learn nothing)",
+            log=io.StringIO(),
+        ).run()
+    finally:
+        CONFIGS.pop(CONFIG["name"], None)
     return out
 
 

@@ -75,7 +75,10 @@ def vrt(files, out: Path, names) -> Path:
     return out
 
 
-def test_remove_clouds_preselects_the_s2_and_sar_layers(msgfm_provider, sample_data, tmp_path):
+def test_remove_clouds_preselects_the_s2_and_sar_layers(
+    msgfm_provider, bundled_models, sample_data, tmp_path
+):
+    """The layers are matched to the bundled model's inputs (the tests' own)."""
     s2_folder = next((sample_data / "bigearthnet" / "S2").glob("*_87_48"))
     s1_folder = next((sample_data / "bigearthnet" / "S1").glob("*_87_48"))
     s2 = vrt([next(s2_folder.glob(f"*_{b}.tif")) for b in S2_BANDS], tmp_path / "a.vrt", S2_BANDS)
