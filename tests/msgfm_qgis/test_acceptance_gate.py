@@ -235,3 +235,37 @@ def test_the_demo_runs_only_the_models_the_zip_bundles(gated, sample_data, tmp_p
     assert sorted(p.stem for p in out.glob("*.json")) == sorted(n[:-5] for n in NOT_MEASURED)
     assert not (out / "contact_sheet.png").exists()
     assert "no algorithm ran" in result.stdout
+
+
+def test_the_maintainers_gate_command_on_a_copy_of_the_shipped_models(tmp_path):
+    """``msgfm accept --render --gate`` with the shipped results file, on a copy of the shipped
+    folder: the folder stays consistent and the model cards render (a gated task's card says
+    why it has no model). Passes before and after the gate is applied to resources/models."""
+    from backend.cli import main
+
+    shipped = ROOT / "resources/models"
+    models = copy_models(shipped, tmp_path / "models")
+    results = ROOT / "docs/acceptance-results.json"
+    argv = ["accept", "--render", "--gate", "--results", str(results)]
+    argv += ["--doc", str(tmp_path / "acceptance.md"), "--models-dir", str(models)]
+    assert main([*argv, "--rejected-dir", str(tmp_path / "rejected")]) == 0
+    manifest = check_gated_folder(models)
+    verdicts = json.loads(results.read_text(encoding="utf-8"))["models"]
+    for name, entry in verdicts.items():
+        if entry["passed"] is False:
+            assert not (models / name).exists(), name
+            assert name in {e["file"] for e in manifest["rejected"]}
+        elif (shipped / name).exists():
+            assert (models / name).exists(), name
+    script = [sys.executable, str(ROOT / "scripts/model_cards.py"), "--models", str(models)]
+    cards = subprocess.run(
+        [*script, "--out", str(tmp_path / "cards")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert cards.returncode == 0, cards.stderr
+    for entry in manifest["rejected"]:
+        if entry["task"] != "embedding":
+            card = (tmp_path / "cards" / f"{entry['task']}.md").read_text(encoding="utf-8")
+            assert "failed its acceptance checks" in card, entry["task"]
