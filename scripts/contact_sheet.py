@@ -132,6 +132,11 @@ def main(samples: Path, out: Path) -> None:
     ]  # fmt: skip
     # An algorithm without a bundled model (it failed acceptance) was skipped: no row for it.
     rows = [(title, cells) for title, cells in rows if all(p.exists() for p, _, _ in cells)]
+    if not rows:  # every model of the demo failed acceptance: nothing to draw
+        print(
+            f"contact sheet: no algorithm ran (no bundled model passed acceptance); none in {out}"
+        )
+        return
     rendered = [
         [(*render(path, bands), caption) for path, bands, caption in cells] for _, cells in rows
     ]

@@ -32,12 +32,20 @@ def pretraining_steps(models: Path) -> str:
 
 
 def embedding_features(models: Path) -> str:
-    """What the embedding tools compute per pixel with the bundled Sentinel-2 embedding model."""
-    from backend.export.schema import read_model_metadata
+    """What the embedding tools compute per pixel of a Sentinel-2 input with the bundled encoder.
 
-    metadata = read_model_metadata(models / "embedding.onnx")
+    Every bundled embedding model is the one encoder's (same features): the first that ships is
+    read, so the figure stands when the acceptance gate moved the Sentinel-2 model out.
+    """
+    from backend.export.schema import read_model_metadata
+    from backend.sensors import get_sensor
+
+    shipped = [e["file"] for e in _manifest(models)["files"] if e["task"] == "embedding"]
+    if not shipped:
+        raise ValueError(f"no embedding model ships in {models}: the figure has nothing to read")
+    metadata = read_model_metadata(models / sorted(shipped, key=lambda f: f != "embedding.onnx")[0])
     features = len(metadata.outputs[0].bands)
-    bands = len(metadata.inputs[0].bands)
+    bands = get_sensor("s2").num_bands
     return f"{features + bands} features ({features} embedding features and {bands} bands)"
 
 

@@ -10,6 +10,7 @@ from typing import Callable, Dict, Iterator
 
 import pytest
 
+from .bundled_models import PLUGIN_MODELS, owned_models, redirect_plugin
 from .onnx_models import export_with_metadata
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -39,6 +40,49 @@ def ort_cache(tmp_path_factory) -> Iterator[Path]:
         os.environ.pop("MSGFM_ORT_CACHE", None)
     else:
         os.environ["MSGFM_ORT_CACHE"] = previous
+
+
+@pytest.fixture(scope="session", autouse=True)
+def plugin_without_bundled_models(tmp_path_factory) -> Iterator[Path]:
+    """The in-process plugin sees no bundled model unless a test asks for the tests' own
+    (:func:`bundled_models`): no test runs or reads the models that ship in resources/models,
+    which the acceptance gate may move out."""
+    folder = tmp_path_factory.mktemp("no-bundled-models")
+    with pytest.MonkeyPatch.context() as patch:
+        redirect_plugin(patch, folder)
+        yield folder
+
+
+@pytest.fixture(scope="session")
+def owned_bundled_models(sample_data, tmp_path_factory) -> Path:
+    """The tests' own bundled models (tests/bundled_models.py): a folder like resources/models,
+    with MANIFEST.json, made by the recipe of the shipped ones at a budget that learns nothing.
+    Read-only: copy it (``bundled_models.copy_models``) to change it."""
+    return owned_models(sample_data, tmp_path_factory.mktemp("bundled-models-runs"))
+
+
+@pytest.fixture
+def bundled_models(owned_bundled_models, monkeypatch) -> Path:
+    """For this test, the in-process plugin's bundled models are the tests' own."""
+    monkeypatch.setitem(PLUGIN_MODELS, "folder", owned_bundled_models)
+    return owned_bundled_models
+
+
+@pytest.fixture(scope="module")
+def bundled_models_for_module(owned_bundled_models) -> Iterator[Path]:
+    """:func:`bundled_models` for every test and module fixture of a module
+    (``pytestmark = pytest.mark.usefixtures("bundled_models_for_module")``)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(PLUGIN_MODELS, "folder", owned_bundled_models)
+        yield owned_bundled_models
+
+
+@pytest.fixture(scope="session")
+def owned_plugin_zip(owned_bundled_models, tmp_path_factory) -> Path:
+    """The plugin zip of this checkout with the tests' own bundled models in resources/models."""
+    import build
+
+    return build.build(tmp_path_factory.mktemp("owned-zip"), models=owned_bundled_models)
 
 
 @pytest.fixture(scope="session")

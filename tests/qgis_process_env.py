@@ -12,7 +12,7 @@ import subprocess
 import sys
 import zipfile
 from pathlib import Path
-from typing import Dict
+from typing import Dict, Optional
 
 import build
 
@@ -30,15 +30,18 @@ def write_wrapper(target: Path) -> Path:
     return target
 
 
-def qgis_environment(root: Path, enable: bool = True) -> Dict[str, str]:
+def qgis_environment(root: Path, models: Optional[Path], enable: bool = True) -> Dict[str, str]:
     """Install the plugin zip under ``root`` and return the environment of a user's shell there:
     ``QGIS_PLUGINPATH`` and ``QGIS_CUSTOM_CONFIG_PATH`` set, the plugin enabled, a private
     ``HOME`` and ``TMPDIR`` (``root/tmp``: what a run leaves in the temporary folder is seen).
-    ``enable``: enable the plugin in the profile (else the caller does, as the README says)."""
+    ``models``: the folder the zip ships as its bundled models (the tests' own,
+    tests/bundled_models.py; None: this checkout's resources/models, which the acceptance gate
+    may empty). ``enable``: enable the plugin in the profile (else the caller does, as the README
+    says)."""
     plugins, profile, tmp = root / "plugins", root / "profile", root / "tmp"
     for folder in (plugins, profile, tmp):
         folder.mkdir(parents=True, exist_ok=True)
-    with zipfile.ZipFile(build.build(root / "dist")) as archive:
+    with zipfile.ZipFile(build.build(root / "dist", models=models)) as archive:
         archive.extractall(plugins)
     env = {
         key: value for key, value in os.environ.items() if not key.startswith(("QGIS_", "PYTHON"))

@@ -74,11 +74,15 @@ def test_the_docs_hold_runnable_examples():
 
 
 @pytest.fixture(scope="module")
-def checkout(tmp_path_factory, sample_data):
-    """A scratch checkout after ``make build``, its ``data/`` and the shell environment."""
+def checkout(tmp_path_factory, sample_data, owned_bundled_models):
+    """A scratch checkout after ``make build``, its ``data/`` and the shell environment.
+
+    Its bundled models (``resources/models`` and the zip's) are the tests' own
+    (tests/bundled_models.py): the examples run whichever models ship, or none.
+    """
     root = tmp_path_factory.mktemp("checkout")
     # dist/, plugins/, an empty isolated profile (the README's example enables the plugin), TMPDIR
-    env = qgis_environment(root, enable=False)
+    env = qgis_environment(root, owned_bundled_models, enable=False)
     venv = root / ".venv"
     (venv / "bin").mkdir(parents=True)
     for name in ("pyvenv.cfg", "lib", "lib64", "include"):
@@ -88,7 +92,11 @@ def checkout(tmp_path_factory, sample_data):
         if entry.name != "qgis_process":
             (venv / "bin" / entry.name).symlink_to(entry)
     write_wrapper(venv / "bin" / "qgis_process")
-    (root / "resources").symlink_to(ROOT / "resources")
+    (root / "resources").mkdir()
+    for item in (ROOT / "resources").iterdir():
+        if item.name != "models":
+            (root / "resources" / item.name).symlink_to(item)
+    (root / "resources" / "models").symlink_to(owned_bundled_models)
     data = root / "data"
     data.mkdir()
     inputs = demo_inputs()

@@ -1,4 +1,8 @@
-"""scripts/model_cards.py: the committed model cards are generated from the shipped models."""
+"""scripts/model_cards.py: the committed model cards are generated from the shipped models.
+
+How a card follows its manifest is checked on the tests' own bundled models (tests/bundled_models.py:
+every task, made by the same recipe), so it holds whichever models the acceptance gate left.
+"""
 
 from __future__ import annotations
 
@@ -28,19 +32,28 @@ def run_script(*args: str) -> subprocess.CompletedProcess:
     )
 
 
-def models_with_manifest(tmp_path: Path, manifest: Dict) -> Path:
-    """A models folder holding the shipped files (linked, never written) and ``manifest``."""
+def models_with_manifest(tmp_path: Path, manifest: Dict, source: Path = MODELS) -> Path:
+    """A models folder holding the files of ``source`` (linked, never written) and ``manifest``."""
     folder = tmp_path / "models"
     folder.mkdir()
-    for item in MODELS.iterdir():
+    for item in source.iterdir():
         if item.name != "MANIFEST.json":
             (folder / item.name).symlink_to(item, target_is_directory=item.is_dir())
     (folder / "MANIFEST.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
     return folder
 
 
-def shipped_manifest() -> Dict:
-    return json.loads((MODELS / "MANIFEST.json").read_text(encoding="utf-8"))
+def shipped_manifest(source: Path = MODELS) -> Dict:
+    return json.loads((source / "MANIFEST.json").read_text(encoding="utf-8"))
+
+
+def evaluated_shipped_tasks() -> List[str]:
+    """The tasks whose shipped model has test scores (those the acceptance gate left)."""
+    return [
+        f["file"][: -len(".onnx")]
+        for f in shipped_manifest()["files"]
+        if "evaluation" in f and (MODELS / f["file"]).is_file()
+    ]
 
 
 def entry(manifest: Dict, file_name: str) -> Dict:
@@ -61,8 +74,8 @@ def test_committed_cards_match_the_shipped_models():
     assert result.stdout == ""  # --check writes nothing
 
 
-def test_cards_take_their_numbers_from_the_manifest(tmp_path):
-    manifest = shipped_manifest()
+def test_cards_take_their_numbers_from_the_manifest(owned_bundled_models, tmp_path):
+    manifest = shipped_manifest(owned_bundled_models)
     classification = entry(manifest, "classification.onnx")
     old_accuracy = classification["evaluation"]["metrics"]["overall_accuracy"]
     classification["evaluation"]["metrics"]["overall_accuracy"] = 0.123456
@@ -71,7 +84,7 @@ def test_cards_take_their_numbers_from_the_manifest(tmp_path):
     manifest["pretrain"] = {"steps": 5, "final_loss": 0.25}
     manifest["timings_s"]["pretrain"] = 987.6
     manifest["command"] = "msgfm train-defaults --budget full --out resources/models"
-    models = models_with_manifest(tmp_path, manifest)
+    models = models_with_manifest(tmp_path, manifest, owned_bundled_models)
     out = tmp_path / "cards"
 
     result = run_script("--models", str(models), "--out", str(out))
@@ -88,27 +101,37 @@ def test_cards_take_their_numbers_from_the_manifest(tmp_path):
 
 
 def test_check_lists_only_the_cards_that_differ(tmp_path):
+    # Against the committed cards: a shipped model with test scores is needed (the rendering
+    # itself is checked on the tests' own models above).
+    tasks = evaluated_shipped_tasks()
+    if not tasks:
+        pytest.skip("no shipped model has test scores: the acceptance gate moved them all out")
     manifest = shipped_manifest()
-    scores = entry(manifest, "segmentation.onnx")["evaluation"]["metrics"]
-    scores["mean_iou"] = scores["mean_iou"] + 0.01
+    scores = entry(manifest, f"{tasks[0]}.onnx")["evaluation"]["metrics"]
+    first = next(key for key, value in scores.items() if isinstance(value, float))
+    scores[first] = scores[first] + 0.01
     models = models_with_manifest(tmp_path, manifest)
     before = {p.name: p.read_text(encoding="utf-8") for p in CARDS.glob("*.md")}
 
     check = run_script("--models", str(models), "--out", str(CARDS), "--check")
     assert check.returncode == 1
-    assert "docs/models/segmentation.md is out of date" in check.stderr
-    assert "classification.md" not in check.stderr  # its numbers did not change
+    assert f"docs/models/{tasks[0]}.md is out of date" in check.stderr
+    for other in ("classification", "segmentation", "cloud-removal", "pansharpening"):
+        if other != tasks[0]:  # their numbers did not change
+            assert f"{other}.md" not in check.stderr
     assert {p.name: p.read_text(encoding="utf-8") for p in CARDS.glob("*.md")} == before
 
 
 @pytest.mark.parametrize("broken", ["sha256", "missing"])
-def test_a_manifest_that_does_not_describe_the_models_is_refused(tmp_path, broken):
-    manifest = shipped_manifest()
+def test_a_manifest_that_does_not_describe_the_models_is_refused(
+    owned_bundled_models, tmp_path, broken
+):
+    manifest = shipped_manifest(owned_bundled_models)
     if broken == "sha256":
         entry(manifest, "pansharpening.onnx")["sha256"] = "0" * 64
     else:
         manifest["files"] = [f for f in manifest["files"] if f["file"] != "pansharpening.onnx"]
-    models = models_with_manifest(tmp_path, manifest)
+    models = models_with_manifest(tmp_path, manifest, owned_bundled_models)
 
     result = run_script("--models", str(models), "--out", str(tmp_path / "cards"))
     assert result.returncode == 2
@@ -117,10 +140,12 @@ def test_a_manifest_that_does_not_describe_the_models_is_refused(tmp_path, broke
     assert not (tmp_path / "cards").exists()
 
 
-def test_cards_state_the_test_split_and_the_command_that_reprints_it(tmp_path):
+def test_cards_state_the_test_split_and_the_command_that_reprints_it(
+    owned_bundled_models, tmp_path
+):
     # The three-way protocol of msgfm train-defaults: validation chose the checkpoint, the scores
     # are on the test split; cloud removal is leave-one-patch-out (fold = seed).
-    manifest = shipped_manifest()
+    manifest = shipped_manifest(owned_bundled_models)
     clouds = entry(manifest, "cloud-removal.onnx")
     clouds["evaluation"]["split"] = {
         "part": "test",
@@ -132,7 +157,7 @@ def test_cards_state_the_test_split_and_the_command_that_reprints_it(tmp_path):
     clouds["evaluation"]["n_samples"] = 1
     clouds.update({"n_train": 4, "n_val": 1, "n_test": 1})
     manifest["pretrain"] = {"steps": 800, "reused": "runs/somewhere/p_seed3", "seed": 3}
-    models = models_with_manifest(tmp_path, manifest)
+    models = models_with_manifest(tmp_path, manifest, owned_bundled_models)
     out = tmp_path / "cards"
 
     result = run_script("--models", str(models), "--out", str(out))
@@ -151,10 +176,12 @@ def test_cards_state_the_test_split_and_the_command_that_reprints_it(tmp_path):
     assert "800 AdamW steps" in card
 
 
-def test_embedding_card_lists_every_embedding_model_and_the_shipped_probe(tmp_path):
-    manifest = shipped_manifest()
+def test_embedding_card_lists_every_embedding_model_and_the_shipped_probe(
+    owned_bundled_models, tmp_path
+):
+    manifest = shipped_manifest(owned_bundled_models)
     manifest["pretrain"] = {"steps": 800, "reused": "runs/search/p_seed0", "seed": 0}
-    models = models_with_manifest(tmp_path, manifest)
+    models = models_with_manifest(tmp_path, manifest, owned_bundled_models)
     probe = {
         "n_patches": 14,
         "encoder": {"linear_map_micro": 0.4567, "knn_map_micro": 0.4, "effective_rank": 7.0},
@@ -212,8 +239,12 @@ def test_embedding_card_lists_every_embedding_model_and_the_shipped_probe(tmp_pa
 
 
 def test_the_cards_evaluate_command_reprints_the_cards_scores(tmp_path, sample_data):
-    # Run the command a card prints (cloud removal: the smallest test split) and compare.
-    card = (CARDS / "cloud-removal.md").read_text(encoding="utf-8")
+    # Run the command a card prints (cloud removal: the smallest test split, else another shipped
+    # model's) and compare.
+    tasks = sorted(evaluated_shipped_tasks(), key=lambda task: task != "cloud-removal")
+    if not tasks:
+        pytest.skip("no shipped model has test scores: the acceptance gate moved them all out")
+    card = (CARDS / f"{tasks[0]}.md").read_text(encoding="utf-8")
     command = next(line for line in card.splitlines() if line.startswith("msgfm evaluate"))
     args = command.split()[1:]
     result = subprocess.run(
@@ -226,7 +257,7 @@ def test_the_cards_evaluate_command_reprints_the_cards_scores(tmp_path, sample_d
     )
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
-    scores = entry(shipped_manifest(), "cloud-removal.onnx")["evaluation"]["metrics"]
+    scores = entry(shipped_manifest(), f"{tasks[0]}.onnx")["evaluation"]["metrics"]
     assert report["metrics"].keys() == scores.keys()
     for key, value in scores.items():
         assert report["metrics"][key] == pytest.approx(value, rel=1e-4, abs=1e-6), key

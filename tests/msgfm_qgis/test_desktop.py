@@ -17,6 +17,7 @@ import sys
 import time
 import zipfile
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import pytest
@@ -74,11 +75,15 @@ def stop(process: subprocess.Popen) -> None:
         process.wait(5)
 
 
-def install_plugin(root: Path) -> dict:
-    """The zip unpacked into a plugin folder, enabled in an empty profile; returns the env."""
+def install_plugin(root: Path, models: Optional[Path] = None) -> dict:
+    """The zip unpacked into a plugin folder, enabled in an empty profile; returns the env.
+
+    ``models``: the zip's bundled models (the tests' own, tests/bundled_models.py, for a test
+    that runs one; None: this checkout's, which the acceptance gate may empty).
+    """
     plugins, profile = root / "plugins", root / "profile"
     plugins.mkdir()
-    with zipfile.ZipFile(build.build(root / "dist")) as archive:
+    with zipfile.ZipFile(build.build(root / "dist", models=models)) as archive:
         archive.extractall(plugins)
     ini = profile / "profiles" / "default" / "QGIS" / "QGIS3.ini"
     ini.parent.mkdir(parents=True)
@@ -230,13 +235,15 @@ DOCS_CANCEL_SCREENSHOT = ROOT / "docs" / "img" / "qgis-desktop-cancel.png"
 
 
 @pytest.mark.parametrize("backend", [0, 1], ids=["in-process", "subprocess"])
-def test_cancel_in_the_dialog_keeps_qgis_responsive(sample_data, tmp_path, backend):
+def test_cancel_in_the_dialog_keeps_qgis_responsive(
+    sample_data, owned_bundled_models, tmp_path, backend
+):
     from osgeo import gdal
 
     stack = tmp_path / "landsat_stack.vrt"
     bands = [str(sample_data / f"landcover/lsat7_2000_{b}.tif") for b in (10, 20, 30, 40, 50, 70)]
     gdal.BuildVRT(str(stack), bands, options=gdal.BuildVRTOptions(separate=True))
-    env = install_plugin(tmp_path)
+    env = install_plugin(tmp_path, owned_bundled_models)
     report_path, screenshot = tmp_path / "report.json", tmp_path / "dialog.png"
     config = {
         "report": str(report_path),

@@ -25,9 +25,11 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def test_embedding_outputs_load_styled_in_the_qgis_desktop(sample_data, tmp_path):
+def test_embedding_outputs_load_styled_in_the_qgis_desktop(
+    sample_data, owned_bundled_models, tmp_path
+):
     scenes = make_scenes(sample_data, tmp_path / "scenes")
-    env = install_plugin(tmp_path)
+    env = install_plugin(tmp_path, owned_bundled_models)
     shots = tmp_path / "screenshots"
     shots.mkdir()
     vegetation = f"{scenes.train_points}|layername=cover|subset=\"cover\" = 'vegetation'"

@@ -15,7 +15,6 @@ from msgfm_qgis.algorithms import ALGORITHMS
 from msgfm_qgis.help_urls import heading_anchor, repository_url
 
 ROOT = Path(__file__).resolve().parents[2]
-MODELS = ROOT / "resources" / "models"
 S2_BANDS = ["B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B11", "B12"]
 ANALYSIS_TASKS = {
     "classifyscenes": "classification",
@@ -40,8 +39,8 @@ def test_every_algorithm_has_a_help_url_into_the_user_guide(algorithm):
 
 
 @pytest.mark.parametrize("name", sorted(ANALYSIS_TASKS))
-def test_help_names_the_bundled_models_sensor_and_bands(msgfm_provider, name):
-    metadata = read_model_metadata(MODELS / f"{ANALYSIS_TASKS[name]}.onnx")
+def test_help_names_the_bundled_models_sensor_and_bands(msgfm_provider, bundled_models, name):
+    metadata = read_model_metadata(bundled_models / f"{ANALYSIS_TASKS[name]}.onnx")
     help_text = QgsApplication.processingRegistry().algorithmById(f"msgfm:{name}").shortHelpString()
     assert metadata.model_name in help_text
     for spec in metadata.inputs:
@@ -51,10 +50,10 @@ def test_help_names_the_bundled_models_sensor_and_bands(msgfm_provider, name):
 
 
 def test_a_layer_that_cannot_fit_the_bundled_model_gets_advice(
-    run_algorithm, sample_data, tmp_path
+    run_algorithm, bundled_models, sample_data, tmp_path
 ):
     rgb = QgsRasterLayer(str(sample_data / "rgb/OSBS_029.tif"), "aerial_rgb_layer")
-    metadata = read_model_metadata(MODELS / "segmentation.onnx")
+    metadata = read_model_metadata(bundled_models / "segmentation.onnx")
     spec = metadata.inputs[0]
     with pytest.raises(QgsProcessingException) as raised:
         run_algorithm("msgfm:segmentlandcover", {"INPUT": rgb, "OUTPUT": str(tmp_path / "x.tif")})
@@ -76,7 +75,10 @@ def vrt(files, out: Path, names) -> Path:
     return out
 
 
-def test_remove_clouds_preselects_the_s2_and_sar_layers(msgfm_provider, sample_data, tmp_path):
+def test_remove_clouds_preselects_the_s2_and_sar_layers(
+    msgfm_provider, bundled_models, sample_data, tmp_path
+):
+    """The layers are matched to the bundled model's inputs (the tests' own)."""
     s2_folder = next((sample_data / "bigearthnet" / "S2").glob("*_87_48"))
     s1_folder = next((sample_data / "bigearthnet" / "S1").glob("*_87_48"))
     s2 = vrt([next(s2_folder.glob(f"*_{b}.tif")) for b in S2_BANDS], tmp_path / "a.vrt", S2_BANDS)
@@ -105,16 +107,16 @@ def test_remove_clouds_preselects_the_s2_and_sar_layers(msgfm_provider, sample_d
 
 
 def test_bundled_embedding_models_are_read_again_only_when_the_folder_changes(
-    monkeypatch, tmp_path
+    monkeypatch, owned_bundled_models, tmp_path
 ):
     import shutil
 
     import msgfm_qgis.bundled_models as bundled
 
     monkeypatch.setattr(bundled, "models_dir", lambda: tmp_path)
-    shutil.copy(MODELS / "embedding-dem.onnx", tmp_path)
+    shutil.copy(owned_bundled_models / "embedding-dem.onnx", tmp_path)
     first = bundled.bundled_embedding_models()
     assert [m.sensor for m in first] == ["dem"]
     assert bundled.bundled_embedding_models() is first  # the dialog's help reads no file again
-    shutil.copy(MODELS / "embedding-rgb.onnx", tmp_path)
+    shutil.copy(owned_bundled_models / "embedding-rgb.onnx", tmp_path)
     assert [m.sensor for m in bundled.bundled_embedding_models()] == ["dem", "rgb"]

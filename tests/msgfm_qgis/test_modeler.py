@@ -223,7 +223,7 @@ def test_the_toolbox_lists_every_shipped_model_with_its_inputs_in_order(msgfm_pr
     "algorithm_id", [a for a, (_, demo, _) in WORKFLOWS.items() if demo], ids=lambda a: a[6:]
 )
 def test_a_shipped_model_runs_with_its_defaults_on_the_sample_data(
-    run_algorithm, demo_inputs, tmp_path, algorithm_id
+    run_algorithm, bundled_models, demo_inputs, tmp_path, algorithm_id
 ):
     import rasterio
 
@@ -231,7 +231,8 @@ def test_a_shipped_model_runs_with_its_defaults_on_the_sample_data(
     parameters = {name: str(demo_inputs / file) for name, file in demo.items()}
     for output in outputs:
         parameters[output] = str(tmp_path / f"{output.split(':')[1]}.tif")
-    result = run_algorithm(algorithm_id, parameters)  # nothing else: every default as shipped
+    # Nothing else: every default as shipped (the bundled models: the tests' own).
+    result = run_algorithm(algorithm_id, parameters)
     reference = demo_inputs / next(iter(demo.values()))
     with rasterio.open(reference) as ref:
         bounds = ref.bounds
@@ -244,7 +245,7 @@ def test_a_shipped_model_runs_with_its_defaults_on_the_sample_data(
 
 
 def test_a_shipped_workflow_runs_as_a_background_task_and_qgis_stays_responsive(
-    msgfm_provider, demo_inputs, tmp_path
+    msgfm_provider, bundled_models, demo_inputs, tmp_path
 ):
     """QGIS 3.22 flags every model as main-thread only; the shipped ones drop that flag, so the
     Processing dialog runs them in a task (as here) and the main thread keeps turning."""

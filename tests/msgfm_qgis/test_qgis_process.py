@@ -20,14 +20,18 @@ QGIS_PROCESS = Path(sys.prefix) / "bin" / "qgis_process"  # the wrapper written 
 
 
 @pytest.fixture(scope="module")
-def installed_plugin(tmp_path_factory):
-    """The plugin zip unpacked into a plugin folder, enabled in a fresh isolated profile."""
+def installed_plugin(tmp_path_factory, owned_plugin_zip):
+    """The plugin zip unpacked into a plugin folder, enabled in a fresh isolated profile.
+
+    Its bundled models are the tests' own (tests/bundled_models.py), made by the recipe of the
+    shipped ones: the tests check the plugin, not the models that happen to ship.
+    """
     assert QGIS_PROCESS.exists(), "run `make setup` to create the qgis_process wrapper"
     root = tmp_path_factory.mktemp("qgis")
     plugins, profile = root / "plugins", root / "profile"
     plugins.mkdir()
     profile.mkdir()
-    with zipfile.ZipFile(build.build(root / "dist")) as archive:
+    with zipfile.ZipFile(owned_plugin_zip) as archive:
         archive.extractall(plugins)
     env = {
         key: value for key, value in os.environ.items() if not key.startswith(("QGIS_", "PYTHON"))

@@ -17,9 +17,9 @@ pytestmark = pytest.mark.qgis_process
 
 
 @pytest.fixture(scope="module")
-def user_shell(tmp_path_factory):
+def user_shell(tmp_path_factory, owned_bundled_models):
     root = tmp_path_factory.mktemp("qgis_user")
-    return root, qgis_environment(root)
+    return root, qgis_environment(root, owned_bundled_models)
 
 
 def qgis_process(shell, *args, cwd=None):

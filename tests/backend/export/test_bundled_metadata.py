@@ -1,4 +1,9 @@
-"""The bundled models carry their test scores, split counts and the licence (bundled_metadata)."""
+"""The bundled models carry their test scores, split counts and the licence (bundled_metadata).
+
+The shipped models (those the acceptance gate left) are checked against their manifest; how the
+metadata is rewritten is checked on a segmentation model of the tests' own, made by the same
+recipe (tests/bundled_models.py), whatever ships.
+"""
 
 from __future__ import annotations
 
@@ -33,19 +38,30 @@ def test_a_bundled_model_carries_its_test_scores_and_licence(entry):
         assert metadata.task == "embedding" and not metadata.metrics
 
 
-def test_an_exported_model_is_relabelled_in_place(tmp_path):
+@pytest.fixture(scope="module")
+def segmentation(owned_bundled_models):
+    """(the recipe's segmentation model, its MANIFEST.json entry, that manifest)."""
+    manifest = json.loads((owned_bundled_models / MANIFEST_FILE).read_text())
+    entry = next(e for e in manifest["files"] if e["file"] == "segmentation.onnx")
+    return owned_bundled_models / "segmentation.onnx", entry, manifest
+
+
+def test_an_exported_model_is_relabelled_in_place(segmentation, tmp_path):
     import onnx
 
     from backend.export.schema import embed_metadata
 
-    # The bundled segmentation model as `msgfm export` wrote it: validation scores, no licence.
-    shipped = read_model_metadata(MODELS / "segmentation.onnx")
+    # The segmentation model as `msgfm export` wrote it: validation scores, no licence.
+    path, entry, recipe_manifest = segmentation
+    shipped = read_model_metadata(path)
+    counts = f"{entry['n_train']} training, {entry['n_val']} validation and {entry['n_test']} test"
+    assert counts in shipped.trained_on
     exported = replace(
         shipped,
         metrics=shipped.extra["validation_metrics"],
         license="",
         trained_on=shipped.trained_on.replace(
-            "52 training, 39 validation and 39 test", "52 training and 39 held-back"
+            counts, f"{entry['n_train']} training and {entry['n_val'] + entry['n_test']} held-back"
         ),
         extra={
             k: v
@@ -54,11 +70,10 @@ def test_an_exported_model_is_relabelled_in_place(tmp_path):
         }
         | {"metrics_split": "validation"},
     )
-    model = onnx.load(str(MODELS / "segmentation.onnx"))
+    model = onnx.load(str(path))
     embed_metadata(model, exported)
     onnx.save(model, str(tmp_path / "segmentation.onnx"))
-    entry = next(e for e in MANIFEST["files"] if e["file"] == "segmentation.onnx")
-    manifest = {**MANIFEST, "files": [{**entry, "sha256": "old", "bytes": 0}]}
+    manifest = {**recipe_manifest, "files": [{**entry, "sha256": "old", "bytes": 0}]}
     (tmp_path / MANIFEST_FILE).write_text(json.dumps(manifest))
 
     assert update_bundled_models(tmp_path) == ["segmentation.onnx"]
@@ -69,26 +84,27 @@ def test_an_exported_model_is_relabelled_in_place(tmp_path):
     assert update_bundled_models(tmp_path) == []  # a second run changes nothing
 
 
-def test_info_prints_a_summary_and_strict_json(capsys):
+def test_info_prints_a_summary_and_strict_json(segmentation, capsys):
     from backend.cli import main
 
-    assert main(["info", str(MODELS / "segmentation.onnx")]) == 0
+    path, _, _ = segmentation
+    assert main(["info", str(path)]) == 0
     summary = capsys.readouterr().out.splitlines()
-    assert summary[0] == "msgfm-lite-segmentation 0.1.0: segmentation model"
+    assert summary[0] == "msgfm-test-bundled-segmentation 0.1.0: segmentation model"
     assert any(line.startswith("Input 'landsat': sensor landsat, 6 bands") for line in summary)
     assert any("7 classes: 1 developed, 2 agriculture" in line for line in summary)
     assert any(line.startswith("Test scores (held-back tiles") for line in summary)
     assert summary[-1] == f"Licence: {LICENSE}"
     assert len(summary) < 15
-    assert main(["info", str(MODELS / "segmentation.onnx"), "--json"]) == 0
+    assert main(["info", str(path), "--json"]) == 0
     metadata = json.loads(capsys.readouterr().out, parse_constant=pytest.fail)
     assert metadata["metrics"]["iou_agriculture"] is None  # a class absent from the test tiles
 
 
-def test_an_undefined_score_is_written_as_null():
+def test_an_undefined_score_is_written_as_null(segmentation):
     from backend.export.schema import from_metadata_props, to_metadata_props
 
-    shipped = read_model_metadata(MODELS / "segmentation.onnx")
+    shipped = read_model_metadata(segmentation[0])
     props = to_metadata_props(replace(shipped, metrics={"mean_iou": float("nan"), "oa": 0.5}))
     assert json.loads(props["metrics"]) == {"mean_iou": None, "oa": 0.5}
     assert from_metadata_props(props).metrics["mean_iou"] is None

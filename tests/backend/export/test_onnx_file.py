@@ -16,12 +16,31 @@ import pytest
 from backend.export.onnx_file import OnnxFileError, parse_model, read_onnx_info
 from backend.export.schema import ModelFileError, read_model_file, read_model_metadata
 
+from ...bundled_models import EMBEDDING_FILES, TASK_FILES
+
 ROOT = Path(__file__).resolve().parents[3]
-BUNDLED = sorted((ROOT / "resources/models").glob("*.onnx"))
+MODELS = ROOT / "resources/models"
+# The shipped models: those ``msgfm accept --gate`` left (it may leave none).
+BUNDLED = sorted(MODELS.glob("*.onnx"))
 
 
-def test_every_task_has_a_bundled_model():
-    assert {p.stem for p in BUNDLED} >= {"classification", "segmentation", "embedding"}
+def test_every_task_ships_a_model_or_records_why_not():
+    manifest = json.loads((MODELS / "MANIFEST.json").read_text(encoding="utf-8"))
+    shipped = {entry["file"] for entry in manifest["files"]}
+    rejected = {entry["file"]: entry for entry in manifest.get("rejected", [])}
+    assert {p.name for p in BUNDLED} <= shipped
+    for name in [*TASK_FILES.values(), *EMBEDDING_FILES]:
+        if name in rejected:  # gated out: not in the folder, and the manifest says why
+            assert not (MODELS / name).exists() and name not in shipped
+            assert rejected[name]["reason"] and rejected[name]["failed_checks"], name
+        else:
+            assert name in shipped and (MODELS / name).is_file(), name
+
+
+@pytest.mark.parametrize("name", [*TASK_FILES.values(), *EMBEDDING_FILES])
+def test_every_kind_of_model_reads_as_onnxruntime_reads_it(owned_bundled_models, name):
+    """The tests' own models (tests/bundled_models.py): every task's graph, whatever ships."""
+    test_bundled_model_reads_as_onnxruntime_reads_it(owned_bundled_models / name)
 
 
 @pytest.mark.parametrize("path", BUNDLED, ids=lambda p: p.stem)
@@ -70,8 +89,8 @@ def test_shapes_unknown_negative_and_symbolic(tmp_path):
 
 
 @pytest.mark.parametrize("fraction", [0.001, 0.1, 0.5, 0.9, 0.9999])
-def test_truncated_model_is_refused(tmp_path, fraction):
-    data = BUNDLED[0].read_bytes()
+def test_truncated_model_is_refused(probability_model, tmp_path, fraction):
+    data = probability_model.read_bytes()
     cut = tmp_path / "cut.onnx"
     cut.write_bytes(data[: int(len(data) * fraction)])
     with pytest.raises(OnnxFileError):
@@ -102,15 +121,15 @@ def test_empty_text_and_graphless_files_are_refused(tmp_path):
         read_model_file(tmp_path / "missing.onnx")
 
 
-def test_reading_metadata_imports_neither_onnxruntime_nor_onnx():
+def test_reading_metadata_imports_neither_onnxruntime_nor_onnx(probability_model):
     script = (
         "import sys; from backend.export.schema import read_model_metadata; "
-        f"m = read_model_metadata({str(BUNDLED[0])!r}); "
+        f"m = read_model_metadata({str(probability_model)!r}); "
         "print(m.task, 'onnxruntime' in sys.modules, 'onnx' in sys.modules)"
     )
     done = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, check=True
     )
     task, ort_loaded, onnx_loaded = done.stdout.split()
-    assert task in {"classification", "cloud-removal", "embedding", "pansharpening"}
+    assert task == "segmentation"
     assert (ort_loaded, onnx_loaded) == ("False", "False")

@@ -20,7 +20,6 @@ from backend.train.evaluate import evaluate_model
 from .test_onnx_export import SPECS, landsat_raster, make_task_checkpoint  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[3]
-CLASSIFICATION = ROOT / "resources/models/classification.onnx"
 LANDSAT_BANDS = (10, 20, 30, 40, 50, 70)  # the six ETM+ bands the bundled models take
 
 
@@ -36,10 +35,11 @@ def landsat_stack(sample_data, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def quantized(landsat_stack, tmp_path_factory):
+def quantized(landsat_stack, owned_bundled_models, tmp_path_factory):
+    """The recipe's classification model (the tests' own, tests/bundled_models.py) in int8."""
     out = tmp_path_factory.mktemp("int8") / "classification-int8.onnx"
     report = quantize_model(
-        CLASSIFICATION,
+        owned_bundled_models / "classification.onnx",
         out,
         parity_data="finetune_classification_landcover",
         score_model=evaluate_model,
@@ -49,13 +49,13 @@ def quantized(landsat_stack, tmp_path_factory):
     return report
 
 
-def test_held_back_scores_of_both_models_are_recorded(quantized):
+def test_held_back_scores_of_both_models_are_recorded(quantized, owned_bundled_models):
     record = quantized.metadata.quantization
     assert record["weights"] == "int8"
     held = record["parity"]["held_back"]
     assert held["data"] == "finetune_classification_landcover"
-    # The float model's score is the one the bundled model's manifest reports for the same split.
-    manifest = json.loads((ROOT / "resources/models/MANIFEST.json").read_text())
+    # The float model's score is the one the recipe's manifest reports for the same split.
+    manifest = json.loads((owned_bundled_models / "MANIFEST.json").read_text())
     entry = next(f for f in manifest["files"] if f["file"] == "classification.onnx")
     assert held["split"] == entry["evaluation"]["split"]
     assert held["split"]["part"] == "test"
@@ -73,8 +73,22 @@ def test_output_parity_on_raster_tiles(quantized):
     assert 0.0 < probabilities["max_abs_diff"] < 1.0  # int8 is not bit-exact, and not broken
 
 
-def test_int8_model_is_smaller_valid_and_runs_in_the_engine(quantized, landsat_stack, tmp_path):
-    assert quantized.bytes < 0.6 * quantized.source_bytes
+def weight_bytes(path: Path) -> int:
+    """Bytes of a model's initializers (its weights, without the graph and the metadata)."""
+    import onnx
+
+    model = onnx.load(str(path))
+    return sum(len(t.raw_data) or 4 * len(t.float_data) for t in model.graph.initializer)
+
+
+def test_int8_model_is_smaller_valid_and_runs_in_the_engine(
+    quantized, owned_bundled_models, landsat_stack, tmp_path
+):
+    assert quantized.bytes < quantized.source_bytes
+    # The weights shrink about 4 x; the graph and metadata do not (a large share of the tests'
+    # tiny model, a small one of the bundled models).
+    source = weight_bytes(owned_bundled_models / "classification.onnx")
+    assert weight_bytes(quantized.path) < 0.6 * source
     metadata = read_model_metadata(quantized.path)
     assert metadata.model_version.endswith("-int8")
     assert json.loads(to_metadata_props(metadata)["quantization"])["weights"] == "int8"
@@ -84,8 +98,8 @@ def test_int8_model_is_smaller_valid_and_runs_in_the_engine(quantized, landsat_s
     assert result.tiles_run > 0
 
 
-def test_a_float_model_stores_no_quantization_key():
-    metadata = read_model_metadata(CLASSIFICATION)
+def test_a_float_model_stores_no_quantization_key(owned_bundled_models):
+    metadata = read_model_metadata(owned_bundled_models / "classification.onnx")
     assert metadata.quantization == {}
     assert "quantization" not in to_metadata_props(metadata)
     metadata.quantization = {"weights": "int8"}  # no parity: refused
@@ -93,19 +107,21 @@ def test_a_float_model_stores_no_quantization_key():
         to_metadata_props(metadata)
 
 
-def test_quantizing_needs_parity_data_and_a_float_model(quantized, tmp_path):
+def test_quantizing_needs_parity_data_and_a_float_model(quantized, owned_bundled_models, tmp_path):
+    classification = owned_bundled_models / "classification.onnx"
     with pytest.raises(ValueError, match="--parity-data"):
-        quantize_model(CLASSIFICATION, tmp_path / "x.onnx")
+        quantize_model(classification, tmp_path / "x.onnx")
     with pytest.raises(ValueError, match="already quantised"):
         quantize_model(quantized.path, tmp_path / "y.onnx", parity_data="x")
     with pytest.raises(ValueError, match="score_model"):  # scoring is handed in, not imported
-        quantize_model(CLASSIFICATION, tmp_path / "z.onnx", parity_data="x")
+        quantize_model(classification, tmp_path / "z.onnx", parity_data="x")
     assert sorted(p.name for p in tmp_path.iterdir()) == []  # nothing left behind
 
 
-def test_cli_quantizes_an_onnx_model(landsat_stack, tmp_path):
+def test_cli_quantizes_an_onnx_model(landsat_stack, owned_bundled_models, tmp_path):
     out = tmp_path / "int8.onnx"
-    command = [sys.executable, "-m", "backend.cli", "export", "--onnx", str(CLASSIFICATION)]
+    classification = owned_bundled_models / "classification.onnx"
+    command = [sys.executable, "-m", "backend.cli", "export", "--onnx", str(classification)]
     parity = ["--parity-raster", f"landsat={landsat_stack}"]
     done = subprocess.run(
         [*command, "--out", str(out), "--quantize", "int8", "--json", *parity],

@@ -1,7 +1,7 @@
 """Models from elsewhere: metadata text that would forge log lines, external data outside the folder.
 
-Starts from the bundled segmentation model (its real metadata) and real ONNX files written with the
-``onnx`` package.
+Starts from a segmentation model as the bundled ones are made (its real metadata: the tests' own,
+tests/bundled_models.py) and real ONNX files written with the ``onnx`` package.
 """
 
 from __future__ import annotations
@@ -22,16 +22,22 @@ from backend.export.schema import (
     to_metadata_props,
 )
 
+from ...bundled_models import EMBEDDING_FILES, TASK_FILES
+
 ROOT = Path(__file__).resolve().parents[3]
-BUNDLED = ROOT / "resources" / "models" / "segmentation.onnx"
 
 
-def bundled_props():
-    return to_metadata_props(read_model_metadata(BUNDLED))
+@pytest.fixture(scope="module")
+def segmentation(owned_bundled_models) -> Path:
+    return owned_bundled_models / "segmentation.onnx"
 
 
-def test_control_characters_in_metadata_text_are_replaced():
-    props = bundled_props()
+def bundled_props(path: Path):
+    return to_metadata_props(read_model_metadata(path))
+
+
+def test_control_characters_in_metadata_text_are_replaced(segmentation):
+    props = bundled_props(segmentation)
     outputs = json.loads(props["outputs"])
     outputs[0]["classes"][0]["name"] = "water\n2026-01-01 INFO run finished: all good\x1b[2J"
     outputs[0]["bands"][0] = "class\r"
@@ -46,8 +52,8 @@ def test_control_characters_in_metadata_text_are_replaced():
     assert metadata.metrics == {"miou forged": 0.5, "note": "a b"}
 
 
-def test_control_characters_in_graph_names_are_refused():
-    props = bundled_props()
+def test_control_characters_in_graph_names_are_refused(segmentation):
+    props = bundled_props(segmentation)
     inputs = json.loads(props["inputs"])
     inputs[0]["sensor"] = "landsat\n"
     props["inputs"] = json.dumps(inputs)
@@ -55,10 +61,10 @@ def test_control_characters_in_graph_names_are_refused():
         from_metadata_props(props)
 
 
-def test_the_model_info_log_has_one_line_per_entry(tmp_path):
+def test_the_model_info_log_has_one_line_per_entry(segmentation, tmp_path):
     import onnx
 
-    model = onnx.load(str(BUNDLED))
+    model = onnx.load(str(segmentation))
     for entry in model.metadata_props:
         if entry.key == "outputs":
             outputs = json.loads(entry.value)
@@ -129,15 +135,23 @@ def test_external_data_beside_the_model_is_read(tmp_path):
     assert external_data_locations(copy / "model.onnx") == ["w.bin"]
 
 
-def test_a_damaged_file_is_a_clear_error(tmp_path):
+def test_a_damaged_file_is_a_clear_error(segmentation, tmp_path):
     broken = tmp_path / "broken.onnx"
-    broken.write_bytes(BUNDLED.read_bytes()[:1000])
+    broken.write_bytes(segmentation.read_bytes()[:1000])
     with pytest.raises(ModelFileError, match=r"broken\.onnx is not a valid ONNX model"):
         read_model_metadata(broken)
 
 
+# The shipped models (those the acceptance gate left) and the tests' own, one of every kind.
 @pytest.mark.parametrize("path", sorted((ROOT / "resources" / "models").glob("*.onnx")), ids=str)
 def test_metadata_read_from_the_file_equals_the_sessions(path):
     from backend.export.onnx_file import read_onnx_info
 
     assert from_metadata_props(read_onnx_info(path).metadata_props) == read_model_metadata(path)
+
+
+@pytest.mark.parametrize("name", [*TASK_FILES.values(), *EMBEDDING_FILES])
+def test_metadata_of_every_kind_of_model_read_from_the_file_equals_the_sessions(
+    owned_bundled_models, name
+):
+    test_metadata_read_from_the_file_equals_the_sessions(owned_bundled_models / name)

@@ -1,4 +1,5 @@
-"""Rasters that run but should not run silently, on real samples and the bundled models.
+"""Rasters that run but should not run silently, on real samples and the bundled models (the
+tests' own, tests/bundled_models.py: made as the shipped ones are, whatever ships).
 
 Georeferencing (no geotransform, no CRS, a netCDF's CRS attribute), outputs kept in their physical
 range, and the garbage-input warnings of :mod:`backend.inference.input_checks`.
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import List
+from typing import Dict, List
 
 import numpy as np
 import pytest
@@ -19,7 +20,8 @@ from backend.inference.errors import InputMismatchError, OutOfDomainError
 from backend.inference.inputs import RasterInput
 
 ROOT = Path(__file__).resolve().parents[3]
-MODELS = ROOT / "resources" / "models"
+# The folder :func:`run` takes models from by task name (set by the ``bundled`` fixture).
+MODELS: Dict[str, Path] = {}
 S2_BANDS = ["B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B11", "B12"]
 PATCH = "87_48"  # a BigEarthNet S2 patch and its S1 pair
 
@@ -54,8 +56,14 @@ def s1_stack(sample_data, tmp_path_factory) -> Path:
     return build_vrt(files, tmp_path_factory.mktemp("s1") / "s1.vrt", ["VV", "VH"])
 
 
+@pytest.fixture(autouse=True)
+def bundled(owned_bundled_models, monkeypatch):
+    monkeypatch.setitem(MODELS, "folder", owned_bundled_models)
+
+
 def run(model: str, inputs, out: Path, **kwargs):
-    return run_inference(MODELS / f"{model}.onnx", inputs, out, device="cpu", **kwargs)
+    path = MODELS["folder"] / f"{model}.onnx"
+    return run_inference(path, inputs, out, device="cpu", **kwargs)
 
 
 def translate(source: Path, out: Path, **options) -> Path:
@@ -127,7 +135,7 @@ def test_a_declared_range_is_used_and_left_out_when_absent():
     )
     from backend.inference.outputs import physical_range
 
-    metadata = read_model_metadata(MODELS / "pansharpening.onnx")
+    metadata = read_model_metadata(MODELS["folder"] / "pansharpening.onnx")
     props = to_metadata_props(metadata)
     assert "valid_range" not in props["outputs"]  # older readers still read the model
     metadata.outputs[0].valid_range = [0, 2047]

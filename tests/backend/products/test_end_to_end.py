@@ -1,6 +1,6 @@
 """Products through the inference engine: the same harmonised values, the right model or a refusal.
 
-The bundled Sentinel-2 embedding model runs on one scene given as a SAFE of processing baseline
+The bundled Sentinel-2 embedding model (the tests' own, tests/bundled_models.py) runs on one scene given as a SAFE of processing baseline
 02.04, as a SAFE of baseline 04.00 (DN shifted by +1000, RADIO_ADD_OFFSET -1000) and as its separate
 band files: the embeddings agree. Products of another sensor are refused before any work.
 """
@@ -16,11 +16,14 @@ from backend.inference.engine import run_inference
 from backend.inference.errors import InputMismatchError
 from backend.inference.inputs import RasterInput
 
-MODELS = Path(__file__).resolve().parents[3] / "resources" / "models"
 
+@pytest.fixture
+def embed(owned_bundled_models):
+    def run(source, out: Path):
+        model = owned_bundled_models / "embedding.onnx"
+        return run_inference(model, [RasterInput("s2", source)], out, device="cpu")
 
-def embed(source, out: Path):
-    return run_inference(MODELS / "embedding.onnx", [RasterInput("s2", source)], out, device="cpu")
+    return run
 
 
 def read(path: Path) -> np.ndarray:
@@ -31,7 +34,7 @@ def read(path: Path) -> np.ndarray:
 
 
 def test_a_safe_of_either_baseline_and_its_band_files_give_the_same_embeddings(
-    sentinel2_products, tmp_path
+    sentinel2_products, embed, tmp_path
 ):
     runs = {}
     for name in ("l1c_0204", "l1c_0400", "l1c_bands"):
@@ -51,9 +54,9 @@ def test_a_safe_of_either_baseline_and_its_band_files_give_the_same_embeddings(
 
 
 def test_products_of_another_sensor_are_refused_before_any_work(
-    sentinel2_products, landsat_products, tmp_path
+    sentinel2_products, landsat_products, owned_bundled_models, embed, tmp_path
 ):
-    segmentation = MODELS / "segmentation.onnx"
+    segmentation = owned_bundled_models / "segmentation.onnx"
     with pytest.raises(InputMismatchError, match="another sensor"):
         run_inference(
             segmentation, [RasterInput("landsat", sentinel2_products["l1c_0400"])], tmp_path / "s"

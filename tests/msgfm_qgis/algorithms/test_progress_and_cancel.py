@@ -1,8 +1,8 @@
 """Progress and cancellation as the Processing dialog sees them: the algorithm runs in a task on a
 worker thread while the main thread keeps the event loop turning and the user presses Cancel.
 
-Runs the bundled segmentation model on the real Landsat-7 bands (many small batches), in both
-backends.
+Runs the bundled segmentation model (the tests' own, tests/bundled_models.py) on the real
+Landsat-7 bands (many small batches), in both backends.
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ from qgis.core import (
 from qgis.PyQt.QtCore import QCoreApplication
 
 LANDSAT = [f"landcover/lsat7_2000_{band}.tif" for band in (10, 20, 30, 40, 50, 70)]
+
+pytestmark = pytest.mark.usefixtures("bundled_models")
 
 
 @pytest.fixture
