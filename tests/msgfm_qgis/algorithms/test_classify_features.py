@@ -14,6 +14,9 @@ from ...embedtools_scenes import make_scenes
 from .conftest import RecordingFeedback
 from .test_embedding_tools import APPLY, CLASSIFY, pixel_values, read_band
 
+# The tests' own bundled embedding models (tests/bundled_models.py), as a fresh install has them.
+pytestmark = pytest.mark.usefixtures("bundled_models_for_module")
+
 
 @pytest.fixture(scope="module")
 def scenes(sample_data, tmp_path_factory):
