@@ -21,12 +21,17 @@ format: setup
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
+# One pytest worker per core, at most 4 (pytest-xdist): the tests wait on QGIS and subprocesses a lot.
+# Each test file runs whole, in order, on one worker (module fixtures such as the doc examples'
+# scratch copy, where one block enables the plugin for the next, stay as they are run alone).
+PYTEST_WORKERS ?= -n auto --maxprocesses 4 --dist loadfile
+
 test: lint data
-	$(PY) -m pytest
+	$(PY) -m pytest $(PYTEST_WORKERS)
 
 # The unit tests only: offline, without the sample data (synthetic fixtures from tests/data/).
 test-unit: lint
-	$(PY) -m pytest -m "not integration"
+	$(PY) -m pytest $(PYTEST_WORKERS) -m "not integration"
 
 build: setup
 	$(PY) build.py

@@ -66,7 +66,7 @@ install_python_packages() {
     "$VENV/bin/python" -m pip uninstall -y -q "$other" >/dev/null 2>&1 || true
     log "installing pinned Python packages ($ort)"
     # The venv's own pip is kept (Debian's pip 23.0): pip >= 24.1 refuses solaris' sample-data wheel.
-    pip_install torch "$ort" onnx safetensors tqdm pytest pytest-qgis ruff
+    pip_install torch "$ort" onnx safetensors tqdm pytest pytest-qgis pytest-xdist ruff
     pip_install --no-deps --no-build-isolation --config-settings editable_mode=compat -e "$ROOT"
 }
 

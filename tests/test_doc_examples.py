@@ -42,6 +42,8 @@ BUDGETS = {
 # What an example names as its result, checked to exist after it ran.
 RESULT = re.compile(r"(?:OUTPUT=|--out |land_cover=|scene_classes=)(\S+)")
 
+# The examples run in order in one scratch copy (a block enables the plugin for the next ones):
+# make test keeps a test file on one worker (pytest-xdist `--dist loadfile`).
 pytestmark = [pytest.mark.qgis_process, pytest.mark.slow]
 
 
