@@ -22,9 +22,11 @@ format: setup
 	$(VENV)/bin/ruff check --fix .
 
 # One pytest worker per core, at most 4 (pytest-xdist): the tests wait on QGIS and subprocesses a lot.
-# Each test file runs whole, in order, on one worker (module fixtures such as the doc examples'
-# scratch copy, where one block enables the plugin for the next, stay as they are run alone).
-PYTEST_WORKERS ?= -n auto --maxprocesses 4 --dist loadfile
+# The suite runs in one process. `make test PYTEST_WORKERS="-n 2 --dist loadfile"` spreads the test
+# files over pytest-xdist workers (about 11 min instead of 20 here), but a worker crashed once in
+# QgsApplication.processEvents() while a background task ran (test_input_warnings.py): not yet
+# reliable enough to be the default.
+PYTEST_WORKERS ?=
 
 test: lint data
 	$(PY) -m pytest $(PYTEST_WORKERS)
