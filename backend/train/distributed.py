@@ -100,6 +100,9 @@ class DistributedContext:
             import torch.distributed as dist
 
             if dist.is_initialized():
+                # Leave together: a rank tearing gloo down while another still talks to it can
+                # abort at exit ("terminate called without an active exception", seen once).
+                dist.barrier()
                 dist.destroy_process_group()
 
     def say(self, message: str) -> None:
