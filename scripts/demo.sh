@@ -12,7 +12,10 @@ OUT="${MSGFM_DEMO_OUT:-$ROOT/demo_output}"
 VERSION="$(sed -n 's/^version=//p' "$ROOT/metadata.txt")"
 ZIP="${MSGFM_DEMO_ZIP:-$ROOT/dist/msgfm_qgis-$VERSION.zip}"
 
-rm -rf "$OUT/qgis"
+# What an earlier demo wrote goes first: the contact sheet shows this run's outputs only (a model
+# gated out since must not appear through its old output).
+rm -rf "$OUT/qgis" "$OUT/inputs"
+rm -f "$OUT"/*.tif "$OUT"/*.tif.aux.xml "$OUT"/*.gpkg "$OUT"/*.json "$OUT/contact_sheet.png"
 mkdir -p "$OUT/qgis/plugins" "$OUT/qgis/profile"
 (cd "$OUT/qgis/plugins" && python3 -m zipfile -e "$ZIP" .)
 export QGIS_CUSTOM_CONFIG_PATH="$OUT/qgis/profile" QGIS_PLUGINPATH="$OUT/qgis/plugins"
