@@ -595,14 +595,19 @@ def _by_count(
 
 
 def choose_sensor(
-    facts: RasterFacts, sensors: Sequence[str], requested: Optional[str] = None
+    facts: RasterFacts,
+    sensors: Optional[Sequence[str]] = None,
+    requested: Optional[str] = None,
 ) -> str:
-    """The one of ``sensors`` (e.g. those with a bundled embedding model) the raster is.
+    """The one of ``sensors`` (e.g. those with a bundled embedding model) the raster is; with
+    ``sensors`` None, the one of the whole registry (a reading with no model: bands only).
 
     Raises:
         BandMatchError: none fits (the message says what the raster looks like and which sensors
             there are), or two fit equally (the message lists them and asks for the sensor).
     """
+    registry = sensors is None
+    sensors = list(SENSORS) if sensors is None else list(sensors)
     available = ", ".join(f"'{s}'" for s in sensors) or "none"
     if requested:
         if requested not in sensors:
@@ -627,6 +632,12 @@ def choose_sensor(
             )
         else:
             what = f"has {facts.count} band(s) ({facts.describe_names()}) that fit no known sensor"
+        if registry:
+            raise BandMatchError(
+                f"{facts.label} {what}; msGFM knows no such sensor (it knows: {available}). "
+                "Choose the sensor in the advanced 'Sensor' parameter if the raster is one of "
+                "these, or give the raster band names of one"
+            )
         raise BandMatchError(
             f"{facts.label} {what}; there is no model for it (models for: {available}). Choose "
             "the sensor in the advanced 'Sensor' parameter if the raster is one of these, or a "

@@ -71,9 +71,23 @@ def help_note(task: str) -> str:
         f"{html.escape(metadata.model_version)}): takes {html.escape(describe_inputs(metadata))}, "
         f"in {metadata.tile_size} px tiles.{trained} "
         "It works only on such imagery. For other imagery (RGB photos, other satellites), "
-        "choose a model trained on it in 'msGFM model', train one with msGFM > Finetune, or use "
-        "the msGFM embedding tools (Extract embeddings and the Embeddings group), which have a "
-        "bundled model for each sensor msGFM knows and need only a few of your own examples."
+        "choose a model trained on it in 'msGFM model', train one with msGFM > Finetune, or "
+        f"{few_shot_tools()}."
+    )
+
+
+def few_shot_tools() -> str:
+    """The Embeddings tools a user can map with from a few examples, as the bundle allows."""
+    sensors = ", ".join(m.sensor for m in bundled_embedding_models())
+    if not sensors:
+        return (
+            "use msGFM > Classify with examples on the pixel's bands (no model needed; a few of "
+            "your own examples)"
+        )
+    return (
+        "use the msGFM embedding tools (Extract embeddings and the Embeddings group), which have "
+        f"a bundled model for each of the sensors {sensors} and need only a few of your own "
+        "examples"
     )
 
 
@@ -100,8 +114,14 @@ def embedding_models_note() -> str:
     found = bundled_embedding_models()
     if not found:
         return (
-            "\n\n<b>Bundled models</b>: none is installed; choose an embedding model (.onnx) in "
-            "'msGFM model'."
+            "\n\n<b>Bundled models</b>: none. No embedding model passed the acceptance checks on "
+            "real labelled scenes it never saw (docs/acceptance.md), so none ships with the "
+            "plugin, and this algorithm refuses to run the encoder without one. Get one: export "
+            "an embedding model (.onnx) from a pretraining checkpoint with <code>msgfm export "
+            "--checkpoint CHECKPOINT --sensor SENSOR</code> (or msGFM > Export model to ONNX) and "
+            "choose it as the model; or, to map your own classes, train a model on your labels "
+            "with msGFM > Finetune, or use Classify with examples on the pixel's bands only, "
+            "which needs no model."
         )
     listed = "".join(
         f"\n- {html.escape(m.path.name)} ({html.escape(m.metadata.model_name)}): "
@@ -125,10 +145,8 @@ def alternatives(model_path: str | Path) -> str:
     """The advice for a layer that cannot feed the model at ``model_path``."""
     bundled = Path(model_path).resolve().parent == models_dir().resolve()
     which = "the bundled model" if bundled else "this model"
-    sensors = ", ".join(m.sensor for m in bundled_embedding_models())
     return (
         f"{which} cannot use this layer. Instead: choose a model trained on this imagery in "
-        "'msGFM model', train one on your own labels with msGFM > Finetune, or use the msGFM "
-        "embedding tools (Extract embeddings and the Embeddings group), which have a bundled "
-        f"model for each of the sensors {sensors} and need only a few of your own examples"
+        "'msGFM model', train one on your own labels with msGFM > Finetune, or "
+        f"{few_shot_tools()}"
     )

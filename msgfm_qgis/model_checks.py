@@ -65,6 +65,19 @@ def resolve_model_path(chosen: str, task: str) -> str:
     return str(default)
 
 
+def no_embedding_model(model_label: str) -> str:
+    """Why an algorithm that runs the encoder cannot run without a chosen model, and what to do."""
+    return tr(
+        "There is no bundled embedding model: none passed the acceptance checks on real labelled "
+        "scenes it never saw (docs/acceptance.md), so none ships with the plugin, and this "
+        "algorithm runs the encoder. Get one: export an embedding model (.onnx) from a "
+        "pretraining checkpoint with `msgfm export --checkpoint CHECKPOINT --sensor SENSOR` (or "
+        "msGFM > Export model to ONNX) and choose it in '{}'; or, to map your own classes, train "
+        "a model on your labels with msGFM > Finetune, or use Classify with examples on the "
+        "pixel's bands only, which needs no model."
+    ).format(tr(model_label))
+
+
 def read_metadata(model_path: str) -> Any:
     """The model's validated metadata; a corrupt or foreign file is a user-readable error.
 
@@ -186,29 +199,29 @@ def choose_bands(
     """
     from backend.sensor_resolver import BandMatchError, BandOrderError, bands_for
 
-    product = product_source(layer)
-    if product and chosen:
-        # The layer shows one resolution's subdataset, but the run reads the whole product.
-        raise QgsProcessingException(
-            tr(
-                "Layer '{}' is one subdataset of a Sentinel-2 product ({}): the run reads the "
-                "whole product (every band, resampled onto its 10 m grid) and takes the model's "
-                "bands by name, so band numbers of this subdataset would pick other bands. Leave "
-                "'{}' empty"
-            ).format(layer.name(), product.split(":")[-2], bands_label)
-        )
     facts = layer_facts(layer)
-    if chosen and facts.count != layer.bandCount():
-        # One band file of a set (T33UUU_..._B04.jp2 beside its siblings) is read as the set.
+    product = product_source(layer)
+    if chosen and (product or facts.count != layer.bandCount()):
+        # The layer shows part of what the run reads: one resolution's subdataset of a Sentinel-2
+        # product (the run reads the whole product), or one band file of a set (T33UUU_..._B04.jp2
+        # beside its siblings, read as the set). Band numbers of the layer mean other bands there.
+        if product:
+            why = tr(
+                "it is one subdataset of a Sentinel-2 product ({}), and the run reads the whole "
+                "product (every band, resampled onto its 10 m grid)"
+            ).format(product.split(":")[-2])
+        else:
+            why = tr("it is one band file of a set, and the run reads the whole set")
         raise QgsProcessingException(
             tr(
-                "Layer '{}' has {} band(s) but is read as {} bands ({}): band numbers of this "
-                "layer would pick other bands. Leave '{}' empty: the bands are taken by name"
+                "Layer '{}' has {} band(s) but is read as {} bands ({}): {}. Band numbers of "
+                "this layer would pick other bands. Leave '{}' empty: the bands are taken by name"
             ).format(
                 layer.name(),
                 layer.bandCount(),
                 facts.count,
                 ", ".join(band.name for band in facts.bands),
+                why,
                 bands_label,
             )
         )

@@ -5,10 +5,11 @@ One set of labels maps many scenes: ``msgfm:classifywithexamples`` saves the cla
 it was fitted on (name, version, SHA-256 of the .onnx file, sensor, bands, stride, features),
 because the classifier's weights mean nothing on another encoder's features; applying it with
 another encoder is refused. A classifier fitted on the pixel's bands only needs no encoder: the
-file holds the input's sensor, bands and band normalisation (version 2), which is all it needs.
+file holds the input's sensor, bands and band normalisation (``input``), which is all it needs.
 
 Versions: 1 (encoder features; logistic or k-NN), 2 (adds ``input``, ``features`` and the random
-forest). Version 1 files still load.
+forest), 3 (``encoder`` is null for a classifier on the bands only: they are read as the sensor
+registry says, with no model file). Version 1 and 2 files still load.
 """
 
 from __future__ import annotations
@@ -23,12 +24,13 @@ import numpy as np
 from ..class_colours import class_colours
 from ..export.schema import InputSpec, ModelMetadata
 from ..files import sha256_file, write_text_atomically
+from .bands_only import reading_metadata
 from .classifier import FittedClassifier, LogisticRegression, NearestNeighbours, Standardizer
 from .features import FeatureLayout, embedding_stride
 from .forest import RandomForest
 
 FORMAT = "msgfm-classifier"
-VERSION = 2
+VERSION = 3
 # What a pixel's feature vector is made of (the tools' FEATURES choice).
 BANDS_ONLY = "bands"
 EMBEDDING_AND_BANDS = "embedding+bands"
@@ -90,7 +92,8 @@ class ClassInfo:
 class ClassifierFile:
     """Everything needed to apply a classifier to another scene."""
 
-    encoder: EncoderIdentity
+    # The encoder whose features it takes; None for a classifier on the bands only (version 3).
+    encoder: Optional[EncoderIdentity]
     classes: List[ClassInfo]
     layout: FeatureLayout
     method: str
@@ -114,7 +117,7 @@ class ClassifierFile:
     def from_fitted(
         cls,
         fitted: FittedClassifier,
-        encoder: EncoderIdentity,
+        encoder: Optional[EncoderIdentity],
         classes: List[ClassInfo],
         layout: FeatureLayout,
         examples: Dict[str, Any],
@@ -170,15 +173,7 @@ class ClassifierFile:
                 "the classifier file names no input bands (written by an older msGFM): apply it "
                 "with the embedding model it was fitted with"
             )
-        return ModelMetadata(
-            task="embedding",
-            inputs=[InputSpec(**self.input)],
-            outputs=[],
-            tile_size=1,
-            default_overlap=0.0,
-            model_name=self.encoder.model_name,
-            model_version=self.encoder.model_version,
-        )
+        return reading_metadata(InputSpec(**self.input))
 
     def check_input(self, metadata: ModelMetadata) -> None:
         """Refuse a model whose input reads the bands otherwise than the classifier was fitted on
@@ -190,8 +185,8 @@ class ClassifierFile:
         if any(spec[k] != self.input[k] for k in keys):
             raise ClassifierFileError(
                 f"the classifier was fitted on the {self.input['sensor']} bands "
-                f"{', '.join(self.input['bands'])} normalised as '{self.encoder.model_name}' "
-                f"normalises them, but the model chosen ('{metadata.model_name}') reads "
+                f"{', '.join(self.input['bands'])} with the normalisation the file records, but "
+                f"the model chosen ('{metadata.model_name}') reads "
                 f"{spec['sensor']} bands {', '.join(spec['bands'])} with another normalisation: "
                 "leave the model empty (a classifier on the bands only needs none)"
             )
@@ -204,6 +199,11 @@ class ClassifierFile:
         """
         other = EncoderIdentity.of(model_path, metadata)
         mine = self.encoder
+        if mine is None:
+            raise ClassifierFileError(
+                "the classifier was fitted on the pixel's bands only and needs no embedding "
+                "model: leave the model empty"
+            )
         if (other.sensor, other.bands, other.stride, other.channels) != (
             mine.sensor,
             mine.bands,
@@ -258,8 +258,9 @@ class ClassifierFile:
                 f"{data['version']}); update the msGFM plugin"
             )
         try:
+            encoder = data["encoder"]
             loaded = cls(
-                encoder=EncoderIdentity(**data["encoder"]),
+                encoder=None if encoder is None else EncoderIdentity(**encoder),
                 classes=[ClassInfo(**c) for c in data["classes"]],
                 layout=FeatureLayout(**data["layout"]),
                 method=data["method"],
@@ -274,6 +275,13 @@ class ClassifierFile:
             raise ClassifierFileError(
                 f"{path.name} is an incomplete classifier file ({exc})"
             ) from None
+        if loaded.encoder is None and (loaded.needs_encoder or loaded.input is None):
+            raise ClassifierFileError(
+                f"{path.name} names no embedding model but holds a classifier of "
+                f"{loaded.layout.embedding} embedding features"
+                f"{'' if loaded.input is not None else ' and no input bands'}: the file was "
+                "edited; save it again with msGFM > Classify with examples"
+            )
         if data.get("features", loaded.features) != loaded.features:
             raise ClassifierFileError(
                 f"{path.name} says its features are '{data['features']}' but holds a classifier "

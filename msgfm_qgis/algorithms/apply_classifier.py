@@ -77,6 +77,17 @@ class ApplyClassifierAlgorithm(EmbeddingToolAlgorithm):
             ).format(encoder.describe())
         )
 
+    def needs_encoder(self, parameters, context) -> bool:
+        from backend.embedtools import classifier_file as files
+
+        try:
+            saved = files.ClassifierFile.load(
+                self.parameterAsFile(parameters, self.CLASSIFIER, context)
+            )
+        except files.ClassifierFileError:
+            return False  # run_tool says what is wrong with the file
+        return saved.needs_encoder
+
     def run_tool(self, parameters, context, feedback, staging, copies) -> Dict:
         from backend.embedtools import classifier_file as files
 

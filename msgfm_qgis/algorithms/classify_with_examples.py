@@ -176,6 +176,16 @@ class ClassifyWithExamplesAlgorithm(EmbeddingToolAlgorithm):
         )
         self.addOutput(QgsProcessingOutputString(self.CHOSEN_METHOD, "Classifier chosen"))
 
+    def needs_encoder(self, parameters, context) -> bool:
+        try:
+            kind = features_choice(
+                self.given_enum(parameters, self.FEATURES, context),
+                self.given_boolean(parameters, self.PIXEL_BANDS, context),
+            )
+        except ValueError:
+            return False  # run_tool says what contradicts what
+        return kind != "bands"
+
     def run_tool(self, parameters, context, feedback, staging, copies) -> Dict:
         from backend.embedtools import classifier, maps
         from backend.embedtools import classifier_file as files
@@ -251,7 +261,7 @@ class ClassifyWithExamplesAlgorithm(EmbeddingToolAlgorithm):
         if classifier_path:
             saved = files.ClassifierFile.from_fitted(
                 fitted,
-                files.EncoderIdentity.of(model_path, metadata),
+                files.EncoderIdentity.of(model_path, metadata) if kind != "bands" else None,
                 classes,
                 features.layout,
                 {

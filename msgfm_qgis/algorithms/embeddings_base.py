@@ -3,7 +3,8 @@
 Each algorithm first computes the input's embeddings with the bundled embedding model for its
 sensor (or the chosen one), in QGIS or in the worker subprocess like every analysis algorithm (tiled,
 blended, nodata-aware, cancellable), then builds its map from them at the input's resolution with
-:mod:`backend.embedtools` (numpy only, in QGIS's own Python).
+:mod:`backend.embedtools` (numpy only, in QGIS's own Python). A classifier on the pixel's bands only
+runs no encoder and needs no model file: the sensor registry says how to read the bands.
 """
 
 from __future__ import annotations
@@ -30,9 +31,16 @@ from qgis.core import (
     QgsStyle,
 )
 
+from ..bundled_models import bundled_embedding_models
 from ..dependencies import require_onnxruntime
 from ..layers import raster_file
-from ..model_checks import check_task, choose_bands, read_metadata
+from ..model_checks import (
+    check_task,
+    choose_bands,
+    layer_facts,
+    no_embedding_model,
+    read_metadata,
+)
 from ..progress_bar import move_bar
 from ..runner import BACKENDS, CANCELLED, run_job
 from ..styling import apply_on_load, class_style
@@ -147,10 +155,21 @@ class EmbeddingToolAlgorithm(ModelInferenceAlgorithm):
     def run_tool(self, parameters, context, feedback, staging: Path, copies: Path) -> Dict:
         raise NotImplementedError
 
+    def needs_encoder(self, parameters, context) -> bool:
+        """Whether this run computes embeddings (then it needs an embedding model)."""
+        return True
+
     # The run ----------------------------------------------------------------------------------
 
     def processAlgorithm(self, parameters, context, feedback):
         require_onnxruntime()
+        if (
+            self.needs_encoder(parameters, context)
+            and not self.parameterAsFile(parameters, self.MODEL, context)
+            and not bundled_embedding_models()
+        ):
+            # Every embedding model was gated out: refuse before reading or writing anything.
+            raise QgsProcessingException(no_embedding_model(self.MODEL_LABEL))
         steps = QgsProcessingMultiStepFeedback(self.STEPS, feedback)
         destination = self.destination(parameters, self.OUTPUT, context)
         staging = Path(tempfile.mkdtemp(prefix=".msgfm-", dir=str(destination.parent)))
@@ -221,13 +240,7 @@ class EmbeddingToolAlgorithm(ModelInferenceAlgorithm):
         model_path, metadata = model
         spec = metadata.inputs[0]
         if bands is None:
-            bands = choose_bands(
-                layer,
-                self.parameterAsInts(parameters, role.bands_param, context),
-                spec,
-                role.bands_label,
-                run_anyway=self.run_anyway(parameters, context),
-            )
+            bands = self.layer_bands(role, layer, spec, parameters, context)
         if path is None:
             path = raster_file(layer, copies, context, role.layer_label)
         feedback.pushInfo(
@@ -250,53 +263,94 @@ class EmbeddingToolAlgorithm(ModelInferenceAlgorithm):
         index = first_output(metadata, ("embedding",))
         return Embedded(layer, raster, summary["outputs"][index])
 
-    def embed_input(self, parameters, context, feedback, staging: Path, copies: Path, model=None):
-        """Embed the ``INPUT`` layer with ``model`` (path, metadata) or the model that fits it.
-
-        Returns:
-            (embedded layer, model path, model metadata); the progress moves to the map step.
-        """
-        layer = self.parameterAsRasterLayer(parameters, "INPUT", context)
-        if model is None:
-            bands = self.parameterAsInts(parameters, "BANDS", context)
-            model = self.model_for(parameters, context, layer, bands, feedback)
-        model_path, metadata = model
-        embedded = self.embed(
-            self.ROLES[0], layer, model, parameters, context, feedback, staging, copies
-        )
-        feedback.setCurrentStep(1)
-        return embedded, model_path, metadata
-
-    def read_input(self, parameters, context, feedback, copies: Path, model=None):
-        """The ``INPUT`` layer's bands for a classifier on the pixel's bands only: no encoder runs.
-
-        The model (``model`` as (path, metadata), else the chosen or bundled one that fits the
-        layer, as for the encoder) still says which sensor and bands the layer must hold, in which
-        order, and how they are normalised; the layer is refused exactly as the encoder would
-        refuse it.
-
-        Returns:
-            (the layer's bands as :class:`Embedded` with no embedding, model path, metadata).
-        """
-        layer = self.parameterAsRasterLayer(parameters, "INPUT", context)
-        if model is None:
-            bands = self.parameterAsInts(parameters, "BANDS", context)
-            model = self.model_for(parameters, context, layer, bands, feedback)
-        model_path, metadata = model
-        spec = metadata.inputs[0]
-        role = self.ROLES[0]
-        bands = choose_bands(
+    def layer_bands(self, role: LayerRole, layer, spec, parameters, context) -> List[int]:
+        """The bands of ``layer`` (role ``role``) that feed ``spec``, in its order; refused
+        before any work as the engine would refuse them."""
+        return choose_bands(
             layer,
             self.parameterAsInts(parameters, role.bands_param, context),
             spec,
             role.bands_label,
             run_anyway=self.run_anyway(parameters, context),
         )
+
+    def input_reading(self, parameters, context, feedback, model=None, bands_only=False):
+        """The ``INPUT`` layer, what reads it and its bands in that reading's order.
+
+        What reads it: ``model`` (path, metadata) when given; else the chosen model file; else,
+        for the encoder, the bundled embedding model of the layer's sensor, and for the pixel's
+        bands only, the sensor registry's entry of the layer's sensor (no model file: path None).
+
+        Returns:
+            (layer, (model path or None, metadata), 1-based bands).
+        """
+        role = self.ROLES[0]
+        layer = self.parameterAsRasterLayer(parameters, role.layer_param, context)
+        if model is None:
+            chosen = self.parameterAsInts(parameters, role.bands_param, context)
+            if bands_only and not self.parameterAsFile(parameters, self.MODEL, context):
+                model = (None, self.registry_reading(parameters, context, layer, feedback))
+            else:
+                model = self.model_for(parameters, context, layer, chosen, feedback)
+        bands = self.layer_bands(role, layer, model[1].inputs[0], parameters, context)
+        return layer, model, bands
+
+    def registry_reading(self, parameters, context, layer, feedback) -> Any:
+        """How to read ``layer``'s bands with no model: the sensor registry's entry of its sensor
+        (found from its bands, or SENSOR), as model metadata with no output."""
+        from backend.embedtools.bands_only import reading_metadata, sensor_input
+        from backend.sensor_resolver import BandMatchError, choose_sensor, describe_sensor
+
+        try:
+            sensor = choose_sensor(
+                layer_facts(layer), None, self.requested_sensor(parameters, context)
+            )
+        except BandMatchError as exc:
+            raise QgsProcessingException(str(exc)) from None
+        feedback.pushInfo(f"Sensor of the input: {describe_sensor(sensor)}")
+        return reading_metadata(sensor_input(sensor))
+
+    def embed_input(self, parameters, context, feedback, staging: Path, copies: Path, model=None):
+        """Embed the ``INPUT`` layer with ``model`` (path, metadata) or the model that fits it.
+
+        Returns:
+            (embedded layer, model path, model metadata); the progress moves to the map step.
+        """
+        layer, model, bands = self.input_reading(parameters, context, feedback, model)
+        embedded = self.embed(
+            self.ROLES[0], layer, model, parameters, context, feedback, staging, copies, bands=bands
+        )
+        feedback.setCurrentStep(1)
+        return embedded, model[0], model[1]
+
+    def read_input(self, parameters, context, feedback, copies: Path, model=None):
+        """The ``INPUT`` layer's bands for a classifier on the pixel's bands only: no encoder runs.
+
+        ``model`` (path or None, metadata), else a chosen model file, else the sensor registry's
+        entry of the layer's sensor says which bands the layer must hold, in which order, and how
+        they are normalised (:meth:`input_reading`); a layer of an unknown sensor, or without its
+        bands, is refused before any work.
+
+        Returns:
+            (the layer's bands as :class:`Embedded` with no embedding, model path or None,
+            metadata).
+        """
+        layer, (model_path, metadata), bands = self.input_reading(
+            parameters, context, feedback, model, bands_only=True
+        )
+        spec = metadata.inputs[0]
+        role = self.ROLES[0]
         path = raster_file(layer, copies, context, role.layer_label)
+        from backend.embedtools.bands_only import describe
+
+        how = (
+            f"normalised as the model '{metadata.model_name}' normalises them"
+            if model_path
+            else "as the sensor registry reads them"
+        )
         feedback.pushInfo(
             f"{role.layer_label}: '{layer.name()}' bands {bands} -> the pixel's bands "
-            f"({spec.sensor}: {', '.join(spec.bands)}), normalised as the model "
-            f"'{metadata.model_name}' normalises them; the encoder does not run"
+            f"({describe(spec)}), {how}; the encoder does not run"
         )
         from backend import inference
 

@@ -46,6 +46,7 @@ from ..model_checks import (
     check_task,
     choose_bands,
     layer_facts,
+    no_embedding_model,
     read_metadata,
     resolve_model_path,
 )
@@ -412,9 +413,10 @@ class ModelInferenceAlgorithm(MsgfmAlgorithm):
         self, parameters, context, layer, chosen_bands: Sequence[int], feedback
     ) -> Tuple[str, Any]:
         """The bundled embedding model that fits ``layer`` (its chosen bands, or SENSOR)."""
-        sensor_index = self.parameterAsEnum(parameters, self.SENSOR, context)
-        sensor = list(SENSORS)[sensor_index - 1] if sensor_index > 0 else None
         models = bundled_embedding_models()
+        if not models:  # all gated out (docs/acceptance.md): say so, not "no model for s2"
+            raise QgsProcessingException(no_embedding_model(self.MODEL_LABEL))
+        sensor = self.requested_sensor(parameters, context)
         try:
             chosen = choose_sensor(layer_facts(layer), [m.sensor for m in models], sensor)
         except BandMatchError as exc:
@@ -426,6 +428,14 @@ class ModelInferenceAlgorithm(MsgfmAlgorithm):
         found = next(m for m in models if m.sensor == chosen)
         feedback.pushInfo(f"Bundled embedding model for this input: {found.describe()}")
         return str(found.path), found.metadata
+
+    def requested_sensor(self, parameters, context) -> Optional[str]:
+        """The sensor chosen in the advanced SENSOR parameter; None: automatic (or no such
+        parameter)."""
+        if self.parameterDefinition(self.SENSOR) is None:
+            return None
+        index = self.parameterAsEnum(parameters, self.SENSOR, context)
+        return list(SENSORS)[index - 1] if index > 0 else None
 
     def assign_inputs(self, metadata, parameters, context, feedback) -> List[Tuple]:
         """Pair each model input with a layer: sensor-named roles first, the others in order."""

@@ -209,3 +209,17 @@ class RecordingFeedback(QgsProcessingFeedback):
 
     def pushConsoleInfo(self, info):
         self.console.append(info)
+
+
+@pytest.fixture
+def no_encoder(monkeypatch):
+    """Fail the test if anything opens an ONNX model or starts an engine run."""
+    import onnxruntime
+
+    from msgfm_qgis.algorithms import embeddings_base
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the encoder ran")
+
+    monkeypatch.setattr(onnxruntime, "InferenceSession", refuse)
+    monkeypatch.setattr(embeddings_base, "run_job", refuse)

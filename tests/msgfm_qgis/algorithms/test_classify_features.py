@@ -23,20 +23,6 @@ def scenes(sample_data, tmp_path_factory):
     return make_scenes(sample_data, tmp_path_factory.mktemp("classify_features_scenes"))
 
 
-@pytest.fixture
-def no_encoder(monkeypatch):
-    """Fail the test if anything opens an ONNX model or starts an engine run."""
-    import onnxruntime
-
-    from msgfm_qgis.algorithms import embeddings_base
-
-    def refuse(*args, **kwargs):
-        raise AssertionError("the encoder ran")
-
-    monkeypatch.setattr(onnxruntime, "InferenceSession", refuse)
-    monkeypatch.setattr(embeddings_base, "run_job", refuse)
-
-
 def agreement(raster, points, saved) -> float:
     values, cover = pixel_values(raster, points)
     code = {c["name"]: c["value"] for c in saved["classes"]}
@@ -62,9 +48,10 @@ def test_the_default_uses_the_bands_only_and_runs_no_encoder(
     assert "Features: The pixel's bands only" in log
     assert "the encoder does not run" in log
     assert "Ran on" not in log  # the engine's report of an encoder run
-    assert "Bundled embedding model for this input: embedding.onnx (s2" in log  # band order
+    # The band order and normalisation come from the sensor registry, not a bundled model.
+    assert "Sensor of the input: " in log and "Bundled embedding model" not in log
     saved = json.loads(Path(results["OUTPUT_CLASSIFIER"]).read_text())
-    assert saved["version"] == 2 and saved["features"] == "bands"
+    assert saved["version"] == 3 and saved["features"] == "bands" and saved["encoder"] is None
     assert saved["layout"] == {"embedding": 0, "bands": 12}
     assert saved["input"]["sensor"] == "s2" and len(saved["input"]["mean"]) == 12
     candidates = saved["cross_validation"]["candidates"]

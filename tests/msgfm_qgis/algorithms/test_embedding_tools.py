@@ -107,7 +107,8 @@ def test_apply_classifier_gives_the_same_map_and_sees_the_pasted_block(
     run_algorithm, classified, scenes, tmp_path
 ):
     saved = json.loads(Path(classified["OUTPUT_CLASSIFIER"]).read_text())
-    assert saved["encoder"]["sensor"] == "s2"
+    assert saved["input"]["sensor"] == "s2"
+    assert saved["encoder"] is None  # the default is the pixel's bands: no encoder made them
     assert [c["name"] for c in saved["classes"]] == ["other", "vegetation"]
     same = run_algorithm(
         APPLY,

@@ -57,7 +57,9 @@ def test_band_numbers_of_a_subdataset_are_refused_before_any_work(
                 "OUTPUT": str(out),
             },
         )
+    # Why (one subdataset of the product) and what the run reads instead (the whole product).
     assert "(20m)" in str(e.value) and "Leave" in str(e.value)
+    assert f"has {layer.bandCount()} band(s) but is read as " in str(e.value)
     assert not out.exists()
 
 
@@ -99,4 +101,5 @@ def test_band_numbers_of_one_band_file_of_a_set_are_refused(
                 "OUTPUT": str(out),
             },
         )
+    assert "one band file of a set" in str(error.value)  # why it is read as 12 bands
     assert "Leave" in str(error.value) and not out.exists()
