@@ -123,7 +123,7 @@ def main(samples: Path, out: Path) -> None:
                                          (out / "pansharpened.tif", (3, 2, 1), "pansharpen")]),
         ("Embeddings (principal components 1-3)", [(inputs / "s2_l1c/s2_l1c_12bands.tif", (4, 3, 2), "S2 L1C"),
                                                     (out / "embeddings_preview.tif", (1, 2, 3), "extractembeddings (PREVIEW)")]),
-        ("Classify with examples (S2 L1C, 60 points)", [(inputs / "s2_l1c/s2_l1c_12bands.tif", (4, 3, 2), "S2 4-3-2"),
+        ("Classify with examples (S2 L1C, 60 points, the pixel's bands)", [(inputs / "s2_l1c/s2_l1c_12bands.tif", (4, 3, 2), "S2 4-3-2"),
                                                         (out / "cover.tif", None, "classifywithexamples")]),
         ("Detect change (pasted block)", [(inputs / "s2_l1c/s2_l1c_12bands.tif", (4, 3, 2), "before"),
                                           (inputs / "s2_l1c/s2_pasted.tif", (4, 3, 2), "after"),
@@ -131,6 +131,7 @@ def main(samples: Path, out: Path) -> None:
                                           (out / "change_mask.tif", None, "change mask")]),
     ]  # fmt: skip
     # An algorithm without a bundled model (it failed acceptance) was skipped: no row for it.
+    # Classify with examples on the pixel's bands needs none and always has its row.
     rows = [(title, cells) for title, cells in rows if all(p.exists() for p, _, _ in cells)]
     if not rows:  # every model of the demo failed acceptance: nothing to draw
         print(

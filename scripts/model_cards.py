@@ -1516,8 +1516,20 @@ def acceptance_section(run: TaskRun, text: TaskText) -> List[str]:
     ]
 
 
+def _failed_checks_table(failed_checks: List[Dict[str, Any]]) -> List[str]:
+    lines = ["| scene | check | value | passes when |", "|---|---|---|---|"]
+    for failed in failed_checks:
+        value = "—" if failed["value"] is None else f"{failed['value']:.4g}"
+        lines.append(
+            f"| {failed['scene']} | {failed['check']} | {value} | {failed['passes_when']} |"
+        )
+    return lines
+
+
 def rejected_card(bundle: Bundle, task: str) -> str:
     """The card of a task whose model failed acceptance and is not bundled."""
+    if task == "embedding":
+        return rejected_embeddings_card(bundle)
     (rejected,) = [e for e in bundle.manifest["rejected"] if e["task"] == task][-1:]
     title = TASK_TEXTS[task].title
     lines = [
@@ -1528,14 +1540,33 @@ def rejected_card(bundle: Bundle, task: str) -> str:
         "it. The algorithm says so before any work. Get a model: train one on your own labels "
         "with msGFM > Finetune, or choose a model file (.onnx) in 'msGFM model'.",
         "",
-        "| scene | check | value | passes when |",
-        "|---|---|---|---|",
+        *_failed_checks_table(rejected["failed_checks"]),
     ]
-    for failed in rejected["failed_checks"]:
-        value = "—" if failed["value"] is None else f"{failed['value']:.4g}"
-        lines.append(
-            f"| {failed['scene']} | {failed['check']} | {value} | {failed['passes_when']} |"
-        )
+    return "\n".join(lines) + "\n"
+
+
+def rejected_embeddings_card(bundle: Bundle) -> str:
+    """The card of the embedding models when none ships: one per sensor, each failed its checks
+    or was not measured (no labelled scene of its sensor that it never saw)."""
+    lines = [f"# Model card: {TASK_TEXTS['embedding'].title} — no bundled model", ""]
+    for entry in [e for e in bundle.manifest["rejected"] if e["task"] == "embedding"]:
+        why = entry["reason"].split(" (docs/acceptance.md)")[0]
+        lines += [f"- `{entry['file']}` (SHA-256 `{entry['sha256']}`): {why}."]
+    lines += [
+        "",
+        "None ships with the plugin: a model ships only if it passes its acceptance checks on "
+        "real labelled scenes it never saw (docs/acceptance.md). The algorithms that run the "
+        "encoder (Extract embeddings, Find similar places, Cluster embeddings, Detect change, "
+        "and Classify with examples / Apply classifier on encoder features) say so before any "
+        "work. Get a model: export an embedding model from a pretraining checkpoint with "
+        "`msgfm export --checkpoint CHECKPOINT --sensor SENSOR` (or msGFM > Export model to ONNX) "
+        "and choose it as the model. Classify with examples on the pixel's bands (its default) "
+        "needs no model: it reads the bands as the sensor registry says.",
+    ]
+    for entry in bundle.manifest["rejected"]:
+        if entry["task"] == "embedding" and entry["failed_checks"]:
+            lines += ["", f"Checks `{entry['file']}` failed:", ""]
+            lines += _failed_checks_table(entry["failed_checks"])
     return "\n".join(lines) + "\n"
 
 

@@ -65,7 +65,10 @@ def run_accept(args) -> int:
 
         moved = apply_gate(results, args.models_dir, args.rejected_dir)
         for name in moved:
-            print(
-                f"not bundled (failed acceptance): {name} -> {args.rejected_dir}", file=sys.stderr
+            why = (
+                "failed acceptance"
+                if results["models"][name]["passed"] is False
+                else "not measured"
             )
+            print(f"not bundled ({why}): {name} -> {args.rejected_dir}", file=sys.stderr)
     return 0

@@ -3,7 +3,9 @@
 A model with a failed gating check leaves ``resources/models`` (so it is not in the plugin zip)
 for ``rejected_dir``; its MANIFEST.json entry moves from ``files`` to ``rejected`` with the checks
 it failed, so the model cards and the algorithms' help say there is no bundled model for the task
-and how to get one.
+and how to get one. A model the results list as not measured (no labelled scene it never saw, e.g.
+the embedding models of sensors without one) has passed nothing, so it leaves too, saying so.
+Files the results do not list (the encoder checkpoint Finetune starts from) stay.
 """
 
 from __future__ import annotations
@@ -15,6 +17,21 @@ from typing import Any, Dict, List, Mapping
 
 from ..files import write_json_atomically
 from .run import MANIFEST_FILE
+
+FAILED = (
+    "failed its acceptance checks on real scenes it never saw (docs/acceptance.md): not bundled"
+)
+NOT_MEASURED = {  # why a model has no verdict, by task
+    "embedding": "not measured: no labelled held-out scene for this sensor",
+}
+NOT_MEASURED_OTHER = "not measured: no acceptance scene for this model"
+
+
+def rejection_reason(task: str, passed: Any) -> str:
+    """Why a model with verdict ``passed`` (False: failed, None: not measured) is not bundled."""
+    if passed is False:
+        return FAILED
+    return f"{NOT_MEASURED.get(task, NOT_MEASURED_OTHER)} (docs/acceptance.md): not bundled"
 
 
 def failed_checks(entry: Mapping[str, Any], thresholds: Mapping[str, Any]) -> List[Dict[str, Any]]:
@@ -36,7 +53,8 @@ def failed_checks(entry: Mapping[str, Any], thresholds: Mapping[str, Any]) -> Li
 
 
 def apply_gate(results: Mapping[str, Any], models_dir: Path, rejected_dir: Path) -> List[str]:
-    """Move every model whose verdict is a fail out of ``models_dir``; return the files moved."""
+    """Move every model whose verdict is a fail, or that was not measured, out of
+    ``models_dir``; return the files moved."""
     manifest_path = models_dir / MANIFEST_FILE
     manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     moved = []
@@ -44,7 +62,7 @@ def apply_gate(results: Mapping[str, Any], models_dir: Path, rejected_dir: Path)
     rejected = list(manifest.get("rejected", []))
     for entry in manifest.get("files", []):
         verdict = results["models"].get(entry["file"])
-        if verdict is None or verdict["passed"] is not False:
+        if verdict is None or verdict["passed"] is True:
             kept_files.append(entry)
             continue
         source = models_dir / entry["file"]
@@ -56,8 +74,7 @@ def apply_gate(results: Mapping[str, Any], models_dir: Path, rejected_dir: Path)
                 "file": entry["file"],
                 "task": entry["task"],
                 "sha256": entry.get("sha256"),
-                "reason": "failed its acceptance checks on real scenes it never saw "
-                "(docs/acceptance.md): not bundled",
+                "reason": rejection_reason(entry["task"], verdict["passed"]),
                 "failed_checks": failed_checks(verdict, results["thresholds"]),
             }
         )

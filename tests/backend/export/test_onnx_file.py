@@ -32,7 +32,9 @@ def test_every_task_ships_a_model_or_records_why_not():
     for name in [*TASK_FILES.values(), *EMBEDDING_FILES]:
         if name in rejected:  # gated out: not in the folder, and the manifest says why
             assert not (MODELS / name).exists() and name not in shipped
-            assert rejected[name]["reason"] and rejected[name]["failed_checks"], name
+            reason = rejected[name]["reason"]
+            # A failed model names the checks it failed; a model not measured has none.
+            assert reason.startswith("not measured") or rejected[name]["failed_checks"], name
         else:
             assert name in shipped and (MODELS / name).is_file(), name
 
