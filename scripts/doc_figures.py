@@ -35,16 +35,26 @@ def embedding_features(models: Path) -> str:
     """What the embedding tools compute per pixel of a Sentinel-2 input with the bundled encoder.
 
     Every bundled embedding model is the one encoder's (same features): the first that ships is
-    read, so the figure stands when the acceptance gate moved the Sentinel-2 model out.
+    read. When the acceptance gate moved them all out, the encoder checkpoint that ships (the one
+    they were exported from) gives the width from its config.
     """
     from backend.export.schema import read_model_metadata
     from backend.sensors import get_sensor
 
-    shipped = [e["file"] for e in _manifest(models)["files"] if e["task"] == "embedding"]
-    if not shipped:
-        raise ValueError(f"no embedding model ships in {models}: the figure has nothing to read")
-    metadata = read_model_metadata(models / sorted(shipped, key=lambda f: f != "embedding.onnx")[0])
-    features = len(metadata.outputs[0].bands)
+    manifest = _manifest(models)
+    shipped = [e["file"] for e in manifest["files"] if e["task"] == "embedding"]
+    if shipped:
+        first = sorted(shipped, key=lambda f: f != "embedding.onnx")[0]
+        features = len(read_model_metadata(models / first).outputs[0].bands)
+    else:
+        from backend.models.config import ModelConfig
+        from backend.models.embedding_head import embedding_width
+
+        encoder = [e["file"] for e in manifest["files"] if e["file"].endswith("/meta.json")]
+        if not encoder:
+            raise ValueError(f"neither an embedding model nor the encoder ships in {models}")
+        meta = json.loads((models / encoder[0]).read_text(encoding="utf-8"))
+        features = embedding_width(ModelConfig.from_dict(meta["model_config"]))
     bands = get_sensor("s2").num_bands
     return f"{features + bands} features ({features} embedding features and {bands} bands)"
 

