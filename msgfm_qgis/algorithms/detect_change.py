@@ -100,9 +100,7 @@ class DetectChangeAlgorithm(EmbeddingToolAlgorithm):
         metadata = model[1]
         spec = metadata.inputs[0]
         anyway = self.run_anyway(parameters, context)
-        before_bands = choose_bands(
-            before, chosen, spec, before_role.bands_label, run_anyway=anyway
-        )
+        before_bands = self.layer_bands(before_role, before, spec, parameters, context)
         after_chosen = self.parameterAsInts(parameters, after_role.bands_param, context)
         if not after_chosen and chosen and after.bandCount() >= max(chosen):
             after_chosen = chosen
