@@ -52,11 +52,12 @@ def test_classify_then_apply_from_the_zip(installed_plugin, scenes, tmp_path):  
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     report = json.loads(result.stdout)
     assert report["results"]["ACCURACY"] > 0.8
-    # No MODEL given: the bundled embedding model inside the installed zip was chosen.
-    assert any(
-        "Bundled embedding model for this input: embedding.onnx (s2" in line
-        for line in report["log"]["info"]
-    )
+    # The default features (the pixel's bands) read no model, even with embedding models in
+    # the zip: the sensor registry's S2 entry gives the bands, their order and normalisation.
+    info = "\n".join(report["log"]["info"])
+    assert "Sensor of the input: " in info and "('s2':" in info
+    assert "as the sensor registry reads them" in info
+    assert "Bundled embedding model for this input" not in info
     applied = tmp_path / "applied.tif"
     result = qgis_process(
         [
