@@ -265,8 +265,8 @@ class ModelInferenceAlgorithm(MsgfmAlgorithm):
                     QgsProcessingParameterEnum(
                         self.SENSOR,
                         self.tr(
-                            "Sensor of the input, to pick the bundled model (automatic: by its "
-                            "bands)"
+                            "Sensor of the input, to pick the bundled model or how the bands "
+                            "are read (automatic: by its bands)"
                         ),
                         options=[self.tr("Automatic"), *SENSORS],
                         defaultValue=0,
