@@ -30,6 +30,8 @@ from .features import FeatureLayout, embedding_stride
 from .forest import RandomForest
 
 FORMAT = "msgfm-classifier"
+# The name a reading of the bands as the file records them takes where messages name a model.
+FILE_READER_NAME = "the classifier file"
 VERSION = 3
 # What a pixel's feature vector is made of (the tools' FEATURES choice).
 BANDS_ONLY = "bands"
@@ -173,7 +175,7 @@ class ClassifierFile:
                 "the classifier file names no input bands (written by an older msGFM): apply it "
                 "with the embedding model it was fitted with"
             )
-        return reading_metadata(InputSpec(**self.input))
+        return reading_metadata(InputSpec(**self.input), name=FILE_READER_NAME)
 
     def check_input(self, metadata: ModelMetadata) -> None:
         """Refuse a model whose input reads the bands otherwise than the classifier was fitted on

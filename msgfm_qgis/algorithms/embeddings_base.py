@@ -341,13 +341,14 @@ class EmbeddingToolAlgorithm(ModelInferenceAlgorithm):
         spec = metadata.inputs[0]
         role = self.ROLES[0]
         path = raster_file(layer, copies, context, role.layer_label)
-        from backend.embedtools.bands_only import describe
+        from backend.embedtools.bands_only import READER_NAME, describe
 
-        how = (
-            f"normalised as the model '{metadata.model_name}' normalises them"
-            if model_path
-            else "as the sensor registry reads them"
-        )
+        if model_path:
+            how = f"normalised as the model '{metadata.model_name}' normalises them"
+        elif metadata.model_name == READER_NAME:
+            how = "as the sensor registry reads them"
+        else:  # a classifier file's own record of the input
+            how = f"normalised as {metadata.model_name} records"
         feedback.pushInfo(
             f"{role.layer_label}: '{layer.name()}' bands {bands} -> the pixel's bands "
             f"({describe(spec)}), {how}; the encoder does not run"

@@ -119,6 +119,7 @@ def test_a_version_2_bands_classifier_still_applies_with_no_encoder(
     saved["version"] = 2
     saved["encoder"] = encoder_identity(saved["input"]["bands"])
     (tmp_path / "v2.json").write_text(json.dumps(saved))
+    feedback = RecordingFeedback()
     applied = run_algorithm(
         APPLY,
         {
@@ -126,7 +127,9 @@ def test_a_version_2_bands_classifier_still_applies_with_no_encoder(
             "CLASSIFIER": str(tmp_path / "v2.json"),
             "OUTPUT": str(tmp_path / "v2.tif"),
         },
+        feedback=feedback,
     )
+    assert "normalised as the classifier file records" in "\n".join(feedback.infos)
     np.testing.assert_array_equal(read_band(applied["OUTPUT"]), read_band(results["OUTPUT"]))
 
 
