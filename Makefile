@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export QT_QPA_PLATFORM ?= offscreen
 
-.PHONY: setup data test test-unit lint format build demo clean train-defaults cards ablation evaluation pretraining-doc accept pretrain-long
+.PHONY: setup data test test-unit lint format build demo clean train-defaults cards ablation evaluation pretraining-doc accept pretrain-long pretrain-long-evaluate pretrain-long-final
 
 setup:
 	@bash scripts/setup.sh
@@ -73,6 +73,18 @@ evaluation: setup
 pretraining-doc: setup
 	$(PY) scripts/pretraining_doc.py render
 	$(PY) scripts/evaluation_doc.py
+
+# Score the long runs' kept checkpoints (validation half, held-out check) into docs; resumable.
+pretrain-long-evaluate: data
+	$(PY) scripts/pretrain_long.py --out runs/long --evaluate
+	cp runs/long/evaluation.json docs/pretraining-long-results.json
+	$(PY) scripts/pretraining_doc.py render
+
+# Once, when every long run has finished: select on validation, score the final half.
+pretrain-long-final: data
+	$(PY) scripts/pretrain_long.py --out runs/long --evaluate --final
+	cp runs/long/evaluation.json docs/pretraining-long-results.json
+	$(PY) scripts/pretraining_doc.py render
 
 clean:
 	rm -rf dist build demo_output .pytest_cache .ruff_cache .qgis-settings

@@ -9,6 +9,13 @@ continues from its last checkpoint when the command is given again, and a finish
 
     nohup .venv/bin/python scripts/pretrain_long.py --out runs/long > runs/long.log 2>&1 &
     .venv/bin/python scripts/pretrain_long.py --out runs/long --status
+    .venv/bin/python scripts/pretrain_long.py --out runs/long --evaluate   # kept checkpoints
+    .venv/bin/python scripts/pretrain_long.py --out runs/long --final      # once, at the end
+
+``--evaluate`` scores every kept checkpoint (one every ``--keep-every`` steps) on the validation
+half of the probe and the held-out check, each patch set normalised with its own product level's
+statistics; ``--final`` selects on those figures alone and scores the selected checkpoints once on
+the final half (:mod:`backend.train.long_runs`).
 
 Recipes (the two the issue asks for; both on top of ``lite``):
 
@@ -106,13 +113,40 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--steps", type=int, default=20000)
     parser.add_argument("--probe-every", type=int, default=1000)
     parser.add_argument("--checkpoint-every", type=int, default=250)
-    parser.add_argument("--keep-every", type=int, default=5000)
+    parser.add_argument("--keep-every", type=int, default=2000)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--status", action="store_true", help="print where the runs are, run none")
+    parser.add_argument(
+        "--evaluate",
+        action="store_true",
+        help="score every kept checkpoint not yet scored (validation probe, held-out check)",
+    )
+    parser.add_argument(
+        "--final",
+        action="store_true",
+        help="select each run's checkpoint on the validation probe, score it once on the final "
+        "probe and bootstrap each recipe's margin over random init",
+    )
+    parser.add_argument("--results", default=None, help="evaluation file (OUT/evaluation.json)")
     args = parser.parse_args(argv)
     out = Path(args.out)
     if args.status:
         status(out)
+        return 0
+    if args.evaluate or args.final:
+        from backend.data.fetch import sample_data_root
+        from backend.train import long_runs
+
+        results = Path(args.results) if args.results else out / "evaluation.json"
+        if args.evaluate:
+            long_runs.evaluate_runs(out, results, sample_data_root())
+        if args.final:
+            try:
+                long_runs.score_final(out, results, sample_data_root(), required_steps=args.steps)
+            except ValueError as exc:
+                print(f"pretrain_long: {exc}", file=sys.stderr)
+                return 2
+        print(results)
         return 0
     from backend.cli import main as msgfm
 

@@ -17,7 +17,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 SET = "bigearthnet-s2"
 KEYS = ("linear_map_micro", "knn_map_micro", "effective_rank")
@@ -84,7 +84,116 @@ def _f(value: Any, digits: int = 3) -> str:
     return "–" if value is None else f"{value:.{digits}f}"
 
 
-def render_page(results: Dict[str, Any]) -> str:
+def _pm(value: Any, error: Any, digits: int = 3) -> str:
+    text = _f(value, digits)
+    return text if error is None or value is None else f"{text} ± {_f(error, digits)}"
+
+
+def render_long_runs(long: Dict[str, Any]) -> List[str]:
+    """The long runs' section: every scored checkpoint, the selection and the final scores."""
+    lines = [
+        "## Long runs: validation curves, selection, one final score",
+        "",
+        "`make pretrain-long` (scripts/pretrain_long.py): the `lite` encoder on the samples corpus "
+        "with the shipped recipe's statistics and jitter, batch 16, 20,000 steps per run, one "
+        "thread, resumable; recipes *align* (masked modelling + cross-view alignment) and "
+        "*align-vicreg* (the same + VICReg variance/covariance terms on the pooled multi-stage "
+        "embedding), seeds 0, 1 and 2. Every kept checkpoint is scored by `scripts/pretrain_long.py "
+        "--evaluate` (backend/train/long_runs.py) on the *validation* half of the BigEarthNet "
+        "probe (Sentinel-2 L2A, normalised with L2A statistics although the corpus' Sentinel-2 "
+        "is L1C; and the Sentinel-1 VV band as the corpus' `sar_vv`), beside a random-init "
+        "encoder arm of the same config (3 seeds), and by the held-out reconstruction check: the "
+        "masked L1 of the model on those patches with fixed masks against predicting each masked "
+        "pixel by its crop's visible mean (ratio < 1: the model uses more than the crop's "
+        "average). Standard errors: bootstrap over patches.",
+        "",
+    ]
+    for name, run in sorted(long.get("runs", {}).items()):
+        steps = sorted(run["checkpoints"], key=int)
+        if not steps:
+            continue
+        lines += [
+            f"### {name}",
+            "",
+            "| step | S2 val. linear µmAP | margin over random init | k-NN µmAP | rank | "
+            "S1-VV val. linear µmAP | held-out masked L1 / visible mean | held-out rank |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for step in steps:
+            c = run["checkpoints"][step]
+            s2 = c["sets"].get("bigearthnet-s2-validation")
+            vv = c["sets"].get("bigearthnet-s1-vv-validation")
+            check = c.get("heldout", {}).get("bigearthnet-s2-validation", {})
+            cells = [step]
+            if s2:
+                cells += [
+                    _pm(s2["encoder"]["linear_map_micro"], s2.get("encoder_se")),
+                    f"{s2['margin_over_random']:+.3f} ± {_f(s2.get('margin_over_random_se'))}",
+                    _f(s2["encoder"]["knn_map_micro"]),
+                    _f(s2["encoder"]["effective_rank"], 1),
+                ]
+            else:
+                cells += ["–"] * 4
+            cells.append(
+                _pm(vv["encoder"]["linear_map_micro"], vv.get("encoder_se")) if vv else "–"
+            )
+            if check:
+                cells += [
+                    f"{_f(check['masked_l1'])} / {_f(check['visible_mean_l1'])} "
+                    f"({_f(check['l1_over_visible_mean'], 2)})",
+                    _f(check["effective_rank"], 1),
+                ]
+            else:
+                cells += ["–", "–"]
+            lines.append("| " + " | ".join(cells) + " |")
+        lines.append("")
+    selection = long.get("selection")
+    summary = long.get("final_summary")
+    if not selection or not summary:
+        lines += [
+            "The runs are not finished: no checkpoint has been selected and the final half of "
+            "the probe has not been read.",
+            "",
+        ]
+        return lines
+    lines += [
+        "Selection (validation half only): "
+        + ", ".join(
+            f"{name} step {c['step']} ({_f(c['score'])})"
+            for name, c in sorted(selection["runs"].items())
+        )
+        + "; recipe means "
+        + ", ".join(
+            f"{recipe} {_f(mean)}" for recipe, mean in sorted(selection["recipe_means"].items())
+        )
+        + f"; winner **{selection['winner']}**.",
+        "",
+    ]
+    lines += [
+        "Final half, scored once (mean over seeds of the linear µmAP margin over random init; "
+        "95 % interval of a bootstrap over the final patches, paired across seeds):",
+        "",
+        "| recipe | seeds | patches | margin | 95 % interval | verdict |",
+        "|---|---|---|---|---|---|",
+    ]
+    for recipe, m in sorted(summary.items()):
+        low, high = m["interval"]
+        verdict = (
+            "beats random init"
+            if low is not None and low > 0
+            else "below random init"
+            if high is not None and high < 0
+            else "no difference shown"
+        )
+        lines.append(
+            f"| {recipe} | {m['encoders']} | {m['patches']} | {m['margin']:+.3f} | "
+            f"[{_f(low)}, {_f(high)}] | {verdict} |"
+        )
+    lines.append("")
+    return lines
+
+
+def render_page(results: Dict[str, Any], long: Optional[Dict[str, Any]] = None) -> str:
     lines = [
         "# Pretraining: the recipe search and its probe",
         "",
@@ -109,6 +218,8 @@ def render_page(results: Dict[str, Any]) -> str:
         "encoder's linear µmAP minus the mean of the random-init encoders'.",
         "",
     ]
+    if long:
+        lines += render_long_runs(long)
     for variant in results["variants"]:
         title = variant["name"] + (" (shipped)" if variant.get("shipped") else "")
         lines += [f"## {title}", "", variant["description"], "", f"`{variant['command']}`", ""]
@@ -196,7 +307,9 @@ def shipped_summary(results: Dict[str, Any]) -> str:
 
 def render(args) -> int:
     results = json.loads(Path(args.results).read_text())
-    page = render_page(results)
+    long_path = Path(args.long_results)
+    long = json.loads(long_path.read_text()) if long_path.is_file() else None
+    page = render_page(results, long)
     out = Path(args.out)
     if args.check:
         if not out.is_file() or out.read_text() != page:
@@ -224,6 +337,11 @@ def main(argv=None) -> int:
     page = sub.add_parser("render", help="write docs/pretraining.md")
     page.add_argument("--results", default="docs/pretraining-results.json")
     page.add_argument("--out", default="docs/pretraining.md")
+    page.add_argument(
+        "--long-results",
+        default="docs/pretraining-long-results.json",
+        help="scripts/pretrain_long.py's evaluation (runs/long/evaluation.json), when there is one",
+    )
     page.add_argument("--check", action="store_true")
     page.set_defaults(func=render)
     args = parser.parse_args(argv)

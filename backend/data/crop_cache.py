@@ -91,7 +91,12 @@ def cache_key(manifest: Manifest, stats: Mapping[str, Any]) -> str:
             }
             for source in manifest.sources
         ],
-        "stats": {name: dict(stats[name]) for name in sorted(stats) if name in manifest.sensors},
+        # Only what the cached values are computed from (not notes such as a source).
+        "stats": {
+            name: {k: stats[name].get(k) for k in ("bands", "mean", "std", "normalization")}
+            for name in sorted(stats)
+            if name in manifest.sensors
+        },
     }
     text = json.dumps(document, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Dict, Union
+from typing import Any, Dict, List, Union
 
 import numpy as np
 
@@ -18,6 +18,18 @@ from .manifest import Manifest
 from .pretrain_dataset import PretrainCropDataset
 
 STATS_FORMAT = "msgfm-band-stats/1"
+
+
+def corpus_product_levels(manifest: Manifest, name: str) -> List[str]:
+    """The product levels of a manifest's sources of sensor ``name`` (``unknown`` where a source
+    does not say)."""
+    return sorted(
+        {
+            str(source.spec.get("product_level", "unknown"))
+            for source in manifest.sources
+            if name in source.sensors
+        }
+    )
 
 
 def compute_band_stats(
@@ -65,6 +77,12 @@ def compute_band_stats(
             "pixels": [int(c) for c in counts[name]],
             "normalization": sensor.normalization,
         }
+    for name, entry in sensors.items():
+        levels = corpus_product_levels(manifest, name)
+        if levels and "unknown" not in levels:
+            # Imagery of another level is normalised with that level's statistics
+            # (backend.data.tasks.normalization.statistics_for_level).
+            entry["product_levels"] = levels
     return {
         "format": STATS_FORMAT,
         "manifest": manifest.name,

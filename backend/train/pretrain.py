@@ -21,18 +21,13 @@ def use_registry_statistics(stats: Dict[str, Any], manifest: Any, names: Sequenc
     every source of that sensor in ``manifest`` is of a product level the registry's statistics
     describe (:data:`backend.sensors.STATISTICS_PRODUCT_LEVELS`); elsewhere the corpus' own stay,
     marked with the levels that kept them."""
+    from ..data.stats import corpus_product_levels
     from ..sensors import STATISTICS_PRODUCT_LEVELS, get_sensor
 
     for name in names:
         if name not in stats["sensors"]:
             continue
-        levels = sorted(
-            {
-                str(source.spec.get("product_level", "unknown"))
-                for source in manifest.sources
-                if name in source.sensors
-            }
-        )
+        levels = corpus_product_levels(manifest, name)
         described = STATISTICS_PRODUCT_LEVELS.get(name)
         if described is not None and not set(levels) <= set(described):
             stats["sensors"][name]["source"] = (
@@ -41,7 +36,10 @@ def use_registry_statistics(stats: Dict[str, Any], manifest: Any, names: Sequenc
             continue
         sensor = get_sensor(name)
         stats["sensors"][name].update(
-            mean=list(sensor.mean), std=list(sensor.std), source="registry"
+            mean=list(sensor.mean),
+            std=list(sensor.std),
+            source="registry",
+            product_levels=list(described or levels),
         )
 
 
@@ -224,11 +222,12 @@ class PretrainTrainer(Trainer):
             ]
         if not self._probe_sets:
             return None
-        normalization = self._ensure_stats()["sensors"]
         was_training = module.training
         scores: Dict[str, Any] = {}
         try:
             for probe_set in self._probe_sets:
+                # The probe's own product level's statistics (L2A patches, an L1C corpus).
+                normalization = probe.normalization_for(self._ensure_stats(), probe_set)
                 emb = probe.pooled_embeddings(
                     probe.torch_encoder(module.encoder, self.model_config, normalization, "now"),
                     probe_set,

@@ -37,6 +37,7 @@ be untrained, and the report says so instead.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from dataclasses import dataclass, field
@@ -66,6 +67,7 @@ class ProbeSet:
         targets: ``(N, K)`` multi-hot labels.
         patches: Patch identifiers.
         class_names: The K class names.
+        product_level: The patches' product level (``L2A``), None for sensors without levels.
     """
 
     name: str
@@ -74,6 +76,22 @@ class ProbeSet:
     targets: np.ndarray
     patches: List[str]
     class_names: Sequence[str] = field(default_factory=list)
+    product_level: Optional[str] = None
+
+
+def normalization_for(normalization: Mapping[str, Any], probe: ProbeSet) -> Dict[str, Any]:
+    """An encoder's statistics (``{sensor: entry}`` or a document with ``"sensors"``) with the
+    probe sensor's entry for the probe's product level: BigEarthNet's L2A patches are normalised
+    with L2A statistics even when the corpus was L1C
+    (:func:`backend.data.tasks.normalization.statistics_for_level`)."""
+    from ..data.tasks.normalization import statistics_for_level
+
+    per_sensor = dict(normalization.get("sensors", normalization))
+    if probe.sensor in per_sensor:
+        per_sensor[probe.sensor] = statistics_for_level(
+            probe.sensor, per_sensor[probe.sensor], probe.product_level
+        )
+    return per_sensor
 
 
 def bigearthnet_probe_sets(sample_root: Path) -> List[ProbeSet]:
@@ -120,9 +138,26 @@ def bigearthnet_probe_sets(sample_root: Path) -> List[ProbeSet]:
                     targets=np.stack(targets).astype(np.float32),
                     patches=names,
                     class_names=list(BIGEARTHNET19_CLASSES),
+                    # BigEarthNet-S2 is Sentinel-2 L2A; S1 GRD backscatter has no such levels.
+                    product_level="L2A" if sensor == "s2" else None,
                 )
             )
+    sets += [vv_probe_set(p) for p in sets if p.sensor == "sar"]
     return sets
+
+
+def vv_probe_set(sar: ProbeSet) -> ProbeSet:
+    """The VV band of the Sentinel-1 patches as a ``sar_vv`` set: the sensor of the corpus'
+    Sentinel-1 scenes (VV only, dB), so an encoder pretrained on them is probed on S1 too."""
+    from ..sensors import get_sensor
+
+    vv = get_sensor("sar").bands.index("VV")
+    return dataclasses.replace(
+        sar,
+        name=f"{sar.name}-vv",
+        sensor="sar_vv",
+        images=[image[vv : vv + 1] for image in sar.images],
+    )
 
 
 def split_probe_set(probe: ProbeSet, part: str) -> ProbeSet:
@@ -147,6 +182,7 @@ def split_probe_set(probe: ProbeSet, part: str) -> ProbeSet:
         targets=probe.targets[chosen],
         patches=[probe.patches[i] for i in chosen],
         class_names=probe.class_names,
+        product_level=probe.product_level,
     )
 
 
@@ -583,6 +619,7 @@ def _probe_one_set(
     draws: int,
 ) -> Dict[str, Any]:
     Y = probe.targets
+    model = dataclasses.replace(model, normalization=normalization_for(model.normalization, probe))
     emb = pooled_embeddings(model, probe)
     scores, predicted = scored_features(emb["patch"], Y, emb["tiles"])
     prior = prior_scores(Y)
@@ -627,6 +664,10 @@ def _probe_one_set(
     )
     if permutations > 0:
         entry["permutation"] = permutation_baseline(emb["patch"], Y, permutations)
+    # The held-out linear predictions per patch, so that margins can be bootstrapped over the
+    # same patches across several encoders (pretraining seeds) later.
+    entry["predictions"] = {name: np.asarray(p).round(6).tolist() for name, p in linear.items()}
+    entry["targets"] = Y.astype(int).tolist()
     entry["standard_errors"] = bootstrap_standard_errors(Y, {**linear, **knn}, margins, draws=draws)
     entry["standard_errors"]["method"] = (
         f"bootstrap over patches of the held-out predictions ({draws} draws; margins paired)"

@@ -18,7 +18,7 @@ means the registry's published statistics says so: ``stats=REGISTRY_STATISTICS``
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Dict, Mapping, Optional, Union
+from typing import Any, Dict, Mapping, Optional, Tuple, Union
 
 import numpy as np
 
@@ -131,3 +131,73 @@ def normalize_sample(
     out = dict(sample)
     out["inputs"] = normalize_inputs(sample["inputs"], stats, sensors)
     return out
+
+
+# --- product levels -----------------------------------------------------------------------------
+# Sentinel-2 top-of-atmosphere (L1C) and surface reflectance (L2A) are the same bands in the same
+# units but not the same values (B01 and B09 differ by several standard deviations). A corpus'
+# statistics describe the product levels it was computed from; imagery of another level is
+# normalised with statistics of its own level, so that the encoder sees what it was trained on:
+# inputs of about zero mean and unit variance per band.
+
+
+def statistics_levels(sensor: str, entry: Mapping[str, Any]) -> Optional[Tuple[str, ...]]:
+    """The product levels a sensor's statistics entry describes (None: not recorded).
+
+    Read from the entry's ``product_levels`` (written by pretraining since the statistics became
+    level-aware); older entries say it in their ``source`` (``"registry"``, or ``"corpus (L1C;
+    ...)"``).
+    """
+    from ...sensors import STATISTICS_PRODUCT_LEVELS
+
+    levels = entry.get("product_levels")
+    if levels:
+        return tuple(str(level) for level in levels)
+    source = str(entry.get("source", ""))
+    if source == "registry":
+        return STATISTICS_PRODUCT_LEVELS.get(sensor)
+    if source.startswith("corpus ("):
+        listed = source[len("corpus (") :].split(";")[0].rstrip(")")
+        return tuple(part.strip() for part in listed.split(","))
+    return None
+
+
+def statistics_for_level(
+    sensor: str, entry: Mapping[str, Any], level: Optional[str]
+) -> Dict[str, Any]:
+    """A sensor's statistics for imagery of product ``level``.
+
+    The entry itself where it describes ``level`` (or either is unknown: sensors without product
+    levels, such as SAR and elevation, and entries that never recorded one); the registry's
+    published statistics where those describe ``level`` (:data:`backend.sensors.
+    STATISTICS_PRODUCT_LEVELS`).
+
+    Raises:
+        ValueError: neither the entry nor the registry describes ``level``: no statistics would
+            put such imagery where the model expects it.
+    """
+    from ...sensors import STATISTICS_PRODUCT_LEVELS
+
+    levels = statistics_levels(sensor, entry)
+    if level is None or levels is None or level in levels:
+        return dict(entry)
+    described = STATISTICS_PRODUCT_LEVELS.get(sensor, ())
+    if level in described:
+        registry = get_sensor(sensor)
+        if list(entry.get("bands", registry.bands)) != list(registry.bands):
+            raise ValueError(
+                f"the {sensor!r} statistics are of bands {list(entry['bands'])}, the registry's "
+                f"{level} statistics of {list(registry.bands)}"
+            )
+        return {
+            **entry,
+            "mean": list(registry.mean),
+            "std": list(registry.std),
+            "source": "registry",
+            "product_levels": list(described),
+        }
+    raise ValueError(
+        f"{sensor!r} imagery of product level {level} has no statistics: the model's describe "
+        f"{'/'.join(levels)} and the registry's {'/'.join(described) or 'none'}. Use a model "
+        f"pretrained on {level} imagery"
+    )

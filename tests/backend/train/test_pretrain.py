@@ -125,6 +125,9 @@ def test_l1c_corpus_keeps_its_own_sentinel2_statistics(tmp_path, sample_data, ti
     assert (sensors["s2"]["mean"][0] - l2a.mean[0]) / l2a.std[0] > 1.5
     assert sensors["s2_10band"]["source"] == "registry"
     assert sensors["s2_10band"]["mean"] == list(get_sensor("s2_10band").mean)
+    # Each entry says which product levels it describes, for imagery of other levels.
+    assert sensors["s2"]["product_levels"] == ["L1C"]
+    assert sensors["s2_10band"]["product_levels"] == ["L2A", "L3A"]
 
 
 def test_probe_steps_log_the_held_out_reconstruction_check(

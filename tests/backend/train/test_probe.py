@@ -26,6 +26,11 @@ def test_probe_sets_are_the_labelled_bigearthnet_patches(probe_sets):
     assert (s2.targets.sum(axis=1) >= 1).all()  # every patch has at least one 19-class label
     sar = probe_sets["bigearthnet-s1"]
     assert sar.sensor == "sar" and all(image.shape == (2, 120, 120) for image in sar.images)
+    # The VV band alone is the corpus' Sentinel-1 sensor (sar_vv): the same patches and labels.
+    vv = probe_sets["bigearthnet-s1-vv"]
+    assert vv.sensor == "sar_vv" and vv.patches == sar.patches
+    np.testing.assert_array_equal(vv.images[0][0], sar.images[0][0])
+    np.testing.assert_array_equal(vv.targets, sar.targets)
 
 
 def test_tiles_cover_a_patch_flush_with_its_edges():
@@ -73,8 +78,10 @@ def test_pretraining_logs_the_probe_and_msgfm_probe_reports_it(
     assert [r["step"] for r in probed] == [1, 2, 3]
     assert all(r[f"{key}_effective_rank"] > 0 for r in probed)
     assert not any("probe_bigearthnet-s2_linear_map_micro" in r for r in records)
-    # The corpus has no Sentinel-1 ("sar") statistics: its untrained embedding is not probed.
-    assert not any(k.startswith("probe_bigearthnet-s1") for r in records for k in r)
+    # The corpus has no Sentinel-1 ("sar") statistics: its untrained embedding is not probed;
+    # the VV band alone is the corpus' sar_vv, and is.
+    assert not any(k.startswith("probe_bigearthnet-s1-validation") for r in records for k in r)
+    assert all("probe_bigearthnet-s1-vv-validation_linear_map_micro" in r for r in probed)
     assert all("moe_drop_fraction" in r for r in records if "loss" in r)
 
     from backend.cli import main
@@ -103,6 +110,7 @@ def test_pretraining_logs_the_probe_and_msgfm_probe_reports_it(
     assert s2["n_patches"] >= 3 and len(s2["random_init"]) == 1
     assert "bigearthnet-s1-validation" in report["not_probed"]
     assert "not pretrained on 'sar'" in report["not_probed"]["bigearthnet-s1-validation"]
+    assert report["sets"]["bigearthnet-s1-vv-validation"]["n_patches"] >= 3
     # Beside every score: the class prior, the permutation baseline and standard errors.
     assert 0.0 < s2["class_prior"]["map_micro"] < 1.0
     assert s2["permutation"]["permutations"] == 5
@@ -165,3 +173,41 @@ def test_prior_permutation_and_standard_errors_on_the_real_labels(probe_sets):
     margin = scores["linear_map_micro"] - probe._micro_map(targets, prior)
     assert margin > 2 * errors["margin_se"] > 0
     assert scores["linear_map_micro"] > shuffled["linear_map_micro"] + 0.2
+
+
+def test_l2a_patches_are_normalised_with_l2a_statistics_under_an_l1c_corpus(probe_sets):
+    """An encoder pretrained on L1C scenes keeps its L1C statistics, but the BigEarthNet L2A
+    patches it is probed on are normalised with L2A statistics: with the L1C ones the real
+    patches sit several standard deviations off zero (B09 above all), with their own they do not.
+    A level neither describes is refused, never normalised with the nearest."""
+    from backend.data.tasks.normalization import normalize_inputs, statistics_for_level
+    from backend.sensors import get_sensor
+
+    s2 = probe_sets["bigearthnet-s2"]
+    assert s2.product_level == "L2A" and probe_sets["bigearthnet-s1"].product_level is None
+    assert probe.split_probe_set(s2, "validation").product_level == "L2A"
+    # The samples corpus' own L1C statistics (runs/long band_stats.json, B01..B12).
+    l1c = {
+        "bands": list(get_sensor("s2").bands),
+        "mean": [1714.5, 1435.6, 1225.5, 1091.8, 1168.0, 1379.7, 1524.9, 1433.8, 1602.3, 466.7,
+                 1279.4, 817.3],
+        "std": [612.4, 644.2, 672.9, 765.6, 788.2, 1033.3, 1189.6, 1149.1, 1321.9, 487.6, 1174.6,
+                789.0],
+        "source": "corpus (L1C; the registry's statistics are L2A/L3A)",
+    }  # fmt: skip
+    chosen = probe.normalization_for({"sensors": {"s2": l1c}}, s2)["s2"]
+    assert chosen["mean"] == list(get_sensor("s2").mean) and chosen["source"] == "registry"
+
+    def band_means(entry):
+        values = [normalize_inputs({"s2": image}, {"s2": entry})["s2"] for image in s2.images]
+        return np.mean([v.mean(axis=(1, 2)) for v in values], axis=0)
+
+    assert np.abs(band_means(l1c)).max() > 3.0
+    assert np.abs(band_means(chosen)).max() < 1.5
+    # Legacy entries are read from their source text; an entry of the level itself is kept.
+    assert (
+        statistics_for_level("s2", {**l1c, "source": "corpus (L2A)"}, "L2A")["mean"] == l1c["mean"]
+    )
+    assert statistics_for_level("sar", {"mean": [0, 0], "std": [1, 1]}, None)["mean"] == [0, 0]
+    with pytest.raises(ValueError, match="product level L1C has no statistics"):
+        statistics_for_level("s2", {**l1c, "product_levels": ["L2A"]}, "L1C")
