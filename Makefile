@@ -22,18 +22,19 @@ format: setup
 	$(VENV)/bin/ruff check --fix .
 
 # One pytest worker per core, at most 4 (pytest-xdist): the tests wait on QGIS and subprocesses a lot.
-# The suite runs in one process. `make test PYTEST_WORKERS="-n 2 --dist loadfile"` spreads the test
-# files over pytest-xdist workers (about 11 min instead of 20 here), but a worker crashed once in
-# QgsApplication.processEvents() while a background task ran (test_input_warnings.py): not yet
-# reliable enough to be the default.
-PYTEST_WORKERS ?=
+# The suite runs as two pytest processes side by side (scripts/run_tests.py): the plugin's tests
+# (tests/msgfm_qgis) in one, in their usual order, and every other test in the other.
+# pytest-xdist's workers are not used: one crashed in QgsApplication.processEvents() when QGIS
+# task tests ran in a worker after other files. MSGFM_TEST_SERIAL=1 runs one process;
+# PYTEST_ARGS adds pytest arguments to both.
+PYTEST_ARGS ?=
 
 test: lint data
-	$(PY) -m pytest $(PYTEST_WORKERS)
+	$(PY) scripts/run_tests.py $(PYTEST_ARGS)
 
 # The unit tests only: offline, without the sample data (synthetic fixtures from tests/data/).
 test-unit: lint
-	$(PY) -m pytest $(PYTEST_WORKERS) -m "not integration"
+	$(PY) scripts/run_tests.py -m "not integration" $(PYTEST_ARGS)
 
 build: setup
 	$(PY) build.py

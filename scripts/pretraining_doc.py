@@ -339,7 +339,7 @@ def main(argv=None) -> int:
     page.add_argument("--out", default="docs/pretraining.md")
     page.add_argument(
         "--long-results",
-        default="docs/pretraining-long-results.json",
+        default=str(Path(__file__).resolve().parents[1] / "docs" / "pretraining-long-results.json"),
         help="scripts/pretrain_long.py's evaluation (runs/long/evaluation.json), when there is one",
     )
     page.add_argument("--check", action="store_true")

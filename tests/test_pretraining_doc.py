@@ -42,3 +42,47 @@ def test_page_shows_every_variant_and_the_shipped_seeds_against_random_init(tmp_
     changed = tmp_path / "changed.json"
     changed.write_text(json.dumps(results))
     assert run("render", "--results", changed, "--out", out, "--check").returncode == 1
+
+
+def test_long_runs_section_says_what_is_finished_and_what_the_final_half_shows(tmp_path):
+    """The long runs' section lists every scored checkpoint; until the final half is scored it
+    says so, and a verdict is given only where the interval excludes zero."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        import pretraining_doc
+    finally:
+        sys.path.pop(0)
+    scored = {
+        "sets": {
+            "bigearthnet-s2-validation": {
+                "encoder": {"linear_map_micro": 0.41, "knn_map_micro": 0.4, "effective_rank": 6.1},
+                "encoder_se": 0.09,
+                "margin_over_random": 0.021,
+                "margin_over_random_se": 0.05,
+            }
+        },
+        "heldout": {
+            "bigearthnet-s2-validation": {
+                "masked_l1": 0.7,
+                "visible_mean_l1": 0.55,
+                "l1_over_visible_mean": 1.27,
+                "effective_rank": 3.9,
+            }
+        },
+    }
+    long = {
+        "runs": {"align-seed0": {"recipe": "align", "seed": 0, "checkpoints": {"4000": scored}}}
+    }
+    text = "\n".join(pretraining_doc.render_long_runs(long))
+    assert "| 4000 | 0.410 ± 0.090 | +0.021 ± 0.050 |" in text
+    assert "0.700 / 0.550 (1.27)" in text and "not finished" in text
+    long["selection"] = {
+        "runs": {"align-seed0": {"recipe": "align", "seed": 0, "step": 4000, "score": 0.41}},
+        "recipe_means": {"align": 0.41},
+        "winner": "align",
+    }
+    summary = {"margin": 0.03, "interval": [-0.01, 0.07], "encoders": 3, "patches": 7}
+    long["final_summary"] = {"align": summary}
+    assert "no difference shown" in "\n".join(pretraining_doc.render_long_runs(long))
+    summary["interval"] = [0.01, 0.07]
+    assert "beats random init" in "\n".join(pretraining_doc.render_long_runs(long))

@@ -1,0 +1,72 @@
+"""Run the test suite as two pytest processes side by side: the plugin's tests and the rest.
+
+pytest-xdist spreads test files over workers, but a worker that ran QGIS task tests after other
+files crashed in Qt's event loop (issue 24). The plugin's tests (tests/msgfm_qgis) therefore run in
+one process, in their usual order, exactly as in a serial run; every other test (backend, export,
+docs, benchmarks' checks) runs in a second process at the same time. Each process prints its own
+report when it ends; the exit status is the worse of the two.
+
+    python scripts/run_tests.py [pytest arguments, e.g. -m "not integration"]
+    MSGFM_TEST_SERIAL=1 python scripts/run_tests.py   # one process, as before
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import ExitStack
+from pathlib import Path
+from typing import List, Sequence
+
+ROOT = Path(__file__).resolve().parents[1]
+PLUGIN_TESTS = "tests/msgfm_qgis"
+
+
+def commands(extra: Sequence[str]) -> List[List[str]]:
+    """The pytest command lines: the plugin's tests, and everything else."""
+    # No .pytest_cache: two processes would write it at once.
+    pytest = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *extra]
+    return [[*pytest, PLUGIN_TESTS], [*pytest, "tests", f"--ignore={PLUGIN_TESTS}"]]
+
+
+def main(argv: Sequence[str]) -> int:
+    extra = list(argv)
+    if os.environ.get("MSGFM_TEST_SERIAL"):
+        return subprocess.call([sys.executable, "-m", "pytest", *extra], cwd=ROOT)
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="msgfm-tests-") as folder, ExitStack() as files:
+        running = []
+        for index, command in enumerate(commands(extra)):
+            log = files.enter_context(
+                open(Path(folder) / f"part{index}.log", "w+", encoding="utf-8")
+            )
+            print("running:", " ".join(command[5:]), flush=True)
+            process = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+            running.append((process, log))
+        codes = []
+        while running:
+            for process, log in list(running):
+                if process.poll() is None:
+                    continue
+                running.remove((process, log))
+                log.seek(0)
+                sys.stdout.write(log.read())
+                print(
+                    f"== {' '.join(process.args[5:])}: exit {process.returncode} after "
+                    f"{time.monotonic() - started:.0f} s",
+                    flush=True,
+                )
+                codes.append(process.returncode)
+            time.sleep(1)
+    print(f"== whole suite: {time.monotonic() - started:.0f} s", flush=True)
+    # pytest's codes: 0 passed, 1 failed, 2 interrupted, 5 no tests collected (a selection
+    # such as -m "not integration" can leave one part empty: that part did not fail).
+    codes = [0 if code == 5 else code for code in codes]
+    return max(codes) if codes else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,44 @@
+"""scripts/run_tests.py: `make test` as two pytest processes that together run every test once."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "scripts" / "run_tests.py"
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), *args], cwd=ROOT, capture_output=True, text=True, timeout=600
+    )
+
+
+def test_the_two_parts_select_every_test_once():
+    """Both parts' collections, added, are the whole suite's, and share no test."""
+    sys.path.insert(0, str(SCRIPT.parent))
+    try:
+        import run_tests
+    finally:
+        sys.path.pop(0)
+    parts = []
+    for command in run_tests.commands(["--collect-only", "-q", "-m", "not integration"]):
+        listed = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+        assert listed.returncode == 0, listed.stdout[-2000:]
+        parts.append({line for line in listed.stdout.splitlines() if "::" in line})
+    assert parts[0] and parts[1] and not parts[0] & parts[1]
+    assert all(t.startswith("tests/msgfm_qgis/") for t in parts[0])
+    assert not any(t.startswith("tests/msgfm_qgis/") for t in parts[1])
+    assert "tests/test_run_tests.py::test_the_two_parts_select_every_test_once" in parts[1]
+
+
+def test_a_failing_part_fails_the_run_and_an_empty_part_does_not():
+    # No test is named so: both parts collect nothing (pytest's 5), which is not a failure.
+    empty = run("-k", "no_test_is_named_like_this", "-q")
+    assert empty.returncode == 0, empty.stdout[-2000:]
+    assert empty.stdout.count("exit 5 after") == 2 and "whole suite" in empty.stdout
+    # An unknown option makes both pytest processes stop with a usage error (4).
+    bad = run("--no-such-pytest-option")
+    assert bad.returncode == 4
