@@ -28,7 +28,15 @@ def register(subparsers) -> None:
     accept.add_argument("--results", type=Path, default=REPO / "docs" / "acceptance-results.json")
     accept.add_argument("--doc", type=Path, default=REPO / "docs" / "acceptance.md")
     accept.add_argument("--data", type=Path, default=None, help="sample-data root")
-    accept.add_argument("--only", action="append", default=None, help="score only this model file")
+    accept.add_argument(
+        "--only",
+        action="append",
+        default=None,
+        help=(
+            "score only this model file or tool (e.g. 'classify-with-examples (bands only)'); "
+            "the results file keeps its other entries"
+        ),
+    )
     accept.add_argument(
         "--render", action="store_true", help="only write the doc from an existing results file"
     )

@@ -84,6 +84,7 @@ def apply_gate(results: Mapping[str, Any], models_dir: Path, rejected_dir: Path)
     manifest["acceptance"] = {
         file: {"task": entry["task"], "passed": entry["passed"]}
         for file, entry in results["models"].items()
+        if entry.get("kind") != "tool"  # tools ship no model file: nothing to gate
     }
     write_json_atomically(manifest_path, manifest)
     return moved

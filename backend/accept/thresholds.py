@@ -117,6 +117,13 @@ _CHECKS = (
         gates=False,
     ),
     Check(
+        "apply_classifier_agreement",
+        "Apply classifier with the classifier file Classify with examples saved: share of the "
+        "scene's pixels given the same class",
+        ">=",
+        0.999,
+    ),
+    Check(
         "find_similar_auc",
         "Find similar: ROC AUC of same-class over other-class pixels",
         ">=",

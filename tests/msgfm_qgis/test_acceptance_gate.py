@@ -38,6 +38,7 @@ FAILED = {
     "embedding-landsat.onnx": ("embedding", "ari_over_kmeans", -0.02),
 }
 NOT_MEASURED = ("embedding-rgb.onnx", "embedding-sar_vv.onnx", "embedding-dem.onnx")
+TOOL = "classify-with-examples (bands only)"
 NOT_MEASURED_REASON = "not measured: no labelled held-out scene for this sensor"
 # Each analysis algorithm whose bundled model was moved out, with real inputs it would take.
 REFUSALS = {
@@ -66,6 +67,9 @@ def results():
     models.update(
         {name: {"task": "embedding", "passed": None, "scenes": []} for name in NOT_MEASURED}
     )
+    # A tool that ships with no model file (scored, never gated: there is nothing to move).
+    models[TOOL] = {**verdict("classify-with-examples", False, "accuracy_over_majority", -0.07)}
+    models[TOOL]["kind"] = "tool"
     return {"thresholds": thresholds_table(), "models": models}
 
 
@@ -120,6 +124,7 @@ def test_gate_moves_the_failing_models_out_and_records_why(gated, owned_bundled_
     assert not [name for name in kept if name.endswith(".onnx")]
     assert {"msgfm_lite_encoder/model.safetensors", "msgfm_lite_encoder/meta.json"} <= kept
     assert manifest["acceptance"]["embedding-dem.onnx"]["passed"] is None
+    assert TOOL not in manifest["acceptance"]  # a tool has no file for the gate to move
     # A second run changes nothing (the maintainers may run it again after a new report).
     assert apply_gate(results(), models, rejected) == []
     assert json.loads((models / "MANIFEST.json").read_text(encoding="utf-8")) == manifest
@@ -267,6 +272,9 @@ def test_the_maintainers_gate_command_on_a_copy_of_the_shipped_models(tmp_path):
     manifest = check_gated_folder(models)
     verdicts = json.loads(results.read_text(encoding="utf-8"))["models"]
     for name, entry in verdicts.items():
+        if entry.get("kind") == "tool":  # ships with no model file: nothing to gate
+            assert name not in {e["file"] for e in manifest["rejected"]}
+            continue
         if entry["passed"] is not True:  # failed, or not measured
             assert not (models / name).exists(), name
             assert name in {e["file"] for e in manifest["rejected"]}

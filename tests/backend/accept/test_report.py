@@ -61,7 +61,7 @@ def test_the_report_states_each_threshold_and_each_failure():
         },
     }
     text = render(results)
-    assert "| segmentation.onnx | segmentation | **FAIL** | water_recall |" in text
+    assert "| segmentation.onnx | segmentation | **FAIL** | water_recall | — |" in text
     assert "| `water_recall` | 0.25 | >= 0.8 | FAIL |" in text
     assert "![segmentation.onnx on s](acceptance/segmentation_s.png)" in text
 
@@ -90,3 +90,45 @@ def test_the_algorithm_error_is_kept_once_without_qgis_noise_or_progress():
     )
     assert _error_text(output) == "The model does not work here"
     assert _error_text("QStandardPaths: x\nsomething failed\n") == "something failed"
+
+
+def test_the_report_says_what_ships_and_that_a_failing_tool_still_ships():
+    tool = "classify-with-examples (bands only)"
+    scene = {
+        "scene": "s",
+        "status": "run",
+        "note": "",
+        "picture": None,
+        "figures": {},
+        "checks": [
+            {"check": "accuracy_over_majority", "value": -0.07, "passed": False, "note": ""}
+        ],
+    }
+    results = {
+        "thresholds": thresholds_table(),
+        "scenes": {},
+        "shipped": {
+            "models": ["pansharpening.onnx"],
+            "rejected": [{"file": "segmentation.onnx", "task": "segmentation", "reason": "why"}],
+        },
+        "models": {
+            "pansharpening.onnx": {"task": "pansharpening", "passed": True, "scenes": []},
+            "segmentation.onnx": {"task": "segmentation", "passed": False, "scenes": []},
+            tool: {
+                "task": "classify-with-examples",
+                "kind": "tool",
+                "passed": False,
+                "scenes": [scene],
+            },
+        },
+    }
+    text = render(results)
+    assert "| pansharpening.onnx | pansharpening | **pass** | — | yes |" in text
+    assert "| segmentation.onnx | segmentation | **FAIL** | — | no (gated out) |" in text
+    assert (
+        f"| {tool} | classify-with-examples | **FAIL** | accuracy_over_majority | "
+        "yes (no model file) |" in text
+    )
+    assert "Models bundled (MANIFEST.json `files`): `pansharpening.onnx`." in text
+    assert "| `segmentation.onnx` | segmentation | why |" in text
+    assert f"## {tool} (tool, classify-with-examples): **FAIL**" in text
