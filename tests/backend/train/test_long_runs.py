@@ -56,6 +56,9 @@ def test_kept_checkpoints_are_scored_once_and_selection_reads_validation_only(
     assert check["l1_over_visible_mean"] == pytest.approx(
         check["masked_l1"] / check["visible_mean_l1"], rel=1e-6
     )
+    # The same check on crops of the run's own corpus (its seen scenes).
+    seen = scored["seen"]["s2"]
+    assert seen["crops"] == 24 and seen["masked_l1"] > 0 and seen["visible_mean_l1"] > 0
     assert len(said) == 3
     # A second call scores nothing again.
     again = long_runs.evaluate_runs(two_runs, results_path, sample_data, say=said.append, **FAST)
