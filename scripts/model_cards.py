@@ -1114,9 +1114,12 @@ AUGMENTATION_WORDS = {
     "rotate": "quarter-turn rotations and flips",
     "balanced_sampling": "class-balanced sampling",
     "class_weight_power": "cross-entropy class weights frequency^-{v:g}",
-    "fresh_clouds": "new simulated clouds and haze of random cover, size and thickness at every "
+    "fresh_clouds": "new simulated clouds of random cover, size and thickness at every "
     "step",
     "clear_fraction": "{pct:.0f} % of the samples left clear (the target is the input)",
+    "scene_haze": "haze up to opacity {v:g} on half of the samples, on the target as on the input "
+    "(part of the scene, not cloud)",
+    "cloud_weight_loss": "the cloud weight's loss weighted {v:g}",
 }
 
 
@@ -1126,7 +1129,10 @@ def augmentation_text(entry: Mapping[str, Any]) -> str:
     words = []
     for key, template in AUGMENTATION_WORDS.items():
         value = settings.get(key)
-        if not value or (key == "clear_fraction" and not settings.get("fresh_clouds")):
+        if not value or (
+            key in ("clear_fraction", "scene_haze", "cloud_weight_loss")
+            and not settings.get("fresh_clouds")
+        ):
             continue
         number = float(value)
         words.append(template.format(v=number, third=number / 3, pct=100 * number))

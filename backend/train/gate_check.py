@@ -66,7 +66,7 @@ def probability_predictor(checkpoint: str) -> tuple:
             model(batch)
         return model.head.cloud_probability.numpy()
 
-    return predict, model.head.floor
+    return predict, round(model.head.floor, 6)  # the float32 buffer, as the floor was set
 
 
 def gate_validation(
