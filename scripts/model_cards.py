@@ -1114,8 +1114,7 @@ AUGMENTATION_WORDS = {
     "rotate": "quarter-turn rotations and flips",
     "balanced_sampling": "class-balanced sampling",
     "class_weight_power": "cross-entropy class weights frequency^-{v:g}",
-    "fresh_clouds": "new simulated clouds of random cover, size and thickness at every "
-    "step",
+    "fresh_clouds": "new simulated clouds of random cover, size and thickness at every step",
     "clear_fraction": "{pct:.0f} % of the samples left clear (the target is the input)",
     "scene_haze": "haze up to opacity {v:g} on half of the samples, on the target as on the input "
     "(part of the scene, not cloud)",
