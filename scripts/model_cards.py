@@ -1426,8 +1426,10 @@ def other_imagery_section(run: TaskRun, text: TaskText) -> List[str]:
     )
     if text.finetune_data is None:
         paragraph = prose("other_imagery_embedding", file=run.entry["file"], **values)
-    else:
+    elif embeddings:
         paragraph = prose("other_imagery_task", **values)
+    else:  # every embedding model failed acceptance or was never measured: none ships
+        paragraph = prose("other_imagery_task_no_embeddings", **values)
     return ["## Other imagery", "", paragraph, ""]
 
 
