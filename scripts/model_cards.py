@@ -1114,9 +1114,11 @@ AUGMENTATION_WORDS = {
     "rotate": "quarter-turn rotations and flips",
     "balanced_sampling": "class-balanced sampling",
     "class_weight_power": "cross-entropy class weights frequency^-{v:g}",
-    "fresh_clouds": "new simulated clouds and haze of random cover, size and thickness at every "
-    "step",
+    "fresh_clouds": "new simulated clouds of random cover, size and thickness at every step",
     "clear_fraction": "{pct:.0f} % of the samples left clear (the target is the input)",
+    "scene_haze": "haze up to opacity {v:g} on half of the samples, on the target as on the input "
+    "(part of the scene, not cloud)",
+    "cloud_weight_loss": "the cloud weight's loss weighted {v:g}",
 }
 
 
@@ -1126,7 +1128,10 @@ def augmentation_text(entry: Mapping[str, Any]) -> str:
     words = []
     for key, template in AUGMENTATION_WORDS.items():
         value = settings.get(key)
-        if not value or (key == "clear_fraction" and not settings.get("fresh_clouds")):
+        if not value or (
+            key in ("clear_fraction", "scene_haze", "cloud_weight_loss")
+            and not settings.get("fresh_clouds")
+        ):
             continue
         number = float(value)
         words.append(template.format(v=number, third=number / 3, pct=100 * number))
@@ -1421,8 +1426,10 @@ def other_imagery_section(run: TaskRun, text: TaskText) -> List[str]:
     )
     if text.finetune_data is None:
         paragraph = prose("other_imagery_embedding", file=run.entry["file"], **values)
-    else:
+    elif embeddings:
         paragraph = prose("other_imagery_task", **values)
+    else:  # every embedding model failed acceptance or was never measured: none ships
+        paragraph = prose("other_imagery_task_no_embeddings", **values)
     return ["## Other imagery", "", paragraph, ""]
 
 

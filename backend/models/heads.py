@@ -176,18 +176,38 @@ class GatedResidualImageHead(ResidualImageHead):
         floor: float = 0.2,
     ):
         super().__init__(in_channels, image_channels, out_channels, channels)
-        if not 0.0 <= floor < 1.0:
-            raise ValueError(f"floor must be in [0, 1), got {floor}")
-        self.floor = float(floor)
         self.gate = nn.Conv2d(channels, 1, 3, padding=1)
         # Start from "no cloud anywhere": the untrained model returns its input.
         nn.init.zeros_(self.gate.weight)
         nn.init.constant_(self.gate.bias, -3.0)
+        # The floor is part of the weights (a buffer): a floor calibrated after training on the
+        # validation split travels with the checkpoint into the exported graph.
+        self.register_buffer("gate_floor", torch.tensor(0.2))
+        self.set_floor(floor)
         self.cloud_probability: Optional[Tensor] = None
+
+    @property
+    def floor(self) -> float:
+        """Cloud probability at or below which a pixel is passed through unchanged."""
+        return float(self.gate_floor)
+
+    def set_floor(self, floor: float) -> None:
+        """Change the floor (e.g. to one calibrated on validation patches)."""
+        if not 0.0 <= floor < 1.0:
+            raise ValueError(f"floor must be in [0, 1), got {floor}")
+        with torch.no_grad():
+            self.gate_floor.fill_(float(floor))
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # Checkpoints written before the floor was a buffer keep the floor they were trained
+        # with (0.2).
+        state_dict.setdefault(prefix + "gate_floor", torch.tensor(0.2))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def weight(self, probability: Tensor) -> Tensor:
         """The correction's weight from the cloud probability (exactly 0 up to ``floor``)."""
-        return torch.clamp((probability - self.floor) / (1.0 - self.floor), min=0.0)
+        floor = self.gate_floor.to(probability.dtype)
+        return torch.clamp((probability - floor) / (1.0 - floor), min=0.0)
 
     def forward(self, features: Sequence[Tensor], images: Tensor, base: Tensor) -> Tensor:
         fused = F.interpolate(

@@ -138,6 +138,7 @@ AUGMENTATION: Dict[str, Any] = {
     "class_weight_power": 0.0,
     "fresh_clouds": False,
     "clear_fraction": 0.2,
+    "scene_haze": 0.0,
     "cloud_weight_loss": 0.2,
 }
 
@@ -178,7 +179,7 @@ class FinetuneTrainer(Trainer):
         monitor_default: Use the task's default score for ``checkpoint-best`` and early stopping.
         augmentation: Training augmentations and class balancing (:data:`AUGMENTATION`'s keys:
             ``jitter``, ``rotate``, ``balanced_sampling``, ``class_weight_power``,
-            ``fresh_clouds``, ``clear_fraction``, ``cloud_weight_loss``).
+            ``fresh_clouds``, ``clear_fraction``, ``scene_haze``, ``cloud_weight_loss``).
         statistics: Band statistics to normalise with instead of the ``init`` checkpoint's
             (``{"sensors": {...}}`` or ``{sensor: {"mean", "std"}}``): a comparison of several
             runs passes the same ones to every run, pretrained or not, so that normalisation is
@@ -251,6 +252,8 @@ class FinetuneTrainer(Trainer):
             raise ValueError("--fresh-clouds applies to cloud removal only")
         if not 0.0 <= float(self.augmentation["clear_fraction"]) < 1.0:
             raise ValueError("--clear-fraction must be in [0, 1)")
+        if not 0.0 <= float(self.augmentation["scene_haze"]) < 1.0:
+            raise ValueError("--scene-haze must be in [0, 1)")
         self.class_weights: Optional[List[float]] = None
         self.task_spec = None
         self.normalization: Dict[str, Dict[str, List[float]]] = {}
@@ -413,6 +416,7 @@ class FinetuneTrainer(Trainer):
                 augment.fresh_clouds,
                 band_names=get_sensor("s2").bands,
                 clear_probability=float(settings["clear_fraction"]),
+                scene_haze=float(settings["scene_haze"]),
                 jitter=jitter,
             )
         if jitter is not None:

@@ -206,6 +206,12 @@ class FinetuneOptions(Options):
     clear_fraction: float = option(
         0.2, float, help="with --fresh-clouds: fraction of training samples left clear"
     )
+    scene_haze: float = option(
+        0.0,
+        float,
+        help="with --fresh-clouds: haze up to this opacity on half of the samples, on target and "
+        "input alike (the scene's atmosphere, not cloud); the clouds then carry no haze",
+    )
     cloud_weight_loss: float = option(
         0.2,
         float,

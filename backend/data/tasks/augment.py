@@ -21,7 +21,7 @@ from typing import Any, Dict, Mapping, Optional, Sequence
 
 import numpy as np
 
-from .clouds import CloudSettings, simulate_clouds
+from .clouds import CloudSettings, add_haze, simulate_clouds
 
 # Keys of a sample that hold per-pixel arrays besides ``inputs`` and ``target``.
 _PIXEL_KEYS = ("cloud_mask", "valid", "opacity")
@@ -119,6 +119,7 @@ def fresh_clouds(
     jitter: Optional[JitterSettings] = None,
     sar_sensor: str = "sar",
     optical_sensor: str = "s2",
+    scene_haze: float = 0.0,
 ) -> Dict[str, Any]:
     """A cloud-removal sample with new clouds over its clear ``target`` (or a clear sample).
 
@@ -127,6 +128,13 @@ def fresh_clouds(
     clear, so the model also learns to return a clear input unchanged. The sample's
     ``opacity`` (H, W) is the simulated cloud opacity (0 for a clear sample) and ``cloud_mask``
     the pixels above the cloud threshold.
+
+    With ``scene_haze`` > 0, haze is part of the scene, not of the clouds: half of the samples
+    get a veil of opacity up to ``scene_haze`` on the target and the input alike
+    (:func:`~backend.data.tasks.clouds.add_haze`), and the clouds carry no haze of their own, so
+    the cloud opacity a gated head learns is zero wherever there is no cloud. A model taught to
+    "dehaze" a uniform veil opens its gate on clear scenes with a bluer atmosphere than its
+    training scenes' (the rejected model removed half of B01 on a clear Austrian patch).
     """
     clear = np.asarray(sample["target"], dtype=np.float32)
     inputs = dict(sample["inputs"])
@@ -134,6 +142,10 @@ def fresh_clouds(
         clear = radiometric_jitter(clear, rng, jitter)
         if sar_sensor in inputs:
             inputs[sar_sensor] = radiometric_jitter(inputs[sar_sensor], rng, jitter, decibels=True)
+    if scene_haze > 0 and rng.random() < 0.5:
+        strength = float(rng.uniform(0.0, scene_haze))
+        scale = float(np.exp(rng.uniform(np.log(32.0), np.log(256.0))))
+        clear = add_haze(clear, band_names, rng, strength, scale)
     out = dict(sample)
     height, width = clear.shape[-2:]
     if rng.random() < clear_probability:
@@ -142,6 +154,8 @@ def fresh_clouds(
         mask = np.zeros((height, width), dtype=bool)
     else:
         settings = random_cloud_settings(rng)
+        if scene_haze > 0:
+            settings = dataclasses.replace(settings, haze=0.0)
         cloudy, opacity, mask = simulate_clouds(
             np.nan_to_num(clear, nan=0.0), band_names, seed=int(rng.integers(2**31)),
             settings=settings,

@@ -186,3 +186,39 @@ def simulate_clouds(
     cloud = np.asarray(cloud_reflectance, dtype=np.float32)[:, None, None] * texture[None]
     cloudy = (1.0 - opacity)[None] * clear + opacity[None] * cloud
     return cloudy.astype(np.float32), opacity, opacity > settings.mask_threshold
+
+
+def add_haze(
+    image: np.ndarray,
+    band_names: Sequence[str],
+    rng: np.random.Generator,
+    strength: float,
+    scale_px: float = 96.0,
+) -> np.ndarray:
+    """Thin haze over a whole image: ``(1 - h) * image + h * cloud``, ``h`` a smooth field.
+
+    ``h`` is fractal noise (two octaves, cells of ``scale_px``) scaled to at most ``strength``;
+    ``cloud`` is :data:`S2_CLOUD_REFLECTANCE` of each band. Used as part of a scene's atmosphere
+    (on the clear target as on the input), not as cloud: a uniform veil cannot be told apart from
+    another scene's radiometry, so a cloud-removal model must leave it alone.
+
+    Args:
+        image: (C, H, W) reflectance x 10000 (NaN stays NaN).
+        band_names: Sentinel-2 names of the C bands.
+        rng: Generator of the haze field.
+        strength: Largest haze opacity, in [0, 1).
+        scale_px: Cell size of the coarsest lattice of the haze field.
+
+    Returns:
+        The hazy image, float32 (C, H, W).
+    """
+    if not 0.0 <= strength < 1.0:
+        raise ValueError(f"haze strength must be in [0, 1), got {strength}")
+    missing = [b for b in band_names if b not in S2_CLOUD_REFLECTANCE]
+    if missing:
+        raise ValueError(f"no cloud reflectance for bands {missing}")
+    image = np.asarray(image, dtype=np.float32)
+    _, height, width = image.shape
+    veil = strength * fractal_noise(rng, height, width, scale_px, 2).astype(np.float32)
+    cloud = np.asarray([S2_CLOUD_REFLECTANCE[b] for b in band_names], dtype=np.float32)
+    return ((1.0 - veil)[None] * image + veil[None] * cloud[:, None, None]).astype(np.float32)

@@ -114,3 +114,18 @@ def test_class_weights_change_the_segmentation_loss():
     with pytest.raises(ValueError, match="class_weights"):
         task_loss(TaskSpec("pansharpening", ["pan", "ms"]), torch.zeros(1, 4, 32, 32),
                   torch.zeros(1, 4, 32, 32), class_weights=[1.0])  # fmt: skip
+
+
+def test_floor_travels_with_the_weights_and_old_checkpoints_keep_theirs():
+    head = GatedResidualImageHead([8, 8, 8, 8], 3, 3, 8)
+    head.set_floor(0.35)
+    state = head.state_dict()
+    other = GatedResidualImageHead([8, 8, 8, 8], 3, 3, 8)
+    other.load_state_dict(state)
+    assert other.floor == pytest.approx(0.35)
+    # A checkpoint written before the floor was a weight: the floor it was trained with.
+    legacy = {k: v for k, v in state.items() if k != "gate_floor"}
+    other.load_state_dict(legacy)
+    assert other.floor == pytest.approx(0.2)
+    probability = torch.tensor([0.3, 0.35, 0.675])
+    assert torch.allclose(head.weight(probability), torch.tensor([0.0, 0.0, 0.5]))

@@ -138,3 +138,32 @@ def test_output_loads_as_true_colour(
     finally:
         for layer in loaded:
             project.removeMapLayer(layer.id())
+
+
+def test_recipe_model_returns_a_clear_real_patch_unchanged(
+    run_algorithm, owned_bundled_models, s2_stack, s1_stack, tmp_path
+):
+    """The recipe's own gated model (tests/bundled_models.py; its floor checked on validation
+    draws) on the clear real patch 87_48: its cloud weight stays at or below the floor, so the
+    output is the input up to the float32 normalisation round trip — no band mean moves, no
+    value is clipped (the acceptance suite's clear-scene checks, on the tests' own model)."""
+    import json
+
+    manifest = json.loads((owned_bundled_models / "MANIFEST.json").read_text(encoding="utf-8"))
+    entry = next(f for f in manifest["files"] if f["file"] == "cloud-removal.onnx")
+    gate = entry["gate_validation"]
+    assert gate["floor"] >= gate["model_floor"] and "0.2" in gate["floors"]
+    out = tmp_path / "clear.tif"
+    run_algorithm(
+        ALG,
+        {
+            "S2": str(s2_stack),
+            "SAR": str(s1_stack),
+            "MODEL": str(owned_bundled_models / "cloud-removal.onnx"),
+            "OUTPUT": str(out),
+        },
+    )
+    clear, got = read(s2_stack).astype(np.float64), read(out).astype(np.float64)
+    np.testing.assert_allclose(got, clear, rtol=1e-5, atol=0.02)
+    means = got.reshape(12, -1).mean(axis=1) / clear.reshape(12, -1).mean(axis=1)
+    assert np.abs(means - 1).max() < 1e-5

@@ -16,6 +16,7 @@ from backend.data.tasks.augment import (
     jitter_inputs,
     radiometric_jitter,
 )
+from backend.data.tasks.clouds import S2_CLOUD_REFLECTANCE
 from backend.sensors import get_sensor
 from backend.train.finetune import TrainingSamples
 
@@ -144,3 +145,58 @@ def test_class_loss_weights_are_inverse_square_root_frequencies():
     assert weights[2] == 1.0  # absent class
     assert weights[1] / weights[0] == pytest.approx(3.0)
     assert weights[:2].mean() == pytest.approx(1.0)
+
+
+def _real_clear_s2(bigearthnet_pairs) -> dict:
+    sample = bigearthnet_pairs[0]
+    clear = np.asarray(sample["inputs"]["s2"], dtype=np.float32)
+    return {"inputs": {**sample["inputs"], "s2": clear.copy()}, "target": clear, "patch": "p"}
+
+
+def test_scene_haze_veils_target_and_input_alike_and_is_not_cloud(bigearthnet_pairs):
+    bands = get_sensor("s2").bands
+    sample = _real_clear_s2(bigearthnet_pairs)
+    original = sample["target"]
+    hazy = 0
+    for seed in range(12):
+        clear = fresh_clouds(
+            sample, np.random.default_rng(seed), bands, clear_probability=1.0, scene_haze=0.1
+        )
+        # A clear sample stays clear: the veil is on its target too, and its opacity is zero.
+        assert np.array_equal(clear["inputs"]["s2"], clear["target"])
+        assert not clear["opacity"].any()
+        if not np.array_equal(clear["target"], original):
+            hazy += 1
+            cloud = np.array([S2_CLOUD_REFLECTANCE[b] for b in bands])[:, None, None]
+            moved = clear["target"] - original
+            # A veil of at most 0.1 pulls every value towards the cloud's, by at most a tenth of
+            # the way; relatively, the dark aerosol band B01 changes the most.
+            assert np.all(moved * (cloud - original) >= -1e-3)
+            assert np.all(np.abs(moved) <= 0.1 * np.abs(cloud - original) + 1e-2)
+            change = clear["target"] / original - 1.0
+            assert change[0].mean() > change[7].mean()
+    assert 3 <= hazy <= 9  # half of the samples
+
+    for seed in range(6):
+        cloudy = fresh_clouds(
+            sample, np.random.default_rng(seed), bands, clear_probability=0.0, scene_haze=0.1
+        )
+        opacity = cloudy["opacity"]
+        free = opacity == 0
+        # Where there is no cloud the clouds carry no haze: the input is the (hazy) target.
+        assert free.any()
+        assert np.array_equal(cloudy["inputs"]["s2"][:, free], cloudy["target"][:, free])
+
+
+def test_add_haze_keeps_no_data_and_refuses_a_bad_strength(bigearthnet_pairs):
+    from backend.data.tasks.clouds import add_haze
+
+    bands = get_sensor("s2").bands
+    image = np.asarray(bigearthnet_pairs[0]["inputs"]["s2"], dtype=np.float32).copy()
+    image[:, :4, :4] = np.nan
+    out = add_haze(image, bands, np.random.default_rng(0), 0.05)
+    assert np.isnan(out[:, :4, :4]).all() and np.isfinite(out[:, 4:, 4:]).all()
+    assert np.array_equal(add_haze(image[:, 4:, 4:], bands, np.random.default_rng(0), 0.0),
+                          image[:, 4:, 4:])  # fmt: skip
+    with pytest.raises(ValueError, match="strength"):
+        add_haze(image, bands, np.random.default_rng(0), 1.0)
