@@ -80,11 +80,17 @@ def apply_gate(results: Mapping[str, Any], models_dir: Path, rejected_dir: Path)
         )
         moved.append(entry["file"])
     manifest["files"] = kept_files
-    manifest["rejected"] = rejected
+    # A file bundled again (rebuilt, and it passed) is no longer the one rejected before.
+    bundled = {entry["file"] for entry in kept_files}
+    manifest["rejected"] = [entry for entry in rejected if entry["file"] not in bundled]
+    # A run of some models only (``--only``) keeps the other models' verdicts.
     manifest["acceptance"] = {
-        file: {"task": entry["task"], "passed": entry["passed"]}
-        for file, entry in results["models"].items()
-        if entry.get("kind") != "tool"  # tools ship no model file: nothing to gate
+        **manifest.get("acceptance", {}),
+        **{
+            file: {"task": entry["task"], "passed": entry["passed"]}
+            for file, entry in results["models"].items()
+            if entry.get("kind") != "tool"  # tools ship no model file: nothing to gate
+        },
     }
     write_json_atomically(manifest_path, manifest)
     return moved
