@@ -202,16 +202,19 @@ class GatedResidualImageHead(ResidualImageHead):
 
 
 class BroveyResidualImageHead(ResidualImageHead):
-    """Pan-sharpening that *is* the Brovey transform before finetuning: ``brovey + correction``.
+    """Pan-sharpening that *is* the Brovey transform before finetuning: ``brovey * exp(c)``.
 
     The base image is computed in the graph from the model's own inputs: the normalised pan and
     MS are brought back to their sensor units (the statistics the model normalises with, kept as
     buffers), the pan band is matched to the MS intensity (the mean of the bands) by mean and
     standard deviation over each tile, and every MS band is multiplied by ``pan / intensity``
     (bands kept where the intensity is not positive). The decoder sees that base beside the
-    inputs and predicts a zero-initialised correction in normalised units: the untrained model
-    returns Brovey, and finetuning only learns what Brovey gets wrong (spectral distortion,
-    the detail Brovey over- or under-injects).
+    inputs and predicts one zero-initialised log-gain ``c`` per pixel (limited to +-1), applied
+    to every band alike: the untrained model returns Brovey, and finetuning learns how bright
+    each pixel should be (the detail Brovey over- or under-injects) but cannot turn a spectrum.
+    The output's spectral angles are Brovey's, which are the upsampled MS's, by construction: a
+    per-band correction learned on the sample pairs turned the spectra of the validation pair
+    by half a degree (docs/models/pansharpening.md).
 
     Args:
         in_channels: Width of each encoder stage.
@@ -229,7 +232,8 @@ class BroveyResidualImageHead(ResidualImageHead):
         channels: int,
         pan_channel: int = 0,
     ):
-        super().__init__(in_channels, image_channels + out_channels, out_channels, channels)
+        # One output channel: the log-gain shared by every band.
+        super().__init__(in_channels, image_channels + out_channels, 1, channels)
         self.pan_channel = int(pan_channel)
         # The statistics the inputs are normalised with (saved with the weights): the registry's
         # until set_statistics() gives a run's own (the finetuning trainer does).
@@ -262,7 +266,7 @@ class BroveyResidualImageHead(ResidualImageHead):
                 buffer.copy_(tensor)
 
     def brovey(self, pan: Tensor, ms: Tensor) -> Tensor:
-        """Brovey-sharpened MS, normalised like ``ms``, from normalised ``pan`` (B, 1, H, W) and
+        """Brovey-sharpened MS in sensor units from normalised ``pan`` (B, 1, H, W) and
         upsampled ``ms`` (B, C, H, W)."""
         ms_mean, ms_std = self.ms_mean.view(1, -1, 1, 1), self.ms_std.view(1, -1, 1, 1)
         ms_raw = ms * ms_std + ms_mean
@@ -277,7 +281,11 @@ class BroveyResidualImageHead(ResidualImageHead):
         matched = pan_centred / pan_spread.clamp(min=1e-6) * spread_i + mean_i
         positive = intensity > 0
         gain = torch.where(positive, matched / torch.where(positive, intensity, 1.0), 1.0)
-        return (ms_raw * gain - ms_mean) / ms_std
+        return ms_raw * gain
+
+    def normalised(self, image: Tensor) -> Tensor:
+        """An MS image in sensor units, normalised as the model's MS input and output are."""
+        return (image - self.ms_mean.view(1, -1, 1, 1)) / self.ms_std.view(1, -1, 1, 1)
 
     def forward(self, features: Sequence[Tensor], images: Tensor, base: Tensor) -> Tensor:
         pan = images[:, self.pan_channel : self.pan_channel + 1]
@@ -285,5 +293,6 @@ class BroveyResidualImageHead(ResidualImageHead):
         fused = F.interpolate(
             self.neck(features), size=images.shape[-2:], mode="bilinear", align_corners=False
         )
-        hidden = self.refine(torch.cat([fused, images, sharpened], dim=1))
-        return sharpened + self.out(hidden)
+        hidden = self.refine(torch.cat([fused, images, self.normalised(sharpened)], dim=1))
+        log_gain = torch.clamp(self.out(hidden), -1.0, 1.0)
+        return self.normalised(sharpened * torch.exp(log_gain))

@@ -176,16 +176,16 @@ TASK_RECIPES = (
         steps_scale=0.35,
     ),
     # The head's base is Brovey (computed in the graph), so the untrained model is the classical
-    # method; the correction learns with L1 plus the spectral angle (what Brovey cannot improve:
-    # it keeps the upsampled MS's angles). Quarter turns and flips; no radiometric jitter (it
-    # would change the inputs but not the reference).
+    # method; the correction is one gain per pixel for every band, so the spectra stay Brovey's.
+    # Per-band corrections (L1 + 1 or 2 x the spectral angle, 170 and 200 steps) turned the
+    # validation pair's spectra: 0.55 degrees more angle than Brovey under the acceptance
+    # protocol. Quarter turns and flips; no radiometric jitter (it would change the inputs but
+    # not the reference). Validation was best at step 80 of the per-band 200-step run.
     TaskRecipe(
         "pansharpening",
         "finetune_pansharpening",
-        augmentation={"rotate": True, "sam_loss": 2.0},
-        # A first run of 800 steps (L1 + 1.0 x angle) was best on validation at step 120 of 170
-        # run, its spectral angle rising after step 40: a short schedule, the angle weighed more.
-        steps_scale=0.25,
+        augmentation={"rotate": True},
+        steps_scale=0.2,
     ),
 )
 
@@ -556,6 +556,7 @@ class DefaultsRecipe:
             checkpoint,
             self.out_dir / recipe.file_name,
             model_name=f"msgfm-{self.config}-{recipe.task}",
+            sample_inputs=parity_tiles(trainer),
         )
         evaluation = evaluate_model(
             str(report.path),
@@ -652,6 +653,21 @@ class DefaultsRecipe:
                 "held_back_from_pretraining", self.held_back
             )
         return manifest
+
+
+def parity_tiles(trainer: Any, count: int = 3) -> Dict[str, Any]:
+    """Normalised validation tiles ``{sensor: (N, C, T, T)}`` for the export's parity check.
+
+    Real tiles, not random normal values: random "normalised" pan and MS make MS intensities near
+    zero, where the Brovey ratio of the pan-sharpening head is huge and float32 rounding alone
+    exceeds the tolerance; real imagery is what the parity must hold on.
+    """
+    import numpy as np
+
+    samples = trainer.val_samples
+    ready = [trainer.model_ready(samples[i]) for i in range(min(count, len(samples)))]
+    sensors = trainer.task_spec.sensors
+    return {s: np.stack([r["inputs"][s] for r in ready]).astype(np.float32) for s in sensors}
 
 
 def trainer_best_step(trainer: Any) -> Optional[int]:

@@ -1,6 +1,7 @@
 """The pan-sharpening head on real SpaceNet-6 WorldView-2 tiles: before finetuning the model *is*
 the Brovey transform (the acceptance suite's classical method), in torch and in the exported ONNX
-graph, whatever statistics the inputs are normalised with; the spectral angle loss is the angle."""
+graph, whatever statistics the inputs are normalised with; after any finetuning its spectral
+angles are still Brovey's; the spectral angle loss is the angle."""
 
 from __future__ import annotations
 
@@ -77,6 +78,23 @@ def test_untrained_model_is_the_brovey_transform(raw_tiles):
     np.testing.assert_allclose(_in_dn(output), expected, rtol=1e-4, atol=0.05)
     # Brovey differs from the upsampled MS by far more than the tolerance (pan detail).
     assert np.abs(expected - raw_tiles["ms"]).mean() > 20.0
+
+
+def test_any_correction_keeps_the_spectral_angles_of_brovey(raw_tiles):
+    model = _untrained_model()
+    with torch.no_grad():  # a trained-looking, non-zero correction
+        model.head.out.weight.normal_(0.0, 0.05)
+        model.head.out.bias.fill_(0.2)
+        inputs = {s: torch.from_numpy(_normalised(raw_tiles[s], s)) for s in ("pan", "ms")}
+        output = _in_dn(model(inputs).numpy())
+    expected = _classical(raw_tiles)
+    assert np.abs(output - expected).mean() > 20.0  # the correction changes the image ...
+    cosine = (output * expected).sum(axis=1) / (
+        np.linalg.norm(output, axis=1) * np.linalg.norm(expected, axis=1)
+    )
+    assert np.degrees(np.arccos(np.clip(cosine, -1.0, 1.0))).max() < 0.01  # ... not a spectrum
+    gain = output / expected
+    assert gain.min() >= math.exp(-1.0) - 1e-4 and gain.max() <= math.exp(1.0) + 1e-4
 
 
 def test_statistics_travel_with_the_weights(raw_tiles):
