@@ -69,6 +69,8 @@ def apply_gate(results: Mapping[str, Any], models_dir: Path, rejected_dir: Path)
         rejected_dir.mkdir(parents=True, exist_ok=True)
         if source.exists():
             shutil.move(str(source), str(rejected_dir / entry["file"]))
+        # A rejection of an earlier build of this file is superseded by this one.
+        rejected = [r for r in rejected if r["file"] != entry["file"]]
         rejected.append(
             {
                 "file": entry["file"],

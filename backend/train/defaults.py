@@ -652,6 +652,18 @@ class DefaultsRecipe:
             manifest["held_back_from_pretraining"] = previous.get(
                 "held_back_from_pretraining", self.held_back
             )
+            # The gate's records (msgfm accept --gate) stay; a rebuilt file's verdict was about
+            # its earlier bytes and waits for the suite to score the new ones.
+            rebuilt = {r.file_name for r in self.recipes}
+            if previous.get("rejected"):
+                manifest["rejected"] = previous["rejected"]
+            acceptance = {
+                file: verdict
+                for file, verdict in previous.get("acceptance", {}).items()
+                if file not in rebuilt
+            }
+            if acceptance:
+                manifest["acceptance"] = acceptance
         return manifest
 
 

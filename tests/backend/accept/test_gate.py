@@ -76,5 +76,6 @@ def test_a_rebuilt_model_that_fails_is_moved_out_again(tmp_path):
 
     after = json.loads((models / "MANIFEST.json").read_text(encoding="utf-8"))
     assert after["files"] == [] and (tmp_path / "rejected/pansharpening.onnx").is_file()
-    assert [e["sha256"] for e in after["rejected"]] == ["old", entry["sha256"]]
+    # The new rejection supersedes the earlier build's.
+    assert [e["sha256"] for e in after["rejected"]] == [entry["sha256"]]
     assert after["acceptance"]["pansharpening.onnx"]["passed"] is False
