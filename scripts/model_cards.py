@@ -36,7 +36,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from backend.accept.report import check_result  # noqa: E402
+from backend.accept.report import check_result, figures_text  # noqa: E402
 from backend.export.schema import (  # noqa: E402
     ModelMetadata,
     from_metadata_props,
@@ -1549,6 +1549,14 @@ def rejected_card(bundle: Bundle, task: str) -> str:
         "",
         *_failed_checks_table(rejected["failed_checks"]),
     ]
+    scored = ((acceptance_results() or {}).get("models") or {}).get(rejected["file"])
+    if scored is not None and scored.get("sha256") == rejected["sha256"]:
+        lines += ["", "What `msgfm accept` measured on each scene (docs/acceptance.md):", ""]
+        for scene in scored["scenes"]:
+            if scene["figures"]:
+                lines.append(f"- {scene['scene']}: {figures_text(scene['figures'])}.")
+            else:
+                lines.append(f"- {scene['scene']}: {scene['status']}.")
     return "\n".join(lines) + "\n"
 
 

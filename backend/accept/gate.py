@@ -69,6 +69,8 @@ def apply_gate(results: Mapping[str, Any], models_dir: Path, rejected_dir: Path)
         rejected_dir.mkdir(parents=True, exist_ok=True)
         if source.exists():
             shutil.move(str(source), str(rejected_dir / entry["file"]))
+        # A rejection of an earlier build of this file is superseded by this one.
+        rejected = [r for r in rejected if r["file"] != entry["file"]]
         rejected.append(
             {
                 "file": entry["file"],
@@ -80,11 +82,17 @@ def apply_gate(results: Mapping[str, Any], models_dir: Path, rejected_dir: Path)
         )
         moved.append(entry["file"])
     manifest["files"] = kept_files
-    manifest["rejected"] = rejected
+    # A file bundled again (rebuilt, and it passed) is no longer the one rejected before.
+    bundled = {entry["file"] for entry in kept_files}
+    manifest["rejected"] = [entry for entry in rejected if entry["file"] not in bundled]
+    # A run of some models only (``--only``) keeps the other models' verdicts.
     manifest["acceptance"] = {
-        file: {"task": entry["task"], "passed": entry["passed"]}
-        for file, entry in results["models"].items()
-        if entry.get("kind") != "tool"  # tools ship no model file: nothing to gate
+        **manifest.get("acceptance", {}),
+        **{
+            file: {"task": entry["task"], "passed": entry["passed"]}
+            for file, entry in results["models"].items()
+            if entry.get("kind") != "tool"  # tools ship no model file: nothing to gate
+        },
     }
     write_json_atomically(manifest_path, manifest)
     return moved

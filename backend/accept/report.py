@@ -35,6 +35,11 @@ def _bundled(model: str, entry: Mapping[str, Any], shipped: Mapping[str, Any]) -
     return "—"
 
 
+def figures_text(figures: Dict[str, Any]) -> str:
+    """A scene's figures in one line (``name: value; ...``)."""
+    return "; ".join(f"{k}: {_value(v)}" for k, v in figures.items())
+
+
 def _value(value: Any) -> str:
     if value is None:
         return "—"
@@ -178,6 +183,5 @@ def render(results: Mapping[str, Any]) -> str:
             else:
                 lines += ["No gating check applies on this scene (see the figures).", ""]
             if scene["figures"]:
-                figures = "; ".join(f"{k}: {_value(v)}" for k, v in scene["figures"].items())
-                lines += [f"Figures: {figures}.", ""]
+                lines += [f"Figures: {figures_text(scene['figures'])}.", ""]
     return "\n".join(lines).rstrip() + "\n"

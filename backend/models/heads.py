@@ -11,6 +11,8 @@
   bands, added to a base image (the cloudy S2, the upsampled MS).
 - :class:`GatedResidualImageHead`: the same decoder, plus a per-pixel cloud weight; the correction
   applies only where the weight is above zero, so clear pixels pass through unchanged.
+- :class:`BroveyResidualImageHead`: pan-sharpening whose base is the Brovey transform computed in
+  the graph from the inputs, so the untrained model is the classical method.
 """
 
 from __future__ import annotations
@@ -217,3 +219,100 @@ class GatedResidualImageHead(ResidualImageHead):
         probability = torch.sigmoid(self.gate(hidden))
         self.cloud_probability = probability[:, 0]
         return base + self.weight(probability) * self.out(hidden)
+
+
+class BroveyResidualImageHead(ResidualImageHead):
+    """Pan-sharpening that *is* the Brovey transform before finetuning: ``brovey * exp(c)``.
+
+    The base image is computed in the graph from the model's own inputs: the normalised pan and
+    MS are brought back to their sensor units (the statistics the model normalises with, kept as
+    buffers), the pan band is matched to the MS intensity (the mean of the bands) by mean and
+    standard deviation over each tile, and every MS band is multiplied by ``pan / intensity``
+    (bands kept where the intensity is not positive). The decoder sees that base beside the
+    inputs and predicts one zero-initialised log-gain ``c`` per pixel (limited to +-1), applied
+    to every band alike: the untrained model returns Brovey, and finetuning learns how bright
+    each pixel should be (the detail Brovey over- or under-injects) but cannot turn a spectrum.
+    The output's spectral angles are Brovey's, which are the upsampled MS's, by construction: a
+    per-band correction learned on the sample pairs turned the spectra of the validation pair
+    by half a degree (docs/models/pansharpening.md).
+
+    Args:
+        in_channels: Width of each encoder stage.
+        image_channels: Bands of all input images together (concatenated as a skip).
+        out_channels: Output (MS) bands.
+        channels: FPN width.
+        pan_channel: Index of the pan band among the concatenated input images.
+    """
+
+    def __init__(
+        self,
+        in_channels: Sequence[int],
+        image_channels: int,
+        out_channels: int,
+        channels: int,
+        pan_channel: int = 0,
+    ):
+        # One output channel: the log-gain shared by every band.
+        super().__init__(in_channels, image_channels + out_channels, 1, channels)
+        self.pan_channel = int(pan_channel)
+        # The statistics the inputs are normalised with (saved with the weights): the registry's
+        # until set_statistics() gives a run's own (the finetuning trainer does).
+        self.register_buffer("ms_mean", torch.zeros(out_channels))
+        self.register_buffer("ms_std", torch.ones(out_channels))
+        self.register_buffer("pan_mean", torch.zeros(1))
+        self.register_buffer("pan_std", torch.ones(1))
+
+    def set_statistics(
+        self,
+        pan_mean: Sequence[float],
+        pan_std: Sequence[float],
+        ms_mean: Sequence[float],
+        ms_std: Sequence[float],
+    ) -> None:
+        """The per-band mean and std the pan and MS inputs are normalised with."""
+        for name, values in (
+            ("pan_mean", pan_mean),
+            ("pan_std", pan_std),
+            ("ms_mean", ms_mean),
+            ("ms_std", ms_std),
+        ):
+            buffer = getattr(self, name)
+            tensor = torch.as_tensor([float(v) for v in values], dtype=buffer.dtype)
+            if tensor.shape != buffer.shape:
+                raise ValueError(f"{name}: {tensor.numel()} values for {buffer.numel()} band(s)")
+            if name.endswith("std") and not bool((tensor > 0).all()):
+                raise ValueError(f"{name} must be positive, got {tensor.tolist()}")
+            with torch.no_grad():
+                buffer.copy_(tensor)
+
+    def brovey(self, pan: Tensor, ms: Tensor) -> Tensor:
+        """Brovey-sharpened MS in sensor units from normalised ``pan`` (B, 1, H, W) and
+        upsampled ``ms`` (B, C, H, W)."""
+        ms_mean, ms_std = self.ms_mean.view(1, -1, 1, 1), self.ms_std.view(1, -1, 1, 1)
+        ms_raw = ms * ms_std + ms_mean
+        pan_raw = pan * self.pan_std.view(1, 1, 1, 1) + self.pan_mean.view(1, 1, 1, 1)
+        intensity = ms_raw.mean(dim=1, keepdim=True)
+        # The pan band matched to the intensity over the tile (as the classical method does over
+        # the image), so that sharpening keeps the MS brightness.
+        pan_centred = pan_raw - pan_raw.mean(dim=(2, 3), keepdim=True)
+        pan_spread = pan_centred.pow(2).mean(dim=(2, 3), keepdim=True).sqrt()
+        mean_i = intensity.mean(dim=(2, 3), keepdim=True)
+        spread_i = (intensity - mean_i).pow(2).mean(dim=(2, 3), keepdim=True).sqrt()
+        matched = pan_centred / pan_spread.clamp(min=1e-6) * spread_i + mean_i
+        positive = intensity > 0
+        gain = torch.where(positive, matched / torch.where(positive, intensity, 1.0), 1.0)
+        return ms_raw * gain
+
+    def normalised(self, image: Tensor) -> Tensor:
+        """An MS image in sensor units, normalised as the model's MS input and output are."""
+        return (image - self.ms_mean.view(1, -1, 1, 1)) / self.ms_std.view(1, -1, 1, 1)
+
+    def forward(self, features: Sequence[Tensor], images: Tensor, base: Tensor) -> Tensor:
+        pan = images[:, self.pan_channel : self.pan_channel + 1]
+        sharpened = self.brovey(pan, base)
+        fused = F.interpolate(
+            self.neck(features), size=images.shape[-2:], mode="bilinear", align_corners=False
+        )
+        hidden = self.refine(torch.cat([fused, images, self.normalised(sharpened)], dim=1))
+        log_gain = torch.clamp(self.out(hidden), -1.0, 1.0)
+        return self.normalised(sharpened * torch.exp(log_gain))

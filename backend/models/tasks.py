@@ -11,7 +11,8 @@ Every task model takes *normalised* images ``{sensor: (B, C, H, W)}`` and return
 - segmentation: logits ``(B, K, H, W)`` at input resolution;
 - cloud removal: normalised target-sensor (S2) reflectance ``(B, C, H, W)``, a residual on the
   cloudy S2 input;
-- pan-sharpening: normalised MS ``(B, C, H, W)``, a residual on the upsampled MS input.
+- pan-sharpening: normalised MS ``(B, C, H, W)``, a residual on the Brovey transform of the pan
+  and upsampled MS inputs (computed in the graph; see :class:`~.heads.BroveyResidualImageHead`).
 
 After each forward, ``model.aux_loss`` holds the encoder's MoE load-balancing loss; a trainer adds
 ``config.aux_loss_weight * model.aux_loss`` to :func:`task_loss`.
@@ -37,6 +38,7 @@ from .config import ModelConfig
 from .embedding import SensorPatchEmbedding, init_from_nearest_bands
 from .encoder import MsGFMEncoder
 from .heads import (
+    BroveyResidualImageHead,
     ClassificationHead,
     GatedResidualImageHead,
     ResidualImageHead,
@@ -183,6 +185,30 @@ def _gated_residual_image_head(config: ModelConfig, spec: TaskSpec, channels: in
     return GatedResidualImageHead(config.stage_dims, image_channels, spec.out_channels, channels)
 
 
+def _pan_input(spec: TaskSpec) -> tuple:
+    """``(sensor, channel)`` of the pan band: the first one-band input that is not the target."""
+    channel = 0
+    for sensor in spec.sensors:
+        if sensor != spec.target_sensor and get_sensor(sensor).num_bands == 1:
+            return sensor, channel
+        channel += get_sensor(sensor).num_bands
+    raise ValueError(
+        f"task {spec.task}: a Brovey head needs a one-band pan input beside "
+        f"{spec.target_sensor}; the inputs are {spec.sensors}"
+    )
+
+
+def _brovey_residual_image_head(config: ModelConfig, spec: TaskSpec, channels: int) -> nn.Module:
+    image_channels = sum(get_sensor(s).num_bands for s in spec.sensors)
+    pan_sensor, pan_channel = _pan_input(spec)
+    head = BroveyResidualImageHead(
+        config.stage_dims, image_channels, spec.out_channels, channels, pan_channel=pan_channel
+    )
+    pan, ms = get_sensor(pan_sensor), get_sensor(spec.target_sensor)
+    head.set_statistics(pan.mean, pan.std, ms.mean, ms.std)
+    return head
+
+
 # The head each task declares (``Task.head``), built from the encoder config, spec and FPN width.
 HEADS = {
     "classification": lambda config, spec, channels: ClassificationHead(
@@ -193,6 +219,7 @@ HEADS = {
     ),
     "residual-image": _residual_image_head,
     "gated-residual-image": _gated_residual_image_head,
+    "brovey-residual-image": _brovey_residual_image_head,
 }
 
 
@@ -229,6 +256,19 @@ class TaskModel(nn.Module):
             return self.head(encoded.features)
         stacked = torch.cat([images[s] for s in self.spec.sensors], dim=1)
         return self.head(encoded.features, stacked, images[self.spec.target_sensor])
+
+    def set_normalization(self, normalization: Dict[str, Any]) -> None:
+        """Tell a head that works in sensor units the statistics the inputs are normalised with
+        (``{sensor: {"mean", "std"}}``, the trainer's); other heads need none."""
+        head = self.head
+        if isinstance(head, BroveyResidualImageHead):
+            pan, _ = _pan_input(self.spec)
+            head.set_statistics(
+                normalization[pan]["mean"],
+                normalization[pan]["std"],
+                normalization[self.spec.target_sensor]["mean"],
+                normalization[self.spec.target_sensor]["std"],
+            )
 
     def train(self, mode: bool = True) -> TaskModel:
         super().train(mode)
@@ -349,6 +389,42 @@ def cloud_weight_loss(
             return probability.sum() * 0.0
         return loss[mask].mean()
     return loss.mean()
+
+
+def spectral_angle_loss(
+    output: Tensor,
+    target: Tensor,
+    mean: Sequence[float],
+    std: Sequence[float],
+    valid: Optional[Tensor] = None,
+) -> Tensor:
+    """Mean spectral angle (radians) between output and reference spectra, in sensor units.
+
+    L1 on normalised bands weighs each band's error on its own and says nothing of the spectrum's
+    shape; the angle is what SAM scores (offsets matter, so both images are taken back to the
+    sensor's units with ``mean``/``std`` first).
+
+    Args:
+        output: Normalised image ``(B, C, H, W)``.
+        target: Normalised reference ``(B, C, H, W)``, NaN where unknown.
+        mean: Per-band mean of the normalisation.
+        std: Per-band std of the normalisation.
+        valid: Optional ``(B, H, W)`` bool, False for pixels left out.
+    """
+    shift = torch.as_tensor(mean, dtype=output.dtype, device=output.device).view(1, -1, 1, 1)
+    scale = torch.as_tensor(std, dtype=output.dtype, device=output.device).view(1, -1, 1, 1)
+    mask = torch.isfinite(target).all(dim=1)
+    if valid is not None:
+        mask = mask & valid.to(torch.bool)
+    predicted = output * scale + shift
+    reference = torch.nan_to_num(target) * scale + shift
+    dot = (predicted * reference).sum(dim=1)
+    norms = predicted.norm(dim=1) * reference.norm(dim=1)
+    mask = mask & (norms > 0)
+    if not mask.any():
+        return output.sum() * 0.0
+    cosine = (dot[mask] / norms[mask]).clamp(-1.0 + 1e-6, 1.0 - 1e-6)
+    return torch.acos(cosine).mean()
 
 
 # --- pretrained weights -------------------------------------------------------------------------

@@ -183,7 +183,19 @@ TASK_RECIPES = (
         # steps on the shared 2-core machine of the rebuild.
         steps_scale=0.5,
     ),
-    TaskRecipe("pansharpening", "finetune_pansharpening"),
+    # The head's base is Brovey (computed in the graph), so the untrained model is the classical
+    # method; the correction is one gain per pixel for every band, so the spectra stay Brovey's.
+    # Per-band corrections (L1 + 1 or 2 x the spectral angle, 170 and 200 steps) turned the
+    # validation pair's spectra: SAM 9.03 against Brovey's 8.49 degrees under the acceptance
+    # protocol (scripts/pansharpen_validation.py --pair 1). Quarter turns and flips; no
+    # radiometric jitter (it would change the inputs but not the reference). A short schedule:
+    # validation was best at step 80 of the per-band 200-step run (40 of 160 for this one).
+    TaskRecipe(
+        "pansharpening",
+        "finetune_pansharpening",
+        augmentation={"rotate": True},
+        steps_scale=0.2,
+    ),
 )
 
 
@@ -560,6 +572,7 @@ class DefaultsRecipe:
             checkpoint,
             self.out_dir / recipe.file_name,
             model_name=f"msgfm-{self.config}-{recipe.task}",
+            sample_inputs=parity_tiles(trainer),
         )
         evaluation = evaluate_model(
             str(report.path),
@@ -674,7 +687,34 @@ class DefaultsRecipe:
             manifest["held_back_from_pretraining"] = previous.get(
                 "held_back_from_pretraining", self.held_back
             )
+            # The gate's records (msgfm accept --gate) stay; a rebuilt file's verdict was about
+            # its earlier bytes and waits for the suite to score the new ones.
+            rebuilt = {r.file_name for r in self.recipes}
+            if previous.get("rejected"):
+                manifest["rejected"] = previous["rejected"]
+            acceptance = {
+                file: verdict
+                for file, verdict in previous.get("acceptance", {}).items()
+                if file not in rebuilt
+            }
+            if acceptance:
+                manifest["acceptance"] = acceptance
         return manifest
+
+
+def parity_tiles(trainer: Any, count: int = 3) -> Dict[str, Any]:
+    """Normalised validation tiles ``{sensor: (N, C, T, T)}`` for the export's parity check.
+
+    Real tiles, not random normal values: random "normalised" pan and MS make MS intensities near
+    zero, where the Brovey ratio of the pan-sharpening head is huge and float32 rounding alone
+    exceeds the tolerance; real imagery is what the parity must hold on.
+    """
+    import numpy as np
+
+    samples = trainer.val_samples
+    ready = [trainer.model_ready(samples[i]) for i in range(min(count, len(samples)))]
+    sensors = trainer.task_spec.sensors
+    return {s: np.stack([r["inputs"][s] for r in ready]).astype(np.float32) for s in sensors}
 
 
 def trainer_best_step(trainer: Any) -> Optional[int]:

@@ -140,6 +140,7 @@ AUGMENTATION: Dict[str, Any] = {
     "clear_fraction": 0.2,
     "scene_haze": 0.0,
     "cloud_weight_loss": 0.2,
+    "sam_loss": 0.0,
 }
 
 
@@ -364,6 +365,7 @@ class FinetuneTrainer(Trainer):
 
         self.prepare_data()
         model = build_task_model(self.model_config, self.task_spec)
+        model.set_normalization(self.normalization)
         if self.init is not None:
             self.init_report = load_pretrained_encoder(model, self.init)
             if self.context is not None:
@@ -471,7 +473,7 @@ class FinetuneTrainer(Trainer):
         return torch.optim.AdamW(groups, lr=self.config.lr, betas=tuple(self.config.betas))
 
     def _loss(self, model, batch) -> tuple:
-        from ..models.tasks import cloud_weight_loss, task_loss
+        from ..models.tasks import cloud_weight_loss, spectral_angle_loss, task_loss
 
         output = model(batch["inputs"])
         loss = task_loss(
@@ -481,6 +483,12 @@ class FinetuneTrainer(Trainer):
             valid=batch.get("valid"),
             class_weights=self.class_weights,
         )
+        sam_weight = float(self.augmentation["sam_loss"])
+        if sam_weight and not self.task_spec.task_type.has_classes:
+            stats = self.normalization[self.task_spec.target_sensor]
+            loss = loss + sam_weight * spectral_angle_loss(
+                output, batch["target"], stats["mean"], stats["std"], batch.get("valid")
+            )
         inner = getattr(model, "module", model)
         probability = getattr(inner.head, "cloud_probability", None)
         if (

@@ -217,6 +217,12 @@ class FinetuneOptions(Options):
         float,
         help="cloud removal: weight of the loss that teaches the cloud weight the cloud opacity",
     )
+    sam_loss: float = option(
+        0.0,
+        float,
+        help="image tasks: weight of the spectral angle loss (radians, in sensor units) added to "
+        "the L1 loss (0 = L1 only)",
+    )
     seed: int = option(0, int)
     num_workers: int = option(0, int)
     device: str = option("auto", choices=_DEVICES)

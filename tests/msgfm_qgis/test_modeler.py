@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from .algorithms.conftest import MS_MEAN, MS_STD, PAN_MEAN, PAN_STD, export, grid, read, spec
-from .algorithms.test_pansharpen import bilinear_onto
+from .algorithms.test_pansharpen import warped_onto
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL3 = ROOT / "resources" / "models3" / "pansharpen_then_segment.model3"
@@ -156,7 +156,7 @@ def test_model_runs_on_the_real_pan_ms_pair(run_algorithm, chained_models, sampl
     pan_term = (read(pan)[0].astype(np.float64) - PAN_MEAN) / PAN_STD * MS_STD
     interior = (slice(None), slice(2, -2), slice(2, -2))
     np.testing.assert_allclose(
-        (sharpened - pan_term)[interior], bilinear_onto(ms, pan)[interior], atol=0.5
+        (sharpened - pan_term)[interior], warped_onto(ms, pan)[interior], atol=0.5
     )
 
     # The second step: the argmax of the land-cover logits over the sharpened bands.

@@ -87,3 +87,14 @@ def test_match_pan_takes_the_intensity_mean_and_spread():
 def test_bicubic_upsampling_keeps_a_constant_and_the_shape():
     out = upsample_bicubic(np.full((2, 3, 3), 7.0), (6, 6))
     assert out.shape == (2, 6, 6) and np.allclose(out, 7.0)
+
+
+def test_bicubic_upsampling_keeps_pixel_areas_aligned():
+    # A ramp sampled at coarse pixel centres (1.5, 5.5, ...) of a ratio-4 grid comes back as the
+    # ramp at the fine pixel centres, unshifted and unstretched, away from the edges (clamped
+    # there). Corner-aligned zooming would be 0.5 off there.
+    fine = np.arange(32, dtype=np.float64)
+    coarse = fine.reshape(8, 4).mean(axis=1)
+    image = np.broadcast_to(coarse, (8, 8))[None]
+    out = upsample_bicubic(image, (32, 32))[0]
+    np.testing.assert_allclose(out[16, 10:22], fine[10:22], atol=0.05)

@@ -101,9 +101,14 @@ def test_every_task_gives_its_output_shape_and_trains(task, task_inputs, pan_ms_
     assert tuple(output.shape) == expected
     assert torch.isfinite(output).all()
     assert model.aux_loss.ndim == 0 and model.aux_loss > 0  # MoE balance loss of this forward
-    if spec.target_sensor is not None:
+    if task == "cloud-removal":
         # Zero-initialised residual: before training the model returns its base image.
         assert torch.equal(output, inputs[spec.target_sensor])
+    if task == "pansharpening":
+        # Zero-initialised gain: before training the model returns the Brovey transform of its
+        # inputs (tests/backend/models/test_brovey_head.py checks it against the classical one).
+        brovey = model.head.normalised(model.head.brovey(inputs["pan"], inputs["ms"]))
+        torch.testing.assert_close(output, brovey)
     # Training reaches the encoder as well as the head (a zero-initialised residual output
     # passes gradient to the encoder from the second step on).
     targets = {

@@ -19,7 +19,7 @@ TASK_RUNS = [
     ("classification", "finetune_classification_landcover", 32, 15, "val_overall_accuracy", True),
     ("segmentation", "finetune_segmentation", 32, 15, "val_mean_iou", True),
     ("cloud-removal", "finetune_cloud-removal", 32, 10, "val_mae", False),
-    ("pansharpening", "finetune_pansharpening", 32, 12, "val_mae", False),
+    ("pansharpening", "finetune_pansharpening", 32, 12, "val_loss", False),
 ]
 
 

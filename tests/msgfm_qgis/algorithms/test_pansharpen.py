@@ -11,8 +11,9 @@ from .conftest import MS_STD, PAN_MEAN, PAN_STD, grid, read
 ALG = "msgfm:pansharpen"
 
 
-def bilinear_onto(ms_path, pan_path) -> np.ndarray:
-    """The MS bands resampled bilinearly onto the PAN grid (what the engine feeds the model)."""
+def warped_onto(ms_path, pan_path, resampling: str = "cubic") -> np.ndarray:
+    """The MS bands resampled onto the PAN grid (cubic: what the engine feeds a pan-sharpening
+    model, which was trained on MS upsampled by cubic convolution)."""
     import rasterio
     from rasterio.vrt import WarpedVRT
 
@@ -25,7 +26,7 @@ def bilinear_onto(ms_path, pan_path) -> np.ndarray:
             transform=pan.transform,
             width=pan.width,
             height=pan.height,
-            resampling=rasterio.enums.Resampling.bilinear,
+            resampling=rasterio.enums.Resampling[resampling],
         ) as vrt,
     ):
         return vrt.read().astype(np.float64)
@@ -46,11 +47,14 @@ def test_sharpened_ms_on_the_pan_grid(run_algorithm, pansharpening_model, sample
     )
     sharpened = read(out).astype(np.float64)
     pan_term = (read(pan)[0].astype(np.float64) - PAN_MEAN) / PAN_STD * MS_STD
-    # Everything but the resampled MS is exact; the MS comes from the same bilinear warp.
+    # Everything but the resampled MS is exact; the MS comes from the same cubic warp.
     recovered_ms = sharpened - pan_term
     interior = (slice(None), slice(2, -2), slice(2, -2))
-    np.testing.assert_allclose(recovered_ms[interior], bilinear_onto(ms, pan)[interior], atol=0.5)
+    cubic = warped_onto(ms, pan)[interior]
+    np.testing.assert_allclose(recovered_ms[interior], cubic, atol=0.5)
     assert np.std(pan_term) > 10 * 0.5  # the PAN detail is far above the tolerance
+    # ... and the warp is not the bilinear one that other tasks' second inputs get.
+    assert np.abs(warped_onto(ms, pan, "bilinear")[interior] - cubic).max() > 10 * 0.5
 
 
 def test_a_segmentation_model_is_refused(run_algorithm, probability_model, sample_data, tmp_path):

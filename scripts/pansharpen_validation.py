@@ -1,0 +1,97 @@
+"""Score a pan-sharpening model on a training or validation pair the way acceptance scores it.
+
+Usage: python scripts/pansharpen_validation.py MODEL.onnx --pair 1 [--samples DIR]
+
+The acceptance suite's protocol (backend/accept/suite.py: Wald's, pan and MS degraded by block
+means, NaN outside the imaged area, the model run by the inference engine the plugin uses) on a
+SpaceNet-6 pair of the finetuning data: pair 1 is the bundled recipe's validation pair, pair 2 its
+training pair. Pair 3 is the acceptance scene and is refused: design choices are made on
+validation, never on the test scene. Prints PSNR, SAM and ERGAS of the model, the bicubic
+upsampling and Brovey, as the suite computes them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import types
+from pathlib import Path
+from typing import Dict, Optional, Sequence
+
+import numpy as np
+
+# The SpaceNet-6 pairs a design may be chosen on (the acceptance scene is pair 3).
+PAIRS = {"1": "validation", "2": "training"}
+
+
+def score(model: Path, pair: str, samples: Path) -> Dict[str, Dict[str, float]]:
+    """``{"model" | "bicubic" | "brovey": {"psnr_db", "sam_deg", "ergas"}}`` on one pair."""
+    from backend.accept import rasters
+    from backend.accept.metrics import brovey, match_pan, upsample_bicubic
+    from backend.accept.scenes import HELD_OUT, Scene
+    from backend.accept.suite import _wald_pair
+    from backend.inference import RasterInput, run_inference
+    from backend.scores.restoration import ergas, psnr, sam
+
+    scene = Scene(
+        key=f"worldview2_rotterdam_{pair}",
+        tasks=("pansharpening",),
+        files=(f"pan_ms/ms{pair}.tif",),
+        extra=(f"pan_ms/pan{pair}.tif",),
+        kind=HELD_OUT,
+        what=f"SpaceNet-6 pair {pair}",
+        why=f"the recipe's {PAIRS[pair]} pair",
+        scored_on="as worldview2_rotterdam_3",
+    )
+    wald = _wald_pair(types.SimpleNamespace(samples=samples), scene)
+    pan_low, ms_low = wald["pan_low"].astype(np.float32), wald["ms_low"].astype(np.float32)
+    pan_low[pan_low <= 0] = np.nan
+    ms_low[:, np.all(ms_low <= 0, axis=0)] = np.nan
+    with tempfile.TemporaryDirectory(prefix="msgfm-pansharpen-validation-") as scratch:
+        folder = Path(scratch)
+        rasters.write(folder / "pan.tif", pan_low, wald["profile"], ("PAN",))
+        rasters.write(folder / "ms.tif", ms_low, wald["ms_low_profile"], ("B", "G", "R", "NIR"))
+        inputs = [RasterInput("pan", folder / "pan.tif"), RasterInput("ms", folder / "ms.tif")]
+        run_inference(model, inputs, folder / "out.tif", device="cpu")
+        reference = wald["reference"]
+        shape = reference.shape[1:]
+        sharpened = rasters.read(folder / "out.tif")[0][:, : shape[0], : shape[1]]
+    bicubic = upsample_bicubic(wald["ms_low"], shape)
+    classical = brovey(bicubic, match_pan(wald["pan_low"][0], bicubic.mean(axis=0)))
+    data_range = float(np.nanmax(reference))
+    scores = {}
+    for name, image in (("model", sharpened), ("bicubic", bicubic), ("brovey", classical)):
+        valid = np.all(np.isfinite(image), axis=0) & np.all(reference > 0, axis=0)
+        scores[name] = {
+            "psnr_db": psnr(image, reference, data_range, valid),
+            "sam_deg": sam(image, reference, valid),
+            "ergas": ergas(image, reference, wald["ratio"], valid),
+        }
+    return scores
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("model", type=Path, help="a pan-sharpening .onnx model")
+    parser.add_argument("--pair", required=True, help="1 (validation) or 2 (training)")
+    parser.add_argument("--samples", type=Path, default=None, help="sample-data root")
+    args = parser.parse_args(argv)
+    if args.pair not in PAIRS:
+        print(
+            f"pair {args.pair} is not a training or validation pair (1, 2): pair 3 is the "
+            "acceptance scene, scored once by msgfm accept",
+            file=sys.stderr,
+        )
+        return 2
+    from backend.data.fetch import ensure_sample_data
+
+    samples = args.samples or Path(ensure_sample_data())
+    for name, figures in score(args.model, args.pair, samples).items():
+        values = ", ".join(f"{key} {value:.3f}" for key, value in figures.items())
+        print(f"pair {args.pair} ({PAIRS[args.pair]}) {name}: {values}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
