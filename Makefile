@@ -23,7 +23,8 @@ format: setup
 
 # One pytest worker per core, at most 4 (pytest-xdist): the tests wait on QGIS and subprocesses a lot.
 # The suite runs as two pytest processes side by side (scripts/run_tests.py): the plugin's tests
-# (tests/msgfm_qgis) in one, in their usual order, and every other test in the other.
+# (tests/msgfm_qgis, with the top-level ones) in one, in their usual order, and tests/backend in
+# the other.
 # pytest-xdist's workers are not used: one crashed in QgsApplication.processEvents() when QGIS
 # task tests ran in a worker after other files. MSGFM_TEST_SERIAL=1 runs one process;
 # PYTEST_ARGS adds pytest arguments to both.

@@ -1,9 +1,10 @@
-"""Run the test suite as two pytest processes side by side: the plugin's tests and the rest.
+"""Run the test suite as two pytest processes side by side: the plugin's and the backend's.
 
 pytest-xdist spreads test files over workers, but a worker that ran QGIS task tests after other
-files crashed in Qt's event loop (issue 24). The plugin's tests (tests/msgfm_qgis) therefore run in
-one process, in their usual order, exactly as in a serial run; every other test (backend, export,
-docs, benchmarks' checks) runs in a second process at the same time. Each process prints its own
+files crashed in Qt's event loop (issue 24). The plugin's tests (tests/msgfm_qgis, with the
+top-level tests of docs, build and cards) therefore run in one process, in their usual order,
+exactly as in a serial run; the backend's tests (tests/backend) run in a second process at the
+same time. Each process prints its own
 report when it ends; the exit status is the worse of the two.
 
     python scripts/run_tests.py [pytest arguments, e.g. -m "not integration"]
@@ -23,13 +24,18 @@ from typing import List, Sequence
 
 ROOT = Path(__file__).resolve().parents[1]
 PLUGIN_TESTS = "tests/msgfm_qgis"
+BACKEND_TESTS = "tests/backend"
 
 
 def commands(extra: Sequence[str]) -> List[List[str]]:
-    """The pytest command lines: the plugin's tests, and everything else."""
+    """The pytest command lines: the plugin's tests with the top-level ones (docs, build, cards),
+    and the backend's (about equal halves of the suite's time on this machine)."""
     # No .pytest_cache: two processes would write it at once.
     pytest = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *extra]
-    return [[*pytest, PLUGIN_TESTS], [*pytest, "tests", f"--ignore={PLUGIN_TESTS}"]]
+    return [
+        [*pytest, "tests", f"--ignore={BACKEND_TESTS}"],
+        [*pytest, BACKEND_TESTS],
+    ]
 
 
 def main(argv: Sequence[str]) -> int:
