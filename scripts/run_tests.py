@@ -25,16 +25,27 @@ from typing import List, Sequence
 ROOT = Path(__file__).resolve().parents[1]
 PLUGIN_TESTS = "tests/msgfm_qgis"
 BACKEND_TESTS = "tests/backend"
+# Backend folders that run with the plugin's tests, so that both halves take about as long.
+WITH_PLUGIN = ("tests/backend/accept", "tests/backend/embedtools")
 
 
 def commands(extra: Sequence[str]) -> List[List[str]]:
-    """The pytest command lines: the plugin's tests with the top-level ones (docs, build, cards),
-    and the backend's (about equal halves of the suite's time on this machine)."""
+    """The pytest command lines: the plugin's tests with the top-level ones (docs, build, cards)
+    and two backend folders, and the rest of the backend's (about equal halves of the suite's
+    time on this machine)."""
     # No .pytest_cache: two processes would write it at once.
     pytest = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *extra]
+    # --ignore of a folder also drops paths below it given as arguments: ignore the rest of
+    # tests/backend one entry at a time instead.
+    rest = sorted(
+        f"{BACKEND_TESTS}/{path.name}"
+        for path in (ROOT / BACKEND_TESTS).iterdir()
+        if (path.is_dir() or path.name.startswith("test_"))
+        and f"{BACKEND_TESTS}/{path.name}" not in WITH_PLUGIN
+    )
     return [
-        [*pytest, "tests", f"--ignore={BACKEND_TESTS}"],
-        [*pytest, BACKEND_TESTS],
+        [*pytest, "tests", *(f"--ignore={path}" for path in rest)],
+        [*pytest, BACKEND_TESTS, *(f"--ignore={folder}" for folder in WITH_PLUGIN)],
     ]
 
 

@@ -29,8 +29,9 @@ def test_the_two_parts_select_every_test_once():
         assert listed.returncode == 0, listed.stdout[-2000:]
         parts.append({line for line in listed.stdout.splitlines() if "::" in line})
     assert parts[0] and parts[1] and not parts[0] & parts[1]
-    assert not any(t.startswith("tests/backend/") for t in parts[0])
     assert all(t.startswith("tests/backend/") for t in parts[1])
+    assert any(t.startswith("tests/backend/accept/") for t in parts[0])
+    assert not any(t.startswith("tests/backend/accept/") for t in parts[1])
     assert any(t.startswith("tests/msgfm_qgis/") for t in parts[0])
     assert "tests/test_run_tests.py::test_the_two_parts_select_every_test_once" in parts[0]
     whole = subprocess.run(
