@@ -19,20 +19,15 @@ import types
 from pathlib import Path
 from typing import Dict, Optional, Sequence
 
-import numpy as np
-
 # The SpaceNet-6 pairs a design may be chosen on (the acceptance scene is pair 3).
 PAIRS = {"1": "validation", "2": "training"}
 
 
 def score(model: Path, pair: str, samples: Path) -> Dict[str, Dict[str, float]]:
     """``{"model" | "bicubic" | "brovey": {"psnr_db", "sam_deg", "ergas"}}`` on one pair."""
-    from backend.accept import rasters
-    from backend.accept.metrics import brovey, match_pan, upsample_bicubic
     from backend.accept.scenes import HELD_OUT, Scene
-    from backend.accept.suite import _wald_pair
+    from backend.accept.suite import _wald_pair, wald_scores, write_wald_inputs
     from backend.inference import RasterInput, run_inference
-    from backend.scores.restoration import ergas, psnr, sam
 
     scene = Scene(
         key=f"worldview2_rotterdam_{pair}",
@@ -45,29 +40,12 @@ def score(model: Path, pair: str, samples: Path) -> Dict[str, Dict[str, float]]:
         scored_on="as worldview2_rotterdam_3",
     )
     wald = _wald_pair(types.SimpleNamespace(samples=samples), scene)
-    pan_low, ms_low = wald["pan_low"].astype(np.float32), wald["ms_low"].astype(np.float32)
-    pan_low[pan_low <= 0] = np.nan
-    ms_low[:, np.all(ms_low <= 0, axis=0)] = np.nan
     with tempfile.TemporaryDirectory(prefix="msgfm-pansharpen-validation-") as scratch:
         folder = Path(scratch)
-        rasters.write(folder / "pan.tif", pan_low, wald["profile"], ("PAN",))
-        rasters.write(folder / "ms.tif", ms_low, wald["ms_low_profile"], ("B", "G", "R", "NIR"))
-        inputs = [RasterInput("pan", folder / "pan.tif"), RasterInput("ms", folder / "ms.tif")]
+        pan, ms = write_wald_inputs(wald, folder)
+        inputs = [RasterInput("pan", pan), RasterInput("ms", ms)]
         run_inference(model, inputs, folder / "out.tif", device="cpu")
-        reference = wald["reference"]
-        shape = reference.shape[1:]
-        sharpened = rasters.read(folder / "out.tif")[0][:, : shape[0], : shape[1]]
-    bicubic = upsample_bicubic(wald["ms_low"], shape)
-    classical = brovey(bicubic, match_pan(wald["pan_low"][0], bicubic.mean(axis=0)))
-    data_range = float(np.nanmax(reference))
-    scores = {}
-    for name, image in (("model", sharpened), ("bicubic", bicubic), ("brovey", classical)):
-        valid = np.all(np.isfinite(image), axis=0) & np.all(reference > 0, axis=0)
-        scores[name] = {
-            "psnr_db": psnr(image, reference, data_range, valid),
-            "sam_deg": sam(image, reference, valid),
-            "ergas": ergas(image, reference, wald["ratio"], valid),
-        }
+        scores, _ = wald_scores(folder / "out.tif", wald)
     return scores
 
 

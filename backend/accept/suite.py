@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -446,13 +446,8 @@ def _wald_pair(ctx: Context, scene: Scene) -> Dict[str, Any]:
     }
 
 
-def score_pansharpening(ctx: Context, model: str, scene: Scene) -> SceneResult:
-    from ..scores.restoration import ergas, psnr, sam
-
-    result = SceneResult(scene)
-    pair = _wald_pair(ctx, scene)
-    folder = ctx.folder(f"pansharpening/{scene.key}")
-    names = ("B", "G", "R", "NIR")
+def write_wald_inputs(pair: Dict[str, Any], folder: Path) -> Tuple[Path, Path]:
+    """The degraded pan and MS of a Wald pair as the GeoTIFFs a user would give the algorithm."""
     # SpaceNet-6 tiles are 0 outside the imaged area, with no nodata value: give that area as
     # nodata (NaN), as a user who sets the tile's nodata would, so the model runs on the image only.
     pan_low = pair["pan_low"].astype(np.float32)
@@ -460,31 +455,48 @@ def score_pansharpening(ctx: Context, model: str, scene: Scene) -> SceneResult:
     pan_low[pan_low <= 0] = np.nan
     ms_low[:, np.all(ms_low <= 0, axis=0)] = np.nan
     rasters.write(folder / "pan.tif", pan_low, pair["profile"], ("PAN",))
-    rasters.write(folder / "ms.tif", ms_low, pair["ms_low_profile"], names)
-    done = ctx.plugin.run(
-        "pansharpen",
-        {"PAN": folder / "pan.tif", "MS": folder / "ms.tif", "OUTPUT": folder / "out.tif"},
-    )
-    if not done.ok:
-        return refused(result, done.message)
+    rasters.write(folder / "ms.tif", ms_low, pair["ms_low_profile"], ("B", "G", "R", "NIR"))
+    return folder / "pan.tif", folder / "ms.tif"
+
+
+def wald_scores(output: Path, pair: Dict[str, Any]) -> Tuple[Dict[str, Dict[str, float]], Any]:
+    """PSNR, SAM and ERGAS against the pair's original MS of the sharpened ``output``, of the
+    bicubic upsampling and of Brovey; returns ``(scores, images)`` (images by the same names)."""
+    from ..scores.restoration import ergas, psnr, sam
+
     reference = pair["reference"]
     shape = reference.shape[1:]
-    sharpened = rasters.read(folder / "out.tif")[0][:, : shape[0], : shape[1]]
     bicubic = upsample_bicubic(pair["ms_low"], shape)
-    intensity = bicubic.mean(axis=0)
-    classical = brovey(bicubic, match_pan(pair["pan_low"][0], intensity))
+    images = {
+        "model": rasters.read(output)[0][:, : shape[0], : shape[1]],
+        "bicubic": bicubic,
+        "brovey": brovey(bicubic, match_pan(pair["pan_low"][0], bicubic.mean(axis=0))),
+    }
     data_range = float(np.nanmax(reference))
-    ratio = pair["ratio"]
-    result.figure("ratio", ratio)
     scores = {}
-    for name, image in (("model", sharpened), ("bicubic", bicubic), ("brovey", classical)):
+    for name, image in images.items():
         # SpaceNet-6 tiles are 0 outside the imaged area: score the imaged ground only.
         valid = np.all(np.isfinite(image), axis=0) & np.all(reference > 0, axis=0)
         scores[name] = {
             "psnr_db": psnr(image, reference, data_range, valid),
             "sam_deg": sam(image, reference, valid),
-            "ergas": ergas(image, reference, ratio, valid),
+            "ergas": ergas(image, reference, pair["ratio"], valid),
         }
+    return scores, images
+
+
+def score_pansharpening(ctx: Context, model: str, scene: Scene) -> SceneResult:
+    result = SceneResult(scene)
+    pair = _wald_pair(ctx, scene)
+    folder = ctx.folder(f"pansharpening/{scene.key}")
+    pan, ms = write_wald_inputs(pair, folder)
+    done = ctx.plugin.run("pansharpen", {"PAN": pan, "MS": ms, "OUTPUT": folder / "out.tif"})
+    if not done.ok:
+        return refused(result, done.message)
+    reference = pair["reference"]
+    result.figure("ratio", pair["ratio"])
+    scores, images = wald_scores(folder / "out.tif", pair)
+    for name in scores:
         result.figure(name, {k: _round(v) for k, v in scores[name].items()})
     best = {k: max(scores["bicubic"][k], scores["brovey"][k]) for k in ("psnr_db",)}
     best.update({k: min(scores["bicubic"][k], scores["brovey"][k]) for k in ("sam_deg", "ergas")})
@@ -498,13 +510,13 @@ def score_pansharpening(ctx: Context, model: str, scene: Scene) -> SceneResult:
         [
             (
                 "degraded MS",
-                figures.as_rgb(upsample_bicubic(pair["ms_low"][[2, 1, 0]], shape), limits),
+                figures.as_rgb(images["bicubic"][[2, 1, 0]], limits),
             ),
-            ("model", figures.as_rgb(sharpened[[2, 1, 0]], limits)),
-            ("Brovey", figures.as_rgb(classical[[2, 1, 0]], limits)),
+            ("model", figures.as_rgb(images["model"][[2, 1, 0]], limits)),
+            ("Brovey", figures.as_rgb(images["brovey"][[2, 1, 0]], limits)),
             ("reference MS", figures.as_rgb(reference[[2, 1, 0]], limits)),
         ],
-        f"{model} on {scene.key} (Wald protocol, ratio {ratio})",
+        f"{model} on {scene.key} (Wald protocol, ratio {pair['ratio']})",
     )
     return result
 
