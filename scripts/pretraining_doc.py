@@ -98,8 +98,8 @@ def render_long_runs(long: Dict[str, Any]) -> List[str]:
         "with the shipped recipe's statistics and jitter, batch 16, 20,000 steps per run, one "
         "thread, resumable; recipes *align* (masked modelling + cross-view alignment) and "
         "*align-vicreg* (the same + VICReg variance/covariance terms on the pooled multi-stage "
-        "embedding), seeds 0, 1 and 2. Every kept checkpoint is scored by `scripts/pretrain_long.py "
-        "--evaluate` (backend/train/long_runs.py) on the *validation* half of the BigEarthNet "
+        "embedding), seeds 0, 1 and 2. Every kept checkpoint (one per 2,000 steps) is scored by `make "
+        "pretrain-long-evaluate` (backend/train/long_runs.py) on the *validation* half of the BigEarthNet "
         "probe (Sentinel-2 L2A, normalised with L2A statistics although the corpus' Sentinel-2 "
         "is L1C; and the Sentinel-1 VV band as the corpus' `sar_vv`), beside a random-init "
         "encoder arm of the same config (3 seeds), and by the held-out reconstruction check: the "
@@ -107,7 +107,8 @@ def render_long_runs(long: Dict[str, Any]) -> List[str]:
         "pixel by its crop's visible mean (ratio < 1: the model uses more than the crop's "
         "average). The same check on 24 crops of the corpus' own Sentinel-2 scenes (*seen*: "
         "scenes the run trains on) shows whether what it learned holds beyond them. Standard errors: bootstrap "
-        "over patches.",
+        "over patches. `make pretrain-long-final` selects and scores the final half once, when "
+        "every run has finished.",
         "",
     ]
     for name, run in sorted(long.get("runs", {}).items()):
