@@ -11,8 +11,7 @@ hand. Every bundled model's algorithm was run from the built plugin zip (`{zip}`
 {version}) through `qgis_process`, on the scenes below, and scored on what a GIS user checks.
 A model that fails a gating check is not bundled (`msgfm accept --gate`). The tools that need no
 model file (a *tool* below) ship whatever their verdict; a failed check is stated here and in the
-tool's help. Run time: {seconds} s (summed over the entries when some were rerun apart with
-`--only`).
+tool's help. Run time: {seconds} s{how}.
 """
 
 TOOL_NOTE = (
@@ -31,7 +30,12 @@ def _bundled(model: str, entry: Mapping[str, Any], shipped: Mapping[str, Any]) -
     if model in shipped.get("models", []):
         return "yes"
     if any(r["file"] == model for r in shipped.get("rejected", [])):
-        return "no (gated out)"
+        # A full run cannot score a model the zip no longer holds: its row is an earlier run's.
+        return (
+            "no (gated out; scored by an earlier run)"
+            if entry.get("earlier_run")
+            else ("no (gated out)")
+        )
     return "—"
 
 
@@ -71,6 +75,11 @@ def render(results: Mapping[str, Any]) -> str:
             zip=results.get("zip", "?"),
             version=results.get("msgfm_version", "?"),
             seconds=results.get("seconds", "?"),
+            how=(
+                " (summed over the entries: some were rerun apart with `--only`)"
+                if results.get("partial", True)
+                else " (one full run; rows of gated-out models are from the run that gated them)"
+            ),
         )
     ]
     thresholds: Dict[str, Any] = results["thresholds"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from .. import __version__
 from .qgis import InstalledPlugin, build_zip
@@ -99,6 +99,20 @@ def merge_partial(out: Path, models: Dict[str, Any]) -> Tuple[Dict[str, Any], in
     return merged, sum(entry.get("seconds", 0) for entry in merged.values())
 
 
+def gated_entries(out: Path, rejected: Sequence[str]) -> Dict[str, Any]:
+    """The entries of an earlier results file ``out`` for the models the gate keeps out of the
+    zip (``rejected`` file names): a full run cannot score them again (they are not bundled), and
+    their verdicts and figures stay on record, marked as from an earlier run."""
+    if not out.is_file():
+        return {}
+    earlier = json.loads(out.read_text(encoding="utf-8")).get("models", {})
+    return {
+        name: {**entry, "earlier_run": True}
+        for name, entry in earlier.items()
+        if name in rejected and entry.get("kind") != "tool"
+    }
+
+
 def run_suite(
     out: Path,
     work: Path,
@@ -129,12 +143,21 @@ def run_suite(
     samples = Path(samples or ensure_sample_data())
     pictures = out.parent / out.stem.replace("-results", "")
     pictures.mkdir(parents=True, exist_ok=True)
+    ship = shipped(plugin.models_dir)
+    kept = {} if only else gated_entries(out, [r["file"] for r in ship.get("rejected", [])])
     if not only:  # a full run draws every picture anew: none of an earlier run may linger
+        keep = {
+            Path(scene["picture"]).name
+            for entry in kept.values()
+            for scene in entry.get("scenes", [])
+            if scene.get("picture")
+        }
         for stale in pictures.glob("*.png"):
-            stale.unlink()
+            if stale.name not in keep:
+                stale.unlink()
     ctx = Context(plugin, samples, work, pictures)
     ctx.say = say
-    models: Dict[str, Any] = {}
+    models: Dict[str, Any] = dict(kept)
     for entry in bundled_models(plugin.models_dir):
         if only and entry["file"] not in only:
             continue
@@ -171,9 +194,11 @@ def run_suite(
         "command": "msgfm accept",
         "thresholds": thresholds_table(),
         "scenes": scene_table(),
-        "shipped": shipped(plugin.models_dir),
+        "shipped": ship,
         "models": models,
         "seconds": seconds,
+        # A partial run's seconds are summed over entries run apart (merge_partial).
+        "partial": bool(only),
     }
     from ..files import write_json_atomically
 

@@ -126,3 +126,29 @@ def test_a_partial_run_keeps_the_other_entries_of_the_results_file(tmp_path):
     assert models["pansharpening.onnx"] == earlier["models"]["pansharpening.onnx"]
     assert models[BANDS_ONLY_TOOL]["passed"] is False
     assert seconds == 110
+
+
+def test_a_full_run_keeps_the_gated_models_entries_it_cannot_score(tmp_path):
+    """A model the gate moved out of the zip is not scored again by a full run: its earlier entry
+    stays on record (marked), while an entry of a model no longer rejected, and tools, do not."""
+    from backend.accept.run import gated_entries
+
+    out = tmp_path / "results.json"
+    assert gated_entries(out, ["x.onnx"]) == {}
+    earlier = {
+        "models": {
+            "x.onnx": {"task": "t", "passed": False, "scenes": [{"picture": "a/x_s.png"}]},
+            "y.onnx": {"task": "t", "passed": True, "scenes": []},
+            BANDS_ONLY_TOOL: {"task": "c", "kind": "tool", "passed": False, "scenes": []},
+        }
+    }
+    out.write_text(json.dumps(earlier), encoding="utf-8")
+    kept = gated_entries(out, ["x.onnx", BANDS_ONLY_TOOL])
+    assert list(kept) == ["x.onnx"]
+    assert kept["x.onnx"]["earlier_run"] is True and kept["x.onnx"]["passed"] is False
+    from backend.accept.report import _bundled
+
+    shipped_now = {"models": [], "rejected": [{"file": "x.onnx"}]}
+    assert _bundled("x.onnx", kept["x.onnx"], shipped_now) == (
+        "no (gated out; scored by an earlier run)"
+    )
