@@ -16,6 +16,7 @@ a session with unchanged sources reuses the last one.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import io
 import os
@@ -110,6 +111,18 @@ def owned_models(samples: Path, scratch: Path) -> Path:
     if (folder / MANIFEST_FILE).is_file():
         return folder
     folder.parent.mkdir(parents=True, exist_ok=True)
+    # make test runs two pytest processes at once: on a fresh machine both would build the same
+    # folder side by side (minutes of CPU each). The second waits for the first under this lock,
+    # then finds the folder built.
+    with open(folder.parent / f".{folder.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (folder / MANIFEST_FILE).is_file():
+            _build_into(folder, samples, scratch)
+    return folder
+
+
+def _build_into(folder: Path, samples: Path, scratch: Path) -> None:
+    """Build the models into ``folder`` through a staging folder; prune week-old siblings."""
     staging = folder.with_name(f".{folder.name}.partial-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
     build_models(staging, samples, scratch)
@@ -123,11 +136,14 @@ def owned_models(samples: Path, scratch: Path) -> Path:
     # Folders of other sources are left alone (other checkouts may be using them) unless a week old.
     week_ago = time.time() - 7 * 24 * 3600
     for old in folder.parent.iterdir():
-        if old.name != folder.name and old.stat().st_mtime < week_ago:
+        if old.name in (folder.name, f".{folder.name}.lock") or old.stat().st_mtime >= week_ago:
+            continue
+        if old.is_file():  # another source's lock file
+            old.unlink(missing_ok=True)
+        else:
             for path in old.rglob("*"):
                 path.chmod(0o755 if path.is_dir() else 0o644)
             shutil.rmtree(old, ignore_errors=True)
-    return folder
 
 
 def copy_models(source: Path, target: Path) -> Path:
