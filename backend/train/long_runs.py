@@ -30,6 +30,8 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
+from .probe import micro_map
+
 SET = "bigearthnet-s2"
 RUN_NAME = re.compile(r"^(?P<recipe>.+)-seed(?P<seed>\d+)$")
 
@@ -44,7 +46,7 @@ def kept_checkpoints(run: Path) -> List[Tuple[int, Path]]:
 
 
 def _load_pretrain_model(folder: Path):
-    """The pretraining model (encoder and decoders) of a checkpoint, its config and statistics."""
+    """The pretraining model (encoder and decoders) of a checkpoint, its config and its meta.json."""
     import torch
     from safetensors.torch import load_file
 
@@ -57,7 +59,7 @@ def _load_pretrain_model(folder: Path):
     model.load_state_dict(load_file(str(folder / "model.safetensors")))
     model.eval()
     torch.manual_seed(0)
-    return model, config, meta["normalization"]
+    return model, config, meta
 
 
 def _set_summary(entry: Mapping[str, Any]) -> Dict[str, Any]:
@@ -94,9 +96,10 @@ def evaluate_checkpoint(
         permutations=0,
         draws=draws,
     )
-    model, config, statistics = _load_pretrain_model(folder)
+    model, config, meta = _load_pretrain_model(folder)
+    statistics = meta["normalization"]
     out: Dict[str, Any] = {"sets": {}, "heldout": {}, "not_probed": report["not_probed"]}
-    out["seen"] = seen_crops_check(folder, model, config, statistics, sample_root)
+    out["seen"] = seen_crops_check(meta, model, config, sample_root)
     for name, entry in report["sets"].items():
         out["sets"][name] = _set_summary(entry)
     for whole in sets:
@@ -112,10 +115,9 @@ def evaluate_checkpoint(
 
 
 def seen_crops_check(
-    folder: Path,
+    meta: Mapping[str, Any],
     model: Any,
     config: Any,
-    statistics: Mapping[str, Any],
     sample_root: Path,
     sensors: Sequence[str] = ("s2",),
     crops: int = 24,
@@ -130,7 +132,7 @@ def seen_crops_check(
     from ..data.pretrain_dataset import BandNormalizer, PretrainCropDataset
     from . import heldout
 
-    meta = json.loads((Path(folder) / "meta.json").read_text(encoding="utf-8"))
+    statistics = meta["normalization"]
     name = meta.get("manifest", {}).get("name") if isinstance(meta.get("manifest"), dict) else None
     if not name:
         return {}
@@ -213,12 +215,6 @@ def select(results: Mapping[str, Any], set_name: str = f"{SET}-validation") -> D
     return {"runs": chosen, "recipe_means": means, "winner": winner}
 
 
-def _micro_map(targets: np.ndarray, scores: np.ndarray) -> float:
-    from .probe import _micro_map
-
-    return _micro_map(targets, scores)
-
-
 def paired_margin(
     entries: Sequence[Mapping[str, Any]], draws: int = 2000, seed: int = 0
 ) -> Dict[str, Any]:
@@ -240,8 +236,8 @@ def paired_margin(
         for entry in entries:
             predictions = entry["predictions"]
             randoms = [k for k in predictions if k.startswith("random_init_")]
-            encoder = _micro_map(Y, np.asarray(predictions["encoder"])[rows])
-            random = np.mean([_micro_map(Y, np.asarray(predictions[k])[rows]) for k in randoms])
+            encoder = micro_map(Y, np.asarray(predictions["encoder"])[rows])
+            random = np.mean([micro_map(Y, np.asarray(predictions[k])[rows]) for k in randoms])
             values.append(encoder - random)
         return float(np.mean(values))
 

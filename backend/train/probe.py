@@ -397,7 +397,8 @@ def _loo_logistic_scores(X: np.ndarray, Y: np.ndarray, l2: np.ndarray) -> np.nda
     return scores.reshape(weights, folds, -1)
 
 
-def _micro_map(Y: np.ndarray, scores: np.ndarray) -> float:
+def micro_map(Y: np.ndarray, scores: np.ndarray) -> float:
+    """Micro-averaged mean average precision of ``scores`` (N, C) against multi-labels ``Y``."""
     return float(task_metrics.mean_average_precision(Y, scores, average="micro"))
 
 
@@ -412,7 +413,7 @@ def linear_probe_scores(X: np.ndarray, Y: np.ndarray) -> np.ndarray:
         best = 0
         if train.sum() > 3:
             inner = _loo_logistic_scores(X[train], Y[train], grid)
-            best = int(np.argmax([_micro_map(Y[train], inner[j]) for j in range(len(grid))]))
+            best = int(np.argmax([micro_map(Y[train], inner[j]) for j in range(len(grid))]))
         X_train, X_test = _row_space(*_standardise(X[train][None], X[i : i + 1][None]))
         W = fit_logistic(X_train, Y[train][None], grid[best : best + 1])
         scores[i] = _predict_logistic(W, X_test)[0, 0]
@@ -469,9 +470,9 @@ def scored_features(X: np.ndarray, Y: np.ndarray, tiles: Optional[np.ndarray] = 
     knn = knn_probe_scores(X, Y)
     ranked = tiles if tiles is not None else X
     scores = {
-        "linear_map_micro": _micro_map(Y, linear),
+        "linear_map_micro": micro_map(Y, linear),
         "linear_map_macro": float(task_metrics.mean_average_precision(Y, linear, "macro")),
-        "knn_map_micro": _micro_map(Y, knn),
+        "knn_map_micro": micro_map(Y, knn),
         "knn_map_macro": float(task_metrics.mean_average_precision(Y, knn, "macro")),
         "effective_rank": effective_rank(ranked),
         "first_component_share": first_component_share(ranked),
@@ -495,8 +496,8 @@ def permutation_baseline(
     linear, knn = [], []
     for _ in range(permutations):
         shuffled = Y[rng.permutation(len(Y))]
-        linear.append(_micro_map(shuffled, linear_probe_scores(X, shuffled)))
-        knn.append(_micro_map(shuffled, knn_probe_scores(X, shuffled)))
+        linear.append(micro_map(shuffled, linear_probe_scores(X, shuffled)))
+        knn.append(micro_map(shuffled, knn_probe_scores(X, shuffled)))
     return {
         "linear_map_micro": float(np.mean(linear)),
         "linear_map_micro_sd": float(np.std(linear, ddof=1)) if permutations > 1 else None,
@@ -532,7 +533,7 @@ def bootstrap_standard_errors(
         rows = rng.integers(len(Y), size=len(Y))
         if Y[rows].sum() == 0:
             continue  # no positive label drawn: mAP undefined
-        drawn = {name: _micro_map(Y[rows], p[rows]) for name, p in predictions.items()}
+        drawn = {name: micro_map(Y[rows], p[rows]) for name, p in predictions.items()}
         for name, score in drawn.items():
             values[name].append(score)
         for name, (first, seconds) in dict(margins).items():
@@ -628,7 +629,7 @@ def _probe_one_set(
         "patches": list(probe.patches),
         "encoder": scores,
         "class_prior": {
-            "map_micro": _micro_map(Y, prior),
+            "map_micro": micro_map(Y, prior),
             "map_macro": float(task_metrics.mean_average_precision(Y, prior, "macro")),
         },
     }

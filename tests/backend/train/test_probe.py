@@ -170,7 +170,7 @@ def test_prior_permutation_and_standard_errors_on_the_real_labels(probe_sets):
         draws=300,
     )
     assert 0 < errors["encoder_se"] < 0.2 and errors["none_se"] == 0.0
-    margin = scores["linear_map_micro"] - probe._micro_map(targets, prior)
+    margin = scores["linear_map_micro"] - probe.micro_map(targets, prior)
     assert margin > 2 * errors["margin_se"] > 0
     assert scores["linear_map_micro"] > shuffled["linear_map_micro"] + 0.2
 
