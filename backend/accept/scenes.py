@@ -43,6 +43,8 @@ class Scene:
         why: Why it counts as unseen (or which honest fallback it is).
         scored_on: What the suite checks on it.
         extra: Partner files (S1 for an S2 scene, the pan band for MS), relative like ``files``.
+        without: Model inputs (sensors) the run leaves out: the scene scores the mode of a model
+            that runs without them (cloud removal without SAR), apart from its main verdict.
     """
 
     key: str
@@ -53,6 +55,7 @@ class Scene:
     why: str
     scored_on: str
     extra: Tuple[str, ...] = ()
+    without: Tuple[str, ...] = ()
 
     def paths(self, root: Path) -> List[Path]:
         """Every file the scene reads, under the sample-data root."""
@@ -101,6 +104,15 @@ _EXTRA_S2 = (
 
 _CLOUD_CLEAR = "clear scene kept: PSNR, SAM, clipped values, bands mostly zero, band means"
 _CLOUD_SIMULATED = "simulated clouds: cloud brightness reduced, clear part kept"
+_WITHOUT_SAR = (
+    "run without a SAR layer (models trained with S2-only samples; others refuse, reported as "
+    "not runnable), scored as the S2-only mode, apart from the model's S2 + SAR verdict"
+)
+
+
+def _key(patch: str) -> str:
+    return f"{patch.rsplit('_', 2)[-2]}_{patch.rsplit('_', 1)[-1]}"
+
 
 SCENES: Tuple[Scene, ...] = (
     *(
@@ -128,12 +140,29 @@ SCENES: Tuple[Scene, ...] = (
             kind=UNSEEN,
             what=f"BigEarthNet Sentinel-2 L2A patch, 120 x 120 at 10 m ({place}), no S1 partner",
             why="No manifest of the bundled models or of pretraining reads it (leak check).",
-            scored_on=(
-                "runs only where the model needs no SAR; else reported as not runnable: "
-                f"{_CLOUD_CLEAR}; {_CLOUD_SIMULATED}"
-            ),
+            scored_on=f"{_WITHOUT_SAR}: {_CLOUD_CLEAR}; {_CLOUD_SIMULATED}",
+            without=("sar",),
         )
         for patch, place in _EXTRA_S2
+    ),
+    *(
+        Scene(
+            key=f"bigearthnet_{_key(s2)}_without_sar",
+            tasks=("cloud-removal",),
+            files=_bigearthnet_s2("bigearthnet", s2),
+            kind=HELD_OUT,
+            what=(
+                f"BigEarthNet Sentinel-2 L2A patch, 120 x 120 at 10 m ({place}): the S2 of the "
+                "held-out pair above, its Sentinel-1 partner not given"
+            ),
+            why=(
+                "The held-out pair's S2 (pretraining never read BigEarthNet; the cloud-removal "
+                "data spec leaves the pair out)."
+            ),
+            scored_on=f"{_WITHOUT_SAR}: {_CLOUD_CLEAR}; {_CLOUD_SIMULATED}",
+            without=("sar",),
+        )
+        for s2, _, place in _PAIRS
     ),
     Scene(
         key="landsat7_marburg",
