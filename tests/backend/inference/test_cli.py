@@ -107,7 +107,16 @@ def test_predict_without_sar_for_a_model_trained_with_s2_only_samples(
 ):
     import rasterio
 
+    from backend.export.model_summary import summary_lines
+    from backend.export.schema import read_model_metadata
+
     model = _sar_nudge_model(tmp_path / "s2_only.onnx", sar_optional=True)
+    lines = summary_lines(read_model_metadata(model))  # what msgfm info and Model information show
+    assert any(
+        line.startswith("Input 'sar'")
+        and line.endswith("optional (trained with samples without it)")
+        for line in lines
+    )
     s2 = _s2_only_patch(sample_data, tmp_path / "s2.vrt")
     out = tmp_path / "out.tif"
     code = main(["predict", "--model", str(model), "--input", f"s2={s2}", "--out", str(out)])
