@@ -885,7 +885,18 @@ def inputs_section(run: TaskRun, text: TaskText) -> List[str]:
     for spec in run.meta.inputs:
         resolution = "n/a" if spec.resolution_m is None else f"{spec.resolution_m:g} m"
         rows.append(f"| `{spec.name}` | {spec.sensor} | {', '.join(spec.bands)} | {resolution} |")
-    return ["## Inputs", "", *rows, "", text.inputs_note(run), ""]
+    notes = []
+    absent = run.entry.get("absent_inputs") or {}
+    for spec in run.meta.inputs:
+        if spec.optional:
+            notes.append(
+                f"`{spec.name}` is optional in the metadata: {absent.get(spec.sensor, 'some')} of "
+                f"the {run.entry.get('n_train', '?')} training samples had no {spec.sensor} data "
+                "(MANIFEST.json `absent_inputs`), so a run may leave it out and is fed what those "
+                "samples were (the band means); whether the bundled file offers that mode is decided by "
+                "its acceptance (section above)."
+            )
+    return ["## Inputs", "", *rows, "", text.inputs_note(run), "", *(f"{n}\n" for n in notes)]
 
 
 def pretraining_sensors(bundle: Bundle) -> List[str]:
@@ -1482,13 +1493,16 @@ def acceptance_results() -> Optional[Dict[str, Any]]:
 def _acceptance_rows(entry: Mapping[str, Any], thresholds: Mapping[str, Any]) -> List[str]:
     rows = ["| scene | check | value | passes when | result |", "|---|---|---|---|---|"]
     for scene in entry["scenes"]:
+        name = scene["scene"]
+        if scene.get("without"):
+            name += f" (run without {', '.join(scene['without'])})"
         if scene["status"] != "run":
-            rows.append(f"| {scene['scene']} | {scene['status']}: {scene['note']} | | | |")
+            rows.append(f"| {name} | {scene['status']}: {scene['note']} | | | |")
         for check in scene["checks"]:
             rule = thresholds[check["check"]]
             value = "—" if check["value"] is None else f"{check['value']:.4g}"
             rows.append(
-                f"| {scene['scene']} | {rule['text']} | {value} | {rule['op']} "
+                f"| {name} | {rule['text']} | {value} | {rule['op']} "
                 f"{rule['threshold']:g} | {check_result(check, rule)} |"
             )
     return rows
@@ -1511,12 +1525,26 @@ def acceptance_section(run: TaskRun, text: TaskText) -> List[str]:
             "",
         ]
     verdict = {True: "passes", False: "FAILS", None: "could not be judged on"}[entry["passed"]]
+    modes = []
+    for mode, passed in (entry.get("modes") or {}).items():
+        modes.append(
+            f"Run {mode} (the rows so marked, a verdict of their own): it "
+            + {
+                True: "passes its gating checks, and the algorithm offers this mode.",
+                False: "FAILS a gating check, so the algorithm refuses this mode for the bundled "
+                "file before any work (MANIFEST.json `acceptance`; "
+                "backend/inference/accepted_modes.py).",
+                None: "could not be judged, so the algorithm refuses this mode for the bundled "
+                "file.",
+            }[passed]
+        )
     return [
         "## Acceptance on unseen scenes",
         "",
         f"`msgfm accept` ran `{scored}` from the plugin zip on real scenes its training never "
-        f"read; it {verdict} its gating checks (thresholds in backend/accept/thresholds.py, "
-        "pictures in docs/acceptance.md).",
+        f"read; with every input given it {verdict} its gating checks (thresholds in "
+        "backend/accept/thresholds.py, pictures in docs/acceptance.md)."
+        + "".join(f" {line}" for line in modes),
         "",
         *_acceptance_rows(entry, results["thresholds"]),
         "",

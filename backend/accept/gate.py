@@ -38,6 +38,8 @@ def failed_checks(entry: Mapping[str, Any], thresholds: Mapping[str, Any]) -> Li
     """The gating checks a model failed, with the scene, value and threshold."""
     failed = []
     for scene in entry["scenes"]:
+        if scene.get("without"):  # a mode without some inputs: its own verdict, not the model's
+            continue
         for check in scene["checks"]:
             rule = thresholds[check["check"]]
             if check["passed"] is False and rule["gates"]:
@@ -89,7 +91,13 @@ def apply_gate(results: Mapping[str, Any], models_dir: Path, rejected_dir: Path)
     manifest["acceptance"] = {
         **manifest.get("acceptance", {}),
         **{
-            file: {"task": entry["task"], "passed": entry["passed"]}
+            # A mode run without some inputs (``modes``) is refused for the file unless it passed
+            # (backend/inference/accepted_modes.py).
+            file: {
+                "task": entry["task"],
+                "passed": entry["passed"],
+                **({"modes": dict(entry["modes"])} if entry.get("modes") else {}),
+            }
             for file, entry in results["models"].items()
             if entry.get("kind") != "tool"  # tools ship no model file: nothing to gate
         },

@@ -23,6 +23,15 @@ TOOL_NOTE = (
 )
 
 
+# What a mode's verdict means for users of the bundled model (the algorithm refuses a mode that
+# failed or was never measured: see docs/user-guide.md).
+MODE_SHIPPED = {
+    True: "offered (the algorithm runs this mode)",
+    False: "refused (the algorithm stops before any work)",
+    None: "refused (not measured)",
+}
+
+
 def _bundled(model: str, entry: Mapping[str, Any], shipped: Mapping[str, Any]) -> str:
     """Whether the scored zip ships the entry: tools always, models as MANIFEST.json says."""
     if entry.get("kind") == "tool":
@@ -95,6 +104,7 @@ def render(results: Mapping[str, Any]) -> str:
             {
                 c["check"]
                 for s in entry["scenes"]
+                if not s.get("without")  # a mode's rows: its own line below
                 for c in s["checks"]
                 if c["passed"] is False and thresholds[c["check"]]["gates"]
             }
@@ -103,6 +113,20 @@ def render(results: Mapping[str, Any]) -> str:
             f"| {model} | {entry['task']} | {_verdict(entry['passed'])} | "
             f"{', '.join(failed) or '—'} | {_bundled(model, entry, shipped)} |"
         )
+        for mode, passed in (entry.get("modes") or {}).items():
+            failed = sorted(
+                {
+                    c["check"]
+                    for s in entry["scenes"]
+                    if f"without {', '.join(s.get('without', []))}" == mode
+                    for c in s["checks"]
+                    if c["passed"] is False and thresholds[c["check"]]["gates"]
+                }
+            )
+            lines.append(
+                f"| {model}, run {mode} | {entry['task']} | {_verdict(passed)} | "
+                f"{', '.join(failed) or '—'} | {MODE_SHIPPED[passed]} |"
+            )
     lines += [
         "",
         "A model is *not measured* when none of its gating checks could be computed on an "
@@ -169,7 +193,8 @@ def render(results: Mapping[str, Any]) -> str:
                 "",
             ]
         for scene in entry["scenes"]:
-            lines += [f"### {scene['scene']}", ""]
+            mode = f" (run without {', '.join(scene['without'])})" if scene.get("without") else ""
+            lines += [f"### {scene['scene']}{mode}", ""]
             if scene["status"] != "run":
                 lines += [f"{scene['status'].capitalize()}: {scene['note']}", ""]
                 if not scene["checks"]:

@@ -13,6 +13,7 @@ from .scenes import scenes_for
 from .suite import (
     BANDS_ONLY_TOOL,
     Context,
+    mode_verdicts,
     model_verdict,
     scene_table,
     score_cloud_removal,
@@ -169,6 +170,7 @@ def run_suite(
             "sha256": entry.get("sha256"),
             "scenes": scenes,
             "passed": model_verdict(scenes),
+            **({"modes": mode_verdicts(scenes)} if mode_verdicts(scenes) else {}),
             "seconds": round(time.perf_counter() - began),
         }
     for name, (task, _, _) in TOOLS.items():

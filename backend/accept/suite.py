@@ -79,7 +79,7 @@ class SceneResult:
         return self
 
     def to_dict(self) -> Dict[str, Any]:
-        return {
+        out = {
             "scene": self.scene.key,
             "status": self.status,
             "note": self.note,
@@ -87,6 +87,9 @@ class SceneResult:
             "checks": self.checks,
             "picture": self.picture,
         }
+        if self.scene.without:  # a mode of the model, verdict apart (see mode_verdicts)
+            out["without"] = list(self.scene.without)
+        return out
 
 
 def refused(result: SceneResult, message: str) -> SceneResult:
@@ -139,6 +142,24 @@ def _bigearthnet_sample(scene: Scene, samples: Path) -> Optional[Dict[str, Any]]
     return None
 
 
+def _band_files_crop(scene: Scene, samples: Path) -> Tuple[np.ndarray, Dict[str, Any]]:
+    """The scene's window (``row, col, height, width`` on its finest band's grid) of its band
+    files, each read onto that grid as training reads BigEarthNet's (bilinear), with the profile
+    of the window."""
+    from affine import Affine
+    from rasterio.crs import CRS
+
+    from ..data.raster import BandSource, read_grid, read_window
+
+    sources = [BandSource(str(samples / name), 1) for name in scene.files]
+    grids = [read_grid(source.path) for source in sources]
+    grid = min(grids, key=lambda g: g.resolution[0])
+    row, col, height, width = scene.window
+    clear = read_window(sources, grid, row, col, height, width)
+    transform = Affine(*grid.transform) * Affine.translation(col, row)
+    return clear.astype(np.float32), {"crs": CRS.from_wkt(grid.crs_wkt), "transform": transform}
+
+
 def _restoration_checks(result: SceneResult, out: np.ndarray, ref: np.ndarray, prefix: str) -> None:
     from ..scores.restoration import psnr, sam
 
@@ -152,39 +173,62 @@ def score_cloud_removal(ctx: Context, model: str, scene: Scene) -> SceneResult:
     from ..scores.restoration import psnr, sam
 
     result = SceneResult(scene)
-    if not scene.extra:
+    with_sar = "sar" not in scene.without
+    if with_sar and not scene.extra:
         return result.not_runnable(
             "the model needs a Sentinel-1 VV/VH partner; this patch has none in the samples"
         )
-    sample = _bigearthnet_sample(scene, ctx.samples)
-    if sample is None:
-        return result.not_runnable("patch not found in the sample data")
+    if scene.window:  # a crop of a scene of band files (no SAR partner)
+        clear, profile = _band_files_crop(scene, ctx.samples)
+        sample = None
+    else:
+        sample = _bigearthnet_sample(scene, ctx.samples)
+        if sample is None:
+            return result.not_runnable("patch not found in the sample data")
+        with_grid = next((ctx.samples / scene.files[0]).parent.glob("*_B02.tif"))
+        _, profile = rasters.read(with_grid)
+        clear = np.asarray(sample["inputs"]["s2"], dtype=np.float32)
     folder = ctx.folder(f"cloud-removal/{scene.key}")
-    with_grid = next((ctx.samples / scene.files[0]).parent.glob("*_B02.tif"))
-    _, profile = rasters.read(with_grid)
-    clear = np.asarray(sample["inputs"]["s2"], dtype=np.float32)
-    sar = np.asarray(sample["inputs"]["sar"], dtype=np.float32)
     rasters.write(folder / "s2_clear.tif", clear, profile, S2_BANDS)
-    rasters.write(folder / "s1.tif", sar, profile, ("VV", "VH"))
+    if with_sar and sample is not None:
+        sar = np.asarray(sample["inputs"]["sar"], dtype=np.float32)
+        rasters.write(folder / "s1.tif", sar, profile, ("VV", "VH"))
     cloudy, _, mask = simulate_clouds(clear, S2_BANDS, seed=11)
     rasters.write(folder / "s2_cloudy.tif", cloudy, profile, S2_BANDS)
     outputs = {}
+    parameters_of_model: Dict[str, Any] = {}
+    if not with_sar:
+        # The mode is scored on the model itself: a copy outside the bundled folder, whose
+        # acceptance record (written from these rows) refuses the mode where it failed.
+        import shutil
+
+        copy = folder / f"model_{Path(model).name}"
+        shutil.copyfile(ctx.plugin.models_dir / model, copy)
+        parameters_of_model["MODEL"] = copy
     for name in ("clear", "cloudy"):
-        done = ctx.plugin.run(
-            "removeclouds",
-            {
-                "S2": folder / f"s2_{name}.tif",
-                "SAR": folder / "s1.tif",
-                "OUTPUT": folder / f"out_{name}.tif",
-            },
-        )
+        parameters = {
+            "S2": folder / f"s2_{name}.tif",
+            "OUTPUT": folder / f"out_{name}.tif",
+            **parameters_of_model,
+        }
+        if with_sar:
+            parameters["SAR"] = folder / "s1.tif"
+        done = ctx.plugin.run("removeclouds", parameters)
         if not done.ok:
             return refused(result, done.message)
         outputs[name] = rasters.read(folder / f"out_{name}.tif")[0]
+    if not with_sar:
+        # The run must say it used no SAR (the output's metadata), or the row scores nothing.
+        mode = _run_mode(folder / "out_clear.tif")
+        result.figure("run_mode", mode or "not stated in the output")
     out_clear, out_cloudy = outputs["clear"], outputs["cloudy"]
     valid = np.all(np.isfinite(out_clear), axis=0)
     result.figure("clear_psnr_db", psnr(out_clear, clear, S2_RANGE, valid))
     result.figure("clear_sam_deg", sam(out_clear, clear, valid))
+    # Where the cloud weight opened on the clear scene: its pixels with a band moved by more than
+    # one unit of reflectance x 10000 (a closed gate moves none; reported, not gating).
+    moved = np.abs(out_clear - clear) > 1.0
+    result.figure("clear_pixels_changed", float(np.any(moved, axis=0)[valid].mean()))
     clipped = clipped_fraction(np.nan_to_num(out_clear, nan=0.0), 0.0, S2_RANGE)
     zeros = zero_fraction_per_band(np.nan_to_num(out_clear, nan=0.0))
     change = band_mean_change(np.nan_to_num(out_clear), clear)
@@ -524,17 +568,41 @@ def score_pansharpening(ctx: Context, model: str, scene: Scene) -> SceneResult:
 # --- results ---------------------------------------------------------------------------------
 
 
+def _run_mode(path: Path) -> Optional[str]:
+    """How the engine says it ran (its ``MSGFM_RUN_MODE`` tag), None when it says nothing."""
+    import rasterio
+
+    with rasterio.open(path) as dataset:
+        return dataset.tags().get("MSGFM_RUN_MODE")
+
+
 def model_verdict(scenes: Sequence[Dict[str, Any]]) -> Optional[bool]:
-    """False when a gating check failed; None when no gating check was measured; else True."""
+    """The model's verdict on its scenes with every input given (a mode run without an input,
+    ``without``, has its own: :func:`mode_verdicts`). False when a gating check failed; None when
+    no gating check was measured; else True."""
     verdicts = [
         c["passed"]
         for s in scenes
+        if not s.get("without")
         for c in s["checks"]
         if CHECKS[c["check"]].gates and c["passed"] is not None
     ]
     if not verdicts:
         return None
     return all(verdicts)
+
+
+def mode_verdicts(scenes: Sequence[Dict[str, Any]]) -> Dict[str, Optional[bool]]:
+    """The verdict of each mode run without some inputs (``"without sar"``), as
+    :func:`model_verdict` gives it on that mode's scenes; a mode none of whose scenes ran (the
+    model refused it) is None."""
+    modes: Dict[str, List[Dict[str, Any]]] = {}
+    for scene in scenes:
+        if scene.get("without"):
+            modes.setdefault(f"without {', '.join(scene['without'])}", []).append(scene)
+    return {
+        mode: model_verdict([{**s, "without": []} for s in rows]) for mode, rows in modes.items()
+    }
 
 
 def scene_table() -> Dict[str, Dict[str, Any]]:

@@ -9,7 +9,13 @@ the validation scores kept in ``extra``), the training, validation and test coun
 project's licence. The network is not touched; the manifest's byte counts and SHA-256 sums are
 updated to the rewritten files.
 
-Usage: ``python -m backend.export.bundled_metadata [MODELS_DIR]`` (``make cards`` runs it).
+It also marks an input ``optional`` where the manifest's ``absent_inputs`` says training samples
+had no data for it (the cloud-removal model's S2 patches without a Sentinel-1 partner), so a run
+may leave that input out; ``--count-absent-inputs`` recounts that from the recipe's training
+split for entries written before train-defaults recorded it.
+
+Usage: ``python -m backend.export.bundled_metadata [--count-absent-inputs] [MODELS_DIR]``
+(``make cards`` runs it).
 """
 
 from __future__ import annotations
@@ -48,7 +54,47 @@ def bundled_metadata(metadata: ModelMetadata, entry: Dict[str, Any]) -> ModelMet
         if all(key in entry for key in ("n_train", "n_val", "n_test")):
             counts = f"{entry['n_train']} training, {entry['n_val']} validation and {entry['n_test']} test"
             trained_on = _SPLIT_TEXT.sub(counts, trained_on)
-    return replace(metadata, metrics=metrics, trained_on=trained_on, license=LICENSE, extra=extra)
+    inputs = metadata.inputs
+    absent = entry.get("absent_inputs")
+    if isinstance(absent, dict):  # training samples without any data, per input (see below)
+        inputs = [
+            replace(spec, optional=index > 0 and int(absent.get(spec.sensor, 0)) > 0)
+            for index, spec in enumerate(metadata.inputs)
+        ]
+    return replace(
+        metadata,
+        inputs=inputs,
+        metrics=metrics,
+        trained_on=trained_on,
+        license=LICENSE,
+        extra=extra,
+    )
+
+
+def count_absent_inputs(models_dir: Union[str, Path], seed: int = 0) -> List[str]:
+    """Record in ``MANIFEST.json`` how many training samples of each bundled task model had no
+    data for each input (``absent_inputs``), recounted from the recipe's split where an entry
+    predates the record (:func:`backend.train.defaults.recipe_absent_inputs`; no retraining).
+    Returns the files recounted."""
+    import json
+
+    from ..train.defaults import TASK_RECIPES, recipe_absent_inputs
+
+    models_dir = Path(models_dir)
+    manifest = json.loads((models_dir / MANIFEST_FILE).read_text(encoding="utf-8"))
+    recipes = {recipe.task for recipe in TASK_RECIPES}
+    counted = []
+    for entry in manifest["files"]:
+        if "absent_inputs" in entry or entry["task"] not in recipes or "sensors" not in entry:
+            continue
+        entry["absent_inputs"] = recipe_absent_inputs(entry["task"], entry["sensors"], seed)
+        entry["absent_inputs_command"] = (
+            "python -m backend.export.bundled_metadata --count-absent-inputs (recounted from the "
+            "recipe's training split, no retraining)"
+        )
+        counted.append(entry["file"])
+    write_json_atomically(models_dir / MANIFEST_FILE, manifest)
+    return counted
 
 
 def update_bundled_models(models_dir: Union[str, Path]) -> List[str]:
@@ -89,7 +135,12 @@ def _save_atomically(model: Any, path: Path) -> None:
 
 
 def main(argv: List[str]) -> int:
+    count = "--count-absent-inputs" in argv
+    argv = [arg for arg in argv if arg != "--count-absent-inputs"]
     folder = Path(argv[0]) if argv else Path(__file__).resolve().parents[2] / "resources/models"
+    if count:
+        counted = count_absent_inputs(folder)
+        print(f"{folder}: absent inputs counted for {', '.join(counted) or 'no model'}")
     changed = update_bundled_models(folder)
     print(f"{folder}: metadata rewritten in {', '.join(changed) if changed else 'no model'}")
     return 0

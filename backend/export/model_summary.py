@@ -48,6 +48,7 @@ def summary_lines(metadata: ModelMetadata) -> List[str]:
         lines.append(
             f"Input '{spec.name}': sensor {spec.sensor}, {len(spec.bands)} bands "
             f"({', '.join(spec.bands)}){resolution}, in {_units(spec.sensor)}"
+            + ("; optional (trained with samples without it)" if spec.optional else "")
         )
     for spec in metadata.outputs:
         if spec.classes:

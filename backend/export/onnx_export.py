@@ -462,6 +462,10 @@ def _metadata(
     from .. import __version__
 
     normalization = meta.get("normalization") or {}
+    # Inputs some training samples had no data for (S2 patches without an S1 partner): the model
+    # learned to run without them, fed as training fed them (checkpoint meta, from the split).
+    data = meta.get("data") if isinstance(meta.get("data"), dict) else {}
+    absent = data.get("absent_inputs") or {}
     inputs = []
     for sensor in plan.sensors:
         registry = get_sensor(sensor)
@@ -475,6 +479,8 @@ def _metadata(
                 std=std,
                 resolution_m=float(registry.resolution_m),
                 normalization=registry.normalization,
+                # The first input is the reference grid of a run: never left out.
+                optional=sensor != plan.sensors[0] and int(absent.get(sensor, 0)) > 0,
             )
         )
     name = model_name or f"msgfm-{plan.config.name}-{plan.task}-{'-'.join(plan.sensors)}"

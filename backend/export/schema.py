@@ -62,6 +62,12 @@ class InputSpec:
     the units of its registry entry (Sentinel-2 reflectance x 10000, SAR sigma0 in dB, DSM in m).
     With ``normalization == "per_tile"`` each tile is instead standardised by its own mean and std
     (used for elevation, whose absolute level carries no meaning for the model).
+
+    ``optional`` says the model was trained with samples that had no data at all for this input
+    (e.g. Sentinel-2 patches without a Sentinel-1 partner): training fed it as 0 after
+    normalisation (the band means), so a run may leave it out and is fed the same. It is written by
+    export from the training split's own samples, never set by hand, and left out of the stored
+    metadata when false (older readers still read such models).
     """
 
     name: str
@@ -72,6 +78,7 @@ class InputSpec:
     dtype: str = "float32"
     resolution_m: Optional[float] = None
     normalization: str = "mean_std"
+    optional: bool = False
 
     def validate(self, key: str) -> None:
         _require(key, isinstance(self.name, str) and self.name, "input 'name' must be a string")
@@ -96,6 +103,7 @@ class InputSpec:
             self.normalization in NORMALIZATIONS,
             f"input 'normalization' must be one of {', '.join(NORMALIZATIONS)}",
         )
+        _require(key, isinstance(self.optional, bool), "input 'optional' must be true or false")
 
 
 @dataclass
@@ -215,6 +223,11 @@ class ModelMetadata:
             spec.validate("inputs")
         names = [s.name for s in self.inputs]
         _require("inputs", len(set(names)) == len(names), "input names must be unique")
+        _require(
+            "inputs",
+            not all(spec.optional for spec in self.inputs),
+            "at least one input must be required (not 'optional')",
+        )
         _require("outputs", len(self.outputs) > 0, "the model must declare at least one output")
         for spec in self.outputs:
             spec.validate("outputs")
@@ -256,6 +269,11 @@ class ModelMetadata:
     def sensors(self) -> List[str]:
         return [s.sensor for s in self.inputs]
 
+    @property
+    def optional_sensors(self) -> List[str]:
+        """The inputs a run may leave out: the model was trained with samples without them."""
+        return [s.sensor for s in self.inputs if s.optional]
+
     def to_dict(self) -> Dict[str, Any]:
         return asdict(self)
 
@@ -264,6 +282,9 @@ def to_metadata_props(metadata: ModelMetadata) -> Dict[str, str]:
     """Validate ``metadata`` and serialise it as ONNX ``metadata_props`` (key -> JSON text)."""
     metadata.validate()
     values = metadata.to_dict()
+    for spec in values["inputs"]:
+        if not spec.get("optional"):
+            spec.pop("optional", None)  # optional: absent, older readers still read it
     for output in values["outputs"]:
         if output.get("valid_range") is None:
             output.pop("valid_range", None)  # optional: absent, older readers still read it

@@ -30,7 +30,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         required=True,
         action="append",
         metavar="SENSOR=PATH[:b1,b2,...]",
-        help="an input raster for a model sensor, optionally with 1-based bands; repeat per sensor",
+        help=(
+            "an input raster for a model sensor, optionally with 1-based bands; repeat per "
+            "sensor. A sensor the model lists as optional (msgfm info; e.g. the SAR of a "
+            "cloud-removal model trained with S2-only samples) may be left out"
+        ),
     )
     predict.add_argument("--out", required=True, help="output GeoTIFF (more outputs go beside it)")
     predict.add_argument("--tile", type=int, help="tile size in pixels (default: the model's)")
@@ -112,6 +116,12 @@ def _predict(args: argparse.Namespace) -> int:
     except InferenceError as exc:
         print(f"msgfm predict: {exc}", file=sys.stderr)
         return 1
+    for sensor in result.absent_inputs:
+        print(
+            f"msgfm predict: ran WITHOUT {sensor}: fed as the model's training fed its samples "
+            f"without {sensor} (the output's MSGFM_RUN_MODE tag says so too)",
+            file=sys.stderr,
+        )
     print(json.dumps(result.to_dict(), indent=2))
     return 0
 

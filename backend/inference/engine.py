@@ -61,6 +61,8 @@ class InferenceResult:
         warnings: what looked wrong in the inputs or outputs without stopping the run.
         inputs: per input, which raster bands fed the model and how they were found.
         out_of_domain: the inputs looked out of the model's domain and it ran anyway.
+        absent_inputs: the model inputs (sensors) the run left out, fed as the model's training
+            fed its samples without them (only inputs the model marks optional).
     """
 
     outputs: List[str]
@@ -74,6 +76,7 @@ class InferenceResult:
     warnings: List[str] = field(default_factory=list)
     inputs: List[str] = field(default_factory=list)
     out_of_domain: bool = False
+    absent_inputs: List[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -146,6 +149,7 @@ def run_inference(
         metadata = read_model_metadata(model_path, session=session)
     except (ModelFileError, ModelMetadataError) as exc:
         raise ModelError(f"model {Path(model_path).name}: {exc}") from None
+    _refuse_unaccepted_modes(model_path, metadata, inputs)
     tile_size = int(tile_size or metadata.tile_size)
     overlap = metadata.default_overlap if overlap is None else overlap
     _check_tile_size(session, metadata, tile_size)
@@ -195,6 +199,9 @@ def run_inference(
             written = [str(plan.finish()) for plan in plans]
             if out_of_domain:
                 _mark_out_of_domain(written)
+            absent = [item.spec.sensor for item in opened if item.absent]
+            if absent:
+                _mark_absent_inputs(written, absent)
             for plan in plans:
                 plan.report(note)
             if tiles_run == 0:
@@ -225,7 +232,23 @@ def run_inference(
         warnings=warnings,
         inputs=[f"{item.raster.describe()}: {item.how}" for item in opened],
         out_of_domain=out_of_domain,
+        absent_inputs=[item.spec.sensor for item in opened if item.absent],
     )
+
+
+def _refuse_unaccepted_modes(
+    model_path: Union[str, Path], metadata: ModelMetadata, inputs: Sequence[RasterInput]
+) -> None:
+    """Refuse leaving out an optional input where the model's acceptance record says that mode
+    failed (:mod:`.accepted_modes`), before any work."""
+    from .accepted_modes import refused_without
+
+    given = {raster.sensor for raster in inputs}
+    for sensor in metadata.optional_sensors:
+        if sensor not in given:
+            reason = refused_without(model_path, sensor)
+            if reason:
+                raise InputMismatchError(f"no {sensor} input given: {reason}")
 
 
 def refuse_overwriting_inputs(
@@ -262,6 +285,21 @@ def _mark_out_of_domain(paths: Sequence[str]) -> None:
         with rasterio.open(path, "r+") as dataset:
             dataset.update_tags(
                 MSGFM_OUT_OF_DOMAIN="the inputs were out of the model's domain (run anyway)"
+            )
+
+
+def _mark_absent_inputs(paths: Sequence[str], sensors: Sequence[str]) -> None:
+    """Write into each output's metadata which model inputs the run left out."""
+    import rasterio
+
+    for path in paths:
+        with rasterio.open(path, "r+") as dataset:
+            dataset.update_tags(
+                MSGFM_ABSENT_INPUTS=",".join(sensors),
+                MSGFM_RUN_MODE=(
+                    f"run without {', '.join(sensors)}: fed as the model's training fed its "
+                    "samples without it (band means)"
+                ),
             )
 
 

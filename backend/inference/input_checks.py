@@ -55,6 +55,7 @@ def check_inputs(
             ``run_anyway``).
     """
     refusals: List[str] = []
+    opened = [item for item in opened if not item.absent]  # left out: nothing to check
     # The reference raster is read directly (others only when they share its grid).
     reference = next(item for item in opened if item.reader is item.dataset)
     _check_size(grid, reference, tile_size, warn)
@@ -243,7 +244,7 @@ def _check_training_range(item: OpenedInput, pixels: np.ndarray, warn: Warn) -> 
 
 def describe_all_nodata(opened: Sequence[OpenedInput]) -> str:
     """The warning for a run whose every tile was nodata."""
-    reference = next(item for item in opened if item.reader is item.dataset)
+    reference = next(item for item in opened if not item.absent and item.reader is item.dataset)
     return (
         f"every tile of {reference.raster.describe()} is nodata where the inputs overlap: the "
         "model was not run and the output is all nodata; check the inputs' nodata values and "

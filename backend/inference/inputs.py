@@ -49,6 +49,8 @@ class RasterInput:
     categorical: Optional[bool] = None
 
     def describe(self) -> str:
+        if not str(self.path):  # an optional input left out (AbsentInput)
+            return f"input '{self.sensor}'"
         return f"input '{self.sensor}' ({Path(self.path).name})"
 
 
@@ -122,6 +124,8 @@ class OpenedInput:
         self.out_of_domain = False  # the band order was doubtful and the run went on anyway
         self.mask_rule = _mask_rule(reader, self.indexes) if alpha_band is None else None
 
+    absent = False  # a raster was given (see AbsentInput)
+
     def read_window(
         self, row_off: int, col_off: int, height: int, width: int
     ) -> Tuple[np.ndarray, np.ndarray]:
@@ -154,6 +158,39 @@ class OpenedInput:
             for band in values:
                 valid &= np.isfinite(band)
         return values, valid
+
+
+class AbsentInput:
+    """A model input the run leaves out, fed as the model's training fed its samples without it.
+
+    Only for an input the model marks ``optional`` (training had samples with no data at all for
+    it, e.g. Sentinel-2 patches without a Sentinel-1 partner). Training normalised those to 0 in
+    every band (the band means, :func:`backend.data.tasks.normalize_inputs`); the engine feeds
+    exactly that, and every pixel counts as valid for it, as in training: validity comes from the
+    inputs given.
+    """
+
+    absent = True
+    dataset = None
+    reader = None
+    out_of_domain = False
+
+    def __init__(self, spec: InputSpec):
+        self.spec = spec
+        self.raster = RasterInput(sensor=spec.sensor, path="")
+        self.indexes: List[int] = []
+        self.how = (
+            f"not given: the model runs without it, fed as its training fed samples without "
+            f"{spec.sensor} (every band at its mean, 0 after normalisation)"
+        )
+
+    def read_window(
+        self, row_off: int, col_off: int, height: int, width: int
+    ) -> Tuple[np.ndarray, np.ndarray]:
+        """The band means over the window (0 after normalisation), every pixel valid."""
+        mean = np.asarray(self.spec.mean, dtype=np.float32)[:, None, None]
+        values = np.broadcast_to(mean, (len(self.spec.bands), height, width)).copy()
+        return values, np.ones((height, width), dtype=bool)
 
 
 @dataclass(frozen=True)
@@ -214,8 +251,10 @@ def open_inputs(
         input order.
 
     Raises:
-        InputMismatchError: a sensor is missing, unknown or given twice; a raster cannot be opened,
-            has the wrong number of bands or no georeferencing.
+        InputMismatchError: a sensor is missing (and not optional), unknown or given twice; a
+            raster cannot be opened, has the wrong number of bands or no georeferencing.
+        An input the model marks ``optional`` and the caller leaves out is an
+        :class:`AbsentInput`.
         NoOverlapError: a raster does not overlap the reference raster.
     """
     import rasterio
@@ -264,7 +303,7 @@ def open_inputs(
         item.how, item.out_of_domain = how, doubtful
         opened[raster.sensor] = item
     assert grid is not None
-    return grid, [opened[spec.sensor] for spec in metadata.inputs]
+    return grid, [opened.get(spec.sensor) or AbsentInput(spec) for spec in metadata.inputs]
 
 
 def _check_sensors(rasters: Sequence[RasterInput], metadata: ModelMetadata) -> None:
@@ -278,12 +317,24 @@ def _check_sensors(rasters: Sequence[RasterInput], metadata: ModelMetadata) -> N
             )
         if given.count(raster.sensor) > 1:
             raise InputMismatchError(f"sensor '{raster.sensor}' is given more than once")
-    missing = [s for s in expected if s not in given]
+    missing = [s for s in expected if s not in given and s not in metadata.optional_sensors]
     if missing:
-        raise InputMismatchError(
-            f"the model '{metadata.model_name}' also needs {', '.join(missing)} input(s): give "
-            f"one raster per sensor ({', '.join(expected)})"
+        raise InputMismatchError(missing_input_message(metadata, missing))
+
+
+def missing_input_message(metadata: ModelMetadata, missing: Sequence[str]) -> str:
+    """Why a run without ``missing`` inputs is refused, and what to do instead."""
+    text = (
+        f"the model '{metadata.model_name}' also needs {', '.join(missing)} input(s): give one "
+        f"raster per sensor ({', '.join(metadata.sensors)})"
+    )
+    if "sar" in missing and "s2" in metadata.sensors:
+        text += (
+            ". It was not trained with Sentinel-2 samples without SAR, so it cannot run without "
+            "SAR: give a Sentinel-1 VV/VH raster, or use a cloud-removal model trained with "
+            "S2-only samples (its metadata marks the SAR input optional)"
         )
+    return text
 
 
 def _harmonised(raster: RasterInput, workdir: Path) -> Any:

@@ -199,6 +199,27 @@ TASK_RECIPES = (
 )
 
 
+def recipe_absent_inputs(
+    task: str, sensors: List[str], seed: int = 0, data_root: Optional[str] = None
+) -> Dict[str, int]:
+    """Training samples without any data per input, of the bundled ``task`` model's split.
+
+    The split :meth:`DefaultModels.finetune_params` gives the recipe's finetuning run (data spec,
+    seed, fractions and fold), counted as that run's checkpoint counts it
+    (:meth:`backend.train.finetune.FinetuneTrainer.absent_inputs`): for bundled models exported
+    before export recorded it, without retraining.
+    """
+    from ..data.tasks import split
+    from ..data.tasks.normalization import absent_inputs
+    from .data_spec import build_dataset, load_data_spec
+
+    recipe = next(r for r in TASK_RECIPES if r.task == task)
+    dataset = build_dataset(load_data_spec(recipe.data), task, data_root)
+    fold = seed + recipe.fold_offset if recipe.folds else None
+    train, _, _ = split(dataset, VAL_FRACTION, seed, test_fraction=TEST_FRACTION, fold=fold)
+    return absent_inputs(train, sensors)
+
+
 def write_encoder_checkpoint(pretrain_run: Path, target: Path) -> Path:
     """Copy a pretraining checkpoint's encoder (no decoders) into the folder ``target``.
 
@@ -595,6 +616,7 @@ class DefaultsRecipe:
                 "n_train": len(trainer.train_samples),
                 "n_val": len(trainer.val_samples),
                 "n_test": evaluation["n_samples"],
+                "absent_inputs": trainer.absent_inputs(),
                 "sensors": evaluation["sensors"],
                 "lr": recipe.lr,
                 "layer_decay": trainer.effective_layer_decay,

@@ -262,6 +262,7 @@ class FinetuneTrainer(Trainer):
         self.init_report: Any = "none"
         self._dataset = None
         self._split = None
+        self._absent_inputs: Optional[Dict[str, int]] = None
 
     # --- data -----------------------------------------------------------------------------------
 
@@ -565,8 +566,19 @@ class FinetuneTrainer(Trainer):
                 "n_train": len(self.train_samples),
                 "n_val": len(self.val_samples),
                 "n_test": self.n_test,
+                "absent_inputs": self.absent_inputs(),
             },
         }
+
+    def absent_inputs(self) -> Dict[str, int]:
+        """Training samples without any data for each model input (export marks such an input
+        optional: the model learned to run without it)."""
+        from ..data.tasks.normalization import absent_inputs
+
+        self.prepare_data()
+        if self._absent_inputs is None:
+            self._absent_inputs = absent_inputs(self._raw_train, self.task_spec.sensors)
+        return dict(self._absent_inputs)
 
     def trained_on(self) -> str:
         """One line saying what the model was trained on, with sample counts."""

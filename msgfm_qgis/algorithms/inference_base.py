@@ -332,6 +332,7 @@ class ModelInferenceAlgorithm(MsgfmAlgorithm):
         model_path, metadata = self.model(parameters, context, feedback)
         check_task(metadata, self.TASK)
         self.check_outputs(metadata)
+        self.model_path = model_path  # whose acceptance record may refuse a mode (assign_inputs)
         inputs = self.assign_inputs(metadata, parameters, context, feedback)
         run_anyway = self.run_anyway(parameters, context)
         bands = [
@@ -478,14 +479,44 @@ class ModelInferenceAlgorithm(MsgfmAlgorithm):
                         f"'{layer.name()}' ({role.layer_label}) is not used"
                     )
                 continue
-            if layer is None:
-                raise QgsProcessingException(
-                    self.tr("Choose a layer in '{}': the model's {} input needs one").format(
-                        role.layer_label, assigned[role.layer_param].sensor
+            spec = assigned[role.layer_param]
+            if layer is None and role.optional and spec.optional:
+                refusal = self.refused_without(spec)
+                if refusal:
+                    raise QgsProcessingException(
+                        self.tr("'{}' is empty: {}").format(self.tr(role.layer_label), refusal)
                     )
+                # The model was trained with samples without this input: the engine feeds it as
+                # training did (the run says so in its log and the output's metadata).
+                feedback.pushInfo(
+                    f"{role.layer_label}: empty; the model '{metadata.model_name}' was trained "
+                    f"with samples without {spec.sensor} and runs without it"
                 )
-            inputs.append((role, layer, assigned[role.layer_param]))
+                continue
+            if layer is None:
+                raise QgsProcessingException(self.missing_layer_message(role, spec, metadata))
+            inputs.append((role, layer, spec))
         return inputs
+
+    def refused_without(self, spec: Any) -> str:
+        """Why the chosen model may not run without ``spec``'s input ('' when it may): its
+        bundled folder's acceptance record failed that mode (backend.inference.accepted_modes)."""
+        from backend.inference.accepted_modes import refused_without
+
+        path = getattr(self, "model_path", None)
+        return (refused_without(path, spec.sensor) or "") if path else ""
+
+    def missing_layer_message(self, role: LayerRole, spec: Any, metadata: Any) -> str:
+        """Why an empty layer parameter stops the run, and what to do."""
+        if role.optional:  # the role may be empty, but not for this model
+            return self.tr(
+                "'{}' is empty, but the model '{}' was not trained without a {} input, so it "
+                "cannot run without one: choose a layer in '{}', or a model trained without it "
+                "(msGFM > Model information lists such an input as optional)"
+            ).format(role.layer_label, metadata.model_name, spec.sensor, role.layer_label)
+        return self.tr("Choose a layer in '{}': the model's {} input needs one").format(
+            role.layer_label, spec.sensor
+        )
 
     def run_anyway(self, parameters, context) -> bool:
         if self.parameterDefinition(self.RUN_ANYWAY) is None:
@@ -510,6 +541,11 @@ class ModelInferenceAlgorithm(MsgfmAlgorithm):
         # Which raster band fed which model band, and every conversion applied to the values.
         for line in summary.get("inputs") or []:
             feedback.pushInfo(f"Read {line}")
+        for sensor in summary.get("absent_inputs") or []:
+            feedback.pushInfo(
+                f"Ran WITHOUT {sensor}: fed as the model's training fed its samples without "
+                f"{sensor} (the output's metadata says so too)"
+            )
         feedback.pushInfo(
             f"Ran on {summary['provider']}: {summary['tiles_run']} tiles run, "
             f"{summary['tiles_skipped']} skipped as nodata, in {summary['seconds']:.1f} s "

@@ -122,6 +122,31 @@ def normalize_inputs(
     return out
 
 
+def absent_inputs(samples: Any, sensors: Any) -> Dict[str, int]:
+    """How many of ``samples`` have no data at all for each input in ``sensors``.
+
+    Such an input is fed to the model as 0 in every band after normalisation (the band means, see
+    :func:`normalize_inputs`). A model trained with such samples learned to work without that
+    input, and export records it (``InputSpec.optional``), so a run may leave it out and is fed
+    the same.
+
+    Args:
+        samples: A task dataset (``len`` and indexing) whose samples have raw ``inputs``.
+        sensors: The model's input names.
+
+    Returns:
+        ``{input name: number of samples without any valid pixel}``, every name listed.
+    """
+    counts = {name: 0 for name in sensors}
+    for index in range(len(samples)):
+        inputs = samples[index]["inputs"]
+        for name in counts:
+            values = np.asarray(inputs[name], dtype=np.float32)
+            if not np.isfinite(values).all(axis=-3).any():
+                counts[name] += 1
+    return counts
+
+
 def normalize_sample(
     sample: Mapping[str, Any],
     stats: Stats,

@@ -108,3 +108,15 @@ def test_an_undefined_score_is_written_as_null(segmentation):
     props = to_metadata_props(replace(shipped, metrics={"mean_iou": float("nan"), "oa": 0.5}))
     assert json.loads(props["metrics"]) == {"mean_iou": None, "oa": 0.5}
     assert from_metadata_props(props).metrics["mean_iou"] is None
+
+
+@pytest.mark.parametrize("entry", ONNX_ENTRIES, ids=lambda entry: entry["file"])
+def test_a_bundled_model_marks_optional_the_inputs_its_training_lacked(entry):
+    """An input is optional in the metadata exactly where the manifest counts training samples
+    without any data for it (never the first input, the run's grid)."""
+    metadata = read_model_metadata(MODELS / entry["file"])
+    absent = entry.get("absent_inputs", {})
+    want = [s.sensor for s in metadata.inputs[1:] if absent.get(s.sensor, 0) > 0]
+    assert metadata.optional_sensors == want
+    if entry["task"] == "cloud-removal":  # 3 of its 6 training patches have no S1 partner
+        assert absent == {"s2": 0, "sar": 3} and want == ["sar"]

@@ -125,3 +125,12 @@ def test_embed_refuses_invalid_metadata(probability_model):
     metadata.tile_size = 0
     with pytest.raises(ModelMetadataError, match="'tile_size'"):
         embed_metadata(onnx.load(str(probability_model)), metadata)
+
+
+def test_an_optional_input_is_stored_only_when_set(probability_model, tmp_path):
+    from dataclasses import replace
+
+    metadata = read_model_metadata(probability_model)
+    assert "optional" not in json.loads(to_metadata_props(metadata)["inputs"])[0]
+    with pytest.raises(ModelMetadataError, match="at least one input must be required"):
+        to_metadata_props(replace(metadata, inputs=[replace(metadata.inputs[0], optional=True)]))

@@ -85,6 +85,35 @@ def cloud_removal_model(models_root) -> Path:
 
 
 @pytest.fixture(scope="session")
+def s2_only_cloud_removal_model(models_root) -> Path:
+    """:func:`cloud_removal_model` whose metadata marks SAR optional (as export does for a model
+    trained with S2 patches without SAR): fed as training fed those, SAR is 0 after normalisation,
+    so its output is the S2 input itself, and any other SAR feed moves it."""
+    import torch
+
+    class SarNudge(torch.nn.Module):
+        def forward(self, s2, sar):
+            return s2 + 0.1 * sar.mean(dim=1, keepdim=True)
+
+    inputs = [
+        spec("s2", "s2", S2_BANDS, S2_MEAN, S2_STD),
+        spec("sar", "sar", ["VV", "VH"], SAR_MEAN, SAR_STD, optional=True),
+    ]
+    output = reflectance_output(S2_BANDS, S2_MEAN, S2_STD, sensor="s2")
+    path = models_root / "clouds_s2_only.onnx"
+    return export(SarNudge(), path, inputs, [output], 32, "cloud-removal")
+
+
+@pytest.fixture(scope="session")
+def s2_only_patch(sample_data, tmp_path_factory) -> Path:
+    """A real BigEarthNet S2 patch without an S1 partner (bigearthnet_extra 32_39, Serbia) as
+    one 12-band raster."""
+    folder = next((sample_data / "bigearthnet_extra" / "S2").glob("*_32_39"))
+    files = [next(folder.glob(f"*_{band}.tif")) for band in S2_BANDS]
+    return stack(files, tmp_path_factory.mktemp("s2_only") / "s2_32_39.vrt", S2_BANDS)
+
+
+@pytest.fixture(scope="session")
 def pansharpening_model(models_root) -> Path:
     """PAN + 4-band MS -> MS at PAN resolution: normalised MS + normalised PAN, in MS units."""
     import torch

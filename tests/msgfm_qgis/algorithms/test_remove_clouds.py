@@ -167,3 +167,117 @@ def test_recipe_model_returns_a_clear_real_patch_unchanged(
     np.testing.assert_allclose(got, clear, rtol=1e-5, atol=0.02)
     means = got.reshape(12, -1).mean(axis=1) / clear.reshape(12, -1).mean(axis=1)
     assert np.abs(means - 1).max() < 1e-5
+
+
+# --- without a SAR layer ------------------------------------------------------------------------
+
+
+def run_mode_tags(path) -> dict:
+    import rasterio
+
+    with rasterio.open(path) as dataset:
+        return dataset.tags()
+
+
+def test_without_sar_the_model_gets_sar_as_training_fed_s2_only_patches(
+    run_algorithm, s2_only_cloud_removal_model, s2_only_patch, tmp_path
+):
+    """SAR left empty for a model trained with S2-only samples: SAR is fed as 0 after
+    normalisation (training's no-data SAR), so this model returns its S2 input (any other feed,
+    such as raw zeros, moves every value by hundreds), every pixel valid, on the S2 grid; the
+    result and the output's metadata say no SAR was used."""
+    out = tmp_path / "no_sar.tif"
+    result = run_algorithm(
+        ALG,
+        {"S2": str(s2_only_patch), "MODEL": str(s2_only_cloud_removal_model), "OUTPUT": str(out)},
+    )
+    assert result["RUN_MODE"].startswith("Sentinel-2 only (no SAR layer")
+    want, got = grid(s2_only_patch), grid(out)
+    assert (got["crs"], got["transform"], got["size"], got["count"]) == (
+        want["crs"],
+        want["transform"],
+        want["size"],
+        12,
+    )
+    clear = read(s2_only_patch).astype(np.float64)
+    np.testing.assert_allclose(read(out), clear, rtol=1e-6, atol=0.02)
+    tags = run_mode_tags(out)
+    assert tags["MSGFM_ABSENT_INPUTS"] == "sar"
+    assert tags["MSGFM_RUN_MODE"].startswith("run without sar")
+
+
+def test_without_sar_a_model_not_trained_so_refuses_before_writing(
+    run_algorithm, cloud_removal_model, s2_only_patch, tmp_path
+):
+    out = tmp_path / "no_sar.tif"
+    with pytest.raises(
+        QgsProcessingException,
+        match=r"The SAR layer is empty, but the model '.*' was not trained with Sentinel-2 "
+        r"samples without SAR, so it cannot remove clouds without one. Choose a Sentinel-1 VV/VH "
+        r"layer in .*, or a cloud-removal model trained with S2-only samples",
+    ):
+        run_algorithm(
+            ALG, {"S2": str(s2_only_patch), "MODEL": str(cloud_removal_model), "OUTPUT": str(out)}
+        )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_recipe_model_without_sar_keeps_a_clear_real_s2_only_patch(
+    run_algorithm, owned_bundled_models, s2_only_patch, tmp_path
+):
+    """The recipe's own model (trained, as the shipped one, with S2 patches without an S1
+    partner): export marks its SAR optional from the training split, and on a clear real patch
+    with no S1 partner its cloud weight stays at or below the floor, so the clear pixels come
+    out as they went in (up to the float32 normalisation round trip)."""
+    import json
+
+    from backend.export.schema import read_model_metadata
+
+    model = owned_bundled_models / "cloud-removal.onnx"
+    manifest = json.loads((owned_bundled_models / "MANIFEST.json").read_text(encoding="utf-8"))
+    entry = next(f for f in manifest["files"] if f["file"] == "cloud-removal.onnx")
+    assert entry["absent_inputs"]["sar"] > 0 and entry["absent_inputs"]["s2"] == 0
+    assert read_model_metadata(model).optional_sensors == ["sar"]
+    out = tmp_path / "clear.tif"
+    result = run_algorithm(ALG, {"S2": str(s2_only_patch), "MODEL": str(model), "OUTPUT": str(out)})
+    assert result["RUN_MODE"].startswith("Sentinel-2 only")
+    assert grid(out)["transform"] == grid(s2_only_patch)["transform"]
+    clear, got = read(s2_only_patch).astype(np.float64), read(out).astype(np.float64)
+    np.testing.assert_allclose(got, clear, rtol=1e-5, atol=0.02)
+
+
+def test_a_bundled_model_whose_s2_only_mode_failed_acceptance_refuses_an_empty_sar(
+    run_algorithm, owned_bundled_models, s2_only_patch, tmp_path
+):
+    """Trained with S2-only samples, but its folder's acceptance record says the mode failed
+    (as ``msgfm accept --gate`` writes it): refused before any work, with the cause and the fix."""
+    import json
+
+    from ...bundled_models import copy_models
+
+    folder = copy_models(owned_bundled_models, tmp_path / "models")
+    manifest_path = folder / "MANIFEST.json"
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    manifest.setdefault("acceptance", {})["cloud-removal.onnx"] = {
+        "task": "cloud-removal",
+        "passed": True,
+        "modes": {"without sar": False},
+    }
+    manifest_path.write_text(json.dumps(manifest), encoding="utf-8")
+    out = tmp_path / "out" / "x.tif"
+    out.parent.mkdir()
+    with pytest.raises(
+        QgsProcessingException,
+        match=r"is empty: the model cloud-removal.onnx runs without sar only where that mode "
+        r"passed acceptance .* it failed its acceptance checks \(docs/acceptance.md\). Give a "
+        r"sar raster",
+    ):
+        run_algorithm(
+            ALG,
+            {
+                "S2": str(s2_only_patch),
+                "MODEL": str(folder / "cloud-removal.onnx"),
+                "OUTPUT": str(out),
+            },
+        )
+    assert list(out.parent.iterdir()) == []
