@@ -7,6 +7,13 @@ exactly as in a serial run; the backend's tests (tests/backend) run in a second 
 same time. Each process prints its own
 report when it ends; the exit status is the worse of the two.
 
+Each process runs torch (and any OpenMP or BLAS library) on one thread: two processes on this
+2-core machine each spawning a thread per core oversubscribe it, and OpenMP's waiting threads burn
+the other process' core. Measured on the shared machine (`/usr/bin/time env OMP_NUM_THREADS=N
+python -m pytest tests/backend/train/test_probe.py -k pretraining_logs`, two rounds each):
+two threads 80 / 69 s wall, 63 / 57 user CPU-s; one thread 44 / 38 s wall, 32 / 31 user CPU-s.
+ONNX Runtime's sessions keep their own thread count (they do not spin while waiting).
+
     python scripts/run_tests.py [pytest arguments, e.g. -m "not integration"]
     MSGFM_TEST_SERIAL=1 python scripts/run_tests.py   # one process, as before
 """
@@ -20,13 +27,14 @@ import tempfile
 import time
 from contextlib import ExitStack
 from pathlib import Path
-from typing import List, Sequence
+from typing import Dict, List, Sequence
 
 ROOT = Path(__file__).resolve().parents[1]
 PLUGIN_TESTS = "tests/msgfm_qgis"
 BACKEND_TESTS = "tests/backend"
 # Backend folders that run with the plugin's tests, so that both halves take about as long.
 WITH_PLUGIN = ("tests/backend/accept", "tests/backend/embedtools")
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
 
 def commands(extra: Sequence[str]) -> List[List[str]]:
@@ -49,6 +57,14 @@ def commands(extra: Sequence[str]) -> List[List[str]]:
     ]
 
 
+def part_environment() -> Dict[str, str]:
+    """The environment of each part: one OpenMP / BLAS thread unless the caller chose a count."""
+    env = dict(os.environ)
+    for name in THREAD_VARIABLES:
+        env.setdefault(name, "1")
+    return env
+
+
 def main(argv: Sequence[str]) -> int:
     extra = list(argv)
     if os.environ.get("MSGFM_TEST_SERIAL"):
@@ -61,7 +77,9 @@ def main(argv: Sequence[str]) -> int:
                 open(Path(folder) / f"part{index}.log", "w+", encoding="utf-8")
             )
             print("running:", " ".join(command[5:]), flush=True)
-            process = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+            process = subprocess.Popen(
+                command, cwd=ROOT, env=part_environment(), stdout=log, stderr=subprocess.STDOUT
+            )
             running.append((process, log))
         codes = []
         while running:

@@ -51,3 +51,16 @@ def test_a_failing_part_fails_the_run_and_an_empty_part_does_not():
     # An unknown option makes both pytest processes stop with a usage error (4).
     bad = run("--no-such-pytest-option")
     assert bad.returncode == 4
+
+
+def test_each_part_runs_one_thread_unless_told_otherwise(monkeypatch):
+    sys.path.insert(0, str(SCRIPT.parent))
+    try:
+        import run_tests
+    finally:
+        sys.path.pop(0)
+    for name in run_tests.THREAD_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    assert all(run_tests.part_environment()[name] == "1" for name in run_tests.THREAD_VARIABLES)
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    assert run_tests.part_environment()["OMP_NUM_THREADS"] == "2"
