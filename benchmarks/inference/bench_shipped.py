@@ -164,6 +164,9 @@ def main() -> int:
         "--models", nargs="+", default=bundled_models(), help="names in resources/models or paths"
     )
     parser.add_argument(
+        "--methods", nargs="+", help="only these of engine, bare, bare-dynamic, deepness"
+    )
+    parser.add_argument(
         "--rss-sizes", type=int, nargs="*", default=[], help="engine alone, once per size"
     )
     parser.add_argument("--open-repeats", type=int, default=5)
@@ -208,6 +211,7 @@ def main() -> int:
             methods.append("deepness")
         elif output.kind == "class" and output.stride == 1 and len(inputs) == 1:
             methods.append("deepness")
+        methods = [m for m in methods if not args.methods or m in args.methods]
         return {"model": str(model), "name": Path(name).stem, "size": size, "inputs": inputs,
                 "stack": stack, "methods": methods}  # fmt: skip
 
@@ -219,7 +223,8 @@ def main() -> int:
         spec = dict(case, method="engine", out=str(scratch / "warm.tif"), tiles=0)
         tiles[f"{case['name']}@{case['size']}"] = measure(spec, env)["tiles"]
         # The free-batch session is another optimised graph: cached before the rounds too.
-        measure(dict(case, method="bare-dynamic", out="", tiles=1), env)
+        if "bare-dynamic" in case["methods"]:
+            measure(dict(case, method="bare-dynamic", out="", tiles=1), env)
     runs: List[Dict[str, Any]] = []
     for round_index in range(args.repeats):
         for offset, case in enumerate(cases):
@@ -266,6 +271,7 @@ def main() -> int:
         "sizes": args.sizes,
         "models": args.models,
         "repeats": args.repeats,
+        "methods": args.methods,
         "open_repeats": args.open_repeats,
         "runs": runs,
         "opens": opens,

@@ -34,7 +34,7 @@ Two of Deepness' model types:
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, Iterator, List, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 
@@ -124,8 +124,13 @@ def process_raster(model: str, raster: str, out: str, batch_size: int) -> Dict[s
     return {"tiles": tiles_run}
 
 
-def process_raster_regression(model: str, stack: str, out: str, batch_size: int) -> Dict[str, Any]:
-    """Regression: the first output of a model fed from one raster of stacked input bands."""
+def process_raster_regression(
+    model: str, stack: str, out: str, batch_size: int, overlap: Optional[float] = None
+) -> Dict[str, Any]:
+    """Regression: the first output of a model fed from one raster of stacked input bands.
+
+    ``overlap``: between tiles, as a fraction of a tile (default: the model's).
+    """
     import rasterio
 
     from backend.export.schema import read_model_metadata
@@ -145,9 +150,8 @@ def process_raster_regression(model: str, stack: str, out: str, batch_size: int)
     tiles_run = 0
     with rasterio.open(stack) as source:
         width, height, profile = source.width, source.height, source.profile
-        tiling = _Tiling(
-            width, height, metadata.tile_size, round(metadata.default_overlap * metadata.tile_size)
-        )
+        fraction = metadata.default_overlap if overlap is None else overlap
+        tiling = _Tiling(width, height, metadata.tile_size, round(fraction * metadata.tile_size))
         full = np.zeros((bands, *tiling.shape), np.float32)
         for batch, places in tiling.batches(source, batch_size):
             parts = np.split(_standardised(batch, mean, std), counts, axis=1)
