@@ -193,7 +193,7 @@ def main() -> int:
     env["MSGFM_ORT_CACHE"] = str(scratch / "ort-cache")  # warm after each model's first run
     started = time.time()
 
-    def make_case(name: str, size: int) -> Dict[str, Any]:
+    def make_case(name: str, size: int, deepness: bool = True) -> Dict[str, Any]:
         model = model_path(name)
         metadata = read_model_metadata(model)
         inputs: List[List[str]] = []
@@ -204,12 +204,13 @@ def main() -> int:
         methods = ["engine", "bare", "bare-dynamic"]
         stack = ""
         output = metadata.outputs[0]
-        if output.kind == "reflectance" and output.stride == 1:
+        deepness = deepness and output.stride == 1 and "deepness" in (args.methods or ["deepness"])
+        if deepness and output.kind == "reflectance":
             rasters = [Path(raster) for _, raster in inputs]
             sensors = "-".join(sensor for sensor, _ in inputs)
             stack = str(build_stack(args.cache / f"stack_{sensors}_{size}.tif", rasters))
             methods.append("deepness")
-        elif output.kind == "class" and output.stride == 1 and len(inputs) == 1:
+        elif deepness and output.kind == "class" and len(inputs) == 1:
             methods.append("deepness")
         methods = [m for m in methods if not args.methods or m in args.methods]
         return {"model": str(model), "name": Path(name).stem, "size": size, "inputs": inputs,
@@ -255,7 +256,11 @@ def main() -> int:
     sizes_rss: List[Dict[str, Any]] = []
     for size in args.rss_sizes:
         for given in args.models:
-            spec = dict(make_case(given, size), method="engine", out=str(scratch / "rss.tif"))
+            spec = dict(
+                make_case(given, size, deepness=False),
+                method="engine",
+                out=str(scratch / "rss.tif"),
+            )
             result = measure(spec, env)
             sizes_rss.append({**spec, **result})
             print(f"rss {spec['name']}@{size}: {result['peak_rss_mib']:.0f} MiB "
