@@ -281,6 +281,7 @@ def main() -> int:
         "runs": runs,
         "opens": opens,
         "rss_sizes": args.rss_sizes,
+        "out": os.path.relpath(args.out.resolve(), ROOT),
         "rss": sizes_rss,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -19,6 +19,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 SHIPPED = HERE / "results" / "shipped.json"
 OPERATORS = HERE / "results" / "operators.json"
+ENGINE_PROFILE = HERE / "results" / "engine-profile.json"
 BEGIN, END = "<!-- shipped:begin -->", "<!-- shipped:end -->"
 
 
@@ -49,6 +50,8 @@ def _sizes(document: Dict[str, Any]) -> List[int]:
 
 
 def _results_path(document: Dict[str, Any]) -> str:
+    if document.get("out"):
+        return document["out"]
     return f"benchmarks/inference/results/shipped-{'-'.join(str(s) for s in _sizes(document))}.json"
 
 
@@ -118,7 +121,9 @@ def _output_kinds(runs: List[Dict]) -> Dict[str, str]:
 
 
 def shipped_section(
-    documents: List[Dict[str, Any]], operators: Optional[Dict[str, Any]] = None
+    documents: List[Dict[str, Any]],
+    operators: Optional[Dict[str, Any]] = None,
+    profile: Optional[Dict[str, Any]] = None,
 ) -> List[str]:
     """The section, from one or more runs of ``bench_shipped.py`` (e.g. one per raster size)."""
     document = documents[0]
@@ -133,6 +138,7 @@ def shipped_section(
     commands = [_command(d) for d in documents]
     results = " ".join(_results_path(d) for d in documents)
     profiled = sorted(set(operators["models"]) & set(names)) if operators else []
+    profile = profile if profile and profile["model"] in names else None
     bundled = _bundled()
     unbundled = [name for name in names if name not in bundled]
     sensors = sorted({s for r in runs for s, _ in r.get("inputs", [[r.get("sensor"), ""]])})
@@ -163,6 +169,14 @@ def shipped_section(
                 + " ".join(profiled)
             ]
             if profiled
+            else []
+        ),
+        *(
+            [
+                ".venv/bin/python benchmarks/inference/profile_engine.py --size "
+                f"{profile['size']} --model {profile['model']}"
+            ]
+            if profile
             else []
         ),
         f".venv/bin/python benchmarks/inference/report_shipped.py --results {results}",
@@ -225,6 +239,8 @@ def shipped_section(
         )
     lines.append("")
     lines += _verdicts(runs, cases)
+    if profile:
+        lines += _profile_lines(profile)
     lines += _rss_lines(runs, rss)
     lines += _dynamic_lines(runs, cases)
     lines += _open_lines(opens, document["batch"])
@@ -251,6 +267,30 @@ def _verdicts(runs: List[Dict], cases: List) -> List[str]:
             f"{len(medians)} cases" + (f"; not yet {', '.join(over)}." if over else ".")
         )
     return lines
+
+
+def _profile_lines(profile: Dict[str, Any]) -> List[str]:
+    """Where the engine's CPU time goes (``profile_engine.py``: one run under cProfile)."""
+    parts = dict(profile["main_thread_cpu_seconds_in"])
+    total = profile["process_cpu_seconds"]
+    main = profile["main_thread_cpu_seconds"]
+    prefetch = profile["prefetch_thread_cpu_seconds"] or 0.0
+    model = parts.pop("ONNX Runtime session.run") + total - main - prefetch
+    engine = sum(parts.values()) + prefetch
+    rest = (
+        main
+        - sum(parts.values())
+        - profile["main_thread_cpu_seconds_in"]["ONNX Runtime session.run"]
+    )
+    shares = ", ".join(f"{label} {seconds:.2f}" for label, seconds in parts.items())
+    return [
+        "",
+        f"Where the engine's CPU time goes ({profile['model']} {profile['size']}², one run under "
+        f"cProfile timed by thread CPU clocks, `profile_engine.py`; {total:.1f} CPU-s in all): "
+        f"the model (session.run and ONNX Runtime's threads) {model:.1f} s; the engine's own work "
+        f"{engine:.1f} s: reading, masking and normalising the inputs (prefetch thread) "
+        f"{prefetch:.2f}, {shares}; imports, opening and checks {rest:.1f} s.",
+    ]
 
 
 def _rss_lines(runs: List[Dict], rss: List[Dict]) -> List[str]:
@@ -388,7 +428,8 @@ def main() -> int:
     args = parser.parse_args()
     documents = [json.loads(path.read_text()) for path in args.results]
     operators = json.loads(OPERATORS.read_text()) if OPERATORS.exists() else None
-    section = "\n".join(shipped_section(documents, operators))
+    profile = json.loads(ENGINE_PROFILE.read_text()) if ENGINE_PROFILE.exists() else None
+    section = "\n".join(shipped_section(documents, operators, profile))
     page = args.out.read_text()
     if BEGIN in page and END in page:
         before, rest = page.split(BEGIN, 1)
