@@ -222,30 +222,36 @@ class OutputPlan:
         self.writer.write_window(top, left, self._finalize(mean, covered))
 
     def _clip(self, values: np.ndarray, covered: np.ndarray) -> np.ndarray:
+        """Clip ``values`` (a float array of this chunk's own) in place to the physical range,
+        counting the covered values it changes."""
         self.written += int(covered.sum()) * values.shape[0]
         if self.valid_range is None:
             return values
         low, high = self.valid_range
-        with np.errstate(invalid="ignore"):  # NaN where no tile covered a cell
-            outside = ((values < low) | (values > high)) & covered[None]
-        self.clipped += int(outside.sum())
-        return np.clip(values, low, high)
+        with np.errstate(invalid="ignore"):  # NaN from the model compares false: not counted
+            if covered.all():  # the usual chunk: no mask to combine (4 fewer chunk-sized arrays)
+                self.clipped += np.count_nonzero(values < low) + np.count_nonzero(values > high)
+            else:
+                self.clipped += int((((values < low) | (values > high)) & covered[None]).sum())
+        return np.clip(values, low, high, out=values)
 
     def _finalize(self, mean: np.ndarray, covered: np.ndarray) -> np.ndarray:
         spec = self.spec
         if spec.kind == "reflectance":
-            out = mean
+            # ``mean`` is this chunk's own fresh array: scale, offset and clip work in place.
+            out = mean.astype(np.float32, copy=False)
             if spec.scale:
-                out = out * np.asarray(spec.scale, dtype=np.float32)[:, None, None]
+                np.multiply(out, np.asarray(spec.scale, dtype=np.float32)[:, None, None], out=out)
             if spec.offset:
-                out = out + np.asarray(spec.offset, dtype=np.float32)[:, None, None]
+                np.add(out, np.asarray(spec.offset, dtype=np.float32)[:, None, None], out=out)
             out = self._clip(out, covered)
-            if covered.any():
+            # Per-band range of the covered values: a view of the whole chunk when every cell is
+            # covered (a boolean index would copy it, twice).
+            cells = out.reshape(len(out), -1) if covered.all() else out[:, covered]
+            if cells.size:
                 with np.errstate(invalid="ignore"):
-                    np.minimum(self.band_low, np.nanmin(out[:, covered], axis=1), out=self.band_low)
-                    np.maximum(
-                        self.band_high, np.nanmax(out[:, covered], axis=1), out=self.band_high
-                    )
+                    np.minimum(self.band_low, np.nanmin(cells, axis=1), out=self.band_low)
+                    np.maximum(self.band_high, np.nanmax(cells, axis=1), out=self.band_high)
             if np.dtype(self.dtype).kind in "iu":
                 info = np.iinfo(self.dtype)
                 out = np.clip(np.rint(out), info.min, info.max)

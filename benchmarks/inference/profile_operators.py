@@ -5,7 +5,9 @@ with it fixed (``create_session(..., batch_size=...)``, as the engine does now) 
 batches of real tiles with profiling on; the node events are summed by operator type. Shows how
 many nodes run per batch and which operators take the time:
 
-    .venv/bin/python benchmarks/inference/profile_operators.py [--models segmentation embedding]
+    .venv/bin/python benchmarks/inference/profile_operators.py [--models cloud-removal]
+
+(by default the models ``resources/models/MANIFEST.json`` bundles; a model may be given by path).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import sys
 import tempfile
 from collections import defaultdict
 from pathlib import Path
-from typing import Dict, List
+from typing import Any, Dict, List
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -25,7 +27,7 @@ BATCH = 4
 RUNS = 5
 
 
-def profile(model: Path, fixed: bool, batch, folder: Path) -> Dict[str, List[float]]:
+def profile(model: Path, fixed: bool, feed: Dict[str, Any], folder: Path) -> Dict[str, List[float]]:
     """Per operator type: [microseconds per batch, nodes run per batch]."""
     import onnxruntime
 
@@ -38,10 +40,9 @@ def profile(model: Path, fixed: bool, batch, folder: Path) -> Dict[str, List[flo
     options.enable_profiling = True
     options.profile_file_prefix = str(folder / ("fixed" if fixed else "free"))
     session = onnxruntime.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
-    name = session.get_inputs()[0].name
     assert isinstance(session.get_inputs()[0].shape[0], int) == fixed
     for _ in range(RUNS):
-        session.run(None, {name: batch})
+        session.run(None, feed)
     events = json.loads(Path(session.end_profiling()).read_text())
     totals: Dict[str, List[float]] = defaultdict(lambda: [0.0, 0.0])
     for event in events:
@@ -54,27 +55,31 @@ def profile(model: Path, fixed: bool, batch, folder: Path) -> Dict[str, List[flo
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", nargs="+", default=["segmentation", "embedding"])
+    parser.add_argument("--models", nargs="+", help="names in resources/models or paths")
     parser.add_argument("--top", type=int, default=8)
     parser.add_argument("--out", type=Path, default=HERE / "results" / "operators.json")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
+    sys.path.insert(0, str(HERE))
     os.environ["MSGFM_ORT_CACHE"] = "off"
     import numpy as np
+    from bench_shipped import bundled_models, model_path
 
     from backend.export.schema import read_model_metadata
 
     folder = Path(tempfile.mkdtemp(prefix="ort-profile-"))
     document = {"batch": BATCH, "runs": RUNS, "models": {}}
-    for name in args.models:
-        model = ROOT / "resources" / "models" / f"{name}.onnx"
+    for given in args.models or bundled_models():
+        model, name = model_path(given), Path(given).stem
         metadata = read_model_metadata(model)
-        (spec,) = metadata.inputs
         tile = metadata.tile_size
         rng = np.random.default_rng(0)  # normalised inputs: the time does not depend on values
-        batch = rng.standard_normal((BATCH, len(spec.bands), tile, tile)).astype(np.float32)
+        feed = {
+            spec.name: rng.standard_normal((BATCH, len(spec.bands), tile, tile), np.float32)
+            for spec in metadata.inputs
+        }
         for fixed in (False, True):
-            totals = profile(model, fixed, batch, folder)
+            totals = profile(model, fixed, feed, folder)
             document["models"].setdefault(name, {})["fixed" if fixed else "free"] = totals
             total = sum(t for t, _ in totals.values())
             nodes = sum(n for _, n in totals.values())

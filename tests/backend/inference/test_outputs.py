@@ -246,3 +246,32 @@ def test_the_run_says_which_edge_pixels_a_coarse_output_leaves_out(
         "outputs of 64 px cells have 6 x 7 whole cells inside the input; the last 41 px columns "
         "and 59 px rows do not fill a cell and are left out"
     ]
+
+
+def test_a_reflectance_chunk_is_scaled_clipped_and_counted_on_covered_cells_only():
+    from backend.export.schema import OutputSpec
+    from backend.inference.outputs import OutputPlan, physical_range
+
+    spec = OutputSpec(
+        name="reflectance", kind="reflectance", bands=["B02", "B03"], scale=[2.0, 1.0],
+        offset=[1.0, -20.0], valid_range=[0.0, 10.0],
+    )  # fmt: skip
+    plan = OutputPlan.__new__(OutputPlan)  # only the finishing of a chunk, no raster
+    plan.spec, plan.dtype, plan.nodata = spec, "float32", -9999.0
+    plan.valid_range, plan.range_source = physical_range(spec)
+    plan.clipped = plan.written = 0
+    plan.band_low, plan.band_high = np.full(2, np.inf), np.full(2, -np.inf)
+    raw = np.array([[[-1.0, 2.0, 9.0]], [[25.0, 27.0, 50.0]]], np.float32)  # 2 bands, 1 x 3
+    # band 1: -1, 5, 19 -> 0, 5, 10; band 2: 5, 7, 30 -> 5, 7, 10
+    whole = plan._finalize(raw.copy(), np.ones((1, 3), bool))
+    np.testing.assert_array_equal(whole, [[[0, 5, 10]], [[5, 7, 10]]])
+    assert (plan.clipped, plan.written) == (3, 6)
+    np.testing.assert_array_equal(plan.band_low, [0, 5])
+    np.testing.assert_array_equal(plan.band_high, [10, 10])
+    # The last cell uncovered: not counted, not in the band range, written as nodata.
+    plan.clipped = plan.written = 0
+    plan.band_low, plan.band_high = np.full(2, np.inf), np.full(2, -np.inf)
+    part = plan._finalize(raw.copy(), np.array([[True, True, False]]))
+    np.testing.assert_array_equal(part, [[[0, 5, -9999]], [[5, 7, -9999]]])
+    assert (plan.clipped, plan.written) == (1, 4)
+    np.testing.assert_array_equal(plan.band_high, [5, 7])
