@@ -29,7 +29,7 @@ LEVELS = ("L1C", "L2A", "L3A")
 LEVEL_MEANINGS = {
     "L1C": "top of atmosphere",
     "L2A": "surface reflectance",
-    "L3A": "surface reflectance composite",
+    "L3A": "surface reflectance",  # monthly composites of L2A
 }
 
 _SUBDATASET = re.compile(r"^SENTINEL2_(L1C|L2A)\b", re.IGNORECASE)

@@ -1475,13 +1475,23 @@ def domain_section(run: TaskRun, text: TaskText) -> List[str]:
         trained += "evaluation holds back)"
     else:
         trained = run.meta.trained_on or "not recorded"
-    return [
+    lines = [
         "## Domain",
         "",
         f"Takes {inputs}. Trained on {trained}. Imagery of another sensor, other units or a very "
         "different landscape or season is outside what it was checked on.",
         "",
     ]
+    for sensor, levels in sorted(run.meta.product_levels.items()):
+        lines += [
+            f"Product level of `{sensor}`: {' or '.join(levels)} only (the levels of the "
+            "statistics it was trained with, in its metadata as `product_levels`). A run refuses "
+            "an input known to be of another level (a Sentinel-2 L1C GDAL subdataset or product, "
+            "`PROCESSING_LEVEL` metadata, a B10 band, or MSIL1C / L1C in the file name) unless "
+            "it is told to run anyway; an input whose level nothing says runs.",
+            "",
+        ]
+    return lines
 
 
 def acceptance_results() -> Optional[Dict[str, Any]]:

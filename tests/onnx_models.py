@@ -121,3 +121,19 @@ def reflectance_output(
         offset=[mean] * len(bands),
         **kwargs,
     )
+
+
+def with_product_levels(source: Path, target: Path, levels: Dict[str, List[str]]) -> Path:
+    """A copy of the model at ``source`` whose metadata states ``levels`` as the product levels
+    it was trained on (as export writes them for L2A statistics); the graph is unchanged."""
+    from dataclasses import replace
+
+    import onnx
+
+    from backend.export.schema import read_model_metadata
+
+    model = onnx.load(str(source))
+    embed_metadata(model, replace(read_model_metadata(source), product_levels=levels))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(target))
+    return target

@@ -14,6 +14,12 @@ had no data for it (the cloud-removal model's S2 patches without a Sentinel-1 pa
 may leave that input out; ``--count-absent-inputs`` recounts that from the recipe's training
 split for entries written before train-defaults recorded it.
 
+And it states the processing levels a task model was trained on (``product_levels``, as export
+writes them since it records them) where the model predates that: an input normalised with the
+registry's statistics was trained on the levels those describe
+(:data:`backend.sensors.STATISTICS_PRODUCT_LEVELS`: Sentinel-2 L2A surface reflectance), so a
+run refuses a Sentinel-2 L1C input instead of running the model out of its domain.
+
 Usage: ``python -m backend.export.bundled_metadata [--count-absent-inputs] [MODELS_DIR]``
 (``make cards`` runs it).
 """
@@ -68,6 +74,34 @@ def bundled_metadata(metadata: ModelMetadata, entry: Dict[str, Any]) -> ModelMet
         trained_on=trained_on,
         license=LICENSE,
         extra=extra,
+        product_levels=metadata.product_levels or registry_statistics_levels(metadata),
+    )
+
+
+def registry_statistics_levels(metadata: ModelMetadata) -> Dict[str, List[str]]:
+    """Per input whose statistics are the registry's, the product levels those describe (what
+    export writes for a task model finetuned with registry statistics); none for an encoder."""
+    from ..sensors import STATISTICS_PRODUCT_LEVELS, get_sensor
+    from ..tasks import get_task
+
+    if not get_task(metadata.task).exported:
+        return {}
+    levels = {}
+    for spec in metadata.inputs:
+        described = STATISTICS_PRODUCT_LEVELS.get(spec.sensor)
+        registry = get_sensor(spec.sensor)
+        if described and same_statistics(spec.mean, spec.std, registry.mean, registry.std):
+            levels[spec.sensor] = list(described)
+    return levels
+
+
+def same_statistics(mean: Any, std: Any, registry_mean: Any, registry_std: Any) -> bool:
+    """Whether band statistics are the registry's (up to their float32 round trip)."""
+    pairs = [(mean, registry_mean), (std, registry_std)]
+    return all(
+        len(values) == len(reference)
+        and all(abs(a - b) <= 1e-6 * max(1.0, abs(b)) for a, b in zip(values, reference))
+        for values, reference in pairs
     )
 
 

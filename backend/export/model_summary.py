@@ -37,6 +37,18 @@ def _score(value: Any) -> str:
     return f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
+def _levels_text(metadata: ModelMetadata, sensor: str) -> str:
+    from ..product_levels import LEVEL_MEANINGS
+
+    levels = metadata.product_levels.get(sensor)
+    if not levels:
+        return ""
+    meanings = dict.fromkeys(LEVEL_MEANINGS.get(level, "") for level in levels)
+    named = " or ".join(levels) + f" ({', '.join(m for m in meanings if m)})"
+    refused = "" if "L1C" in levels else ", not L1C (top of atmosphere)"
+    return f"; domain: product level {named}{refused}"
+
+
 def summary_lines(metadata: ModelMetadata) -> List[str]:
     """The model in a few lines: task, inputs, outputs and classes, scores, training data, licence."""
     lines = [
@@ -49,6 +61,7 @@ def summary_lines(metadata: ModelMetadata) -> List[str]:
             f"Input '{spec.name}': sensor {spec.sensor}, {len(spec.bands)} bands "
             f"({', '.join(spec.bands)}){resolution}, in {_units(spec.sensor)}"
             + ("; optional (trained with samples without it)" if spec.optional else "")
+            + _levels_text(metadata, spec.sensor)
         )
     for spec in metadata.outputs:
         if spec.classes:

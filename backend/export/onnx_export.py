@@ -521,7 +521,34 @@ def _metadata(
         metrics=dict(metrics),
         description=description,
         extra=extra,
+        product_levels=trained_product_levels(plan.sensors, normalization)
+        if get_task(plan.task).exported
+        else {},
     )
+
+
+def trained_product_levels(
+    sensors: Sequence[str], normalization: Mapping[str, Any]
+) -> Dict[str, List[str]]:
+    """Per sensor, the processing levels a task model's statistics describe, where they are known:
+    the levels an entry records (``product_levels``), else, for statistics equal to the
+    registry's, the levels those describe (:data:`backend.sensors.STATISTICS_PRODUCT_LEVELS`).
+    Statistics of unknown origin state none (a run then checks no level)."""
+    from ..sensors import STATISTICS_PRODUCT_LEVELS
+    from .bundled_metadata import same_statistics
+
+    entries = sensor_normalization(normalization)
+    levels = {}
+    for sensor in sensors:
+        entry = entries.get(sensor) or {}
+        described = STATISTICS_PRODUCT_LEVELS.get(sensor)
+        mean, std = _sensor_stats(sensor, normalization)
+        registry = get_sensor(sensor)
+        if entry.get("product_levels"):
+            levels[sensor] = [str(level) for level in entry["product_levels"]]
+        elif described and same_statistics(mean, std, registry.mean, registry.std):
+            levels[sensor] = list(described)
+    return levels
 
 
 # --- ONNX mechanics -----------------------------------------------------------------------------

@@ -38,7 +38,7 @@ REQUIRED_KEYS = (
     "model_version",
 )
 # Optional keys written only when they hold something (a float model has no quantization record).
-OMITTED_WHEN_EMPTY = ("quantization",)
+OMITTED_WHEN_EMPTY = ("quantization", "product_levels")
 _COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
 
 
@@ -203,6 +203,11 @@ class ModelMetadata:
     # How an int8 (or other reduced-precision) copy was made and what it costs against the float
     # model (see ``backend/export/quantize.py``); empty for a float model, and then not stored.
     quantization: Dict[str, Any] = field(default_factory=dict)
+    # Per input sensor, the processing levels its statistics describe and the model was trained
+    # on (``{"s2": ["L2A", "L3A"]}``: surface reflectance); a run on an input known to be of
+    # another level (Sentinel-2 L1C) is refused. Written by export from the statistics; empty
+    # (and not stored) for sensors without levels and models that never recorded them.
+    product_levels: Dict[str, List[str]] = field(default_factory=dict)
     schema_version: int = SCHEMA_VERSION
 
     def validate(self) -> ModelMetadata:
@@ -248,6 +253,15 @@ class ModelMetadata:
         _require("trained_on", isinstance(self.trained_on, str), "must be text")
         _require("metrics", isinstance(self.metrics, dict), "must be a JSON object")
         _require("quantization", isinstance(self.quantization, dict), "must be a JSON object")
+        _require(
+            "product_levels",
+            isinstance(self.product_levels, dict)
+            and all(
+                sensor in self.sensors and _is_str_list(levels) and levels
+                for sensor, levels in self.product_levels.items()
+            ),
+            'must map input sensors to lists of product levels (e.g. {"s2": ["L2A"]})',
+        )
         if self.quantization:
             _require(
                 "quantization",

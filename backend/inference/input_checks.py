@@ -9,6 +9,9 @@ refuses the run before any tile is run:
 - an 8-bit raster for a model trained on values far above 255 (Sentinel-2 exported as Byte) and
   values far outside the range the model was trained on (wrong units, offset or scaling): refused
   with :class:`OutOfDomainError` unless the run is told to run anyway, then a warning;
+- a Sentinel-2 input known to be of another processing level than the model was trained on (L1C,
+  top of atmosphere, for a model of L2A surface reflectance): refused like values out of range;
+  an input whose level nothing says runs;
 - a second input covering only part of the first (the rest of the output is nodata): its covered
   fraction is reported;
 - a raster smaller than one tile (mirrored padding; an error when it is a tiny fraction of a tile).
@@ -60,6 +63,7 @@ def check_inputs(
     reference = next(item for item in opened if item.reader is item.dataset)
     _check_size(grid, reference, tile_size, warn)
     for item in opened:
+        _check_product_level(item, metadata, refusals.append)
         _check_chosen_bands(item, warn)
         if item.reader is not item.dataset:
             _check_coverage(item, reference, grid, warn)
@@ -99,6 +103,20 @@ def _check_size(grid: ReferenceGrid, item: OpenedInput, tile_size: int, warn: Wa
     warn(
         f"{item.raster.describe()} is {size}, smaller than the model's {tile_size} px tile: it is "
         "padded by mirroring its edges, so the result is less reliable than on a larger raster"
+    )
+
+
+def _check_product_level(item: OpenedInput, metadata: ModelMetadata, refuse: Warn) -> None:
+    from ..product_levels import LEVEL_MEANINGS
+
+    found, trained = item.product_level, metadata.product_levels.get(item.spec.sensor)
+    if found is None or not trained or found.level in trained:
+        return
+    meanings = ", ".join(dict.fromkeys(LEVEL_MEANINGS.get(level, level) for level in trained))
+    refuse(
+        f"{item.raster.describe()}: this Sentinel-2 input is {found.level} ({found.meaning}: "
+        f"{found.how}); the model was trained on {' or '.join(trained)} ({meanings}). Use the "
+        f"{trained[0]} product of the scene (e.g. made with Sen2Cor from the L1C)"
     )
 
 

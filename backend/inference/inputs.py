@@ -20,6 +20,7 @@ from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from ..export.schema import InputSpec, ModelMetadata
+from ..product_levels import ProductLevel
 from .errors import InputMismatchError, NoOverlapError, OutOfDomainError
 from .georeferencing import describe_georeferencing, north_up_transform, raster_crs
 
@@ -122,6 +123,7 @@ class OpenedInput:
         self.indexes = list(raster.bands) if raster.bands else list(range(1, dataset.count + 1))
         self.how = f"bands {','.join(map(str, self.indexes))}"  # how the bands were found
         self.out_of_domain = False  # the band order was doubtful and the run went on anyway
+        self.product_level: Optional[ProductLevel] = None  # Sentinel-2 L1C/L2A, when it says
         self.mask_rule = _mask_rule(reader, self.indexes) if alpha_band is None else None
 
     absent = False  # a raster was given (see AbsentInput)
@@ -301,6 +303,8 @@ def open_inputs(
             )
         item = OpenedInput(raster, spec, dataset, reader, alpha_band)
         item.how, item.out_of_domain = how, doubtful
+        if spec.sensor in metadata.product_levels:
+            item.product_level = _product_level(raster, source, dataset)
         opened[raster.sensor] = item
     assert grid is not None
     return grid, [opened.get(spec.sensor) or AbsentInput(spec) for spec in metadata.inputs]
@@ -335,6 +339,21 @@ def missing_input_message(metadata: ModelMetadata, missing: Sequence[str]) -> st
             "S2-only samples (its metadata marks the SAR input optional)"
         )
     return text
+
+
+def _product_level(raster: RasterInput, source: Any, dataset: Any) -> Optional[ProductLevel]:
+    """What the raster (as given, as harmonised, its metadata, bands and name) says its
+    processing level is."""
+    from ..product_levels import find_product_level
+
+    return find_product_level(
+        opened_as=[str(raster.path)],
+        product=source.product,
+        metadata=dataset.tags(),
+        band_names=source.band_names,
+        wavelengths_nm=source.wavelengths_nm,
+        name_hints=[Path(str(raster.path)).name],
+    )
 
 
 def _harmonised(raster: RasterInput, workdir: Path) -> Any:

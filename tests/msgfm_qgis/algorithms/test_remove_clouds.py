@@ -281,3 +281,114 @@ def test_a_bundled_model_whose_s2_only_mode_failed_acceptance_refuses_an_empty_s
             },
         )
     assert list(out.parent.iterdir()) == []
+
+
+# --- product level: a model trained on L2A refuses an input known to be L1C --------------------
+
+
+@pytest.fixture(scope="session")
+def l2a_cloud_removal_model(cloud_removal_model, models_root):
+    """:func:`cloud_removal_model` whose metadata says its S2 input was trained on L2A (as export
+    writes it from L2A statistics, and the bundled model's metadata states)."""
+    from ...onnx_models import with_product_levels
+
+    target = models_root / "clouds_l2a.onnx"
+    return with_product_levels(cloud_removal_model, target, {"s2": ["L2A"]})
+
+
+@pytest.fixture
+def l1c_like_stack(sample_data, tmp_path):
+    """The real patch with a band named B10 (the cirrus band that only L1C products hold)."""
+    folder = next((sample_data / "bigearthnet" / "S2").glob("*_87_48"))
+    files = [next(folder.glob(f"*_{b}.tif")) for b in S2_BANDS]
+    files.insert(10, next(folder.glob("*_B09.tif")))  # in B10's place: B09, B10, B11
+    names = [*S2_BANDS[:10], "B10", *S2_BANDS[10:]]
+    (tmp_path / "inputs").mkdir()
+    return stack(files, tmp_path / "inputs" / "scene.vrt", names)
+
+
+def _copy_as(source, target):
+    """A GeoTIFF copy of ``source`` under another name, optionally with GDAL metadata."""
+    import rasterio
+
+    with rasterio.open(source) as dataset:
+        profile = dataset.profile | {"driver": "GTiff"}
+        data = dataset.read()
+        descriptions = dataset.descriptions
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with rasterio.open(target, "w", **profile) as out:
+        out.write(data)
+        out.descriptions = descriptions
+    return target
+
+
+def test_an_l1c_input_is_refused_by_an_l2a_model_before_writing(
+    run_algorithm, l2a_cloud_removal_model, l1c_like_stack, s1_stack, tmp_path
+):
+    out = tmp_path / "outputs" / "clear.tif"
+    out.parent.mkdir()
+    with pytest.raises(
+        QgsProcessingException,
+        match=r"this Sentinel-2 input is L1C \(top of atmosphere: it holds band B10, which only "
+        r"L1C products have\); the model was trained on L2A \(surface reflectance\). Use the L2A "
+        r"product of the scene \(e.g. made with Sen2Cor from the L1C\).*run anyway",
+    ):
+        run_algorithm(
+            ALG,
+            {
+                "S2": str(l1c_like_stack),
+                "SAR": str(s1_stack),
+                "MODEL": str(l2a_cloud_removal_model),
+                "OUTPUT": str(out),
+            },
+        )
+    assert list(out.parent.iterdir()) == []
+
+
+def test_an_l1c_named_input_is_refused_and_runs_anyway_marked_out_of_domain(
+    run_algorithm, l2a_cloud_removal_model, s2_stack, s1_stack, tmp_path
+):
+    import rasterio
+
+    named = _copy_as(s2_stack, tmp_path / "S2A_MSIL1C_20170613T101031_T33UUP.tif")
+    out = tmp_path / "outputs" / "clear.tif"
+    out.parent.mkdir()
+    parameters = {
+        "S2": str(named),
+        "SAR": str(s1_stack),
+        "MODEL": str(l2a_cloud_removal_model),
+        "OUTPUT": str(out),
+    }
+    with pytest.raises(QgsProcessingException, match=r"is L1C \(top of atmosphere: its name"):
+        run_algorithm(ALG, parameters)
+    assert list(out.parent.iterdir()) == []
+    run_algorithm(ALG, {**parameters, "RUN_ANYWAY": True})
+    np.testing.assert_allclose(
+        read(out), expected_reflectance(s2_stack, s1_stack), rtol=1e-5, atol=0.05
+    )
+    with rasterio.open(out) as dataset:
+        assert "run anyway" in dataset.tags()["MSGFM_OUT_OF_DOMAIN"]
+
+
+@pytest.mark.parametrize("name", ["s2_87_48.tif", "S2A_MSIL2A_20170613T101031_T33UUP.tif"])
+def test_unknown_and_l2a_inputs_run_on_an_l2a_model(
+    run_algorithm, l2a_cloud_removal_model, s2_stack, s1_stack, tmp_path, name
+):
+    import rasterio
+
+    named = _copy_as(s2_stack, tmp_path / name)
+    out = tmp_path / "clear.tif"
+    run_algorithm(
+        ALG,
+        {
+            "S2": str(named),
+            "SAR": str(s1_stack),
+            "MODEL": str(l2a_cloud_removal_model),
+            "OUTPUT": str(out),
+        },
+    )
+    np.testing.assert_allclose(
+        read(out), expected_reflectance(s2_stack, s1_stack), rtol=1e-5, atol=0.05
+    )
+    with rasterio.open(out) as dataset:
+        assert "MSGFM_OUT_OF_DOMAIN" not in dataset.tags()
