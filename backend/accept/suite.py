@@ -160,6 +160,33 @@ def _band_files_crop(scene: Scene, samples: Path) -> Tuple[np.ndarray, Dict[str,
     return clear.astype(np.float32), {"crs": CRS.from_wkt(grid.crs_wkt), "transform": transform}
 
 
+def _run_out_of_level(
+    ctx: Context,
+    scene: Scene,
+    folder: Path,
+    parameters_of_model: Dict[str, Any],
+    result: SceneResult,
+) -> Optional[SceneResult]:
+    """Say the crops' product level in their metadata (``PROCESSING_LEVEL``, as GDAL keeps it from
+    a product) and record how the algorithm answers it without *Run anyway*: a model trained on
+    another level refuses (``level_refusal``); the row is then run anyway. A model that takes the
+    level runs as usual (None)."""
+    import rasterio
+
+    for name in ("clear", "cloudy"):
+        with rasterio.open(folder / f"s2_{name}.tif", "r+") as dataset:
+            dataset.update_tags(PROCESSING_LEVEL=f"Level-{scene.product_level[1:]}")
+    parameters = {"S2": folder / "s2_clear.tif", "OUTPUT": folder / "out_level.tif"}
+    done = ctx.plugin.run("removeclouds", {**parameters, **parameters_of_model})
+    if done.ok:
+        result.figure("level_refusal", "none: the model runs on this level")
+        return None
+    if f"is {scene.product_level}" not in done.message:
+        return refused(result, done.message)  # refused for another reason: scored as refused
+    result.figure("level_refusal", done.message.split(" Nothing was run")[0])
+    return None
+
+
 def _restoration_checks(result: SceneResult, out: np.ndarray, ref: np.ndarray, prefix: str) -> None:
     from ..scores.restoration import psnr, sam
 
@@ -205,6 +232,11 @@ def score_cloud_removal(ctx: Context, model: str, scene: Scene) -> SceneResult:
         copy = folder / f"model_{Path(model).name}"
         shutil.copyfile(ctx.plugin.models_dir / model, copy)
         parameters_of_model["MODEL"] = copy
+    if scene.product_level:
+        level = _run_out_of_level(ctx, scene, folder, parameters_of_model, result)
+        if level is not None:
+            return level
+        parameters_of_model["RUN_ANYWAY"] = True
     for name in ("clear", "cloudy"):
         parameters = {
             "S2": folder / f"s2_{name}.tif",
