@@ -120,3 +120,28 @@ def test_a_bundled_model_marks_optional_the_inputs_its_training_lacked(entry):
     assert metadata.optional_sensors == want
     if entry["task"] == "cloud-removal":  # 3 of its 6 training patches have no S1 partner
         assert absent == {"s2": 0, "sar": 3} and want == ["sar"]
+
+
+@pytest.mark.parametrize("entry", ONNX_ENTRIES, ids=lambda entry: entry["file"])
+def test_a_bundled_model_states_the_product_levels_of_its_statistics(entry, capsys):
+    """Statistics equal to the registry's (BigEarthNet L2A) state L2A/L3A: a Sentinel-2 L1C input
+    is refused; ``msgfm info`` says so on the input's line."""
+    from backend.cli import main
+    from backend.export.bundled_metadata import registry_statistics_levels
+
+    path = MODELS / entry["file"]
+    metadata = read_model_metadata(path)
+    assert metadata.product_levels == registry_statistics_levels(metadata)
+    if entry["task"] == "cloud-removal":
+        assert metadata.product_levels == {"s2": ["L2A", "L3A"]}
+        assert main(["info", str(path)]) == 0
+        line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("Input 's2'"))
+        assert line.endswith(
+            "; domain: product level L2A or L3A (surface reflectance), not L1C (top of atmosphere)"
+        )
+    # Other statistics than the registry's state no level.
+    moved = [
+        replace(spec, mean=[m + 1 for m in spec.mean]) if spec.sensor == "s2" else spec
+        for spec in metadata.inputs
+    ]
+    assert "s2" not in registry_statistics_levels(replace(metadata, inputs=moved))

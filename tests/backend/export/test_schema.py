@@ -71,6 +71,8 @@ def test_every_value_is_json(probability_model):
         ("inputs", '{"name": "rgb"}', "JSON list"),
         ("schema_version", str(SCHEMA_VERSION + 1), "update the msGFM plugin"),
         ("schema_version", '"one"', "must be an integer"),
+        ("product_levels", '{"landsat": ["L2A"]}', "must map input sensors"),
+        ("product_levels", '{"rgb": "L2A"}', "lists of product levels"),
     ],
 )
 def test_bad_metadata_is_refused_naming_the_key(probability_model, tmp_path, key, value, message):
