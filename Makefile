@@ -31,7 +31,7 @@ format: setup
 PYTEST_ARGS ?=
 
 test: lint data
-	$(PY) scripts/run_tests.py $(PYTEST_ARGS)
+	$(PY) scripts/run_tests.py --build-test-models $(PYTEST_ARGS)
 
 # The unit tests only: offline, without the sample data (synthetic fixtures from tests/data/).
 test-unit: lint

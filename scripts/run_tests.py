@@ -14,7 +14,7 @@ python -m pytest tests/backend/train/test_probe.py -k pretraining_logs`, two rou
 two threads 80 / 69 s wall, 63 / 57 user CPU-s; one thread 44 / 38 s wall, 32 / 31 user CPU-s.
 ONNX Runtime's sessions keep their own thread count (they do not spin while waiting).
 
-    python scripts/run_tests.py [pytest arguments, e.g. -m "not integration"]
+    python scripts/run_tests.py [--build-test-models] [pytest arguments, e.g. -m "not integration"]
     MSGFM_TEST_SERIAL=1 python scripts/run_tests.py   # one process, as before
 """
 
@@ -27,13 +27,16 @@ import tempfile
 import time
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Dict, List, Sequence
+from typing import Dict, List, Sequence, Tuple
 
 ROOT = Path(__file__).resolve().parents[1]
 PLUGIN_TESTS = "tests/msgfm_qgis"
 BACKEND_TESTS = "tests/backend"
 # Backend folders that run with the plugin's tests, so that both halves take about as long.
 WITH_PLUGIN = ("tests/backend/accept", "tests/backend/embedtools")
+# make test (which fetched the sample data first) asks for the tests' own models up front;
+# make test-unit, offline and without the sample data, does not.
+BUILD_OPTION = "--build-test-models"
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
 
@@ -65,11 +68,39 @@ def part_environment() -> Dict[str, str]:
     return env
 
 
+def split_options(argv: Sequence[str]) -> Tuple[bool, List[str]]:
+    """``(build the tests' own models first, the pytest arguments)``."""
+    extra = [arg for arg in argv if arg != BUILD_OPTION]
+    return len(extra) != len(argv), extra
+
+
+def build_test_models() -> None:
+    """Build the tests' own bundled models (tests/bundled_models.py) before the parts start, with
+    both cores: otherwise the first part to need them builds them on one core while the other
+    part waits for its lock. A no-op when the cache already holds them; a failure is left for
+    the tests that need the models to report."""
+    started = time.monotonic()
+    code = (
+        "import tempfile; from pathlib import Path; "
+        "from backend.data.fetch import ensure_sample_data; "
+        "from tests.bundled_models import owned_models; "
+        "scratch = tempfile.TemporaryDirectory(prefix='msgfm-test-models-'); "
+        "print(owned_models(ensure_sample_data(), Path(scratch.name)))"
+    )
+    built = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    state = (
+        "ready" if built.returncode == 0 else "not built (the tests that need them will say why)"
+    )
+    print(f"== the tests' own models: {state} after {time.monotonic() - started:.0f} s", flush=True)
+
+
 def main(argv: Sequence[str]) -> int:
-    extra = list(argv)
+    build, extra = split_options(argv)
     if os.environ.get("MSGFM_TEST_SERIAL"):
         return subprocess.call([sys.executable, "-m", "pytest", *extra], cwd=ROOT)
     started = time.monotonic()
+    if build:
+        build_test_models()
     with tempfile.TemporaryDirectory(prefix="msgfm-tests-") as folder, ExitStack() as files:
         running = []
         for index, command in enumerate(commands(extra)):

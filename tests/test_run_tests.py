@@ -64,3 +64,17 @@ def test_each_part_runs_one_thread_unless_told_otherwise(monkeypatch):
     assert all(run_tests.part_environment()[name] == "1" for name in run_tests.THREAD_VARIABLES)
     monkeypatch.setenv("OMP_NUM_THREADS", "2")
     assert run_tests.part_environment()["OMP_NUM_THREADS"] == "2"
+
+
+def test_the_build_option_is_the_script_s_own_and_never_reaches_pytest():
+    sys.path.insert(0, str(SCRIPT.parent))
+    try:
+        import run_tests
+    finally:
+        sys.path.pop(0)
+    assert run_tests.split_options(["--build-test-models", "-q", "-x"]) == (True, ["-q", "-x"])
+    assert run_tests.split_options(["-m", "not integration"]) == (False, ["-m", "not integration"])
+    makefile = (ROOT / "Makefile").read_text()
+    # make test fetches the data first and builds the models up front; test-unit does neither.
+    assert "run_tests.py --build-test-models" in makefile.split("\ntest:")[1].split("\n\n")[0]
+    assert "--build-test-models" not in makefile.split("\ntest-unit:")[1].split("\n\n")[0]
