@@ -113,10 +113,12 @@ def _check_product_level(item: OpenedInput, metadata: ModelMetadata, refuse: War
     if found is None or not trained or found.level in trained:
         return
     meanings = ", ".join(dict.fromkeys(LEVEL_MEANINGS.get(level, level) for level in trained))
+    # Surface reflectance is made from L1C by atmospheric correction; the reverse has no tool.
+    how_to = " (e.g. made with Sen2Cor from the L1C)" if trained[0] == "L2A" else ""
     refuse(
         f"{item.raster.describe()}: this Sentinel-2 input is {found.level} ({found.meaning}: "
         f"{found.how}); the model was trained on {' or '.join(trained)} ({meanings}). Use the "
-        f"{trained[0]} product of the scene (e.g. made with Sen2Cor from the L1C)"
+        f"{trained[0]} product of the scene{how_to}"
     )
 
 
