@@ -109,3 +109,18 @@ class DistributedContext:
         """Print a line on rank 0 (stderr, so stdout stays free for machine-readable output)."""
         if self.is_main:
             print(message, file=sys.stderr, flush=True)
+
+
+def exit_process(code: int) -> None:
+    """End a training process started by ``python -m`` or ``torchrun -m`` with ``code``.
+
+    A rank of a multi-process run leaves without the interpreter's teardown: gloo's threads can
+    abort it after the run is complete ("terminate called without an active exception", SIGABRT),
+    which made torchrun report a finished run as failed. By then every file is written and closed
+    and the process group is left; only the output streams need flushing.
+    """
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from backend.models.cross_sensor_mim import MsGFMPretrainModel
 from backend.train.metrics_log import read_metrics
 from backend.train.trainer import parameter_checksum
 
-from .conftest import pretrain_args, run
+from .conftest import REPO, pretrain_args, run, subprocess_env
 
 
 def test_torchrun_two_processes_end_identical(tmp_path, sample_data, tiny_config, band_stats):
@@ -35,3 +36,19 @@ def test_torchrun_two_processes_end_identical(tmp_path, sample_data, tiny_config
     assert [r["step"] for r in records] == [1, 2, 3, 4]
     # Ranks draw different crops, so over 4 steps more sensors appear than one rank alone sees.
     assert len(set().union(*(r["per_sensor_loss"] for r in records))) >= 3
+
+
+def test_a_rank_leaves_without_the_interpreter_s_teardown():
+    """A rank of a multi-process run exits with its code and its printed lines, skipping the
+    teardown where gloo's threads could abort it (SIGABRT after a finished run); a single process
+    exits normally."""
+    code = (
+        "import atexit; from backend.train.distributed import exit_process; "
+        "atexit.register(lambda: print(' teardown ran')); print('result', end=''); exit_process(3)"
+    )
+    for world, expected in (("2", "result"), ("1", "result teardown ran")):
+        env = {**subprocess_env(), "WORLD_SIZE": world}
+        done = subprocess.run(
+            [sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True
+        )
+        assert (done.returncode, done.stdout.strip()) == (3, expected)
