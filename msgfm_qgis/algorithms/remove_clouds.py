@@ -76,11 +76,12 @@ class RemoveCloudsAlgorithm(RasterOutputAlgorithm):
         self.LAYER_NAME = "" if with_sar else f"{self.OUTPUT_LABEL} (no SAR)"
         results = super().deliver(plan, written, parameters, context, feedback)
         mode = (
-            "Sentinel-2 + SAR"
+            self.tr("Sentinel-2 + SAR")
             if with_sar
-            else "Sentinel-2 only (no SAR layer: the model ran as trained on S2 patches without "
-            "SAR)"
+            else self.tr(
+                "Sentinel-2 only (no SAR layer: the model ran as trained on S2 patches without SAR)"
+            )
         )
-        feedback.pushInfo(f"Run mode: {mode}")
+        feedback.pushInfo(self.tr("Run mode: {}").format(mode))
         results[self.RUN_MODE] = mode
         return results

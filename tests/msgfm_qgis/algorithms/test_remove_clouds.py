@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from qgis.core import QgsProcessingException, QgsProject
 
-from .conftest import S2_BANDS, S2_STD, SAR_MEAN, SAR_STD, grid, read, stack
+from .conftest import S2_BANDS, S2_STD, SAR_MEAN, SAR_STD, RecordingFeedback, grid, read, stack
 
 ALG = "msgfm:removeclouds"
 
@@ -23,6 +23,7 @@ def test_reflectance_on_the_s2_grid(
     run_algorithm, cloud_removal_model, s2_stack, s1_stack, tmp_path
 ):
     out = tmp_path / "clear.tif"
+    feedback = RecordingFeedback()
     result = run_algorithm(
         ALG,
         {
@@ -31,8 +32,11 @@ def test_reflectance_on_the_s2_grid(
             "MODEL": str(cloud_removal_model),
             "OUTPUT": str(out),
         },
+        feedback=feedback,
     )
     assert result["OUTPUT"] == str(out)
+    assert result["RUN_MODE"] == "Sentinel-2 + SAR"
+    assert "Run mode: Sentinel-2 + SAR" in feedback.infos
     want, got = grid(s2_stack), grid(out)
     assert (got["crs"], got["transform"], got["size"], got["count"]) == (
         want["crs"],
@@ -204,6 +208,46 @@ def test_without_sar_the_model_gets_sar_as_training_fed_s2_only_patches(
     tags = run_mode_tags(out)
     assert tags["MSGFM_ABSENT_INPUTS"] == "sar"
     assert tags["MSGFM_RUN_MODE"].startswith("run without sar")
+
+
+def test_the_run_mode_is_in_the_users_language(
+    run_algorithm, s2_only_cloud_removal_model, s2_only_patch, tmp_path
+):
+    """The run mode in the log and the result goes through Qt's translation (the algorithm's
+    class is the context), like the plugin's other texts."""
+    from qgis.PyQt.QtCore import QCoreApplication, QTranslator
+
+    french = {
+        "Run mode: {}": "Mode : {}",
+        "Sentinel-2 only (no SAR layer: the model ran as trained on S2 patches without SAR)": (
+            "Sentinel-2 seul"
+        ),
+    }
+
+    class Translator(QTranslator):
+        def translate(self, context, text, disambiguation=None, n=-1):
+            return french.get(text, "") if context == "RemoveCloudsAlgorithm" else ""
+
+        def isEmpty(self):
+            return False
+
+    translator = Translator()
+    QCoreApplication.installTranslator(translator)
+    feedback = RecordingFeedback()
+    try:
+        result = run_algorithm(
+            ALG,
+            {
+                "S2": str(s2_only_patch),
+                "MODEL": str(s2_only_cloud_removal_model),
+                "OUTPUT": str(tmp_path / "no_sar.tif"),
+            },
+            feedback=feedback,
+        )
+    finally:
+        QCoreApplication.removeTranslator(translator)
+    assert result["RUN_MODE"] == "Sentinel-2 seul"
+    assert "Mode : Sentinel-2 seul" in feedback.infos
 
 
 def test_without_sar_a_model_not_trained_so_refuses_before_writing(
