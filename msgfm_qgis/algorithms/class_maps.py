@@ -24,8 +24,7 @@ class ClassMapAlgorithm(ModelInferenceAlgorithm):
     PROBABILITIES = "PROBABILITIES"
     OUTPUT_LABEL = "Classes"
     PROBABILITIES_LABEL = "Class probabilities"
-    # Layer names in the Layers panel: short enough to be read whole.
-    LAYER_NAME = ""
+    # The probabilities' name in the Layers panel: short enough to be read whole.
     PROBABILITIES_LAYER_NAME = "Probabilities"
 
     def initOutputs(self) -> None:
@@ -65,7 +64,7 @@ class ClassMapAlgorithm(ModelInferenceAlgorithm):
             context,
             results[self.OUTPUT],
             class_style(spec.classes),
-            name=self.LAYER_NAME or self.OUTPUT_LABEL,
+            name=self.layer_name(plan),
         )
         feedback.pushInfo(f"Classes: {', '.join(f'{c.value} {c.name}' for c in spec.classes)}")
         if self.parameterAsOutputLayer(parameters, self.PROBABILITIES, context):

@@ -155,6 +155,8 @@ class ModelInferenceAlgorithm(MsgfmAlgorithm):
     BACKEND = "BACKEND"
     RUN_ANYWAY = "RUN_ANYWAY"
     OUTPUT = "OUTPUT"
+    OUTPUT_LABEL = "Output"
+    LAYER_NAME = ""  # the name in the Layers panel when shorter than OUTPUT_LABEL
 
     def initAlgorithm(self, config=None):
         defaults = self.preselected_layers()
@@ -318,6 +320,11 @@ class ModelInferenceAlgorithm(MsgfmAlgorithm):
 
     def prepare_job(self, plan: RunPlan, staging: Path, parameters, context) -> None:
         """Adjust the job before it runs (e.g. ask for a scene grid)."""
+
+    def layer_name(self, plan: RunPlan) -> str:
+        """The main output's name in the Layers panel for this run (``LAYER_NAME``, else
+        ``OUTPUT_LABEL``); a subclass whose name depends on the run overrides it."""
+        return self.LAYER_NAME or self.OUTPUT_LABEL
 
     def deliver(self, plan: RunPlan, written: List[str], parameters, context, feedback) -> Dict:
         """Move the engine's outputs (``written``, in model output order) to their destinations

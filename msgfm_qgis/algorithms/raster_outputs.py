@@ -22,8 +22,6 @@ class RasterOutputAlgorithm(ModelInferenceAlgorithm):
     """Writes the model's first output of kind ``OUTPUT_KIND`` to ``OUTPUT``, styled in colour."""
 
     OUTPUT_KIND = "reflectance"
-    OUTPUT_LABEL = "Output"
-    LAYER_NAME = ""  # the name in the Layers panel when shorter than OUTPUT_LABEL
 
     def initOutputs(self) -> None:
         self.addParameter(
@@ -43,7 +41,5 @@ class RasterOutputAlgorithm(ModelInferenceAlgorithm):
         spec = plan.metadata.outputs[index]
         path = move_raster(written[index], self.destination(parameters, self.OUTPUT, context))
         feedback.pushInfo(f"Output bands: {band_summary(spec.bands)}")
-        apply_on_load(
-            context, path, multiband_style(spec.bands), name=self.LAYER_NAME or self.OUTPUT_LABEL
-        )
+        apply_on_load(context, path, multiband_style(spec.bands), name=self.layer_name(plan))
         return {self.OUTPUT: path}

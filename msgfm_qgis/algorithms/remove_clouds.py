@@ -71,13 +71,16 @@ class RemoveCloudsAlgorithm(RasterOutputAlgorithm):
             "information lists its SAR input as optional)"
         ).format(metadata.model_name, self.tr(role.layer_label))
 
+    def layer_name(self, plan: RunPlan) -> str:
+        if with_sar(plan):
+            return super().layer_name(plan)
+        return f"{self.OUTPUT_LABEL} (no SAR)"
+
     def deliver(self, plan: RunPlan, written: List[str], parameters, context, feedback) -> Dict:
-        with_sar = any(spec.sensor == "sar" for _, _, spec in plan.inputs)
-        self.LAYER_NAME = "" if with_sar else f"{self.OUTPUT_LABEL} (no SAR)"
         results = super().deliver(plan, written, parameters, context, feedback)
         mode = (
             self.tr("Sentinel-2 + SAR")
-            if with_sar
+            if with_sar(plan)
             else self.tr(
                 "Sentinel-2 only (no SAR layer: the model ran as trained on S2 patches without SAR)"
             )
@@ -85,3 +88,8 @@ class RemoveCloudsAlgorithm(RasterOutputAlgorithm):
         feedback.pushInfo(self.tr("Run mode: {}").format(mode))
         results[self.RUN_MODE] = mode
         return results
+
+
+def with_sar(plan: RunPlan) -> bool:
+    """Whether the run was given a SAR layer."""
+    return any(spec.sensor == "sar" for _, _, spec in plan.inputs)

@@ -97,6 +97,21 @@ def test_cloud_free_image_loads_above_both_inputs(
     assert (clear.renderer().redBand(), clear.renderer().greenBand()) == (4, 3)
 
 
+def test_cloud_free_image_without_sar_says_so_in_its_name(
+    project_with_layers, s2_only_cloud_removal_model, s2_only_patch, tmp_path
+):
+    project, add = project_with_layers
+    s2 = add(s2_only_patch, "s2 layer")
+    run_as_dialog(
+        project,
+        "msgfm:removeclouds",
+        {"S2": s2.id(), "MODEL": str(s2_only_cloud_removal_model)},
+        {"OUTPUT": tmp_path / "clear.tif"},
+    )
+    name = "Cloud-free reflectance (no SAR) — s2 layer (Remove clouds)"
+    assert tree(project) == [(name, True), ("s2 layer", True)]
+
+
 def test_scene_windows_are_coloured_by_top_class_and_see_through(
     project_with_layers, scene_model, sample_data, tmp_path
 ):
