@@ -327,18 +327,17 @@ def _check_sensors(rasters: Sequence[RasterInput], metadata: ModelMetadata) -> N
 
 
 def missing_input_message(metadata: ModelMetadata, missing: Sequence[str]) -> str:
-    """Why a run without ``missing`` inputs is refused, and what to do instead."""
+    """Why a run without ``missing`` inputs is refused, and what to do instead (with the advice
+    of the model's task, :meth:`backend.tasks.Task.missing_input_advice`)."""
+    from ..tasks import MODEL_TASKS
+
     text = (
         f"the model '{metadata.model_name}' also needs {', '.join(missing)} input(s): give one "
         f"raster per sensor ({', '.join(metadata.sensors)})"
     )
-    if "sar" in missing and "s2" in metadata.sensors:
-        text += (
-            ". It was not trained with Sentinel-2 samples without SAR, so it cannot run without "
-            "SAR: give a Sentinel-1 VV/VH raster, or use a cloud-removal model trained with "
-            "S2-only samples (its metadata marks the SAR input optional)"
-        )
-    return text
+    task = MODEL_TASKS.get(metadata.task)
+    advice = task.missing_input_advice(metadata.sensors, missing) if task else ""
+    return f"{text}. {advice}" if advice else text
 
 
 def _product_level(raster: RasterInput, source: Any, dataset: Any) -> Optional[ProductLevel]:

@@ -56,6 +56,11 @@ class Task:
         target = str(self.target_sensor)
         return [target, *[s for s in sensors if s != target]], target
 
+    def missing_input_advice(self, sensors: Sequence[str], missing: Sequence[str]) -> str:
+        """What to do when a model of this task with inputs ``sensors`` is run without its
+        ``missing`` ones: a sentence added to the engine's refusal ("" when none)."""
+        return ""
+
     def monitor(self, multilabel: bool) -> Tuple[str, str]:
         """The validation score that picks the best checkpoint: ``(name, "max" | "min")``."""
         return ("val_mae", "min")

@@ -19,3 +19,12 @@ class CloudRemoval(Task):
         """The cloudy Sentinel-2 image first, then SAR (always an input: it sees through clouds)."""
         sensors = list(sensors) + ([] if "sar" in sensors else ["sar"])
         return ["s2", *[s for s in sensors if s != "s2"]], "s2"
+
+    def missing_input_advice(self, sensors: Sequence[str], missing: Sequence[str]) -> str:
+        if "sar" not in missing or "s2" not in sensors:
+            return ""
+        return (
+            "It was not trained with Sentinel-2 samples without SAR, so it cannot run without "
+            "SAR: give a Sentinel-1 VV/VH raster, or use a cloud-removal model trained with "
+            "S2-only samples (its metadata marks the SAR input optional)"
+        )

@@ -14,7 +14,7 @@ from rasterio.warp import Resampling, calculate_default_transform, reproject
 
 from backend.inference.engine import run_inference
 from backend.inference.errors import InputMismatchError, NoOverlapError
-from backend.inference.inputs import RasterInput, parse_input
+from backend.inference.inputs import RasterInput, missing_input_message, parse_input
 
 from .conftest import read_raster
 
@@ -62,6 +62,26 @@ def test_unknown_or_missing_sensor_is_refused(model_factory, sample_data, tmp_pa
         run_inference(model, [RasterInput("sar", source)], tmp_path / "out.tif")
     with pytest.raises(InputMismatchError, match="also needs dsm"):
         run_inference(model, [RasterInput("s2", source)], tmp_path / "out.tif")
+
+
+def test_a_missing_input_gets_the_advice_of_the_models_task():
+    """The engine's refusal is generic; the task (backend.tasks) adds its own advice: a
+    cloud-removal model without SAR is told about S2-only models, another task's is not."""
+    from types import SimpleNamespace
+
+    def model(task):
+        return SimpleNamespace(model_name="m", sensors=["s2", "sar"], task=task)
+
+    assert missing_input_message(model("cloud-removal"), ["sar"]) == (
+        "the model 'm' also needs sar input(s): give one raster per sensor (s2, sar). It was not "
+        "trained with Sentinel-2 samples without SAR, so it cannot run without SAR: give a "
+        "Sentinel-1 VV/VH raster, or use a cloud-removal model trained with S2-only samples (its "
+        "metadata marks the SAR input optional)"
+    )
+    for task, missing in [("segmentation", ["sar"]), ("cloud-removal", ["s2"]), ("new", ["sar"])]:
+        assert missing_input_message(model(task), missing) == (
+            f"the model 'm' also needs {missing[0]} input(s): give one raster per sensor (s2, sar)"
+        )
 
 
 def reproject_to_geographic(source, destination, resampling):
