@@ -19,6 +19,17 @@ def expected_reflectance(s2_path, s1_path) -> np.ndarray:
     return np.clip(s2 + 0.1 * S2_STD * sar.mean(axis=0), 0, 10000)
 
 
+def assert_on_grid_of(out, s2_path) -> None:
+    """``out`` has the 12 model bands on the Sentinel-2 layer's grid (CRS, transform, size)."""
+    want, got = grid(s2_path), grid(out)
+    assert (got["crs"], got["transform"], got["size"], got["count"]) == (
+        want["crs"],
+        want["transform"],
+        want["size"],
+        12,
+    )
+
+
 def test_reflectance_on_the_s2_grid(
     run_algorithm, cloud_removal_model, s2_stack, s1_stack, tmp_path
 ):
@@ -37,13 +48,7 @@ def test_reflectance_on_the_s2_grid(
     assert result["OUTPUT"] == str(out)
     assert result["RUN_MODE"] == "Sentinel-2 + SAR"
     assert "Run mode: Sentinel-2 + SAR" in feedback.infos
-    want, got = grid(s2_stack), grid(out)
-    assert (got["crs"], got["transform"], got["size"], got["count"]) == (
-        want["crs"],
-        want["transform"],
-        want["size"],
-        12,
-    )
+    assert_on_grid_of(out, s2_stack)
     np.testing.assert_allclose(
         read(out), expected_reflectance(s2_stack, s1_stack), rtol=1e-5, atol=0.05
     )
@@ -196,13 +201,7 @@ def test_without_sar_the_model_gets_sar_as_training_fed_s2_only_patches(
         {"S2": str(s2_only_patch), "MODEL": str(s2_only_cloud_removal_model), "OUTPUT": str(out)},
     )
     assert result["RUN_MODE"].startswith("Sentinel-2 only (no SAR layer")
-    want, got = grid(s2_only_patch), grid(out)
-    assert (got["crs"], got["transform"], got["size"], got["count"]) == (
-        want["crs"],
-        want["transform"],
-        want["size"],
-        12,
-    )
+    assert_on_grid_of(out, s2_only_patch)
     clear = read(s2_only_patch).astype(np.float64)
     np.testing.assert_allclose(read(out), clear, rtol=1e-6, atol=0.02)
     tags = run_mode_tags(out)
