@@ -34,6 +34,7 @@ from .errors import (
     ModelError,
     OutputNotPhysicalError,
 )
+from .heap import trim_heap
 from .input_checks import check_inputs, describe_all_nodata
 from .inputs import OpenedInput, RasterInput, open_inputs
 from .outputs import OutputPlan, effective_stride, output_paths
@@ -394,6 +395,7 @@ def _run_tiles(
             done = chunk.row_index * columns + chunk.stop
             if not chunk.tiles:
                 report()
+            trim_heap()  # resident memory flat whatever the raster size (see .heap)
     if batch:
         run_batch()
     report()
