@@ -13,7 +13,7 @@ small, see :mod:`.block_layout`).
 
 from __future__ import annotations
 
-from typing import Callable, Dict, Tuple
+from typing import Callable, Dict, List, Tuple
 
 import numpy as np
 
@@ -23,12 +23,25 @@ BlockWriter = Callable[[int, int, np.ndarray], None]
 
 
 class _PendingBlock:
-    """A block some of whose cells have arrived."""
+    """A block some of whose cells have arrived: those cells only, as the parts they came in.
 
-    def __init__(self, count: int, height: int, width: int, dtype: str, fill: float):
-        self.cells = np.full((count, height, width), fill, dtype=dtype)
+    A block waiting across a tile row's boundary holds about half its rows until the next tile
+    row brings the rest; a whole row of such blocks spans the raster, so storing just what arrived
+    (not the whole block, filled) halves the part of the writer's memory that grows with the
+    raster's width. The block is put together once, when it is written.
+    """
+
+    def __init__(self, height: int, width: int):
+        self.height, self.width = height, width
+        self.parts: List[Tuple[Tuple[slice, slice], np.ndarray]] = []
         self.written = np.zeros((height, width), dtype=bool)
         self.missing = height * width
+
+    def assemble(self, count: int, dtype: str, fill: float) -> np.ndarray:
+        cells = np.full((count, self.height, self.width), fill, dtype=dtype)
+        for place, part in self.parts:
+            cells[(slice(None), *place)] = part
+        return cells
 
 
 class BlockAssembler:
@@ -116,16 +129,16 @@ class BlockAssembler:
             raise ValueError(f"cells of block {key} were written twice")
         block = self.pending.get(key)
         if block is None:
-            block = self.pending[key] = _PendingBlock(
-                self.count, height, width, self.dtype, self.fill
-            )
+            block = self.pending[key] = _PendingBlock(height, width)
         # The part of the window inside this block, in block and in window coordinates.
         r0, r1 = max(row, top), min(row + cells.shape[1], top + height)
         c0, c1 = max(col, left), min(col + cells.shape[2], left + width)
         here = (slice(r0 - top, r1 - top), slice(c0 - left, c1 - left))
         if block.written[here].any():
             raise ValueError(f"cells of block {key} were written twice")
-        block.cells[(slice(None), *here)] = cells[:, r0 - row : r1 - row, c0 - col : c1 - col]
+        # A copy: the window is a view into the blend buffer, valid only during the call.
+        part = cells[:, r0 - row : r1 - row, c0 - col : c1 - col].astype(self.dtype, copy=True)
+        block.parts.append((here, part))
         block.written[here] = True
         block.missing -= (r1 - r0) * (c1 - c0)
         if block.missing == 0:
@@ -133,4 +146,5 @@ class BlockAssembler:
 
     def _write_block(self, key: Tuple[int, int], block: _PendingBlock) -> None:
         self.done[key] = True
-        self.write(key[0] * self.block_height, key[1] * self.block_width, block.cells)
+        cells = block.assemble(self.count, self.dtype, self.fill)
+        self.write(key[0] * self.block_height, key[1] * self.block_width, cells)

@@ -160,6 +160,26 @@ def test_cells_written_twice_are_refused():
         blocks.add(16, 16, np.ones((1, 16, 16), dtype=np.float32))
 
 
+def test_a_waiting_block_holds_only_the_cells_that_arrived():
+    # A tile row's release ends mid-block (72 rows on 16-row blocks): the blocks across the
+    # width wait for their other rows. They hold those that came, not whole filled blocks.
+    writes = []
+    blocks = BlockAssembler(64, 40, 3, "float32", -1.0, 16, 16, lambda *a: writes.append(a))
+    top = np.arange(3 * 24 * 64, dtype=np.float32).reshape(3, 24, 64)
+    blocks.add(0, 0, top)
+    assert [(row, col) for row, col, _ in writes] == [(0, 0)]  # the first row of blocks, whole
+    held = sum(part.nbytes for block in blocks.pending.values() for _, part in block.parts)
+    assert len(blocks.pending) == 4 and held == 3 * 8 * 64 * 4
+    bottom = -np.arange(3 * 16 * 64, dtype=np.float32).reshape(3, 16, 64)
+    blocks.add(24, 0, bottom)
+    blocks.flush()
+    image = np.full((3, 40, 64), np.nan, dtype=np.float32)
+    for row, col, cells in writes:
+        image[:, row : row + cells.shape[1], col : col + cells.shape[2]] = cells
+    assert not blocks.pending
+    np.testing.assert_array_equal(image, np.concatenate([top, bottom], axis=1))
+
+
 def _peak_traced(height: int, width: int, bands: int, tmp_path: Path) -> int:
     grid = ReferenceGrid(
         crs=None,
