@@ -144,7 +144,12 @@ class OutputPlan:
                 weights[j] = self.weight
             else:
                 np.multiply(self.weight, cell_fraction(valid, self.stride), out=weights[j])
-        weighted = np.multiply(predictions, weights[:, None], dtype=np.float32)
+        # The session's result is this batch's own: weighted in place when it is float32 (no
+        # batch-sized array per batch for the C heap to hand out and take back).
+        own = predictions.dtype == np.float32 and predictions.flags.writeable
+        weighted = np.multiply(
+            predictions, weights[:, None], out=predictions if own else None, dtype=np.float32
+        )
         for j, (row_index, col_index) in enumerate(places):
             self.buffer.add_weighted(weighted[j], weights[j], row_index, col_index)
 
@@ -218,18 +223,24 @@ class OutputPlan:
             out[:, ~covered] = np.uint8(self.nodata)
             self.writer.write_window(top, left, out)
             return
-        mean, covered = weighted_mean(sums, weights)
+        # The released cells are this plan's to overwrite (the buffer zeroes them next).
+        mean, covered = weighted_mean(sums, weights, in_place=sums.dtype == np.float32)
         self.writer.write_window(top, left, self._finalize(mean, covered))
 
-    def _clip(self, values: np.ndarray, covered: np.ndarray) -> np.ndarray:
+    def _clip(self, values: np.ndarray, covered: np.ndarray, low_high: Tuple) -> np.ndarray:
         """Clip ``values`` (a float array of this chunk's own) in place to the physical range,
-        counting the covered values it changes."""
+        counting the covered values it changes; ``low_high`` are the covered values' per-band
+        minimum and maximum: a chunk inside the range (the usual one) is neither compared nor
+        clipped cell by cell."""
         self.written += int(covered.sum()) * values.shape[0]
         if self.valid_range is None:
             return values
         low, high = self.valid_range
+        lowest, highest = low_high
         with np.errstate(invalid="ignore"):  # NaN from the model compares false: not counted
-            if covered.all():  # the usual chunk: no mask to combine (4 fewer chunk-sized arrays)
+            if not (np.any(lowest < low) or np.any(highest > high)):
+                return values
+            if covered.all():  # no mask to combine (4 fewer chunk-sized arrays)
                 self.clipped += np.count_nonzero(values < low) + np.count_nonzero(values > high)
             else:
                 self.clipped += int((((values < low) | (values > high)) & covered[None]).sum())
@@ -244,14 +255,20 @@ class OutputPlan:
                 np.multiply(out, np.asarray(spec.scale, dtype=np.float32)[:, None, None], out=out)
             if spec.offset:
                 np.add(out, np.asarray(spec.offset, dtype=np.float32)[:, None, None], out=out)
-            out = self._clip(out, covered)
             # Per-band range of the covered values: a view of the whole chunk when every cell is
             # covered (a boolean index would copy it, twice).
             cells = out.reshape(len(out), -1) if covered.all() else out[:, covered]
+            lowest = highest = np.full(len(out), np.nan)
             if cells.size:
                 with np.errstate(invalid="ignore"):
-                    np.minimum(self.band_low, np.nanmin(cells, axis=1), out=self.band_low)
-                    np.maximum(self.band_high, np.nanmax(cells, axis=1), out=self.band_high)
+                    lowest, highest = np.nanmin(cells, axis=1), np.nanmax(cells, axis=1)
+            out = self._clip(out, covered, (lowest, highest))
+            if cells.size:
+                if self.valid_range is not None:  # the range of the clipped values
+                    lowest, highest = (np.clip(v, *self.valid_range) for v in (lowest, highest))
+                with np.errstate(invalid="ignore"):
+                    np.minimum(self.band_low, lowest, out=self.band_low)
+                    np.maximum(self.band_high, highest, out=self.band_high)
             if np.dtype(self.dtype).kind in "iu":
                 info = np.iinfo(self.dtype)
                 out = np.clip(np.rint(out), info.min, info.max)

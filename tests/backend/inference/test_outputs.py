@@ -275,3 +275,24 @@ def test_a_reflectance_chunk_is_scaled_clipped_and_counted_on_covered_cells_only
     np.testing.assert_array_equal(part, [[[0, 5, -9999]], [[5, 7, -9999]]])
     assert (plan.clipped, plan.written) == (1, 4)
     np.testing.assert_array_equal(plan.band_high, [5, 7])
+    # A chunk inside the range: nothing clipped, values and band range as they are.
+    plan.clipped = plan.written = 0
+    inside = np.array([[[0.0, 1.0, 4.0]], [[21.0, 25.0, 29.0]]], np.float32)
+    kept = plan._finalize(inside.copy(), np.ones((1, 3), bool))
+    np.testing.assert_array_equal(kept, [[[1, 3, 9]], [[1, 5, 9]]])
+    assert (plan.clipped, plan.written) == (0, 6)
+
+
+def test_the_weighted_mean_in_place_is_the_weighted_mean():
+    from backend.inference.blending import weighted_mean
+
+    rng = np.random.default_rng(3)
+    sums = rng.random((3, 4, 5), dtype=np.float32)
+    weights = rng.random((4, 5), dtype=np.float32)
+    weights[1, 2] = weights[3, 0] = 0.0  # cells no tile covered
+    expected, expected_covered = weighted_mean(sums, weights)
+    mean, covered = weighted_mean(sums, weights, in_place=True)
+    assert np.shares_memory(mean, sums)  # no new chunk-sized array
+    np.testing.assert_array_equal(covered, expected_covered)
+    np.testing.assert_array_equal(mean, expected)
+    assert mean[:, 1, 2].tolist() == [0.0, 0.0, 0.0]
