@@ -34,7 +34,7 @@ from .errors import (
     ModelError,
     OutputNotPhysicalError,
 )
-from .heap import trim_heap
+from .heap import HeapTrimmer
 from .input_checks import check_inputs, describe_all_nodata
 from .inputs import OpenedInput, RasterInput, open_inputs
 from .outputs import OutputPlan, effective_stride, output_paths
@@ -383,6 +383,7 @@ def _run_tiles(
 
     # The next chunks are read, masked and normalised in a background thread while the model runs.
     columns = len(layout.col_origins)
+    trimmer = HeapTrimmer()
     with prefetched(lambda: _chunks(layout, opened), depth=1) as chunks:
         for chunk in chunks:
             cancel.raise_if_cancelled()  # long runs of skipped (nodata) chunks never reach a batch
@@ -395,7 +396,7 @@ def _run_tiles(
             done = chunk.row_index * columns + chunk.stop
             if not chunk.tiles:
                 report()
-            trim_heap()  # resident memory flat whatever the raster size (see .heap)
+            trimmer.check()  # resident memory flat whatever the raster size (see .heap)
     if batch:
         run_batch()
     report()

@@ -7,7 +7,7 @@ import platform
 import numpy as np
 import pytest
 
-from backend.inference.heap import trim_heap
+from backend.inference.heap import HeapTrimmer, trim_heap
 
 MIB = 2**20
 
@@ -38,3 +38,17 @@ def test_freed_arrays_held_by_the_heap_go_back_to_the_system():
     after = _resident_mib()
     assert held - after > 32, (held, after)  # 64 MiB were freed
     assert sum(int(array.sum()) for array in keep) == 64 * 16384
+
+
+@pytest.mark.skipif(not _glibc(), reason="malloc_trim is glibc's")
+def test_the_trimmer_trims_only_past_its_margin():
+    trimmer = HeapTrimmer(margin=16 * MIB)
+    trimmer.check()  # the first check sets the limit
+    trimmer.check()
+    assert trimmer.trims == 0
+    grown = np.ones(32 * MIB, dtype=np.uint8)  # live memory past the margin
+    trimmer.check()
+    assert trimmer.trims == 1
+    trimmer.check()  # still live, no new growth: no second trim
+    assert trimmer.trims == 1
+    assert grown.sum() == 32 * MIB
