@@ -13,7 +13,7 @@ part that grows with the raster is the overlap band only (a few MiB for a Sentin
 
 from __future__ import annotations
 
-from typing import Callable, List, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -140,25 +140,18 @@ class ChunkedBlendBuffer:
 
 
 def weighted_mean(
-    sums: np.ndarray, weights: np.ndarray, in_place: bool = False
+    sums: np.ndarray, weights: np.ndarray, out: Optional[np.ndarray] = None
 ) -> Tuple[np.ndarray, np.ndarray]:
     """Divide accumulated sums by weights; returns (mean, covered) with covered = weight > 0.
 
-    Uncovered cells are 0 in the mean. With ``in_place`` the mean overwrites ``sums`` and the
-    uncovered weights become 1 (both arrays are the caller's to spend): a run then makes no
-    chunk-sized array per chunk here, which the C heap would otherwise hand out and take back
-    chunk after chunk.
+    Uncovered cells are 0 in the mean. ``out`` (float32, the shape of ``sums``) receives the mean
+    instead of a new array.
     """
     covered = weights > 0
     whole = covered.all()
     # A plain divide by a safe denominator is several times faster than a masked divide.
-    if in_place:
-        if not whole:
-            np.copyto(weights, np.float32(1.0), where=~covered)
-        mean = np.divide(sums, weights[None], out=sums)
-    else:
-        denominator = weights if whole else np.where(covered, weights, np.float32(1.0))
-        mean = np.divide(sums, denominator[None], dtype=np.float32)
+    denominator = weights if whole else np.where(covered, weights, np.float32(1.0))
+    mean = np.divide(sums, denominator[None], out=out, dtype=np.float32)
     if not whole:
         np.copyto(mean, np.float32(0.0), where=~covered[None])
     return mean, covered

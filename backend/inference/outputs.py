@@ -86,6 +86,7 @@ class OutputPlan:
         # is no image.
         self.band_low = np.full(len(spec.bands), np.inf)
         self.band_high = np.full(len(spec.bands), -np.inf)
+        self._spare: Optional[np.ndarray] = None  # see _scratch
         self.buffer = ChunkedBlendBuffer(
             self.channels,
             self.cells,
@@ -223,9 +224,17 @@ class OutputPlan:
             out[:, ~covered] = np.uint8(self.nodata)
             self.writer.write_window(top, left, out)
             return
-        # The released cells are this plan's to overwrite (the buffer zeroes them next).
-        mean, covered = weighted_mean(sums, weights, in_place=sums.dtype == np.float32)
+        mean, covered = weighted_mean(sums, weights, out=self._scratch(sums.shape))
         self.writer.write_window(top, left, self._finalize(mean, covered))
+
+    def _scratch(self, shape: Tuple[int, ...]) -> np.ndarray:
+        """A contiguous float32 array of ``shape`` for one finished chunk, the same memory for
+        every chunk: a run makes no chunk-sized array per chunk for the C heap to hand out and
+        take back (the writer copies what it keeps before the next chunk)."""
+        size = int(np.prod(shape))
+        if self._spare is None or self._spare.size < size:
+            self._spare = np.empty(size, dtype=np.float32)
+        return self._spare[:size].reshape(shape)
 
     def _clip(self, values: np.ndarray, covered: np.ndarray, low_high: Tuple) -> np.ndarray:
         """Clip ``values`` (a float array of this chunk's own) in place to the physical range,
@@ -249,7 +258,7 @@ class OutputPlan:
     def _finalize(self, mean: np.ndarray, covered: np.ndarray) -> np.ndarray:
         spec = self.spec
         if spec.kind == "reflectance":
-            # ``mean`` is this chunk's own fresh array: scale, offset and clip work in place.
+            # ``mean`` is this chunk's own contiguous array: scale, offset and clip work in place.
             out = mean.astype(np.float32, copy=False)
             if spec.scale:
                 np.multiply(out, np.asarray(spec.scale, dtype=np.float32)[:, None, None], out=out)
