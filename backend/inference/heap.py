@@ -26,7 +26,7 @@ from functools import lru_cache
 from typing import Any, Optional
 
 # Growth of resident memory since the last trim that the heap may keep.
-TRIM_MARGIN = 8 * 2**20
+TRIM_MARGIN = 4 * 2**20
 
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
