@@ -72,8 +72,10 @@ class HeapTrimmer:
         self.trims = 0
 
     def check(self) -> None:
+        if _malloc_trim() is None:
+            return
         resident = resident_bytes()
-        if resident is None or _malloc_trim() is None:
+        if resident is None:
             return
         if self.limit is None:
             self.limit = resident + self.margin

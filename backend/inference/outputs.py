@@ -120,12 +120,6 @@ class OutputPlan:
             "tiles; re-export the model or use its tile size"
         )
 
-    def add(
-        self, prediction: np.ndarray, valid: np.ndarray, row_index: int, col_index: int
-    ) -> None:
-        """Blend one tile's prediction; ``valid`` is its pixel mask, the indexes its place."""
-        self.add_batch(prediction[None], [valid], [(row_index, col_index)])
-
     def add_batch(
         self,
         predictions: np.ndarray,
@@ -134,8 +128,9 @@ class OutputPlan:
     ) -> None:
         """Blend a batch of predictions (in scan order) with their pixel masks and places.
 
-        The predictions are weighted in one vectorised multiply; a tile with every pixel valid
-        takes the blend weight as it is.
+        The predictions are weighted in one vectorised multiply, in place when they are float32:
+        the batch's result is consumed (the caller passes the session's own output). A tile with
+        every pixel valid takes the blend weight as it is.
         """
         n = len(places)
         predictions = predictions[:n].reshape(n, self.channels, self.cells, self.cells)
@@ -145,8 +140,7 @@ class OutputPlan:
                 weights[j] = self.weight
             else:
                 np.multiply(self.weight, cell_fraction(valid, self.stride), out=weights[j])
-        # The session's result is this batch's own: weighted in place when it is float32 (no
-        # batch-sized array per batch for the C heap to hand out and take back).
+        # No batch-sized array per batch for the C heap to hand out and take back.
         own = predictions.dtype == np.float32 and predictions.flags.writeable
         weighted = np.multiply(
             predictions, weights[:, None], out=predictions if own else None, dtype=np.float32
