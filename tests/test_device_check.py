@@ -9,7 +9,6 @@ paths themselves (CUDA provider, bf16 autocast, NCCL) run only on a lent GPU mac
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -18,21 +17,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from .script_modules import load_file
+
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "device_check.sh"
 
 
-def _module():
-    spec = importlib.util.spec_from_file_location(
-        "device_check", ROOT / "scripts" / "device_check.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["device_check"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-device_check = _module()
+device_check = load_file(ROOT / "scripts" / "device_check.py", "device_check")
 
 
 def _run_script(*args: str):

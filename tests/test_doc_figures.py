@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
+from .script_modules import load_file
+
 ROOT = Path(__file__).resolve().parent.parent
-_spec = importlib.util.spec_from_file_location("doc_figures", ROOT / "scripts" / "doc_figures.py")
-doc_figures = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(doc_figures)
+doc_figures = load_file(ROOT / "scripts" / "doc_figures.py", "doc_figures")
 
 
 @pytest.mark.parametrize("doc", doc_figures.DOCS, ids=lambda doc: doc.name)

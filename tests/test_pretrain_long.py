@@ -4,19 +4,17 @@ resume where they stopped (the runs themselves take hours: `make pretrain-long`)
 from __future__ import annotations
 
 import argparse
-import importlib.util
 from pathlib import Path
 
 from backend.models.config import get_config
+
+from .script_modules import load_file
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "pretrain_long.py"
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("pretrain_long", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_file(SCRIPT, "pretrain_long")
 
 
 def test_recipes_are_lite_with_their_objectives(tmp_path):

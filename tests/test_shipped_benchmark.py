@@ -3,13 +3,14 @@ computes the same result as the engine (so the two are timed on the same work)."
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+from .script_modules import load_file
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "benchmarks" / "inference"
@@ -18,11 +19,7 @@ MODEL = ROOT / "resources" / "models" / "cloud-removal.onnx"
 
 def _load(name: str):
     sys.path.insert(0, str(BENCH))  # the benchmark's modules import each other by name
-    spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_file(BENCH / f"{name}.py", name)
 
 
 bench = _load("bench_shipped")
