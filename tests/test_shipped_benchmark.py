@@ -75,6 +75,7 @@ def test_deepness_regression_computes_the_engines_reflectance(rasters, tmp_path)
         engine_out,
         overlap=0.0,
         run_anyway=True,  # the benchmark's S2 is L1C, the model's L2A: as the benchmark runs it
+        reflectance_dtype="float32",  # the model's values unrounded, as Deepness keeps them
     )
     result = deepness.process_raster_regression(
         str(MODEL), str(stack), str(deepness_out), 4, overlap=0.0

@@ -48,9 +48,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     predict.add_argument(
         "--reflectance-dtype",
-        choices=("float32", "input"),
-        default="float32",
-        help="write reflectance outputs as float32 or in the first input's integer type",
+        choices=("input", "float32"),
+        default="input",
+        help="reflectance outputs in the integer type of their sensor's input, rounded (default; "
+        "uint16 reflectance x 10000 for Sentinel-2), or float32 with the fractions",
     )
     predict.add_argument(
         "--scene-grid",

@@ -37,7 +37,13 @@ from .errors import (
 from .heap import HeapTrimmer
 from .input_checks import check_inputs, describe_all_nodata
 from .inputs import OpenedInput, RasterInput, open_inputs
-from .outputs import OutputPlan, effective_stride, output_paths
+from .outputs import (
+    DEFAULT_REFLECTANCE_DTYPE,
+    OutputPlan,
+    effective_stride,
+    output_paths,
+    reflectance_source,
+)
 from .prefetch import prefetched
 from .preprocessing import normalize_mean_std, normalize_per_tile
 from .scene_grid import write_scene_grid
@@ -103,7 +109,7 @@ def run_inference(
     threads: Optional[int] = None,
     progress: Optional[ProgressCallback] = None,
     cancel: Optional[CancelToken] = None,
-    reflectance_dtype: str = "float32",
+    reflectance_dtype: str = DEFAULT_REFLECTANCE_DTYPE,
     scene_grid: Optional[Union[str, Path]] = None,
     chunk_width: int = DEFAULT_CHUNK_WIDTH,
     warn: Optional[Callable[[str], None]] = None,
@@ -125,8 +131,10 @@ def run_inference(
         progress: called as ``progress(fraction, message)`` after every batch.
         cancel: token to stop the run from another thread; a cancelled run raises
             :class:`InferenceCancelledError` and leaves no output file.
-        reflectance_dtype: ``float32``, or ``input`` to write reflectance outputs in the reference
-            raster's integer type (e.g. uint16 reflectance x 10000).
+        reflectance_dtype: ``input`` (default) writes a reflectance output in the integer type of
+            the input of its sensor, rounded (uint16 reflectance x 10000 for Sentinel-2, as its
+            products store it; float32 when that input is float); ``float32`` keeps the
+            fractions.
         scene_grid: a GeoPackage to write for a scene-classification model: one polygon per
             window with its most probable classes as fields (needs a per-window probability
             output).
@@ -186,7 +194,10 @@ def run_inference(
             for spec, path, stride in zip(
                 metadata.outputs, output_paths(out_path, metadata.outputs), strides
             ):
-                plans.append(OutputPlan(spec, stride, layout, grid, path, reflectance_dtype))
+                source = reflectance_source(spec, opened)
+                plans.append(
+                    OutputPlan(spec, stride, layout, grid, path, reflectance_dtype, source)
+                )
             _say_leftover(progress, grid, sorted(set(strides)))
             tiles_run, tiles_skipped = _run_tiles(
                 session, metadata, layout, opened, plans, batch_size, progress, cancel

@@ -26,6 +26,7 @@ def predict(params: Mapping[str, Any], progress: Progress, cancel: CancelToken) 
         device, threads, reflectance_dtype, scene_grid, run_anyway.
     """
     from .engine import run_inference
+    from .outputs import DEFAULT_REFLECTANCE_DTYPE
 
     _require(params, "model", "out", "inputs")
     result = run_inference(
@@ -39,7 +40,7 @@ def predict(params: Mapping[str, Any], progress: Progress, cancel: CancelToken) 
         threads=params.get("threads"),
         progress=progress,
         cancel=cancel,
-        reflectance_dtype=params.get("reflectance_dtype", "float32"),
+        reflectance_dtype=params.get("reflectance_dtype", DEFAULT_REFLECTANCE_DTYPE),
         scene_grid=params.get("scene_grid"),
         run_anyway=bool(params.get("run_anyway", False)),
     )

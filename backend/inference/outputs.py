@@ -6,8 +6,10 @@ Contract with the exported model (one tensor per :class:`OutputSpec`):
   across tiles, then the best class's ``value`` is written as uint8 with a colour table and names.
 - ``probability``: ``(N, n_classes, t, t)`` probabilities (softmax/sigmoid inside the graph), written
   as float32, one band per class.
-- ``reflectance``: ``(N, bands, t, t)``; written as ``raw * scale + offset`` (the sensor's units), as
-  float32 or, on request, rounded into the reference raster's integer type.
+- ``reflectance``: ``(N, bands, t, t)``; written as ``raw * scale + offset`` (the sensor's units),
+  rounded into the type of the input of the output's sensor when that is an integer type (uint16
+  reflectance x 10000 for Sentinel-2, as the sensor's own products store it), or as float32 (on
+  request, or when that input is float).
 - ``embedding``: ``(N, features, t, t)`` float32 at the encoder's output resolution.
 
 ``t = tile_size / stride``. An output whose ``stride`` equals the model's ``tile_size`` is one value
@@ -20,7 +22,7 @@ from __future__ import annotations
 import math
 import re
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -31,7 +33,9 @@ from .inputs import ReferenceGrid
 from .tiling import TileLayout, blend_weight
 from .writers import GeoTiffWriter
 
-REFLECTANCE_DTYPES = ("float32", "input")
+# How a reflectance output is stored: "input" (the type of the input of its sensor) or "float32".
+REFLECTANCE_DTYPES = ("input", "float32")
+DEFAULT_REFLECTANCE_DTYPE = "input"
 
 
 def effective_stride(spec: OutputSpec, metadata: ModelMetadata, tile_size: int) -> int:
@@ -72,21 +76,22 @@ class OutputPlan:
         layout: TileLayout,
         grid: ReferenceGrid,
         path: Path,
-        reflectance_dtype: str = "float32",
+        reflectance_dtype: str = DEFAULT_REFLECTANCE_DTYPE,
+        source: Optional[Tuple[str, Optional[float]]] = None,
     ):
         self.spec = spec
         self.stride = stride
         self.cells = layout.tile_size // stride
         self.channels = len(spec.classes) if spec.kind == "class" else len(spec.bands)
         self.weight = blend_weight(self.cells, layout.overlap // stride)
-        self.dtype, self.nodata = _dtype_and_nodata(spec, grid, reflectance_dtype)
+        self.dtype, self.nodata = _dtype_and_nodata(spec, grid, reflectance_dtype, source)
         self.valid_range, self.range_source = physical_range(spec)
         self.clipped = self.written = 0  # values clipped to valid_range, values written
         # Per band, the lowest and highest value written (reflectance outputs): a constant band
         # is no image.
         self.band_low = np.full(len(spec.bands), np.inf)
         self.band_high = np.full(len(spec.bands), -np.inf)
-        self._spare: Optional[np.ndarray] = None  # see _scratch
+        self._spare: Dict[str, np.ndarray] = {}  # see _scratch
         self.buffer = ChunkedBlendBuffer(
             self.channels,
             self.cells,
@@ -221,14 +226,16 @@ class OutputPlan:
         mean, covered = weighted_mean(sums, weights, out=self._scratch(sums.shape))
         self.writer.write_window(top, left, self._finalize(mean, covered))
 
-    def _scratch(self, shape: Tuple[int, ...]) -> np.ndarray:
-        """A contiguous float32 array of ``shape`` for one finished chunk, the same memory for
+    def _scratch(self, shape: Tuple[int, ...], dtype: str = "float32") -> np.ndarray:
+        """A contiguous ``dtype`` array of ``shape`` for one finished chunk, the same memory for
         every chunk: a run makes no chunk-sized array per chunk for the C heap to hand out and
-        take back (the writer copies what it keeps before the next chunk)."""
+        take back, nor pages for the kernel to fault in again after the heap is trimmed (the
+        writer copies what it keeps before the next chunk)."""
         size = int(np.prod(shape))
-        if self._spare is None or self._spare.size < size:
-            self._spare = np.empty(size, dtype=np.float32)
-        return self._spare[:size].reshape(shape)
+        spare = self._spare.get(dtype)
+        if spare is None or spare.size < size:
+            spare = self._spare[dtype] = np.empty(size, dtype=dtype)
+        return spare[:size].reshape(shape)
 
     def _clip(self, values: np.ndarray, covered: np.ndarray, low_high: Tuple) -> np.ndarray:
         """Clip ``values`` (a float array of this chunk's own) in place to the physical range,
@@ -273,14 +280,59 @@ class OutputPlan:
                     np.minimum(self.band_low, lowest, out=self.band_low)
                     np.maximum(self.band_high, highest, out=self.band_high)
             if np.dtype(self.dtype).kind in "iu":
-                info = np.iinfo(self.dtype)
-                out = np.clip(np.rint(out), info.min, info.max)
+                out = self._integers(out, (lowest, highest))
         else:
             out = mean
         out = out.astype(self.dtype, copy=False)
         if not covered.all():
             np.copyto(out, out.dtype.type(self.nodata), where=~covered[None])
         return out
+
+    def _integers(self, values: np.ndarray, low_high: Tuple) -> np.ndarray:
+        """``values`` (float, this chunk's own) rounded to the nearest integer of the output type,
+        in a reused scratch array; ``low_high`` is the per-band range of the covered values.
+
+        A value that rounds to the nodata value would read as "no data": it becomes the next
+        value inside the type (the way Sentinel-2 products keep 0 for nodata and 1 as their
+        lowest reflectance); uncovered cells get nodata afterwards.
+        """
+        info = np.iinfo(self.dtype)
+        np.rint(values, out=values)
+        lowest, highest = (np.rint(v) for v in low_high)
+        with np.errstate(invalid="ignore"):
+            if np.any(lowest < info.min) or np.any(highest > info.max):
+                np.clip(values, info.min, info.max, out=values)
+            hits_nodata = bool(np.any((lowest <= self.nodata) & (self.nodata <= highest)))
+        out = self._scratch(values.shape, self.dtype)
+        np.copyto(out, values, casting="unsafe")
+        if hits_nodata:
+            nodata = out.dtype.type(self.nodata)
+            nearest = nodata + 1 if nodata < info.max else nodata - 1
+            np.copyto(out, out.dtype.type(nearest), where=out == nodata)
+        return out
+
+
+def reflectance_source(spec: OutputSpec, opened: Sequence[Any]) -> Tuple[str, Optional[float]]:
+    """The data type and nodata value of the input a reflectance output is in the units of: the
+    input of the output's sensor (the multispectral input of a pan-sharpening model, the
+    Sentinel-2 input of a cloud-removal one).
+
+    float32 when the units are not an input's: an output that names no sensor (or one no input
+    has), an input standardised per tile (whose units the model never saw), bands of different
+    types or nodata values.
+    """
+    for item in opened:
+        if item.absent or item.spec.sensor != spec.sensor:
+            continue
+        if item.spec.normalization == "per_tile":
+            return "float32", None
+        reader = item.reader
+        dtypes = {reader.dtypes[i - 1] for i in item.indexes}
+        nodatas = {reader.nodatavals[i - 1] for i in item.indexes}
+        if len(dtypes) != 1 or len(nodatas) != 1:
+            return "float32", None
+        return dtypes.pop(), nodatas.pop()
+    return "float32", None
 
 
 def physical_range(spec: OutputSpec) -> Tuple[Optional[Tuple[float, float]], str]:
@@ -321,13 +373,21 @@ def _bound(value: float) -> str:
 
 
 def _dtype_and_nodata(
-    spec: OutputSpec, grid: ReferenceGrid, reflectance_dtype: str
+    spec: OutputSpec,
+    grid: ReferenceGrid,
+    reflectance_dtype: str,
+    source: Optional[Tuple[str, Optional[float]]] = None,
 ) -> Tuple[str, float]:
     """The output's data type and a nodata value that cannot be mistaken for a prediction.
 
     The reference raster's nodata is kept when the output type can hold it (and, for class rasters,
-    no class uses it); otherwise NaN for float outputs and an unused value for class rasters.
+    no class uses it); otherwise NaN for float outputs and an unused value for class rasters. A
+    reflectance output in its input's integer type (``source``: that input's type and nodata, see
+    :func:`reflectance_source`; the reference raster's when not given) keeps that input's nodata,
+    or the type's lowest value when it has none.
     """
+    if reflectance_dtype not in REFLECTANCE_DTYPES:
+        raise InferenceError(f"reflectance dtype must be one of {REFLECTANCE_DTYPES}")
     ref_nodata = grid.nodata
     if spec.kind == "class":
         used = {c.value for c in spec.classes}
@@ -336,13 +396,11 @@ def _dtype_and_nodata(
         free = [v for v in range(255, -1, -1) if v not in used]
         return "uint8", float(free[0])
     if spec.kind == "reflectance" and reflectance_dtype == "input":
-        if np.dtype(grid.dtype).kind not in "iu":
-            return "float32", _float_nodata(ref_nodata)
-        if _fits(ref_nodata, grid.dtype):
-            return grid.dtype, float(ref_nodata)
-        return grid.dtype, float(np.iinfo(grid.dtype).min)
-    if reflectance_dtype not in REFLECTANCE_DTYPES:
-        raise InferenceError(f"reflectance dtype must be one of {REFLECTANCE_DTYPES}")
+        dtype, nodata = source if source is not None else (grid.dtype, ref_nodata)
+        if np.dtype(dtype).kind in "iu":
+            if _fits(nodata, dtype):
+                return dtype, float(nodata)
+            return dtype, float(np.iinfo(dtype).min)
     return "float32", _float_nodata(ref_nodata)
 
 

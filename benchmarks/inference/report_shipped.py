@@ -65,8 +65,8 @@ INPUTS = {
 }
 # What the engine writes by default, per kind of the model's first output.
 OUTPUTS = {
-    "reflectance": "the reflectance, one float32 band per output band, clipped to its physical "
-    "range",
+    "reflectance": "the reflectance in its input's type (uint16 reflectance x 10000 for the "
+    "Sentinel-2 input, rounded), one band per output band, clipped to its physical range",
     "class": "classes + probabilities",
     "embedding": "float bands at the encoder's stride",
 }

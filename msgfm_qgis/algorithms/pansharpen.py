@@ -31,7 +31,8 @@ class PansharpenAlgorithm(RasterOutputAlgorithm):
         "information); leave empty when the layer has exactly these bands.\n"
         "<b>msGFM model</b>: empty uses the bundled pan-sharpening model.\n\n"
         "<b>Output</b>: the multispectral bands at panchromatic resolution, in the "
-        "multispectral layer's units, loaded as a colour image.\n\n"
+        "multispectral layer's units and data type (integers rounded), loaded as a colour "
+        "image.\n\n"
         "<b>Tips</b>: use a pan/MS pair from the same acquisition; the resolution ratio should be "
         "the one the model was trained on (typically 2 or 4)."
     )

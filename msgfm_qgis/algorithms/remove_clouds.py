@@ -51,8 +51,10 @@ class RemoveCloudsAlgorithm(RasterOutputAlgorithm):
         "clouds, where SAR is what tells the model the ground; with a SAR scene of the date, "
         "give it. The log, the result's Run mode and the output's metadata say which mode ran.\n"
         "<b>msGFM model</b>: empty uses the bundled cloud-removal model.\n\n"
-        "<b>Output</b>: reflectance in the Sentinel-2 units, one band per model band, loaded as "
-        "a true-colour image (B04, B03, B02).\n\n"
+        "<b>Output</b>: reflectance in the Sentinel-2 units and data type (uint16 reflectance x "
+        "10000 for a uint16 layer, as Sentinel-2 products store it, rounded to whole units; a "
+        "float layer gives float32), one band per model band, loaded as a true-colour image "
+        "(B04, B03, B02).\n\n"
         "<b>Tips</b>: check the model's bands with msGFM > Model information; nodata pixels of "
         "either layer stay nodata."
     )

@@ -109,7 +109,13 @@ def model_factory(tmp_path_factory) -> Callable[..., Path]:
         valid_range = list(valid_range) if valid_range is not None else None
         if name == "identity":
             module = Identity()
-            outputs = [reflectance_output(band_names, mean, std, valid_range=valid_range)]
+            # output_sensor: the sensor whose units the output is in (None: no sensor's).
+            output_sensor = kwargs.pop("output_sensor", None)
+            outputs = [
+                reflectance_output(
+                    band_names, mean, std, valid_range=valid_range, sensor=output_sensor
+                )
+            ]
         elif name == "boxmean":
             module, outputs = BoxMean(bands), [reflectance_output(band_names, mean, std)]
         elif name == "threshold":
@@ -138,8 +144,10 @@ def model_factory(tmp_path_factory) -> Callable[..., Path]:
             ]
         elif name == "two_sensors":
             second = band_spec("dem", "dsm", bands, mean, std)
-            module, outputs = SumSensors(), [reflectance_output(band_names, 2 * mean, std)]
-            inputs = [spec, second]
+            output = reflectance_output(
+                band_names, 2 * mean, std, sensor=kwargs.pop("output_sensor", None)
+            )
+            module, outputs, inputs = SumSensors(), [output], [spec, second]
         else:
             raise KeyError(name)
         cache[key] = export_model(module, path, inputs, outputs, tile, **kwargs)

@@ -221,7 +221,13 @@ def test_second_input_on_the_same_grid_is_read_directly(model_factory, sample_da
     s2_band = Path(shutil.copy(s2_band, tmp_path / "b04.tif"))
     model = model_factory("two_sensors", bands=1, tile=64, mean=0.0, std=1.0)
     out = tmp_path / "sum.tif"
-    run_inference(model, [RasterInput("s2", s2_band), RasterInput("dsm", vv)], out, run_anyway=True)
+    run_inference(
+        model,
+        [RasterInput("s2", s2_band), RasterInput("dsm", vv)],
+        out,
+        run_anyway=True,
+        reflectance_dtype="float32",  # the sum has fractions (VV in dB)
+    )
     expected = read_raster(s2_band, 1).astype(np.float64) + read_raster(vv, 1)
     with rasterio.open(out) as dst:
         assert np.allclose(dst.read(1), expected, rtol=1e-5, atol=1e-3)

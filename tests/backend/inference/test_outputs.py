@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+from pathlib import Path
+
 import numpy as np
 import pytest
 import rasterio
@@ -84,15 +88,68 @@ def test_embedding_is_written_at_the_encoder_resolution(model_factory, sample_da
     np.testing.assert_allclose(embedding[0], blocks, atol=1e-4)
 
 
-def test_reflectance_in_the_input_integer_type(model_factory, sample_data, tmp_path):
-    source = sample_data / "pan_ms/pan1.tif"  # uint16, no nodata
-    model = model_factory("identity", bands=1, tile=64, mean=300.0, std=100.0)
-    out = tmp_path / "pan.tif"
-    run_inference(model, [RasterInput("s2", source)], out, reflectance_dtype="input")
+def test_reflectance_is_written_in_its_sensors_integer_type(model_factory, sample_data, tmp_path):
+    # pan1: uint16 without nodata. Written as uint16 with 0 (the type's lowest) for "no
+    # prediction": a valid 0 of the input comes back as 1, the nearest value that is not nodata.
+    with rasterio.open(sample_data / "pan_ms/pan1.tif") as src:
+        profile, image = src.profile, src.read(1)
+    assert src.nodata is None and image.min() > 0
+    image[:5, :7] = 0  # valid dark pixels
+    source = tmp_path / "pan.tif"
+    with rasterio.open(source, "w", **profile) as dst:
+        dst.write(image, 1)
+    model = model_factory("identity", bands=1, tile=64, mean=300.0, std=100.0, output_sensor="s2")
+    out = tmp_path / "out.tif"
+    run_inference(model, [RasterInput("s2", source)], out)  # the default: the input's type
     with rasterio.open(out) as dst:
-        assert dst.dtypes[0] == "uint16"
+        assert (dst.dtypes[0], dst.nodata) == ("uint16", 0.0)
         got = dst.read(1)
-    np.testing.assert_array_equal(got, read_raster(source, 1))
+    np.testing.assert_array_equal(got, np.where(image == 0, 1, image))
+    # float32 on request: the model's values as they are, fractions and 0 included.
+    floats = tmp_path / "floats.tif"
+    run_inference(model, [RasterInput("s2", source)], floats, reflectance_dtype="float32")
+    with rasterio.open(floats) as dst:
+        assert dst.dtypes[0] == "float32"
+        np.testing.assert_allclose(dst.read(1), image, atol=1e-3)
+
+
+def test_reflectance_takes_the_type_of_its_sensors_input_not_the_first(
+    model_factory, sample_data, tmp_path
+):
+    # The first input (uint16 Sentinel-2 band) sets the grid; an output in the second input's
+    # units (float32 VV in dB) stays float32, and one in no input's units too.
+    s2_band = next((sample_data / "bigearthnet/S2").glob("*/*_B04.tif"))
+    partners = {
+        json.loads(p.read_text())["corresponding_s2_patch"]: p.parent
+        for p in (sample_data / "bigearthnet/S1").glob("*/*_labels_metadata.json")
+    }
+    vv = next(partners[s2_band.parent.name].glob("*_VV.tif"))  # the same 120 x 120 grid
+    s2_band = Path(shutil.copy(s2_band, tmp_path / "b04.tif"))  # alone, not read as the set
+    types = {}
+    for output_sensor in ("s2", "dsm", None):
+        model = model_factory(
+            "two_sensors", bands=1, tile=64, mean=0.0, std=1.0, output_sensor=output_sensor
+        )
+        out = tmp_path / f"{output_sensor}.tif"
+        inputs = [RasterInput("s2", s2_band), RasterInput("dsm", vv)]
+        run_inference(model, inputs, out, run_anyway=True)
+        with rasterio.open(out) as dst:
+            types[output_sensor] = dst.dtypes[0]
+    assert types == {"s2": "uint16", "dsm": "float32", None: "float32"}
+
+
+def test_per_tile_standardised_reflectance_stays_float(model_factory, sample_data, tmp_path):
+    # A model fed per-tile standardised values never saw the input's units: its output cannot be
+    # rounded into the input's type.
+    source = sample_data / "pan_ms/pan1.tif"
+    model = model_factory(
+        "identity", bands=1, tile=64, mean=0.0, std=1.0, normalization="per_tile",
+        output_sensor="s2", valid_range=(-10.0, 10.0),  # standardised values, not reflectance
+    )  # fmt: skip
+    out = tmp_path / "o.tif"
+    run_inference(model, [RasterInput("s2", source)], out)
+    with rasterio.open(out) as dst:
+        assert dst.dtypes[0] == "float32"
 
 
 def test_extra_outputs_are_written_beside_the_first(model_factory, sample_data, tmp_path):
