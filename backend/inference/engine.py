@@ -519,11 +519,15 @@ def _read_window(
     rows = _axis_read(row, height, layout.height)
     cols = _axis_read(col, width, layout.width)
     values, valid = item.read_window(rows.start, cols.start, rows.count, cols.count)
-    pad = (rows.pad, cols.pad)
-    values = _reflect(values, ((0, 0), rows.pad, cols.pad))
-    valid = _reflect(valid, pad)
-    r, c = rows.offset, cols.offset
-    return values[:, r : r + height, c : c + width], valid[r : r + height, c : c + width]
+    if not any(rows.pad + cols.pad):
+        r, c = rows.offset, cols.offset
+        return values[:, r : r + height, c : c + width], valid[r : r + height, c : c + width]
+    # A window reaching past the raster: its mirrored pixels are gathered straight into an array
+    # of the window's own size (padding the whole read first made one several times larger at
+    # the last tile row, which lies mostly past the raster).
+    r = _mirrored(row, height, layout.height)[:, None] - rows.start
+    c = _mirrored(col, width, layout.width)[None, :] - cols.start
+    return values[:, r, c], valid[r, c]
 
 
 @dataclass
@@ -551,12 +555,15 @@ def _axis_read(start: int, length: int, size: int) -> _AxisRead:
     return _AxisRead(first, last - first, pad, start - (first - pad[0]))
 
 
-def _reflect(array: np.ndarray, pad: Any) -> np.ndarray:
-    if not any(before or after for before, after in pad):
-        return array
-    # 'reflect' needs at least two pixels along an axis; a one-pixel strip can only be repeated.
-    mode = "reflect" if min(array.shape[-2:]) > 1 else "edge"
-    return np.pad(array, pad, mode=mode)
+def _mirrored(start: int, length: int, size: int) -> np.ndarray:
+    """The raster pixels of ``[start, start + length)`` along an axis of ``size`` pixels, mirrored
+    beyond the raster without repeating the edge pixel (``numpy.pad``'s ``reflect``, as often as
+    the window needs); a one-pixel axis can only repeat its pixel."""
+    if size == 1:
+        return np.zeros(length, dtype=np.intp)
+    period = 2 * (size - 1)
+    index = np.abs(np.arange(start, start + length)) % period
+    return np.minimum(index, period - index)
 
 
 def _corners(width: int, height: int) -> List[Tuple[int, int]]:

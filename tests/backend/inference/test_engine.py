@@ -312,3 +312,25 @@ def test_chunked_edges_are_reflected_like_the_whole_raster():
     padded = np.pad(axis[read.start : read.start + read.count], read.pad, mode="reflect")
     window = padded[read.offset : read.offset + 16]
     np.testing.assert_array_equal(window, np.pad(axis, (0, 14), mode="reflect")[98:114])
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 7, 96])
+def test_windows_past_the_raster_are_mirrored_as_numpy_pads_them(size):
+    # An edge window's pixels are gathered by mirrored indexes (no padded copy of the read): the
+    # same pixels as numpy's reflect padding wherever a pad fits in one reflection, a one-pixel
+    # axis repeats its pixel, and far past a tiny raster the mirror keeps repeating.
+    from backend.inference.engine import _axis_read, _mirrored
+
+    pixels = np.arange(size) * 10
+    for length in (1, 5, 24, 96):
+        for start in range(-length, size + 3):
+            axis = _axis_read(start, length, size)
+            read = pixels[axis.start : axis.start + axis.count]
+            got = read[_mirrored(start, length, size) - axis.start]
+            if max(axis.pad) <= max(size - 1, 0) or size == 1:
+                mode = "reflect" if size > 1 else "edge"
+                padded = np.pad(read, (axis.pad,), mode=mode)
+                np.testing.assert_array_equal(got, padded[axis.offset : axis.offset + length])
+            folded = np.abs(np.arange(start, start + length)) % max(2 * size - 2, 1)
+            want = pixels[np.minimum(folded, 2 * size - 2 - folded)] if size > 1 else pixels[0]
+            np.testing.assert_array_equal(got, np.broadcast_to(want, (length,)))
