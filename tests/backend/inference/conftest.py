@@ -7,7 +7,7 @@ the legacy exporter and a dynamic batch axis, so a test can compute the exact ex
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, List, Optional
+from typing import Callable, List, Optional, Tuple
 
 import numpy as np
 import pytest
@@ -161,3 +161,17 @@ def read_raster(path: Path, band: Optional[int] = None) -> np.ndarray:
 
     with rasterio.open(path) as dataset:
         return dataset.read(band) if band else dataset.read()
+
+
+def s2_band_and_its_vv(sample_data: Path) -> Tuple[Path, Path]:
+    """A BigEarthNet Sentinel-2 B04 file and the VV file of its Sentinel-1 partner: two real
+    rasters on one 120 x 120 grid (uint16 reflectance x 10000 and float32 dB)."""
+    import json
+
+    s2_band = next((sample_data / "bigearthnet/S2").glob("*/*_B04.tif"))
+    partners = {
+        json.loads(p.read_text())["corresponding_s2_patch"]: p.parent
+        for p in (sample_data / "bigearthnet/S1").glob("*/*_labels_metadata.json")
+    }
+    assert s2_band.parent.name in partners
+    return s2_band, next(partners[s2_band.parent.name].glob("*_VV.tif"))

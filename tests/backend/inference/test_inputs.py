@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from backend.inference.engine import run_inference
 from backend.inference.errors import InputMismatchError, NoOverlapError
 from backend.inference.inputs import RasterInput, missing_input_message, parse_input
 
-from .conftest import read_raster
+from .conftest import read_raster, s2_band_and_its_vv
 
 
 def test_parse_input_with_and_without_bands():
@@ -209,14 +208,7 @@ def test_unreadable_input_is_refused(model_factory, tmp_path):
 def test_second_input_on_the_same_grid_is_read_directly(model_factory, sample_data, tmp_path):
     # BigEarthNet S2 B04 and its S1 partner's VV share one 120 x 120 grid: no warping is needed and
     # the model's sum equals the sum of the two files pixel by pixel.
-    s2_band = next((sample_data / "bigearthnet/S2").glob("*/*_B04.tif"))
-    patch = s2_band.parent.name
-    partners = {
-        json.loads(p.read_text())["corresponding_s2_patch"]: p.parent
-        for p in (sample_data / "bigearthnet/S1").glob("*/*_labels_metadata.json")
-    }
-    assert patch in partners
-    vv = next(partners[patch].glob("*_VV.tif"))
+    s2_band, vv = s2_band_and_its_vv(sample_data)
     # Alone, under a name of its own: beside its siblings the file is read as the 12-band set.
     s2_band = Path(shutil.copy(s2_band, tmp_path / "b04.tif"))
     model = model_factory("two_sensors", bands=1, tile=64, mean=0.0, std=1.0)

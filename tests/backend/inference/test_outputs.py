@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
@@ -14,7 +13,7 @@ from affine import Affine
 from backend.inference.engine import run_inference
 from backend.inference.inputs import RasterInput
 
-from .conftest import read_raster
+from .conftest import read_raster, s2_band_and_its_vv
 
 LANDSAT = "landcover/lsat7_2000_40.tif"  # 489 x 443, nodata -99999
 
@@ -118,12 +117,7 @@ def test_reflectance_takes_the_type_of_its_sensors_input_not_the_first(
 ):
     # The first input (uint16 Sentinel-2 band) sets the grid; an output in the second input's
     # units (float32 VV in dB) stays float32, and one in no input's units too.
-    s2_band = next((sample_data / "bigearthnet/S2").glob("*/*_B04.tif"))
-    partners = {
-        json.loads(p.read_text())["corresponding_s2_patch"]: p.parent
-        for p in (sample_data / "bigearthnet/S1").glob("*/*_labels_metadata.json")
-    }
-    vv = next(partners[s2_band.parent.name].glob("*_VV.tif"))  # the same 120 x 120 grid
+    s2_band, vv = s2_band_and_its_vv(sample_data)  # one 120 x 120 grid
     s2_band = Path(shutil.copy(s2_band, tmp_path / "b04.tif"))  # alone, not read as the set
     types = {}
     for output_sensor in ("s2", "dsm", None):
@@ -143,12 +137,7 @@ def test_reflectance_of_bands_of_mixed_types_stays_float(model_factory, sample_d
     # integer type holds both, so the output is float32 with the model's values.
     from osgeo import gdal
 
-    s2_band = next((sample_data / "bigearthnet/S2").glob("*/*_B04.tif"))
-    partners = {
-        json.loads(p.read_text())["corresponding_s2_patch"]: p.parent
-        for p in (sample_data / "bigearthnet/S1").glob("*/*_labels_metadata.json")
-    }
-    vv = next(partners[s2_band.parent.name].glob("*_VV.tif"))
+    s2_band, vv = s2_band_and_its_vv(sample_data)  # one 120 x 120 grid
     mixed = tmp_path / "mixed.vrt"
     gdal.BuildVRT(str(mixed), [str(s2_band), str(vv)], separate=True).FlushCache()
     model = model_factory(
