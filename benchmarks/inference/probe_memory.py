@@ -35,10 +35,10 @@ def main() -> int:
     from bench_shipped import BATCH, bundled_models, model_path, peak_rss_mib
     from shipped_inputs import build_input
 
+    import backend.inference.engine as engine
     import backend.inference.heap as heap
     from backend.data.fetch import ensure_sample_data
     from backend.export.schema import read_model_metadata
-    from backend.inference.engine import run_inference
     from backend.inference.inputs import RasterInput
 
     model = model_path(args.model or bundled_models()[0])
@@ -56,13 +56,11 @@ def main() -> int:
             super().__init__(margin)
             trimmers.append(self)
 
-    heap.HeapTrimmer = Counted  # the engine looks the class up when it runs
-    import backend.inference.engine as engine
-
-    engine.HeapTrimmer = Counted
+    engine.HeapTrimmer = Counted  # the name the engine's run looks up
     with tempfile.TemporaryDirectory() as scratch:
         # L1C S2 input for an L2A model: measured, not judged (see bench_shipped.worker).
-        run_inference(model, inputs, Path(scratch) / "out.tif", batch_size=BATCH, run_anyway=True)
+        out = Path(scratch) / "out.tif"
+        engine.run_inference(model, inputs, out, batch_size=BATCH, run_anyway=True)
     usage = resource.getrusage(resource.RUSAGE_SELF)
     print(json.dumps({
         "model": model.stem, "size": args.size, "margin_mib": margin / 2**20,
