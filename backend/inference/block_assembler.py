@@ -1,14 +1,14 @@
 """Windows of cells gathered into whole output blocks, each handed to GDAL once, complete.
 
-The engine releases blended cells in windows that follow its tiles (a tile row's height, a chunk
-of tile columns' width), which do not fall on the GeoTIFF's block grid. Written as they come, a
+The engine releases blended cells in windows that follow its tiles (a band of tile rows' height, a
+chunk of tile columns' width), which do not fall on the GeoTIFF's block grid. Written as they come, a
 window that covers part of a block makes GDAL read that block back, decompress it, change it and
 compress it again when it leaves GDAL's block cache, once per window that touches it: with many
 float bands that was most of a run's time, and the file grew with every rewrite. The assembler
 instead writes the blocks a window covers whole straight through, and keeps the others in memory
-until their last cells arrive, then writes them in one piece. Windows come in scan order, so what
-is held is about one row of blocks across the raster (the block height is chosen to keep that
-small, see :mod:`.block_layout`).
+until their last cells arrive, then writes them in one piece. Windows come band by band, left to
+right, so what is held is about one row of blocks across the raster (the block height is chosen to
+keep that small, see :mod:`.block_layout`) and the blocks on the current chunk's right edge.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ BlockWriter = Callable[[int, int, np.ndarray], None]
 class _PendingBlock:
     """A block some of whose cells have arrived: those cells only, as the parts they came in.
 
-    A block waiting across a tile row's boundary holds about half its rows until the next tile
-    row brings the rest; a whole row of such blocks spans the raster, so storing just what arrived
+    A block waiting across a band's boundary holds about half its rows until the next band
+    brings the rest; a whole row of such blocks spans the raster, so storing just what arrived
     (not the whole block, filled) halves the part of the writer's memory that grows with the
     raster's width. The block is put together once, when it is written.
     """

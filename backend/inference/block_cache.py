@@ -2,7 +2,7 @@
 
 GDAL keeps recently read and written raster blocks in one process-wide cache whose default size is
 5 % of the machine's memory. A streaming run never reads a block again once the scan has moved on a
-tile row, so on a large raster that cache only grows: it is what made the engine's peak memory rise
+band of tile rows, so on a large raster that cache only grows: it is what made the engine's peak memory rise
 with the raster size. While a run is in progress the cache is held to
 :data:`ENGINE_BLOCK_CACHE_BYTES`, enough for the blocks of the chunks being read and of the rows being
 written; a smaller limit set by the user is kept, and the previous limit comes back when the last

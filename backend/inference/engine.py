@@ -1,12 +1,13 @@
 """Tiled, blended, nodata-aware inference of an msGFM ONNX model over georeferenced rasters.
 
 One call, :func:`run_inference`, serves ``msgfm predict``, the subprocess worker and the QGIS plugin.
-The run streams: tile row by tile row and, within a row, one chunk of tile columns at a time, it
-reads the chunk's window from every input (warped onto the reference grid), cuts it into
-overlapping tiles, runs them through ONNX Runtime in batches, blends the predictions with a cosine
-weight and writes each finished block out. Memory is set by the chunk width and the tile size; only
-a band of ``overlap`` rows spans the raster width (see :mod:`.blending`), and GDAL's block cache is
-bounded for the run (:mod:`.block_cache`).
+The run streams chunk by chunk: band by band (a few tile rows, as tall as the inputs' blocks) and,
+within a band, one run of tile columns at a time (:mod:`.tiling`), it reads the chunk's window from
+every input in one read (warped onto the reference grid), cuts it into overlapping tiles, runs them
+through ONNX Runtime in batches, blends the predictions with a cosine weight and writes each
+finished block out. Memory is set by the chunk's size; only a band of ``overlap`` rows spans the
+raster width (see :mod:`.blending`), and GDAL's block cache is bounded for the run
+(:mod:`.block_cache`).
 
 Reading, masking and normalising the next chunks happen in a background thread
 (:mod:`.prefetch`) while ONNX Runtime runs the current batch; blending, writing and every check of
@@ -47,10 +48,19 @@ from .outputs import (
 from .prefetch import prefetched
 from .preprocessing import normalize_mean_std, normalize_per_tile
 from .scene_grid import write_scene_grid
+from .scratch import Scratch
 from .session import create_session
 from .tiling import DEFAULT_CHUNK_WIDTH, TileLayout, overlap_pixels, plan_tiles
 
 ProgressCallback = Callable[[float, str], None]
+
+# Chunks read ahead of the model (:mod:`.prefetch`).
+PREFETCH_DEPTH = 1
+# Sets of arrays the chunks are read into, in turn. While the main thread works on chunk k, chunk
+# k + 1 waits in the prefetch queue (PREFETCH_DEPTH of them) and the prefetch thread reads k + 2;
+# it starts on k + 3, into k's arrays, only once the main thread has taken k + 1, by which time
+# every tile of k has been copied into the batch (_place_tile).
+CHUNK_SLOTS = PREFETCH_DEPTH + 2
 
 
 @dataclass
@@ -95,6 +105,7 @@ class _Tile:
     col_index: int  # index into TileLayout.col_origins
     arrays: List[np.ndarray]  # one normalised (bands, T, T) array (often a view) per model input
     valid: np.ndarray  # (T, T) bool
+    visited: int  # windows visited up to and including this one, in the run's order
 
 
 def run_inference(
@@ -138,8 +149,9 @@ def run_inference(
         scene_grid: a GeoPackage to write for a scene-classification model: one polygon per
             window with its most probable classes as fields (needs a per-window probability
             output).
-        chunk_width: about how many pixels of width are read, run and blended at once; bounds
-            the working memory whatever the raster size (the output does not depend on it).
+        chunk_width: about how many pixels of width are read, run and blended at once by a band
+            of one tile row (a band of several rows takes proportionally fewer); bounds the
+            working memory whatever the raster size (the output does not depend on it).
         warn: called with each warning as it arises (they are also in the result's ``warnings``).
         run_anyway: run on inputs that look out of the model's domain (values far from its
             training statistics, unnamed bands in a doubtful order) instead of refusing them; the
@@ -185,7 +197,15 @@ def run_inference(
         out_of_domain = check_inputs(grid, opened, metadata, tile_size, note, run_anyway)
         out_of_domain = out_of_domain or any(item.out_of_domain for item in opened)
         try:
-            layout = plan_tiles(grid.width, grid.height, tile_size, overlap_px, align, chunk_width)
+            layout = plan_tiles(
+                grid.width,
+                grid.height,
+                tile_size,
+                overlap_px,
+                align,
+                chunk_width,
+                band_height=_block_height(opened),
+            )
         except ValueError as exc:
             raise InferenceError(str(exc)) from None
         _stage(progress, f"running the model on {layout.n_tiles} tiles of {tile_size} px")
@@ -358,60 +378,75 @@ def _run_tiles(
     # One contiguous array per model input, filled in place for every batch: ONNX Runtime reads
     # it without another copy, and no per-batch np.stack allocation is made. Zeros, not empty:
     # a session with its batch axis fixed runs a short last batch whole, and the unused places
-    # must hold numbers (their results are dropped).
+    # must hold numbers (their results are dropped). A tile is copied into its place (and its
+    # mask into ``masks``) as soon as it joins the batch, so no batch holds on to a chunk's
+    # arrays, which the next chunks reuse (see _chunks).
     t = layout.tile_size
     feeds = {
         spec.name: np.zeros((batch_size, len(spec.bands), t, t), dtype=spec.dtype)
         for spec in metadata.inputs
     }
+    masks = np.zeros((batch_size, t, t), dtype=bool)
     total = layout.n_tiles
     done = run = 0
     checked = False
-    batch: List[_Tile] = []
+    places: List[Tuple[int, int]] = []  # (row index, column index) of each tile in the batch
 
     def run_batch() -> None:
         nonlocal checked, run
         cancel.raise_if_cancelled()
-        results = _run_batch(session, metadata, output_names, feeds, batch, cancel)
+        results = _run_batch(session, metadata, output_names, feeds, len(places), cancel)
         if not checked:
             for plan, result in zip(plans, results):
                 plan.check_shape(result.shape)
             checked = True
-        valids = [item.valid for item in batch]
-        places = [(item.row_index, item.col_index) for item in batch]
+        valids = list(masks[: len(places)])
         for plan, result in zip(plans, results):
             plan.add_batch(result, valids, places)
-        run += len(batch)
-        batch.clear()
+        run += len(places)
+        places.clear()
 
     def report() -> None:
         # Tiles waiting in the batch are neither run nor skipped yet: counting them as skipped made
         # the count fall once their batch ran, and the 100 % line disagree with the summary.
-        skipped = done - run - len(batch)
+        skipped = done - run - len(places)
         if progress is not None:
             message = f"{done}/{total} tiles ({run} run, {skipped} skipped as nodata)"
             progress(done / total, message)
 
     # The next chunks are read, masked and normalised in a background thread while the model runs.
-    columns = len(layout.col_origins)
     trimmer = HeapTrimmer()
-    with prefetched(lambda: _chunks(layout, opened), depth=1) as chunks:
+    with prefetched(lambda: _chunks(layout, opened), depth=PREFETCH_DEPTH) as chunks:
         for chunk in chunks:
             cancel.raise_if_cancelled()  # long runs of skipped (nodata) chunks never reach a batch
             for tile in chunk.tiles:
-                batch.append(tile)
-                if len(batch) == batch_size:
-                    done = tile.row_index * columns + tile.col_index + 1  # windows in scan order
+                _place_tile(tile, len(places), metadata, feeds, masks)
+                places.append((tile.row_index, tile.col_index))
+                if len(places) == batch_size:
+                    done = tile.visited
                     run_batch()
                     report()
-            done = chunk.row_index * columns + chunk.stop
+            done = chunk.visited
             if not chunk.tiles:
                 report()
             trimmer.check()  # resident memory flat whatever the raster size (see .heap)
-    if batch:
+    if places:
         run_batch()
     report()
     return run, total - run
+
+
+def _place_tile(
+    tile: _Tile,
+    slot: int,
+    metadata: ModelMetadata,
+    feeds: Dict[str, np.ndarray],
+    masks: np.ndarray,
+) -> None:
+    """Copy a tile's normalised arrays and mask into place ``slot`` of the batch."""
+    for spec, array in zip(metadata.inputs, tile.arrays):
+        feeds[spec.name][slot] = array
+    masks[slot] = tile.valid
 
 
 def _run_batch(
@@ -419,16 +454,12 @@ def _run_batch(
     metadata: ModelMetadata,
     output_names: List[str],
     feeds: Dict[str, np.ndarray],
-    batch: List[_Tile],
+    n: int,
     cancel: CancelToken,
 ) -> List[np.ndarray]:
+    """Run the first ``n`` tiles placed in ``feeds``."""
     import onnxruntime
 
-    n = len(batch)
-    for i, spec in enumerate(metadata.inputs):
-        feed = feeds[spec.name]
-        for k, tile in enumerate(batch):
-            feed[k] = tile.arrays[i]
     # A session whose batch axis is fixed (create_session with batch_size) takes whole batches;
     # otherwise a leading-axis slice of a C-contiguous array is contiguous and costs nothing.
     whole = all(isinstance(i.shape[0], int) for i in session.get_inputs() if i.shape)
@@ -450,75 +481,123 @@ def _run_batch(
 
 @dataclass
 class _Chunk:
-    """One chunk of tile columns in one tile row, read and normalised, ready for the model."""
+    """The tiles of one chunk (a band of tile rows, a run of tile columns), read and normalised,
+    ready for the model."""
 
-    row_index: int
-    stop: int  # one past the chunk's last tile column
-    tiles: List[_Tile]  # the windows with valid pixels, in scan order (all-nodata ones left out)
+    visited: int  # windows visited up to and including this chunk's, in the run's order
+    tiles: List[_Tile]  # the windows with valid pixels, row by row (all-nodata ones left out)
 
 
 def _chunks(layout: TileLayout, opened: List[OpenedInput]) -> Iterator[_Chunk]:
-    """Every chunk in scan order (tile row, then column chunk), with its tiles cut out.
+    """Every chunk in the run's order (band, then column chunk), with its tiles cut out.
 
-    Runs in the prefetch thread: it only reads the inputs and computes on its own arrays.
+    Runs in the prefetch thread: it only reads the inputs and computes on its own arrays. Each
+    chunk is one window of every input, read and normalised into one of :data:`CHUNK_SLOTS` sets
+    of arrays, taken in turn (see :data:`CHUNK_SLOTS` for why the next chunks never overwrite one
+    still in use).
     """
     t = layout.tile_size
-    for row_index, row in enumerate(layout.row_origins):
+    slots = [[Scratch() for _ in opened] for _ in range(CHUNK_SLOTS)]
+    number = visited = 0
+    for first_row, stop_row in layout.bands:
+        top = layout.row_origins[first_row]
+        height = layout.row_origins[stop_row - 1] + t - top
         for first, stop in layout.column_chunks:
+            scratches = slots[number % CHUNK_SLOTS]
+            number += 1
             left = layout.col_origins[first]
             width = layout.col_origins[stop - 1] + t - left
             windows = []
             valid = None
-            for item in opened:
-                values, item_valid = _read_window(item, layout, row, left, t, width)
+            for item, scratch in zip(opened, scratches):
+                values, item_valid = _read_window(item, layout, top, left, height, width, scratch)
                 windows.append(values)
-                valid = item_valid if valid is None else valid & item_valid
+                valid = (
+                    item_valid if valid is None else np.logical_and(valid, item_valid, out=valid)
+                )
             assert valid is not None
             tiles: List[_Tile] = []
             if valid.any():
-                tiles = list(_cut_tiles(layout, opened, windows, valid, row_index, first, stop))
-            yield _Chunk(row_index, stop, tiles)
+                normalized = _normalized(opened, windows, valid, scratches)
+                tiles = list(
+                    _cut_tiles(
+                        layout, windows, normalized, valid, (first_row, stop_row), (first, stop),
+                        visited,
+                    )
+                )  # fmt: skip
+            visited += (stop_row - first_row) * (stop - first)
+            yield _Chunk(visited, tiles)
+
+
+def _normalized(
+    opened: List[OpenedInput],
+    windows: List[np.ndarray],
+    valid: np.ndarray,
+    scratches: List[Scratch],
+) -> List[Optional[np.ndarray]]:
+    """Each window normalised by the model's mean and std (per pixel: once for the chunk, and
+    tiles are views of it), or None for an input standardised per tile."""
+    normalized: List[Optional[np.ndarray]] = []
+    for item, values, scratch in zip(opened, windows, scratches):
+        if item.spec.normalization == "per_tile":
+            normalized.append(None)
+            continue
+        out = None if values.dtype == np.float32 else scratch.take("normalized", values.shape, "f4")
+        normalized.append(normalize_mean_std(values, valid, item.spec, in_place=True, out=out))
+    return normalized
 
 
 def _cut_tiles(
     layout: TileLayout,
-    opened: List[OpenedInput],
     windows: List[np.ndarray],
+    normalized: List[Optional[np.ndarray]],
     valid: np.ndarray,
-    row_index: int,
-    first: int,
-    stop: int,
+    rows: Tuple[int, int],
+    cols: Tuple[int, int],
+    visited: int,
 ) -> Iterator[_Tile]:
+    """The tiles of a chunk with valid pixels, row by row; ``visited``: windows visited before."""
     t = layout.tile_size
-    left = layout.col_origins[first]
-    # Mean/std normalisation is per pixel: done once for the chunk; tiles are views of it.
-    normalized = [
-        None
-        if item.spec.normalization == "per_tile"
-        else normalize_mean_std(values, valid, item.spec, in_place=True)
-        for item, values in zip(opened, windows)
-    ]
-    for col_index in range(first, stop):
-        c = layout.col_origins[col_index] - left
-        tile_valid = valid[:, c : c + t]
-        if not tile_valid.any():
-            continue
-        arrays = []
-        for values, chunk_normalized in zip(windows, normalized):
-            if chunk_normalized is None:
-                arrays.append(normalize_per_tile(values[:, :, c : c + t], tile_valid))
-            else:
-                arrays.append(chunk_normalized[:, :, c : c + t])
-        yield _Tile(row_index, col_index, arrays, tile_valid)
+    top, left = layout.row_origins[rows[0]], layout.col_origins[cols[0]]
+    for row_index in range(*rows):
+        r = layout.row_origins[row_index] - top
+        for col_index in range(*cols):
+            visited += 1
+            c = layout.col_origins[col_index] - left
+            tile_valid = valid[r : r + t, c : c + t]
+            if not tile_valid.any():
+                continue
+            arrays = []
+            for values, chunk_normalized in zip(windows, normalized):
+                if chunk_normalized is None:
+                    arrays.append(normalize_per_tile(values[:, r : r + t, c : c + t], tile_valid))
+                else:
+                    arrays.append(chunk_normalized[:, r : r + t, c : c + t])
+            yield _Tile(row_index, col_index, arrays, tile_valid, visited)
+
+
+def _block_height(opened: List[OpenedInput]) -> int:
+    """The tallest block of the inputs' rasters, in rows: a band of tile rows that tall reads
+    each block of them once (see :mod:`.tiling`)."""
+    heights = [item.reader.block_shapes[0][0] for item in opened if not item.absent]
+    return max(heights, default=1)
 
 
 def _read_window(
-    item: OpenedInput, layout: TileLayout, row: int, col: int, height: int, width: int
+    item: OpenedInput,
+    layout: TileLayout,
+    row: int,
+    col: int,
+    height: int,
+    width: int,
+    scratch: Optional[Scratch] = None,
 ) -> Tuple[np.ndarray, np.ndarray]:
-    """A ``height`` x ``width`` window of one input at (row, col), reflected beyond the raster."""
+    """A ``height`` x ``width`` window of one input at (row, col), reflected beyond the raster,
+    in the input's read type (:attr:`OpenedInput.read_dtype`), in ``scratch``'s arrays when
+    given."""
     rows = _axis_read(row, height, layout.height)
     cols = _axis_read(col, width, layout.width)
-    values, valid = item.read_window(rows.start, cols.start, rows.count, cols.count)
+    values, valid = item.read_raw(rows.start, cols.start, rows.count, cols.count, scratch)
     if not any(rows.pad + cols.pad):
         r, c = rows.offset, cols.offset
         return values[:, r : r + height, c : c + width], valid[r : r + height, c : c + width]

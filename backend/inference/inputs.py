@@ -23,6 +23,7 @@ from ..export.schema import InputSpec, ModelMetadata
 from ..product_levels import ProductLevel
 from .errors import InputMismatchError, NoOverlapError, OutOfDomainError
 from .georeferencing import describe_georeferencing, north_up_transform, raster_crs
+from .scratch import Scratch
 
 _BAND_LIST = re.compile(r"^\d+(,\d+)*$")
 # Tasks whose models were trained on inputs upsampled by cubic convolution (pan-sharpening: the MS
@@ -125,6 +126,7 @@ class OpenedInput:
         self.out_of_domain = False  # the band order was doubtful and the run went on anyway
         self.product_level: Optional[ProductLevel] = None  # Sentinel-2 L1C/L2A, when it says
         self.mask_rule = _mask_rule(reader, self.indexes) if alpha_band is None else None
+        self.read_dtype = _read_dtype(reader, self.indexes)
 
     absent = False  # a raster was given (see AbsentInput)
 
@@ -137,28 +139,48 @@ class OpenedInput:
             values (bands, height, width) float32 and valid (height, width) bool: a pixel is valid
             where every band is unmasked and finite.
         """
+        values, valid = self.read_raw(row_off, col_off, height, width)
+        return values.astype(np.float32, copy=False), valid
+
+    def read_raw(
+        self,
+        row_off: int,
+        col_off: int,
+        height: int,
+        width: int,
+        scratch: Optional[Scratch] = None,
+    ) -> Tuple[np.ndarray, np.ndarray]:
+        """:meth:`read_window` with the values in :attr:`read_dtype` (the bands' own type where
+        every value of it is exact in float32: no conversion pass, half the memory for 16-bit
+        data), into ``scratch``'s arrays when given (then valid until its next read)."""
         from rasterio.windows import Window
 
         window = Window(col_off, row_off, width, height)
+        scratch = scratch if scratch is not None else Scratch()
+        values = scratch.take("values", (len(self.indexes), height, width), self.read_dtype)
         if len({self.reader.dtypes[i - 1] for i in self.indexes}) == 1:
-            values = self.reader.read(self.indexes, window=window, out_dtype="float32")
+            self.reader.read(self.indexes, window=window, out=values)
         else:  # bands of different types (e.g. a VRT stack): rasterio reads them one by one
-            values = np.empty((len(self.indexes), height, width), dtype=np.float32)
             for k, index in enumerate(self.indexes):
-                values[k] = self.reader.read(index, window=window, out_dtype="float32")
+                self.reader.read(index, window=window, out=values[k])
         rule = self.mask_rule
+        valid = scratch.take("valid", (height, width), bool)
         if self.alpha_band is not None:
-            valid = self.reader.read(self.alpha_band, window=window) > 0
+            np.greater(self.reader.read(self.alpha_band, window=window), 0, out=valid)
         elif rule is None:
-            valid = np.all(self.reader.read_masks(self.indexes, window=window) > 0, axis=0)
+            np.all(self.reader.read_masks(self.indexes, window=window) > 0, axis=0, out=valid)
         else:
-            valid = np.ones((height, width), dtype=bool)
-            if rule.nodata is not None:
-                for band in values:  # what GDAL's nodata mask computes, without reading it
-                    valid &= band != rule.nodata
-        if rule is None or rule.may_be_nan:
+            valid.fill(True)
+        band_valid = scratch.take("band_valid", (height, width), bool)
+        nodata = _in_type(rule.nodata, values.dtype) if rule is not None else None
+        if nodata is not None:
+            for band in values:  # what GDAL's nodata mask computes, without reading it
+                np.not_equal(band, nodata, out=band_valid)
+                valid &= band_valid
+        if (rule is None or rule.may_be_nan) and values.dtype.kind == "f":
             for band in values:
-                valid &= np.isfinite(band)
+                np.isfinite(band, out=band_valid)
+                valid &= band_valid
         return values, valid
 
 
@@ -186,13 +208,29 @@ class AbsentInput:
             f"{spec.sensor} (every band at its mean, 0 after normalisation)"
         )
 
+    read_dtype = np.dtype(np.float32)
+
     def read_window(
         self, row_off: int, col_off: int, height: int, width: int
     ) -> Tuple[np.ndarray, np.ndarray]:
         """The band means over the window (0 after normalisation), every pixel valid."""
-        mean = np.asarray(self.spec.mean, dtype=np.float32)[:, None, None]
-        values = np.broadcast_to(mean, (len(self.spec.bands), height, width)).copy()
-        return values, np.ones((height, width), dtype=bool)
+        return self.read_raw(row_off, col_off, height, width)
+
+    def read_raw(
+        self,
+        row_off: int,
+        col_off: int,
+        height: int,
+        width: int,
+        scratch: Optional[Scratch] = None,
+    ) -> Tuple[np.ndarray, np.ndarray]:
+        """:meth:`read_window`, into ``scratch``'s arrays when given."""
+        scratch = scratch if scratch is not None else Scratch()
+        values = scratch.take("values", (len(self.spec.bands), height, width), np.float32)
+        values[...] = np.asarray(self.spec.mean, dtype=np.float32)[:, None, None]
+        valid = scratch.take("valid", (height, width), bool)
+        valid.fill(True)
+        return values, valid
 
 
 @dataclass(frozen=True)
@@ -206,6 +244,28 @@ class _MaskRule:
 # Types whose every value is exact in float32, so comparing float32 values to a float32 nodata
 # gives GDAL's own nodata mask.
 _EXACT_IN_FLOAT32 = ("uint8", "int8", "uint16", "int16", "float32")
+
+
+def _read_dtype(reader: Any, indexes: List[int]) -> np.dtype:
+    """The type an input's windows are read in: its bands' own when they share one whose every
+    value is exact in float32, else float32 (GDAL converts while reading)."""
+    dtypes = {reader.dtypes[i - 1] for i in indexes}
+    if len(dtypes) == 1 and next(iter(dtypes)) in _EXACT_IN_FLOAT32:
+        return np.dtype(next(iter(dtypes)))
+    return np.dtype(np.float32)
+
+
+def _in_type(nodata: Optional[np.float32], dtype: np.dtype) -> Optional[Any]:
+    """``nodata`` as a value of ``dtype``, or None when no value of that type equals it (then no
+    pixel is nodata, as when comparing in float32)."""
+    if nodata is None:
+        return None
+    if dtype.kind == "f":
+        return dtype.type(nodata)
+    info = np.iinfo(dtype)
+    if not float(nodata).is_integer() or not info.min <= nodata <= info.max:
+        return None
+    return dtype.type(int(nodata))
 
 
 def _mask_rule(reader: Any, indexes: List[int]) -> Optional[_MaskRule]:
@@ -226,7 +286,9 @@ def _mask_rule(reader: Any, indexes: List[int]) -> Optional[_MaskRule]:
     if flag != (MaskFlags.nodata,) or len(nodatas) != 1:
         return None
     (nodata,) = nodatas
-    if nodata is None or math.isnan(nodata):
+    if nodata is None:
+        return None  # GDAL masks by a nodata rasterio cannot give (a signed byte's 200): ask GDAL
+    if math.isnan(nodata):
         return _MaskRule(None, True)  # NaN nodata: the finite check finds it
     if "float32" not in dtypes and not float(nodata).is_integer():
         return None  # GDAL truncates such a nodata to the integer type: leave it to GDAL

@@ -30,6 +30,7 @@ from ..export.schema import ModelMetadata, OutputSpec
 from .blending import ChunkedBlendBuffer, best_channel, cell_fraction, weighted_mean
 from .errors import InferenceError, ModelOutputError
 from .inputs import ReferenceGrid
+from .scratch import Scratch
 from .tiling import TileLayout, blend_weight
 from .writers import GeoTiffWriter
 
@@ -91,7 +92,9 @@ class OutputPlan:
         # is no image.
         self.band_low = np.full(len(spec.bands), np.inf)
         self.band_high = np.full(len(spec.bands), -np.inf)
-        self._spare: Dict[str, np.ndarray] = {}  # see _scratch
+        # One finished chunk's arrays, the same memory for every chunk (the writer copies what
+        # it keeps before the next chunk).
+        self._scratch = Scratch()
         self.buffer = ChunkedBlendBuffer(
             self.channels,
             self.cells,
@@ -100,6 +103,7 @@ class OutputPlan:
             [col // stride for col in layout.col_origins],
             layout.column_chunks,
             self._write,
+            band_rows=layout.band_rows,
         )
         self.writer = GeoTiffWriter(
             path,
@@ -223,19 +227,10 @@ class OutputPlan:
             out[:, ~covered] = np.uint8(self.nodata)
             self.writer.write_window(top, left, out)
             return
-        mean, covered = weighted_mean(sums, weights, out=self._scratch(sums.shape))
+        mean, covered = weighted_mean(
+            sums, weights, out=self._scratch.take("mean", sums.shape, np.float32)
+        )
         self.writer.write_window(top, left, self._finalize(mean, covered))
-
-    def _scratch(self, shape: Tuple[int, ...], dtype: str = "float32") -> np.ndarray:
-        """A contiguous ``dtype`` array of ``shape`` for one finished chunk, the same memory for
-        every chunk: a run makes no chunk-sized array per chunk for the C heap to hand out and
-        take back, nor pages for the kernel to fault in again after the heap is trimmed (the
-        writer copies what it keeps before the next chunk)."""
-        size = int(np.prod(shape))
-        spare = self._spare.get(dtype)
-        if spare is None or spare.size < size:
-            spare = self._spare[dtype] = np.empty(size, dtype=dtype)
-        return spare[:size].reshape(shape)
 
     def _clip(self, values: np.ndarray, covered: np.ndarray, low_high: Tuple) -> np.ndarray:
         """Clip ``values`` (a float array of this chunk's own) in place to the physical range,
@@ -303,7 +298,7 @@ class OutputPlan:
             if np.any(lowest < info.min) or np.any(highest > info.max):
                 np.clip(values, info.min, info.max, out=values)
             hits_nodata = bool(np.any((lowest <= self.nodata) & (self.nodata <= highest)))
-        out = self._scratch(values.shape, self.dtype)
+        out = self._scratch.take("integers", values.shape, self.dtype)
         np.copyto(out, values, casting="unsafe")
         if hits_nodata:
             nodata = out.dtype.type(self.nodata)

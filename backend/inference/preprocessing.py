@@ -6,6 +6,8 @@ instead of the nodata sentinel, and those pixels are excluded from the output an
 
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
 
 from ..export.schema import InputSpec
@@ -15,20 +17,26 @@ _MIN_TILE_STD = 1e-6
 
 
 def normalize_mean_std(
-    values: np.ndarray, valid: np.ndarray, spec: InputSpec, in_place: bool = False
+    values: np.ndarray,
+    valid: np.ndarray,
+    spec: InputSpec,
+    in_place: bool = False,
+    out: Optional[np.ndarray] = None,
 ) -> np.ndarray:
     """``(values - mean) / std`` per band for ``(bands, H, W)`` values; invalid pixels become 0.
 
-    With ``in_place`` the float32 ``values`` are overwritten (no second chunk-sized array).
+    Values of any type are converted to float32 as they are subtracted (one pass). With
+    ``in_place`` float32 ``values`` are overwritten, and ``out`` (float32, their shape) receives
+    the result: no new chunk-sized array either way.
     """
     mean = np.asarray(spec.mean, dtype=np.float32)[:, None, None]
     std = np.asarray(spec.std, dtype=np.float32)[:, None, None]
-    if in_place and values.dtype == np.float32:
-        out = np.subtract(values, mean, out=values)
-    else:
-        out = np.subtract(values, mean, dtype=np.float32)
+    if out is None and in_place and values.dtype == np.float32:
+        out = values
+    out = np.subtract(values, mean, out=out, dtype=np.float32)
     np.divide(out, std, out=out)
-    np.copyto(out, np.float32(0.0), where=~valid[None])
+    if not valid.all():
+        np.copyto(out, np.float32(0.0), where=~valid[None])
     return out
 
 

@@ -9,9 +9,14 @@ The blend weight rises over the overlap as ``sin²`` and falls as ``cos²``: whe
 the falling edge of one and the rising edge of the next sum to exactly 1, and the weight is never
 exactly zero inside a tile, so dividing by the accumulated weight is always defined.
 
-Tiles are visited row by row and, within a row, in chunks of neighbouring tile columns
-(:attr:`TileLayout.column_chunks`): the engine reads, blends and writes one chunk at a time, so its
-working memory is set by the chunk width, not by the raster width.
+Tiles are visited in chunks: a band of ``band_rows`` neighbouring tile rows (:attr:`TileLayout.bands`)
+is cut into chunks of neighbouring tile columns (:attr:`TileLayout.column_chunks`), visited band by
+band and, within a band, left to right. The engine reads, blends and writes one chunk at a time, so
+its working memory is set by the chunk's size, not by the raster's width. A band as tall as the
+inputs' blocks lets each chunk read its blocks once: with one tile row at a time, every block row of
+a tiled input was wanted again by the next three or four tile rows, after GDAL's bounded block cache
+(:mod:`.block_cache`) had dropped it to read the rest of the row, and was read and decoded again
+each time.
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ import numpy as np
 # bands, with one chunk in the model and one being read ahead (peak memory measured in
 # docs/benchmarks.md).
 DEFAULT_CHUNK_WIDTH = 512
+# Tile rows a band may hold (its chunks' memory grows with it; see plan_tiles).
+MAX_BAND_ROWS = 8
 
 
 @dataclass(frozen=True)
@@ -41,6 +48,7 @@ class TileLayout:
             cells of strided outputs fall on one grid.
         col_origins, row_origins: window origins; the first is ``-overlap`` (outside the raster).
         chunk_tiles: tile columns per column chunk (0: the whole row is one chunk).
+        band_rows: tile rows per band.
     """
 
     width: int
@@ -51,12 +59,19 @@ class TileLayout:
     col_origins: List[int]
     row_origins: List[int]
     chunk_tiles: int = 0
+    band_rows: int = 1
 
     @property
     def column_chunks(self) -> List[Tuple[int, int]]:
         """``(first, stop)`` tile-column index ranges of the chunks, left to right."""
         n = len(self.col_origins)
         size = self.chunk_tiles if self.chunk_tiles > 0 else n
+        return [(first, min(first + size, n)) for first in range(0, n, size)]
+
+    @property
+    def bands(self) -> List[Tuple[int, int]]:
+        """``(first, stop)`` tile-row index ranges of the bands, top to bottom."""
+        n, size = len(self.row_origins), max(1, self.band_rows)
         return [(first, min(first + size, n)) for first in range(0, n, size)]
 
     @property
@@ -88,6 +103,7 @@ def plan_tiles(
     overlap: int,
     align: int = 1,
     chunk_width: int = DEFAULT_CHUNK_WIDTH,
+    band_height: int = 1,
 ) -> TileLayout:
     """Lay out windows of ``tile_size`` with ``overlap`` pixels over a ``width`` x ``height`` raster.
 
@@ -96,8 +112,11 @@ def plan_tiles(
         tile_size: window side in pixels.
         overlap: overlap of neighbouring windows in pixels (a multiple of ``align``).
         align: window origins are multiples of this (the coarsest output stride).
-        chunk_width: about how many pixels of width are processed at once; chunks hold whole
-            tile columns, at least one.
+        chunk_width: about how many pixels of width a one-tile-row band processes at once; a
+            band of several tile rows takes proportionally narrower chunks (the same area).
+            Chunks hold whole tile columns, at least one.
+        band_height: the rows a band should span at least (the inputs' block height): bands hold
+            whole tile rows, at most :data:`MAX_BAND_ROWS`.
     """
     if chunk_width < 1:
         raise ValueError(f"chunk width must be at least 1 pixel, not {chunk_width}")
@@ -105,6 +124,8 @@ def plan_tiles(
         raise ValueError(f"tile size {tile_size} is not a multiple of the output stride {align}")
     if overlap % align or not 0 <= overlap < tile_size:
         raise ValueError(f"overlap {overlap} must be a multiple of {align} below the tile size")
+    step = tile_size - overlap
+    band_rows = min(MAX_BAND_ROWS, max(1, math.ceil(band_height / step)))
     return TileLayout(
         width=width,
         height=height,
@@ -113,7 +134,8 @@ def plan_tiles(
         align=align,
         col_origins=_axis_origins(width, tile_size, overlap),
         row_origins=_axis_origins(height, tile_size, overlap),
-        chunk_tiles=max(1, chunk_width // (tile_size - overlap)),
+        chunk_tiles=max(1, round(chunk_width / (step * band_rows))),
+        band_rows=band_rows,
     )
 
 

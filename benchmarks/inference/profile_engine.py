@@ -37,7 +37,7 @@ PARTS = (
     ("scale, clip and range of each finished chunk", "outputs.py", "_finalize", "cum"),
     ("weighted mean of each finished chunk", "blending.py", "weighted_mean", "cum"),
     ("blending tiles into the chunk", "blending.py", "add_weighted", "own"),
-    ("copying tiles into the batch", "engine.py", "_run_batch", "own"),
+    ("copying tiles into the batch", "engine.py", "_place_tile", "cum"),
 )
 
 

@@ -278,24 +278,90 @@ def test_memory_does_not_grow_with_raster_width(model_factory, sample_data, tmp_
 def test_column_chunks_do_not_change_the_output(
     model_factory, sample_data, tmp_path, name, bands, tile, overlap
 ):
-    # Landsat band with a nodata border, 489 px wide: one chunk, chunks of ~100 px and one tile
-    # column per chunk must blend to the same raster (seams and overlap rows carried exactly).
+    # Landsat band with a nodata border, 489 x 443 px in strips of 4 rows (one tile row a band):
+    # one chunk, chunks of ~100 px and one tile column per chunk must blend to the same raster
+    # (seams and overlap rows carried exactly); so must the same pixels in 128 and 256 px blocks,
+    # read in bands of several tile rows (of 3 or 6 at the 48 px step, 2 or 3 at 96).
+    import backend.inference.engine as engine
+    from backend.inference.tiling import MAX_BAND_ROWS
+
     source = sample_data / "landcover/lsat7_2000_10.tif"
+    with rasterio.open(source) as src:
+        assert src.block_shapes[0][0] == 4
+        profile, pixels = src.profile, src.read()
+    sources = {"strips": source}
+    for side in (128, 256):
+        sources[side] = tmp_path / f"blocks_{side}.tif"
+        profile.update(tiled=True, blockxsize=side, blockysize=side)
+        with rasterio.open(sources[side], "w", **profile) as dst:
+            dst.write(pixels)
     model = model_factory(name, bands=bands, tile=tile)
-    outputs = {}
-    for chunk_width in (10_000, 100, 1):
-        out = tmp_path / f"out_{chunk_width}.tif"
-        run_inference(
-            model, [RasterInput("s2", source)], out, overlap=overlap, chunk_width=chunk_width
-        )
-        outputs[chunk_width] = read_raster(out)
-    whole = outputs[10_000]
+    outputs, layouts = {}, {}
+    plan = engine.plan_tiles
+
+    def plan_tiles(*args, **kwargs):
+        layouts[key] = plan(*args, **kwargs)
+        return layouts[key]
+
+    for key in [("strips", 10_000), ("strips", 100), ("strips", 1), (128, 100), (256, 1)]:
+        out = tmp_path / f"out_{key[0]}_{key[1]}.tif"
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(engine, "plan_tiles", plan_tiles)
+            run_inference(
+                model,
+                [RasterInput("s2", sources[key[0]])],
+                out,
+                overlap=overlap,
+                chunk_width=key[1],
+            )
+        outputs[key] = read_raster(out)
+    step = layouts["strips", 1].step
+    rows = [min(MAX_BAND_ROWS, -(-side // step)) for side in (128, 256)]
+    assert [layouts[key].band_rows for key in layouts] == [1, 1, 1, *rows]
+    whole = outputs["strips", 10_000]
     valid = np.isfinite(whole) & (whole != -99999)
     assert valid.mean() > 0.5
-    for chunk_width in (100, 1):
-        got = outputs[chunk_width]
+    for got in outputs.values():
         np.testing.assert_array_equal(got[~valid], whole[~valid])
         np.testing.assert_allclose(got[valid], whole[valid], rtol=1e-5, atol=1e-5)
+
+
+def test_chunks_read_ahead_never_overwrite_tiles_still_in_use(
+    model_factory, sample_data, tmp_path, monkeypatch
+):
+    # Chunks are read into a few sets of arrays in turn (engine.CHUNK_SLOTS). With a slow model
+    # the prefetch thread runs as far ahead as it may; if it reused a set too early, tiles of a
+    # chunk still being batched would be overwritten by a later chunk's pixels.
+    import contextlib
+    import time
+
+    import backend.inference.engine as engine
+
+    source = sample_data / "landcover/lsat7_2000_10.tif"
+    model = model_factory("boxmean", bands=1, tile=64)
+
+    def run(out):
+        # Chunks of two or three tile columns and batches of two: batches run mid-chunk.
+        run_inference(
+            model, [RasterInput("s2", source)], out, overlap=0.25, chunk_width=100, batch_size=2
+        )
+        return read_raster(out)
+
+    @contextlib.contextmanager
+    def in_turn(produce, depth=1):
+        yield iter(produce())
+
+    with monkeypatch.context() as patch:
+        patch.setattr(engine, "prefetched", in_turn)
+        expected = run(tmp_path / "in_turn.tif")
+    run_batch = engine._run_batch
+
+    def slow_model(*args, **kwargs):
+        time.sleep(0.003)
+        return run_batch(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "_run_batch", slow_model)
+    np.testing.assert_array_equal(run(tmp_path / "ahead.tif"), expected)
 
 
 def test_chunked_edges_are_reflected_like_the_whole_raster():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from backend.inference.tiling import blend_weight, overlap_pixels, plan_tiles
+from backend.inference.tiling import MAX_BAND_ROWS, blend_weight, overlap_pixels, plan_tiles
 
 
 def accumulated_weight(width: int, height: int, tile: int, overlap: int) -> np.ndarray:
@@ -62,3 +62,22 @@ def test_overlap_is_rounded_to_the_output_stride():
         overlap_pixels(64, 1.0)
     with pytest.raises(ValueError, match="multiple"):
         plan_tiles(100, 100, 60, 0, align=8)
+
+
+@pytest.mark.parametrize(
+    ("band_height", "rows", "chunk_tiles"),
+    [(1, 1, 7), (72, 1, 7), (73, 2, 4), (256, 4, 2), (10_000, MAX_BAND_ROWS, 1)],
+)
+def test_bands_span_the_block_height_in_whole_tile_rows_with_chunks_of_the_same_area(
+    band_height, rows, chunk_tiles
+):
+    # 96 px tiles stepping 72 px: a band holds whole tile rows, at least as many as span the
+    # inputs' block height (at most MAX_BAND_ROWS), and its chunks are narrower in proportion.
+    layout = plan_tiles(2048, 1000, 96, 24, chunk_width=512, band_height=band_height)
+    assert layout.band_rows == rows
+    assert layout.chunk_tiles == chunk_tiles
+    assert rows * layout.step >= min(band_height, MAX_BAND_ROWS * layout.step)
+    bands = layout.bands
+    assert bands[0][0] == 0 and bands[-1][1] == len(layout.row_origins)
+    assert all(a[1] == b[0] for a, b in zip(bands, bands[1:]))  # every tile row, once, in order
+    assert all(stop - first == rows for first, stop in bands[:-1]) and bands[-1][1] > bands[-1][0]

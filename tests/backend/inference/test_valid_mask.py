@@ -102,3 +102,67 @@ def test_shared_nodata_uses_the_rule_and_an_internal_mask_reads_gdal_masks(tmp_p
     assert rule is None  # a per-dataset mask is read from GDAL
     np.testing.assert_array_equal(fast, slow)
     assert not slow[:5].any() and slow[5:].all()
+
+
+@pytest.mark.parametrize(
+    ("dtype", "nodata", "wrapped", "gdal_masks_it"),
+    [
+        ("uint16", -1.0, 65535, False),
+        ("uint8", 300.0, 44, False),
+        # GDAL 3.6 keeps a signed byte's nodata as the unsigned byte (200 is -56) and rasterio
+        # reports no nodata for it: its masks are read from GDAL.
+        ("int8", 200.0, -56, True),
+    ],
+)
+def test_nodata_outside_the_type_masks_as_gdal_does(
+    tmp_path, dtype, nodata, wrapped, gdal_masks_it
+):
+    # GDAL 3.6 drops an unsigned type's nodata that the type cannot hold (all valid), and keeps a
+    # signed byte's as its unsigned byte: either way the engine's mask must be GDAL's.
+    from osgeo import gdal
+
+    values = np.arange(2 * 20 * 30, dtype=np.float64).reshape(2, 20, 30) % 100
+    values[:, 3, :7] = wrapped  # what the nodata would become if cast into the type
+    path = write(tmp_path / "outside.tif", values, dtype, None)
+    dataset = gdal.Open(str(path), gdal.GA_Update)
+    for band in range(1, 3):
+        dataset.GetRasterBand(band).SetNoDataValue(nodata)
+    dataset = None
+    fast, slow, _ = masks(path)
+    np.testing.assert_array_equal(fast, slow)
+    assert (fast.sum() == fast.size - 7) if gdal_masks_it else fast.all()
+
+
+@pytest.mark.parametrize("relative", ["rgb/rmnp-rgb.tif", "pan_ms/pan1.tif", "dem/dem.tif"])
+def test_windows_are_read_in_the_file_type_into_reused_arrays(sample_data, relative):
+    from backend.inference.scratch import Scratch
+
+    path = sample_data / relative
+    with rasterio.open(path) as dataset:
+        item = OpenedInput(RasterInput("s2", path), None, dataset, dataset)
+        scratch = Scratch()
+        values, valid = item.read_raw(3, 5, 17, 23, scratch)
+        assert values.dtype == np.dtype(dataset.dtypes[0])  # no conversion pass
+        expected = dataset.read(window=((3, 20), (5, 28)))
+        np.testing.assert_array_equal(values, expected)
+        floats, float_valid = item.read_window(3, 5, 17, 23)
+        assert floats.dtype == np.float32
+        np.testing.assert_array_equal(floats, expected.astype(np.float32))
+        np.testing.assert_array_equal(float_valid, valid)
+        again, _ = item.read_raw(0, 0, 17, 23, scratch)
+        assert np.shares_memory(again, values)  # the same memory for the next window
+
+
+def test_a_nodata_the_type_cannot_hold_never_wraps_onto_a_value():
+    # Windows are read in the file's own integer type: a nodata no value of it can equal (a VRT
+    # may declare one) must match no pixel, not wrap around onto a real value.
+    from backend.inference.inputs import _in_type
+
+    assert _in_type(np.float32(-1), np.dtype("uint16")) is None
+    assert _in_type(np.float32(300), np.dtype("uint8")) is None
+    assert _in_type(np.float32(-129), np.dtype("int8")) is None
+    assert _in_type(np.float32(65535), np.dtype("uint16")) == np.uint16(65535)
+    assert _in_type(np.float32(-32768), np.dtype("int16")) == np.int16(-32768)
+    assert _in_type(None, np.dtype("uint16")) is None
+    nan = _in_type(np.float32("nan"), np.dtype("float32"))
+    assert nan.dtype == np.float32 and np.isnan(nan)
