@@ -375,8 +375,10 @@ def _dtype_and_nodata(
 ) -> Tuple[str, float]:
     """The output's data type and a nodata value that cannot be mistaken for a prediction.
 
-    The reference raster's nodata is kept when the output type can hold it (and, for class rasters,
-    no class uses it); otherwise NaN for float outputs and an unused value for class rasters. A
+    The reference raster's nodata is kept when the output type can hold it and no value of the
+    output can equal it (for class rasters: no class uses it; for float outputs of a known range:
+    it lies outside that range, see :func:`_float_nodata`); otherwise NaN for float outputs and an
+    unused value for class rasters. A
     reflectance output in its input's integer type (``source``: that input's type and nodata, see
     :func:`reflectance_source`; the reference raster's when not given) keeps that input's nodata,
     or the type's lowest value when it has none.
@@ -396,11 +398,32 @@ def _dtype_and_nodata(
             if _fits(nodata, dtype):
                 return dtype, float(nodata)
             return dtype, float(np.iinfo(dtype).min)
-    return "float32", _float_nodata(ref_nodata)
+    return "float32", _float_nodata(ref_nodata, _value_range(spec))
 
 
-def _float_nodata(ref_nodata: Optional[float]) -> float:
-    return float(ref_nodata) if _fits(ref_nodata, "float32") else math.nan
+def _value_range(spec: OutputSpec) -> Optional[Tuple[float, float]]:
+    """The values a float output can hold, where its kind says: probabilities 0 to 1, reflectance
+    its physical range (it is clipped to it); None for outputs of no known range (embeddings)."""
+    if spec.kind == "probability":
+        return 0.0, 1.0
+    if spec.kind == "reflectance":
+        return physical_range(spec)[0]
+    return None
+
+
+def _float_nodata(ref_nodata: Optional[float], possible: Optional[Tuple[float, float]]) -> float:
+    """The reference raster's nodata when float32 holds it and it lies outside the values the
+    output can hold (``possible``; an output of no known range keeps it); otherwise NaN. A
+    Sentinel-2 raster's nodata 0 is a reflectance a cloud-free output may hold (clipped to 0) and a
+    probability a class may get: kept, those values would read as "no data"."""
+    if not _fits(ref_nodata, "float32"):
+        return math.nan
+    assert ref_nodata is not None
+    if possible is not None and not math.isnan(ref_nodata):
+        low, high = possible
+        if low <= ref_nodata <= high:
+            return math.nan
+    return float(ref_nodata)
 
 
 def _fits(value: Optional[float], dtype: str) -> bool:

@@ -112,6 +112,54 @@ def test_reflectance_is_written_in_its_sensors_integer_type(model_factory, sampl
         np.testing.assert_allclose(dst.read(1), image, atol=1e-3)
 
 
+def test_float_reflectance_keeps_no_nodata_that_a_prediction_can_hold(
+    model_factory, sample_data, tmp_path
+):
+    # A Sentinel-2 band whose nodata is 0, with valid dark pixels the identity model clips to 0
+    # (reflectance x 10000 cannot go below). As float32 the input's nodata 0 would make those
+    # predictions read as "no data": the output takes NaN instead. A nodata outside the physical
+    # range (-9999) is kept.
+    with rasterio.open(sample_data / "pan_ms/pan1.tif") as src:
+        profile, image = src.profile, src.read(1).astype(np.float32)
+    image[:5, :7] = -3.0  # dark pixels: clipped to 0
+    image[-4:, -6:] = 0.0  # nodata
+    model = model_factory("identity", bands=1, tile=64, mean=300.0, std=100.0, output_sensor="s2")
+    for nodata, expected in ((0.0, None), (-9999.0, -9999.0)):
+        source = tmp_path / f"s2_{nodata}.tif"
+        profile.update(dtype="float32", nodata=nodata)
+        with rasterio.open(source, "w", **profile) as dst:
+            dst.write(np.where(image == 0, nodata, image).astype(np.float32), 1)
+        out = tmp_path / f"out_{nodata}.tif"
+        run_inference(model, [RasterInput("s2", source)], out, run_anyway=True)
+        with rasterio.open(out) as dst:
+            assert dst.dtypes[0] == "float32"
+            if expected is None:
+                assert np.isnan(dst.nodata)
+            else:
+                assert dst.nodata == expected
+            got = dst.read(1, masked=True)
+        assert not got.mask[:5, :7].any() and (got[:5, :7] == 0).all()  # clipped, still data
+        assert got.mask[-4:, -6:].all()  # the input's nodata stays nodata
+        assert got.mask.sum() == 4 * 6
+
+
+def test_a_probability_output_gets_nan_for_nodata_inside_zero_to_one():
+    from backend.export.schema import OutputSpec
+    from backend.inference.inputs import ReferenceGrid
+    from backend.inference.outputs import _dtype_and_nodata
+
+    def nodata(kind, ref_nodata, **spec):
+        grid = ReferenceGrid(None, None, 10, 10, ref_nodata, "float32")
+        output = OutputSpec(name="x", kind=kind, bands=["a"], **spec)
+        return _dtype_and_nodata(output, grid, "float32")[1]
+
+    assert np.isnan(nodata("probability", 0.0)) and np.isnan(nodata("probability", 1.0))
+    assert nodata("probability", -1.0) == -1.0 and nodata("probability", 255.0) == 255.0
+    assert np.isnan(nodata("reflectance", 10000.0, sensor="s2"))
+    assert nodata("reflectance", 10001.0, sensor="s2") == 10001.0
+    assert nodata("embedding", 0.0) == 0.0  # no known range: the input's convention is kept
+
+
 def test_reflectance_takes_the_type_of_its_sensors_input_not_the_first(
     model_factory, sample_data, tmp_path
 ):
