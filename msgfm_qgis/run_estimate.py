@@ -15,7 +15,6 @@ from .i18n import tr
 
 LONG_RUN_S = 60.0  # runs expected to take longer are announced
 _TILES = re.compile(r"^(\d+)/(\d+) tiles")
-_BYTES = {"class": 1}  # per value; other kinds are float32
 
 
 class RunEstimate:
@@ -80,10 +79,48 @@ def output_bytes(job: Any) -> Optional[int]:
             stride = effective_stride(spec, metadata, tile_size)
             bands = 1 if spec.kind == "class" else len(spec.bands)
             cells = max(1, width // stride) * max(1, height // stride)  # whole cells only
-            total += cells * bands * _BYTES.get(spec.kind, 4)
+            total += cells * bands * _value_bytes(job, spec, metadata)
         return total
     except Exception:  # an estimate must never stop a run
         return None
+
+
+def _value_bytes(job: Any, spec: Any, metadata: Any) -> int:
+    """Bytes per value of an output: a class map one; reflectance, by default, those of the
+    integer type of the plain raster of its sensor (uint16 Sentinel-2: two, as the engine writes
+    it, ``backend.inference.outputs.reflectance_source``); everything else float32. Products and
+    band sets are harmonised into float32 by the engine: four."""
+    if spec.kind == "class":
+        return 1
+    if spec.kind != "reflectance" or job.extra.get("reflectance_dtype", "input") != "input":
+        return 4
+    model_input = next((i for i in metadata.inputs if i.sensor == spec.sensor), None)
+    raster = next((r for r in job.inputs if r.get("sensor") == spec.sensor), None)
+    if model_input is None or raster is None or model_input.normalization == "per_tile":
+        return 4
+    from pathlib import Path
+
+    from osgeo import gdal
+
+    from backend.products import landsat, sentinel2
+    from backend.products.separate import band_set
+
+    path = str(raster["path"])
+    if sentinel2.is_product(path) or landsat.is_product(path) or Path(path).is_dir():
+        return 4
+    if sentinel2.band_calibration(path) is not None or band_set(Path(path)) is not None:
+        return 4
+    dataset = gdal.Open(path)
+    if dataset is None or dataset.RasterCount == 0:
+        return 4
+    indexes = raster.get("bands") or range(1, dataset.RasterCount + 1)
+    bands = [dataset.GetRasterBand(int(index)) for index in indexes]
+    types = {band.DataType for band in bands}
+    nodatas = {band.GetNoDataValue() for band in bands}
+    integer = (gdal.GDT_Byte, gdal.GDT_UInt16, gdal.GDT_Int16, gdal.GDT_UInt32, gdal.GDT_Int32)
+    if len(types) != 1 or len(nodatas) != 1 or next(iter(types)) not in integer:
+        return 4
+    return gdal.GetDataTypeSize(next(iter(types))) // 8
 
 
 def duration(seconds: float) -> str:

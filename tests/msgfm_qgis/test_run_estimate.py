@@ -69,3 +69,41 @@ def test_durations_read_as_people_say_them(seconds, text):
 )
 def test_sizes_read_as_people_say_them(size, text):
     assert file_size(size) == text
+
+
+def test_reflectance_is_counted_in_the_type_the_engine_writes(tmp_path):
+    # The bundled cloud-removal model writes reflectance in the integer type of its Sentinel-2
+    # layer (uint16: 2 bytes a value), float32 for a float layer or on request.
+    from pathlib import Path
+
+    import numpy as np
+    import rasterio
+    from rasterio.transform import from_origin
+
+    from backend.export.schema import read_model_metadata
+
+    model = Path(__file__).parents[2] / "resources/models/cloud-removal.onnx"
+    assert model.is_file()
+    bands = len(read_model_metadata(model).outputs[0].bands)
+    sizes = {}
+    for dtype in ("uint16", "float32"):
+        path = tmp_path / f"s2_{dtype}.tif"
+        profile = {"driver": "GTiff", "width": 64, "height": 48, "count": 12, "dtype": dtype}
+        profile.update(crs="EPSG:32633", transform=from_origin(500000, 5000000, 10, 10), nodata=0)
+        with rasterio.open(path, "w", **profile) as dst:
+            dst.write(np.ones((12, 48, 64), dtype=dtype))
+        for stored in ("input", "float32"):
+            job = InferenceJob(
+                model=str(model),
+                inputs=[{"sensor": "s2", "path": str(path)}, {"sensor": "sar", "path": str(path)}],
+                out=str(tmp_path / "out.tif"),
+                extra={"reflectance_dtype": stored},
+            )
+            sizes[dtype, stored] = output_bytes(job)
+    cells = 64 * 48 * bands
+    assert sizes == {
+        ("uint16", "input"): cells * 2,
+        ("uint16", "float32"): cells * 4,
+        ("float32", "input"): cells * 4,
+        ("float32", "float32"): cells * 4,
+    }
