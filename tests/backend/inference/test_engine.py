@@ -175,17 +175,22 @@ def test_progress_reaches_one(model_factory, sample_data, tmp_path):
     assert "tiles" in calls[-1][1]
 
 
+@pytest.mark.parametrize("blocks", [None, 128])
 def test_progress_counts_only_go_up_and_agree_with_the_summary(
-    model_factory, sample_data, tmp_path
+    model_factory, sample_data, tmp_path, blocks
 ):
     # The Landsat band below its first 150 rows as nodata: rows of tiles with nothing to run follow
-    # tiles still waiting for their batch of 7 (waiting tiles are not skipped ones).
+    # tiles still waiting for their batch of 7 (waiting tiles are not skipped ones). In its strips
+    # the run visits one tile row a band; in 128 px blocks, bands of three tile rows.
     source = sample_data / "landcover/lsat7_2000_10.tif"
     half = tmp_path / "half.tif"
     with rasterio.open(source) as src:
         data = src.read(1)
         data[150:] = src.nodata
-        with rasterio.open(half, "w", **src.profile) as dst:
+        profile = dict(src.profile)
+        if blocks:
+            profile.update(tiled=True, blockxsize=blocks, blockysize=blocks)
+        with rasterio.open(half, "w", **profile) as dst:
             dst.write(data[None])
     calls = []
     result = run_inference(
