@@ -15,10 +15,10 @@ pages), in system CPU time that grows with the number of trims. A :class:`HeapTr
 lets the heap grow by :data:`TRIM_MARGIN` and trims only past it. Figures: docs/benchmarks.md,
 "Engine peak RSS against the raster size" (``benchmarks/inference/bench_shipped.py
 --rss-sizes``); peak, page faults and trims of one run per margin:
-``benchmarks/inference/probe_memory.py`` (2048² cloud removal: 4 MiB about 160k faults in 58
-trims, 8 MiB about 96k in 18 and a 2-3 MiB higher peak, with no CPU difference that stood out of
-the machine's noise in two alternating pairs). On other C libraries (macOS, Windows,
-musl) nothing is trimmed.
+``benchmarks/inference/probe_memory.py`` (2048² cloud removal, chunks read into reused arrays:
+4 MiB about 78k faults in 22-23 trims, 8 MiB about 59k in 4-5 and a 4 MiB higher peak, 9.2 against
+9.8-9.9 CPU-s in two alternating pairs: too few to claim, and the higher peak counts against the
+flat memory this keeps). On other C libraries (macOS, Windows, musl) nothing is trimmed.
 """
 
 from __future__ import annotations
